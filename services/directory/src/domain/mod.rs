@@ -1,0 +1,2 @@
+//! Directory rules, with no I/O.
+pub mod mednum;

@@ -1,0 +1,2 @@
+//! The directory: organisations, structures and their declared capacity.
+pub mod domain;

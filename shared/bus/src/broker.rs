@@ -1,0 +1,153 @@
+//! The connection supervisor. It connects with backoff, declares the topology, hands the
+//! connection to whoever waits for one (relays, consumers), notices when it dies, and
+//! starts over. Relays and consumers rebuild their channels on every new connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use lapin::{Connection, ConnectionProperties};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::topology::Topology;
+
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// A supervised broker connection.
+pub struct Broker {
+    url: String,
+    pub topology: Topology,
+    connection: watch::Sender<Option<Arc<Connection>>>,
+    shutdown: CancellationToken,
+    name: String,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker").field("namespace", &self.topology.namespace).finish()
+    }
+}
+
+impl Broker {
+    /// Starts supervising a connection to `url` until `shutdown`.
+    pub fn start(url: &str, topology: Topology, name: &str, shutdown: CancellationToken) -> Arc<Self> {
+        let (tx, _) = watch::channel(None);
+        let broker =
+            Arc::new(Self { url: url.to_string(), topology, connection: tx, shutdown, name: name.to_string() });
+        tokio::spawn(Arc::clone(&broker).supervise());
+        broker
+    }
+
+    /// Whether a live connection is held right now.
+    pub fn is_connected(&self) -> bool {
+        self.connection.borrow().as_ref().is_some_and(|c| c.status().connected())
+    }
+
+    /// Waits for a live connection; `None` once shutting down.
+    pub async fn connection(&self) -> Option<Arc<Connection>> {
+        let mut rx = self.connection.subscribe();
+        loop {
+            if let Some(c) = rx.borrow_and_update().as_ref().filter(|c| c.status().connected()) {
+                return Some(Arc::clone(c));
+            }
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return None,
+                changed = rx.changed() => if changed.is_err() { return None },
+                // A connection can die without the watch changing yet; look again soon.
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    }
+
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
+    async fn supervise(self: Arc<Self>) {
+        let mut backoff = MIN_BACKOFF;
+        while !self.shutdown.is_cancelled() {
+            match self.connect().await {
+                Ok(connection) => {
+                    backoff = MIN_BACKOFF;
+                    platform::metrics::metrics().broker_connected.set(1);
+                    tracing::info!(namespace = %self.topology.namespace, "broker connected");
+                    let connection = Arc::new(connection);
+                    self.connection.send_replace(Some(Arc::clone(&connection)));
+                    self.watch(&connection).await;
+                    if self.shutdown.is_cancelled() {
+                        // Kept for the last acks of in-flight work; `close` closes it.
+                        break;
+                    }
+                    self.connection.send_replace(None);
+                    platform::metrics::metrics().broker_connected.set(0);
+                    tracing::warn!("broker connection lost; reconnecting");
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, retry_in_ms = backoff.as_millis() as u64, "broker unreachable");
+                    tokio::select! {
+                        _ = self.shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    async fn connect(&self) -> anyhow::Result<Connection> {
+        let properties = ConnectionProperties::default().with_connection_name(self.name.clone().into());
+        let connection = tokio::time::timeout(Duration::from_secs(10), Connection::connect(&self.url, properties))
+            .await
+            .map_err(|_| anyhow::anyhow!("connection timed out"))??;
+        let channel = connection.create_channel().await?;
+        self.topology.declare(&channel).await?;
+        let _ = channel.close(200, "topology declared".into()).await;
+        Ok(connection)
+    }
+
+    /// Returns when the connection dies or on shutdown.
+    async fn watch(&self, connection: &Connection) {
+        let mut events = Box::pin(connection.events_listener());
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                event = events.next() => match event {
+                    Some(lapin::Event::Error(err)) => {
+                        tracing::warn!(error = %err, "broker connection error");
+                        return;
+                    }
+                    Some(lapin::Event::ConnectionBlocked(reason)) => tracing::warn!(%reason, "broker blocked publishing"),
+                    Some(lapin::Event::ConnectionUnblocked) => tracing::info!("broker unblocked publishing"),
+                    Some(_) => {}
+                    None => return,
+                },
+                _ = tick.tick() => if !connection.status().connected() { return },
+            }
+        }
+    }
+
+    /// Closes the connection politely (after consumers and relays stopped).
+    pub async fn close(&self) {
+        let current = self.connection.borrow().clone();
+        if let Some(c) = current {
+            let _ = tokio::time::timeout(Duration::from_secs(2), c.close(200, "shutting down".into())).await;
+        }
+    }
+}
+
+/// `/readyz`: the broker is connected.
+pub struct BrokerDependency(pub Arc<Broker>);
+
+impl platform::health::Dependency for BrokerDependency {
+    fn name(&self) -> &'static str {
+        "broker"
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move { if self.0.is_connected() { Ok(()) } else { Err("not connected".to_string()) } })
+    }
+}

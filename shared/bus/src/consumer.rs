@@ -1,0 +1,378 @@
+//! The consumer loop.
+//!
+//! Each delivery is handled in one database transaction that also records the message
+//! in the service's inbox; the ack is sent after the commit. A redelivered message finds
+//! itself in the inbox and is acked without a second effect. A message that cannot be
+//! parsed, or that the handler calls poison, goes to the dead-letter queue with the
+//! reason in a header. A transient failure (database down) is retried in place with
+//! backoff, holding the message, so it never burns through the delivery limit.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use contracts::Envelope;
+use contracts::events::DecodeError;
+use futures::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Channel, Confirmation};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::broker::Broker;
+use crate::topology::{long_string, short};
+
+/// Failed attempts of a non-transient error before the message is dead-lettered.
+const MAX_FAILED_ATTEMPTS: u32 = 3;
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Time allowed for in-flight messages to finish on shutdown.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+pub const REASON_HEADER: &str = "x-aiguillage-reason";
+pub const FAILED_AT_HEADER: &str = "x-aiguillage-failed-at";
+pub const SERVICE_HEADER: &str = "x-aiguillage-service";
+pub const ROUTING_KEY_HEADER: &str = "x-aiguillage-routing-key";
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// The message can never be processed (bad payload, unknown version): dead-letter it.
+    #[error("poison: {0}")]
+    Poison(String),
+    /// A dependency is down; the same message will succeed later.
+    #[error("transient: {0}")]
+    Transient(anyhow::Error),
+    /// Anything else: retried a few times, then dead-lettered.
+    #[error("failed: {0}")]
+    Failed(anyhow::Error),
+}
+
+impl From<sqlx::Error> for HandlerError {
+    fn from(err: sqlx::Error) -> Self {
+        if platform::db::is_transient(&err) {
+            HandlerError::Transient(err.into())
+        } else {
+            HandlerError::Failed(err.into())
+        }
+    }
+}
+
+impl From<DecodeError> for HandlerError {
+    fn from(err: DecodeError) -> Self {
+        HandlerError::Poison(err.to_string())
+    }
+}
+
+/// What a service does with the events it receives. It runs inside the transaction that
+/// records the message in the inbox; everything it writes (including outbox events)
+/// commits or rolls back with it. Events it does not care about return `Ok(())`.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(
+        &self,
+        tx: &mut PgConnection,
+        envelope: &Envelope,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
+/// Consumes one service's queue.
+pub struct Consumer<H> {
+    pool: PgPool,
+    broker: Arc<Broker>,
+    service: &'static str,
+    inbox_sql: String,
+    handler: Arc<H>,
+    prefetch: u16,
+}
+
+enum Processed {
+    Done,
+    Duplicate,
+}
+
+impl<H: Handler> Consumer<H> {
+    pub fn new(
+        pool: PgPool,
+        broker: Arc<Broker>,
+        schema: &'static str,
+        service: &'static str,
+        handler: H,
+        prefetch: u16,
+    ) -> Self {
+        Self {
+            pool,
+            broker,
+            service,
+            inbox_sql: format!(
+                "INSERT INTO {schema}.inbox (message_id, consumer, event_type) VALUES ($1, $2, $3) \
+                 ON CONFLICT (message_id, consumer) DO NOTHING"
+            ),
+            handler: Arc::new(handler),
+            prefetch: prefetch.max(1),
+        }
+    }
+
+    /// Consumes until `shutdown`, reconnecting as needed. On shutdown it stops taking
+    /// deliveries, lets the in-flight ones finish and ack, then returns.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let this = Arc::new(self);
+        let mut backoff = Duration::from_millis(100);
+        while !shutdown.is_cancelled() {
+            let Some(connection) = this.broker.connection().await else { break };
+            match Arc::clone(&this).consume(&connection, &shutdown).await {
+                Ok(()) => backoff = Duration::from_millis(100),
+                Err(err) => {
+                    tracing::warn!(service = this.service, error = %err, "consumer interrupted; restarting");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => {}
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    async fn consume(
+        self: Arc<Self>,
+        connection: &lapin::Connection,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let channel = connection.create_channel().await?;
+        // Confirms are for dead-letter copies published on this channel.
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        // Quorum queues refuse global QoS: this is per consumer.
+        channel.basic_qos(self.prefetch, BasicQosOptions { global: false }).await?;
+        let queue = self.broker.topology.queue(self.service);
+        let tag = format!("{}-{}", self.service, uuid::Uuid::now_v7());
+        let mut deliveries = channel
+            .basic_consume(queue.into(), tag.clone().into(), BasicConsumeOptions::default(), FieldTable::default())
+            .await?;
+        tracing::info!(service = self.service, "consuming");
+        let tracker = TaskTracker::new();
+        let result = loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break Ok(()),
+                next = deliveries.next() => match next {
+                    Some(Ok(delivery)) => {
+                        let this = Arc::clone(&self);
+                        let channel = channel.clone();
+                        let shutdown = shutdown.clone();
+                        tracker.spawn(async move { this.process(&channel, delivery, &shutdown).await });
+                    }
+                    Some(Err(err)) => break Err(err.into()),
+                    None => break Err(anyhow::anyhow!("the broker closed the consumer")),
+                },
+            }
+        };
+        if shutdown.is_cancelled() {
+            let _ = channel.basic_cancel(tag.into(), BasicCancelOptions::default()).await;
+        }
+        tracker.close();
+        if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait()).await.is_err() {
+            tracing::warn!(
+                service = self.service,
+                "in-flight messages did not finish in time; they will be redelivered"
+            );
+        }
+        if channel.status().connected() {
+            let _ = channel.close(200, "consumer stopped".into()).await;
+        }
+        result
+    }
+
+    async fn process(&self, channel: &Channel, delivery: Delivery, shutdown: &CancellationToken) {
+        let envelope: Envelope = match serde_json::from_slice(&delivery.data) {
+            Ok(e) => e,
+            Err(err) => {
+                platform::metrics::metrics().consumed(self.service, "unparseable", "dead_lettered");
+                let reason = format!("unparseable message: {}", err.classify_message());
+                self.dead_letter(channel, &delivery, &reason).await;
+                return;
+            }
+        };
+        let trace_id = header_str(&delivery, "traceparent")
+            .and_then(|t| crate::trace::trace_id(&t).map(str::to_string))
+            .unwrap_or_default();
+        let span = tracing::info_span!(
+            "consume",
+            service = self.service,
+            event_type = %envelope.event_type,
+            event_id = %envelope.id,
+            aggregate_id = %envelope.aggregate_id,
+            trace_id = %trace_id,
+        );
+        self.process_envelope(channel, &delivery, &envelope, shutdown).instrument(span).await;
+    }
+
+    async fn process_envelope(
+        &self,
+        channel: &Channel,
+        delivery: &Delivery,
+        envelope: &Envelope,
+        shutdown: &CancellationToken,
+    ) {
+        let mut transient_attempts = 0u32;
+        let mut failed_attempts = 0u32;
+        loop {
+            let started = std::time::Instant::now();
+            match self.apply(envelope).await {
+                Ok(outcome) => {
+                    let label = match outcome {
+                        Processed::Done => "processed",
+                        Processed::Duplicate => "duplicate",
+                    };
+                    platform::metrics::metrics().consumed(self.service, &envelope.event_type, label);
+                    tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, outcome = label, "handled");
+                    if let Err(err) = delivery.acker.ack(BasicAckOptions::default()).await {
+                        // The channel died after the commit: the broker will redeliver and
+                        // the inbox will absorb the duplicate.
+                        tracing::debug!(error = %err, "ack failed after commit");
+                    }
+                    return;
+                }
+                Err(HandlerError::Poison(reason)) => {
+                    platform::metrics::metrics().consumed(self.service, &envelope.event_type, "dead_lettered");
+                    self.dead_letter(channel, delivery, &reason).await;
+                    return;
+                }
+                Err(HandlerError::Transient(err)) => {
+                    transient_attempts += 1;
+                    let wait = backoff(transient_attempts);
+                    tracing::warn!(error = %err, retry_in_ms = wait.as_millis() as u64, "transient failure; retrying in place");
+                    if !self.pause(wait, shutdown).await {
+                        // Shutting down: leave it unacked; it will be redelivered.
+                        return;
+                    }
+                }
+                Err(HandlerError::Failed(err)) => {
+                    failed_attempts += 1;
+                    if failed_attempts >= MAX_FAILED_ATTEMPTS {
+                        platform::metrics::metrics().consumed(self.service, &envelope.event_type, "dead_lettered");
+                        let reason = format!("handler failed {failed_attempts} times: {err}");
+                        tracing::error!(error = %err, "giving up on message");
+                        self.dead_letter(channel, delivery, &reason).await;
+                        return;
+                    }
+                    tracing::warn!(error = %err, attempt = failed_attempts, "handler failed; retrying");
+                    if !self.pause(backoff(failed_attempts), shutdown).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sleeps, unless shutting down (returns false then).
+    async fn pause(&self, wait: Duration, shutdown: &CancellationToken) -> bool {
+        tokio::select! {
+            _ = shutdown.cancelled() => false,
+            _ = tokio::time::sleep(wait) => true,
+        }
+    }
+
+    async fn apply(&self, envelope: &Envelope) -> Result<Processed, HandlerError> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(AssertSqlSafe(self.inbox_sql.clone()))
+            .bind(envelope.id)
+            .bind(self.service)
+            .bind(&envelope.event_type)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if inserted == 0 {
+            tx.rollback().await?;
+            return Ok(Processed::Duplicate);
+        }
+        self.handler.handle(&mut tx, envelope).await?;
+        tx.commit().await?;
+        Ok(Processed::Done)
+    }
+
+    /// Publishes a copy with the reason to the dead-letter exchange, then acks the
+    /// original. If that publish is not confirmed, the original is rejected instead and
+    /// the broker dead-letters it (without our reason, but not lost).
+    async fn dead_letter(&self, channel: &Channel, delivery: &Delivery, reason: &str) {
+        tracing::warn!(service = self.service, %reason, "dead-lettering message");
+        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+        headers.insert(REASON_HEADER.into(), long_string(reason));
+        headers.insert(SERVICE_HEADER.into(), long_string(self.service));
+        headers.insert(FAILED_AT_HEADER.into(), long_string(&chrono::Utc::now().to_rfc3339()));
+        headers.insert(ROUTING_KEY_HEADER.into(), long_string(delivery.routing_key.as_str()));
+        let properties = delivery.properties.clone().with_headers(headers);
+        let dlx = self.broker.topology.dead_letter_exchange(self.service);
+        let published = async {
+            let confirm = channel
+                .basic_publish(
+                    dlx.into(),
+                    short(delivery.routing_key.as_str()),
+                    BasicPublishOptions { mandatory: true, immediate: false },
+                    &delivery.data,
+                    properties,
+                )
+                .await?;
+            let confirmation = tokio::time::timeout(Duration::from_secs(10), confirm)
+                .await
+                .map_err(|_| anyhow::anyhow!("no confirm"))??;
+            Ok::<bool, anyhow::Error>(matches!(confirmation, Confirmation::Ack(None)))
+        }
+        .await;
+        let result = match published {
+            Ok(true) => delivery.acker.ack(BasicAckOptions::default()).await,
+            _ => delivery.acker.nack(BasicNackOptions { multiple: false, requeue: false }).await,
+        };
+        if let Err(err) = result {
+            tracing::debug!(error = %err, "could not settle dead-lettered message; it will be redelivered");
+        }
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    (Duration::from_millis(100) * 2u32.saturating_pow(attempt.min(10))).min(MAX_BACKOFF)
+}
+
+pub(crate) fn header_str(delivery: &Delivery, name: &str) -> Option<String> {
+    amqp_str(delivery.properties.headers().as_ref()?.inner().get(name)?)
+}
+
+pub(crate) fn amqp_str(value: &AMQPValue) -> Option<String> {
+    match value {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_string()),
+        _ => None,
+    }
+}
+
+trait ClassifyMessage {
+    fn classify_message(&self) -> String;
+}
+
+impl ClassifyMessage for serde_json::Error {
+    /// Serde's message about *where* parsing failed, never the content.
+    fn classify_message(&self) -> String {
+        let kind = match self.classify() {
+            serde_json::error::Category::Io => "I/O error",
+            serde_json::error::Category::Syntax => "invalid JSON",
+            serde_json::error::Category::Data => "not an event envelope",
+            serde_json::error::Category::Eof => "truncated JSON",
+        };
+        format!("{kind} at line {} column {}", self.line(), self.column())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(1), Duration::from_millis(200));
+        assert!(backoff(3) > backoff(2));
+        assert_eq!(backoff(30), MAX_BACKOFF);
+    }
+}

@@ -1,0 +1,310 @@
+//! The transactional outbox and its relay.
+//!
+//! A service writes its events with [`enqueue`] in the same transaction as the state
+//! change that causes them. The [`Relay`] claims rows in short `SKIP LOCKED`
+//! transactions (never holding a lock across broker I/O), publishes them with publisher
+//! confirms, `mandatory` and persistent delivery, and deletes each row only after the
+//! broker confirmed it. A returned (unroutable) message, a nack or a confirm timeout is
+//! a failure: the row is retried later with backoff. Several relays may run at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use contracts::Envelope;
+use futures::future::BoxFuture;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Confirmation};
+use sqlx::postgres::PgListener;
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::broker::Broker;
+use crate::topology::{long_string, short};
+
+/// How long a claim lasts: a relay that dies mid-batch leaves rows that another relay
+/// picks up once the claim lapses.
+const CLAIM_FOR_SECONDS: f64 = 30.0;
+/// A confirm never comes from a blocked connection (memory alarm): give up on it.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
+const BATCH: i64 = 200;
+/// The fallback when a notification is lost.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+fn notify_channel(schema: &str) -> String {
+    format!("{schema}_outbox")
+}
+
+/// Adds an event to the outbox of `schema`, inside the caller's transaction, and wakes
+/// the relay when that transaction commits.
+pub async fn enqueue(conn: &mut PgConnection, schema: &'static str, envelope: &Envelope) -> Result<(), sqlx::Error> {
+    let insert =
+        format!("INSERT INTO {schema}.outbox (id, event_type, aggregate_id, envelope) VALUES ($1, $2, $3, $4)");
+    let body = serde_json::to_value(envelope).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query(AssertSqlSafe(insert))
+        .bind(envelope.id)
+        .bind(&envelope.event_type)
+        .bind(&envelope.aggregate_id)
+        .bind(body)
+        .execute(&mut *conn)
+        .await?;
+    // Notifications are sent at commit, and identical ones in a transaction fold into one.
+    sqlx::query("SELECT pg_notify($1, '')").bind(notify_channel(schema)).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Publishes one service's outbox.
+pub struct Relay {
+    pool: PgPool,
+    broker: Arc<Broker>,
+    schema: &'static str,
+    service: &'static str,
+    claim_sql: String,
+    delete_sql: String,
+    retry_sql: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("broker: {0}")]
+    Broker(#[from] lapin::Error),
+}
+
+struct Claimed {
+    id: Uuid,
+    event_type: String,
+    envelope: serde_json::Value,
+}
+
+impl Relay {
+    pub fn new(pool: PgPool, broker: Arc<Broker>, schema: &'static str, service: &'static str) -> Self {
+        Self {
+            claim_sql: format!(
+                "UPDATE {schema}.outbox SET claimed_until = now() + make_interval(secs => $2) \
+                 WHERE id IN (SELECT id FROM {schema}.outbox \
+                              WHERE claimed_until IS NULL OR claimed_until < now() \
+                              ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED) \
+                 RETURNING id, event_type, envelope"
+            ),
+            delete_sql: format!("DELETE FROM {schema}.outbox WHERE id = ANY($1)"),
+            retry_sql: format!(
+                "UPDATE {schema}.outbox SET attempts = attempts + 1, last_error = $2, \
+                 claimed_until = now() + make_interval(secs => least(power(2, attempts + 1), 60)) \
+                 WHERE id = ANY($1)"
+            ),
+            pool,
+            broker,
+            schema,
+            service,
+        }
+    }
+
+    /// Runs until `shutdown`: publishes whatever is pending, then waits for a
+    /// notification or the polling interval.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut listener: Option<PgListener> = None;
+        let mut backoff = Duration::from_millis(100);
+        'connection: while !shutdown.is_cancelled() {
+            let Some(connection) = self.broker.connection().await else { break };
+            let channel = match open_confirm_channel(&connection).await {
+                Ok(c) => c,
+                Err(err) => {
+                    tracing::warn!(service = self.service, error = %err, "relay could not open a channel");
+                    sleep_or_cancel(backoff, &shutdown).await;
+                    continue;
+                }
+            };
+            loop {
+                if shutdown.is_cancelled() {
+                    break 'connection;
+                }
+                match self.publish_pending(&channel).await {
+                    Ok(n) if n as i64 >= BATCH => continue,
+                    Ok(_) => {
+                        backoff = Duration::from_millis(100);
+                        self.wait_for_work(&mut listener, &shutdown).await;
+                    }
+                    Err(RelayError::Broker(err)) => {
+                        tracing::warn!(service = self.service, error = %err, "relay lost its channel");
+                        sleep_or_cancel(backoff, &shutdown).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        continue 'connection;
+                    }
+                    Err(RelayError::Database(err)) => {
+                        tracing::warn!(service = self.service, error = %err, "relay cannot reach the database");
+                        sleep_or_cancel(backoff, &shutdown).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
+                if !channel.status().connected() {
+                    continue 'connection;
+                }
+            }
+        }
+    }
+
+    /// One round: claims a batch, publishes it, waits for the confirms, deletes what was
+    /// confirmed and schedules the rest for a retry. Returns how many rows it claimed.
+    /// Tests step the relay with this.
+    pub async fn publish_pending(&self, channel: &Channel) -> Result<usize, RelayError> {
+        let claimed: Vec<Claimed> = sqlx::query(AssertSqlSafe(self.claim_sql.clone()))
+            .bind(BATCH)
+            .bind(CLAIM_FOR_SECONDS)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|row| Claimed { id: row.get(0), event_type: row.get(1), envelope: row.get(2) })
+            .collect();
+        if claimed.is_empty() {
+            return Ok(0);
+        }
+        let exchange = self.broker.topology.exchange();
+        let mut pending = Vec::with_capacity(claimed.len());
+        let mut failed: Vec<(Uuid, String)> = Vec::new();
+        let mut channel_error = None;
+        for row in &claimed {
+            if channel_error.is_some() {
+                failed.push((row.id, "not sent: channel failed".into()));
+                continue;
+            }
+            let (payload, properties) = message(row);
+            match channel
+                .basic_publish(
+                    exchange.clone().into(),
+                    row.event_type.clone().into(),
+                    BasicPublishOptions { mandatory: true, immediate: false },
+                    &payload,
+                    properties,
+                )
+                .await
+            {
+                Ok(confirm) => pending.push((row, confirm)),
+                Err(err) => {
+                    failed.push((row.id, format!("publish failed: {err}")));
+                    channel_error = Some(err);
+                }
+            }
+        }
+
+        let mut confirmed = Vec::with_capacity(pending.len());
+        for (row, confirm) in pending {
+            match tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await {
+                Ok(Ok(Confirmation::Ack(None))) => {
+                    platform::metrics::metrics().published(self.service, &row.event_type);
+                    confirmed.push(row.id);
+                }
+                Ok(Ok(Confirmation::Ack(Some(returned)))) => failed.push((
+                    row.id,
+                    format!("unroutable: returned by the broker ({} {})", returned.reply_code, returned.reply_text),
+                )),
+                Ok(Ok(Confirmation::Nack(_))) => failed.push((row.id, "nacked by the broker".into())),
+                Ok(Ok(Confirmation::NotRequested)) => failed.push((row.id, "channel is not in confirm mode".into())),
+                Ok(Err(err)) => failed.push((row.id, format!("confirm failed: {err}"))),
+                Err(_) => failed.push((row.id, "no confirm within 10 s (is the broker blocked?)".into())),
+            }
+        }
+
+        if !confirmed.is_empty() {
+            sqlx::query(AssertSqlSafe(self.delete_sql.clone())).bind(&confirmed).execute(&self.pool).await?;
+        }
+        if !failed.is_empty() {
+            tracing::warn!(service = self.service, failed = failed.len(), first_error = %failed[0].1, "events not confirmed; will retry");
+            let ids: Vec<Uuid> = failed.iter().map(|(id, _)| *id).collect();
+            sqlx::query(AssertSqlSafe(self.retry_sql.clone()))
+                .bind(&ids)
+                .bind(&failed[0].1)
+                .execute(&self.pool)
+                .await?;
+        }
+        if let Some(err) = channel_error {
+            return Err(RelayError::Broker(err));
+        }
+        Ok(claimed.len())
+    }
+
+    async fn wait_for_work(&self, listener: &mut Option<PgListener>, shutdown: &CancellationToken) {
+        if listener.is_none() {
+            match PgListener::connect_with(&self.pool).await {
+                Ok(mut l) => match l.listen(&notify_channel(self.schema)).await {
+                    Ok(()) => *listener = Some(l),
+                    Err(err) => tracing::debug!(error = %err, "outbox listener unavailable; polling"),
+                },
+                Err(err) => tracing::debug!(error = %err, "outbox listener unavailable; polling"),
+            }
+        }
+        let notified = async {
+            match listener.as_mut() {
+                Some(l) => {
+                    if l.recv().await.is_err() {
+                        // Reconnected on the next wait; poll meanwhile.
+                        *listener = None;
+                        tokio::time::sleep(POLL_INTERVAL).await;
+                    }
+                }
+                None => tokio::time::sleep(POLL_INTERVAL).await,
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = tokio::time::timeout(POLL_INTERVAL, notified) => {}
+        }
+    }
+}
+
+/// Opens a channel in confirm mode.
+pub async fn open_confirm_channel(connection: &lapin::Connection) -> lapin::Result<Channel> {
+    let channel = connection.create_channel().await?;
+    channel.confirm_select(ConfirmSelectOptions::default()).await?;
+    Ok(channel)
+}
+
+fn message(row: &Claimed) -> (Vec<u8>, BasicProperties) {
+    let payload = serde_json::to_vec(&row.envelope).unwrap_or_default();
+    let mut headers = FieldTable::default();
+    if let Ok(envelope) = serde_json::from_value::<Envelope>(row.envelope.clone()) {
+        headers.insert("traceparent".into(), long_string(&crate::trace::traceparent(&envelope)));
+    }
+    headers.insert("x-aiguillage-version".into(), AMQPValue::LongInt(1));
+    let properties = BasicProperties::default()
+        .with_message_id(short(row.id.to_string()))
+        .with_type(short(row.event_type.clone()))
+        .with_content_type(short("application/json"))
+        .with_delivery_mode(2)
+        .with_timestamp(chrono::Utc::now().timestamp() as u64)
+        .with_headers(headers);
+    (payload, properties)
+}
+
+async fn sleep_or_cancel(duration: Duration, shutdown: &CancellationToken) {
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        _ = tokio::time::sleep(duration) => {}
+    }
+}
+
+/// Reads the outbox backlog and its oldest age into the metrics at scrape time.
+pub struct OutboxCollector {
+    pub pool: PgPool,
+    pub schema: &'static str,
+    pub service: &'static str,
+}
+
+impl platform::metrics::Collector for OutboxCollector {
+    fn collect(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let sql = format!(
+                "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at))::float8, 0) FROM {}.outbox",
+                self.schema
+            );
+            if let Ok(row) = sqlx::query(AssertSqlSafe(sql)).fetch_one(&self.pool).await {
+                let labels = platform::metrics::ServiceLabels { service: self.service.to_string() };
+                let m = platform::metrics::metrics();
+                m.outbox_backlog.get_or_create(&labels).set(row.get::<i64, _>(0));
+                m.outbox_oldest_age_seconds.get_or_create(&labels).set(row.get::<f64, _>(1));
+            }
+        })
+    }
+}

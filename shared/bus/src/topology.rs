@@ -1,0 +1,133 @@
+//! Exchanges and queues, all named under the namespace so several deployments or test
+//! runs share one broker without crosstalk:
+//!
+//! - `{ns}.events`: durable topic exchange, routing key = event type;
+//! - `{ns}.{service}`: durable quorum queue per service, bound to the patterns it needs,
+//!   with an explicit dead-letter exchange and delivery limit;
+//! - `{ns}.{service}.dlx` → `{ns}.{service}.dlq`: where poison and over-delivered
+//!   messages go.
+
+use lapin::options::{
+    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{Channel, ExchangeKind};
+
+/// Deliveries of one message before the broker dead-letters it. Explicit, so the
+/// behaviour is the same on RabbitMQ 3.10 (no default) and 4.x (default 20). Transient
+/// failures do not count: consumers retry those in place without giving the message back.
+pub const DELIVERY_LIMIT: i64 = 10;
+
+/// One service's queue and what it listens to.
+#[derive(Debug, Clone)]
+pub struct ServiceQueue {
+    pub service: &'static str,
+    pub bindings: &'static [&'static str],
+}
+
+/// Names under one namespace.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub namespace: String,
+    pub services: Vec<ServiceQueue>,
+}
+
+impl Topology {
+    pub fn new(namespace: impl Into<String>, services: Vec<ServiceQueue>) -> Self {
+        Self { namespace: namespace.into(), services }
+    }
+
+    pub fn exchange(&self) -> String {
+        format!("{}.events", self.namespace)
+    }
+
+    pub fn queue(&self, service: &str) -> String {
+        format!("{}.{service}", self.namespace)
+    }
+
+    pub fn dead_letter_exchange(&self, service: &str) -> String {
+        format!("{}.{service}.dlx", self.namespace)
+    }
+
+    pub fn dead_letter_queue(&self, service: &str) -> String {
+        format!("{}.{service}.dlq", self.namespace)
+    }
+
+    /// Declares everything, idempotently. Every service's queue is declared by every
+    /// process, so an event is routable (and the `mandatory` publish succeeds) even
+    /// before the process that consumes it has started.
+    pub async fn declare(&self, channel: &Channel) -> lapin::Result<()> {
+        let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+        channel.exchange_declare(self.exchange().into(), ExchangeKind::Topic, durable, FieldTable::default()).await?;
+        for s in &self.services {
+            self.declare_service(channel, s).await?;
+        }
+        Ok(())
+    }
+
+    async fn declare_service(&self, channel: &Channel, s: &ServiceQueue) -> lapin::Result<()> {
+        let dlx = self.dead_letter_exchange(s.service);
+        let dlq = self.dead_letter_queue(s.service);
+        let queue = self.queue(s.service);
+        let durable_exchange = ExchangeDeclareOptions { durable: true, ..Default::default() };
+        let durable_queue = QueueDeclareOptions { durable: true, ..Default::default() };
+
+        channel
+            .exchange_declare(dlx.clone().into(), ExchangeKind::Fanout, durable_exchange, FieldTable::default())
+            .await?;
+        let mut dlq_args = FieldTable::default();
+        dlq_args.insert("x-queue-type".into(), long_string("quorum"));
+        channel.queue_declare(dlq.clone().into(), durable_queue, dlq_args).await?;
+        channel
+            .queue_bind(dlq.into(), dlx.clone().into(), "".into(), QueueBindOptions::default(), FieldTable::default())
+            .await?;
+
+        channel.queue_declare(queue.clone().into(), durable_queue, service_queue_arguments(&dlx)).await?;
+        for pattern in s.bindings {
+            channel
+                .queue_bind(
+                    queue.clone().into(),
+                    self.exchange().into(),
+                    (*pattern).into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Removes every exchange and queue of the namespace (tests clean up with this).
+    pub async fn delete(&self, channel: &Channel) -> lapin::Result<()> {
+        for s in &self.services {
+            for q in [self.queue(s.service), self.dead_letter_queue(s.service)] {
+                channel.queue_delete(q.into(), QueueDeleteOptions::default()).await?;
+            }
+            channel
+                .exchange_delete(self.dead_letter_exchange(s.service).into(), ExchangeDeleteOptions::default())
+                .await?;
+        }
+        channel.exchange_delete(self.exchange().into(), ExchangeDeleteOptions::default()).await?;
+        Ok(())
+    }
+}
+
+/// The arguments of a service queue: quorum, explicit delivery limit and dead-letter
+/// exchange, and at-least-once dead-lettering (which requires `reject-publish`).
+pub fn service_queue_arguments(dead_letter_exchange: &str) -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), long_string("quorum"));
+    args.insert("x-dead-letter-exchange".into(), long_string(dead_letter_exchange));
+    args.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(DELIVERY_LIMIT));
+    args.insert("x-dead-letter-strategy".into(), long_string("at-least-once"));
+    args.insert("x-overflow".into(), long_string("reject-publish"));
+    args
+}
+
+pub(crate) fn long_string(s: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(s.as_bytes().to_vec()))
+}
+
+pub(crate) fn short(s: impl Into<String>) -> ShortString {
+    ShortString::from(s.into())
+}

@@ -1,0 +1,404 @@
+//! Events (v1). None of them carries personal data: ids, the commune, needs, languages,
+//! accessibility needs, urgency and timestamps only.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use uuid::Uuid;
+
+use crate::vocab::*;
+
+/// The JSON body of every message. AMQP `message_id` = `id`, `type` = `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub version: u32,
+    pub occurred_at: DateTime<Utc>,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    #[serde(default)]
+    pub causation_id: Option<Uuid>,
+    #[serde(default)]
+    pub correlation_id: Option<Uuid>,
+    pub data: serde_json::Value,
+}
+
+/// The payload of one event type.
+pub trait EventData: Serialize + DeserializeOwned {
+    const TYPE: &'static str;
+    const VERSION: u32 = 1;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("expected a {expected} event, got {actual}")]
+    WrongType { expected: &'static str, actual: String },
+    #[error("unsupported version {version} of {event_type}")]
+    UnsupportedVersion { event_type: String, version: u32 },
+    #[error("invalid {event_type} payload: {source}")]
+    Payload { event_type: String, source: serde_json::Error },
+}
+
+impl Envelope {
+    /// A new event with a fresh UUIDv7 id.
+    pub fn new<E: EventData>(aggregate_id: impl Into<String>, sequence: i64, data: &E) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            event_type: E::TYPE.to_string(),
+            version: E::VERSION,
+            occurred_at: Utc::now(),
+            aggregate_id: aggregate_id.into(),
+            sequence,
+            causation_id: None,
+            correlation_id: None,
+            // Serialising these plain structs cannot fail.
+            data: serde_json::to_value(data).unwrap_or(serde_json::Value::Null),
+        }
+    }
+
+    /// Marks this event as caused by `cause`, keeping the cause's correlation.
+    pub fn caused_by(mut self, cause: &Envelope) -> Self {
+        self.causation_id = Some(cause.id);
+        self.correlation_id = Some(cause.correlation_id.unwrap_or(cause.id));
+        self
+    }
+
+    pub fn correlated(mut self, correlation_id: Option<Uuid>) -> Self {
+        self.correlation_id = correlation_id;
+        self
+    }
+
+    pub fn is<E: EventData>(&self) -> bool {
+        self.event_type == E::TYPE
+    }
+
+    pub fn decode<E: EventData>(&self) -> Result<E, DecodeError> {
+        if self.event_type != E::TYPE {
+            return Err(DecodeError::WrongType { expected: E::TYPE, actual: self.event_type.clone() });
+        }
+        if self.version != E::VERSION {
+            return Err(DecodeError::UnsupportedVersion { event_type: self.event_type.clone(), version: self.version });
+        }
+        E::deserialize(&self.data)
+            .map_err(|source| DecodeError::Payload { event_type: self.event_type.clone(), source })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// What matching needs to know about a referral: no personal data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MatchingProfile {
+    pub commune_code: String,
+    pub territory: String,
+    pub location: Point,
+    pub needs: Vec<Need>,
+    pub modes: Vec<ReferralMode>,
+    pub languages: Vec<Language>,
+    pub accessibility: Vec<Accessibility>,
+    pub urgency: Urgency,
+    pub deadline: Option<NaiveDate>,
+    pub max_distance_km: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferralSubmitted {
+    pub referral_id: Uuid,
+    pub organisation_id: Uuid,
+    pub submitted_at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub profile: MatchingProfile,
+}
+impl EventData for ReferralSubmitted {
+    const TYPE: &'static str = "referral.submitted";
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferralOffered {
+    pub referral_id: Uuid,
+    pub structure_id: String,
+    pub attempt: u32,
+    pub offered_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub score: f64,
+    pub distance_km: f64,
+    pub explanation: Vec<String>,
+    pub reservation_id: Uuid,
+}
+impl EventData for ReferralOffered {
+    const TYPE: &'static str = "referral.offered";
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferralAccepted {
+    pub referral_id: Uuid,
+    pub structure_id: String,
+    pub reservation_id: Uuid,
+    pub accepted_at: DateTime<Utc>,
+}
+impl EventData for ReferralAccepted {
+    const TYPE: &'static str = "referral.accepted";
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferralDeclined {
+    pub referral_id: Uuid,
+    pub structure_id: String,
+    pub reason: DeclineReason,
+    pub attempt: u32,
+    pub reservation_id: Uuid,
+    pub declined_at: DateTime<Utc>,
+}
+impl EventData for ReferralDeclined {
+    const TYPE: &'static str = "referral.declined";
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferralOfferExpired {
+    pub referral_id: Uuid,
+    pub structure_id: String,
+    pub attempt: u32,
+    pub reservation_id: Uuid,
+    pub expired_at: DateTime<Utc>,
+}
+impl EventData for ReferralOfferExpired {
+    const TYPE: &'static str = "referral.offer_expired";
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferralWaitlisted {
+    pub referral_id: Uuid,
+    pub reason: WaitlistReason,
+    pub escalated: bool,
+    pub waitlisted_at: DateTime<Utc>,
+}
+impl EventData for ReferralWaitlisted {
+    const TYPE: &'static str = "referral.waitlisted";
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferralContacted {
+    pub referral_id: Uuid,
+    pub structure_id: String,
+    pub kind: ContactKind,
+    pub at: DateTime<Utc>,
+}
+impl EventData for ReferralContacted {
+    const TYPE: &'static str = "referral.contacted";
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferralClosed {
+    pub referral_id: Uuid,
+    pub structure_id: String,
+    pub outcome: Outcome,
+    pub closed_at: DateTime<Utc>,
+}
+impl EventData for ReferralClosed {
+    const TYPE: &'static str = "referral.closed";
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferralCancelled {
+    pub referral_id: Uuid,
+    /// Always `cancelled_by_referrer`: the referrer's free-text reason stays in `referrals`.
+    pub reason: String,
+    pub previous_status: ReferralStatus,
+    /// The structure whose pending offer the cancellation withdrew, if any.
+    pub structure_id: Option<String>,
+    pub reservation_id: Option<Uuid>,
+    pub cancelled_at: DateTime<Utc>,
+}
+impl EventData for ReferralCancelled {
+    const TYPE: &'static str = "referral.cancelled";
+}
+
+/// A coordinator asked for the referral to be routed again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferralRerouted {
+    pub referral_id: Uuid,
+    /// A chosen structure, or `None` to run matching again with the attempts reset.
+    pub structure_id: Option<String>,
+    pub force: bool,
+    /// The pending offer this reroute withdrew, if any.
+    pub withdrawn_structure_id: Option<String>,
+    pub withdrawn_reservation_id: Option<Uuid>,
+    pub rerouted_at: DateTime<Utc>,
+}
+impl EventData for ReferralRerouted {
+    const TYPE: &'static str = "referral.rerouted";
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MatchProposed {
+    pub referral_id: Uuid,
+    pub structure_id: String,
+    pub structure_name: String,
+    pub attempt: u32,
+    pub score: f64,
+    pub distance_km: f64,
+    pub explanation: Vec<String>,
+    pub reservation_id: Uuid,
+    pub proposed_at: DateTime<Utc>,
+}
+impl EventData for MatchProposed {
+    const TYPE: &'static str = "match.proposed";
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MatchWaitlisted {
+    pub referral_id: Uuid,
+    pub reason: WaitlistReason,
+    pub escalated: bool,
+    pub attempt: u32,
+    pub waitlisted_at: DateTime<Utc>,
+}
+impl EventData for MatchWaitlisted {
+    const TYPE: &'static str = "match.waitlisted";
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Address {
+    #[serde(default)]
+    pub street: Option<String>,
+    #[serde(default)]
+    pub postcode: Option<String>,
+    #[serde(default)]
+    pub commune: Option<String>,
+    #[serde(default)]
+    pub commune_code: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StructureContact {
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub website: Option<String>,
+}
+
+/// The public record of a structure (a *lieu de médiation numérique*): institutional
+/// data from the open directory, never about a person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Structure {
+    pub id: String,
+    pub name: String,
+    pub services: Vec<Need>,
+    pub modes: Vec<StructureMode>,
+    pub languages: Vec<Language>,
+    pub other_languages: bool,
+    pub accessibility: Vec<Accessibility>,
+    pub address: Address,
+    pub location: Point,
+    pub territory: String,
+    pub opening_hours: Option<String>,
+    pub weekly_capacity: u32,
+    pub accepting: bool,
+    pub contact: StructureContact,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub fees: Vec<String>,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StructureUpserted {
+    pub structure: Structure,
+}
+impl EventData for StructureUpserted {
+    const TYPE: &'static str = "structure.upserted";
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StructureRemoved {
+    pub structure_id: String,
+}
+impl EventData for StructureRemoved {
+    const TYPE: &'static str = "structure.removed";
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CapacityChanged {
+    pub structure_id: String,
+    pub weekly_capacity: u32,
+    pub accepting: bool,
+    pub changed_at: DateTime<Utc>,
+}
+impl EventData for CapacityChanged {
+    const TYPE: &'static str = "capacity.changed";
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrganisationUpserted {
+    pub organisation_id: Uuid,
+    pub name: String,
+    pub kind: OrganisationKind,
+    pub territory: String,
+}
+impl EventData for OrganisationUpserted {
+    const TYPE: &'static str = "organisation.upserted";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn submitted() -> ReferralSubmitted {
+        ReferralSubmitted {
+            referral_id: Uuid::now_v7(),
+            organisation_id: Uuid::now_v7(),
+            submitted_at: Utc::now(),
+            profile: MatchingProfile {
+                commune_code: "16015".into(),
+                territory: "16".into(),
+                location: Point { lat: 45.6, lon: 0.15 },
+                needs: vec![Need::AideDemarchesAdministratives],
+                modes: vec![ReferralMode::InPerson],
+                languages: vec![Language::french()],
+                accessibility: vec![],
+                urgency: Urgency::Normal,
+                deadline: None,
+                max_distance_km: 30.0,
+            },
+        }
+    }
+
+    #[test]
+    fn an_envelope_round_trips_its_payload() {
+        let data = submitted();
+        let env = Envelope::new(data.referral_id.to_string(), 1, &data);
+        let json = serde_json::to_string(&env).unwrap();
+        assert!(json.contains("\"type\":\"referral.submitted\""));
+        let back: Envelope = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.decode::<ReferralSubmitted>().unwrap(), data);
+    }
+
+    #[test]
+    fn decoding_checks_type_and_version() {
+        let data = submitted();
+        let mut env = Envelope::new("x", 1, &data);
+        assert!(matches!(env.decode::<ReferralAccepted>(), Err(DecodeError::WrongType { .. })));
+        env.version = 2;
+        assert!(matches!(env.decode::<ReferralSubmitted>(), Err(DecodeError::UnsupportedVersion { .. })));
+    }
+
+    #[test]
+    fn causation_keeps_the_correlation_of_the_first_event() {
+        let first = Envelope::new("a", 1, &submitted());
+        let second = Envelope::new("a", 2, &submitted()).caused_by(&first);
+        let third = Envelope::new("a", 3, &submitted()).caused_by(&second);
+        assert_eq!(second.correlation_id, Some(first.id));
+        assert_eq!(third.correlation_id, Some(first.id));
+        assert_eq!(third.causation_id, Some(second.id));
+    }
+}

@@ -1,0 +1,22 @@
+//! The published language of Aiguillage: vocabularies, event payloads and HTTP bodies.
+//! Every service, test and tool speaks through these types; nothing here does I/O.
+
+pub mod api;
+pub mod events;
+pub mod vocab;
+
+pub use events::{Envelope, EventData};
+pub use vocab::*;
+
+/// One invalid field of a request, as it appears in a `problem+json` body.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}

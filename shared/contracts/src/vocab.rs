@@ -1,0 +1,296 @@
+//! Closed vocabularies of the API and the events. Each value has an English slug (the API
+//! identifier) and, where users see it, a French label.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A value that is not part of a vocabulary.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown value `{value}`, expected one of: {expected}")]
+pub struct UnknownValue {
+    pub value: String,
+    pub expected: String,
+}
+
+macro_rules! vocabulary {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident { $( $variant:ident = ($slug:literal, $label:literal) ),+ $(,)? }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name { $( $variant ),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[ $( $name::$variant ),+ ];
+
+            /// The API identifier.
+            pub fn slug(self) -> &'static str {
+                match self { $( $name::$variant => $slug ),+ }
+            }
+
+            /// What users read.
+            pub fn label_fr(self) -> &'static str {
+                match self { $( $name::$variant => $label ),+ }
+            }
+
+            pub fn expected() -> String {
+                [$( $slug ),+].join(", ")
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownValue;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $( $slug => Ok($name::$variant), )+
+                    other => Err(UnknownValue { value: other.to_string(), expected: Self::expected() }),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.slug())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.slug())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+vocabulary! {
+    /// A person's need, and a structure's service: the 9 services of the Mednum standard v1.
+    pub enum Need {
+        AideDemarchesAdministratives = ("aide_demarches_administratives", "Aide aux démarches administratives"),
+        MaitriseOutilsNumeriques = ("maitrise_outils_numeriques", "Maîtrise des outils numériques du quotidien"),
+        InsertionProfessionnelle = ("insertion_professionnelle", "Insertion professionnelle via le numérique"),
+        UtilisationSecurisee = ("utilisation_securisee", "Utilisation sécurisée du numérique"),
+        ParentaliteEducation = ("parentalite_education", "Parentalité et éducation avec le numérique"),
+        LoisirsCreations = ("loisirs_creations", "Loisirs et créations numériques"),
+        ComprehensionMondeNumerique = ("comprehension_monde_numerique", "Compréhension du monde numérique"),
+        AccesInternetMateriel = ("acces_internet_materiel", "Accès internet et matériel informatique"),
+        AcquisitionMaterielSolidaire = ("acquisition_materiel_solidaire", "Acquisition de matériel informatique à prix solidaire"),
+    }
+}
+
+vocabulary! {
+    /// How a structure accompanies people (`modalites_accompagnement`).
+    pub enum StructureMode {
+        Individual = ("individual", "Accompagnement individuel"),
+        Workshop = ("workshop", "Dans un atelier collectif"),
+        Autonomous = ("autonomous", "En autonomie"),
+        Remote = ("remote", "À distance"),
+    }
+}
+
+vocabulary! {
+    /// How the person can be helped.
+    pub enum ReferralMode {
+        InPerson = ("in_person", "En présentiel"),
+        Remote = ("remote", "À distance"),
+    }
+}
+
+vocabulary! {
+    /// Specific support (`prise_en_charge_specifique`).
+    pub enum Accessibility {
+        Deaf = ("deaf", "Surdité"),
+        Visual = ("visual", "Déficience visuelle"),
+        Motor = ("motor", "Handicaps moteurs"),
+        Mental = ("mental", "Handicaps mentaux"),
+        Illiteracy = ("illiteracy", "Illettrisme"),
+    }
+}
+
+vocabulary! {
+    pub enum Urgency {
+        Normal = ("normal", "Normale"),
+        Urgent = ("urgent", "Urgente"),
+    }
+}
+
+vocabulary! {
+    pub enum ReferralStatus {
+        Submitted = ("submitted", "Envoyée"),
+        Offered = ("offered", "Proposée"),
+        Waitlisted = ("waitlisted", "En liste d'attente"),
+        Accepted = ("accepted", "Acceptée"),
+        InProgress = ("in_progress", "En cours"),
+        Closed = ("closed", "Clôturée"),
+        Cancelled = ("cancelled", "Annulée"),
+    }
+}
+
+impl ReferralStatus {
+    /// Closed and cancelled referrals never change again.
+    pub fn is_final(self) -> bool {
+        matches!(self, ReferralStatus::Closed | ReferralStatus::Cancelled)
+    }
+}
+
+vocabulary! {
+    pub enum Outcome {
+        Completed = ("completed", "Accompagnement réalisé"),
+        PartiallyCompleted = ("partially_completed", "Accompagnement partiellement réalisé"),
+        Unreachable = ("unreachable", "Personne injoignable"),
+        NoShow = ("no_show", "Personne absente au rendez-vous"),
+        DeclinedByPerson = ("declined_by_person", "Refusé par la personne"),
+        Redirected = ("redirected", "Réorientée"),
+        Other = ("other", "Autre"),
+    }
+}
+
+vocabulary! {
+    /// Why a structure declines an offer (the refusal reasons of the French inclusion services).
+    pub enum DeclineReason {
+        NoCapacity = ("no_capacity", "Plus de place"),
+        OutOfScope = ("out_of_scope", "Hors de nos compétences"),
+        OutOfArea = ("out_of_area", "Hors de notre territoire"),
+        Language = ("language", "Langue non parlée"),
+        Accessibility = ("accessibility", "Accessibilité non assurée"),
+        Duplicate = ("duplicate", "Doublon"),
+        PersonUnreachable = ("person_unreachable", "Personne injoignable"),
+        Other = ("other", "Autre"),
+    }
+}
+
+vocabulary! {
+    pub enum ContactKind {
+        FirstContact = ("first_contact", "Premier contact"),
+        Appointment = ("appointment", "Rendez-vous"),
+    }
+}
+
+vocabulary! {
+    pub enum ContactPreference {
+        Phone = ("phone", "Téléphone"),
+        Email = ("email", "Courriel"),
+        ViaReferrer = ("via_referrer", "Par le travailleur social"),
+    }
+}
+
+vocabulary! {
+    /// Why a referral waits.
+    pub enum WaitlistReason {
+        NoCapacity = ("no_capacity", "Aucune place cette semaine"),
+        NoStructureInRange = ("no_structure_in_range", "Aucun lieu adapté à proximité"),
+        AttemptsExhausted = ("attempts_exhausted", "Nombre maximal de propositions atteint"),
+    }
+}
+
+vocabulary! {
+    pub enum Role {
+        Admin = ("admin", "Administrateur"),
+        Referrer = ("referrer", "Prescripteur"),
+        Mediator = ("mediator", "Médiateur"),
+        Coordinator = ("coordinator", "Coordinateur"),
+    }
+}
+
+vocabulary! {
+    pub enum OrganisationKind {
+        SocialService = ("social_service", "Service social"),
+        Partner = ("partner", "Partenaire"),
+    }
+}
+
+/// An ISO 639-1 language code, lower case (`fr`, `ar`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct Language(String);
+
+impl Language {
+    pub fn french() -> Self {
+        Self("fr".to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Language {
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let code = s.trim().to_ascii_lowercase();
+        if code.len() == 2 && code.bytes().all(|b| b.is_ascii_lowercase()) {
+            Ok(Self(code))
+        } else {
+            Err(UnknownValue {
+                value: s.to_string(),
+                expected: "an ISO 639-1 code of two letters, such as fr, en or ar".to_string(),
+            })
+        }
+    }
+}
+
+impl fmt::Display for Language {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Language {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses a list of slugs, sorting and de-duplicating it.
+pub fn parse_set<T: FromStr<Err = UnknownValue> + Ord>(values: &[String]) -> Result<Vec<T>, UnknownValue> {
+    let mut parsed = values.iter().map(|v| v.parse()).collect::<Result<Vec<T>, _>>()?;
+    parsed.sort();
+    parsed.dedup();
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_round_trip_through_serde() {
+        for need in Need::ALL {
+            let json = serde_json::to_string(need).unwrap();
+            assert_eq!(json, format!("\"{}\"", need.slug()));
+            assert_eq!(serde_json::from_str::<Need>(&json).unwrap(), *need);
+        }
+        assert_eq!(Need::ALL.len(), 9);
+    }
+
+    #[test]
+    fn unknown_values_name_the_expected_ones() {
+        let err = "cooking".parse::<Need>().unwrap_err();
+        assert!(err.to_string().contains("aide_demarches_administratives"));
+        assert!(serde_json::from_str::<Outcome>("\"great\"").is_err());
+    }
+
+    #[test]
+    fn languages_are_two_letter_codes() {
+        assert_eq!("FR".parse::<Language>().unwrap().as_str(), "fr");
+        assert!("fra".parse::<Language>().is_err());
+        assert!("f1".parse::<Language>().is_err());
+        assert!("".parse::<Language>().is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_string_parses_or_fails_cleanly(s in ".*") {
+            let _ = s.parse::<Need>();
+            let _ = s.parse::<Language>();
+        }
+    }
+}

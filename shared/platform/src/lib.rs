@@ -1,0 +1,16 @@
+//! What every service needs and none of them owns: configuration, telemetry, the
+//! database pool and migrations, authentication, `problem+json` errors, JSON bodies,
+//! health and metrics.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod health;
+pub mod http;
+pub mod json;
+pub mod metrics;
+pub mod problem;
+pub mod telemetry;
+
+pub use config::Config;
+pub use problem::ApiError;
