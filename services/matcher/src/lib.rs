@@ -1,0 +1,56 @@
+//! The matcher: keeps a read model of structures and each open referral's matching
+//! profile (no personal data), picks a structure for each referral, reserves its
+//! capacity, waitlists what does not fit, and re-matches when capacity appears.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::FromRef;
+use platform::Config;
+use platform::auth::Authenticator;
+use sqlx::PgPool;
+
+pub mod domain;
+mod http;
+pub mod messaging;
+pub mod routing;
+mod store;
+pub mod worker;
+
+pub const SCHEMA: &str = "matcher";
+pub const SERVICE: &str = "matcher";
+
+pub use messaging::queue;
+
+#[derive(Clone)]
+pub struct MatcherState {
+    pub pool: PgPool,
+    pub auth: Authenticator,
+    pub config: Arc<Config>,
+    pub matcher: Arc<routing::Matcher>,
+}
+
+impl FromRef<MatcherState> for Authenticator {
+    fn from_ref(s: &MatcherState) -> Self {
+        s.auth.clone()
+    }
+}
+
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    platform::db::migrate(pool, SCHEMA, sqlx::migrate!("./migrations")).await?;
+    bus::schema::migrate(pool, SCHEMA).await?;
+    Ok(())
+}
+
+pub fn router(state: MatcherState) -> Router {
+    http::router(state)
+}
+
+/// Starts the consumer, the relay and the waitlist worker.
+pub fn start(ctx: &bus::ServiceContext) -> MatcherState {
+    let matcher = Arc::new(routing::Matcher::new(ctx.config.max_attempts));
+    ctx.spawn_relay(SCHEMA, SERVICE);
+    ctx.spawn_consumer(SCHEMA, SERVICE, messaging::MatcherHandler { matcher: Arc::clone(&matcher) });
+    ctx.tasks.spawn(worker::run(ctx.pool.clone(), Arc::clone(&matcher), ctx.shutdown.clone()));
+    MatcherState { pool: ctx.pool.clone(), auth: ctx.auth.clone(), config: Arc::clone(&ctx.config), matcher }
+}

@@ -1,0 +1,77 @@
+//! Referrals: the referral state machine, the people referred (personal data lives only
+//! here), offers and their durable timers, history and idempotency keys. It consumes the
+//! matcher's decisions and publishes `referral.*`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::FromRef;
+use futures::future::BoxFuture;
+use platform::Config;
+use platform::auth::Authenticator;
+use sqlx::PgPool;
+
+pub mod domain;
+mod http;
+pub mod lifecycle;
+pub mod messaging;
+mod store;
+pub mod timers;
+mod view;
+
+pub const SCHEMA: &str = "referrals";
+pub const SERVICE: &str = "referrals";
+
+pub use messaging::queue;
+
+#[derive(Clone)]
+pub struct ReferralsState {
+    pub pool: PgPool,
+    pub auth: Authenticator,
+    pub config: Arc<Config>,
+}
+
+impl FromRef<ReferralsState> for Authenticator {
+    fn from_ref(s: &ReferralsState) -> Self {
+        s.auth.clone()
+    }
+}
+
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    platform::db::migrate(pool, SCHEMA, sqlx::migrate!("./migrations")).await?;
+    bus::schema::migrate(pool, SCHEMA).await?;
+    Ok(())
+}
+
+pub fn router(state: ReferralsState) -> Router {
+    http::router(state)
+}
+
+/// Starts the consumer, the relay and the offer timers.
+pub fn start(ctx: &bus::ServiceContext) -> ReferralsState {
+    ctx.spawn_relay(SCHEMA, SERVICE);
+    ctx.spawn_consumer(SCHEMA, SERVICE, messaging::ReferralsHandler { offer_ttl: ctx.config.offer_ttl });
+    ctx.tasks.spawn(timers::run(ctx.pool.clone(), ctx.shutdown.clone()));
+    platform::metrics::metrics().add_collector(Arc::new(Gauges(ctx.pool.clone())));
+    ReferralsState { pool: ctx.pool.clone(), auth: ctx.auth.clone(), config: Arc::clone(&ctx.config) }
+}
+
+/// Pending offers and waitlist per territory, read at scrape time.
+struct Gauges(PgPool);
+
+impl platform::metrics::Collector for Gauges {
+    fn collect(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let Ok(mut conn) = self.0.acquire().await else { return };
+            let Ok(rows) = store::gauges(&mut conn).await else { return };
+            let m = platform::metrics::metrics();
+            m.pending_offers.clear();
+            m.waitlist.clear();
+            for (territory, offered, waitlisted) in rows {
+                let labels = platform::metrics::TerritoryLabels { territory };
+                m.pending_offers.get_or_create(&labels).set(offered);
+                m.waitlist.get_or_create(&labels).set(waitlisted);
+            }
+        })
+    }
+}

@@ -11,6 +11,7 @@
 
 pub mod broker;
 pub mod consumer;
+mod context;
 pub mod dlq;
 pub mod outbox;
 pub mod schema;
@@ -19,5 +20,14 @@ mod trace;
 
 pub use broker::Broker;
 pub use consumer::{Consumer, Handler, HandlerError};
+pub use context::ServiceContext;
 pub use outbox::{Relay, enqueue};
 pub use topology::{ServiceQueue, Topology};
+
+pub use lapin::Connection;
+
+/// A plain connection, for tools (`dlq`) and tests; services use the supervised [`Broker`].
+pub async fn connect(url: &str) -> anyhow::Result<Connection> {
+    let properties = lapin::ConnectionProperties::default().with_connection_name("aiguillage tool".into());
+    Ok(Connection::connect(url, properties).await?)
+}

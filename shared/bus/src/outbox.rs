@@ -25,7 +25,7 @@ use crate::topology::{long_string, short};
 
 /// How long a claim lasts: a relay that dies mid-batch leaves rows that another relay
 /// picks up once the claim lapses.
-const CLAIM_FOR_SECONDS: f64 = 30.0;
+const CLAIM_FOR_SECONDS: f64 = 15.0;
 /// A confirm never comes from a blocked connection (memory alarm): give up on it.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 const BATCH: i64 = 200;

@@ -222,6 +222,9 @@ impl EventData for ReferralCancelled {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReferralRerouted {
     pub referral_id: Uuid,
+    /// Routing rounds start at 0 and grow with each reroute; match events of an older
+    /// round are stale.
+    pub round: u32,
     /// A chosen structure, or `None` to run matching again with the attempts reset.
     pub structure_id: Option<String>,
     pub force: bool,
@@ -237,6 +240,7 @@ impl EventData for ReferralRerouted {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MatchProposed {
     pub referral_id: Uuid,
+    pub round: u32,
     pub structure_id: String,
     pub structure_name: String,
     pub attempt: u32,
@@ -253,6 +257,7 @@ impl EventData for MatchProposed {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MatchWaitlisted {
     pub referral_id: Uuid,
+    pub round: u32,
     pub reason: WaitlistReason,
     pub escalated: bool,
     pub attempt: u32,

@@ -3,7 +3,10 @@
 
 pub mod api;
 pub mod events;
+pub mod opening_hours;
+pub mod validate;
 pub mod vocab;
+pub mod week;
 
 pub use events::{Envelope, EventData};
 pub use vocab::*;

@@ -228,10 +228,10 @@ impl Communes {
     fn add_arrondissement_parents(by_code: &mut HashMap<String, Commune>) {
         let mut parents: BTreeMap<String, Vec<Commune>> = BTreeMap::new();
         for c in by_code.values() {
-            if let (CommuneKind::Arrondissement, Some(parent)) = (c.kind, &c.parent) {
-                if !by_code.contains_key(parent) {
-                    parents.entry(parent.clone()).or_default().push(c.clone());
-                }
+            if let (CommuneKind::Arrondissement, Some(parent)) = (c.kind, &c.parent)
+                && !by_code.contains_key(parent)
+            {
+                parents.entry(parent.clone()).or_default().push(c.clone());
             }
         }
         for (code, parts) in parents {

@@ -10,7 +10,7 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 /// Opens a pool. Connections are made lazily, so a process starts (and answers
 /// `/healthz`) while the database is still down.
 pub fn pool(database_url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
-    let options = PgConnectOptions::from_str(database_url)?.application_name("aiguillage");
+    let options = connect_options(database_url)?.application_name("aiguillage");
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .min_connections(0)
@@ -19,9 +19,42 @@ pub fn pool(database_url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
         .connect_lazy_with(options))
 }
 
+/// Parses a URL such as `postgres:///aiguillage`. Without a user in the URL or in
+/// `PGUSER`, libpq connects as the operating-system user; so do we, even where `USER`
+/// is not set (containers, CI), by looking the process's uid up in `/etc/passwd`.
+pub fn connect_options(database_url: &str) -> Result<PgConnectOptions, sqlx::Error> {
+    let options = PgConnectOptions::from_str(database_url)?;
+    let has_user = database_url
+        .split_once("://")
+        .map(|(_, rest)| rest.split(['/', '?']).next().unwrap_or("").contains('@'))
+        .unwrap_or(false);
+    if has_user || std::env::var_os("PGUSER").is_some() {
+        return Ok(options);
+    }
+    Ok(match os_user() {
+        Some(user) => options.username(&user),
+        None => options,
+    })
+}
+
+fn os_user() -> Option<String> {
+    if let Some(user) = std::env::var("USER").ok().filter(|u| !u.is_empty()) {
+        return Some(user);
+    }
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let id: u32 = fields.nth(1)?.parse().ok()?;
+        (id == uid).then(|| name.to_string())
+    })
+}
+
 /// Creates the database named in `database_url` if it does not exist and the user may.
 pub async fn create_database_if_missing(database_url: &str) -> Result<(), sqlx::Error> {
-    let options = PgConnectOptions::from_str(database_url)?;
+    let options = connect_options(database_url)?;
     let Some(name) = options.get_database().map(str::to_string) else {
         return Ok(());
     };

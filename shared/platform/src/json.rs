@@ -55,7 +55,7 @@ where
     }
 }
 
-fn require_json_content_type(req: &Request) -> Result<(), ApiError> {
+pub(crate) fn require_json_content_type(req: &Request) -> Result<(), ApiError> {
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json")) {
@@ -78,8 +78,15 @@ pub async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
     })
 }
 
-/// Deserialises JSON, naming the failing field.
+/// Deserialises a JSON object, naming the failing field.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') | None => {}
+        Some(_) if serde_json::from_slice::<serde_json::Value>(bytes).is_ok() => {
+            return Err(ApiError::invalid_field("body", "expected a JSON object"));
+        }
+        Some(_) => {}
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
@@ -178,4 +185,30 @@ mod tests {
             let _ = parse::<Outer>(&bytes);
         }
     }
+}
+
+/// Query parameters whose failures are `422`s naming the parameter.
+#[derive(Debug, Clone)]
+pub struct Query<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for Query<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(query));
+        serde_path_to_error::deserialize(de).map(Query).map_err(|err| {
+            let path = err.path().to_string();
+            let message = err.into_inner().to_string();
+            ApiError::invalid_field(&field_of(&path, &message), clean_message(&message))
+        })
+    }
+}
+
+fn form_urlencoded_parse(query: &str) -> form_urlencoded::Parse<'_> {
+    form_urlencoded::parse(query.as_bytes())
 }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod health;
 pub mod http;
+pub mod idempotency;
 pub mod json;
 pub mod metrics;
 pub mod problem;

@@ -1,2 +1,4 @@
 //! Directory rules, with no I/O.
 pub mod mednum;
+pub mod organisation;
+pub mod structure;

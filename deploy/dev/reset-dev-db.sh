@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Recreates the development database that sqlx's query macros check against at compile
+# time (DATABASE_URL in .env). Only needed when changing SQL; builds use the offline data
+# in .sqlx/ (SQLX_OFFLINE=true) and need no database.
+#   deploy/dev/reset-dev-db.sh            then   cargo sqlx prepare --workspace
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+db=${DEV_DATABASE:-aiguillage_dev}
+psql -q -d postgres -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" -c "CREATE DATABASE \"$db\""
+for dir in shared/platform services/directory services/matcher services/referrals services/insights; do
+  schema=$(basename "$dir")
+  psql -q -v ON_ERROR_STOP=1 -d "$db" -c "CREATE SCHEMA IF NOT EXISTS $schema"
+  for f in "$dir"/migrations/*.sql; do
+    [ -e "$f" ] && psql -q -v ON_ERROR_STOP=1 -d "$db" -f "$f"
+  done
+done
+echo "reset $db"

@@ -1,0 +1,79 @@
+//! `aiguillage demo`: a ready-to-try territory. It migrates, loads the real Charente
+//! directory (188 places, ANCT 2023) with the default capacity, creates a demo referrer
+//! organisation, prints one token per role, and serves everything.
+
+use contracts::events::Point;
+use contracts::{Need, OrganisationKind, Role};
+use platform::Config;
+use platform::auth::{Claims, Scope, TokenKey};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// The demo organisation keeps the same id from one run to the next.
+pub const DEMO_ORGANISATION: Uuid = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0016);
+
+pub async fn run(config: Config, listen: Option<String>) -> anyhow::Result<()> {
+    let pool = crate::migrate(&config).await?;
+    let report =
+        directory::import::import(&pool, directory::SAMPLE_DIRECTORY, None, None, config.default_weekly_capacity)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    eprintln!(
+        "directory: {} places read, {} created, {} updated, {} unchanged, {} rejected",
+        report.received,
+        report.created,
+        report.updated,
+        report.unchanged,
+        report.rejected.len()
+    );
+    directory::ensure_organisation(
+        &pool,
+        DEMO_ORGANISATION,
+        "CCAS d'Angoulême (démo)",
+        OrganisationKind::SocialService,
+        "16",
+    )
+    .await?;
+    let angouleme = geo::communes().by_code("16015").map(|c| Point { lat: c.location.lat, lon: c.location.lon });
+    let nearest = match angouleme {
+        Some(p) => directory::nearest_offering(&pool, p, Need::AideDemarchesAdministratives).await?,
+        None => None,
+    };
+    let key = TokenKey::load(&pool, config.token_secret.as_deref()).await?;
+    pool.close().await;
+
+    let ttl = chrono::Duration::days(30);
+    let token = |role, scope| Claims::new(role, scope, ttl).map(|c| key.issue(&c)).map_err(|e| anyhow::anyhow!("{e}"));
+    let listen = listen.unwrap_or_else(|| config.listen.clone());
+    let listener =
+        tokio::net::TcpListener::bind(&listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let base = format!("http://{}", listener.local_addr()?);
+    println!("Aiguillage demo on {base} (namespace {})", config.namespace);
+    println!();
+    println!("export BASE={base}");
+    println!("export ADMIN={}", token(Role::Admin, Scope::All)?);
+    println!(
+        "export REFERRER={}   # {} ",
+        token(Role::Referrer, Scope::Organisation(DEMO_ORGANISATION))?,
+        DEMO_ORGANISATION
+    );
+    println!(
+        "export COORDINATOR={}   # territory 16",
+        token(Role::Coordinator, Scope::Territories(vec!["16".into()]))?
+    );
+    if let Some((id, name)) = &nearest {
+        println!("export MEDIATOR={}   # {name} ({id})", token(Role::Mediator, Scope::Structure(id.clone()))?);
+    }
+    println!();
+    println!("Try:");
+    println!(
+        r#"  curl -s -X POST $BASE/api/v1/referrals -H "Authorization: Bearer $REFERRER" -H 'Content-Type: application/json' -d '{{"person":{{"first_name":"Camille","last_name":"Martin","phone":"06 12 34 56 78","commune_code":"16015"}},"needs":["aide_demarches_administratives"],"consent":{{"obtained":true,"method":"oral"}}}}'"#
+    );
+    println!(r#"  curl -s $BASE/api/v1/referrals?status=offered -H "Authorization: Bearer $MEDIATOR""#);
+    println!(r#"  curl -s "$BASE/api/v1/insights/funnel?territory=16" -H "Authorization: Bearer $COORDINATOR""#);
+    println!();
+
+    let shutdown = CancellationToken::new();
+    crate::cancel_on_signals(shutdown.clone());
+    crate::run(config, &crate::Service::ALL, listener, shutdown).await
+}

@@ -1,0 +1,202 @@
+//! The one binary's library: runs any set of services in one process behind one HTTP
+//! listener (`serve --services all`, the default and the demo), or a single service in a
+//! split deployment. Tests start the same code in-process.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use bus::{Broker, ServiceContext, Topology};
+use platform::Config;
+use platform::auth::{Authenticator, TokenKey};
+use platform::health::{Database, Dependency};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub mod demo;
+
+/// The services this binary can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Service {
+    Referrals,
+    Directory,
+    Matcher,
+    Insights,
+}
+
+impl Service {
+    pub const ALL: [Service; 4] = [Service::Referrals, Service::Directory, Service::Matcher, Service::Insights];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Referrals => referrals::SERVICE,
+            Service::Directory => directory::SERVICE,
+            Service::Matcher => matcher::SERVICE,
+            Service::Insights => insights::SERVICE,
+        }
+    }
+}
+
+impl FromStr for Service {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Service::ALL
+            .into_iter()
+            .find(|x| x.name() == s.trim())
+            .ok_or_else(|| format!("unknown service {s:?}; expected all, referrals, directory, matcher or insights"))
+    }
+}
+
+/// Parses `all` or a comma-separated list.
+pub fn parse_services(s: &str) -> Result<Vec<Service>, String> {
+    if s.trim() == "all" {
+        return Ok(Service::ALL.to_vec());
+    }
+    let mut services =
+        s.split(',').filter(|p| !p.trim().is_empty()).map(Service::from_str).collect::<Result<Vec<_>, _>>()?;
+    services.sort();
+    services.dedup();
+    if services.is_empty() {
+        return Err("no service given".to_string());
+    }
+    Ok(services)
+}
+
+/// Every queue of the deployment. Every process declares all of them, so events are
+/// routable whichever services run where.
+pub fn topology(namespace: &str) -> Topology {
+    Topology::new(namespace, vec![referrals::queue(), matcher::queue(), insights::queue()])
+}
+
+/// Creates the database if needed, then every schema. Idempotent.
+pub async fn migrate(config: &Config) -> anyhow::Result<PgPool> {
+    platform::db::create_database_if_missing(&config.database_url)
+        .await
+        .context("could not reach or create the database")?;
+    let pool = platform::db::pool(&config.database_url, 4)?;
+    migrate_pool(&pool).await?;
+    Ok(pool)
+}
+
+pub async fn migrate_pool(pool: &PgPool) -> anyhow::Result<()> {
+    platform::db::migrate_platform(pool).await?;
+    directory::migrate(pool).await?;
+    matcher::migrate(pool).await?;
+    referrals::migrate(pool).await?;
+    insights::migrate(pool).await?;
+    Ok(())
+}
+
+/// Waits for the database and migrates, retrying with backoff, so a process started
+/// before PostgreSQL comes up once it does.
+async fn migrate_when_ready(config: &Config, pool: &PgPool, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    let mut wait = Duration::from_millis(200);
+    loop {
+        let result = async {
+            platform::db::create_database_if_missing(&config.database_url).await?;
+            migrate_pool(pool).await
+        }
+        .await;
+        match result {
+            Ok(()) => return Ok(()),
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), retry_in_ms = wait.as_millis() as u64, "database not ready");
+                tokio::select! {
+                    _ = shutdown.cancelled() => anyhow::bail!("shut down before the database was ready"),
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Runs `services` until `shutdown` is cancelled, then stops taking work, lets in-flight
+/// requests and messages finish, and returns.
+pub async fn run(
+    config: Config,
+    services: &[Service],
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let pool = platform::db::pool(&config.database_url, config.db_pool_size)?;
+    migrate_when_ready(&config, &pool, &shutdown).await?;
+    let key = TokenKey::load(&pool, config.token_secret.as_deref()).await?;
+    let names: Vec<&str> = services.iter().map(|s| s.name()).collect();
+    let broker = Broker::start(
+        &config.amqp_url,
+        topology(&config.namespace),
+        &format!("aiguillage {}", names.join(",")),
+        shutdown.clone(),
+    );
+    let tasks = TaskTracker::new();
+    let ctx = ServiceContext {
+        pool: pool.clone(),
+        broker: Arc::clone(&broker),
+        config: Arc::clone(&config),
+        auth: Authenticator(key),
+        shutdown: shutdown.clone(),
+        tasks: tasks.clone(),
+    };
+    platform::metrics::metrics().add_collector(Arc::new(bus::dlq::DeadLetterCollector { broker: Arc::clone(&broker) }));
+
+    let dependencies: Vec<Arc<dyn Dependency>> =
+        vec![Arc::new(Database(pool.clone())), Arc::new(bus::broker::BrokerDependency(Arc::clone(&broker)))];
+    let mut router = Router::new().merge(platform::health::router(dependencies)).merge(openapi_router());
+    for service in services {
+        router = match service {
+            Service::Referrals => router.merge(referrals::router(referrals::start(&ctx))),
+            Service::Directory => router.merge(directory::router(directory::start(&ctx))),
+            Service::Matcher => router.merge(matcher::router(matcher::start(&ctx))),
+            Service::Insights => router.merge(insights::router(insights::start(&ctx))),
+        };
+    }
+    let router = platform::http::finish(router);
+    tracing::info!(address = %listener.local_addr()?, services = ?names, namespace = %config.namespace, "serving");
+    platform::http::serve(listener, router, shutdown.clone()).await?;
+
+    // HTTP has drained; consumers finish and ack what they hold, relays their batch.
+    shutdown.cancel();
+    tasks.close();
+    if tokio::time::timeout(Duration::from_secs(30), tasks.wait()).await.is_err() {
+        tracing::warn!("background work did not stop within 30 s");
+    }
+    broker.close().await;
+    pool.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// `GET /api/v1/openapi.json`.
+fn openapi_router() -> Router {
+    const SPEC: &str = include_str!("../openapi.json");
+    Router::new().route(
+        "/api/v1/openapi.json",
+        axum::routing::get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], SPEC) }),
+    )
+}
+
+/// Cancels `token` on SIGTERM or SIGINT.
+pub fn cancel_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate => {}
+        }
+        tracing::info!("signal received: shutting down gracefully");
+        token.cancel();
+    });
+}

@@ -1,0 +1,48 @@
+//! Organisations whose social workers refer people.
+
+use contracts::api::OrganisationRequest;
+use contracts::validate::Errors;
+use contracts::{FieldError, OrganisationKind};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganisationDraft {
+    pub name: String,
+    pub kind: OrganisationKind,
+    pub territory: String,
+}
+
+pub fn parse_organisation(req: &OrganisationRequest) -> Result<OrganisationDraft, Vec<FieldError>> {
+    let mut e = Errors::new();
+    let name = e.text("name", req.name.as_deref(), 300, true);
+    let kind = e.one("kind", req.kind.as_deref(), Some(OrganisationKind::SocialService));
+    let territory = e.text("territory", req.territory.as_deref(), 3, true);
+    if let Some(t) = &territory
+        && geo::communes().departement(t).is_none()
+    {
+        e.add("territory", format!("unknown département code {t}"));
+    }
+    e.finish(|| OrganisationDraft {
+        name: name.unwrap_or_default(),
+        kind: kind.unwrap_or(OrganisationKind::SocialService),
+        territory: territory.unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_organisation_needs_a_name_and_a_real_territory() {
+        let ok = OrganisationRequest {
+            name: Some("CCAS".into()),
+            kind: Some("social_service".into()),
+            territory: Some("16".into()),
+        };
+        assert_eq!(parse_organisation(&ok).unwrap().territory, "16");
+        let bad = OrganisationRequest { name: None, kind: Some("club".into()), territory: Some("00".into()) };
+        let fields: Vec<String> = parse_organisation(&bad).unwrap_err().into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, vec!["name", "kind", "territory"]);
+    }
+}

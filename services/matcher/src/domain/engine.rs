@@ -1,0 +1,524 @@
+//! The matching engine: pure, deterministic, and explainable.
+//!
+//! Hard constraints (all must hold): the structure is accepting; it covers every need;
+//! its mode fits (`in_person` needs an `individual` or `workshop` structure within the
+//! referral's `max_distance_km`; `remote` needs a `remote` structure, at any distance);
+//! it shares a language with the person or supports other languages; it supports every
+//! accessibility need; it was not tried before for this referral; it has capacity left
+//! this week.
+//!
+//! Score: distance dominates. Load (the share of this week's capacity already used)
+//! adds at most `min(LOAD_MARGIN_KM, LOAD_MARGIN_RATIO × distance)`, so a fuller
+//! structure only ever loses to one at most 3 km and 25 % farther. Scores within the
+//! same `NEAR_TIE_KM` band are near-ties, broken by the sooner next opening, then by
+//! score, then by structure id: results never depend on iteration order.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+use chrono::NaiveDateTime;
+use contracts::events::Point;
+use contracts::{Accessibility, Language, Need, ReferralMode, StructureMode, Urgency};
+
+use super::index::{Index, IndexedStructure};
+
+pub const LOAD_MARGIN_KM: f64 = 3.0;
+pub const LOAD_MARGIN_RATIO: f64 = 0.25;
+pub const NEAR_TIE_KM: f64 = 0.5;
+
+/// What matching knows about a referral: no personal data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Demand {
+    pub location: Point,
+    pub needs: Vec<Need>,
+    pub modes: Vec<ReferralMode>,
+    pub languages: Vec<Language>,
+    pub accessibility: Vec<Accessibility>,
+    pub max_distance_km: f64,
+    pub urgency: Urgency,
+}
+
+/// Why a structure cannot take a referral.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Exclusion {
+    NotAccepting,
+    MissingServices(Vec<Need>),
+    NoFittingMode,
+    BeyondDistance { max_km: f64 },
+    NoSharedLanguage,
+    MissingAccessibility(Vec<Accessibility>),
+    AlreadyTried { outcome: String },
+    NoCapacity { used: u32, capacity: u32 },
+}
+
+impl Exclusion {
+    /// A stable code for clients.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Exclusion::NotAccepting => "not_accepting",
+            Exclusion::MissingServices(_) => "missing_service",
+            Exclusion::NoFittingMode => "mode",
+            Exclusion::BeyondDistance { .. } => "beyond_distance",
+            Exclusion::NoSharedLanguage => "no_shared_language",
+            Exclusion::MissingAccessibility(_) => "accessibility",
+            Exclusion::AlreadyTried { .. } => "already_tried",
+            Exclusion::NoCapacity { .. } => "no_capacity",
+        }
+    }
+
+    /// What a person reads.
+    pub fn message(&self) -> String {
+        let list = |v: &[String]| v.join(", ");
+        match self {
+            Exclusion::NotAccepting => "not accepting referrals at the moment".to_string(),
+            Exclusion::MissingServices(n) => {
+                format!("does not offer {}", list(&n.iter().map(|n| n.slug().to_string()).collect::<Vec<_>>()))
+            }
+            Exclusion::NoFittingMode => "does not offer the requested mode (in person or remote)".to_string(),
+            Exclusion::BeyondDistance { max_km } => format!("beyond {} km", format_km(*max_km)),
+            Exclusion::NoSharedLanguage => "no shared language".to_string(),
+            Exclusion::MissingAccessibility(a) => {
+                format!("does not support {}", list(&a.iter().map(|a| a.slug().to_string()).collect::<Vec<_>>()))
+            }
+            Exclusion::AlreadyTried { outcome } => format!("already {outcome}"),
+            Exclusion::NoCapacity { used, capacity } => {
+                format!("no capacity left this week ({used}/{capacity} used)")
+            }
+        }
+    }
+}
+
+fn format_km(km: f64) -> String {
+    if (km - km.round()).abs() < 1e-9 { format!("{km:.0}") } else { format!("{km:.1}") }
+}
+
+/// A structure with no hard constraint against it (capacity aside).
+#[derive(Debug, Clone, Copy)]
+pub struct Feasible<'a> {
+    pub structure: &'a IndexedStructure,
+    pub distance_km: f64,
+    /// Reached through `remote` rather than in person.
+    pub remote: bool,
+}
+
+/// A structure that could take the referral now, with its score and explanation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub structure_id: String,
+    pub name: String,
+    pub distance_km: f64,
+    pub score: f64,
+    pub used: u32,
+    pub capacity: u32,
+    pub next_opening: Option<NaiveDateTime>,
+    pub remote: bool,
+    pub explanation: Vec<String>,
+}
+
+/// A structure near the person that cannot take the referral, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Excluded {
+    pub structure_id: String,
+    pub name: String,
+    pub distance_km: f64,
+    pub reasons: Vec<Exclusion>,
+}
+
+/// Every hard constraint but capacity, for one structure. `tried` maps the structures
+/// already tried for this referral to what happened there ("declined", "expired" …).
+pub fn assess(demand: &Demand, s: &IndexedStructure, tried: &HashMap<String, String>) -> (f64, bool, Vec<Exclusion>) {
+    let distance = geo::distance_km(
+        geo::LatLon { lat: demand.location.lat, lon: demand.location.lon },
+        geo::LatLon { lat: s.location.lat, lon: s.location.lon },
+    );
+    let mut reasons = Vec::new();
+    if !s.accepting {
+        reasons.push(Exclusion::NotAccepting);
+    }
+    let missing: Vec<Need> = demand.needs.iter().copied().filter(|n| !s.services.contains(n)).collect();
+    if !missing.is_empty() {
+        reasons.push(Exclusion::MissingServices(missing));
+    }
+    let in_person_mode = s.modes.iter().any(|m| matches!(m, StructureMode::Individual | StructureMode::Workshop));
+    let wants_in_person = demand.modes.contains(&ReferralMode::InPerson);
+    let wants_remote = demand.modes.contains(&ReferralMode::Remote);
+    let in_person_ok = wants_in_person && in_person_mode && distance <= demand.max_distance_km;
+    let remote_ok = wants_remote && s.modes.contains(&StructureMode::Remote);
+    let mut remote = false;
+    if !in_person_ok && !remote_ok {
+        if wants_in_person && in_person_mode && distance > demand.max_distance_km {
+            reasons.push(Exclusion::BeyondDistance { max_km: demand.max_distance_km });
+        } else {
+            reasons.push(Exclusion::NoFittingMode);
+        }
+    } else if !in_person_ok {
+        remote = true;
+    }
+    let shares_language = demand.languages.is_empty()
+        || demand.languages.iter().any(|l| s.languages.contains(l))
+        || (s.other_languages && demand.languages.iter().any(|l| l.as_str() != "fr"));
+    if !shares_language {
+        reasons.push(Exclusion::NoSharedLanguage);
+    }
+    let missing: Vec<Accessibility> =
+        demand.accessibility.iter().copied().filter(|a| !s.accessibility.contains(a)).collect();
+    if !missing.is_empty() {
+        reasons.push(Exclusion::MissingAccessibility(missing));
+    }
+    if let Some(outcome) = tried.get(&s.id) {
+        reasons.push(Exclusion::AlreadyTried { outcome: outcome.clone() });
+    }
+    (distance, remote, reasons)
+}
+
+/// The structures that satisfy every hard constraint except capacity, nearest first
+/// (ties by id).
+pub fn feasible<'a>(index: &'a Index, demand: &Demand, tried: &HashMap<String, String>) -> Vec<Feasible<'a>> {
+    let mut found: Vec<Feasible<'a>> = Vec::new();
+    let mut consider = |s: &'a IndexedStructure| {
+        let (distance_km, remote, reasons) = assess(demand, s, tried);
+        if reasons.is_empty() {
+            found.push(Feasible { structure: s, distance_km, remote });
+        }
+    };
+    let wants_remote = demand.modes.contains(&ReferralMode::Remote);
+    if demand.modes.contains(&ReferralMode::InPerson) {
+        for s in index.within(demand.location, demand.max_distance_km) {
+            // A remote structure is considered below, once.
+            if !(wants_remote && s.modes.contains(&StructureMode::Remote)) {
+                consider(s);
+            }
+        }
+    }
+    if wants_remote {
+        for s in index.remote() {
+            consider(s);
+        }
+    }
+    found.sort_by(|a, b| a.distance_km.total_cmp(&b.distance_km).then_with(|| a.structure.id.cmp(&b.structure.id)));
+    found
+}
+
+/// Scores the feasible structures against their use of this week's capacity. Returns
+/// the candidates, best first, and those with no capacity left.
+pub fn rank(
+    feasible: &[Feasible<'_>],
+    used_this_week: impl Fn(&str) -> u32,
+    now_local: Option<NaiveDateTime>,
+) -> (Vec<Candidate>, Vec<Excluded>) {
+    let mut candidates = Vec::with_capacity(feasible.len());
+    let mut full = Vec::new();
+    for f in feasible {
+        let s = f.structure;
+        let used = used_this_week(&s.id);
+        if used >= s.weekly_capacity {
+            full.push(Excluded {
+                structure_id: s.id.clone(),
+                name: s.name.clone(),
+                distance_km: f.distance_km,
+                reasons: vec![Exclusion::NoCapacity { used, capacity: s.weekly_capacity }],
+            });
+            continue;
+        }
+        let load = f64::from(used) / f64::from(s.weekly_capacity.max(1));
+        let score = score(f.distance_km, load);
+        candidates.push(Candidate {
+            structure_id: s.id.clone(),
+            name: s.name.clone(),
+            distance_km: f.distance_km,
+            score,
+            used,
+            capacity: s.weekly_capacity,
+            next_opening: None,
+            remote: f.remote,
+            explanation: Vec::new(),
+        });
+    }
+    // Opening hours only matter between near-ties, so only the leading band pays for them.
+    if let (Some(now), Some(best)) = (now_local, candidates.iter().map(|c| c.score).min_by(f64::total_cmp)) {
+        let leading = band(best);
+        for c in candidates.iter_mut().filter(|c| band(c.score) == leading) {
+            if let Some(s) = feasible.iter().find(|f| f.structure.id == c.structure_id) {
+                c.next_opening = s.structure.opening_hours.as_ref().and_then(|h| h.next_opening(now));
+            }
+        }
+    }
+    candidates.sort_by(compare);
+    (candidates, full)
+}
+
+/// Distance plus the bounded load penalty.
+pub fn score(distance_km: f64, load: f64) -> f64 {
+    distance_km + load.clamp(0.0, 1.0) * LOAD_MARGIN_KM.min(LOAD_MARGIN_RATIO * distance_km)
+}
+
+fn band(score: f64) -> i64 {
+    (score / NEAR_TIE_KM).floor() as i64
+}
+
+/// The total order of candidates: score band, then sooner opening (unknown last), then
+/// score, then id.
+pub fn compare(a: &Candidate, b: &Candidate) -> Ordering {
+    band(a.score)
+        .cmp(&band(b.score))
+        .then_with(|| match (a.next_opening, b.next_opening) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        })
+        .then_with(|| a.score.total_cmp(&b.score))
+        .then_with(|| a.structure_id.cmp(&b.structure_id))
+}
+
+/// Why this structure: distance, needs, language, accessibility, load, opening.
+pub fn explain(demand: &Demand, c: &Candidate, s: &IndexedStructure) -> Vec<String> {
+    let mut lines = Vec::new();
+    if c.remote {
+        lines.push(format!("remote support ({} km away)", format_km_1(c.distance_km)));
+    } else {
+        lines.push(format!("{} km away, within {} km", format_km_1(c.distance_km), format_km(demand.max_distance_km)));
+    }
+    let needs: Vec<&str> = demand.needs.iter().map(|n| n.slug()).collect();
+    lines.push(format!("covers {}", needs.join(", ")));
+    let shared: Vec<&str> = demand.languages.iter().filter(|l| s.languages.contains(l)).map(Language::as_str).collect();
+    if !shared.is_empty() {
+        lines.push(format!("speaks {}", shared.join(", ")));
+    } else if s.other_languages {
+        lines.push("supports other languages".to_string());
+    }
+    if !demand.accessibility.is_empty() {
+        let a: Vec<&str> = demand.accessibility.iter().map(|a| a.slug()).collect();
+        lines.push(format!("supports {}", a.join(", ")));
+    }
+    lines.push(format!("load this week: {}/{}", c.used, c.capacity));
+    if let Some(next) = c.next_opening {
+        lines.push(format!("next opening: {}", next.format("%a %d %b %H:%M")));
+    }
+    lines
+}
+
+fn format_km_1(km: f64) -> String {
+    format!("{km:.1}")
+}
+
+/// Structures around the person that cannot take the referral, nearest first, with every
+/// reason (capacity included, from `used_this_week`).
+pub fn excluded_nearby(
+    index: &Index,
+    demand: &Demand,
+    tried: &HashMap<String, String>,
+    used_this_week: impl Fn(&str) -> u32,
+    radius_km: f64,
+    limit: usize,
+) -> Vec<Excluded> {
+    let mut out: Vec<Excluded> = index
+        .within(demand.location, radius_km)
+        .filter_map(|s| {
+            let (distance_km, _, mut reasons) = assess(demand, s, tried);
+            let used = used_this_week(&s.id);
+            if used >= s.weekly_capacity {
+                reasons.push(Exclusion::NoCapacity { used, capacity: s.weekly_capacity });
+            }
+            (!reasons.is_empty()).then(|| Excluded {
+                structure_id: s.id.clone(),
+                name: s.name.clone(),
+                distance_km,
+                reasons,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.distance_km.total_cmp(&b.distance_km).then_with(|| a.structure_id.cmp(&b.structure_id)));
+    out.truncate(limit);
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::domain::index::IndexedStructure;
+
+    fn structure(id: &str, lat: f64, lon: f64, services: &[Need]) -> IndexedStructure {
+        IndexedStructure {
+            id: id.into(),
+            name: id.to_uppercase(),
+            territory: "16".into(),
+            location: Point { lat, lon },
+            services: services.to_vec(),
+            modes: vec![StructureMode::Individual],
+            languages: vec![Language::french()],
+            other_languages: false,
+            accessibility: vec![],
+            weekly_capacity: 5,
+            accepting: true,
+            opening_hours: None,
+        }
+    }
+
+    fn demand() -> Demand {
+        Demand {
+            location: Point { lat: 45.6458, lon: 0.14502 },
+            needs: vec![Need::AideDemarchesAdministratives],
+            modes: vec![ReferralMode::InPerson],
+            languages: vec![Language::french()],
+            accessibility: vec![],
+            max_distance_km: 30.0,
+            urgency: Urgency::Normal,
+        }
+    }
+
+    const AIDE: Need = Need::AideDemarchesAdministratives;
+
+    fn index(structures: Vec<IndexedStructure>) -> Index {
+        let mut i = Index::default();
+        for s in structures {
+            i.upsert(s);
+        }
+        i
+    }
+
+    fn best(index: &Index, d: &Demand, used: &HashMap<String, u32>) -> Option<String> {
+        let f = feasible(index, d, &HashMap::new());
+        let (c, _) = rank(&f, |id| used.get(id).copied().unwrap_or(0), None);
+        c.first().map(|c| c.structure_id.clone())
+    }
+
+    #[test]
+    fn the_nearest_structure_covering_the_need_wins_over_a_nearer_one_that_does_not() {
+        let i = index(vec![
+            structure("leisure", 45.6460, 0.1452, &[Need::LoisirsCreations]),
+            structure("near", 45.6500, 0.1550, &[AIDE]),
+            structure("far", 45.7000, 0.2000, &[AIDE]),
+        ]);
+        assert_eq!(best(&i, &demand(), &HashMap::new()).as_deref(), Some("near"));
+    }
+
+    #[test]
+    fn a_full_structure_is_skipped_for_the_next_nearest() {
+        let i = index(vec![structure("near", 45.6500, 0.1550, &[AIDE]), structure("far", 45.7000, 0.2000, &[AIDE])]);
+        let used = HashMap::from([("near".to_string(), 5)]);
+        assert_eq!(best(&i, &demand(), &used).as_deref(), Some("far"));
+        let f = feasible(&i, &demand(), &HashMap::new());
+        let (_, full) = rank(&f, |id| used.get(id).copied().unwrap_or(0), None);
+        assert_eq!(full[0].reasons[0].message(), "no capacity left this week (5/5 used)");
+    }
+
+    #[test]
+    fn beyond_the_radius_nothing_is_feasible() {
+        let i = index(vec![structure("cognac", 45.6962, -0.3292, &[AIDE])]);
+        let mut d = demand();
+        d.max_distance_km = 20.0;
+        assert!(best(&i, &d, &HashMap::new()).is_none());
+        let ex = excluded_nearby(&i, &d, &HashMap::new(), |_| 0, 60.0, 10);
+        assert_eq!(ex[0].reasons, vec![Exclusion::BeyondDistance { max_km: 20.0 }]);
+        assert_eq!(ex[0].reasons[0].message(), "beyond 20 km");
+    }
+
+    #[test]
+    fn a_person_who_speaks_no_french_goes_to_a_shared_language_or_other_languages() {
+        let mut arabic = structure("arabic", 45.70, 0.20, &[AIDE]);
+        arabic.languages.push("ar".parse().unwrap());
+        let mut others = structure("others", 45.66, 0.16, &[AIDE]);
+        others.other_languages = true;
+        let french_only = structure("french", 45.6460, 0.1452, &[AIDE]);
+        let mut d = demand();
+        d.languages = vec!["ar".parse().unwrap()];
+        let i = index(vec![french_only.clone(), arabic.clone()]);
+        assert_eq!(best(&i, &d, &HashMap::new()).as_deref(), Some("arabic"));
+        let i = index(vec![french_only, arabic, others]);
+        assert_eq!(best(&i, &d, &HashMap::new()).as_deref(), Some("others"));
+    }
+
+    #[test]
+    fn an_accessibility_need_goes_only_to_a_structure_that_supports_it() {
+        let mut motor = structure("motor", 45.70, 0.20, &[AIDE]);
+        motor.accessibility = vec![Accessibility::Motor];
+        let i = index(vec![structure("near", 45.6460, 0.1452, &[AIDE]), motor]);
+        let mut d = demand();
+        d.accessibility = vec![Accessibility::Motor];
+        assert_eq!(best(&i, &d, &HashMap::new()).as_deref(), Some("motor"));
+    }
+
+    #[test]
+    fn a_structure_already_tried_is_never_proposed_again() {
+        let i = index(vec![structure("near", 45.6500, 0.1550, &[AIDE]), structure("far", 45.7000, 0.2000, &[AIDE])]);
+        let tried = HashMap::from([("near".to_string(), "declined".to_string())]);
+        let f = feasible(&i, &demand(), &tried);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].structure.id, "far");
+        let ex = excluded_nearby(&i, &demand(), &tried, |_| 0, 30.0, 10);
+        assert_eq!(ex[0].reasons[0].message(), "already declined");
+    }
+
+    #[test]
+    fn remote_referrals_go_to_remote_structures_at_any_distance() {
+        let mut remote = structure("remote", 48.85, 2.35, &[AIDE]);
+        remote.modes = vec![StructureMode::Remote];
+        let i = index(vec![structure("near", 45.6500, 0.1550, &[AIDE]), remote]);
+        let mut d = demand();
+        d.modes = vec![ReferralMode::Remote];
+        assert_eq!(best(&i, &d, &HashMap::new()).as_deref(), Some("remote"));
+        d.modes = vec![ReferralMode::InPerson, ReferralMode::Remote];
+        assert_eq!(best(&i, &d, &HashMap::new()).as_deref(), Some("near"));
+    }
+
+    #[test]
+    fn load_moves_a_referral_farther_only_inside_the_margin() {
+        // 10 km vs 11 km: a busy near structure (4/5) loses to an empty one 1 km farther.
+        let i = index(vec![structure("a", 45.7358, 0.14502, &[AIDE]), structure("b", 45.7448, 0.14502, &[AIDE])]);
+        let used = HashMap::from([("a".to_string(), 4)]);
+        assert_eq!(best(&i, &demand(), &used).as_deref(), Some("b"));
+        // …but never to one more than 3 km / 25 % farther.
+        let i = index(vec![structure("a", 45.7358, 0.14502, &[AIDE]), structure("c", 45.7800, 0.14502, &[AIDE])]);
+        assert_eq!(best(&i, &demand(), &used).as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn the_explanation_names_distance_needs_language_and_load() {
+        let s = structure("near", 45.6500, 0.1550, &[AIDE]);
+        let i = index(vec![s.clone()]);
+        let f = feasible(&i, &demand(), &HashMap::new());
+        let (c, _) = rank(&f, |_| 1, None);
+        let lines = explain(&demand(), &c[0], &s);
+        assert!(lines[0].contains("km away"), "{lines:?}");
+        assert!(lines.iter().any(|l| l.contains("aide_demarches_administratives")));
+        assert!(lines.iter().any(|l| l == "speaks fr"));
+        assert!(lines.iter().any(|l| l == "load this week: 1/5"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ranking_is_deterministic_and_never_offers_an_infeasible_structure(
+            points in proptest::collection::vec((45.0f64..46.5, -0.5f64..1.0, 0u32..6, proptest::bool::ANY, 0u32..4), 1..40),
+            order_seed in 0usize..1000,
+        ) {
+            let structures: Vec<IndexedStructure> = points.iter().enumerate().map(|(i, (lat, lon, cap, accepting, svc))| {
+                let mut s = structure(&format!("s{i:02}"), *lat, *lon, &[Need::ALL[*svc as usize]]);
+                s.weekly_capacity = *cap;
+                s.accepting = *accepting;
+                s
+            }).collect();
+            let mut shuffled = structures.clone();
+            shuffled.rotate_left(order_seed % structures.len());
+            let a = index(structures.clone());
+            let b = index(shuffled);
+            let d = demand();
+            let used = |id: &str| (id.len() as u32) % 3;
+            let (ca, _) = rank(&feasible(&a, &d, &HashMap::new()), used, None);
+            let (cb, _) = rank(&feasible(&b, &d, &HashMap::new()), used, None);
+            proptest::prop_assert_eq!(&ca, &cb);
+            for c in &ca {
+                let s = structures.iter().find(|s| s.id == c.structure_id).unwrap();
+                proptest::prop_assert!(s.accepting && s.services.contains(&AIDE));
+                proptest::prop_assert!(c.distance_km <= d.max_distance_km);
+                proptest::prop_assert!(used(&s.id) < s.weekly_capacity);
+            }
+            for w in ca.windows(2) {
+                proptest::prop_assert!(compare(&w[0], &w[1]) == Ordering::Less);
+                // Load never moves a referral more than the margin farther.
+                proptest::prop_assert!(w[0].distance_km <= w[1].distance_km + LOAD_MARGIN_KM + NEAR_TIE_KM);
+            }
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! Matching rules, with no I/O.
+
+pub mod engine;
+pub mod index;
+pub mod waitlist;

@@ -1,0 +1,175 @@
+//! HTTP: why a referral goes where it goes. `GET /api/v1/referrals/{id}/candidates` for
+//! a submitted referral, and `POST /api/v1/match/preview` for a profile with no personal
+//! data, before anything is submitted.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json as AxumJson, Router};
+use contracts::api::PreviewRequest;
+use contracts::events::Point;
+use contracts::validate::Errors;
+use contracts::{Accessibility, Language, Need, ReferralMode, Role, Urgency};
+use platform::ApiError;
+use platform::auth::Caller;
+use platform::json::Json;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::MatcherState;
+use crate::domain::engine::{Candidate, Demand, Excluded};
+use crate::routing::Assessment;
+use crate::store;
+
+pub fn router(state: MatcherState) -> Router {
+    Router::new()
+        .route("/api/v1/referrals/{id}/candidates", get(candidates))
+        .route("/api/v1/match/preview", post(preview))
+        .with_state(state)
+}
+
+#[derive(Serialize)]
+struct CandidateView {
+    structure_id: String,
+    name: String,
+    distance_km: f64,
+    score: f64,
+    load: LoadView,
+    next_opening: Option<String>,
+    remote: bool,
+    explanation: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct LoadView {
+    used: u32,
+    weekly_capacity: u32,
+}
+
+#[derive(Serialize)]
+struct ReasonView {
+    code: &'static str,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct ExcludedView {
+    structure_id: String,
+    name: String,
+    distance_km: f64,
+    reasons: Vec<ReasonView>,
+}
+
+#[derive(Serialize)]
+struct AssessmentView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    referral_id: Option<Uuid>,
+    max_distance_km: f64,
+    candidates: Vec<CandidateView>,
+    excluded: Vec<ExcludedView>,
+}
+
+fn round(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+fn candidate_view(c: Candidate) -> CandidateView {
+    CandidateView {
+        structure_id: c.structure_id,
+        name: c.name,
+        distance_km: round(c.distance_km),
+        score: round(c.score),
+        load: LoadView { used: c.used, weekly_capacity: c.capacity },
+        next_opening: c.next_opening.map(|t| t.format("%Y-%m-%dT%H:%M").to_string()),
+        remote: c.remote,
+        explanation: c.explanation,
+    }
+}
+
+fn excluded_view(e: Excluded) -> ExcludedView {
+    ExcludedView {
+        structure_id: e.structure_id,
+        name: e.name,
+        distance_km: round(e.distance_km),
+        reasons: e.reasons.iter().map(|r| ReasonView { code: r.code(), message: r.message() }).collect(),
+    }
+}
+
+fn view(referral_id: Option<Uuid>, demand: &Demand, a: Assessment) -> AssessmentView {
+    AssessmentView {
+        referral_id,
+        max_distance_km: demand.max_distance_km,
+        candidates: a.candidates.into_iter().map(candidate_view).collect(),
+        excluded: a.excluded.into_iter().map(excluded_view).collect(),
+    }
+}
+
+/// The referrer organisation that submitted the referral, and admin.
+async fn candidates(
+    State(state): State<MatcherState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<AxumJson<AssessmentView>, ApiError> {
+    caller.require(&[Role::Referrer, Role::Admin])?;
+    let id: Uuid = id.parse().map_err(|_| ApiError::not_found())?;
+    let mut conn = state.pool.acquire().await?;
+    let profile = store::profile(&mut conn, id).await?.ok_or_else(ApiError::not_found)?;
+    if !caller.is_admin() && profile.organisation_id != caller.organisation() {
+        return Err(ApiError::not_found());
+    }
+    let demand = profile.demand.clone().ok_or_else(ApiError::not_found)?;
+    let assessment = state.matcher.assess(&mut conn, &demand, &profile.tried, 10).await?;
+    Ok(AxumJson(view(Some(id), &demand, assessment)))
+}
+
+async fn preview(
+    State(state): State<MatcherState>,
+    caller: Caller,
+    Json(req): Json<PreviewRequest>,
+) -> Result<AxumJson<AssessmentView>, ApiError> {
+    caller.require(&[Role::Referrer, Role::Coordinator, Role::Admin])?;
+    let demand = parse_preview(&req, state.config.max_distance_km).map_err(ApiError::validation)?;
+    let limit = req.limit.unwrap_or(10).clamp(1, 50) as usize;
+    let mut conn = state.pool.acquire().await?;
+    let assessment = state.matcher.assess(&mut conn, &demand, &HashMap::new(), limit).await?;
+    Ok(AxumJson(view(None, &demand, assessment)))
+}
+
+fn parse_preview(req: &PreviewRequest, default_distance: f64) -> Result<Demand, Vec<contracts::FieldError>> {
+    let mut e = Errors::new();
+    let commune = match geo::communes().resolve(req.commune_code.as_deref(), req.postcode.as_deref(), None) {
+        Ok(c) => Some(c),
+        Err(err) => {
+            let field = if req.commune_code.is_some() || req.postcode.is_none() { "commune_code" } else { "postcode" };
+            e.add(field, err.to_string());
+            None
+        }
+    };
+    let needs: Vec<Need> = e.list("needs", req.needs.as_deref(), true);
+    let mut modes: Vec<ReferralMode> = e.list("modes", req.modes.as_deref(), false);
+    if modes.is_empty() {
+        modes.push(ReferralMode::InPerson);
+    }
+    let mut languages: Vec<Language> = e.list("languages", req.languages.as_deref(), false);
+    if languages.is_empty() {
+        languages.push(Language::french());
+    }
+    let accessibility: Vec<Accessibility> = e.list("accessibility", req.accessibility.as_deref(), false);
+    let max_distance_km = req.max_distance_km.unwrap_or(default_distance);
+    if !(max_distance_km.is_finite() && max_distance_km > 0.0 && max_distance_km <= 1000.0) {
+        e.add("max_distance_km", "must be between 0 and 1000");
+    }
+    let urgency = e.one("urgency", req.urgency.as_deref(), Some(Urgency::Normal));
+    e.finish(|| Demand {
+        location: commune
+            .map(|c| Point { lat: c.location.lat, lon: c.location.lon })
+            .unwrap_or(Point { lat: 0.0, lon: 0.0 }),
+        needs,
+        modes,
+        languages,
+        accessibility,
+        max_distance_km,
+        urgency: urgency.unwrap_or(Urgency::Normal),
+    })
+}

@@ -1,0 +1,520 @@
+//! SQL for the `matcher` schema.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use contracts::events::{MatchingProfile, Point, Structure};
+use contracts::{Language, Urgency, parse_set};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::engine::Demand;
+use crate::domain::index::IndexedStructure;
+
+/// A referral as the matcher sees it.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub referral_id: Uuid,
+    pub state: String,
+    pub organisation_id: Option<Uuid>,
+    pub territory: Option<String>,
+    pub commune_code: Option<String>,
+    pub demand: Option<Demand>,
+    pub deadline: Option<NaiveDate>,
+    pub submitted_at: Option<DateTime<Utc>>,
+    pub attempts: i32,
+    pub tried: HashMap<String, String>,
+    pub round: i32,
+    pub current_structure: Option<String>,
+    pub current_reservation: Option<Uuid>,
+    pub waitlist_reason: Option<String>,
+    pub escalated: bool,
+    pub sequence: i64,
+}
+
+pub mod state {
+    pub const MATCHING: &str = "matching";
+    pub const PROPOSED: &str = "proposed";
+    pub const WAITLISTED: &str = "waitlisted";
+    pub const ACCEPTED: &str = "accepted";
+    pub const CLOSED: &str = "closed";
+    pub const CANCELLED: &str = "cancelled";
+}
+
+struct ProfileRow {
+    referral_id: Uuid,
+    state: String,
+    organisation_id: Option<Uuid>,
+    commune_code: Option<String>,
+    territory: Option<String>,
+    lat: Option<f64>,
+    lon: Option<f64>,
+    needs: Option<Vec<String>>,
+    modes: Option<Vec<String>>,
+    languages: Option<Vec<String>>,
+    accessibility: Option<Vec<String>>,
+    urgency: Option<String>,
+    deadline: Option<NaiveDate>,
+    max_distance_km: Option<f64>,
+    submitted_at: Option<DateTime<Utc>>,
+    attempts: i32,
+    tried: serde_json::Value,
+    round: i32,
+    current_structure: Option<String>,
+    current_reservation: Option<Uuid>,
+    waitlist_reason: Option<String>,
+    escalated: bool,
+    sequence: i64,
+}
+
+impl From<ProfileRow> for Profile {
+    fn from(r: ProfileRow) -> Self {
+        let demand = match (r.lat, r.lon, r.needs, r.modes) {
+            (Some(lat), Some(lon), Some(needs), Some(modes)) => Some(Demand {
+                location: Point { lat, lon },
+                needs: parse_set(&needs).unwrap_or_default(),
+                modes: parse_set(&modes).unwrap_or_default(),
+                languages: parse_set::<Language>(&r.languages.unwrap_or_default()).unwrap_or_default(),
+                accessibility: parse_set(&r.accessibility.unwrap_or_default()).unwrap_or_default(),
+                max_distance_km: r.max_distance_km.unwrap_or(30.0),
+                urgency: r.urgency.as_deref().and_then(|u| u.parse().ok()).unwrap_or(Urgency::Normal),
+            }),
+            _ => None,
+        };
+        Profile {
+            referral_id: r.referral_id,
+            state: r.state,
+            organisation_id: r.organisation_id,
+            territory: r.territory,
+            commune_code: r.commune_code,
+            demand,
+            deadline: r.deadline,
+            submitted_at: r.submitted_at,
+            attempts: r.attempts,
+            tried: serde_json::from_value(r.tried).unwrap_or_default(),
+            round: r.round,
+            current_structure: r.current_structure,
+            current_reservation: r.current_reservation,
+            waitlist_reason: r.waitlist_reason,
+            escalated: r.escalated,
+            sequence: r.sequence,
+        }
+    }
+}
+
+fn slugs<T: std::fmt::Display>(values: &[T]) -> Vec<String> {
+    values.iter().map(ToString::to_string).collect()
+}
+
+/// Records a submitted referral. A profile that already exists (a redelivery, or a
+/// cancellation that overtook the submission) is left alone.
+pub async fn insert_profile(
+    conn: &mut PgConnection,
+    referral_id: Uuid,
+    organisation_id: Uuid,
+    submitted_at: DateTime<Utc>,
+    p: &MatchingProfile,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO matcher.profiles (referral_id, state, organisation_id, commune_code, territory, lat, lon, needs,
+                                       modes, languages, accessibility, urgency, deadline, max_distance_km, submitted_at)
+         VALUES ($1, 'matching', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+         ON CONFLICT (referral_id) DO UPDATE SET
+            organisation_id = EXCLUDED.organisation_id, commune_code = EXCLUDED.commune_code,
+            territory = EXCLUDED.territory, lat = EXCLUDED.lat, lon = EXCLUDED.lon, needs = EXCLUDED.needs,
+            modes = EXCLUDED.modes, languages = EXCLUDED.languages, accessibility = EXCLUDED.accessibility,
+            urgency = EXCLUDED.urgency, deadline = EXCLUDED.deadline, max_distance_km = EXCLUDED.max_distance_km,
+            submitted_at = EXCLUDED.submitted_at
+         WHERE matcher.profiles.needs IS NULL",
+        referral_id,
+        organisation_id,
+        p.commune_code,
+        p.territory,
+        p.location.lat,
+        p.location.lon,
+        &slugs(&p.needs),
+        &slugs(&p.modes),
+        &slugs(&p.languages),
+        &slugs(&p.accessibility),
+        p.urgency.slug(),
+        p.deadline,
+        p.max_distance_km,
+        submitted_at,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A profile for an event that overtook `referral.submitted`; the submission fills it in.
+pub async fn insert_placeholder(conn: &mut PgConnection, referral_id: Uuid, state: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO matcher.profiles (referral_id, state) VALUES ($1, $2) ON CONFLICT (referral_id) DO NOTHING",
+        referral_id,
+        state
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The profile, locked until the end of the transaction.
+pub async fn lock_profile(conn: &mut PgConnection, referral_id: Uuid) -> sqlx::Result<Option<Profile>> {
+    let row = sqlx::query_as!(
+        ProfileRow,
+        "SELECT referral_id, state, organisation_id, commune_code, territory, lat, lon, needs, modes, languages,
+                accessibility, urgency, deadline, max_distance_km, submitted_at, attempts, tried, round,
+                current_structure, current_reservation, waitlist_reason, escalated, sequence
+         FROM matcher.profiles WHERE referral_id = $1 FOR UPDATE",
+        referral_id
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(Into::into))
+}
+
+pub async fn profile(conn: &mut PgConnection, referral_id: Uuid) -> sqlx::Result<Option<Profile>> {
+    let row = sqlx::query_as!(
+        ProfileRow,
+        "SELECT referral_id, state, organisation_id, commune_code, territory, lat, lon, needs, modes, languages,
+                accessibility, urgency, deadline, max_distance_km, submitted_at, attempts, tried, round,
+                current_structure, current_reservation, waitlist_reason, escalated, sequence
+         FROM matcher.profiles WHERE referral_id = $1",
+        referral_id
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(Into::into))
+}
+
+/// Writes back what matching changed.
+pub async fn save_profile(conn: &mut PgConnection, p: &Profile) -> sqlx::Result<()> {
+    let waitlisted = p.state == state::WAITLISTED;
+    sqlx::query!(
+        "UPDATE matcher.profiles SET state = $2, attempts = $3, tried = $4, round = $5, current_structure = $6,
+                current_reservation = $7, waitlist_reason = $8, escalated = $9, sequence = $10,
+                waitlisted_at = CASE WHEN $11 THEN COALESCE(waitlisted_at, now()) ELSE NULL END, updated_at = now()
+         WHERE referral_id = $1",
+        p.referral_id,
+        p.state,
+        p.attempts,
+        serde_json::to_value(&p.tried).unwrap_or_default(),
+        p.round,
+        p.current_structure,
+        p.current_reservation,
+        p.waitlist_reason,
+        p.escalated,
+        p.sequence,
+        waitlisted,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Waiting referrals that matching may retry on its own (escalated ones wait for a
+/// coordinator), in priority order: urgent first, then nearest deadline, then oldest.
+pub async fn waitlist(conn: &mut PgConnection) -> sqlx::Result<Vec<Profile>> {
+    let rows = sqlx::query_as!(
+        ProfileRow,
+        "SELECT referral_id, state, organisation_id, commune_code, territory, lat, lon, needs, modes, languages,
+                accessibility, urgency, deadline, max_distance_km, submitted_at, attempts, tried, round,
+                current_structure, current_reservation, waitlist_reason, escalated, sequence
+         FROM matcher.profiles WHERE state = 'waitlisted' AND NOT escalated
+         ORDER BY (urgency = 'urgent') DESC, deadline ASC NULLS LAST, submitted_at, referral_id"
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// Bumps the structure clock; the value is the version of this change.
+async fn tick(conn: &mut PgConnection) -> sqlx::Result<i64> {
+    sqlx::query_scalar!("UPDATE matcher.structure_clock SET value = value + 1 WHERE id = 1 RETURNING value")
+        .fetch_one(conn)
+        .await
+}
+
+pub async fn clock(conn: &mut PgConnection) -> sqlx::Result<i64> {
+    sqlx::query_scalar!("SELECT value FROM matcher.structure_clock WHERE id = 1").fetch_one(conn).await
+}
+
+/// Applies a structure record unless a newer one is already stored. Returns whether it
+/// changed anything.
+pub async fn upsert_structure(conn: &mut PgConnection, s: &Structure, source_sequence: i64) -> sqlx::Result<bool> {
+    let newer: Option<i64> =
+        sqlx::query_scalar!("SELECT source_sequence FROM matcher.structures WHERE id = $1 FOR UPDATE", s.id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if newer.is_some_and(|seq| seq >= source_sequence) {
+        return Ok(false);
+    }
+    let version = tick(conn).await?;
+    sqlx::query!(
+        "INSERT INTO matcher.structures (id, name, territory, lat, lon, services, modes, languages, other_languages,
+                                         accessibility, opening_hours, weekly_capacity, accepting, removed,
+                                         source_sequence, version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, false, $14, $15)
+         ON CONFLICT (id) DO UPDATE SET
+            name = EXCLUDED.name, territory = EXCLUDED.territory, lat = EXCLUDED.lat, lon = EXCLUDED.lon,
+            services = EXCLUDED.services, modes = EXCLUDED.modes, languages = EXCLUDED.languages,
+            other_languages = EXCLUDED.other_languages, accessibility = EXCLUDED.accessibility,
+            opening_hours = EXCLUDED.opening_hours, weekly_capacity = EXCLUDED.weekly_capacity,
+            accepting = EXCLUDED.accepting, removed = false, source_sequence = EXCLUDED.source_sequence,
+            version = EXCLUDED.version",
+        s.id,
+        s.name,
+        s.territory,
+        s.location.lat,
+        s.location.lon,
+        &slugs(&s.services),
+        &slugs(&s.modes),
+        &slugs(&s.languages),
+        s.other_languages,
+        &slugs(&s.accessibility),
+        s.opening_hours,
+        s.weekly_capacity as i32,
+        s.accepting,
+        source_sequence,
+        version,
+    )
+    .execute(conn)
+    .await?;
+    Ok(true)
+}
+
+/// Applies a capacity change unless a newer change is already stored.
+pub async fn set_capacity(
+    conn: &mut PgConnection,
+    id: &str,
+    capacity: u32,
+    accepting: bool,
+    source_sequence: i64,
+) -> sqlx::Result<bool> {
+    let current: Option<i64> =
+        sqlx::query_scalar!("SELECT source_sequence FROM matcher.structures WHERE id = $1 FOR UPDATE", id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    match current {
+        Some(seq) if seq < source_sequence => {}
+        _ => return Ok(false),
+    }
+    let version = tick(conn).await?;
+    sqlx::query!(
+        "UPDATE matcher.structures SET weekly_capacity = $2, accepting = $3, source_sequence = $4, version = $5 WHERE id = $1",
+        id,
+        capacity as i32,
+        accepting,
+        source_sequence,
+        version
+    )
+    .execute(conn)
+    .await?;
+    Ok(true)
+}
+
+pub async fn remove_structure(conn: &mut PgConnection, id: &str, source_sequence: i64) -> sqlx::Result<bool> {
+    let current: Option<i64> =
+        sqlx::query_scalar!("SELECT source_sequence FROM matcher.structures WHERE id = $1 FOR UPDATE", id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    match current {
+        Some(seq) if seq < source_sequence => {}
+        _ => return Ok(false),
+    }
+    let version = tick(conn).await?;
+    sqlx::query!(
+        "UPDATE matcher.structures SET removed = true, accepting = false, source_sequence = $2, version = $3 WHERE id = $1",
+        id,
+        source_sequence,
+        version
+    )
+    .execute(conn)
+    .await?;
+    Ok(true)
+}
+
+/// A change to the structure read model, for the in-memory index.
+pub enum StructureChange {
+    Upsert(IndexedStructure),
+    Remove(String),
+}
+
+/// Every change after `version`, and the version they bring the index to.
+pub async fn structure_changes(conn: &mut PgConnection, version: i64) -> sqlx::Result<(Vec<StructureChange>, i64)> {
+    let rows = sqlx::query!(
+        "SELECT id, name, territory, lat, lon, services, modes, languages, other_languages, accessibility,
+                opening_hours, weekly_capacity, accepting, removed, version
+         FROM matcher.structures WHERE version > $1 ORDER BY version",
+        version
+    )
+    .fetch_all(conn)
+    .await?;
+    let mut latest = version;
+    let changes = rows
+        .into_iter()
+        .map(|r| {
+            latest = latest.max(r.version);
+            if r.removed {
+                return StructureChange::Remove(r.id);
+            }
+            StructureChange::Upsert(IndexedStructure {
+                id: r.id,
+                name: r.name,
+                territory: r.territory,
+                location: Point { lat: r.lat, lon: r.lon },
+                services: parse_set(&r.services).unwrap_or_default(),
+                modes: parse_set(&r.modes).unwrap_or_default(),
+                languages: parse_set(&r.languages).unwrap_or_default(),
+                other_languages: r.other_languages,
+                accessibility: parse_set(&r.accessibility).unwrap_or_default(),
+                weekly_capacity: u32::try_from(r.weekly_capacity).unwrap_or(0),
+                accepting: r.accepting,
+                opening_hours: r
+                    .opening_hours
+                    .as_deref()
+                    .and_then(|h| contracts::opening_hours::OpeningHours::parse(h).ok()),
+            })
+        })
+        .collect();
+    Ok((changes, latest))
+}
+
+/// Capacity used this week by each of `ids`.
+pub async fn usage(conn: &mut PgConnection, ids: &[String], week: &str) -> sqlx::Result<HashMap<String, u32>> {
+    let rows = sqlx::query!(
+        "SELECT structure_id, used FROM matcher.capacity_usage WHERE week = $1 AND structure_id = ANY($2)",
+        week,
+        ids
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.structure_id, u32::try_from(r.used).unwrap_or(0))).collect())
+}
+
+/// Takes one unit of a structure's capacity this week, atomically: the conditional
+/// update re-checks the capacity after waiting for any concurrent reservation of the
+/// same structure, so replicas never overbook. `force` ignores the capacity (a
+/// coordinator's explicit choice).
+pub async fn reserve(conn: &mut PgConnection, structure_id: &str, week: &str, force: bool) -> sqlx::Result<bool> {
+    sqlx::query!(
+        "INSERT INTO matcher.capacity_usage (structure_id, week, used) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING",
+        structure_id,
+        week
+    )
+    .execute(&mut *conn)
+    .await?;
+    let reserved = sqlx::query_scalar!(
+        "UPDATE matcher.capacity_usage u SET used = u.used + 1
+         FROM matcher.structures s
+         WHERE u.structure_id = $1 AND u.week = $2 AND s.id = u.structure_id AND NOT s.removed
+           AND ($3 OR (s.accepting AND u.used < s.weekly_capacity))
+         RETURNING u.used",
+        structure_id,
+        week,
+        force
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(reserved.is_some())
+}
+
+pub async fn insert_reservation(
+    conn: &mut PgConnection,
+    id: Uuid,
+    referral_id: Uuid,
+    structure_id: &str,
+    week: &str,
+    forced: bool,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO matcher.reservations (id, referral_id, structure_id, week, state, forced) VALUES ($1, $2, $3, $4, 'held', $5)",
+        id,
+        referral_id,
+        structure_id,
+        week,
+        forced
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Gives a held reservation back. Returns the structure whose capacity grew, once: a
+/// second release of the same reservation does nothing.
+pub async fn release(conn: &mut PgConnection, reservation_id: Uuid) -> sqlx::Result<Option<String>> {
+    let released = sqlx::query!(
+        "UPDATE matcher.reservations SET state = 'released', settled_at = now()
+         WHERE id = $1 AND state = 'held' RETURNING structure_id, week",
+        reservation_id
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(r) = released else { return Ok(None) };
+    sqlx::query!(
+        "UPDATE matcher.capacity_usage SET used = used - 1 WHERE structure_id = $1 AND week = $2 AND used > 0",
+        r.structure_id,
+        r.week
+    )
+    .execute(conn)
+    .await?;
+    Ok(Some(r.structure_id))
+}
+
+/// Acceptance turns the reservation into consumed capacity.
+pub async fn consume(conn: &mut PgConnection, reservation_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE matcher.reservations SET state = 'consumed', settled_at = now() WHERE id = $1 AND state = 'held'",
+        reservation_id
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Asks the waitlist worker to look at a structure once this transaction commits.
+pub async fn request_rematch(conn: &mut PgConnection, structure_id: &str) -> sqlx::Result<()> {
+    sqlx::query!("INSERT INTO matcher.pending_rematch (structure_id) VALUES ($1)", structure_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query!("SELECT pg_notify('matcher_rematch', '')").execute(conn).await?;
+    Ok(())
+}
+
+/// Takes one pending re-match request (and every duplicate of it), locked for this
+/// transaction.
+pub async fn claim_rematch(conn: &mut PgConnection) -> sqlx::Result<Option<String>> {
+    let claimed = sqlx::query_scalar!(
+        "DELETE FROM matcher.pending_rematch WHERE id = (
+            SELECT id FROM matcher.pending_rematch ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+         RETURNING structure_id"
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(s) = &claimed {
+        // Requests for the same structure are answered by this one run.
+        sqlx::query!(
+            "DELETE FROM matcher.pending_rematch WHERE id IN (
+                SELECT id FROM matcher.pending_rematch WHERE structure_id = $1 FOR UPDATE SKIP LOCKED)",
+            s
+        )
+        .execute(conn)
+        .await?;
+    }
+    Ok(claimed)
+}
+
+pub async fn fact(conn: &mut PgConnection, key: &str) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar!("SELECT value FROM matcher.facts WHERE key = $1 FOR UPDATE", key).fetch_optional(conn).await
+}
+
+pub async fn set_fact(conn: &mut PgConnection, key: &str, value: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO matcher.facts (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+        key,
+        value
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,3 @@
+//! Referral rules, with no I/O.
+pub mod lifecycle;
+pub mod referral;

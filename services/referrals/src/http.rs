@@ -1,0 +1,392 @@
+//! HTTP for referrers (submit, follow, cancel), mediators (accept, decline, contact,
+//! close) and coordinators (reroute).
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json as AxumJson, Router};
+use chrono::{DateTime, Utc};
+use contracts::api::{
+    AcceptRequest, CancelRequest, CloseRequest, ContactRequest, DeclineRequest, ReferralRequest, RerouteRequest,
+};
+use contracts::events::ReferralSubmitted;
+use contracts::validate::Errors;
+use contracts::{ContactKind, DeclineReason, Envelope, Outcome, ReferralStatus, Role};
+use platform::ApiError;
+use platform::auth::{Caller, Scope};
+use platform::idempotency::{FingerprintedJson, IdempotencyKey};
+use platform::json::{OptionalJson, Query};
+use serde::Deserialize;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::lifecycle::{Action, transition};
+use crate::domain::referral::parse_referral;
+use crate::lifecycle::{self, StepError};
+use crate::store::{self, ListFilter, ListScope, ReferralRow, Step};
+use crate::view::{self, Disclosure, Parts};
+use crate::{ReferralsState, SCHEMA};
+
+pub fn router(state: ReferralsState) -> Router {
+    Router::new()
+        .route("/api/v1/referrals", post(submit).get(list))
+        .route("/api/v1/referrals/{id}", get(read))
+        .route("/api/v1/referrals/{id}/accept", post(accept))
+        .route("/api/v1/referrals/{id}/decline", post(decline))
+        .route("/api/v1/referrals/{id}/contact", post(contact))
+        .route("/api/v1/referrals/{id}/close", post(close))
+        .route("/api/v1/referrals/{id}/cancel", post(cancel))
+        .route("/api/v1/referrals/{id}/reroute", post(reroute))
+        .with_state(state)
+}
+
+impl From<StepError> for ApiError {
+    fn from(err: StepError) -> Self {
+        match err {
+            StepError::NotAllowed(e) => ApiError::conflict(e.to_string()),
+            StepError::Database(e) => e.into(),
+        }
+    }
+}
+
+/// What a caller may see of a referral, or `None` (404) if it is outside their scope.
+fn disclosure(caller: &Caller, r: &ReferralRow) -> Option<Disclosure> {
+    match &caller.scope {
+        Scope::All => Some(Disclosure::Personal),
+        Scope::Organisation(o) => (*o == r.organisation_id).then_some(Disclosure::Personal),
+        Scope::Structure(s) => {
+            if r.structure_id.as_deref() == Some(s.as_str()) {
+                Some(Disclosure::Personal)
+            } else if r.status == ReferralStatus::Offered.slug() && r.offer_structure_id.as_deref() == Some(s.as_str())
+            {
+                Some(Disclosure::Matching)
+            } else {
+                None
+            }
+        }
+        Scope::Territories(t) => t.contains(&r.territory).then_some(Disclosure::Matching),
+    }
+}
+
+fn actor(caller: &Caller) -> String {
+    match &caller.scope {
+        Scope::All => format!("admin:{}", caller.token_id),
+        Scope::Organisation(o) => format!("referrer:{o}"),
+        Scope::Structure(s) => format!("mediator:{s}"),
+        Scope::Territories(t) => format!("coordinator:{}", t.join(",")),
+    }
+}
+
+fn parse_id(id: &str) -> Result<Uuid, ApiError> {
+    id.parse().map_err(|_| ApiError::not_found())
+}
+
+async fn render(
+    conn: &mut PgConnection,
+    r: ReferralRow,
+    disclosure: Disclosure,
+    with_history: bool,
+) -> Result<view::ReferralView, ApiError> {
+    let person = match disclosure {
+        Disclosure::Personal => store::person(&mut *conn, r.id).await?,
+        Disclosure::Matching => None,
+    };
+    let history = if with_history { Some(store::history(&mut *conn, r.id).await?) } else { None };
+    let structure = match &r.structure_id {
+        Some(s) => store::structure_contact(&mut *conn, s).await?,
+        None => None,
+    };
+    Ok(view::render(r, Parts { person, history, structure }, disclosure))
+}
+
+async fn submit(
+    State(state): State<ReferralsState>,
+    caller: Caller,
+    IdempotencyKey(key): IdempotencyKey,
+    body: FingerprintedJson<ReferralRequest>,
+) -> Result<Response, ApiError> {
+    caller.require(&[Role::Referrer])?;
+    let organisation_id = caller.organisation().ok_or_else(ApiError::forbidden)?;
+    let referral =
+        parse_referral(&body.value, geo::communes(), state.config.max_distance_km).map_err(ApiError::validation)?;
+    let id = Uuid::now_v7();
+    let mut tx = state.pool.begin().await?;
+    if let Some(key) = &key {
+        let scope = organisation_id.to_string();
+        if let Some((hash, existing)) =
+            store::claim_idempotency_key(&mut tx, &scope, key, &body.fingerprint, id).await?
+        {
+            tx.rollback().await?;
+            if hash != body.fingerprint {
+                return Err(ApiError::conflict("this Idempotency-Key was used with a different body"));
+            }
+            let mut conn = state.pool.acquire().await?;
+            let r = store::get(&mut conn, existing).await?.ok_or_else(ApiError::not_found)?;
+            let view = render(&mut conn, r, Disclosure::Personal, true).await?;
+            return Ok(created(view));
+        }
+    }
+    store::insert(&mut tx, id, organisation_id, &referral).await?;
+    let mut row = store::lock(&mut tx, id).await?.ok_or_else(|| ApiError::internal("referral vanished"))?;
+    row.event_sequence = 1;
+    let event = ReferralSubmitted {
+        referral_id: id,
+        organisation_id,
+        submitted_at: row.created_at,
+        profile: referral.matching_profile(),
+    };
+    bus::enqueue(&mut tx, SCHEMA, &Envelope::new(id.to_string(), 1, &event)).await?;
+    store::update(&mut tx, &row).await?;
+    store::add_history(
+        &mut tx,
+        id,
+        ReferralStatus::Submitted.slug(),
+        Step { step: "submitted", actor: Some(&actor(&caller)), ..Step::default() },
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(referral_id = %id, territory = %referral.territory, needs = ?referral.needs, "referral submitted");
+    let mut conn = state.pool.acquire().await?;
+    let r = store::get(&mut conn, id).await?.ok_or_else(ApiError::not_found)?;
+    Ok(created(render(&mut conn, r, Disclosure::Personal, true).await?))
+}
+
+fn created(view: view::ReferralView) -> Response {
+    let location = format!("/api/v1/referrals/{}", view.id);
+    (StatusCode::CREATED, [(header::LOCATION, location)], AxumJson(view)).into_response()
+}
+
+async fn read(
+    State(state): State<ReferralsState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let mut conn = state.pool.acquire().await?;
+    let r = store::get(&mut conn, id).await?.ok_or_else(ApiError::not_found)?;
+    let d = disclosure(&caller, &r).ok_or_else(ApiError::not_found)?;
+    Ok(AxumJson(render(&mut conn, r, d, true).await?).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+    escalated: Option<bool>,
+    /// Only referrals whose status has not changed for this many days.
+    stale_days: Option<u32>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+fn parse_cursor(c: &str) -> Option<(DateTime<Utc>, Uuid)> {
+    let (micros, id) = c.split_once('_')?;
+    Some((DateTime::from_timestamp_micros(micros.parse().ok()?)?, id.parse().ok()?))
+}
+
+async fn list(
+    State(state): State<ReferralsState>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid_field("limit", "must be between 1 and 500"));
+    }
+    if let Some(s) = &q.status {
+        s.parse::<ReferralStatus>().map_err(|e| ApiError::invalid_field("status", e.to_string()))?;
+    }
+    let before = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(
+            parse_cursor(c).ok_or_else(|| ApiError::invalid_field("cursor", "is not a cursor this API returned"))?,
+        ),
+    };
+    let scope = match &caller.scope {
+        Scope::All => ListScope::All,
+        Scope::Organisation(o) => ListScope::Organisation(*o),
+        Scope::Structure(s) => ListScope::Structure(s.clone()),
+        Scope::Territories(t) => ListScope::Territories(t.clone()),
+    };
+    let unchanged_since = q.stale_days.map(|d| Utc::now() - chrono::Duration::days(i64::from(d)));
+    let filter = ListFilter { scope, status: q.status, escalated: q.escalated, unchanged_since, before, limit };
+    let mut conn = state.pool.acquire().await?;
+    let rows = store::list(&mut conn, &filter).await?;
+    let next_cursor = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| format!("{}_{}", r.created_at.timestamp_micros(), r.id)))
+        .flatten();
+    let mut items = Vec::with_capacity(rows.len());
+    for r in rows {
+        if let Some(d) = disclosure(&caller, &r) {
+            items.push(render(&mut conn, r, d, false).await?);
+        }
+    }
+    Ok(AxumJson(serde_json::json!({ "items": items, "next_cursor": next_cursor })).into_response())
+}
+
+/// Loads and locks a referral the caller can see, or 404.
+async fn load(conn: &mut PgConnection, caller: &Caller, id: &str) -> Result<ReferralRow, ApiError> {
+    let id = parse_id(id)?;
+    let r = store::lock(conn, id).await?.ok_or_else(ApiError::not_found)?;
+    disclosure(caller, &r).ok_or_else(ApiError::not_found)?;
+    Ok(r)
+}
+
+/// Mediators act on offers made to their structure, admin on any.
+fn require_offer_holder(caller: &Caller, r: &ReferralRow) -> Result<(), ApiError> {
+    caller.require(&[Role::Mediator, Role::Admin])?;
+    if r.status != ReferralStatus::Offered.slug() {
+        return Err(ApiError::conflict(format!("the referral is {}, not offered", r.status)));
+    }
+    match caller.structure() {
+        Some(s) if r.offer_structure_id.as_deref() != Some(s) => Err(ApiError::not_found()),
+        _ => Ok(()),
+    }
+}
+
+/// Contact and closure belong to the accepting structure (or admin).
+fn require_accepting_structure(caller: &Caller, r: &ReferralRow, action: Action) -> Result<(), ApiError> {
+    caller.require(&[Role::Mediator, Role::Admin])?;
+    transition(lifecycle::status_of(r), action).map_err(|e| ApiError::conflict(e.to_string()))?;
+    match caller.structure() {
+        Some(s) if r.structure_id.as_deref() != Some(s) => Err(ApiError::not_found()),
+        _ => Ok(()),
+    }
+}
+
+async fn respond(state: &ReferralsState, caller: &Caller, id: Uuid) -> Result<Response, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    let r = store::get(&mut conn, id).await?.ok_or_else(ApiError::not_found)?;
+    let d = disclosure(caller, &r).unwrap_or(Disclosure::Matching);
+    Ok(AxumJson(render(&mut conn, r, d, true).await?).into_response())
+}
+
+async fn accept(
+    State(state): State<ReferralsState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    OptionalJson(body): OptionalJson<AcceptRequest>,
+) -> Result<Response, ApiError> {
+    let mut e = Errors::new();
+    let mediator_name = e.text("mediator_name", body.mediator_name.as_deref(), 200, false);
+    e.finish(|| ()).map_err(ApiError::validation)?;
+    let mut tx = state.pool.begin().await?;
+    let mut r = load(&mut tx, &caller, &id).await?;
+    require_offer_holder(&caller, &r)?;
+    lifecycle::accept(&mut tx, &mut r, &actor(&caller), mediator_name.as_deref()).await?;
+    tx.commit().await?;
+    tracing::info!(referral_id = %r.id, structure_id = ?r.structure_id, "accepted");
+    respond(&state, &caller, r.id).await
+}
+
+async fn decline(
+    State(state): State<ReferralsState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    OptionalJson(body): OptionalJson<DeclineRequest>,
+) -> Result<Response, ApiError> {
+    let mut e = Errors::new();
+    let reason = e.one::<DeclineReason>("reason", body.reason.as_deref(), None);
+    let comment = e.text("comment", body.comment.as_deref(), 1000, false);
+    let reason = e.finish(|| reason).map_err(ApiError::validation)?.unwrap_or(DeclineReason::Other);
+    let mut tx = state.pool.begin().await?;
+    let mut r = load(&mut tx, &caller, &id).await?;
+    require_offer_holder(&caller, &r)?;
+    lifecycle::decline(&mut tx, &mut r, &actor(&caller), reason, comment.as_deref()).await?;
+    tx.commit().await?;
+    tracing::info!(referral_id = %r.id, reason = %reason, "declined");
+    respond(&state, &caller, r.id).await
+}
+
+fn parse_time(e: &mut Errors, field: &str, value: Option<&str>) -> Option<DateTime<Utc>> {
+    let v = value.map(str::trim).filter(|v| !v.is_empty())?;
+    match DateTime::parse_from_rfc3339(v) {
+        Ok(t) => Some(t.with_timezone(&Utc)),
+        Err(_) => {
+            e.add(field, "expected an RFC 3339 timestamp");
+            None
+        }
+    }
+}
+
+async fn contact(
+    State(state): State<ReferralsState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    OptionalJson(body): OptionalJson<ContactRequest>,
+) -> Result<Response, ApiError> {
+    let mut e = Errors::new();
+    let kind = e.one::<ContactKind>("kind", body.kind.as_deref(), Some(ContactKind::FirstContact));
+    let at = parse_time(&mut e, "at", body.at.as_deref());
+    if at.is_some_and(|t| t > Utc::now() + chrono::Duration::days(366)) {
+        e.add("at", "is more than a year ahead");
+    }
+    let kind = e.finish(|| kind).map_err(ApiError::validation)?.unwrap_or(ContactKind::FirstContact);
+    let mut tx = state.pool.begin().await?;
+    let mut r = load(&mut tx, &caller, &id).await?;
+    require_accepting_structure(&caller, &r, Action::Contact)?;
+    lifecycle::contact(&mut tx, &mut r, &actor(&caller), kind, at.unwrap_or_else(Utc::now)).await?;
+    tx.commit().await?;
+    respond(&state, &caller, r.id).await
+}
+
+async fn close(
+    State(state): State<ReferralsState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    OptionalJson(body): OptionalJson<CloseRequest>,
+) -> Result<Response, ApiError> {
+    let mut e = Errors::new();
+    let outcome = e.one::<Outcome>("outcome", body.outcome.as_deref(), None);
+    let comment = e.text("comment", body.comment.as_deref(), 1000, false);
+    let outcome = e.finish(|| outcome).map_err(ApiError::validation)?.unwrap_or(Outcome::Other);
+    let mut tx = state.pool.begin().await?;
+    let mut r = load(&mut tx, &caller, &id).await?;
+    require_accepting_structure(&caller, &r, Action::Close)?;
+    lifecycle::close(&mut tx, &mut r, &actor(&caller), outcome, comment.as_deref()).await?;
+    tx.commit().await?;
+    tracing::info!(referral_id = %r.id, outcome = %outcome, "closed");
+    respond(&state, &caller, r.id).await
+}
+
+async fn cancel(
+    State(state): State<ReferralsState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    OptionalJson(body): OptionalJson<CancelRequest>,
+) -> Result<Response, ApiError> {
+    let mut e = Errors::new();
+    let reason = e.text("reason", body.reason.as_deref(), 1000, false);
+    e.finish(|| ()).map_err(ApiError::validation)?;
+    let mut tx = state.pool.begin().await?;
+    let mut r = load(&mut tx, &caller, &id).await?;
+    caller.require(&[Role::Referrer, Role::Admin])?;
+    lifecycle::cancel(&mut tx, &mut r, &actor(&caller), reason.as_deref()).await?;
+    tx.commit().await?;
+    tracing::info!(referral_id = %r.id, "cancelled");
+    respond(&state, &caller, r.id).await
+}
+
+async fn reroute(
+    State(state): State<ReferralsState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    OptionalJson(body): OptionalJson<RerouteRequest>,
+) -> Result<Response, ApiError> {
+    let mut e = Errors::new();
+    let structure_id = e.text("structure_id", body.structure_id.as_deref(), 200, false);
+    let reason = e.text("reason", body.reason.as_deref(), 1000, false);
+    e.finish(|| ()).map_err(ApiError::validation)?;
+    let force = body.force.unwrap_or(false);
+    if force && structure_id.is_none() {
+        return Err(ApiError::invalid_field("force", "force needs a structure_id"));
+    }
+    let mut tx = state.pool.begin().await?;
+    let mut r = load(&mut tx, &caller, &id).await?;
+    caller.require(&[Role::Coordinator, Role::Admin])?;
+    lifecycle::reroute(&mut tx, &mut r, &actor(&caller), structure_id.as_deref(), force, reason.as_deref()).await?;
+    tx.commit().await?;
+    tracing::info!(referral_id = %r.id, to = ?structure_id, force, "rerouted");
+    respond(&state, &caller, r.id).await
+}

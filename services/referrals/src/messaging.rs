@@ -1,0 +1,63 @@
+//! What `referrals` consumes: the matcher's decisions, and structure records (for the
+//! accepting structure's name and contact). It publishes `referral.*` (see `lifecycle`).
+
+use std::time::Duration;
+
+use bus::{Handler, HandlerError, ServiceQueue};
+use contracts::Envelope;
+use contracts::events::{MatchProposed, MatchWaitlisted, StructureUpserted};
+use sqlx::PgConnection;
+
+use crate::lifecycle::{self, StepError};
+use crate::store;
+
+pub fn queue() -> ServiceQueue {
+    ServiceQueue { service: crate::SERVICE, bindings: &["match.*", "structure.upserted"] }
+}
+
+pub struct ReferralsHandler {
+    pub offer_ttl: Duration,
+}
+
+impl Handler for ReferralsHandler {
+    async fn handle(&self, tx: &mut PgConnection, env: &Envelope) -> Result<(), HandlerError> {
+        match env.event_type.as_str() {
+            "match.proposed" => {
+                let m: MatchProposed = env.decode()?;
+                let Some(mut r) = store::lock(&mut *tx, m.referral_id).await? else { return Ok(()) };
+                if !lifecycle::is_current(&r, m.round, env.sequence) {
+                    return Ok(());
+                }
+                r.match_sequence = env.sequence;
+                match lifecycle::offer(&mut *tx, &mut r, &m, self.offer_ttl, env).await {
+                    Ok(()) => {}
+                    // Cancelled (or otherwise moved on) meanwhile: the matcher releases the
+                    // reservation when it sees the cancellation.
+                    Err(StepError::NotAllowed(_)) => store::update(tx, &r).await?,
+                    Err(StepError::Database(e)) => return Err(e.into()),
+                }
+                Ok(())
+            }
+            "match.waitlisted" => {
+                let m: MatchWaitlisted = env.decode()?;
+                let Some(mut r) = store::lock(&mut *tx, m.referral_id).await? else { return Ok(()) };
+                if !lifecycle::is_current(&r, m.round, env.sequence) {
+                    return Ok(());
+                }
+                r.match_sequence = env.sequence;
+                match lifecycle::waitlist(&mut *tx, &mut r, &m, env).await {
+                    Ok(()) => {}
+                    Err(StepError::NotAllowed(_)) => store::update(tx, &r).await?,
+                    Err(StepError::Database(e)) => return Err(e.into()),
+                }
+                Ok(())
+            }
+            "structure.upserted" => {
+                let e: StructureUpserted = env.decode()?;
+                store::upsert_structure(tx, &e.structure, env.sequence).await?;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}

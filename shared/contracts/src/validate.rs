@@ -1,0 +1,146 @@
+//! Collects every problem of a request body instead of stopping at the first one, so a
+//! client learns about all its bad fields in one `422`.
+
+use std::str::FromStr;
+
+use crate::FieldError;
+use crate::vocab::UnknownValue;
+
+#[derive(Debug, Default)]
+pub struct Errors(Vec<FieldError>);
+
+impl Errors {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError::new(field, message));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// A trimmed text of at most `max` characters; `None` (and an error if `required`)
+    /// when absent or blank.
+    pub fn text(&mut self, field: &str, value: Option<&str>, max: usize, required: bool) -> Option<String> {
+        match value.map(str::trim).filter(|v| !v.is_empty()) {
+            None => {
+                if required {
+                    self.add(field, "is required");
+                }
+                None
+            }
+            Some(v) if v.chars().count() > max => {
+                self.add(field, format!("is longer than {max} characters"));
+                None
+            }
+            Some(v) if v.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') => {
+                self.add(field, "contains control characters");
+                None
+            }
+            Some(v) => Some(v.to_string()),
+        }
+    }
+
+    /// A list of vocabulary values, sorted and de-duplicated. Each unknown value is
+    /// reported at its index (`needs[1]`).
+    pub fn list<T: FromStr<Err = UnknownValue> + Ord>(
+        &mut self,
+        field: &str,
+        values: Option<&[String]>,
+        required: bool,
+    ) -> Vec<T> {
+        let Some(values) = values else {
+            if required {
+                self.add(field, "is required");
+            }
+            return Vec::new();
+        };
+        if values.is_empty() && required {
+            self.add(field, "must not be empty");
+        }
+        if values.len() > 50 {
+            self.add(field, "has too many values");
+            return Vec::new();
+        }
+        let mut parsed = Vec::with_capacity(values.len());
+        for (i, v) in values.iter().enumerate() {
+            match v.trim().parse::<T>() {
+                Ok(p) => parsed.push(p),
+                Err(e) => self.add(format!("{field}[{i}]"), e.to_string()),
+            }
+        }
+        parsed.sort();
+        parsed.dedup();
+        parsed
+    }
+
+    /// One vocabulary value, or `default` when absent.
+    pub fn one<T: FromStr<Err = UnknownValue>>(
+        &mut self,
+        field: &str,
+        value: Option<&str>,
+        default: Option<T>,
+    ) -> Option<T> {
+        match value.map(str::trim) {
+            None | Some("") => {
+                if default.is_none() {
+                    self.add(field, "is required");
+                }
+                default
+            }
+            Some(v) => match v.parse::<T>() {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    self.add(field, e.to_string());
+                    None
+                }
+            },
+        }
+    }
+
+    pub fn finish<T>(self, value: impl FnOnce() -> T) -> Result<T, Vec<FieldError>> {
+        if self.0.is_empty() { Ok(value()) } else { Err(self.0) }
+    }
+
+    pub fn into_inner(self) -> Vec<FieldError> {
+        self.0
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::Need;
+
+    #[test]
+    fn every_bad_value_is_reported_at_its_index() {
+        let mut e = Errors::new();
+        let needs: Vec<Need> = e.list("needs", Some(&["cooking".into(), "loisirs_creations".into(), "x".into()]), true);
+        assert_eq!(needs, vec![Need::LoisirsCreations]);
+        let fields: Vec<String> = e.into_inner().into_iter().map(|f| f.field).collect();
+        assert_eq!(fields, vec!["needs[0]", "needs[2]"]);
+    }
+
+    #[test]
+    fn required_and_empty_lists_are_errors() {
+        let mut e = Errors::new();
+        let _: Vec<Need> = e.list("needs", None, true);
+        let _: Vec<Need> = e.list("other", Some(&[]), true);
+        assert_eq!(e.into_inner().len(), 2);
+    }
+
+    #[test]
+    fn texts_are_trimmed_and_bounded() {
+        let mut e = Errors::new();
+        assert_eq!(e.text("a", Some("  x "), 5, true), Some("x".into()));
+        assert_eq!(e.text("b", Some("   "), 5, true), None);
+        assert_eq!(e.text("c", Some("abcdef"), 5, true), None);
+        assert_eq!(e.text("d", None, 5, false), None);
+        let fields: Vec<String> = e.into_inner().into_iter().map(|f| f.field).collect();
+        assert_eq!(fields, vec!["b", "c"]);
+    }
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests of Aiguillage against the machine's real PostgreSQL and RabbitMQ.
+//! Each test has its own database and broker namespace, so tests run in parallel and
+//! never disturb a running demo.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod crash;
+mod foundation;
+mod support;

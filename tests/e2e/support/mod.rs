@@ -1,0 +1,326 @@
+//! Test support: each test gets its own database and its own broker namespace, a real
+//! server (in-process, or the real binary when a test kills it), and tokens for every
+//! role. Nothing is mocked: PostgreSQL and RabbitMQ are the machine's.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod proxy;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use contracts::Role;
+use platform::Config;
+use platform::auth::{Claims, Scope, TokenKey};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub const AIDE: &str = "aide_demarches_administratives";
+
+/// The server of the machine's PostgreSQL, as a URL without a database.
+pub fn postgres_base() -> String {
+    std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://%2Fvar%2Frun%2Fpostgresql".to_string())
+}
+
+pub fn amqp_url() -> String {
+    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string())
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", &Uuid::now_v7().simple().to_string()[20..])
+}
+
+/// Polls `f` until it returns `Some`, or panics after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A database and a namespace of one's own.
+pub struct Sandbox {
+    pub database: String,
+    pub namespace: String,
+    pub config: Config,
+}
+
+impl Sandbox {
+    pub async fn new() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    pub async fn with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let database = unique("aig_test_");
+        let namespace = unique("t");
+        let database_url = format!("{}/{database}", postgres_base());
+        let mut config = Config::from_lookup(|k| match k {
+            "DATABASE_URL" => Some(database_url.clone()),
+            "AMQP_URL" => Some(amqp_url()),
+            "AIGUILLAGE_NAMESPACE" => Some(namespace.clone()),
+            "AIGUILLAGE_DB_POOL_SIZE" => Some("6".to_string()),
+            _ => None,
+        })
+        .unwrap();
+        adjust(&mut config);
+        aiguillage::migrate(&config).await.unwrap().close().await;
+        Self { database, namespace, config }
+    }
+
+    pub async fn pool(&self) -> sqlx::PgPool {
+        platform::db::pool(&self.config.database_url, 2).unwrap()
+    }
+
+    pub async fn key(&self) -> TokenKey {
+        let pool = self.pool().await;
+        let key = TokenKey::load(&pool, None).await.unwrap();
+        pool.close().await;
+        key
+    }
+
+    /// Drops the database and every queue and exchange of the namespace.
+    pub async fn destroy(&self) {
+        if let Ok(conn) = bus::connect(&amqp_url()).await {
+            if let Ok(channel) = conn.create_channel().await {
+                let _ = aiguillage::topology(&self.namespace).delete(&channel).await;
+            }
+            let _ = conn.close(200, "test done".into()).await;
+        }
+        let admin = platform::db::pool(&format!("{}/postgres", postgres_base()), 1).unwrap();
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.database)))
+            .execute(&admin)
+            .await;
+        admin.close().await;
+    }
+}
+
+/// A running server and a client for it.
+pub struct TestApp {
+    pub sandbox: Sandbox,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub key: TokenKey,
+    pub admin: String,
+    shutdown: CancellationToken,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let sandbox = Sandbox::with(adjust).await;
+        Self::start(sandbox).await
+    }
+
+    /// Starts every service in this process on a fresh port.
+    pub async fn start(sandbox: Sandbox) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(aiguillage::run(
+            sandbox.config.clone(),
+            &aiguillage::Service::ALL,
+            listener,
+            shutdown.clone(),
+        ));
+        let key = sandbox.key().await;
+        let admin = key.issue(&Claims::new(Role::Admin, Scope::All, chrono::Duration::hours(1)).unwrap());
+        let app = Self { sandbox, base, client: reqwest::Client::new(), key, admin, shutdown, task: Some(task) };
+        app.wait_ready().await;
+        app
+    }
+
+    pub async fn wait_ready(&self) {
+        eventually("/readyz", Duration::from_secs(30), || async {
+            let r = self.client.get(format!("{}/readyz", self.base)).send().await.ok()?;
+            (r.status() == 200).then_some(())
+        })
+        .await;
+    }
+
+    pub fn token(&self, role: Role, scope: Scope) -> String {
+        self.key.issue(&Claims::new(role, scope, chrono::Duration::hours(1)).unwrap())
+    }
+
+    pub fn referrer(&self, organisation: Uuid) -> String {
+        self.token(Role::Referrer, Scope::Organisation(organisation))
+    }
+
+    pub fn mediator(&self, structure: &str) -> String {
+        self.token(Role::Mediator, Scope::Structure(structure.to_string()))
+    }
+
+    pub fn coordinator(&self, territories: &[&str]) -> String {
+        self.token(Role::Coordinator, Scope::Territories(territories.iter().map(|t| t.to_string()).collect()))
+    }
+
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value, headers)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        let (s, v, _) = self.request(reqwest::Method::GET, path, Some(token), None).await;
+        (s, v)
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        let (s, v, _) = self.request(reqwest::Method::POST, path, Some(token), Some(&body)).await;
+        (s, v)
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        let (s, v, _) = self.request(reqwest::Method::PUT, path, Some(token), Some(&body)).await;
+        (s, v)
+    }
+
+    pub async fn organisation(&self, territory: &str) -> Uuid {
+        let (s, org) = self
+            .post(
+                "/api/v1/organisations",
+                &self.admin,
+                json!({"name": "CCAS test", "kind": "social_service", "territory": territory}),
+            )
+            .await;
+        assert_eq!(s, 201, "{org}");
+        org["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Creates or replaces a structure, and waits until the matcher has it.
+    pub async fn structure(&self, id: &str, body: Value) {
+        let (s, v) = self.put(&format!("/api/v1/structures/{id}"), &self.admin, body).await;
+        assert!(s == 200 || s == 201, "PUT structure {id}: {s} {v}");
+        self.until_matcher_has(id).await;
+    }
+
+    /// Waits until the matcher's read model agrees with the directory about a structure.
+    pub async fn until_matcher_has(&self, id: &str) {
+        let pool = self.sandbox.pool().await;
+        eventually(&format!("the matcher to know {id}"), Duration::from_secs(20), || async {
+            let same: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM matcher.structures m JOIN directory.structures d USING (id)
+                 WHERE id = $1 AND m.weekly_capacity = d.weekly_capacity AND m.accepting = d.accepting
+                   AND m.lat = d.lat AND m.lon = d.lon AND m.services = d.services)",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .ok()?;
+            same.then_some(())
+        })
+        .await;
+        pool.close().await;
+    }
+
+    pub async fn submit(&self, referrer: &str, body: Value) -> String {
+        let (s, v) = self.post("/api/v1/referrals", referrer, body).await;
+        assert_eq!(s, 201, "{v}");
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    /// Posts a transition (`accept`, `decline` …) that must succeed.
+    pub async fn step(&self, id: &str, step: &str, token: &str, body: Value) -> Value {
+        let (s, v) = self.post(&format!("/api/v1/referrals/{id}/{step}"), token, body).await;
+        assert_eq!(s, 200, "{step}: {v}");
+        v
+    }
+
+    /// Waits until the referral reaches `status`, and returns it.
+    pub async fn until_status(&self, id: &str, token: &str, status: &str) -> Value {
+        eventually(&format!("referral {id} to be {status}"), Duration::from_secs(20), || async {
+            let (s, v) = self.get(&format!("/api/v1/referrals/{id}"), token).await;
+            (s == 200 && v["status"] == status).then_some(v)
+        })
+        .await
+    }
+
+    /// Waits until the referral has been offered `attempts` times and is in `status`.
+    pub async fn until_attempt(&self, id: &str, token: &str, attempts: i64, status: &str) -> Value {
+        eventually(
+            &format!("referral {id} to be {status} after {attempts} offers"),
+            Duration::from_secs(20),
+            || async {
+                let (s, v) = self.get(&format!("/api/v1/referrals/{id}"), token).await;
+                (s == 200 && v["status"] == status && v["attempts"] == attempts).then_some(v)
+            },
+        )
+        .await
+    }
+
+    /// Stops the server gracefully and removes the database and namespace.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(40), task).await;
+        }
+        self.sandbox.destroy().await;
+    }
+}
+
+/// A structure near Angoulême, as the API takes it.
+pub fn structure(name: &str, lat: f64, lon: f64, services: &[&str], capacity: u32) -> Value {
+    json!({
+        "name": name, "services": services, "modes": ["individual"], "languages": ["fr"], "other_languages": false,
+        "accessibility": [],
+        "address": {"street": "1 rue X", "postcode": "16000", "commune": "Angoulême", "commune_code": "16015"},
+        "location": {"lat": lat, "lon": lon}, "opening_hours": "Mo-Fr 09:00-12:00",
+        "weekly_capacity": capacity, "accepting": true,
+        "contact": {"phone": "+33545000000", "email": "lieu@example.org"}
+    })
+}
+
+/// A referral from Angoulême (16015) for administrative help.
+pub fn referral() -> Value {
+    json!({
+        "person": {"first_name": "Camille", "last_name": "Essai", "phone": "+33612345678", "email": null,
+                   "contact_preference": "phone", "commune_code": "16015", "languages": ["fr"], "accessibility": []},
+        "needs": [AIDE], "modes": ["in_person"], "urgency": "normal", "note": "Dossier CAF.",
+        "consent": {"obtained": true, "method": "oral", "at": "2026-11-28T09:55:00Z"}
+    })
+}
+
+/// Merges `patch` into `base` (objects recursively; anything else replaces).
+pub fn merged(mut base: Value, patch: Value) -> Value {
+    fn merge(a: &mut Value, b: Value) {
+        match (a, b) {
+            (Value::Object(a), Value::Object(b)) => {
+                for (k, v) in b {
+                    merge(a.entry(k).or_insert(Value::Null), v);
+                }
+            }
+            (a, b) => *a = b,
+        }
+    }
+    merge(&mut base, patch);
+    base
+}
