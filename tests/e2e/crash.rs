@@ -44,6 +44,11 @@ impl Server {
         let _ = self.child.wait().await;
     }
 
+    /// Waits until the process dies by itself (an injected fault).
+    pub async fn wait_for_death(&mut self, timeout: Duration) {
+        tokio::time::timeout(timeout, self.child.wait()).await.expect("the injected fault never fired").unwrap();
+    }
+
     /// SIGTERM, then wait for a graceful exit.
     pub async fn terminate(&mut self) -> std::process::ExitStatus {
         if let Some(pid) = self.child.id() {

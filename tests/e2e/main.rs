@@ -6,5 +6,7 @@
 
 mod closing_the_loop;
 mod crash;
+mod faults;
 mod foundation;
+mod matching;
 mod support;

@@ -119,7 +119,12 @@ async fn candidates(
         return Err(ApiError::not_found());
     }
     let demand = profile.demand.clone().ok_or_else(ApiError::not_found)?;
-    let assessment = state.matcher.assess(&mut conn, &demand, &profile.tried, 10).await?;
+    // The structure holding the current offer is the chosen candidate, not an excluded one.
+    let mut tried = profile.tried.clone();
+    if let Some(current) = &profile.current_structure {
+        tried.remove(current);
+    }
+    let assessment = state.matcher.assess(&mut conn, &demand, &tried, 10).await?;
     Ok(AxumJson(view(Some(id), &demand, assessment)))
 }
 

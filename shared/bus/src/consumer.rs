@@ -290,7 +290,9 @@ impl<H: Handler> Consumer<H> {
             return Ok(Processed::Duplicate);
         }
         self.handler.handle(&mut tx, envelope).await?;
+        platform::fault::point("consumer.before_commit");
         tx.commit().await?;
+        platform::fault::point("consumer.after_commit");
         Ok(Processed::Done)
     }
 

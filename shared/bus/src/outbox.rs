@@ -161,6 +161,7 @@ impl Relay {
         if claimed.is_empty() {
             return Ok(0);
         }
+        platform::fault::point("relay.before_publish");
         let exchange = self.broker.topology.exchange();
         let mut pending = Vec::with_capacity(claimed.len());
         let mut failed: Vec<(Uuid, String)> = Vec::new();
@@ -208,6 +209,7 @@ impl Relay {
         }
 
         if !confirmed.is_empty() {
+            platform::fault::point("relay.after_confirm");
             sqlx::query(AssertSqlSafe(self.delete_sql.clone())).bind(&confirmed).execute(&self.pool).await?;
         }
         if !failed.is_empty() {

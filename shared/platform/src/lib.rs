@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod fault;
 pub mod health;
 pub mod http;
 pub mod idempotency;

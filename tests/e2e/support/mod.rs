@@ -48,11 +48,24 @@ where
     }
 }
 
+/// Tests share the machine's broker. Most only need it up (shared); the few that stop or
+/// block it take it exclusively, so they never disturb the others.
+static BROKER: std::sync::LazyLock<std::sync::Arc<tokio::sync::RwLock<()>>> =
+    std::sync::LazyLock::new(|| std::sync::Arc::new(tokio::sync::RwLock::new(())));
+
+pub enum BrokerUse {
+    Shared(tokio::sync::OwnedRwLockReadGuard<()>),
+    Exclusive(tokio::sync::OwnedRwLockWriteGuard<()>),
+    /// Another sandbox value holds the guard for these same resources.
+    Borrowed,
+}
+
 /// A database and a namespace of one's own.
 pub struct Sandbox {
     pub database: String,
     pub namespace: String,
     pub config: Config,
+    pub broker_use: BrokerUse,
 }
 
 impl Sandbox {
@@ -61,6 +74,28 @@ impl Sandbox {
     }
 
     pub async fn with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let guard = BrokerUse::Shared(std::sync::Arc::clone(&BROKER).read_owned().await);
+        Self::create(adjust, guard).await
+    }
+
+    /// For a test that stops or blocks the shared broker: it waits for every other test
+    /// to finish with the broker, and no other starts until it is done.
+    pub async fn exclusive() -> Self {
+        let guard = BrokerUse::Exclusive(std::sync::Arc::clone(&BROKER).write_owned().await);
+        Self::create(|_| {}, guard).await
+    }
+
+    /// The same database and namespace, for a second handle (the guard stays with `self`).
+    pub fn alias(&self) -> Self {
+        Self {
+            database: self.database.clone(),
+            namespace: self.namespace.clone(),
+            config: self.config.clone(),
+            broker_use: BrokerUse::Borrowed,
+        }
+    }
+
+    async fn create(adjust: impl FnOnce(&mut Config), broker_use: BrokerUse) -> Self {
         let database = unique("aig_test_");
         let namespace = unique("t");
         let database_url = format!("{}/{database}", postgres_base());
@@ -74,7 +109,7 @@ impl Sandbox {
         .unwrap();
         adjust(&mut config);
         aiguillage::migrate(&config).await.unwrap().close().await;
-        Self { database, namespace, config }
+        Self { database, namespace, config, broker_use }
     }
 
     pub async fn pool(&self) -> sqlx::PgPool {

@@ -1,0 +1,551 @@
+//! Issue 5: break it on purpose. Each scenario injects one fault into the real services
+//! (a killed process, a cut connection, a restarted or blocked broker, an unreachable
+//! database, poison), then checks every acknowledged operation, Jepsen-style:
+//! lost = 0, duplicated effects = 0, unexpected = 0, outboxes drained, and the
+//! dead-letter queues hold exactly the injected poison.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::crash::{Server, free_port};
+use crate::support::*;
+
+/// What the clients were told, to compare with what the system did.
+#[derive(Default)]
+struct Ledger {
+    /// Referrals that got a 201.
+    acknowledged: Vec<String>,
+    /// Submissions attempted (a 201 may be lost with the process that was sending it).
+    attempted: usize,
+}
+
+/// A deployment to inject faults into: a database, a namespace, an organisation and
+/// three structures with room for everything the scenario submits.
+struct Scenario {
+    sandbox: Sandbox,
+    admin: String,
+    referrer: String,
+    client: reqwest::Client,
+}
+
+impl Scenario {
+    async fn new() -> Self {
+        Self::on(Sandbox::new().await).await
+    }
+
+    async fn with(adjust: impl FnOnce(&mut platform::Config)) -> Self {
+        Self::on(Sandbox::with(adjust).await).await
+    }
+
+    async fn exclusive() -> Self {
+        Self::on(Sandbox::exclusive().await).await
+    }
+
+    async fn on(sandbox: Sandbox) -> Self {
+        let key = sandbox.key().await;
+        let token =
+            |role, scope| key.issue(&platform::auth::Claims::new(role, scope, chrono::Duration::hours(2)).unwrap());
+        let admin = token(contracts::Role::Admin, platform::auth::Scope::All);
+        let organisation = uuid::Uuid::now_v7();
+        let referrer = token(contracts::Role::Referrer, platform::auth::Scope::Organisation(organisation));
+        Self { sandbox, admin, referrer, client: reqwest::Client::new() }
+    }
+
+    /// Creates the structures through `base` and waits until the matcher has them.
+    async fn directory(&self, base: &str) {
+        for (id, lat) in [("a", 45.65), ("b", 45.66), ("c", 45.67)] {
+            let r = self
+                .client
+                .put(format!("{base}/api/v1/structures/{id}"))
+                .bearer_auth(&self.admin)
+                .json(&structure(id, lat, 0.15, &[AIDE], 500))
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success());
+        }
+        let pool = self.sandbox.pool().await;
+        eventually("the matcher to know the structures", Duration::from_secs(30), || async {
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM matcher.structures").fetch_one(&pool).await.ok()?;
+            (n == 3).then_some(())
+        })
+        .await;
+        pool.close().await;
+    }
+
+    /// Submits `n` referrals from `clients` concurrent clients, recording what was
+    /// acknowledged. Failures (the server may be dying) are not errors.
+    async fn burst(&self, base: &str, n: usize, clients: usize, ledger: &mut Ledger) {
+        let mut tasks = Vec::new();
+        for _ in 0..clients {
+            let (client, base, referrer) = (self.client.clone(), base.to_string(), self.referrer.clone());
+            let per_client = n / clients;
+            tasks.push(tokio::spawn(async move {
+                let mut acknowledged = Vec::new();
+                for _ in 0..per_client {
+                    let sent = client
+                        .post(format!("{base}/api/v1/referrals"))
+                        .bearer_auth(&referrer)
+                        .timeout(Duration::from_secs(10))
+                        .json(&referral())
+                        .send()
+                        .await;
+                    if let Ok(r) = sent
+                        && r.status() == 201
+                        && let Ok(v) = r.json::<Value>().await
+                    {
+                        acknowledged.push(v["id"].as_str().unwrap_or_default().to_string());
+                    }
+                }
+                acknowledged
+            }));
+        }
+        ledger.attempted += n / clients * clients;
+        for t in tasks {
+            ledger.acknowledged.extend(t.await.unwrap());
+        }
+    }
+
+    /// The Jepsen-style check, once the system has settled.
+    async fn check(&self, ledger: &Ledger, poison: &[(&str, usize)]) {
+        assert!(!ledger.acknowledged.is_empty(), "the scenario acknowledged nothing");
+        let pool = self.sandbox.pool().await;
+        let settled =
+            eventually("every referral to settle and the outboxes to drain", Duration::from_secs(90), || async {
+                let (total, unsettled, backlog): (i64, i64, i64) = sqlx::query_as(
+                    "SELECT (SELECT count(*) FROM referrals.referrals),
+                        (SELECT count(*) FROM referrals.referrals WHERE status NOT IN ('offered', 'waitlisted')),
+                        (SELECT count(*) FROM referrals.outbox) + (SELECT count(*) FROM matcher.outbox)
+                          + (SELECT count(*) FROM directory.outbox)",
+                )
+                .fetch_one(&pool)
+                .await
+                .ok()?;
+                let facts: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM insights.referrals WHERE status IN ('offered', 'waitlisted')",
+                )
+                .fetch_one(&pool)
+                .await
+                .ok()?;
+                (unsettled == 0 && backlog == 0 && facts == total).then_some(total)
+            })
+            .await;
+
+        let stored: Vec<String> =
+            sqlx::query_scalar("SELECT id::text FROM referrals.referrals").fetch_all(&pool).await.unwrap();
+        let lost: Vec<&String> = ledger.acknowledged.iter().filter(|id| !stored.contains(id)).collect();
+        assert!(lost.is_empty(), "lost acknowledged referrals: {lost:?}");
+        let unexpected = settled - ledger.attempted as i64;
+        assert!(unexpected <= 0, "{unexpected} referrals nobody submitted");
+
+        // Duplicated effects: one submission, at most one offer, one reservation and one
+        // fact per referral, each event processed once by each consumer.
+        let duplicates: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM (SELECT referral_id FROM referrals.history WHERE step IN ('submitted', 'offered')
+                                           GROUP BY referral_id, step HAVING count(*) > 1) d)
+                  + (SELECT count(*) FROM referrals.referrals WHERE attempts > 1)
+                  + (SELECT count(*) FROM (SELECT referral_id FROM matcher.reservations GROUP BY referral_id HAVING count(*) > 1) r)
+                  + (SELECT count(*) FROM insights.referrals WHERE offers > 1)",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(duplicates, 0, "duplicated effects");
+        let (offered, held, used): (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM referrals.referrals WHERE status = 'offered'),
+                    (SELECT count(*) FROM matcher.reservations WHERE state = 'held'),
+                    (SELECT COALESCE(sum(used), 0)::bigint FROM matcher.capacity_usage)",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!((offered, held), (held, used), "offers, reservations and capacity used disagree");
+        pool.close().await;
+
+        let conn = bus::connect(&amqp_url()).await.unwrap();
+        let topology = aiguillage::topology(&self.sandbox.namespace);
+        let letters = bus::dlq::list(&conn, &topology, None).await.unwrap();
+        for s in ["referrals", "matcher", "insights"] {
+            let expected = poison.iter().find(|(x, _)| *x == s).map(|(_, n)| *n).unwrap_or(0);
+            let got = letters.iter().filter(|l| l.service == s).count();
+            assert_eq!(got, expected, "dead letters of {s}: {letters:?}");
+        }
+        let _ = conn.close(200, "checked".into()).await;
+    }
+}
+
+/// Runs the real binary with a fault armed, until the fault kills it.
+async fn run_until_fault(scenario: &Scenario, fault: &str) -> Ledger {
+    let port = free_port();
+    let mut server = Server::start(&scenario.sandbox, port, &[]).await;
+    scenario.directory(&server.base).await;
+    server.terminate().await;
+    let mut faulty = Server::start(&scenario.sandbox, port, &[("AIGUILLAGE_FAULTS", fault.to_string())]).await;
+    let mut ledger = Ledger::default();
+    scenario.burst(&faulty.base, 40, 4, &mut ledger).await;
+    faulty.wait_for_death(Duration::from_secs(30)).await;
+    // Whatever it left half-done, a clean restart finishes.
+    let mut server = Server::start(&scenario.sandbox, port, &[]).await;
+    scenario.burst(&server.base, 8, 2, &mut ledger).await;
+    scenario.check(&ledger, &[]).await;
+    server.terminate().await;
+    ledger
+}
+
+#[tokio::test]
+async fn f01_crash_after_commit_before_publish() {
+    let scenario = Scenario::new().await;
+    run_until_fault(&scenario, "relay.before_publish@3").await;
+    scenario.sandbox.destroy().await;
+}
+
+#[tokio::test]
+async fn f02_relay_dies_after_the_confirm_before_marking_the_row_sent() {
+    let scenario = Scenario::new().await;
+    run_until_fault(&scenario, "relay.after_confirm@3").await;
+    scenario.sandbox.destroy().await;
+}
+
+#[tokio::test]
+async fn f03_an_unroutable_publish_is_a_failure_and_is_retried_until_routable() {
+    use lapin::options::{QueueBindOptions, QueueDeclareOptions};
+    let sandbox = Sandbox::new().await;
+    let pool = sandbox.pool().await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let topology = bus::Topology::new(sandbox.namespace.clone(), Vec::new());
+    let broker = bus::Broker::start(&amqp_url(), topology.clone(), "f03", shutdown.clone());
+    let relay = bus::Relay::new(pool.clone(), broker.clone(), "referrals", "referrals");
+    let conn = broker.connection().await.unwrap();
+    let channel = bus::outbox::open_confirm_channel(&conn).await.unwrap();
+
+    let event = contracts::events::StructureRemoved { structure_id: "nowhere".into() };
+    let envelope = contracts::Envelope::new("x", 1, &event);
+    let mut tx = pool.begin().await.unwrap();
+    bus::enqueue(&mut tx, "referrals", &envelope).await.unwrap();
+    tx.commit().await.unwrap();
+    // Nothing is bound to structure.removed in this namespace: the broker returns it.
+    assert_eq!(relay.publish_pending(&channel).await.unwrap(), 1);
+    let (left, error): (i64, Option<String>) =
+        sqlx::query_as("SELECT count(*), max(last_error) FROM referrals.outbox").fetch_one(&pool).await.unwrap();
+    assert_eq!(left, 1, "an unroutable event stays in the outbox");
+    assert!(error.unwrap_or_default().contains("unroutable"));
+
+    // Once something listens, the retry publishes it.
+    let queue = channel
+        .queue_declare("".into(), QueueDeclareOptions { exclusive: true, ..Default::default() }, Default::default())
+        .await
+        .unwrap();
+    channel
+        .queue_bind(
+            queue.name().clone(),
+            topology.exchange().into(),
+            "structure.removed".into(),
+            QueueBindOptions::default(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    sqlx::query("UPDATE referrals.outbox SET claimed_until = NULL").execute(&pool).await.unwrap();
+    assert_eq!(relay.publish_pending(&channel).await.unwrap(), 1);
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM referrals.outbox").fetch_one(&pool).await.unwrap();
+    assert_eq!(left, 0);
+    let got = channel
+        .basic_get(queue.name().clone(), lapin::options::BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .unwrap();
+    let body: contracts::Envelope = serde_json::from_slice(&got.delivery.data).unwrap();
+    assert_eq!(body.id, envelope.id);
+    assert_eq!(got.delivery.properties.message_id().as_ref().unwrap().as_str(), envelope.id.to_string());
+    shutdown.cancel();
+    pool.close().await;
+    sandbox.destroy().await;
+}
+
+#[tokio::test]
+async fn f04_connection_cut_with_confirms_in_flight() {
+    let proxy = proxy::Proxy::start("127.0.0.1:5672").await;
+    let url = proxy.amqp_url();
+    let scenario = Scenario::with(|c| c.amqp_url = url).await;
+    let app = TestApp::start(scenario.sandbox.alias()).await;
+    scenario.directory(&app.base).await;
+    let mut ledger = Ledger::default();
+    let cutter = async {
+        for _ in 0..4 {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            proxy.cut();
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            proxy.restore();
+        }
+    };
+    tokio::join!(scenario.burst(&app.base, 60, 6, &mut ledger), cutter);
+    proxy.restore();
+    scenario.check(&ledger, &[]).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn f05_broker_restart() {
+    let scenario = Scenario::exclusive().await;
+    let app = TestApp::start(scenario.sandbox.alias()).await;
+    scenario.directory(&app.base).await;
+    let mut ledger = Ledger::default();
+    let restart = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _restore = BrokerRestore;
+        rabbitmqctl(&["stop_app"]);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        rabbitmqctl(&["start_app"]);
+        rabbitmqctl(&["await_startup"]);
+    };
+    tokio::join!(scenario.burst(&app.base, 60, 6, &mut ledger), restart);
+    app.wait_ready().await;
+    scenario.check(&ledger, &[]).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn f06_consumer_crash_before_its_commit() {
+    let scenario = Scenario::new().await;
+    run_until_fault(&scenario, "consumer.before_commit@5").await;
+    scenario.sandbox.destroy().await;
+}
+
+#[tokio::test]
+async fn f07_consumer_crash_between_commit_and_ack() {
+    let scenario = Scenario::new().await;
+    run_until_fault(&scenario, "consumer.after_commit@5").await;
+    scenario.sandbox.destroy().await;
+}
+
+#[tokio::test]
+async fn f08_poison_goes_to_the_dead_letter_queue_and_the_rest_keeps_flowing() {
+    use lapin::BasicProperties;
+    use lapin::options::BasicPublishOptions;
+    let scenario = Scenario::new().await;
+    let app = TestApp::start(scenario.sandbox.alias()).await;
+    scenario.directory(&app.base).await;
+    let mut ledger = Ledger::default();
+    scenario.burst(&app.base, 10, 2, &mut ledger).await;
+
+    let conn = bus::connect(&amqp_url()).await.unwrap();
+    let channel = bus::outbox::open_confirm_channel(&conn).await.unwrap();
+    let exchange = format!("{}.events", scenario.sandbox.namespace);
+    let future_version = {
+        let mut e = contracts::Envelope::new(
+            uuid::Uuid::now_v7().to_string(),
+            1,
+            &contracts::events::StructureRemoved { structure_id: "x".into() },
+        );
+        e.event_type = "referral.submitted".into();
+        e.version = 99;
+        serde_json::to_vec(&e).unwrap()
+    };
+    let poison: [(&str, Vec<u8>); 2] =
+        [("bad-json", b"{ this is not json".to_vec()), ("future-version", future_version)];
+    for (id, body) in &poison {
+        let props = BasicProperties::default().with_message_id((*id).into()).with_type("referral.submitted".into());
+        let confirm = channel
+            .basic_publish(
+                exchange.clone().into(),
+                "referral.submitted".into(),
+                BasicPublishOptions::default(),
+                body,
+                props,
+            )
+            .await
+            .unwrap();
+        confirm.await.unwrap();
+    }
+    // The rest keeps flowing.
+    scenario.burst(&app.base, 10, 2, &mut ledger).await;
+    // referral.submitted goes to matcher and insights: two poison messages each.
+    scenario.check(&ledger, &[("matcher", 2), ("insights", 2)]).await;
+
+    let topology = aiguillage::topology(&scenario.sandbox.namespace);
+    let letters = bus::dlq::list(&conn, &topology, Some("matcher")).await.unwrap();
+    let bad = letters.iter().find(|l| l.message_id == "bad-json").unwrap();
+    assert!(bad.reason.contains("unparseable"), "{bad:?}");
+    assert!(bad.first_failed_at.is_some());
+    let future = letters.iter().find(|l| l.message_id == "future-version").unwrap();
+    assert!(future.reason.contains("version 99"), "{future:?}");
+    assert_eq!(future.event_type, "referral.submitted");
+
+    // The CLI shows the same, without payloads.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_aiguillage"))
+        .args(["dlq", "list", "--service", "insights"])
+        .env("AIGUILLAGE_NAMESPACE", &scenario.sandbox.namespace)
+        .env("AMQP_URL", amqp_url())
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let listed: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("this is not json"));
+
+    // Replaying poison puts it back where it fails again; replaying twice moves nothing more.
+    let replay = |id: &'static str| {
+        let ns = scenario.sandbox.namespace.clone();
+        async move {
+            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_aiguillage"))
+                .args(["dlq", "replay", "--service", "matcher", "--id", id])
+                .env("AIGUILLAGE_NAMESPACE", ns)
+                .env("AMQP_URL", amqp_url())
+                .output()
+                .await
+                .unwrap();
+            assert!(out.status.success());
+            serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap().len()
+        }
+    };
+    assert_eq!(replay("bad-json").await, 1);
+    let back = eventually("the replayed poison to come back", Duration::from_secs(20), || async {
+        let l = bus::dlq::list(&conn, &topology, Some("matcher")).await.ok()?;
+        (l.len() == 2).then_some(l)
+    })
+    .await;
+    assert!(back.iter().any(|l| l.message_id == "bad-json"));
+    let _ = conn.close(200, "done".into()).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn f09_database_unreachable_while_consuming() {
+    let db_proxy = proxy::Proxy::start("127.0.0.1:5432").await;
+    let port = db_proxy.port;
+    let scenario = Scenario::new().await;
+    let database = scenario.sandbox.database.clone();
+    let mut sandbox = scenario.sandbox.alias();
+    sandbox.config.database_url = format!("postgres://{}@127.0.0.1:{port}/{database}", os_user());
+    let app = TestApp::start(sandbox).await;
+    scenario.directory(&app.base).await;
+    let mut ledger = Ledger::default();
+    scenario.burst(&app.base, 30, 3, &mut ledger).await;
+    db_proxy.cut();
+    // While the database is away, consumers hold their messages and back off.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    db_proxy.restore();
+    scenario.burst(&app.base, 10, 2, &mut ledger).await;
+    scenario.check(&ledger, &[]).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn f10_concurrent_duplicate_posts_with_one_idempotency_key() {
+    let scenario = Scenario::new().await;
+    let app = TestApp::start(scenario.sandbox.alias()).await;
+    scenario.directory(&app.base).await;
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let req = scenario
+            .client
+            .post(format!("{}/api/v1/referrals", app.base))
+            .bearer_auth(&scenario.referrer)
+            .header("Idempotency-Key", "same-key")
+            .json(&referral());
+        tasks.push(tokio::spawn(async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap()["id"].as_str().unwrap_or_default().to_string())
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        let (status, id) = t.await.unwrap();
+        assert_eq!(status, 201);
+        ids.push(id);
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one referral for one key");
+    let ledger = Ledger { acknowledged: ids, attempted: 1 };
+    scenario.check(&ledger, &[]).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn f11_competing_matchers_and_f14_two_relays_at_once() {
+    let scenario = Scenario::new().await;
+    let (p1, p2) = (free_port(), free_port());
+    let mut one = Server::start(&scenario.sandbox, p1, &[]).await;
+    let mut two = Server::start(&scenario.sandbox, p2, &[]).await;
+    scenario.directory(&one.base).await;
+    let mut ledger = Ledger::default();
+    let (mut l1, mut l2) = (Ledger::default(), Ledger::default());
+    tokio::join!(scenario.burst(&one.base, 40, 4, &mut l1), scenario.burst(&two.base, 40, 4, &mut l2));
+    ledger.acknowledged.extend(l1.acknowledged.into_iter().chain(l2.acknowledged));
+    ledger.attempted = l1.attempted + l2.attempted;
+    scenario.check(&ledger, &[]).await;
+    one.terminate().await;
+    two.terminate().await;
+    scenario.sandbox.destroy().await;
+}
+
+#[tokio::test]
+async fn f12_memory_alarm_blocks_publishing_but_not_submissions() {
+    let scenario = Scenario::exclusive().await;
+    let app = TestApp::start(scenario.sandbox.alias()).await;
+    scenario.directory(&app.base).await;
+    let _restore = BrokerRestore;
+    rabbitmqctl(&["set_vm_memory_high_watermark", "0"]);
+    let mut ledger = Ledger::default();
+    let started = std::time::Instant::now();
+    scenario.burst(&app.base, 10, 2, &mut ledger).await;
+    assert_eq!(ledger.acknowledged.len(), 10);
+    assert!(started.elapsed() < Duration::from_secs(5), "submissions do not wait for the broker");
+    let pool = scenario.sandbox.pool().await;
+    let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM referrals.outbox").fetch_one(&pool).await.unwrap();
+    assert!(waiting > 0, "a blocked broker confirms nothing, so events wait in the outbox");
+    pool.close().await;
+    rabbitmqctl(&["set_vm_memory_high_watermark", "0.4"]);
+    scenario.check(&ledger, &[]).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn f13_sigterm_mid_processing_finishes_in_flight_work() {
+    let scenario = Scenario::new().await;
+    let port = free_port();
+    let mut server = Server::start(&scenario.sandbox, port, &[]).await;
+    scenario.directory(&server.base).await;
+    let mut ledger = Ledger::default();
+    let base = server.base.clone();
+    let terminate = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        server.terminate().await
+    };
+    let (_, status) = tokio::join!(scenario.burst(&base, 60, 6, &mut ledger), terminate);
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    let mut server = Server::start(&scenario.sandbox, port, &[]).await;
+    scenario.check(&ledger, &[]).await;
+    server.terminate().await;
+    scenario.sandbox.destroy().await;
+}
+
+fn os_user() -> String {
+    std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "root".to_string())
+}
+
+fn rabbitmqctl(args: &[&str]) {
+    let status = std::process::Command::new("rabbitmqctl")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("rabbitmqctl");
+    assert!(status.success(), "rabbitmqctl {args:?}");
+}
+
+/// Puts the shared broker back the way every other test expects it, even when a test
+/// fails halfway.
+struct BrokerRestore;
+
+impl Drop for BrokerRestore {
+    fn drop(&mut self) {
+        let ctl = |args: &[&str]| {
+            let _ = std::process::Command::new("rabbitmqctl").args(args).stdout(std::process::Stdio::null()).status();
+        };
+        ctl(&["set_vm_memory_high_watermark", "0.4"]);
+        ctl(&["start_app"]);
+        ctl(&["await_startup"]);
+    }
+}
