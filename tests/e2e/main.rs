@@ -6,6 +6,7 @@
 
 mod closing_the_loop;
 mod crash;
+mod importing;
 mod faults;
 mod foundation;
 mod matching;

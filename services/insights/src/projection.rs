@@ -14,7 +14,11 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 pub fn queue() -> ServiceQueue {
-    ServiceQueue { service: crate::SERVICE, bindings: &["#"] }
+    // Every fact comes from referral.* events; match.* decisions show up there too.
+    ServiceQueue {
+        service: crate::SERVICE,
+        bindings: &["referral.*", "structure.*", "capacity.changed", "organisation.*"],
+    }
 }
 
 pub struct Projector;
@@ -272,7 +276,6 @@ impl Handler for Projector {
                 .execute(&mut *tx)
                 .await?;
             }
-            // match.* events are decisions; their consequences arrive as referral.* events.
             _ => {}
         }
         Ok(())

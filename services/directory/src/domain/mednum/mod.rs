@@ -1,30 +1,65 @@
-//! Importer for the national Mednum format (placeholder API while it is being written).
-use std::collections::BTreeMap;
+//! Reads a file in the national Mednum format (*schéma des lieux de médiation numérique*,
+//! v1.0 and the older v0.1 vocabulary) into structure records and an import report.
+//!
+//! Real regional exports are messy: other separators, other field names, v0 labels, no
+//! coordinates, the same place under two ids. Each record is judged on its own: a record is
+//! usable when it has an `id`, a name, a place (coordinates, or a commune that resolves) and
+//! at least one service that maps; every other record is listed with its reasons, and one
+//! bad record never fails the file. Nothing here does I/O.
+
+use std::collections::{BTreeMap, HashMap};
 
 use contracts::events::{Address, Point, StructureContact};
+use contracts::opening_hours::OpeningHours;
 use contracts::{Accessibility, Language, Need, StructureMode};
 
-#[derive(Debug, Clone, Copy)]
+mod duplicates;
+mod fields;
+mod place;
+mod read;
+mod vocab;
+
+#[cfg(test)]
+mod tests;
+
+use fields::{Fit, Item, exact, split_map};
+use place::{Places, RawPlace};
+use read::{RawRecord, RawValue};
+use vocab::Public;
+
+/// The two encodings of the standard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Json,
     Csv,
 }
 
+/// Sniffs the format: a body starting (after BOM/whitespace) with `[` or `{` is JSON, else CSV.
 pub fn detect_format(bytes: &[u8]) -> Format {
-    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'[') | Some(b'{') => Format::Json,
+    let bytes = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes);
+    let first = if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
+        let head = read::decode(bytes.get(..256.min(bytes.len())).unwrap_or(bytes));
+        head.chars().find(|c| !c.is_whitespace() && *c != '\u{feff}').map(|c| c as u32)
+    } else {
+        bytes.iter().find(|b| !b.is_ascii_whitespace()).map(|b| u32::from(*b))
+    };
+    match first {
+        Some(c) if c == u32::from(b'[') || c == u32::from(b'{') => Format::Json,
         _ => Format::Csv,
     }
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+/// A record that is not imported, and every reason why.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Rejection {
+    /// 0-based position of the record in the file.
     pub index: usize,
     pub id: Option<String>,
     pub errors: Vec<String>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+/// Something dropped or corrected in a record that is still imported.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Warning {
     pub index: usize,
     pub id: Option<String>,
@@ -32,7 +67,9 @@ pub struct Warning {
     pub message: String,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+/// A record that looks like the same place as an earlier record under another id. Both
+/// are imported.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ProbableDuplicate {
     pub index: usize,
     pub id: String,
@@ -40,8 +77,10 @@ pub struct ProbableDuplicate {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+/// A usable record, mapped to the API's vocabularies.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ImportedRecord {
+    /// 0-based position of the record in the file.
     pub index: usize,
     pub id: String,
     pub name: String,
@@ -52,6 +91,7 @@ pub struct ImportedRecord {
     pub accessibility: Vec<Accessibility>,
     pub address: Address,
     pub location: Point,
+    /// Département code of the resolved commune, or from the INSEE code or postcode.
     pub territory: String,
     pub opening_hours: Option<String>,
     pub contact: StructureContact,
@@ -62,35 +102,414 @@ pub struct ImportedRecord {
     pub updated_on: Option<chrono::NaiveDate>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+/// A file, read: the usable records and the report on the others.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ParsedFile {
+    /// Number of records in the file (`records.len() + rejected.len()`).
     pub received: usize,
+    /// Usable records, in file order.
     pub records: Vec<ImportedRecord>,
     pub rejected: Vec<Rejection>,
+    /// Field (`services`, `modalites_accompagnement`…) → label that did not map → count.
     pub unmapped_values: BTreeMap<String, BTreeMap<String, usize>>,
     pub warnings: Vec<Warning>,
+    /// Records with no usable `modalites_accompagnement`, given `individual`.
     pub defaulted_modes: usize,
+    /// Records with no usable coordinates, placed at their commune's centroid.
     pub located_by_commune: usize,
     pub probable_duplicates: Vec<ProbableDuplicate>,
 }
 
-#[derive(Debug, thiserror::Error)]
+/// A file that cannot be read at all. A bad record is never one.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum FileError {
-    #[error("not a JSON array: {0}")]
+    #[error("not a JSON array of records: {0}")]
     NotJsonArray(String),
+    #[error("not a CSV file of Mednum records: {0}")]
+    Csv(String),
+    #[error("the file is empty")]
+    Empty,
 }
 
-pub fn parse_file(bytes: &[u8], _format: Format, _communes: &geo::Communes) -> Result<ParsedFile, FileError> {
-    let records: Vec<serde_json::Value> =
-        serde_json::from_slice(bytes).map_err(|e| FileError::NotJsonArray(e.to_string()))?;
-    Ok(ParsedFile {
-        received: records.len(),
-        records: Vec::new(),
-        rejected: Vec::new(),
-        unmapped_values: BTreeMap::new(),
-        warnings: Vec::new(),
-        defaulted_modes: 0,
-        located_by_commune: 0,
-        probable_duplicates: Vec::new(),
-    })
+/// Reads a whole file.
+pub fn parse_file(bytes: &[u8], format: Format, communes: &geo::Communes) -> Result<ParsedFile, FileError> {
+    let text = read::decode(bytes);
+    if text.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}').is_empty() {
+        return Err(FileError::Empty);
+    }
+    let entries = match format {
+        Format::Json => read::json_entries(&text)?,
+        Format::Csv => read::csv_entries(&text)?,
+    };
+    Ok(Importer::new(communes).run(entries))
+}
+
+// Field names, folded (see `read::fold_key`), preferred spelling first.
+const ID: &[&str] = &["id", "identifiant"];
+const NAME: &[&str] = &["nom", "name"];
+const SERVICES: &[&str] = &["services", "service", "thematiques"];
+const MODES: &[&str] = &["modalites_accompagnement"];
+const PUBLICS: &[&str] = &["prise_en_charge_specifique", "publics_accueillis"];
+const HOURS: &[&str] = &["horaires", "opening_hours"];
+const FEES: &[&str] = &["frais_a_charge", "conditions_acces", "conditions_access"];
+const LABELS: &[&str] = &["labels_nationaux", "dispositif_programmes_nationaux", "formations_labels"];
+const PHONE: &[&str] = &["telephone", "tel", "phone"];
+const EMAIL: &[&str] = &["courriels", "courriel", "email", "mail"];
+const WEBSITE: &[&str] = &["site_web", "site_internet", "website", "url"];
+const STREET: &[&str] = &["adresse", "address", "voie"];
+const STREET_MORE: &[&str] = &["complement_adresse"];
+const POSTCODE: &[&str] = &["code_postal", "cp", "postcode"];
+const COMMUNE: &[&str] = &["commune", "ville"];
+const CODE_INSEE: &[&str] = &["code_insee", "insee", "code_commune"];
+const LATITUDE: &[&str] = &["latitude", "lat"];
+const LONGITUDE: &[&str] = &["longitude", "lon", "lng", "long"];
+/// Both coordinates in one field (`45.65, 0.15`), as some open-data portals export them.
+const LAT_LON: &[&str] =
+    &["coordonnees", "coordonnees_gps", "geo_point_2d", "geo_point", "geopoint", "localisation", "position"];
+const SOURCE: &[&str] = &["source"];
+const PIVOT: &[&str] = &["pivot", "siret"];
+const UPDATED: &[&str] = &["date_maj", "date_mise_a_jour"];
+
+const MAX_NAME_CHARS: usize = 300;
+
+struct Importer<'a> {
+    places: Places<'a>,
+    unmapped: BTreeMap<String, BTreeMap<String, usize>>,
+}
+
+/// One record's outcome before it is added to the file's report.
+struct Converted {
+    record: ImportedRecord,
+    warnings: Vec<(String, String)>,
+    defaulted_modes: bool,
+    located_by_commune: bool,
+}
+
+impl<'a> Importer<'a> {
+    fn new(communes: &'a geo::Communes) -> Self {
+        Self { places: Places::new(communes), unmapped: BTreeMap::new() }
+    }
+
+    fn run(mut self, entries: Vec<read::Entry>) -> ParsedFile {
+        let ids: Vec<Option<String>> = entries
+            .iter()
+            .map(|e| {
+                e.as_ref().ok().and_then(|r| r.text(ID)).map(|id| fields::safe_id(&id)).filter(|id| !id.is_empty())
+            })
+            .collect();
+        let mut last_of_id: HashMap<&str, usize> = HashMap::new();
+        for (index, id) in ids.iter().enumerate() {
+            if let Some(id) = id {
+                last_of_id.insert(id, index);
+            }
+        }
+
+        let mut parsed = ParsedFile {
+            received: entries.len(),
+            records: Vec::new(),
+            rejected: Vec::new(),
+            unmapped_values: BTreeMap::new(),
+            warnings: Vec::new(),
+            defaulted_modes: 0,
+            located_by_commune: 0,
+            probable_duplicates: Vec::new(),
+        };
+        for (index, entry) in entries.into_iter().enumerate() {
+            let id = ids.get(index).cloned().flatten();
+            let raw = match entry {
+                Ok(raw) => raw,
+                Err(reason) => {
+                    parsed.rejected.push(Rejection { index, id, errors: vec![reason] });
+                    continue;
+                }
+            };
+            if let Some(later) = id.as_deref().and_then(|i| last_of_id.get(i)).filter(|&&later| later != index) {
+                let errors = vec![format!("duplicate id, superseded by record {later}")];
+                parsed.rejected.push(Rejection { index, id, errors });
+                continue;
+            }
+            match self.convert(index, &raw) {
+                Ok(c) => {
+                    parsed.defaulted_modes += usize::from(c.defaulted_modes);
+                    parsed.located_by_commune += usize::from(c.located_by_commune);
+                    parsed.warnings.extend(c.warnings.into_iter().map(|(field, message)| Warning {
+                        index,
+                        id: Some(c.record.id.clone()),
+                        field,
+                        message,
+                    }));
+                    parsed.records.push(c.record);
+                }
+                Err(errors) => parsed.rejected.push(Rejection { index, id, errors }),
+            }
+        }
+        parsed.probable_duplicates = duplicates::probable_duplicates(&parsed.records);
+        parsed.unmapped_values = self.unmapped;
+        parsed
+    }
+
+    fn unmapped(&mut self, field: &str, label: &str) {
+        *self.unmapped.entry(field.to_string()).or_default().entry(label.to_string()).or_default() += 1;
+    }
+
+    /// Maps a multi-valued field, counting what does not map under the field's name.
+    fn map_values<T>(&mut self, field: &str, value: &RawValue, map: impl Fn(&str) -> Option<(T, Fit)>) -> Vec<Item<T>> {
+        let items = split_map(value, map);
+        for item in items.iter().filter(|i| i.mapped.is_none()) {
+            self.unmapped(field, &item.label);
+        }
+        items
+    }
+
+    fn convert(&mut self, index: usize, raw: &RawRecord) -> Result<Converted, Vec<String>> {
+        let mut errors = Vec::new();
+        let mut warnings: Vec<(String, String)> = Vec::new();
+
+        let id = match raw.text(ID) {
+            Some(given) if !fields::safe_id(&given).is_empty() => {
+                let id = fields::safe_id(&given);
+                if id != given {
+                    warnings.push((
+                        "id".into(),
+                        format!("id '{given}' has characters ids cannot have; imported as '{id}'"),
+                    ));
+                }
+                Some(id)
+            }
+            _ => {
+                errors.push("missing id".to_string());
+                None
+            }
+        };
+
+        let name = raw.text(NAME).map(|n| n.split_whitespace().collect::<Vec<_>>().join(" ")).filter(|n| !n.is_empty());
+        let name = match name {
+            Some(n) if n.chars().count() > MAX_NAME_CHARS => {
+                warnings.push(("nom".into(), format!("name longer than {MAX_NAME_CHARS} characters; shortened")));
+                Some(n.chars().take(MAX_NAME_CHARS).collect::<String>())
+            }
+            Some(n) => Some(n),
+            None => {
+                errors.push("missing name (nom)".to_string());
+                None
+            }
+        };
+
+        let services = match raw.value(SERVICES) {
+            None => {
+                errors.push("no services given".to_string());
+                Vec::new()
+            }
+            Some((_, value)) => {
+                let items = self.map_values("services", value, vocab::service);
+                let services = sorted(items.iter().filter_map(|i| i.mapped).collect());
+                if services.is_empty() {
+                    let labels: Vec<String> = items.iter().take(10).map(|i| format!("'{}'", i.label)).collect();
+                    let more = if items.len() > 10 { format!(" and {} more", items.len() - 10) } else { String::new() };
+                    errors.push(format!("no service could be mapped: {}{more}", labels.join(", ")));
+                }
+                services
+            }
+        };
+
+        let mut modes = Vec::new();
+        if let Some((field, value)) = raw.value(MODES) {
+            let field = field.to_string();
+            modes = sorted(self.map_values(&field, value, vocab::mode).into_iter().filter_map(|i| i.mapped).collect());
+        }
+        let defaulted_modes = modes.is_empty();
+        if defaulted_modes {
+            modes.push(StructureMode::Individual);
+        }
+
+        let mut accessibility = Vec::new();
+        let mut languages = vec![Language::french()];
+        let mut other_languages = false;
+        for (field, value) in raw.values(PUBLICS) {
+            for public in self.map_values(field, value, vocab::public).into_iter().filter_map(|i| i.mapped) {
+                match public {
+                    Public::Access(a) => accessibility.push(a),
+                    Public::Language(l) if !languages.contains(&l) => languages.push(l),
+                    Public::Language(_) | Public::Audience => {}
+                    Public::OtherLanguages => other_languages = true,
+                }
+            }
+        }
+        let accessibility = sorted(accessibility);
+
+        let opening_hours = hours(raw).and_then(|given| opening_hours(&given, &mut warnings));
+
+        let mut fees = Vec::new();
+        for (field, value) in raw.values(FEES) {
+            let field = field.to_string();
+            for item in self.map_values(&field, value, vocab::fee) {
+                push_new(&mut fees, item.mapped.unwrap_or_else(|| vocab::fee_as_written(&item.label)));
+            }
+        }
+        let mut labels = Vec::new();
+        for (_, value) in raw.values(LABELS) {
+            for item in split_map(value, |s| exact(vocab::label(s))) {
+                push_new(&mut labels, item.mapped.unwrap_or(item.label));
+            }
+        }
+
+        let email = raw.text(EMAIL).and_then(|given| match fields::email(&given) {
+            Ok(email) => Some(email),
+            Err(given) => {
+                warnings.push(("courriels".into(), format!("'{given}' is not an e-mail address; ignored")));
+                None
+            }
+        });
+        let contact = StructureContact {
+            phone: raw.text(PHONE).and_then(|p| fields::phone(&p)),
+            email,
+            website: raw.text(WEBSITE).and_then(|w| fields::website(&w)),
+        };
+
+        let (latitude, longitude) = match (raw.text(LATITUDE), raw.text(LONGITUDE)) {
+            (None, None) => lat_lon(raw).unzip(),
+            given => given,
+        };
+        let raw_place = RawPlace {
+            latitude,
+            longitude,
+            code_insee: raw.text(CODE_INSEE),
+            postcode: raw.text(POSTCODE),
+            commune: raw.text(COMMUNE),
+        };
+        let placed = match self.places.locate(&raw_place) {
+            Ok(p) => Some(p),
+            Err(reason) => {
+                errors.push(reason);
+                None
+            }
+        };
+
+        let (Some(id), Some(name), Some(placed), true) = (id, name, placed, errors.is_empty()) else {
+            return Err(errors);
+        };
+        warnings.extend(placed.warnings.iter().map(|(f, m)| ((*f).to_string(), m.clone())));
+        let street = match (raw.text(STREET), raw.text(STREET_MORE)) {
+            (Some(s), Some(more)) => Some(format!("{s}, {more}")),
+            (s, more) => s.or(more),
+        };
+        let address = Address {
+            street,
+            postcode: placed.postcode.clone(),
+            commune: raw_place
+                .commune
+                .clone()
+                .filter(|c| !c.is_empty())
+                .or_else(|| placed.commune.map(|c| c.name.clone())),
+            commune_code: placed.commune.map(|c| c.code.clone()),
+        };
+        let record = ImportedRecord {
+            index,
+            id,
+            name,
+            services,
+            modes,
+            languages,
+            other_languages,
+            accessibility,
+            address,
+            location: Point { lat: placed.location.lat, lon: placed.location.lon },
+            territory: placed.territory.clone(),
+            opening_hours,
+            contact,
+            fees,
+            labels,
+            source: raw.text(SOURCE),
+            pivot: raw.text(PIVOT).filter(|p| !p.chars().all(|c| c == '0' || c.is_whitespace())),
+            updated_on: raw.text(UPDATED).and_then(|d| fields::date(&d)),
+        };
+        Ok(Converted { record, warnings, defaulted_modes, located_by_commune: placed.by_commune })
+    }
+}
+
+/// Latitude and longitude from one field: `45.65, 0.15`, `45,65;0,15` or a JSON pair.
+fn lat_lon(raw: &RawRecord) -> Option<(String, String)> {
+    let parts: Vec<String> = match raw.value(LAT_LON)?.1 {
+        RawValue::List(items) => items.clone(),
+        RawValue::Text(s) => [", ", ";", ",", " "]
+            .iter()
+            .map(|sep| s.split(*sep).map(str::trim).filter(|p| !p.is_empty()).map(str::to_string).collect::<Vec<_>>())
+            .find(|parts| parts.len() == 2 && parts.iter().all(|p| fields::coordinate(p).is_some()))?,
+    };
+    match parts.as_slice() {
+        [lat, lon] => Some((lat.clone(), lon.clone())),
+        _ => None,
+    }
+}
+
+/// `horaires` as one string (a JSON array of rules is joined with `; `).
+fn hours(raw: &RawRecord) -> Option<String> {
+    match raw.value(HOURS)?.1 {
+        RawValue::Text(s) => Some(s.trim().to_string()),
+        RawValue::List(items) => {
+            Some(items.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).collect::<Vec<_>>().join("; "))
+        }
+    }
+    .filter(|s| !s.is_empty())
+}
+
+/// A valid OSM value as given; one with a slip that is obviously harmless (a trailing `;`,
+/// typographic dashes, `9h30`, `Mo-Fr: …`) repaired; anything else dropped. Both with a
+/// warning.
+fn opening_hours(given: &str, warnings: &mut Vec<(String, String)>) -> Option<String> {
+    let error = match OpeningHours::parse(given) {
+        Ok(hours) => return Some(hours.as_str().to_string()),
+        Err(error) => error,
+    };
+    let repaired = repair_hours(given);
+    if let Ok(hours) = OpeningHours::parse(&repaired) {
+        warnings.push(("horaires".into(), format!("opening hours '{given}' read as '{hours}'")));
+        return Some(hours.as_str().to_string());
+    }
+    warnings.push(("horaires".into(), format!("opening hours '{given}' dropped ({error})")));
+    None
+}
+
+fn repair_hours(given: &str) -> String {
+    let chars: Vec<char> = given
+        .trim()
+        .chars()
+        .map(|c| match c {
+            '–' | '—' | '−' => '-',
+            '\u{a0}' => ' ',
+            c => c,
+        })
+        .collect();
+    let mut out = String::with_capacity(given.len());
+    for (i, &c) in chars.iter().enumerate() {
+        let prev = i.checked_sub(1).and_then(|p| chars.get(p)).copied();
+        let next = chars.get(i + 1).copied();
+        let next2 = chars.get(i + 2).copied();
+        match c {
+            // `Mo-Fr: 09:00` → `Mo-Fr 09:00`
+            ':' if prev.is_some_and(char::is_alphabetic) && next.is_some_and(char::is_whitespace) => {}
+            // `09h30` → `09:30`
+            'h' | 'H'
+                if prev.is_some_and(|p| p.is_ascii_digit())
+                    && next.is_some_and(|n| n.is_ascii_digit())
+                    && next2.is_some_and(|n| n.is_ascii_digit()) =>
+            {
+                out.push(':')
+            }
+            c => out.push(c),
+        }
+    }
+    out.trim_end_matches([';', ',', ' ', '|']).to_string()
+}
+
+fn sorted<T: Ord>(mut values: Vec<T>) -> Vec<T> {
+    values.sort();
+    values.dedup();
+    values
+}
+
+fn push_new(values: &mut Vec<String>, value: String) {
+    if !value.is_empty() && !values.contains(&value) {
+        values.push(value);
+    }
 }
