@@ -82,7 +82,10 @@ pub struct PeriodQuery {
 
 /// `from` and `to` are dates (or RFC 3339 times); the period is `[from, to)`, open
 /// where a bound is missing.
-pub fn period(q: &PeriodQuery) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>), ApiError> {
+/// A period's bounds; `None` is open.
+pub type Period = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+pub fn period(q: &PeriodQuery) -> Result<Period, ApiError> {
     let parse = |field: &str, v: Option<&str>| -> Result<Option<DateTime<Utc>>, ApiError> {
         let Some(v) = v.map(str::trim).filter(|v| !v.is_empty()) else { return Ok(None) };
         if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {

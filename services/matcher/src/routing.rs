@@ -53,7 +53,7 @@ impl Matcher {
             let index = Arc::make_mut(&mut guard.0);
             for change in changes {
                 match change {
-                    StructureChange::Upsert(s) => index.upsert(s),
+                    StructureChange::Upsert(s) => index.upsert(*s),
                     StructureChange::Remove(id) => index.remove(&id),
                 }
             }

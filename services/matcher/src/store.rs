@@ -336,7 +336,7 @@ pub async fn remove_structure(conn: &mut PgConnection, id: &str, source_sequence
 
 /// A change to the structure read model, for the in-memory index.
 pub enum StructureChange {
-    Upsert(IndexedStructure),
+    Upsert(Box<IndexedStructure>),
     Remove(String),
 }
 
@@ -358,7 +358,7 @@ pub async fn structure_changes(conn: &mut PgConnection, version: i64) -> sqlx::R
             if r.removed {
                 return StructureChange::Remove(r.id);
             }
-            StructureChange::Upsert(IndexedStructure {
+            StructureChange::Upsert(Box::new(IndexedStructure {
                 id: r.id,
                 name: r.name,
                 territory: r.territory,
@@ -374,7 +374,7 @@ pub async fn structure_changes(conn: &mut PgConnection, version: i64) -> sqlx::R
                     .opening_hours
                     .as_deref()
                     .and_then(|h| contracts::opening_hours::OpeningHours::parse(h).ok()),
-            })
+            }))
         })
         .collect();
     Ok((changes, latest))
