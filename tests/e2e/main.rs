@@ -6,8 +6,8 @@
 
 mod closing_the_loop;
 mod crash;
-mod importing;
 mod faults;
 mod foundation;
+mod importing;
 mod matching;
 mod support;
