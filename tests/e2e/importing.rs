@@ -144,3 +144,93 @@ async fn the_import_command_reads_a_file_and_prints_the_report() {
     let _ = std::fs::remove_file(&path);
     sandbox.destroy().await;
 }
+
+#[tokio::test]
+async fn the_demo_loads_charente_prints_a_token_per_role_and_serves() {
+    use tokio::io::AsyncBufReadExt;
+    let sandbox = Sandbox::new().await;
+    let port = crate::crash::free_port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_aiguillage"))
+        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+        .env("DATABASE_URL", &sandbox.config.database_url)
+        .env("AIGUILLAGE_NAMESPACE", &sandbox.namespace)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut tokens = std::collections::HashMap::new();
+    while tokens.len() < 4 {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await.unwrap().unwrap().unwrap();
+        if let Some(rest) = line.strip_prefix("export ")
+            && let Some((name, value)) = rest.split_once('=')
+            && name != "BASE"
+        {
+            tokens.insert(name.to_string(), value.split_whitespace().next().unwrap().to_string());
+        }
+    }
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    eventually("the demo to serve", Duration::from_secs(30), || async {
+        let r = client.get(format!("{base}/readyz")).send().await.ok()?;
+        (r.status() == 200).then_some(())
+    })
+    .await;
+    let pool = sandbox.pool().await;
+    eventually("the Charente directory in the matcher", Duration::from_secs(30), || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM matcher.structures").fetch_one(&pool).await.ok()?;
+        (n == 188).then_some(())
+    })
+    .await;
+    pool.close().await;
+    let submitted: Value = client
+        .post(format!("{base}/api/v1/referrals"))
+        .bearer_auth(&tokens["REFERRER"])
+        .json(&referral())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = submitted["id"].as_str().unwrap().to_string();
+    let offered = eventually("the demo referral to be offered", Duration::from_secs(20), || async {
+        let v: Value = client
+            .get(format!("{base}/api/v1/referrals/{id}"))
+            .bearer_auth(&tokens["REFERRER"])
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (v["status"] == "offered").then_some(v)
+    })
+    .await;
+    // The printed mediator token belongs to the structure nearest to Angoulême that helps with paperwork.
+    let inbox: Value = client
+        .get(format!("{base}/api/v1/referrals?status=offered"))
+        .bearer_auth(&tokens["MEDIATOR"])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(inbox["items"][0]["id"], offered["id"], "{inbox}");
+    let funnel = client
+        .get(format!("{base}/api/v1/insights/funnel?territory=16"))
+        .bearer_auth(&tokens["COORDINATOR"])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(funnel.status(), 200);
+    let orgs = client.get(format!("{base}/api/v1/organisations")).bearer_auth(&tokens["ADMIN"]).send().await.unwrap();
+    assert_eq!(orgs.status(), 200);
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().unwrap().to_string()]).status();
+    let status = tokio::time::timeout(Duration::from_secs(40), child.wait()).await.unwrap().unwrap();
+    assert!(status.success());
+    sandbox.destroy().await;
+}

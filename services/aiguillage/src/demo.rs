@@ -2,8 +2,10 @@
 //! directory (188 places, ANCT 2023) with the default capacity, creates a demo referrer
 //! organisation, prints one token per role, and serves everything.
 
-use contracts::events::Point;
-use contracts::{Need, OrganisationKind, Role};
+use contracts::events::{Point, Structure};
+use contracts::{Language, Need, OrganisationKind, ReferralMode, Role, Urgency};
+use matcher::domain::engine::{self, Demand};
+use matcher::domain::index::{Index, IndexedStructure};
 use platform::Config;
 use platform::auth::{Claims, Scope, TokenKey};
 use tokio_util::sync::CancellationToken;
@@ -34,11 +36,7 @@ pub async fn run(config: Config, listen: Option<String>) -> anyhow::Result<()> {
         "16",
     )
     .await?;
-    let angouleme = geo::communes().by_code("16015").map(|c| Point { lat: c.location.lat, lon: c.location.lon });
-    let nearest = match angouleme {
-        Some(p) => directory::nearest_offering(&pool, p, Need::AideDemarchesAdministratives).await?,
-        None => None,
-    };
+    let nearest = example_structure(directory::structures_of(&pool, "16").await?, config.max_distance_km);
     let key = TokenKey::load(&pool, config.token_secret.as_deref()).await?;
     pool.close().await;
 
@@ -76,4 +74,23 @@ pub async fn run(config: Config, listen: Option<String>) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     crate::cancel_on_signals(shutdown.clone());
     crate::run(config, &crate::Service::ALL, listener, shutdown).await
+}
+
+/// The structure the example referral (Angoulême, help with paperwork) goes to, picked
+/// by the matching engine itself, so the printed mediator token sees it arrive.
+fn example_structure(structures: Vec<Structure>, max_distance_km: f64) -> Option<(String, String)> {
+    let angouleme = geo::communes().by_code("16015")?;
+    let demand = Demand {
+        location: Point { lat: angouleme.location.lat, lon: angouleme.location.lon },
+        needs: vec![Need::AideDemarchesAdministratives],
+        modes: vec![ReferralMode::InPerson],
+        languages: vec![Language::french()],
+        accessibility: vec![],
+        max_distance_km,
+        urgency: Urgency::Normal,
+    };
+    let index = Index::build(structures.iter().map(IndexedStructure::from));
+    let feasible = engine::feasible(&index, &demand, &Default::default());
+    let (candidates, _) = engine::rank(&feasible, |_| 0, Some(contracts::week::paris_local(chrono::Utc::now())));
+    candidates.into_iter().next().map(|c| (c.structure_id, c.name))
 }

@@ -76,20 +76,16 @@ pub async fn ensure_organisation(
     Ok(())
 }
 
-/// The accepting structure nearest to `point` that offers `need`: its id and name.
-pub async fn nearest_offering(
-    pool: &PgPool,
-    point: contracts::events::Point,
-    need: contracts::Need,
-) -> anyhow::Result<Option<(String, String)>> {
+/// Every structure of a territory (the demo picks its example mediator among them).
+pub async fn structures_of(pool: &PgPool, territory: &str) -> anyhow::Result<Vec<contracts::events::Structure>> {
     let mut conn = pool.acquire().await?;
     let filter = store::StructureFilter {
-        territories: None,
-        service: Some(need.slug().to_string()),
-        near: Some(point),
-        radius_km: 100.0,
-        limit: 1,
+        territories: Some(vec![territory.to_string()]),
+        service: None,
+        near: None,
+        radius_km: 0.0,
+        limit: 100_000,
         offset: 0,
     };
-    Ok(store::structures(&mut conn, &filter).await?.into_iter().next().map(|s| (s.id, s.name)))
+    Ok(store::structures(&mut conn, &filter).await?)
 }
