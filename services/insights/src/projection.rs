@@ -23,6 +23,17 @@ pub fn queue() -> ServiceQueue {
 
 pub struct Projector;
 
+/// Runs an `UPDATE` of a referral's facts; when the event overtook `referral.submitted`
+/// and there is no row yet, creates it and runs the update again.
+macro_rules! apply {
+    ($tx:expr, $id:expr, $query:expr) => {{
+        if $query.execute(&mut *$tx).await?.rows_affected() == 0 {
+            ensure($tx, $id).await?;
+            $query.execute(&mut *$tx).await?;
+        }
+    }};
+}
+
 impl Handler for Projector {
     async fn handle(&self, tx: &mut PgConnection, env: &Envelope) -> Result<(), HandlerError> {
         let seq = env.sequence;
@@ -52,9 +63,11 @@ impl Handler for Projector {
             }
             "referral.offered" => {
                 let e: ReferralOffered = env.decode()?;
-                ensure(tx, e.referral_id).await?;
-                sqlx::query!(
-                    "UPDATE insights.referrals SET offers = offers + 1,
+                apply!(
+                    tx,
+                    e.referral_id,
+                    sqlx::query!(
+                        "UPDATE insights.referrals SET offers = offers + 1,
                         first_offered_at = LEAST(first_offered_at, $3),
                         current_structure = CASE WHEN $2 > status_sequence THEN $4 ELSE current_structure END,
                         current_offer_at = CASE WHEN $2 > status_sequence THEN $3 ELSE current_offer_at END,
@@ -62,24 +75,24 @@ impl Handler for Projector {
                         status_at = CASE WHEN $2 > status_sequence THEN $3 ELSE status_at END,
                         status_sequence = GREATEST(status_sequence, $2)
                      WHERE referral_id = $1",
-                    e.referral_id,
-                    seq,
-                    e.offered_at,
-                    e.structure_id
-                )
-                .execute(&mut *tx)
-                .await?;
+                        e.referral_id,
+                        seq,
+                        e.offered_at,
+                        e.structure_id
+                    )
+                );
                 record(tx, env.id, e.referral_id, "offered", Some(&e.structure_id), None, e.offered_at).await?;
             }
             "referral.declined" => {
                 let e: ReferralDeclined = env.decode()?;
-                ensure(tx, e.referral_id).await?;
-                sqlx::query!(
-                    "UPDATE insights.referrals SET declines = declines + 1 WHERE referral_id = $1",
-                    e.referral_id
-                )
-                .execute(&mut *tx)
-                .await?;
+                apply!(
+                    tx,
+                    e.referral_id,
+                    sqlx::query!(
+                        "UPDATE insights.referrals SET declines = declines + 1 WHERE referral_id = $1",
+                        e.referral_id
+                    )
+                );
                 back_to_matching(tx, e.referral_id, seq, e.declined_at).await?;
                 record(
                     tx,
@@ -94,27 +107,29 @@ impl Handler for Projector {
             }
             "referral.offer_expired" => {
                 let e: ReferralOfferExpired = env.decode()?;
-                ensure(tx, e.referral_id).await?;
-                sqlx::query!(
-                    "UPDATE insights.referrals SET expiries = expiries + 1 WHERE referral_id = $1",
-                    e.referral_id
-                )
-                .execute(&mut *tx)
-                .await?;
+                apply!(
+                    tx,
+                    e.referral_id,
+                    sqlx::query!(
+                        "UPDATE insights.referrals SET expiries = expiries + 1 WHERE referral_id = $1",
+                        e.referral_id
+                    )
+                );
                 back_to_matching(tx, e.referral_id, seq, e.expired_at).await?;
                 record(tx, env.id, e.referral_id, "expired", Some(&e.structure_id), None, e.expired_at).await?;
             }
             "referral.rerouted" => {
                 let e: ReferralRerouted = env.decode()?;
-                ensure(tx, e.referral_id).await?;
                 back_to_matching(tx, e.referral_id, seq, e.rerouted_at).await?;
                 record(tx, env.id, e.referral_id, "rerouted", e.structure_id.as_deref(), None, e.rerouted_at).await?;
             }
             "referral.waitlisted" => {
                 let e: ReferralWaitlisted = env.decode()?;
-                ensure(tx, e.referral_id).await?;
-                sqlx::query!(
-                    "UPDATE insights.referrals SET
+                apply!(
+                    tx,
+                    e.referral_id,
+                    sqlx::query!(
+                        "UPDATE insights.referrals SET
                         waitlist_reason = CASE WHEN $2 > status_sequence THEN $3 ELSE waitlist_reason END,
                         escalated = CASE WHEN $2 > status_sequence THEN $4 ELSE escalated END,
                         waitlisted_at = CASE WHEN $2 > status_sequence THEN $5 ELSE waitlisted_at END,
@@ -123,87 +138,90 @@ impl Handler for Projector {
                         status_at = CASE WHEN $2 > status_sequence THEN $5 ELSE status_at END,
                         status_sequence = GREATEST(status_sequence, $2)
                      WHERE referral_id = $1",
-                    e.referral_id,
-                    seq,
-                    e.reason.slug(),
-                    e.escalated,
-                    e.waitlisted_at
-                )
-                .execute(&mut *tx)
-                .await?;
+                        e.referral_id,
+                        seq,
+                        e.reason.slug(),
+                        e.escalated,
+                        e.waitlisted_at
+                    )
+                );
             }
             "referral.accepted" => {
                 let e: ReferralAccepted = env.decode()?;
-                ensure(tx, e.referral_id).await?;
-                sqlx::query!(
-                    "UPDATE insights.referrals SET accepted_at = LEAST(accepted_at, $3), accepted_structure = $4,
+                apply!(
+                    tx,
+                    e.referral_id,
+                    sqlx::query!(
+                        "UPDATE insights.referrals SET accepted_at = LEAST(accepted_at, $3), accepted_structure = $4,
                         current_structure = CASE WHEN $2 > status_sequence THEN NULL ELSE current_structure END,
                         status = CASE WHEN $2 > status_sequence THEN 'accepted' ELSE status END,
                         status_at = CASE WHEN $2 > status_sequence THEN $3 ELSE status_at END,
                         status_sequence = GREATEST(status_sequence, $2)
                      WHERE referral_id = $1",
-                    e.referral_id,
-                    seq,
-                    e.accepted_at,
-                    e.structure_id
-                )
-                .execute(&mut *tx)
-                .await?;
+                        e.referral_id,
+                        seq,
+                        e.accepted_at,
+                        e.structure_id
+                    )
+                );
                 record(tx, env.id, e.referral_id, "accepted", Some(&e.structure_id), None, e.accepted_at).await?;
             }
             "referral.contacted" => {
                 let e: ReferralContacted = env.decode()?;
-                ensure(tx, e.referral_id).await?;
-                sqlx::query!(
-                    "UPDATE insights.referrals SET first_contact_at = LEAST(first_contact_at, $3),
+                apply!(
+                    tx,
+                    e.referral_id,
+                    sqlx::query!(
+                        "UPDATE insights.referrals SET first_contact_at = LEAST(first_contact_at, $3),
                         status = CASE WHEN $2 > status_sequence THEN 'in_progress' ELSE status END,
                         status_at = CASE WHEN $2 > status_sequence THEN $3 ELSE status_at END,
                         status_sequence = GREATEST(status_sequence, $2)
                      WHERE referral_id = $1",
-                    e.referral_id,
-                    seq,
-                    e.at
-                )
-                .execute(&mut *tx)
-                .await?;
+                        e.referral_id,
+                        seq,
+                        e.at
+                    )
+                );
                 record(tx, env.id, e.referral_id, "contacted", Some(&e.structure_id), Some(e.kind.slug()), e.at)
                     .await?;
             }
             "referral.closed" => {
                 let e: ReferralClosed = env.decode()?;
-                ensure(tx, e.referral_id).await?;
-                sqlx::query!(
-                    "UPDATE insights.referrals SET closed_at = $3, outcome = $4,
+                apply!(
+                    tx,
+                    e.referral_id,
+                    sqlx::query!(
+                        "UPDATE insights.referrals SET closed_at = $3, outcome = $4,
                         status = CASE WHEN $2 > status_sequence THEN 'closed' ELSE status END,
                         status_at = CASE WHEN $2 > status_sequence THEN $3 ELSE status_at END,
                         status_sequence = GREATEST(status_sequence, $2)
                      WHERE referral_id = $1",
-                    e.referral_id,
-                    seq,
-                    e.closed_at,
-                    e.outcome.slug()
-                )
-                .execute(&mut *tx)
-                .await?;
+                        e.referral_id,
+                        seq,
+                        e.closed_at,
+                        e.outcome.slug()
+                    )
+                );
                 record(tx, env.id, e.referral_id, "closed", Some(&e.structure_id), Some(e.outcome.slug()), e.closed_at)
                     .await?;
             }
             "referral.cancelled" => {
                 let e: ReferralCancelled = env.decode()?;
-                ensure(tx, e.referral_id).await?;
-                sqlx::query!(
-                    "UPDATE insights.referrals SET cancelled_at = $3,
+                apply!(
+                    tx,
+                    e.referral_id,
+                    sqlx::query!(
+                        "UPDATE insights.referrals SET cancelled_at = $3,
                         current_structure = CASE WHEN $2 > status_sequence THEN NULL ELSE current_structure END,
                         status = CASE WHEN $2 > status_sequence THEN 'cancelled' ELSE status END,
                         status_at = CASE WHEN $2 > status_sequence THEN $3 ELSE status_at END,
                         status_sequence = GREATEST(status_sequence, $2)
                      WHERE referral_id = $1",
-                    e.referral_id,
-                    seq,
-                    e.cancelled_at
-                )
-                .execute(&mut *tx)
-                .await?;
+                        e.referral_id,
+                        seq,
+                        e.cancelled_at
+                    )
+                );
                 record(
                     tx,
                     env.id,
@@ -292,19 +310,21 @@ async fn ensure(tx: &mut PgConnection, referral_id: Uuid) -> sqlx::Result<()> {
 
 /// After a decline, an expiry or a reroute the referral waits for the matcher again.
 async fn back_to_matching(tx: &mut PgConnection, referral_id: Uuid, seq: i64, at: DateTime<Utc>) -> sqlx::Result<()> {
-    sqlx::query!(
-        "UPDATE insights.referrals SET
-            current_structure = CASE WHEN $2 > status_sequence THEN NULL ELSE current_structure END,
-            status = CASE WHEN $2 > status_sequence THEN 'submitted' ELSE status END,
-            status_at = CASE WHEN $2 > status_sequence THEN $3 ELSE status_at END,
-            status_sequence = GREATEST(status_sequence, $2)
-         WHERE referral_id = $1",
+    apply!(
+        tx,
         referral_id,
-        seq,
-        at
-    )
-    .execute(tx)
-    .await?;
+        sqlx::query!(
+            "UPDATE insights.referrals SET
+                current_structure = CASE WHEN $2 > status_sequence THEN NULL ELSE current_structure END,
+                status = CASE WHEN $2 > status_sequence THEN 'submitted' ELSE status END,
+                status_at = CASE WHEN $2 > status_sequence THEN $3 ELSE status_at END,
+                status_sequence = GREATEST(status_sequence, $2)
+             WHERE referral_id = $1",
+            referral_id,
+            seq,
+            at
+        )
+    );
     Ok(())
 }
 

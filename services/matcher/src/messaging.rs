@@ -19,7 +19,20 @@ use crate::routing::Matcher;
 use crate::store::{self, state};
 
 pub fn queue() -> ServiceQueue {
-    ServiceQueue { service: SERVICE, bindings: &["referral.*", "structure.*", "capacity.changed"] }
+    ServiceQueue {
+        service: SERVICE,
+        bindings: &[
+            "referral.submitted",
+            "referral.declined",
+            "referral.offer_expired",
+            "referral.accepted",
+            "referral.cancelled",
+            "referral.closed",
+            "referral.rerouted",
+            "structure.*",
+            "capacity.changed",
+        ],
+    }
 }
 
 pub struct MatcherHandler {
@@ -69,7 +82,6 @@ impl Handler for MatcherHandler {
                 }
                 Ok(())
             }
-            // Other referral events (offered, waitlisted, contacted) change nothing here.
             _ => Ok(()),
         }
     }
@@ -77,8 +89,13 @@ impl Handler for MatcherHandler {
 
 impl MatcherHandler {
     async fn submitted(&self, tx: &mut PgConnection, env: &Envelope, e: ReferralSubmitted) -> Result<(), HandlerError> {
-        store::insert_profile(&mut *tx, e.referral_id, e.organisation_id, e.submitted_at, &e.profile).await?;
-        let Some(mut p) = store::lock_profile(&mut *tx, e.referral_id).await? else { return Ok(()) };
+        let inserted =
+            store::insert_profile(&mut *tx, e.referral_id, e.organisation_id, e.submitted_at, &e.profile).await?;
+        let locked = match inserted {
+            Some(p) => Some(p),
+            None => store::lock_profile(&mut *tx, e.referral_id).await?,
+        };
+        let Some(mut p) = locked else { return Ok(()) };
         if p.state != state::MATCHING {
             // Already routed (redelivery) or cancelled before it reached us.
             return Ok(());

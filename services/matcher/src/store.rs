@@ -106,16 +106,18 @@ fn slugs<T: std::fmt::Display>(values: &[T]) -> Vec<String> {
     values.iter().map(ToString::to_string).collect()
 }
 
-/// Records a submitted referral. A profile that already exists (a redelivery, or a
-/// cancellation that overtook the submission) is left alone.
+/// Records a submitted referral and returns it, locked. A profile that already exists
+/// (a redelivery, or a cancellation that overtook the submission) is left alone and
+/// `None` is returned.
 pub async fn insert_profile(
     conn: &mut PgConnection,
     referral_id: Uuid,
     organisation_id: Uuid,
     submitted_at: DateTime<Utc>,
     p: &MatchingProfile,
-) -> sqlx::Result<()> {
-    sqlx::query!(
+) -> sqlx::Result<Option<Profile>> {
+    let row = sqlx::query_as!(
+        ProfileRow,
         "INSERT INTO matcher.profiles (referral_id, state, organisation_id, commune_code, territory, lat, lon, needs,
                                        modes, languages, accessibility, urgency, deadline, max_distance_km, submitted_at)
          VALUES ($1, 'matching', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
@@ -125,7 +127,10 @@ pub async fn insert_profile(
             modes = EXCLUDED.modes, languages = EXCLUDED.languages, accessibility = EXCLUDED.accessibility,
             urgency = EXCLUDED.urgency, deadline = EXCLUDED.deadline, max_distance_km = EXCLUDED.max_distance_km,
             submitted_at = EXCLUDED.submitted_at
-         WHERE matcher.profiles.needs IS NULL",
+         WHERE matcher.profiles.needs IS NULL
+         RETURNING referral_id, state, organisation_id, commune_code, territory, lat, lon, needs, modes, languages,
+                   accessibility, urgency, deadline, max_distance_km, submitted_at, attempts, tried, round,
+                   current_structure, current_reservation, waitlist_reason, escalated, sequence",
         referral_id,
         organisation_id,
         p.commune_code,
@@ -141,9 +146,9 @@ pub async fn insert_profile(
         p.max_distance_km,
         submitted_at,
     )
-    .execute(conn)
+    .fetch_optional(conn)
     .await?;
-    Ok(())
+    Ok(row.map(Into::into))
 }
 
 /// A profile for an event that overtook `referral.submitted`; the submission fills it in.
@@ -397,18 +402,16 @@ pub async fn usage(conn: &mut PgConnection, ids: &[String], week: &str) -> sqlx:
 /// same structure, so replicas never overbook. `force` ignores the capacity (a
 /// coordinator's explicit choice).
 pub async fn reserve(conn: &mut PgConnection, structure_id: &str, week: &str, force: bool) -> sqlx::Result<bool> {
-    sqlx::query!(
-        "INSERT INTO matcher.capacity_usage (structure_id, week, used) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING",
-        structure_id,
-        week
-    )
-    .execute(&mut *conn)
-    .await?;
+    // One statement: the first reservation of the week inserts the counter, the others
+    // update it; the conditional update waits for, then re-checks against, any
+    // concurrent reservation of the same structure.
     let reserved = sqlx::query_scalar!(
-        "UPDATE matcher.capacity_usage u SET used = u.used + 1
-         FROM matcher.structures s
-         WHERE u.structure_id = $1 AND u.week = $2 AND s.id = u.structure_id AND NOT s.removed
-           AND ($3 OR (s.accepting AND u.used < s.weekly_capacity))
+        "INSERT INTO matcher.capacity_usage AS u (structure_id, week, used)
+         SELECT s.id, $2, 1 FROM matcher.structures s
+         WHERE s.id = $1 AND NOT s.removed AND ($3 OR (s.accepting AND s.weekly_capacity > 0))
+         ON CONFLICT (structure_id, week) DO UPDATE SET used = u.used + 1
+         WHERE $3 OR u.used < (SELECT s.weekly_capacity FROM matcher.structures s
+                               WHERE s.id = u.structure_id AND s.accepting AND NOT s.removed)
          RETURNING u.used",
         structure_id,
         week,

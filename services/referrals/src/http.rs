@@ -127,9 +127,7 @@ async fn submit(
             return Ok(created(view));
         }
     }
-    store::insert(&mut tx, id, organisation_id, &referral).await?;
-    let mut row = store::lock(&mut tx, id).await?.ok_or_else(|| ApiError::internal("referral vanished"))?;
-    row.event_sequence = 1;
+    let row = store::insert(&mut tx, id, organisation_id, &referral).await?;
     let event = ReferralSubmitted {
         referral_id: id,
         organisation_id,
@@ -137,19 +135,18 @@ async fn submit(
         profile: referral.matching_profile(),
     };
     bus::enqueue(&mut tx, SCHEMA, &Envelope::new(id.to_string(), 1, &event)).await?;
-    store::update(&mut tx, &row).await?;
-    store::add_history(
-        &mut tx,
-        id,
-        ReferralStatus::Submitted.slug(),
-        Step { step: "submitted", actor: Some(&actor(&caller)), ..Step::default() },
-    )
-    .await?;
+    let actor = actor(&caller);
+    let step = Step { step: "submitted", actor: Some(&actor), ..Step::default() };
+    store::add_history(&mut tx, id, ReferralStatus::Submitted.slug(), step).await?;
     tx.commit().await?;
     tracing::info!(referral_id = %id, territory = %referral.territory, needs = ?referral.needs, "referral submitted");
-    let mut conn = state.pool.acquire().await?;
-    let r = store::get(&mut conn, id).await?.ok_or_else(ApiError::not_found)?;
-    Ok(created(render(&mut conn, r, Disclosure::Personal, true).await?))
+    // Everything the response shows is at hand: no need to read it back.
+    let parts = Parts {
+        person: Some(store::PersonRow::from_new(&referral)),
+        history: Some(vec![store::HistoryRow::submitted(row.created_at, &actor)]),
+        structure: None,
+    };
+    Ok(created(view::render(row, parts, Disclosure::Personal)))
 }
 
 fn created(view: view::ReferralView) -> Response {

@@ -73,6 +73,22 @@ pub struct PersonRow {
     pub consent_at: Option<DateTime<Utc>>,
 }
 
+impl PersonRow {
+    pub fn from_new(r: &NewReferral) -> Self {
+        Self {
+            first_name: r.person.first_name.expose().clone(),
+            last_name: r.person.last_name.expose().clone(),
+            phone: r.person.phone.expose().clone(),
+            email: r.person.email.expose().clone(),
+            contact_preference: r.person.contact_preference.slug().to_string(),
+            commune_name: r.commune_name.clone(),
+            note: r.note.expose().clone(),
+            consent_method: r.consent.method.clone(),
+            consent_at: r.consent.at,
+        }
+    }
+}
+
 pub struct HistoryRow {
     pub at: DateTime<Utc>,
     pub step: String,
@@ -82,6 +98,21 @@ pub struct HistoryRow {
     pub actor: Option<String>,
     pub comment: Option<String>,
     pub detail: serde_json::Value,
+}
+
+impl HistoryRow {
+    pub fn submitted(at: DateTime<Utc>, actor: &str) -> Self {
+        Self {
+            at,
+            step: "submitted".to_string(),
+            status: "submitted".to_string(),
+            structure_id: None,
+            reason: None,
+            actor: Some(actor.to_string()),
+            comment: None,
+            detail: serde_json::json!({}),
+        }
+    }
 }
 
 /// One step of a referral's history.
@@ -99,11 +130,20 @@ fn slugs<T: std::fmt::Display>(values: &[T]) -> Vec<String> {
     values.iter().map(ToString::to_string).collect()
 }
 
-pub async fn insert(conn: &mut PgConnection, id: Uuid, organisation_id: Uuid, r: &NewReferral) -> sqlx::Result<()> {
-    sqlx::query!(
+/// Stores a new referral and its person; its first event (`referral.submitted`) is
+/// sequence 1.
+pub async fn insert(
+    conn: &mut PgConnection,
+    id: Uuid,
+    organisation_id: Uuid,
+    r: &NewReferral,
+) -> sqlx::Result<ReferralRow> {
+    let row = sqlx::query_as!(
+        ReferralRow,
         "INSERT INTO referrals.referrals (id, organisation_id, status, territory, commune_code, lat, lon, needs, modes,
-                                          languages, accessibility, urgency, deadline, max_distance_km)
-         VALUES ($1, $2, 'submitted', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                                          languages, accessibility, urgency, deadline, max_distance_km, event_sequence)
+         VALUES ($1, $2, 'submitted', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1)
+         RETURNING *",
         id,
         organisation_id,
         r.territory,
@@ -118,7 +158,7 @@ pub async fn insert(conn: &mut PgConnection, id: Uuid, organisation_id: Uuid, r:
         r.deadline,
         r.max_distance_km,
     )
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
     sqlx::query!(
         "INSERT INTO referrals.persons (referral_id, first_name, last_name, phone, email, contact_preference,
@@ -137,7 +177,7 @@ pub async fn insert(conn: &mut PgConnection, id: Uuid, organisation_id: Uuid, r:
     )
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(row)
 }
 
 pub async fn get(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<ReferralRow>> {

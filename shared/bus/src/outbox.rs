@@ -39,18 +39,23 @@ fn notify_channel(schema: &str) -> String {
 /// Adds an event to the outbox of `schema`, inside the caller's transaction, and wakes
 /// the relay when that transaction commits.
 pub async fn enqueue(conn: &mut PgConnection, schema: &'static str, envelope: &Envelope) -> Result<(), sqlx::Error> {
-    let insert =
-        format!("INSERT INTO {schema}.outbox (id, event_type, aggregate_id, envelope) VALUES ($1, $2, $3, $4)");
-    let body = serde_json::to_value(envelope).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    // One round trip: the row, and a notification sent at commit (identical ones in a
+    // transaction fold into one).
+    let insert = format!(
+        "WITH row AS (INSERT INTO {schema}.outbox (id, event_type, aggregate_id, envelope, traceparent) \
+                      VALUES ($1, $2, $3, $4::text::jsonb, $5)) \
+         SELECT pg_notify($6, '')"
+    );
+    let body = serde_json::to_string(envelope).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sqlx::query(AssertSqlSafe(insert))
         .bind(envelope.id)
         .bind(&envelope.event_type)
         .bind(&envelope.aggregate_id)
         .bind(body)
+        .bind(crate::trace::traceparent(envelope))
+        .bind(notify_channel(schema))
         .execute(&mut *conn)
         .await?;
-    // Notifications are sent at commit, and identical ones in a transaction fold into one.
-    sqlx::query("SELECT pg_notify($1, '')").bind(notify_channel(schema)).execute(&mut *conn).await?;
     Ok(())
 }
 
@@ -76,7 +81,9 @@ pub enum RelayError {
 struct Claimed {
     id: Uuid,
     event_type: String,
-    envelope: serde_json::Value,
+    /// The envelope as JSON text, published as it is.
+    envelope: String,
+    traceparent: Option<String>,
 }
 
 impl Relay {
@@ -87,7 +94,7 @@ impl Relay {
                  WHERE id IN (SELECT id FROM {schema}.outbox \
                               WHERE claimed_until IS NULL OR claimed_until < now() \
                               ORDER BY created_at, id LIMIT $1 FOR UPDATE SKIP LOCKED) \
-                 RETURNING id, event_type, envelope"
+                 RETURNING id, event_type, envelope::text, traceparent"
             ),
             delete_sql: format!("DELETE FROM {schema}.outbox WHERE id = ANY($1)"),
             retry_sql: format!(
@@ -156,7 +163,12 @@ impl Relay {
             .fetch_all(&self.pool)
             .await?
             .into_iter()
-            .map(|row| Claimed { id: row.get(0), event_type: row.get(1), envelope: row.get(2) })
+            .map(|row| Claimed {
+                id: row.get(0),
+                event_type: row.get(1),
+                envelope: row.get(2),
+                traceparent: row.get(3),
+            })
             .collect();
         if claimed.is_empty() {
             return Ok(0);
@@ -177,7 +189,7 @@ impl Relay {
                     exchange.clone().into(),
                     row.event_type.clone().into(),
                     BasicPublishOptions { mandatory: true, immediate: false },
-                    &payload,
+                    payload,
                     properties,
                 )
                 .await
@@ -263,11 +275,10 @@ pub async fn open_confirm_channel(connection: &lapin::Connection) -> lapin::Resu
     Ok(channel)
 }
 
-fn message(row: &Claimed) -> (Vec<u8>, BasicProperties) {
-    let payload = serde_json::to_vec(&row.envelope).unwrap_or_default();
+fn message(row: &Claimed) -> (&[u8], BasicProperties) {
     let mut headers = FieldTable::default();
-    if let Ok(envelope) = serde_json::from_value::<Envelope>(row.envelope.clone()) {
-        headers.insert("traceparent".into(), long_string(&crate::trace::traceparent(&envelope)));
+    if let Some(traceparent) = &row.traceparent {
+        headers.insert("traceparent".into(), long_string(traceparent));
     }
     headers.insert("x-aiguillage-version".into(), AMQPValue::LongInt(1));
     let properties = BasicProperties::default()
@@ -277,7 +288,7 @@ fn message(row: &Claimed) -> (Vec<u8>, BasicProperties) {
         .with_delivery_mode(2)
         .with_timestamp(chrono::Utc::now().timestamp() as u64)
         .with_headers(headers);
-    (payload, properties)
+    (row.envelope.as_bytes(), properties)
 }
 
 async fn sleep_or_cancel(duration: Duration, shutdown: &CancellationToken) {

@@ -14,6 +14,7 @@ CREATE TABLE IF NOT EXISTS {schema}.outbox (
     event_type    text NOT NULL,
     aggregate_id  text NOT NULL,
     envelope      jsonb NOT NULL,
+    traceparent   text,
     created_at    timestamptz NOT NULL DEFAULT now(),
     claimed_until timestamptz,
     attempts      integer NOT NULL DEFAULT 0,

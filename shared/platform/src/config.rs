@@ -66,8 +66,8 @@ impl Config {
             max_distance_km: number("AIGUILLAGE_MAX_DISTANCE_KM", "30")?,
             default_weekly_capacity: number("AIGUILLAGE_DEFAULT_WEEKLY_CAPACITY", "5")? as u32,
             token_secret: get("AIGUILLAGE_TOKEN_SECRET").filter(|s| !s.is_empty()),
-            db_pool_size: number("AIGUILLAGE_DB_POOL_SIZE", "16")? as u32,
-            prefetch: number("AIGUILLAGE_PREFETCH", "16")?.min(1000.0) as u16,
+            db_pool_size: number("AIGUILLAGE_DB_POOL_SIZE", "32")? as u32,
+            prefetch: number("AIGUILLAGE_PREFETCH", "64")?.min(1000.0) as u16,
         })
     }
 }

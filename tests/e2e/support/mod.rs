@@ -123,19 +123,41 @@ impl Sandbox {
         key
     }
 
-    /// Drops the database and every queue and exchange of the namespace.
-    pub async fn destroy(&self) {
-        if let Ok(conn) = bus::connect(&amqp_url()).await {
-            if let Ok(channel) = conn.create_channel().await {
-                let _ = aiguillage::topology(&self.namespace).delete(&channel).await;
-            }
-            let _ = conn.close(200, "test done".into()).await;
+    /// Drops the database and every queue and exchange of the namespace. A sandbox that
+    /// is dropped without this (a failing test) cleans up in `Drop`.
+    pub async fn destroy(mut self) {
+        remove(&self.database, &self.namespace).await;
+        self.broker_use = BrokerUse::Borrowed;
+    }
+}
+
+async fn remove(database: &str, namespace: &str) {
+    if let Ok(conn) = bus::connect(&amqp_url()).await {
+        if let Ok(channel) = conn.create_channel().await {
+            let _ = aiguillage::topology(namespace).delete(&channel).await;
         }
-        let admin = platform::db::pool(&format!("{}/postgres", postgres_base()), 1).unwrap();
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.database)))
-            .execute(&admin)
-            .await;
-        admin.close().await;
+        let _ = conn.close(200, "test done".into()).await;
+    }
+    let admin = platform::db::pool(&format!("{}/postgres", postgres_base()), 1).unwrap();
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)")))
+        .execute(&admin)
+        .await;
+    admin.close().await;
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if matches!(self.broker_use, BrokerUse::Borrowed) {
+            return;
+        }
+        let (database, namespace) = (self.database.clone(), self.namespace.clone());
+        // A runtime of its own: this may run while a test's runtime is unwinding.
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                rt.block_on(remove(&database, &namespace));
+            }
+        })
+        .join();
     }
 }
 
