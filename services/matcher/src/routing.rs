@@ -1,6 +1,7 @@
 //! Routing a referral: pick the best structure with capacity and reserve it, or put the
 //! referral on the waitlist. Runs inside the caller's transaction, on a locked profile.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -72,28 +73,40 @@ impl Matcher {
         let Some(demand) = p.demand.clone() else { return Ok(None) };
         let started = Instant::now();
         let index = self.snapshot(&mut *conn).await?;
-        let feasible = engine::feasible(&index, &demand, &p.tried);
-        if feasible.is_empty() {
-            self.waitlist(conn, p, WaitlistReason::NoStructureInRange, false, cause).await?;
-            return Ok(Some(Routed::Waitlisted(WaitlistReason::NoStructureInRange)));
-        }
         let week = CapacityWeek::current().to_string();
-        let ids: Vec<String> = feasible.iter().map(|f| f.structure.id.clone()).collect();
-        let usage = store::usage(&mut *conn, &ids, &week).await?;
-        let (candidates, _) =
-            engine::rank(&feasible, |id| usage.get(id).copied().unwrap_or(0), Some(paris_local(Utc::now())));
-        for c in candidates {
-            if store::reserve(&mut *conn, &c.structure_id, &week, false).await? {
-                let explanation =
-                    index.get(&c.structure_id).map(|s| engine::explain(&demand, &c, s)).unwrap_or_default();
-                platform::metrics::metrics().match_duration.observe(started.elapsed().as_secs_f64());
-                self.propose(conn, p, &c, explanation, &week, false, cause).await?;
-                return Ok(Some(Routed::Proposed(c.structure_id)));
+        let now = Some(paris_local(Utc::now()));
+        // Nearest first, reading the ledger only for what the search pulls, until the
+        // best structure is settled; one that filled up meanwhile is skipped.
+        let tried = p.tried.clone();
+        let mut search = engine::Search::new(engine::feasible_nearest_first(&index, &demand, &tried));
+        let mut usage: HashMap<String, u32> = HashMap::new();
+        let mut batch = engine::SEARCH_BATCH;
+        loop {
+            let ids: Vec<String> = search.pull(batch).iter().map(|f| f.structure.id.clone()).collect();
+            if !ids.is_empty() {
+                usage.extend(store::usage(&mut *conn, &ids, &week).await?);
+            }
+            batch = (batch * 2).min(1024);
+            let settled = search.settled(|id| usage.get(id).copied().unwrap_or(0), now);
+            for c in settled {
+                if store::reserve(&mut *conn, &c.structure_id, &week, false).await? {
+                    let explanation =
+                        index.get(&c.structure_id).map(|s| engine::explain(&demand, &c, s)).unwrap_or_default();
+                    platform::metrics::metrics().match_duration.observe(started.elapsed().as_secs_f64());
+                    self.propose(conn, p, &c, explanation, &week, false, cause).await?;
+                    return Ok(Some(Routed::Proposed(c.structure_id)));
+                }
+                // Another replica took its last place: full for this search.
+                usage.insert(c.structure_id.clone(), c.capacity);
+            }
+            if search.exhausted() {
+                break;
             }
         }
         platform::metrics::metrics().match_duration.observe(started.elapsed().as_secs_f64());
-        self.waitlist(conn, p, WaitlistReason::NoCapacity, false, cause).await?;
-        Ok(Some(Routed::Waitlisted(WaitlistReason::NoCapacity)))
+        let reason = if search.found_any() { WaitlistReason::NoCapacity } else { WaitlistReason::NoStructureInRange };
+        self.waitlist(conn, p, reason, false, cause).await?;
+        Ok(Some(Routed::Waitlisted(reason)))
     }
 
     /// Offers the referral to a structure a coordinator chose. Without `force` the

@@ -199,6 +199,126 @@ pub fn feasible<'a>(index: &'a Index, demand: &Demand, tried: &HashMap<String, S
     found
 }
 
+/// The feasible structures nearest first, found lazily: in person within the referral's
+/// radius and, when it accepts remote support, remote structures at any distance, merged
+/// by distance. Only what a caller pulls is assessed.
+pub fn feasible_nearest_first<'a>(
+    index: &'a Index,
+    demand: &'a Demand,
+    tried: &'a HashMap<String, String>,
+) -> impl Iterator<Item = Feasible<'a>> + 'a {
+    let wants_remote = demand.modes.contains(&ReferralMode::Remote);
+    let wants_in_person = demand.modes.contains(&ReferralMode::InPerson);
+    // A remote structure comes through the remote stream only, so it is seen once.
+    let in_person = index
+        .nearest_within(demand.location, demand.max_distance_km)
+        .take_while(move |_| wants_in_person)
+        .filter(move |(s, _)| !(wants_remote && s.modes.contains(&StructureMode::Remote)));
+    let remote = index.nearest_remote(demand.location).take_while(move |_| wants_remote);
+    merge_by_distance(in_person, remote).filter_map(move |s| {
+        let (distance_km, remote, reasons) = assess(demand, s, tried);
+        reasons.is_empty().then_some(Feasible { structure: s, distance_km, remote })
+    })
+}
+
+fn merge_by_distance<'a>(
+    a: impl Iterator<Item = (&'a IndexedStructure, f64)>,
+    b: impl Iterator<Item = (&'a IndexedStructure, f64)>,
+) -> impl Iterator<Item = &'a IndexedStructure> {
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    std::iter::from_fn(move || match (a.peek(), b.peek()) {
+        (Some((_, da)), Some((_, db))) if db < da => b.next().map(|(s, _)| s),
+        (Some(_), _) => a.next().map(|(s, _)| s),
+        (None, _) => b.next().map(|(s, _)| s),
+    })
+}
+
+/// An online search for the best structures: pulls feasible structures nearest first
+/// until the head of the ranking is settled. A structure at distance `d` scores at least
+/// `d`, so once the next unseen structure is at `d`, every candidate in a near-tie band
+/// below `d`'s is already in its final place: the search returns exactly the first
+/// entries of the full ranking, having looked at a few dozen structures instead of every
+/// one in range. The caller supplies the capacity used (from the ledger) for what it
+/// pulled.
+pub struct Search<'a, I: Iterator<Item = Feasible<'a>>> {
+    stream: std::iter::Peekable<I>,
+    pulled: Vec<Feasible<'a>>,
+    seen_any: bool,
+}
+
+impl<'a> Search<'a, std::vec::IntoIter<Feasible<'a>>> {
+    /// A search over an already computed list (nearest first).
+    pub fn over(feasible: Vec<Feasible<'a>>) -> Self {
+        Search::new(feasible.into_iter())
+    }
+}
+
+impl<'a, I: Iterator<Item = Feasible<'a>>> Search<'a, I> {
+    pub fn new(stream: I) -> Self {
+        Self { stream: stream.peekable(), pulled: Vec::new(), seen_any: false }
+    }
+
+    /// Pulls up to `n` more feasible structures and returns them.
+    pub fn pull(&mut self, n: usize) -> &[Feasible<'a>] {
+        let start = self.pulled.len();
+        self.pulled.extend(self.stream.by_ref().take(n));
+        self.seen_any |= self.pulled.len() > start;
+        &self.pulled[start..]
+    }
+
+    /// No feasible structure is left to pull.
+    pub fn exhausted(&mut self) -> bool {
+        self.stream.peek().is_none()
+    }
+
+    /// Whether any feasible structure exists at all (capacity aside).
+    pub fn found_any(&self) -> bool {
+        self.seen_any
+    }
+
+    /// The candidates pulled so far whose rank is final, best first.
+    pub fn settled(
+        &mut self,
+        used_this_week: impl Fn(&str) -> u32,
+        now_local: Option<NaiveDateTime>,
+    ) -> Vec<Candidate> {
+        // Float rounding between the index's chord order and the haversine distance
+        // is far below a millimetre; the margin keeps the bound safe.
+        let bound = self.stream.peek().map(|f| band(f.distance_km - 1e-6));
+        let (mut candidates, _) = rank(&self.pulled, used_this_week, now_local);
+        if let Some(bound) = bound {
+            candidates.retain(|c| band(c.score) < bound);
+        }
+        candidates
+    }
+}
+
+/// The best structure with capacity, searched online (see [`Search`]).
+pub fn best(
+    index: &Index,
+    demand: &Demand,
+    tried: &HashMap<String, String>,
+    used_this_week: impl Fn(&str) -> u32,
+    now_local: Option<NaiveDateTime>,
+) -> Option<Candidate> {
+    let mut search = Search::new(feasible_nearest_first(index, demand, tried));
+    let mut batch = SEARCH_BATCH;
+    loop {
+        search.pull(batch);
+        let settled = search.settled(&used_this_week, now_local);
+        if let Some(best) = settled.into_iter().next() {
+            return Some(best);
+        }
+        if search.exhausted() {
+            return None;
+        }
+        batch *= 2;
+    }
+}
+
+/// How many feasible structures an online search pulls at first.
+pub const SEARCH_BATCH: usize = 16;
+
 /// Scores the feasible structures against their use of this week's capacity. Returns
 /// the candidates, best first, and those with no capacity left.
 pub fn rank(
@@ -338,6 +458,7 @@ pub fn excluded_nearby(
 mod tests {
     use super::*;
     use crate::domain::index::IndexedStructure;
+    use contracts::opening_hours::OpeningHours;
 
     fn structure(id: &str, lat: f64, lon: f64, services: &[Need]) -> IndexedStructure {
         IndexedStructure {
@@ -519,6 +640,59 @@ mod tests {
                 // Load never moves a referral more than the margin farther.
                 proptest::prop_assert!(w[0].distance_km <= w[1].distance_km + LOAD_MARGIN_KM + NEAR_TIE_KM);
             }
+        }
+
+        #[test]
+        fn the_online_search_settles_exactly_the_head_of_the_full_ranking(
+            points in proptest::collection::vec(
+                (45.4f64..45.9, -0.1f64..0.4, 0u32..4, 0u32..4, 0usize..4, 0u32..5), 1..120),
+            wants_remote in proptest::bool::ANY,
+            in_person in proptest::bool::ANY,
+            max_distance_km in 2.0f64..40.0,
+            batch in 1usize..20,
+        ) {
+            const HOURS: [&str; 3] = ["Mo-Fr 09:00-12:00", "Tu-Sa 14:00-18:00", "We 08:00-10:00"];
+            let structures: Vec<IndexedStructure> = points.iter().enumerate().map(|(i, (lat, lon, cap, svc, hours, kind))| {
+                let mut s = structure(&format!("s{i:03}"), *lat, *lon, &[AIDE, Need::ALL[*svc as usize]]);
+                s.weekly_capacity = *cap;
+                s.opening_hours = HOURS.get(*hours).and_then(|h| OpeningHours::parse(h).ok());
+                s.modes = match kind {
+                    0 => vec![StructureMode::Remote],
+                    1 => vec![StructureMode::Individual, StructureMode::Remote],
+                    _ => vec![StructureMode::Individual],
+                };
+                s
+            }).collect();
+            let idx = index(structures);
+            let mut d = demand();
+            d.max_distance_km = max_distance_km;
+            d.modes = match (in_person || !wants_remote, wants_remote) {
+                (true, true) => vec![ReferralMode::InPerson, ReferralMode::Remote],
+                (true, false) => vec![ReferralMode::InPerson],
+                _ => vec![ReferralMode::Remote],
+            };
+            let tried: HashMap<String, String> = [("s001".to_string(), "declined".to_string())].into();
+            let used = |id: &str| id.bytes().map(u32::from).sum::<u32>() % 3;
+            let now = chrono::NaiveDate::from_ymd_opt(2026, 11, 25).and_then(|d| d.and_hms_opt(11, 0, 0));
+            let all = feasible(&idx, &d, &tried);
+            let lazy: Vec<Feasible<'_>> = feasible_nearest_first(&idx, &d, &tried).collect();
+            let ids = |v: &[Feasible<'_>]| { let mut x: Vec<String> = v.iter().map(|f| f.structure.id.clone()).collect(); x.sort(); x };
+            proptest::prop_assert_eq!(ids(&all), ids(&lazy));
+            proptest::prop_assert!(lazy.windows(2).all(|w| w[0].distance_km <= w[1].distance_km + 1e-9));
+            let (full, _) = rank(&all, used, now);
+            // Settled candidates, however the search is pulled, are a prefix of the full ranking.
+            let mut search = Search::new(feasible_nearest_first(&idx, &d, &tried));
+            loop {
+                search.pull(batch);
+                let settled = search.settled(used, now);
+                proptest::prop_assert_eq!(&settled[..], &full[..settled.len()]);
+                if search.exhausted() {
+                    proptest::prop_assert_eq!(settled.len(), full.len());
+                    break;
+                }
+            }
+            let online = super::best(&idx, &d, &tried, used, now);
+            proptest::prop_assert_eq!(online.as_ref(), full.first());
         }
     }
 }

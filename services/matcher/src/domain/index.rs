@@ -55,7 +55,8 @@ pub struct Index {
     by_id: HashMap<String, usize>,
     free: Vec<usize>,
     tree: RTree<Entry>,
-    remote: Vec<usize>,
+    /// The structures that offer remote support, which serve at any distance.
+    remote: RTree<Entry>,
 }
 
 impl std::fmt::Debug for Index {
@@ -78,24 +79,25 @@ fn chord_squared(km: f64) -> f64 {
 }
 
 impl Index {
-    /// Builds an index in one pass (bulk-loaded R-tree).
+    /// Builds an index in one pass (bulk-loaded R-trees). A later structure with the same
+    /// id replaces an earlier one.
     pub fn build(structures: impl IntoIterator<Item = IndexedStructure>) -> Self {
         let mut index = Index::default();
-        let mut entries = Vec::new();
         for s in structures {
-            if index.by_id.contains_key(&s.id) {
-                index.upsert(s);
-                continue;
+            match index.by_id.get(&s.id) {
+                Some(&slot) => index.slots[slot] = Some(s),
+                None => {
+                    index.by_id.insert(s.id.clone(), index.slots.len());
+                    index.slots.push(Some(s));
+                }
             }
-            let slot = index.slots.len();
-            entries.push(Entry::new(unit_vector(s.location), slot));
-            if s.modes.contains(&StructureMode::Remote) {
-                index.remote.push(slot);
-            }
-            index.by_id.insert(s.id.clone(), slot);
-            index.slots.push(Some(s));
         }
-        index.tree = RTree::bulk_load(entries);
+        let entry = |(slot, s): (usize, &Option<IndexedStructure>)| {
+            s.as_ref().map(|s| (Entry::new(unit_vector(s.location), slot), s.modes.contains(&StructureMode::Remote)))
+        };
+        let entries: Vec<(Entry, bool)> = index.slots.iter().enumerate().filter_map(entry).collect();
+        index.remote = RTree::bulk_load(entries.iter().filter(|(_, r)| *r).map(|(e, _)| *e).collect());
+        index.tree = RTree::bulk_load(entries.into_iter().map(|(e, _)| e).collect());
         index
     }
 
@@ -119,7 +121,7 @@ impl Index {
         });
         self.tree.insert(Entry::new(unit_vector(s.location), slot));
         if s.modes.contains(&StructureMode::Remote) {
-            self.remote.push(slot);
+            self.remote.insert(Entry::new(unit_vector(s.location), slot));
         }
         self.by_id.insert(s.id.clone(), slot);
         self.slots[slot] = Some(s);
@@ -128,9 +130,10 @@ impl Index {
     pub fn remove(&mut self, id: &str) {
         let Some(slot) = self.by_id.remove(id) else { return };
         if let Some(old) = self.slots[slot].take() {
-            self.tree.remove(&Entry::new(unit_vector(old.location), slot));
+            let entry = Entry::new(unit_vector(old.location), slot);
+            self.tree.remove(&entry);
+            self.remote.remove(&entry);
         }
-        self.remote.retain(|&r| r != slot);
         self.free.push(slot);
     }
 
@@ -141,9 +144,26 @@ impl Index {
             .filter_map(|e| self.slots[e.data].as_ref())
     }
 
+    /// Structures within `km` of `p`, nearest first, lazily: a search that stops early
+    /// visits only what it needs. The second value orders by distance (a chord length).
+    pub fn nearest_within(&self, p: Point, km: f64) -> impl Iterator<Item = (&IndexedStructure, f64)> {
+        let limit = chord_squared(km) * (1.0 + 1e-12);
+        self.tree
+            .nearest_neighbor_iter_with_distance_2(&unit_vector(p))
+            .take_while(move |(_, d2)| *d2 <= limit)
+            .filter_map(|(e, d2)| self.slots[e.data].as_ref().map(|s| (s, d2)))
+    }
+
+    /// Structures that offer remote support, nearest first, lazily, at any distance.
+    pub fn nearest_remote(&self, p: Point) -> impl Iterator<Item = (&IndexedStructure, f64)> {
+        self.remote
+            .nearest_neighbor_iter_with_distance_2(&unit_vector(p))
+            .filter_map(|(e, d2)| self.slots[e.data].as_ref().map(|s| (s, d2)))
+    }
+
     /// Structures that offer remote support.
     pub fn remote(&self) -> impl Iterator<Item = &IndexedStructure> {
-        self.remote.iter().filter_map(|&i| self.slots[i].as_ref())
+        self.remote.iter().filter_map(|e| self.slots[e.data].as_ref())
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &IndexedStructure> {
@@ -196,6 +216,32 @@ mod tests {
             expected.sort();
             assert_eq!(found, expected, "radius {radius}");
         }
+    }
+
+    #[test]
+    fn nearest_first_iteration_agrees_with_the_radius_query_and_build_keeps_the_last_duplicate() {
+        let centre = Point { lat: 45.6458, lon: 0.14502 };
+        let mut structures: Vec<IndexedStructure> = (0..300)
+            .map(|i| {
+                at(&format!("s{i}"), 45.0 + (i as f64 * 13.0 % 150.0) * 0.01, -0.5 + (i as f64 * 7.0 % 150.0) * 0.01)
+            })
+            .collect();
+        let mut moved = at("s0", 60.0, 10.0);
+        moved.modes.push(StructureMode::Remote);
+        structures.push(moved);
+        let index = Index::build(structures);
+        assert_eq!(index.len(), 300);
+        assert_eq!(index.get("s0").unwrap().location.lat, 60.0);
+        let nearest: Vec<(&str, f64)> = index.nearest_within(centre, 40.0).map(|(s, d)| (s.id.as_str(), d)).collect();
+        assert!(nearest.windows(2).all(|w| w[0].1 <= w[1].1), "nearest first");
+        let mut ids: Vec<&str> = nearest.iter().map(|(id, _)| *id).collect();
+        ids.sort();
+        let mut expected: Vec<&str> = index.within(centre, 40.0).map(|s| s.id.as_str()).collect();
+        expected.sort();
+        assert_eq!(ids, expected);
+        assert!(!ids.contains(&"s0"), "the duplicate's first location is gone");
+        let remote: Vec<&str> = index.nearest_remote(centre).map(|(s, _)| s.id.as_str()).collect();
+        assert_eq!(remote, vec!["s0"]);
     }
 
     #[test]
