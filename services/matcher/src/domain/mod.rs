@@ -2,4 +2,5 @@
 
 pub mod engine;
 pub mod index;
+pub mod optimal;
 pub mod waitlist;
