@@ -568,3 +568,49 @@ async fn no_personal_data_travels_on_the_bus() {
     let _ = conn.close(200, "done".into()).await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn housekeeping_prunes_old_inbox_rows_and_vacuums_the_outbox_without_breaking_dedup() {
+    let app = TestApp::spawn().await;
+    let referrer = app.referrer(app.organisation("16").await);
+    app.structure("near", structure("Proche", 45.6500, 0.1550, &[AIDE], 5)).await;
+    let first = app.submit(&referrer, referral()).await;
+    app.until_status(&first, &referrer, "offered").await;
+    let pool = app.sandbox.pool().await;
+    let inbox = |schema: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {schema}.inbox")))
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let before = inbox("matcher").await;
+    assert!(before > 0, "the matcher handled messages");
+
+    // Rows younger than the retention stay: they may still be redelivered.
+    let kept = bus::housekeeping::tidy(&pool, "matcher", Duration::from_secs(3600), i64::MAX).await.unwrap();
+    assert_eq!(kept, bus::housekeeping::Tidied { inbox_deleted: 0, outbox_vacuumed: false });
+    assert_eq!(inbox("matcher").await, before);
+
+    // With no retention, every row goes; a threshold below zero forces the vacuum.
+    let tidied = bus::housekeeping::tidy(&pool, "matcher", Duration::ZERO, -1).await.unwrap();
+    assert_eq!(tidied.inbox_deleted, u64::try_from(before).unwrap());
+    assert!(tidied.outbox_vacuumed);
+    assert_eq!(inbox("matcher").await, 0);
+    let options: Option<Vec<String>> =
+        sqlx::query_scalar("SELECT reloptions FROM pg_class WHERE oid = 'matcher.outbox'::regclass")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(options.unwrap_or_default().contains(&"autovacuum_vacuum_scale_factor=0".to_string()));
+
+    // The pipeline goes on as before.
+    let second = app.submit(&referrer, referral()).await;
+    let r = app.until_status(&second, &referrer, "offered").await;
+    assert_eq!(r["current_offer"]["structure_id"], "near");
+    assert!(inbox("matcher").await > 0);
+    pool.close().await;
+    app.stop().await;
+}

@@ -45,6 +45,7 @@ pub fn router(state: Directory) -> Router {
 /// Starts the background work: the outbox relay.
 pub fn start(ctx: &bus::ServiceContext) -> Directory {
     ctx.spawn_relay(SCHEMA, SERVICE);
+    ctx.spawn_housekeeping(SCHEMA);
     Directory { pool: ctx.pool.clone(), auth: ctx.auth.clone(), config: Arc::clone(&ctx.config) }
 }
 

@@ -45,5 +45,6 @@ pub fn router(state: InsightsState) -> Router {
 /// Starts the consumer. Insights publishes nothing, so it has no relay.
 pub fn start(ctx: &bus::ServiceContext) -> InsightsState {
     ctx.spawn_consumer(SCHEMA, SERVICE, projection::Projector);
+    ctx.spawn_housekeeping(SCHEMA);
     InsightsState { pool: ctx.pool.clone(), auth: ctx.auth.clone(), config: Arc::clone(&ctx.config) }
 }

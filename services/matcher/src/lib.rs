@@ -50,6 +50,7 @@ pub fn router(state: MatcherState) -> Router {
 pub fn start(ctx: &bus::ServiceContext) -> MatcherState {
     let matcher = Arc::new(routing::Matcher::new(ctx.config.max_attempts));
     ctx.spawn_relay(SCHEMA, SERVICE);
+    ctx.spawn_housekeeping(SCHEMA);
     ctx.spawn_consumer(SCHEMA, SERVICE, messaging::MatcherHandler { matcher: Arc::clone(&matcher) });
     ctx.tasks.spawn(worker::run(ctx.pool.clone(), Arc::clone(&matcher), ctx.shutdown.clone()));
     MatcherState { pool: ctx.pool.clone(), auth: ctx.auth.clone(), config: Arc::clone(&ctx.config), matcher }

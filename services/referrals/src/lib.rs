@@ -50,6 +50,7 @@ pub fn router(state: ReferralsState) -> Router {
 /// Starts the consumer, the relay and the offer timers.
 pub fn start(ctx: &bus::ServiceContext) -> ReferralsState {
     ctx.spawn_relay(SCHEMA, SERVICE);
+    ctx.spawn_housekeeping(SCHEMA);
     ctx.spawn_consumer(SCHEMA, SERVICE, messaging::ReferralsHandler { offer_ttl: ctx.config.offer_ttl });
     ctx.tasks.spawn(timers::run(ctx.pool.clone(), ctx.shutdown.clone()));
     platform::metrics::metrics().add_collector(Arc::new(Gauges(ctx.pool.clone())));

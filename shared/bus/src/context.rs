@@ -34,6 +34,11 @@ impl ServiceContext {
         }));
     }
 
+    /// Starts the periodic cleanup of a service schema's outbox and inbox.
+    pub fn spawn_housekeeping(&self, schema: &'static str) {
+        self.tasks.spawn(crate::housekeeping::run(self.pool.clone(), schema, self.shutdown.clone()));
+    }
+
     /// Starts consuming a service queue.
     pub fn spawn_consumer<H: crate::Handler>(&self, schema: &'static str, service: &'static str, handler: H) {
         let consumer = crate::Consumer::new(

@@ -13,6 +13,7 @@ pub mod broker;
 pub mod consumer;
 mod context;
 pub mod dlq;
+pub mod housekeeping;
 pub mod outbox;
 pub mod schema;
 pub mod topology;

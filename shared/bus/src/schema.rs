@@ -31,13 +31,32 @@ CREATE TABLE IF NOT EXISTS {schema}.inbox (
 );
 "#
     );
-    vec![Migration::new(
-        1,
-        Cow::Borrowed("outbox and inbox"),
-        MigrationType::Simple,
-        sqlx::AssertSqlSafe(outbox_and_inbox).into_sql_str(),
-        false,
-    )]
+    // The outbox is a queue table: vacuum it after a fixed number of dead rows, not a
+    // share of a table that is nearly always empty. The inbox is pruned by age.
+    let queue_table_upkeep = format!(
+        r#"
+ALTER TABLE {schema}.outbox SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000,
+                                 autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 1000);
+ALTER TABLE {schema}.inbox SET (autovacuum_vacuum_scale_factor = 0.02);
+CREATE INDEX IF NOT EXISTS inbox_received_at ON {schema}.inbox (received_at);
+"#
+    );
+    vec![
+        Migration::new(
+            1,
+            Cow::Borrowed("outbox and inbox"),
+            MigrationType::Simple,
+            sqlx::AssertSqlSafe(outbox_and_inbox).into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            Cow::Borrowed("queue table upkeep"),
+            MigrationType::Simple,
+            sqlx::AssertSqlSafe(queue_table_upkeep).into_sql_str(),
+            false,
+        ),
+    ]
 }
 
 /// Creates (or upgrades) the outbox and inbox of a service schema.
