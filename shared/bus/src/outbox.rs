@@ -7,7 +7,9 @@
 //! broker confirmed it. A returned (unroutable) message, a nack or a confirm timeout is
 //! a failure: the row is retried later with backoff. Several relays may run at once.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use contracts::Envelope;
@@ -31,20 +33,38 @@ const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 const BATCH: i64 = 200;
 /// The fallback when a notification is lost.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// While draining, how long the relay lets rows gather before claiming again.
+const LINGER: Duration = Duration::from_millis(2);
+/// After a round found nothing, one more look this much later: rows committed by
+/// transactions that skipped their notification because the relay was draining.
+const LAST_LOOK: Duration = Duration::from_millis(20);
+
+/// Whether this process's relay for a schema is draining its outbox: claiming again
+/// without waiting for a notification. A transaction that enqueues meanwhile need not
+/// notify. That matters: `NOTIFY` takes a database-wide lock from commit until the end
+/// of its WAL flush, so notifying transactions commit one at a time (on this project's
+/// 2-core machine, pgbench inserts fall from 6.1k to 3.2k tps with a NOTIFY in each).
+fn draining(schema: &'static str) -> Arc<AtomicBool> {
+    static DRAINING: LazyLock<Mutex<HashMap<&'static str, Arc<AtomicBool>>>> = LazyLock::new(Default::default);
+    let mut map = DRAINING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    Arc::clone(map.entry(schema).or_default())
+}
 
 fn notify_channel(schema: &str) -> String {
     format!("{schema}_outbox")
 }
 
 /// Adds an event to the outbox of `schema`, inside the caller's transaction, and wakes
-/// the relay when that transaction commits.
+/// the relay when that transaction commits, unless this process's relay is draining the
+/// outbox anyway (a relay in another process polls as a fallback).
 pub async fn enqueue(conn: &mut PgConnection, schema: &'static str, envelope: &Envelope) -> Result<(), sqlx::Error> {
     // One round trip: the row, and a notification sent at commit (identical ones in a
     // transaction fold into one).
+    let notify = !draining(schema).load(Ordering::Acquire);
     let insert = format!(
         "WITH row AS (INSERT INTO {schema}.outbox (id, event_type, aggregate_id, envelope, traceparent) \
                       VALUES ($1, $2, $3, $4::text::jsonb, $5)) \
-         SELECT pg_notify($6, '')"
+         SELECT CASE WHEN $7 THEN pg_notify($6, '') END"
     );
     let body = serde_json::to_string(envelope).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sqlx::query(AssertSqlSafe(insert))
@@ -54,6 +74,7 @@ pub async fn enqueue(conn: &mut PgConnection, schema: &'static str, envelope: &E
         .bind(body)
         .bind(crate::trace::traceparent(envelope))
         .bind(notify_channel(schema))
+        .bind(notify)
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -114,6 +135,7 @@ impl Relay {
     pub async fn run(self, shutdown: CancellationToken) {
         let mut listener: Option<PgListener> = None;
         let mut backoff = Duration::from_millis(100);
+        let draining = draining(self.schema);
         'connection: while !shutdown.is_cancelled() {
             let Some(connection) = self.broker.connection().await else { break };
             let channel = match open_confirm_channel(&connection).await {
@@ -129,28 +151,43 @@ impl Relay {
                     break 'connection;
                 }
                 match self.publish_pending(&channel).await {
-                    Ok(n) if n as i64 >= BATCH => continue,
+                    Ok(n) if n as i64 >= BATCH => {
+                        draining.store(true, Ordering::Release);
+                        continue;
+                    }
+                    Ok(n) if n > 0 => {
+                        draining.store(true, Ordering::Release);
+                        backoff = Duration::from_millis(100);
+                        sleep_or_cancel(LINGER, &shutdown).await;
+                    }
+                    Ok(_) if draining.swap(false, Ordering::AcqRel) => {
+                        sleep_or_cancel(LAST_LOOK, &shutdown).await;
+                    }
                     Ok(_) => {
                         backoff = Duration::from_millis(100);
                         self.wait_for_work(&mut listener, &shutdown).await;
                     }
                     Err(RelayError::Broker(err)) => {
+                        draining.store(false, Ordering::Release);
                         tracing::warn!(service = self.service, error = %err, "relay lost its channel");
                         sleep_or_cancel(backoff, &shutdown).await;
                         backoff = (backoff * 2).min(Duration::from_secs(5));
                         continue 'connection;
                     }
                     Err(RelayError::Database(err)) => {
+                        draining.store(false, Ordering::Release);
                         tracing::warn!(service = self.service, error = %err, "relay cannot reach the database");
                         sleep_or_cancel(backoff, &shutdown).await;
                         backoff = (backoff * 2).min(Duration::from_secs(5));
                     }
                 }
                 if !channel.status().connected() {
+                    draining.store(false, Ordering::Release);
                     continue 'connection;
                 }
             }
         }
+        draining.store(false, Ordering::Release);
     }
 
     /// One round: claims a batch, publishes it, waits for the confirms, deletes what was
