@@ -161,11 +161,11 @@ impl Relay {
                         sleep_or_cancel(LINGER, &shutdown).await;
                     }
                     Ok(_) if draining.swap(false, Ordering::AcqRel) => {
-                        sleep_or_cancel(LAST_LOOK, &shutdown).await;
+                        self.wait_for_work(&mut listener, &shutdown, LAST_LOOK).await;
                     }
                     Ok(_) => {
                         backoff = Duration::from_millis(100);
-                        self.wait_for_work(&mut listener, &shutdown).await;
+                        self.wait_for_work(&mut listener, &shutdown, POLL_INTERVAL).await;
                     }
                     Err(RelayError::Broker(err)) => {
                         draining.store(false, Ordering::Release);
@@ -276,7 +276,8 @@ impl Relay {
         Ok(claimed.len())
     }
 
-    async fn wait_for_work(&self, listener: &mut Option<PgListener>, shutdown: &CancellationToken) {
+    /// Waits for a notification, at most `timeout`.
+    async fn wait_for_work(&self, listener: &mut Option<PgListener>, shutdown: &CancellationToken, timeout: Duration) {
         if listener.is_none() {
             match PgListener::connect_with(&self.pool).await {
                 Ok(mut l) => match l.listen(&notify_channel(self.schema)).await {
@@ -300,7 +301,7 @@ impl Relay {
         };
         tokio::select! {
             _ = shutdown.cancelled() => {}
-            _ = tokio::time::timeout(POLL_INTERVAL, notified) => {}
+            _ = tokio::time::timeout(timeout, notified) => {}
         }
     }
 }
