@@ -497,8 +497,40 @@ async fn service_queues_are_quorum_queues_with_dead_lettering_under_the_namespac
         let args = q["arguments"].to_string();
         assert!(args.contains(&format!("{ns}.{service}.dlx")), "{args}");
         assert!(args.contains("x-delivery-limit"), "{args}");
-        assert!(queues.as_array().unwrap().iter().any(|q| q["name"] == format!("{ns}.{service}.dlq")));
+        let dlq = format!("{ns}.{service}.dlq");
+        let q = queues.as_array().unwrap().iter().find(|q| q["name"] == dlq.as_str()).expect("dead-letter queue");
+        assert_eq!(q["type"], "quorum", "{q}");
+        // Listing dead letters takes them and gives them back: no limit may drop them.
+        assert!(q["arguments"].to_string().contains("1000000"), "{q}");
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_dead_letter_queue_declared_by_an_earlier_version_is_kept_and_the_server_still_starts() {
+    let sandbox = Sandbox::new().await;
+    let dlq = format!("{}.matcher.dlq", sandbox.namespace);
+    {
+        let connection = bus::connect(&amqp_url()).await.unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        let mut args = lapin::types::FieldTable::default();
+        args.insert("x-queue-type".into(), lapin::types::AMQPValue::LongString("quorum".into()));
+        let durable = lapin::options::QueueDeclareOptions { durable: true, ..Default::default() };
+        channel.queue_declare(dlq.as_str().into(), durable, args).await.unwrap();
+        connection.close(200, "declared".into()).await.unwrap();
+    }
+    let app = TestApp::start(sandbox).await;
+    let referrer = app.referrer(app.organisation("16").await);
+    app.structure("near", structure("Proche", 45.6500, 0.1550, &[AIDE], 5)).await;
+    let id = app.submit(&referrer, referral()).await;
+    app.until_status(&id, &referrer, "offered").await;
+    let out = std::process::Command::new("rabbitmqctl")
+        .args(["list_queues", "--quiet", "--formatter", "json", "name", "arguments"])
+        .output()
+        .expect("rabbitmqctl");
+    let queues: Value = serde_json::from_slice(&out.stdout).unwrap_or(json!([]));
+    let q = queues.as_array().unwrap().iter().find(|q| q["name"] == dlq.as_str()).expect("the old queue");
+    assert!(!q["arguments"].to_string().contains("x-delivery-limit"), "kept as it was: {q}");
     app.stop().await;
 }
 

@@ -102,9 +102,7 @@ impl Broker {
         let connection = tokio::time::timeout(Duration::from_secs(10), Connection::connect(&self.url, properties))
             .await
             .map_err(|_| anyhow::anyhow!("connection timed out"))??;
-        let channel = connection.create_channel().await?;
-        self.topology.declare(&channel).await?;
-        let _ = channel.close(200, "topology declared".into()).await;
+        self.topology.declare(&connection).await?;
         Ok(connection)
     }
 

@@ -11,12 +11,18 @@ use lapin::options::{
     ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{Channel, ExchangeKind};
+use lapin::{Channel, Connection, ExchangeKind};
 
 /// Deliveries of one message before the broker dead-letters it. Explicit, so the
 /// behaviour is the same on RabbitMQ 3.10 (no default) and 4.x (default 20). Transient
 /// failures do not count: consumers retry those in place without giving the message back.
 pub const DELIVERY_LIMIT: i64 = 10;
+
+/// The delivery limit of a dead-letter queue: none in effect. RabbitMQ 4.0 to 4.2 give
+/// quorum queues a default limit of 20 counted on every acquisition, and `dlq list`
+/// reads a message by taking it and giving it back, so without this a dead letter would
+/// vanish after its twentieth listing (a dead-letter queue dead-letters nowhere).
+pub const DEAD_LETTER_DELIVERY_LIMIT: i64 = 1_000_000;
 
 /// One service's queue and what it listens to.
 #[derive(Debug, Clone)]
@@ -53,19 +59,26 @@ impl Topology {
         format!("{}.{service}.dlq", self.namespace)
     }
 
-    /// Declares everything, idempotently. Every service's queue is declared by every
-    /// process, so an event is routable (and the `mandatory` publish succeeds) even
-    /// before the process that consumes it has started.
-    pub async fn declare(&self, channel: &Channel) -> lapin::Result<()> {
+    /// Declares everything, idempotently, on channels of `connection`. Every service's
+    /// queue is declared by every process, so an event is routable (and the `mandatory`
+    /// publish succeeds) even before the process that consumes it has started.
+    pub async fn declare(&self, connection: &Connection) -> lapin::Result<()> {
+        let mut channel = connection.create_channel().await?;
         let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
         channel.exchange_declare(self.exchange().into(), ExchangeKind::Topic, durable, FieldTable::default()).await?;
         for s in &self.services {
-            self.declare_service(channel, s).await?;
+            self.declare_service(connection, &mut channel, s).await?;
         }
+        let _ = channel.close(200, "topology declared".into()).await;
         Ok(())
     }
 
-    async fn declare_service(&self, channel: &Channel, s: &ServiceQueue) -> lapin::Result<()> {
+    async fn declare_service(
+        &self,
+        connection: &Connection,
+        channel: &mut Channel,
+        s: &ServiceQueue,
+    ) -> lapin::Result<()> {
         let dlx = self.dead_letter_exchange(s.service);
         let dlq = self.dead_letter_queue(s.service);
         let queue = self.queue(s.service);
@@ -77,7 +90,20 @@ impl Topology {
             .await?;
         let mut dlq_args = FieldTable::default();
         dlq_args.insert("x-queue-type".into(), long_string("quorum"));
-        channel.queue_declare(dlq.clone().into(), durable_queue, dlq_args).await?;
+        dlq_args.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(DEAD_LETTER_DELIVERY_LIMIT));
+        if let Err(err) = channel.queue_declare(dlq.clone().into(), durable_queue, dlq_args).await {
+            // A queue declared by an earlier version, without the limit: keep it (the
+            // broker closed the channel), and say what to do about it.
+            if !is_precondition_failed(&err) {
+                return Err(err);
+            }
+            tracing::warn!(
+                queue = %dlq,
+                "dead-letter queue declared without x-delivery-limit by an earlier version; on RabbitMQ 4.0-4.2 \
+                 apply a policy raising its delivery-limit, or drain and delete it so it is declared again"
+            );
+            *channel = connection.create_channel().await?;
+        }
         channel
             .queue_bind(dlq.into(), dlx.clone().into(), "".into(), QueueBindOptions::default(), FieldTable::default())
             .await?;
@@ -122,6 +148,11 @@ pub fn service_queue_arguments(dead_letter_exchange: &str) -> FieldTable {
     args.insert("x-dead-letter-strategy".into(), long_string("at-least-once"));
     args.insert("x-overflow".into(), long_string("reject-publish"));
     args
+}
+
+/// 406 PRECONDITION_FAILED: the queue exists with other arguments ("inequivalent arg").
+fn is_precondition_failed(err: &lapin::Error) -> bool {
+    matches!(err.kind(), lapin::ErrorKind::ProtocolError(e) if e.get_id() == 406)
 }
 
 pub(crate) fn long_string(s: &str) -> AMQPValue {
