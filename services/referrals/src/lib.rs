@@ -53,12 +53,15 @@ pub fn start(ctx: &bus::ServiceContext) -> ReferralsState {
     ctx.spawn_housekeeping(SCHEMA);
     ctx.spawn_consumer(SCHEMA, SERVICE, messaging::ReferralsHandler { offer_ttl: ctx.config.offer_ttl });
     ctx.tasks.spawn(timers::run(ctx.pool.clone(), ctx.shutdown.clone()));
-    platform::metrics::metrics().add_collector(Arc::new(Gauges(ctx.pool.clone())));
+    platform::metrics::metrics().add_collector(Arc::new(Gauges(ctx.pool.clone(), Default::default())));
     ReferralsState { pool: ctx.pool.clone(), auth: ctx.auth.clone(), config: Arc::clone(&ctx.config) }
 }
 
-/// Pending offers and waitlist per territory, read at scrape time.
-struct Gauges(PgPool);
+/// Pending offers and waitlist per territory, read at scrape time. Only the territories
+/// it reported before and no longer sees are removed, never the whole family: the
+/// families are process-wide, and other collectors (other apps in one test process)
+/// report into them too.
+struct Gauges(PgPool, std::sync::Mutex<Vec<String>>);
 
 impl platform::metrics::Collector for Gauges {
     fn collect(&self) -> BoxFuture<'_, ()> {
@@ -66,12 +69,18 @@ impl platform::metrics::Collector for Gauges {
             let Ok(mut conn) = self.0.acquire().await else { return };
             let Ok(rows) = store::gauges(&mut conn).await else { return };
             let m = platform::metrics::metrics();
-            m.pending_offers.clear();
-            m.waitlist.clear();
+            let mut reported = self.1.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for territory in reported.iter().filter(|t| !rows.iter().any(|(r, _, _)| r == *t)) {
+                let labels = platform::metrics::TerritoryLabels { territory: territory.clone() };
+                m.pending_offers.remove(&labels);
+                m.waitlist.remove(&labels);
+            }
+            reported.clear();
             for (territory, offered, waitlisted) in rows {
-                let labels = platform::metrics::TerritoryLabels { territory };
+                let labels = platform::metrics::TerritoryLabels { territory: territory.clone() };
                 m.pending_offers.get_or_create(&labels).set(offered);
                 m.waitlist.get_or_create(&labels).set(waitlisted);
+                reported.push(territory);
             }
         })
     }
