@@ -479,11 +479,7 @@ async fn with_the_broker_unreachable_submissions_still_succeed_and_are_matched_l
 #[tokio::test]
 async fn service_queues_are_quorum_queues_with_dead_lettering_under_the_namespace() {
     let app = TestApp::spawn().await;
-    let out = std::process::Command::new("rabbitmqctl")
-        .args(["list_queues", "--quiet", "--formatter", "json", "name", "type", "arguments"])
-        .output()
-        .expect("rabbitmqctl");
-    let queues: Value = serde_json::from_slice(&out.stdout).unwrap_or(json!([]));
+    let queues = broker_queues();
     let ns = &app.sandbox.namespace;
     for service in ["referrals", "matcher", "insights"] {
         let name = format!("{ns}.{service}");
@@ -524,11 +520,7 @@ async fn a_dead_letter_queue_declared_by_an_earlier_version_is_kept_and_the_serv
     app.structure("near", structure("Proche", 45.6500, 0.1550, &[AIDE], 5)).await;
     let id = app.submit(&referrer, referral()).await;
     app.until_status(&id, &referrer, "offered").await;
-    let out = std::process::Command::new("rabbitmqctl")
-        .args(["list_queues", "--quiet", "--formatter", "json", "name", "arguments"])
-        .output()
-        .expect("rabbitmqctl");
-    let queues: Value = serde_json::from_slice(&out.stdout).unwrap_or(json!([]));
+    let queues = broker_queues();
     let q = queues.as_array().unwrap().iter().find(|q| q["name"] == dlq.as_str()).expect("the old queue");
     assert!(!q["arguments"].to_string().contains("x-delivery-limit"), "kept as it was: {q}");
     app.stop().await;

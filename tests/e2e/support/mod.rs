@@ -48,6 +48,16 @@ where
     }
 }
 
+/// Every queue on the machine's broker, with its name, type and arguments (JSON, from
+/// `rabbitmqctl list_queues`).
+pub fn broker_queues() -> Value {
+    let out = std::process::Command::new("rabbitmqctl")
+        .args(["list_queues", "--quiet", "--formatter", "json", "name", "type", "arguments"])
+        .output()
+        .expect("rabbitmqctl");
+    serde_json::from_slice(&out.stdout).unwrap_or(json!([]))
+}
+
 /// Tests share the machine's broker. Most only need it up (shared); the few that stop or
 /// block it take it exclusively, so they never disturb the others.
 static BROKER: std::sync::LazyLock<std::sync::Arc<tokio::sync::RwLock<()>>> =

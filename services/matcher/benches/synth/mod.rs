@@ -50,13 +50,15 @@ pub struct Places {
 
 impl Places {
     pub fn new(departement: Option<&str>) -> Self {
-        let communes: Vec<&'static Commune> = match departement {
+        let mut communes: Vec<&'static Commune> = match departement {
             Some(d) => geo::communes().in_departement(d),
             None => geo::communes().iter().collect(),
         }
         .into_iter()
         .filter(|c| c.kind != geo::CommuneKind::Delegated && c.population > 0)
         .collect();
+        // The table is a hash map: a fixed order keeps the data the same from run to run.
+        communes.sort_by(|a, b| a.code.cmp(&b.code));
         let weights = WeightedIndex::new(communes.iter().map(|c| f64::from(c.population))).expect("populated communes");
         Self { communes, weights }
     }
