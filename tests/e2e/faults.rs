@@ -411,6 +411,89 @@ async fn f08_poison_goes_to_the_dead_letter_queue_and_the_rest_keeps_flowing() {
     app.stop().await;
 }
 
+/// A consumer that finds a backlog handles it several messages per transaction (the
+/// insights projection batches). A poison message inside a batch rolls the batch back;
+/// its neighbours are then handled one by one and committed once each, and only the
+/// poison is dead-lettered.
+#[tokio::test]
+async fn f08b_poison_inside_a_batch_spoils_nothing_else() {
+    use contracts::events::OrganisationUpserted;
+    use lapin::BasicProperties;
+    use lapin::options::BasicPublishOptions;
+    const GOOD: usize = 40;
+    let sandbox = Sandbox::new().await;
+    // The queues exist before any consumer: the backlog is there when it starts.
+    let conn = bus::connect(&amqp_url()).await.unwrap();
+    let topology = aiguillage::topology(&sandbox.namespace);
+    topology.declare(&conn).await.unwrap();
+    let channel = bus::outbox::open_confirm_channel(&conn).await.unwrap();
+    let exchange = format!("{}.events", sandbox.namespace);
+    let mut ids = Vec::new();
+    for n in 0..=GOOD {
+        let organisation_id = uuid::Uuid::now_v7();
+        let event = OrganisationUpserted {
+            organisation_id,
+            name: format!("Organisation {n}"),
+            kind: contracts::OrganisationKind::SocialService,
+            territory: "16".into(),
+        };
+        let mut envelope = contracts::Envelope::new(organisation_id.to_string(), 1, &event);
+        if n == GOOD / 2 {
+            envelope.version = 99;
+        } else {
+            ids.push(organisation_id);
+        }
+        let props = BasicProperties::default()
+            .with_message_id(envelope.id.to_string().into())
+            .with_type("organisation.upserted".into());
+        let body = serde_json::to_vec(&envelope).unwrap();
+        let confirm = channel
+            .basic_publish(
+                exchange.clone().into(),
+                "organisation.upserted".into(),
+                BasicPublishOptions::default(),
+                &body,
+                props,
+            )
+            .await
+            .unwrap();
+        confirm.await.unwrap();
+    }
+
+    let app = TestApp::start(sandbox.alias()).await;
+    let pool = sandbox.pool().await;
+    let letters = eventually("the poison in the insights dead-letter queue", Duration::from_secs(30), || async {
+        let letters = bus::dlq::list(&conn, &topology, Some("insights")).await.unwrap();
+        (!letters.is_empty()).then_some(letters)
+    })
+    .await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert!(letters[0].reason.contains("version 99"), "{letters:?}");
+    let projected: i64 = eventually("every good organisation projected", Duration::from_secs(30), || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM insights.organisations WHERE id = ANY($1)")
+            .bind(&ids)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        (n == GOOD as i64).then_some(n)
+    })
+    .await;
+    assert_eq!(projected, GOOD as i64);
+    // Each good message recorded exactly once; some shared a transaction (rows written
+    // by one transaction carry its start time).
+    let (recorded, transactions): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT received_at) FROM insights.inbox \
+         WHERE consumer = 'insights' AND event_type = 'organisation.upserted'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(recorded, GOOD as i64);
+    assert!(transactions < recorded, "{recorded} messages in {transactions} transactions: no batch was formed");
+    pool.close().await;
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn f09_database_unreachable_while_consuming() {
     let db_proxy = proxy::Proxy::start("127.0.0.1:5432").await;

@@ -35,6 +35,10 @@ macro_rules! apply {
 }
 
 impl Handler for Projector {
+    /// Only database writes, each checked against the event's sequence: safe to share a
+    /// transaction with other messages.
+    const BATCH: usize = 8;
+
     async fn handle(&self, tx: &mut PgConnection, env: &Envelope) -> Result<(), HandlerError> {
         let seq = env.sequence;
         match env.event_type.as_str() {

@@ -20,6 +20,10 @@ pub struct ReferralsHandler {
 }
 
 impl Handler for ReferralsHandler {
+    /// Only database writes, each checked against the event's sequence: safe to share a
+    /// transaction with other messages.
+    const BATCH: usize = 8;
+
     async fn handle(&self, tx: &mut PgConnection, env: &Envelope) -> Result<(), HandlerError> {
         match env.event_type.as_str() {
             "match.proposed" => {
