@@ -17,7 +17,7 @@ use futures::future::BoxFuture;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation};
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -82,7 +82,10 @@ pub async fn enqueue(conn: &mut PgConnection, schema: &'static str, envelope: &E
 
 /// Publishes one service's outbox.
 pub struct Relay {
+    /// Claims and deletes, committed asynchronously (see [`Relay::new`]).
     pool: PgPool,
+    /// The service's pool, for the listener.
+    service_pool: PgPool,
     broker: Arc<Broker>,
     schema: &'static str,
     service: &'static str,
@@ -108,7 +111,21 @@ struct Claimed {
 }
 
 impl Relay {
+    /// The relay works through a connection of its own whose commits do not wait for the
+    /// WAL flush (`synchronous_commit = off`). Its writes are bookkeeping: a claim or a
+    /// delete lost in a database crash only means the event is published again, which
+    /// the consumers' inboxes absorb; the rows it reads were committed durably by the
+    /// transactions that wrote them. On this project's machine a flush is the costliest
+    /// part of a commit, and the relay made two per round.
     pub fn new(pool: PgPool, broker: Arc<Broker>, schema: &'static str, service: &'static str) -> Self {
+        let options = (*pool.connect_options()).clone().options([("synchronous_commit", "off")]);
+        let service_pool = pool;
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(5))
+            .idle_timeout(Duration::from_secs(300))
+            .connect_lazy_with(options);
         Self {
             claim_sql: format!(
                 "UPDATE {schema}.outbox SET claimed_until = now() + make_interval(secs => $2) \
@@ -124,6 +141,7 @@ impl Relay {
                  WHERE id = ANY($1)"
             ),
             pool,
+            service_pool,
             broker,
             schema,
             service,
@@ -279,7 +297,7 @@ impl Relay {
     /// Waits for a notification, at most `timeout`.
     async fn wait_for_work(&self, listener: &mut Option<PgListener>, shutdown: &CancellationToken, timeout: Duration) {
         if listener.is_none() {
-            match PgListener::connect_with(&self.pool).await {
+            match PgListener::connect_with(&self.service_pool).await {
                 Ok(mut l) => match l.listen(&notify_channel(self.schema)).await {
                     Ok(()) => *listener = Some(l),
                     Err(err) => tracing::debug!(error = %err, "outbox listener unavailable; polling"),
