@@ -276,12 +276,10 @@ impl<H: Handler> Consumer<H> {
     /// goes through [`Self::process_envelope`] on its own, with its retries and
     /// dead-lettering.
     async fn process_batch(&self, channel: &Channel, mut jobs: Vec<Job>, shutdown: &CancellationToken) {
-        if let [job] = jobs.as_slice() {
-            let span = job.span.clone();
-            self.process_envelope(channel, &job.delivery, &job.envelope, shutdown).instrument(span).await;
-            return;
-        }
-        if jobs.is_empty() {
+        if jobs.len() < 2 {
+            for job in &jobs {
+                self.process_alone(channel, job, shutdown).await;
+            }
             return;
         }
         jobs.sort_by(|a, b| a.envelope.aggregate_id.cmp(&b.envelope.aggregate_id));
@@ -295,11 +293,15 @@ impl<H: Handler> Consumer<H> {
             Err(err) => {
                 tracing::debug!(service = self.service, error = %err, size = jobs.len(), "batch failed; handling its messages one by one");
                 for job in &jobs {
-                    let span = job.span.clone();
-                    self.process_envelope(channel, &job.delivery, &job.envelope, shutdown).instrument(span).await;
+                    self.process_alone(channel, job, shutdown).await;
                 }
             }
         }
+    }
+
+    /// One message in a transaction of its own, with retries and dead-lettering.
+    async fn process_alone(&self, channel: &Channel, job: &Job, shutdown: &CancellationToken) {
+        self.process_envelope(channel, &job.delivery, &job.envelope, shutdown).instrument(job.span.clone()).await;
     }
 
     /// Counts a committed message and acks it.

@@ -17,7 +17,7 @@ use futures::future::BoxFuture;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation};
-use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::postgres::PgListener;
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Row};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -120,12 +120,7 @@ impl Relay {
     pub fn new(pool: PgPool, broker: Arc<Broker>, schema: &'static str, service: &'static str) -> Self {
         let options = (*pool.connect_options()).clone().options([("synchronous_commit", "off")]);
         let service_pool = pool;
-        let pool = PgPoolOptions::new()
-            .max_connections(1)
-            .min_connections(0)
-            .acquire_timeout(Duration::from_secs(5))
-            .idle_timeout(Duration::from_secs(300))
-            .connect_lazy_with(options);
+        let pool = platform::db::pool_with(options, 1);
         Self {
             claim_sql: format!(
                 "UPDATE {schema}.outbox SET claimed_until = now() + make_interval(secs => $2) \

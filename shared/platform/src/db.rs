@@ -11,12 +11,17 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 /// `/healthz`) while the database is still down.
 pub fn pool(database_url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
     let options = connect_options(database_url)?.application_name("aiguillage");
-    Ok(PgPoolOptions::new()
+    Ok(pool_with(options, max_connections))
+}
+
+/// A pool like [`pool`]'s, on given connection options (another pool's, adjusted).
+pub fn pool_with(options: PgConnectOptions, max_connections: u32) -> PgPool {
+    PgPoolOptions::new()
         .max_connections(max_connections)
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(5))
         .idle_timeout(Duration::from_secs(300))
-        .connect_lazy_with(options))
+        .connect_lazy_with(options)
 }
 
 /// Parses a URL such as `postgres:///aiguillage`. Without a user in the URL or in
