@@ -14,8 +14,18 @@
 //! The optimum is reported two ways: over all the week's referrals, for the number the
 //! greedy assigned (it may then serve others than the greedy did), and for exactly the
 //! referrals the greedy served. Plain nearest-first is run beside the engine, to show
-//! what the bounded load penalty costs or saves. Prints one line per scenario on stderr
-//! and one JSON document on stdout.
+//! what the bounded load penalty costs or saves.
+//!
+//! Two more online rules show what any price on capacity could reach. Both know the
+//! whole week in advance: each structure's price is the optimum's dual for its capacity
+//! (what its last place is worth), and each referral takes the structure with capacity
+//! that minimises distance plus price. One caps the price inside the engine's load margin
+//! (`min(LOAD_MARGIN_KM, LOAD_MARGIN_RATIO × distance)`), as ARCHITECTURE.md requires
+//! of anything that moves a referral farther; the other does not. A rule that only
+//! forecasts the week cannot do better than the capped one on average, so it bounds what
+//! tuning the engine's score could gain.
+//!
+//! Prints one line per scenario on stderr and one JSON document on stdout.
 
 // A benchmark, like a test, stops loudly on broken synthetic data.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -25,7 +35,7 @@ mod synth;
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
-use matcher::domain::engine;
+use matcher::domain::engine::{self, LOAD_MARGIN_KM, LOAD_MARGIN_RATIO};
 use matcher::domain::index::Index;
 use matcher::domain::optimal::{self, Arc};
 use rand::rngs::StdRng;
@@ -63,6 +73,7 @@ fn run(s: &Scenario) -> Value {
     let now = NaiveDate::from_ymd_opt(2026, 11, 23).and_then(|d| d.and_hms_opt(9, 0, 0)).expect("a valid date");
 
     let tried = HashMap::new();
+    let ratio = |a: i64, b: i64| a as f64 / b.max(1) as f64;
     let metres = |km: f64| (km * 1000.0).round() as i64;
     // Online, as the matcher does it: the engine's choice among structures with capacity.
     let mut used: HashMap<String, u32> = HashMap::new();
@@ -71,13 +82,12 @@ fn run(s: &Scenario) -> Value {
     let mut nearest_used = vec![0u32; capacities.len()];
     let mut nearest = Online::default();
     let mut arcs = Vec::new();
+    // Each referral's feasible structures, nearest first: (structure, metres).
+    let mut options: Vec<Vec<(usize, i64)>> = Vec::with_capacity(demands.len());
     for (d, demand) in demands.iter().enumerate() {
         let feasible = engine::feasible(&index, demand, &tried);
-        arcs.extend(feasible.iter().map(|f| Arc {
-            demand: d,
-            supply: slot[&f.structure.id],
-            cost: metres(f.distance_km),
-        }));
+        options.push(feasible.iter().map(|f| (slot[&f.structure.id], metres(f.distance_km))).collect());
+        arcs.extend(options[d].iter().map(|&(supply, cost)| Arc { demand: d, supply, cost }));
         let (candidates, _) = engine::rank(&feasible, |id| used.get(id).copied().unwrap_or(0), Some(now));
         if let Some(best) = candidates.first() {
             *used.entry(best.structure_id.clone()).or_default() += 1;
@@ -93,6 +103,11 @@ fn run(s: &Scenario) -> Value {
     let optimum = optimal::solve(demands.len(), &capacities, &arcs);
     let solve_seconds = started.elapsed().as_secs_f64();
     let optimal_metres = optimum.cost_by_assigned[greedy.served.len()];
+    let margin = |metres: i64| ((LOAD_MARGIN_KM * 1000.0) as i64).min((metres as f64 * LOAD_MARGIN_RATIO) as i64);
+    let capped = priced(&options, &capacities, |s, m| optimum.prices[s].min(margin(m)));
+    let unbounded = priced(&options, &capacities, |s, _| optimum.prices[s]);
+    // Each online rule against the optimum at the number it assigned.
+    let against = |o: &Online| ratio(o.metres, optimum.cost_by_assigned[o.served.len()]);
     // The optimum for exactly the referrals the greedy served.
     let position: HashMap<usize, usize> = greedy.served.iter().enumerate().map(|(i, &d)| (d, i)).collect();
     let same_arcs: Vec<Arc> =
@@ -100,7 +115,6 @@ fn run(s: &Scenario) -> Value {
     let same = optimal::solve(greedy.served.len(), &capacities, &same_arcs);
     let same_metres = same.cost_by_assigned[same.max_assigned()];
 
-    let ratio = |a: i64, b: i64| a as f64 / b.max(1) as f64;
     let distance_ratio = ratio(greedy.metres, optimal_metres);
     let assigned_ratio = greedy.served.len() as f64 / optimum.max_assigned().max(1) as f64;
     let r3 = |v: f64| (v * 1000.0).round() / 1000.0;
@@ -108,7 +122,8 @@ fn run(s: &Scenario) -> Value {
     eprintln!(
         "dép. {} · {} structures · {} referrals · capacity ×{:.1} · seed {}: greedy assigns {} of at most {} \
          ({:.3}); total distance {:.0} km vs {:.0} km optimal at the same number ({:.3}), {:.0} km for the same \
-         referrals ({:.3}); nearest-first {} assigned, {:.0} km",
+         referrals ({:.3}); nearest-first {} assigned, {:.0} km; hindsight prices within the margin {:.3}, \
+         unbounded {:.3}",
         s.departement,
         s.structures,
         s.referrals,
@@ -124,6 +139,8 @@ fn run(s: &Scenario) -> Value {
         ratio(greedy.metres, same_metres),
         nearest.served.len(),
         nearest.metres as f64 / 1000.0,
+        against(&capped),
+        against(&unbounded),
     );
     json!({
         "departement": s.departement,
@@ -144,6 +161,8 @@ fn run(s: &Scenario) -> Value {
         "distance_ratio_same_referrals": r3(ratio(greedy.metres, same_metres)),
         "nearest_first_assigned": nearest.served.len(),
         "nearest_first_total_km": km(nearest.metres),
+        "hindsight_prices_within_margin": { "assigned": capped.served.len(), "total_km": km(capped.metres), "distance_ratio": r3(against(&capped)) },
+        "hindsight_prices_unbounded": { "assigned": unbounded.served.len(), "total_km": km(unbounded.metres), "distance_ratio": r3(against(&unbounded)) },
         "solve_seconds": r3(solve_seconds),
     })
 }
@@ -161,11 +180,30 @@ impl Online {
     }
 }
 
+/// Online, in arrival order: each referral takes the structure with capacity left that
+/// minimises distance plus `price(structure, metres)`, ties to the nearer then the lower
+/// index.
+fn priced(options: &[Vec<(usize, i64)>], capacities: &[u32], price: impl Fn(usize, i64) -> i64) -> Online {
+    let mut used = vec![0u32; capacities.len()];
+    let mut online = Online::default();
+    for (d, feasible) in options.iter().enumerate() {
+        let best = feasible
+            .iter()
+            .filter(|(s, _)| used[*s] < capacities[*s])
+            .min_by_key(|&&(s, metres)| (metres.saturating_add(price(s, metres)), metres, s));
+        if let Some(&(s, metres)) = best {
+            used[s] += 1;
+            online.assign(d, metres);
+        }
+    }
+    online
+}
+
 fn main() {
     // Criterion-style arguments (`--bench`, filters) are accepted and ignored.
     let mut scenarios = Vec::new();
     for seed in 1..=3 {
-        for capacity_factor in [1.5, 1.2, 1.0, 0.8] {
+        for capacity_factor in [3.0, 2.0, 1.5, 1.2, 1.0, 0.8] {
             scenarios.push(Scenario { departement: "33", structures: 300, referrals: 3000, capacity_factor, seed });
         }
         scenarios.push(Scenario { departement: "16", structures: 80, referrals: 1000, capacity_factor: 1.2, seed });

@@ -10,6 +10,9 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+/// The price of a place whose loss would leave a referral unassigned.
+pub const UNAVAILABLE: i64 = i64::MAX / 4;
+
 /// A possible assignment: referral `demand` to structure `supply`, at `cost` (≥ 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Arc {
@@ -26,6 +29,12 @@ pub struct Optimum {
     pub cost_by_assigned: Vec<i64>,
     /// One optimal assignment of the most referrals: `(demand, supply)` pairs.
     pub pairs: Vec<(usize, usize)>,
+    /// What each structure's last place is worth to the optimum of the most referrals:
+    /// how much the least total cost grows if the structure had one place less (0 while
+    /// it has room; [`UNAVAILABLE`] when fewer referrals could then be assigned). These
+    /// are the duals of the capacity constraints, the prices at which every referral's
+    /// cheapest structure, distance plus price, is the one the optimum gives it.
+    pub prices: Vec<i64>,
 }
 
 impl Optimum {
@@ -140,7 +149,40 @@ pub fn solve(demands: usize, capacities: &[u32], arcs: &[Arc]) -> Optimum {
         .filter(|(e, _)| g.edges[*e].capacity == 0)
         .map(|(_, a)| (a.demand, a.supply))
         .collect();
-    Optimum { cost_by_assigned, pairs }
+    let prices = prices(&g, sink, nodes).into_iter().skip(1 + demands).take(supplies).collect();
+    Optimum { cost_by_assigned, pairs, prices }
+}
+
+/// The least cost from every node to the sink in the residual graph of the final flow:
+/// for a structure, the cheapest chain of moves that frees one of its places (Bellman-Ford
+/// with a queue, since residual edges may cost less than nothing; an optimal flow leaves
+/// no negative cycle).
+fn prices(g: &Graph, sink: usize, nodes: usize) -> Vec<i64> {
+    let mut distance = vec![i64::MAX; nodes];
+    let mut queued = vec![false; nodes];
+    let mut queue = std::collections::VecDeque::new();
+    distance[sink] = 0;
+    queue.push_back(sink);
+    while let Some(v) = queue.pop_front() {
+        queued[v] = false;
+        for &e in &g.out[v] {
+            // `e ^ 1` runs from `u` into `v`.
+            let into = g.edges[e ^ 1];
+            let u = g.edges[e].to;
+            if into.capacity <= 0 {
+                continue;
+            }
+            let through = distance[v] + into.cost;
+            if through < distance[u] {
+                distance[u] = through;
+                if !queued[u] {
+                    queued[u] = true;
+                    queue.push_back(u);
+                }
+            }
+        }
+    }
+    distance.into_iter().map(|d| if d == i64::MAX { UNAVAILABLE } else { d.max(0) }).collect()
 }
 
 #[cfg(test)]
@@ -248,6 +290,27 @@ mod tests {
             prop_assert!(per_demand.iter().all(|&n| n <= 1));
             prop_assert_eq!(optimum.pairs.len(), optimum.max_assigned());
             prop_assert_eq!(cost, *optimum.cost_by_assigned.last().unwrap());
+        }
+
+        #[test]
+        fn a_price_is_what_one_place_less_costs((demands, capacities, arcs) in instance()) {
+            let optimum = solve(demands, &capacities, &arcs);
+            let best = *optimum.cost_by_assigned.last().unwrap();
+            for s in (0..capacities.len()).filter(|&s| capacities[s] > 0) {
+                let used = optimum.pairs.iter().filter(|p| p.1 == s).count() as u32;
+                if used < capacities[s] {
+                    prop_assert_eq!(optimum.prices[s], 0, "structure {} has room", s);
+                    continue;
+                }
+                let mut fewer = capacities.clone();
+                fewer[s] -= 1;
+                let without = solve(demands, &fewer, &arcs);
+                if without.max_assigned() < optimum.max_assigned() {
+                    prop_assert_eq!(optimum.prices[s], UNAVAILABLE);
+                } else {
+                    prop_assert_eq!(optimum.prices[s], without.cost_by_assigned.last().unwrap() - best);
+                }
+            }
         }
     }
 }
