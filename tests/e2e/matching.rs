@@ -221,3 +221,61 @@ async fn candidates_explain_the_choice_and_why_each_nearby_structure_was_exclude
     );
     app.stop().await;
 }
+
+/// The in-memory index follows structure changes by the transaction that wrote them. A
+/// change whose transaction started first but commits last must still reach the index,
+/// though a later change was read before it committed.
+#[tokio::test]
+async fn the_index_takes_a_structure_change_that_commits_after_a_later_one() {
+    let sandbox = Sandbox::new().await;
+    // A reader and two writers open at once.
+    let pool = platform::db::pool(&sandbox.config.database_url, 4).unwrap();
+    let place = |id: &str, capacity: u32| -> contracts::events::Structure {
+        serde_json::from_value(json!({
+            "id": id, "name": id, "services": ["aide_demarches_administratives"], "modes": ["individual"],
+            "languages": ["fr"], "other_languages": false, "accessibility": [], "address": {},
+            "location": {"lat": 45.65, "lon": 0.16}, "territory": "16", "opening_hours": null,
+            "weekly_capacity": capacity, "accepting": true, "contact": {}, "updated_at": "2026-11-29T10:00:00Z"
+        }))
+        .unwrap()
+    };
+    let matcher = matcher::routing::Matcher::new(3);
+    let mut reader = pool.acquire().await.unwrap();
+    assert!(matcher.snapshot(&mut reader).await.unwrap().is_empty());
+
+    // The first writer takes its transaction id, then stays open.
+    let mut first = pool.begin().await.unwrap();
+    assert!(matcher::store::upsert_structure(&mut first, &place("first", 4), 1).await.unwrap());
+    let mut second = pool.begin().await.unwrap();
+    assert!(matcher::store::upsert_structure(&mut second, &place("second", 4), 2).await.unwrap());
+    second.commit().await.unwrap();
+
+    let index = matcher.snapshot(&mut reader).await.unwrap();
+    assert!(index.get("second").is_some(), "a committed change is read");
+    assert!(index.get("first").is_none(), "an uncommitted one is not");
+
+    first.commit().await.unwrap();
+    let index = matcher.snapshot(&mut reader).await.unwrap();
+    assert!(index.get("first").is_some(), "the earlier transaction, committed later, is read too");
+    assert_eq!(index.len(), 2);
+
+    // Later changes of either kind arrive, and a rolled-back one never does.
+    let mut change = pool.begin().await.unwrap();
+    assert!(matcher::store::set_capacity(&mut change, "first", 9, true, 3).await.unwrap());
+    assert!(matcher::store::remove_structure(&mut change, "second", 4).await.unwrap());
+    change.commit().await.unwrap();
+    let mut abandoned = pool.begin().await.unwrap();
+    assert!(matcher::store::upsert_structure(&mut abandoned, &place("ghost", 4), 5).await.unwrap());
+    abandoned.rollback().await.unwrap();
+    let index = matcher.snapshot(&mut reader).await.unwrap();
+    assert_eq!(index.get("first").map(|s| s.weekly_capacity), Some(9));
+    assert!(index.get("second").is_none(), "removed");
+    assert!(index.get("ghost").is_none(), "rolled back");
+    // Nothing new: the same index is handed out again.
+    let again = matcher.snapshot(&mut reader).await.unwrap();
+    assert!(std::sync::Arc::ptr_eq(&index, &again));
+
+    drop(reader);
+    pool.close().await;
+    sandbox.destroy().await;
+}

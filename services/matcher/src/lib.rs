@@ -14,7 +14,7 @@ pub mod domain;
 mod http;
 pub mod messaging;
 pub mod routing;
-mod store;
+pub mod store;
 pub mod worker;
 
 pub const SCHEMA: &str = "matcher";
