@@ -21,8 +21,9 @@ pub(super) enum Fit {
 
 /// Splits a multi-valued field and maps each part. Values are separated by `|`, `;` or line
 /// breaks (a JSON array is already split). A part that is not exactly a label is split on
-/// `, ` or `,` when that maps more of it: labels such as *Gratuit : Je peux accéder gratuitement
-/// au lieu et à ses services* contain commas themselves.
+/// ` / `, `, ` or `,` when that maps more of it: labels such as *Gratuit : Je peux accéder
+/// gratuitement au lieu et à ses services* contain commas themselves, and separators inside
+/// parentheses never split (*(situation familiale, convention avec un organisme social...)*).
 pub(super) fn split_map<T>(value: &RawValue, map: impl Fn(&str) -> Option<(T, Fit)>) -> Vec<Item<T>> {
     let chunks: Vec<&str> = match value {
         RawValue::Text(s) => s.split(['|', ';', '\n', '\r']).collect(),
@@ -41,34 +42,68 @@ pub(super) fn split_map<T>(value: &RawValue, map: impl Fn(&str) -> Option<(T, Fi
             }
             other => other.map(|(mapped, _)| mapped),
         };
-        // Commas with or without a space (exports have joined v0 labels with a bare `,`);
-        // the split that maps the most parts wins, and only when it maps more than the
-        // whole value's one loose match.
-        let mut best: Option<(usize, Vec<Item<T>>)> = None;
-        for separator in [", ", ","] {
-            let parts: Vec<Item<T>> = chunk
-                .split(separator)
-                .map(clean)
-                .filter(|p| !p.is_empty())
-                .map(|p| {
-                    let mapped = map(&p).map(|(m, _)| m);
-                    Item { label: p, mapped }
-                })
-                .collect();
-            let mapped = parts.iter().filter(|p| p.mapped.is_some()).count();
-            if parts.len() > 1
-                && mapped > usize::from(whole.is_some())
-                && best.as_ref().is_none_or(|(b, _)| mapped > *b)
-            {
-                best = Some((mapped, parts));
-            }
-        }
-        match best {
-            Some((_, parts)) => items.extend(parts),
+        match best_split(&chunk, whole.is_some(), &map) {
+            Some(parts) => items.extend(parts),
             None => items.push(Item { label: chunk, mapped: whole }),
         }
     }
     items
+}
+
+/// Separators tried inside a value that is not one label: regional exports join their
+/// labels with ` / ` (Gironde 2021) or with commas, with or without a space.
+const INNER_SEPARATORS: [&str; 3] = [" / ", ", ", ","];
+
+/// The split of a value that maps the most parts, when it maps more than the whole value's
+/// one loose match; or as many, when some part maps nothing and the value is no `Label :
+/// explanation` (whose commas belong to the explanation): a loose match of the whole would
+/// silently drop that part (*Accès internet, ateliers numériques*), the split reports it.
+fn best_split<T>(chunk: &str, whole_mapped: bool, map: &impl Fn(&str) -> Option<(T, Fit)>) -> Option<Vec<Item<T>>> {
+    let whole = usize::from(whole_mapped);
+    let mut best: Option<(usize, Vec<Item<T>>)> = None;
+    for separator in INNER_SEPARATORS {
+        let parts: Vec<Item<T>> = split_outside_parentheses(chunk, separator)
+            .into_iter()
+            .map(clean)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let mapped = map(&p).map(|(m, _)| m);
+                Item { label: p, mapped }
+            })
+            .collect();
+        let mapped = parts.iter().filter(|p| p.mapped.is_some()).count();
+        let reports_a_lost_part = whole_mapped && mapped == whole && parts.len() > mapped && !chunk.contains(':');
+        if parts.len() > 1 && (mapped > whole || reports_a_lost_part) && best.as_ref().is_none_or(|(b, _)| mapped > *b)
+        {
+            best = Some((mapped, parts));
+        }
+    }
+    best.map(|(_, parts)| parts)
+}
+
+/// `s` split on `separator`, except inside parentheses.
+fn split_outside_parentheses<'s>(s: &'s str, separator: &str) -> Vec<&'s str> {
+    let mut parts = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0;
+    let mut i = 0;
+    while let Some(rest) = s.get(i..) {
+        let Some(c) = rest.chars().next() else { break };
+        if depth == 0 && rest.starts_with(separator) {
+            parts.push(s.get(start..i).unwrap_or_default());
+            i += separator.len();
+            start = i;
+            continue;
+        }
+        match c {
+            '(' | '[' => depth += 1,
+            ')' | ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += c.len_utf8();
+    }
+    parts.push(s.get(start..).unwrap_or_default());
+    parts
 }
 
 /// Every match is exact: for free-text vocabularies with no loose matching.

@@ -144,31 +144,38 @@ pub fn parse_file(bytes: &[u8], format: Format, communes: &geo::Communes) -> Res
     Ok(Importer::new(communes).run(entries))
 }
 
-// Field names, folded (see `read::fold_key`), preferred spelling first.
-const ID: &[&str] = &["id", "identifiant"];
-const NAME: &[&str] = &["nom", "name"];
+// Field names, folded (see `read::fold_key`, so `ID` is `id` and `Adresse postale` is
+// `adresse_postale`), preferred spelling first. Regional exports have their own names
+// (Gironde 2021: `Lieu`, `Adresse postale`, `Coord. X`; Région Sud 2022: `adresse_code_postal`,
+// `contact_telephone`…).
+const ID: &[&str] = &["id", "identifiant", "gid"];
+const NAME: &[&str] = &["nom", "name", "lieu"];
 const SERVICES: &[&str] = &["services", "service", "thematiques"];
 const MODES: &[&str] = &["modalites_accompagnement"];
 const PUBLICS: &[&str] = &["prise_en_charge_specifique", "publics_accueillis"];
 const HOURS: &[&str] = &["horaires", "opening_hours"];
 const FEES: &[&str] = &["frais_a_charge", "conditions_acces", "conditions_access"];
 const LABELS: &[&str] = &["labels_nationaux", "dispositif_programmes_nationaux", "formations_labels"];
-const PHONE: &[&str] = &["telephone", "tel", "phone"];
-const EMAIL: &[&str] = &["courriels", "courriel", "email", "mail"];
-const WEBSITE: &[&str] = &["site_web", "site_internet", "website", "url"];
-const STREET: &[&str] = &["adresse", "address", "voie"];
-const STREET_MORE: &[&str] = &["complement_adresse"];
-const POSTCODE: &[&str] = &["code_postal", "cp", "postcode"];
-const COMMUNE: &[&str] = &["commune", "ville"];
-const CODE_INSEE: &[&str] = &["code_insee", "insee", "code_commune"];
-const LATITUDE: &[&str] = &["latitude", "lat"];
-const LONGITUDE: &[&str] = &["longitude", "lon", "lng", "long"];
+const PHONE: &[&str] = &["telephone", "tel", "phone", "contact_telephone"];
+const EMAIL: &[&str] = &["courriels", "courriel", "email", "mail", "contact_email"];
+const WEBSITE: &[&str] = &["site_web", "site_internet", "website", "url", "contact_web"];
+const STREET: &[&str] = &["adresse", "address", "voie", "adresse_postale", "adresse_rue"];
+/// A street number in a field of its own (Maine-et-Loire 2021, Région Sud 2022).
+const STREET_NUMBER: &[&str] = &["numero", "adresse_numero", "numero_voie"];
+const STREET_MORE: &[&str] = &["complement_adresse", "complement"];
+const POSTCODE: &[&str] = &["code_postal", "cp", "postcode", "adresse_code_postal"];
+const COMMUNE: &[&str] = &["commune", "ville", "adresse_commune"];
+const CODE_INSEE: &[&str] = &["code_insee", "insee", "code_commune", "adresse_code_insee"];
+/// `Coord. X` is the latitude in the Gironde export; a file that follows the other
+/// convention (X = longitude) gets its coordinates swapped back by `place`.
+const LATITUDE: &[&str] = &["latitude", "lat", "coord_x"];
+const LONGITUDE: &[&str] = &["longitude", "lon", "lng", "long", "coord_y"];
 /// Both coordinates in one field (`45.65, 0.15`), as some open-data portals export them.
 const LAT_LON: &[&str] =
     &["coordonnees", "coordonnees_gps", "geo_point_2d", "geo_point", "geopoint", "localisation", "position"];
 const SOURCE: &[&str] = &["source"];
 const PIVOT: &[&str] = &["pivot", "siret"];
-const UPDATED: &[&str] = &["date_maj", "date_mise_a_jour"];
+const UPDATED: &[&str] = &["date_maj", "date_mise_a_jour", "derniere_maj"];
 
 const MAX_NAME_CHARS: usize = 300;
 
@@ -191,16 +198,15 @@ impl<'a> Importer<'a> {
     }
 
     fn run(mut self, entries: Vec<read::Entry>) -> ParsedFile {
-        let ids: Vec<Option<String>> = entries
-            .iter()
-            .map(|e| {
-                e.as_ref().ok().and_then(|r| r.text(ID)).map(|id| fields::safe_id(&id)).filter(|id| !id.is_empty())
-            })
-            .collect();
+        // A file whose layout has no ids at all (some regional exports) gets ids derived
+        // from each place; in a file that has them, a record without one is an error.
+        let derive = !entries.iter().any(|e| e.as_ref().ok().is_some_and(|r| record_id(r, false).is_some()));
+        let ids: Vec<Option<RecordId>> =
+            entries.iter().map(|e| e.as_ref().ok().and_then(|r| record_id(r, derive))).collect();
         let mut last_of_id: HashMap<&str, usize> = HashMap::new();
         for (index, id) in ids.iter().enumerate() {
             if let Some(id) = id {
-                last_of_id.insert(id, index);
+                last_of_id.insert(id.as_str(), index);
             }
         }
 
@@ -215,7 +221,8 @@ impl<'a> Importer<'a> {
             probable_duplicates: Vec::new(),
         };
         for (index, entry) in entries.into_iter().enumerate() {
-            let id = ids.get(index).cloned().flatten();
+            let record_id = ids.get(index).and_then(Option::as_ref);
+            let id = record_id.map(|i| i.as_str().to_string());
             let raw = match entry {
                 Ok(raw) => raw,
                 Err(reason) => {
@@ -228,7 +235,7 @@ impl<'a> Importer<'a> {
                 parsed.rejected.push(Rejection { index, id, errors });
                 continue;
             }
-            match self.convert(index, &raw) {
+            match self.convert(index, &raw, record_id) {
                 Ok(c) => {
                     parsed.defaulted_modes += usize::from(c.defaulted_modes);
                     parsed.located_by_commune += usize::from(c.located_by_commune);
@@ -261,22 +268,30 @@ impl<'a> Importer<'a> {
         items
     }
 
-    fn convert(&mut self, index: usize, raw: &RawRecord) -> Result<Converted, Vec<String>> {
+    fn convert(&mut self, index: usize, raw: &RawRecord, id: Option<&RecordId>) -> Result<Converted, Vec<String>> {
         let mut errors = Vec::new();
         let mut warnings: Vec<(String, String)> = Vec::new();
 
-        let id = match raw.text(ID) {
-            Some(given) if !fields::safe_id(&given).is_empty() => {
-                let id = fields::safe_id(&given);
-                if id != given {
+        let id = match id {
+            Some(RecordId::Given(id)) => {
+                if let Some(given) = raw.text(ID).filter(|given| given != id) {
                     warnings.push((
                         "id".into(),
                         format!("id '{given}' has characters ids cannot have; imported as '{id}'"),
                     ));
                 }
-                Some(id)
+                Some(id.clone())
             }
-            _ => {
+            Some(RecordId::Derived(id)) => {
+                warnings.push((
+                    "id".into(),
+                    format!(
+                        "the file gives no ids; derived '{id}' from the name and address, so that importing the file again updates this record"
+                    ),
+                ));
+                Some(id.clone())
+            }
+            None => {
                 errors.push("missing id".to_string());
                 None
             }
@@ -297,8 +312,16 @@ impl<'a> Importer<'a> {
 
         let services = match raw.value(SERVICES) {
             None => {
-                errors.push("no services given".to_string());
-                Vec::new()
+                let (services, columns) = services_from_columns(raw);
+                if services.is_empty() {
+                    errors.push("no services given".to_string());
+                } else {
+                    warnings.push((
+                        "services".into(),
+                        format!("no services field; services read from the columns {}", columns.join(", ")),
+                    ));
+                }
+                services
             }
             Some((_, value)) => {
                 let items = self.map_values("services", value, vocab::service);
@@ -370,11 +393,12 @@ impl<'a> Importer<'a> {
             (None, None) => lat_lon(raw).unzip(),
             given => given,
         };
+        let street = street(raw);
         let raw_place = RawPlace {
             latitude,
             longitude,
             code_insee: raw.text(CODE_INSEE),
-            postcode: raw.text(POSTCODE),
+            postcode: raw.text(POSTCODE).or_else(|| street.as_deref().and_then(postcode_in)),
             commune: raw.text(COMMUNE),
         };
         let placed = match self.places.locate(&raw_place) {
@@ -389,7 +413,7 @@ impl<'a> Importer<'a> {
             return Err(errors);
         };
         warnings.extend(placed.warnings.iter().map(|(f, m)| ((*f).to_string(), m.clone())));
-        let street = match (raw.text(STREET), raw.text(STREET_MORE)) {
+        let street = match (street, raw.text(STREET_MORE)) {
             (Some(s), Some(more)) => Some(format!("{s}, {more}")),
             (s, more) => s.or(more),
         };
@@ -425,6 +449,113 @@ impl<'a> Importer<'a> {
         };
         Ok(Converted { record, warnings, defaulted_modes, located_by_commune: placed.by_commune })
     }
+}
+
+/// A record's id: the one it gives, made safe for URLs, or one derived from what
+/// identifies the place.
+#[derive(Debug, Clone, PartialEq)]
+enum RecordId {
+    Given(String),
+    Derived(String),
+}
+
+impl RecordId {
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Given(id) | Self::Derived(id) => id,
+        }
+    }
+}
+
+/// Prefix of derived ids, so that they are recognisable in the directory.
+const DERIVED_ID_PREFIX: &str = "sans-id-";
+
+/// The id a record gives, else, when `derive` (no record of the file gives one), one
+/// derived from the place.
+fn record_id(raw: &RawRecord, derive: bool) -> Option<RecordId> {
+    match raw.text(ID).map(|id| fields::safe_id(&id)).filter(|id| !id.is_empty()) {
+        Some(id) => Some(RecordId::Given(id)),
+        None if derive => derived_id(raw).map(RecordId::Derived),
+        None => None,
+    }
+}
+
+/// An id for a record of a file that gives none (Gironde 2021, Région Sud 2022): a hash of its folded
+/// name, address, postcode, commune and INSEE code, so that importing the same file again
+/// updates the same records instead of creating new ones. Coordinates are left out: they
+/// are what gets corrected between two exports. Two records with the same name at the
+/// same address are the same place, and the later one supersedes the earlier as with a
+/// repeated id. Without a name there is nothing to identify the place by.
+fn derived_id(raw: &RawRecord) -> Option<String> {
+    let name = raw.text(NAME).map(|n| vocab::fold(&n)).filter(|n| !n.is_empty())?;
+    let street = street(raw);
+    let parts = [
+        Some(name),
+        street.as_deref().map(vocab::fold),
+        raw.text(STREET_MORE).map(|s| vocab::fold(&s)),
+        raw.text(POSTCODE).or_else(|| street.as_deref().and_then(postcode_in)).map(|p| place::clean_postcode(&p)),
+        raw.text(COMMUNE).map(|c| vocab::fold(&c)),
+        raw.text(CODE_INSEE).map(|c| place::clean_code(&c)),
+    ];
+    let key = parts.map(Option::unwrap_or_default).join("|");
+    Some(format!("{DERIVED_ID_PREFIX}{:016x}", fnv1a(key.as_bytes())))
+}
+
+/// 64-bit FNV-1a: small, and stable across Rust versions and platforms (the standard
+/// library's hasher is not guaranteed to be), which a stored id needs.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// The street, with its number when the file gives it in a field of its own.
+fn street(raw: &RawRecord) -> Option<String> {
+    let street = raw.text(STREET).map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "));
+    let number = raw.text(STREET_NUMBER).filter(|n| !n.is_empty() && n.chars().count() <= 10);
+    match (number, street) {
+        (Some(n), Some(s)) if !s.starts_with(|c: char| c.is_ascii_digit()) => Some(format!("{n} {s}")),
+        (_, s) => s.filter(|s| !s.is_empty()),
+    }
+}
+
+/// The French postcode inside an address (`56, rue Armand Gayral - 33700 MERIGNAC`
+/// → `33700`): the last group of exactly five digits that is not a post-office box or
+/// CEDEX number.
+fn postcode_in(address: &str) -> Option<String> {
+    let words: Vec<&str> = address.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
+    words
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| w.len() == 5 && w.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|(i, _)| {
+            let before = i.checked_sub(1).and_then(|b| words.get(b)).map(|w| w.to_lowercase());
+            !matches!(before.as_deref(), Some("bp" | "cs" | "tsa" | "cedex"))
+        })
+        .map(|(_, w)| (*w).to_string())
+        .next_back()
+}
+
+/// Services given as one `Oui`/`Non` column per service (Maine-et-Loire 2021:
+/// `"Accès internet": "Oui"`), for a record with no services field: each column whose
+/// name maps to a service and whose value says yes. Also the names of those columns.
+fn services_from_columns(raw: &RawRecord) -> (Vec<Need>, Vec<String>) {
+    let mut services = Vec::new();
+    let mut columns = Vec::new();
+    for (key, value) in raw.fields() {
+        let RawValue::Text(text) = value else { continue };
+        if !is_yes(text) {
+            continue;
+        }
+        if let Some((need, _)) = vocab::service(&key.replace('_', " ")) {
+            services.push(need);
+            columns.push(format!("'{key}'"));
+        }
+    }
+    (sorted(services), columns)
+}
+
+/// `Oui`, `yes`, `x`, `1`, `true`, `vrai`.
+fn is_yes(value: &str) -> bool {
+    matches!(vocab::fold(value).as_str(), "oui" | "yes" | "x" | "1" | "true" | "vrai")
 }
 
 /// Latitude and longitude from one field: `45.65, 0.15`, `45,65;0,15` or a JSON pair.

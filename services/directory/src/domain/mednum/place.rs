@@ -84,8 +84,14 @@ impl<'a> Places<'a> {
         let postcode = raw.postcode.as_deref().map(clean_postcode).filter(|p| !p.is_empty());
         let name = raw.commune.as_deref().map(str::trim).filter(|n| !n.is_empty());
 
-        let mut commune = code.as_deref().and_then(|c| self.communes.by_code(c));
-        if commune.is_none() {
+        let by_code = code.as_deref().and_then(|c| self.communes.by_code(c));
+        let mut commune = match (by_code, postcode.as_deref(), coordinates) {
+            (Some(c), Some(postcode), Some(p)) => {
+                self.settle_code_against_postcode(c, postcode, name, p, &mut warnings)
+            }
+            (c, _, _) => c,
+        };
+        if by_code.is_none() {
             commune = self.by_postcode_and_name(postcode.as_deref(), name, coordinates);
             if let (Some(code), Some(found)) = (&code, commune) {
                 warnings.push((
@@ -101,6 +107,9 @@ impl<'a> Places<'a> {
         let (location, by_commune) = match (coordinates, commune) {
             (Some(p), Some(c)) => {
                 let d = geo::distance_km(p, c.location);
+                // Kept as given: the coordinates may be the right ones and the address
+                // wrong (the standard's own example has a Reims address and
+                // coordinates in Provence); the report points it out.
                 if d > FAR_FROM_COMMUNE_KM {
                     warnings.push((
                         "latitude",
@@ -131,6 +140,53 @@ impl<'a> Places<'a> {
             ));
         };
         Ok(Placed { location, by_commune, commune, postcode, territory, warnings })
+    }
+
+    /// The commune of a record whose INSEE code and postcode disagree (the INSEE code's
+    /// commune does not have that postcode) and whose coordinates are far from the INSEE
+    /// code's commune: the postcode's commune when the coordinates are in it, or none when
+    /// the postcode is of an overseas collectivity the communes table does not hold
+    /// (Nouvelle-Calédonie with the INSEE code of Mont-Dore, Puy-de-Dôme); else the
+    /// INSEE code's, as before. Either way the coordinates stay as given.
+    fn settle_code_against_postcode(
+        &self,
+        by_code: &'a Commune,
+        postcode: &str,
+        name: Option<&str>,
+        p: LatLon,
+        warnings: &mut Vec<(&'static str, String)>,
+    ) -> Option<&'a Commune> {
+        if by_code.postcodes.iter().any(|c| c == postcode)
+            || geo::distance_km(p, by_code.location) <= FAR_FROM_COMMUNE_KM
+        {
+            return Some(by_code);
+        }
+        let by_postcode = self
+            .by_postcode_and_name(Some(postcode), name, Some(p))
+            .filter(|c| geo::distance_km(p, c.location) <= FAR_FROM_COMMUNE_KM);
+        match by_postcode {
+            Some(c) => {
+                warnings.push((
+                    "code_insee",
+                    format!(
+                        "INSEE code {} ({}) does not match postcode {postcode}, and the coordinates are in {} ({}), a commune of that postcode; {} used",
+                        by_code.code, by_code.name, c.name, c.code, c.name
+                    ),
+                ));
+                Some(c)
+            }
+            None if is_overseas(postcode) && self.communes.by_postcode(postcode).is_empty() => {
+                warnings.push((
+                    "code_insee",
+                    format!(
+                        "INSEE code {} ({}) does not match postcode {postcode} nor the coordinates; ignored",
+                        by_code.code, by_code.name
+                    ),
+                ));
+                None
+            }
+            None => Some(by_code),
+        }
     }
 
     /// Valid WGS84 coordinates in France, swapped back when they were given the wrong way
@@ -295,14 +351,14 @@ fn is_overseas(postcode: &str) -> bool {
 }
 
 /// INSEE code: upper case, no spaces; a 4-digit code lost its leading zero in a spreadsheet.
-fn clean_code(raw: &str) -> String {
+pub(super) fn clean_code(raw: &str) -> String {
     let code: String = raw.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_uppercase();
     let code = code.strip_suffix(".0").map(str::to_string).unwrap_or(code);
     if code.len() == 4 && code.bytes().all(|b| b.is_ascii_digit()) { format!("0{code}") } else { code }
 }
 
 /// Postcode: digits only when it is a number; a 4-digit one lost its leading zero.
-fn clean_postcode(raw: &str) -> String {
+pub(super) fn clean_postcode(raw: &str) -> String {
     let compact: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
     let compact = compact.strip_suffix(".0").unwrap_or(&compact).to_string();
     if compact.len() == 4 && compact.bytes().all(|b| b.is_ascii_digit()) { format!("0{compact}") } else { compact }

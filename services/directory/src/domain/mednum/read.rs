@@ -57,6 +57,11 @@ impl RawRecord {
         }
     }
 
+    /// Every field, name folded, in file order.
+    pub(super) fn fields(&self) -> impl Iterator<Item = (&str, &RawValue)> {
+        self.fields.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
     pub(super) fn is_empty(&self) -> bool {
         self.fields.iter().all(|(_, v)| is_blank(v))
     }

@@ -258,6 +258,7 @@ fn a_mixed_file_imports_the_valid_records_and_lists_the_others_by_index_with_eve
     let rejected: Vec<usize> = parsed.rejected.iter().map(|r| r.index).collect();
     assert_eq!(rejected, vec![1, 2, 3, 4, 5]);
 
+    // Other records give ids: this one lacks it, it is not derived.
     assert_eq!(rejection(&parsed, 1).errors, vec!["missing id"]);
     assert_eq!(rejection(&parsed, 1).id, None);
     assert_eq!(
@@ -450,4 +451,238 @@ proptest! {
         prop_assert_eq!(parsed.received, parsed.records.len() + parsed.rejected.len());
         prop_assert!(parsed.received <= records.len());
     }
+}
+
+// -- Real regional files (records modeled on them)
+
+fn one(json: &str) -> ParsedFile {
+    parse(json.as_bytes())
+}
+
+fn imported(parsed: &ParsedFile) -> &ImportedRecord {
+    assert_eq!(parsed.records.len(), 1, "rejected: {:?}", parsed.rejected);
+    &parsed.records[0]
+}
+
+#[test]
+fn services_joined_with_a_spaced_slash_are_each_mapped() {
+    // Gironde 2021.
+    let parsed = one(r#"[{"id": "g-1", "nom": "ADAV33", "code_postal": "33400", "commune": "Talence",
+             "services": "Accès à Internet en autonomie / Etre accompagné dans ses démarches administratives / Etre initié aux outils numériques / Pratiquer des activités récréatives numériques"}]"#);
+    assert_eq!(
+        imported(&parsed).services,
+        sorted(vec![
+            Need::AideDemarchesAdministratives,
+            Need::MaitriseOutilsNumeriques,
+            Need::AccesInternetMateriel,
+            Need::LoisirsCreations
+        ])
+    );
+    assert!(parsed.unmapped_values.is_empty(), "{:?}", parsed.unmapped_values);
+}
+
+#[test]
+fn parts_of_a_partly_mapped_value_that_map_nothing_are_reported() {
+    // Région Sud 2022: the whole value maps loosely to internet access; `ateliers
+    // numériques` maps nothing and must not vanish.
+    let parsed = one(
+        r#"[{"id": "rs-1", "nom": "Lumen", "code_postal": "04000", "commune": "Digne-les-Bains", "services": "Accès internet, ateliers numériques"},
+            {"id": "rs-2", "nom": "Lumen 2", "code_postal": "04000", "commune": "Digne-les-Bains", "services": "Accès internet, ateliers numériques"}]"#,
+    );
+    assert_eq!(record(&parsed, "rs-1").services, vec![Need::AccesInternetMateriel]);
+    assert_eq!(parsed.unmapped_values["services"], BTreeMap::from([("ateliers numériques".to_string(), 2)]));
+}
+
+#[test]
+fn v0_labels_with_commas_or_slashes_are_not_split() {
+    let parsed = one(
+        r#"[{"id": "v0", "nom": "Lieu", "code_insee": "16015", "services": "Prendre en main un ordinateur",
+             "conditions_acces": "Gratuit sous condition : selon critères (situation familiale, convention avec la CAF)|Payant : L'accès au lieu et/ou à ses services est payant",
+             "publics_accueillis": "Familles/enfants;Adultes"}]"#,
+    );
+    let r = imported(&parsed);
+    assert_eq!(r.fees, vec!["Gratuit sous condition", "Payant"]);
+    assert!(parsed.unmapped_values.is_empty(), "{:?}", parsed.unmapped_values);
+    // Commas inside parentheses never separate values.
+    let parsed = one(
+        r#"[{"id": "p", "nom": "Lieu", "code_insee": "16015", "services": "Accès internet (wifi, ordinateurs en libre service)"}]"#,
+    );
+    assert_eq!(imported(&parsed).services, vec![Need::AccesInternetMateriel]);
+    assert!(parsed.unmapped_values.is_empty(), "{:?}", parsed.unmapped_values);
+}
+
+#[test]
+fn recreational_and_entrepreneur_labels_map_to_their_services() {
+    let service = |label: &str| vocab::service(label).map(|(need, _)| need);
+    assert_eq!(service("Pratiquer des activités récréatives numériques"), Some(Need::LoisirsCreations));
+    assert_eq!(service("Atelier récréatif"), Some(Need::LoisirsCreations));
+    assert_eq!(service("Ateliers numériques à destination des entrepreneurs"), Some(Need::InsertionProfessionnelle));
+}
+
+/// Gironde 2021: no id, `Lieu`, `Adresse postale` holding the postcode, `Coord. X/Y`.
+const GIRONDE: &str = r#"[
+    {"Dernière MAJ": "26/11/2019", "Lieu": "Amicale Laïque La Glacière maison de quartier", "Commune": "Mérignac",
+     "Adresse postale": "56, rue Armand Gayral - 33700 MERIGNAC", "Téléphone": "05 56 96 62 65",
+     "services": "Etre initié aux outils numériques"},
+    {"Dernière MAJ": "07/12/2021", "Lieu": "Abracodabra", "Commune": "Bordeaux", "Adresse postale": "8 rue de la Boétie - 33000 Bordeaux",
+     "Coord. X": 44.839574881764, "Coord. Y": -0.58023800736287, "services": "Pratiquer des activités récréatives numériques"}
+]"#;
+
+#[test]
+fn a_record_without_an_id_gets_one_derived_from_its_name_and_address() {
+    let parsed = one(GIRONDE);
+    assert_eq!(parsed.records.len(), 2, "{:?}", parsed.rejected);
+    let id = &parsed.records[0].id;
+    assert!(id.starts_with("sans-id-") && id.len() == "sans-id-".len() + 16, "{id}");
+    assert!(crate::domain::structure::valid_structure_id(id));
+    assert_ne!(parsed.records[0].id, parsed.records[1].id);
+    assert!(
+        parsed.warnings.iter().any(|w| w.field == "id" && w.id.as_ref() == Some(id) && w.message.contains("derived"))
+    );
+    // The same file read again gives the same ids: re-importing it updates, not duplicates.
+    let again = one(GIRONDE);
+    assert_eq!(
+        again.records.iter().map(|r| &r.id).collect::<Vec<_>>(),
+        parsed.records.iter().map(|r| &r.id).collect::<Vec<_>>()
+    );
+    // Another address is another place; white space and case do not matter.
+    let moved = one(&GIRONDE.replace("56, rue Armand Gayral", "58, rue Armand Gayral"));
+    assert_ne!(moved.records[0].id, parsed.records[0].id);
+    let recased = one(&GIRONDE.replace("Amicale Laïque La Glacière", "AMICALE  LAÏQUE LA GLACIÈRE"));
+    assert_eq!(recased.records[0].id, parsed.records[0].id);
+}
+
+#[test]
+fn a_record_with_neither_id_nor_name_is_still_rejected() {
+    let parsed = one(r#"[{"services": "Aide aux démarches administratives", "code_insee": "16015"}]"#);
+    assert_eq!(parsed.rejected[0].errors, vec!["missing id", "missing name (nom)"]);
+}
+
+#[test]
+fn common_spellings_of_the_id_field_are_read() {
+    for field in ["ID", "gid", "identifiant", "Identifiant"] {
+        let parsed = one(&format!(
+            r#"[{{"{field}": "LMN266", "nom": "Lieu", "services": "Aide aux démarches administratives", "code_insee": "16015"}}]"#
+        ));
+        assert_eq!(imported(&parsed).id, "LMN266", "{field}");
+    }
+}
+
+#[test]
+fn regional_field_names_are_read_and_the_postcode_is_found_in_the_address() {
+    let parsed = one(GIRONDE);
+    let merignac = &parsed.records[0];
+    assert_eq!(merignac.name, "Amicale Laïque La Glacière maison de quartier");
+    assert_eq!(merignac.address.street.as_deref(), Some("56, rue Armand Gayral - 33700 MERIGNAC"));
+    assert_eq!(merignac.address.postcode.as_deref(), Some("33700"));
+    assert_eq!(merignac.address.commune_code.as_deref(), Some("33281"), "not Mérignac (16) nor (17)");
+    assert_eq!(merignac.updated_on, NaiveDate::from_ymd_opt(2019, 11, 26));
+    let bordeaux = &parsed.records[1];
+    assert_eq!(bordeaux.location, Point { lat: 44.839574881764, lon: -0.58023800736287 }, "Coord. X is the latitude");
+    assert_eq!(parsed.located_by_commune, 1);
+
+    let parsed =
+        one(r#"[{"id": "rs", "nom": "France Services", "contact_telephone": "04 92 83 77 19", "adresse_numero": "12",
+             "adresse_rue": "avenue demontzey", "adresse_code_postal": "4000", "adresse_commune": "DIGNE-LES-BAINS",
+             "services": "Aide aux démarches administratives"}]"#);
+    let r = imported(&parsed);
+    assert_eq!(r.contact.phone.as_deref(), Some("+33492837719"));
+    assert_eq!(r.address.street.as_deref(), Some("12 avenue demontzey"));
+    assert_eq!(r.address.commune_code.as_deref(), Some("04070"));
+}
+
+#[test]
+fn a_postcode_in_an_address_is_not_a_post_office_box() {
+    assert_eq!(postcode_in("56, rue Armand Gayral - 33700 MERIGNAC").as_deref(), Some("33700"));
+    assert_eq!(postcode_in("9 Avenue du Général de Gaulle 33500 Libourne").as_deref(), Some("33500"));
+    assert_eq!(postcode_in("1 rue X, BP 32615"), None);
+    assert_eq!(postcode_in("Rue Robert Schuman"), None);
+    assert_eq!(postcode_in("123456 route"), None);
+}
+
+#[test]
+fn four_digit_postcodes_and_insee_codes_get_their_leading_zero_back() {
+    // Région Sud 2022 (CSV): `4120` is Castellane's 04120; `1001` an INSEE code of the Ain.
+    let body = "nom;adresse_code_postal;adresse_code_insee;adresse_commune;services;id\n\
+                France Services de Castellane;4120;;CASTELLANE;Aide aux démarches administratives;rs-1\n\
+                Mairie;;1001;;Aide aux démarches administratives;rs-2\n";
+    let parsed = parse(body.as_bytes());
+    assert_eq!(record(&parsed, "rs-1").address.commune_code.as_deref(), Some("04039"));
+    assert_eq!(record(&parsed, "rs-1").address.postcode.as_deref(), Some("04120"));
+    assert_eq!(record(&parsed, "rs-1").territory, "04");
+    assert_eq!(record(&parsed, "rs-2").address.commune_code.as_deref(), Some("01001"));
+    let parsed = one(
+        r#"[{"ID": "m", "Nom": "Lieu", "CP": 4120, "Commune": "Castellane", "services": "Aide aux démarches administratives"}]"#,
+    );
+    assert_eq!(imported(&parsed).address.commune_code.as_deref(), Some("04039"));
+}
+
+#[test]
+fn coordinates_far_from_their_commune_are_kept_with_a_warning() {
+    // Martinique 2023: Sainte-Marie (97230) with coordinates in Savoie. Which is wrong
+    // cannot be told (the standard's own example has a Reims address and coordinates in
+    // Provence): the coordinates stay, the commune gives the territory, the report says so.
+    let parsed =
+        one(r#"[{"id": "mq", "nom": "commune de SAINTE MARIE", "code_postal": "97230", "commune": "SAINTE-MARIE",
+             "latitude": 45.927153, "longitude": 5.961982, "services": "Aide aux démarches administratives"}]"#);
+    let r = imported(&parsed);
+    assert_eq!(r.location, Point { lat: 45.927153, lon: 5.961982 });
+    assert_eq!((r.territory.as_str(), r.address.commune_code.as_deref()), ("972", Some("97228")));
+    assert_eq!(parsed.located_by_commune, 0);
+    let warning = parsed.warnings.iter().find(|w| w.field == "latitude").unwrap();
+    assert!(warning.message.contains("kept as given"), "{}", warning.message);
+}
+
+#[test]
+fn coordinates_far_from_a_doubtful_commune_are_kept() {
+    // INSEE code of Angoulême, postcode of Cognac, coordinates in Marseille: no telling.
+    let parsed = one(r#"[{"id": "x", "nom": "Lieu", "code_insee": "16015", "code_postal": "16100",
+             "latitude": 43.2965, "longitude": 5.3698, "services": "Aide aux démarches administratives"}]"#);
+    let r = imported(&parsed);
+    assert_eq!(r.location, Point { lat: 43.2965, lon: 5.3698 });
+    assert_eq!(parsed.located_by_commune, 0);
+    assert!(parsed.warnings.iter().any(|w| w.field == "latitude" && w.message.contains("kept as given")));
+}
+
+#[test]
+fn an_insee_code_that_disagrees_with_the_postcode_and_the_coordinates_gives_way() {
+    // Coordinates in Cognac, its postcode, and the INSEE code of a commune 500 km away.
+    let parsed =
+        one(r#"[{"id": "x", "nom": "Lieu", "code_insee": "51454", "code_postal": "16100", "commune": "Cognac",
+             "latitude": 45.6958, "longitude": -0.3287, "services": "Aide aux démarches administratives"}]"#);
+    let r = imported(&parsed);
+    assert_eq!(r.address.commune_code.as_deref(), Some("16102"));
+    assert_eq!(r.location, Point { lat: 45.6958, lon: -0.3287 });
+    assert_eq!(r.territory, "16");
+    assert!(parsed.warnings.iter().any(|w| w.field == "code_insee" && w.message.contains("Cognac")));
+
+    // Nouvelle-Calédonie 2024: Mont-Dore (988) given the INSEE code of Mont-Dore (63).
+    let parsed = one(
+        r#"[{"id": "4", "nom": "Espace connecté de Boulari", "code_postal": "98800", "code_insee": "63236", "commune": "Mont-Dore",
+             "latitude": -22.23039, "longitude": 166.52465, "services": "Aide aux démarches administratives"}]"#,
+    );
+    let r = imported(&parsed);
+    assert_eq!((r.territory.as_str(), r.address.commune_code.as_deref()), ("988", None));
+    assert_eq!(r.location, Point { lat: -22.23039, lon: 166.52465 });
+    assert!(parsed.warnings.iter().any(|w| w.field == "code_insee" && w.message.contains("ignored")));
+}
+
+#[test]
+fn services_given_as_one_yes_no_column_each_are_read() {
+    // Maine-et-Loire 2021 (OpenDataSoft).
+    let parsed = one(
+        r#"[{"Geo Point": "47.4450004143266,-0.5638437461930164", "ID": "LMN051", "Nom": "Centre Jean Vilar", "CP": 49000,
+             "Commune": "Angers", "JT_Accueil": "oui", "Accès internet": "Oui", "Démarches générales": "Oui",
+             "Initiation aux outils numériques": "Oui", "Parentalité": "Non"}]"#,
+    );
+    let r = imported(&parsed);
+    assert_eq!(
+        r.services,
+        sorted(vec![Need::AideDemarchesAdministratives, Need::MaitriseOutilsNumeriques, Need::AccesInternetMateriel])
+    );
+    assert!(parsed.warnings.iter().any(|w| w.field == "services"));
+    // A services field, when there is one, is what counts.
+    let parsed =
+        one(r#"[{"ID": "a", "Nom": "Lieu", "code_insee": "49007", "services": "Cuisine", "Accès internet": "Oui"}]"#);
+    assert_eq!(parsed.rejected.len(), 1);
 }

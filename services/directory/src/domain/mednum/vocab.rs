@@ -104,7 +104,10 @@ fn service_by_keywords(f: &str) -> Option<Need> {
         ),
         (&["parentalite"], ParentaliteEducation),
         (&["securite", "securisee", "securise", "cybersecurite", "arnaques"], UtilisationSecurisee),
-        (&["insertion professionnelle", "emploi", "entreprise", "cv"], InsertionProfessionnelle),
+        (
+            &["insertion professionnelle", "emploi", "entreprise", "entrepreneur", "entrepreneurs", "cv"],
+            InsertionProfessionnelle,
+        ),
         (
             &["demarche", "demarches", "administratif", "administratives", "administrative"],
             AideDemarchesAdministratives,
@@ -123,7 +126,21 @@ fn service_by_keywords(f: &str) -> Option<Need> {
             AccesInternetMateriel,
         ),
         (&["culture numerique", "comprehension", "citoyennete", "citoyen"], ComprehensionMondeNumerique),
-        (&["loisirs", "loisir", "creation", "creations", "creer", "creatif"], LoisirsCreations),
+        (
+            &[
+                "loisirs",
+                "loisir",
+                "creation",
+                "creations",
+                "creer",
+                "creatif",
+                "recreatif",
+                "recreatifs",
+                "recreative",
+                "recreatives",
+            ],
+            LoisirsCreations,
+        ),
         (
             &[
                 "outils numeriques",
