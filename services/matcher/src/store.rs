@@ -345,10 +345,7 @@ pub enum StructureChange {
 /// Every change since `since`, and where they bring the index. One statement, so the
 /// rows and the snapshot that bounds them agree. A transaction still in progress then is
 /// looked at again next time; one that has finished is not.
-pub async fn structure_changes(
-    conn: &mut PgConnection,
-    since: &Horizon,
-) -> sqlx::Result<(Vec<StructureChange>, Horizon)> {
+pub async fn structure_changes(conn: &mut PgConnection, since: &Horizon) -> sqlx::Result<(Vec<StructureChange>, Horizon)> {
     let in_progress: Vec<String> = since.in_progress.iter().map(u64::to_string).collect();
     let rows = sqlx::query!(
         r#"SELECT pg_snapshot_xmax(snap.s)::text AS "xmax!",
