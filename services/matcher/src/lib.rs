@@ -14,7 +14,7 @@ pub mod domain;
 mod http;
 pub mod messaging;
 pub mod routing;
-pub mod store;
+mod store;
 pub mod worker;
 
 pub const SCHEMA: &str = "matcher";
