@@ -17,11 +17,11 @@ use uuid::Uuid;
 use crate::SCHEMA;
 use crate::domain::engine::{self, Candidate, Demand, Excluded};
 use crate::domain::index::Index;
-use crate::store::{self, Horizon, Profile, StructureChange, state};
+use crate::store::{self, Profile, StructureChange, state};
 
-/// The in-memory index of structures and the horizon of changes it reflects.
+/// The in-memory index of structures and the clock value it reflects.
 pub struct Matcher {
-    index: Mutex<(Arc<Index>, Horizon)>,
+    index: Mutex<(Arc<Index>, i64)>,
     pub max_attempts: u32,
 }
 
@@ -40,16 +40,17 @@ pub struct Assessment {
 
 impl Matcher {
     pub fn new(max_attempts: u32) -> Self {
-        Self { index: Mutex::new((Arc::new(Index::default()), Horizon::default())), max_attempts }
+        Self { index: Mutex::new((Arc::new(Index::default()), 0)), max_attempts }
     }
 
     /// The index, brought up to date with every committed structure change. Never call
     /// this from a transaction that changed structures itself: its uncommitted rows would
     /// enter the shared index.
     pub async fn snapshot(&self, conn: &mut PgConnection) -> sqlx::Result<Arc<Index>> {
+        let clock = store::clock(&mut *conn).await?;
         let mut guard = self.index.lock().await;
-        let (changes, horizon) = store::structure_changes(conn, &guard.1).await?;
-        if !changes.is_empty() {
+        if clock > guard.1 {
+            let (changes, latest) = store::structure_changes(conn, guard.1).await?;
             let index = Arc::make_mut(&mut guard.0);
             for change in changes {
                 match change {
@@ -57,8 +58,8 @@ impl Matcher {
                     StructureChange::Remove(id) => index.remove(&id),
                 }
             }
+            guard.1 = latest;
         }
-        guard.1 = horizon;
         Ok(Arc::clone(&guard.0))
     }
 

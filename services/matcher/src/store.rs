@@ -233,14 +233,15 @@ pub async fn waitlist(conn: &mut PgConnection) -> sqlx::Result<Vec<Profile>> {
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
-/// Where an index stands in the stream of structure changes: it holds every change
-/// visible in the snapshot it last read at. Transaction ids at or above `xmax` had not
-/// started then, and those in `in_progress` had not finished; every other writer had, and
-/// its rows were read.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Horizon {
-    xmax: u64,
-    in_progress: Vec<u64>,
+/// Bumps the structure clock; the value is the version of this change.
+async fn tick(conn: &mut PgConnection) -> sqlx::Result<i64> {
+    sqlx::query_scalar!("UPDATE matcher.structure_clock SET value = value + 1 WHERE id = 1 RETURNING value")
+        .fetch_one(conn)
+        .await
+}
+
+pub async fn clock(conn: &mut PgConnection) -> sqlx::Result<i64> {
+    sqlx::query_scalar!("SELECT value FROM matcher.structure_clock WHERE id = 1").fetch_one(conn).await
 }
 
 /// Applies a structure record unless a newer one is already stored. Returns whether it
@@ -253,18 +254,19 @@ pub async fn upsert_structure(conn: &mut PgConnection, s: &Structure, source_seq
     if newer.is_some_and(|seq| seq >= source_sequence) {
         return Ok(false);
     }
+    let version = tick(conn).await?;
     sqlx::query!(
         "INSERT INTO matcher.structures (id, name, territory, lat, lon, services, modes, languages, other_languages,
                                          accessibility, opening_hours, weekly_capacity, accepting, removed,
-                                         source_sequence)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, false, $14)
+                                         source_sequence, version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, false, $14, $15)
          ON CONFLICT (id) DO UPDATE SET
             name = EXCLUDED.name, territory = EXCLUDED.territory, lat = EXCLUDED.lat, lon = EXCLUDED.lon,
             services = EXCLUDED.services, modes = EXCLUDED.modes, languages = EXCLUDED.languages,
             other_languages = EXCLUDED.other_languages, accessibility = EXCLUDED.accessibility,
             opening_hours = EXCLUDED.opening_hours, weekly_capacity = EXCLUDED.weekly_capacity,
             accepting = EXCLUDED.accepting, removed = false, source_sequence = EXCLUDED.source_sequence,
-            written_by = pg_current_xact_id()",
+            version = EXCLUDED.version",
         s.id,
         s.name,
         s.territory,
@@ -279,6 +281,7 @@ pub async fn upsert_structure(conn: &mut PgConnection, s: &Structure, source_seq
         s.weekly_capacity as i32,
         s.accepting,
         source_sequence,
+        version,
     )
     .execute(conn)
     .await?;
@@ -301,14 +304,14 @@ pub async fn set_capacity(
         Some(seq) if seq < source_sequence => {}
         _ => return Ok(false),
     }
+    let version = tick(conn).await?;
     sqlx::query!(
-        "UPDATE matcher.structures SET weekly_capacity = $2, accepting = $3, source_sequence = $4,
-                written_by = pg_current_xact_id()
-         WHERE id = $1",
+        "UPDATE matcher.structures SET weekly_capacity = $2, accepting = $3, source_sequence = $4, version = $5 WHERE id = $1",
         id,
         capacity as i32,
         accepting,
         source_sequence,
+        version
     )
     .execute(conn)
     .await?;
@@ -324,12 +327,12 @@ pub async fn remove_structure(conn: &mut PgConnection, id: &str, source_sequence
         Some(seq) if seq < source_sequence => {}
         _ => return Ok(false),
     }
+    let version = tick(conn).await?;
     sqlx::query!(
-        "UPDATE matcher.structures SET removed = true, accepting = false, source_sequence = $2,
-                written_by = pg_current_xact_id()
-         WHERE id = $1",
+        "UPDATE matcher.structures SET removed = true, accepting = false, source_sequence = $2, version = $3 WHERE id = $1",
         id,
         source_sequence,
+        version
     )
     .execute(conn)
     .await?;
@@ -342,63 +345,44 @@ pub enum StructureChange {
     Remove(String),
 }
 
-/// Every change since `since`, and where they bring the index. One statement, so the
-/// rows and the snapshot that bounds them agree. A transaction still in progress then is
-/// looked at again next time; one that has finished is not.
-pub async fn structure_changes(conn: &mut PgConnection, since: &Horizon) -> sqlx::Result<(Vec<StructureChange>, Horizon)> {
-    let in_progress: Vec<String> = since.in_progress.iter().map(u64::to_string).collect();
+/// Every change after `version`, and the version they bring the index to.
+pub async fn structure_changes(conn: &mut PgConnection, version: i64) -> sqlx::Result<(Vec<StructureChange>, i64)> {
     let rows = sqlx::query!(
-        r#"SELECT pg_snapshot_xmax(snap.s)::text AS "xmax!",
-                  ARRAY(SELECT pg_snapshot_xip(snap.s)::text) AS "in_progress!",
-                  st.id AS "id?", st.name AS "name?", st.territory AS "territory?", st.lat AS "lat?",
-                  st.lon AS "lon?", st.services AS "services?", st.modes AS "modes?",
-                  st.languages AS "languages?", st.other_languages AS "other_languages?",
-                  st.accessibility AS "accessibility?", st.opening_hours,
-                  st.weekly_capacity AS "weekly_capacity?", st.accepting AS "accepting?",
-                  st.removed AS "removed?"
-           FROM (SELECT pg_current_snapshot() AS s) snap
-           LEFT JOIN matcher.structures st
-             ON st.written_by >= $1::text::xid8 OR st.written_by = ANY($2::text[]::xid8[])"#,
-        since.xmax.to_string(),
-        &in_progress,
+        "SELECT id, name, territory, lat, lon, services, modes, languages, other_languages, accessibility,
+                opening_hours, weekly_capacity, accepting, removed, version
+         FROM matcher.structures WHERE version > $1 ORDER BY version",
+        version
     )
     .fetch_all(conn)
     .await?;
-    let xid = |t: &str| t.parse::<u64>().map_err(|e| sqlx::Error::Decode(Box::new(e)));
-    let horizon = match rows.first() {
-        Some(r) => Horizon {
-            xmax: xid(&r.xmax)?,
-            in_progress: r.in_progress.iter().map(|t| xid(t)).collect::<Result<_, _>>()?,
-        },
-        None => since.clone(),
-    };
+    let mut latest = version;
     let changes = rows
         .into_iter()
-        .filter_map(|r| {
-            let id = r.id?;
-            if r.removed.unwrap_or(false) {
-                return Some(StructureChange::Remove(id));
+        .map(|r| {
+            latest = latest.max(r.version);
+            if r.removed {
+                return StructureChange::Remove(r.id);
             }
-            Some(StructureChange::Upsert(Box::new(IndexedStructure {
-                id,
-                name: r.name?,
-                territory: r.territory?,
-                location: Point { lat: r.lat?, lon: r.lon? },
-                services: parse_set(&r.services?).unwrap_or_default(),
-                modes: parse_set(&r.modes?).unwrap_or_default(),
-                languages: parse_set(&r.languages?).unwrap_or_default(),
-                other_languages: r.other_languages?,
-                accessibility: parse_set(&r.accessibility?).unwrap_or_default(),
-                weekly_capacity: u32::try_from(r.weekly_capacity?).unwrap_or(0),
-                accepting: r.accepting?,
+            StructureChange::Upsert(Box::new(IndexedStructure {
+                id: r.id,
+                name: r.name,
+                territory: r.territory,
+                location: Point { lat: r.lat, lon: r.lon },
+                services: parse_set(&r.services).unwrap_or_default(),
+                modes: parse_set(&r.modes).unwrap_or_default(),
+                languages: parse_set(&r.languages).unwrap_or_default(),
+                other_languages: r.other_languages,
+                accessibility: parse_set(&r.accessibility).unwrap_or_default(),
+                weekly_capacity: u32::try_from(r.weekly_capacity).unwrap_or(0),
+                accepting: r.accepting,
                 opening_hours: r
                     .opening_hours
                     .as_deref()
                     .and_then(|h| contracts::opening_hours::OpeningHours::parse(h).ok()),
-            })))
+            }))
         })
         .collect();
-    Ok((changes, horizon))
+    Ok((changes, latest))
 }
 
 /// Capacity used this week by each of `ids`.
@@ -496,15 +480,7 @@ pub async fn request_rematch(conn: &mut PgConnection, structure_id: &str) -> sql
     sqlx::query!("INSERT INTO matcher.pending_rematch (structure_id) VALUES ($1)", structure_id)
         .execute(&mut *conn)
         .await?;
-    // Only a waiting referral makes the wake-up worth it: a transaction that notifies
-    // holds a cluster-wide lock through its commit, so notifying for every structure of
-    // a large import would make them commit one at a time. The worker also polls.
-    sqlx::query!(
-        "SELECT pg_notify('matcher_rematch', '')
-         WHERE EXISTS (SELECT 1 FROM matcher.profiles WHERE state = 'waitlisted')"
-    )
-    .execute(conn)
-    .await?;
+    sqlx::query!("SELECT pg_notify('matcher_rematch', '')").execute(conn).await?;
     Ok(())
 }
 
