@@ -200,9 +200,17 @@ impl<'a> Importer<'a> {
     fn run(mut self, entries: Vec<read::Entry>) -> ParsedFile {
         // A file whose layout has no ids at all (some regional exports) gets ids derived
         // from each place; in a file that has them, a record without one is an error.
-        let derive = !entries.iter().any(|e| e.as_ref().ok().is_some_and(|r| record_id(r, false).is_some()));
-        let ids: Vec<Option<RecordId>> =
-            entries.iter().map(|e| e.as_ref().ok().and_then(|r| record_id(r, derive))).collect();
+        let given: Vec<Option<String>> = entries.iter().map(|e| e.as_ref().ok().and_then(given_id)).collect();
+        let derive = given.iter().all(Option::is_none);
+        let ids: Vec<Option<RecordId>> = given
+            .into_iter()
+            .zip(&entries)
+            .map(|(id, entry)| match (id, entry) {
+                (Some(id), _) => Some(RecordId::Given(id)),
+                (None, Ok(raw)) if derive => derived_id(raw).map(RecordId::Derived),
+                (None, _) => None,
+            })
+            .collect();
         let mut last_of_id: HashMap<&str, usize> = HashMap::new();
         for (index, id) in ids.iter().enumerate() {
             if let Some(id) = id {
@@ -398,7 +406,7 @@ impl<'a> Importer<'a> {
             latitude,
             longitude,
             code_insee: raw.text(CODE_INSEE),
-            postcode: raw.text(POSTCODE).or_else(|| street.as_deref().and_then(postcode_in)),
+            postcode: postcode(raw, street.as_deref()),
             commune: raw.text(COMMUNE),
         };
         let placed = match self.places.locate(&raw_place) {
@@ -470,14 +478,9 @@ impl RecordId {
 /// Prefix of derived ids, so that they are recognisable in the directory.
 const DERIVED_ID_PREFIX: &str = "sans-id-";
 
-/// The id a record gives, else, when `derive` (no record of the file gives one), one
-/// derived from the place.
-fn record_id(raw: &RawRecord, derive: bool) -> Option<RecordId> {
-    match raw.text(ID).map(|id| fields::safe_id(&id)).filter(|id| !id.is_empty()) {
-        Some(id) => Some(RecordId::Given(id)),
-        None if derive => derived_id(raw).map(RecordId::Derived),
-        None => None,
-    }
+/// The id a record gives, made safe for URLs.
+fn given_id(raw: &RawRecord) -> Option<String> {
+    raw.text(ID).map(|id| fields::safe_id(&id)).filter(|id| !id.is_empty())
 }
 
 /// An id for a record of a file that gives none (Gironde 2021, Région Sud 2022): a hash of its folded
@@ -493,7 +496,7 @@ fn derived_id(raw: &RawRecord) -> Option<String> {
         Some(name),
         street.as_deref().map(vocab::fold),
         raw.text(STREET_MORE).map(|s| vocab::fold(&s)),
-        raw.text(POSTCODE).or_else(|| street.as_deref().and_then(postcode_in)).map(|p| place::clean_postcode(&p)),
+        postcode(raw, street.as_deref()).map(|p| place::clean_postcode(&p)),
         raw.text(COMMUNE).map(|c| vocab::fold(&c)),
         raw.text(CODE_INSEE).map(|c| place::clean_code(&c)),
     ];
@@ -515,6 +518,11 @@ fn street(raw: &RawRecord) -> Option<String> {
         (Some(n), Some(s)) if !s.starts_with(|c: char| c.is_ascii_digit()) => Some(format!("{n} {s}")),
         (_, s) => s.filter(|s| !s.is_empty()),
     }
+}
+
+/// The postcode field, else the postcode inside the street address.
+fn postcode(raw: &RawRecord, street: Option<&str>) -> Option<String> {
+    raw.text(POSTCODE).or_else(|| street.and_then(postcode_in))
 }
 
 /// The French postcode inside an address (`56, rue Armand Gayral - 33700 MERIGNAC`
