@@ -11,3 +11,4 @@ mod foundation;
 mod importing;
 mod matching;
 mod support;
+mod typed;

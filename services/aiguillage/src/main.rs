@@ -5,11 +5,10 @@ use std::process::ExitCode;
 
 use aiguillage::{Service, parse_services};
 use clap::{Parser, Subcommand};
-use contracts::Role;
+use contracts::{OrganisationId, Role, StructureId, Territory};
 use platform::Config;
 use platform::auth::{Claims, Scope, TokenKey};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 /// mimalloc instead of glibc's allocator: under load, glibc's malloc and free were about
 /// a fifth of this process's CPU samples (per-message JSON, SQL rows, HTTP bodies).
@@ -71,11 +70,11 @@ enum TokenCommand {
         #[arg(long)]
         role: Role,
         #[arg(long)]
-        organisation: Option<Uuid>,
+        organisation: Option<OrganisationId>,
         #[arg(long)]
-        structure: Option<String>,
+        structure: Option<StructureId>,
         #[arg(long = "territory")]
-        territories: Vec<String>,
+        territories: Vec<Territory>,
         /// Validity, such as 30d or 12h.
         #[arg(long, default_value = "90d")]
         ttl: String,

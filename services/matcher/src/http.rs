@@ -10,12 +10,11 @@ use axum::{Json as AxumJson, Router};
 use contracts::api::PreviewRequest;
 use contracts::events::Point;
 use contracts::validate::Errors;
-use contracts::{Accessibility, Language, Need, ReferralMode, Role, Urgency};
+use contracts::{Accessibility, Language, Need, ReferralId, ReferralMode, Role, StructureId, Urgency};
 use platform::ApiError;
 use platform::auth::Caller;
 use platform::json::Json;
 use serde::Serialize;
-use uuid::Uuid;
 
 use crate::MatcherState;
 use crate::domain::engine::{Candidate, Demand, Excluded};
@@ -31,7 +30,7 @@ pub fn router(state: MatcherState) -> Router {
 
 #[derive(Serialize)]
 struct CandidateView {
-    structure_id: String,
+    structure_id: StructureId,
     name: String,
     distance_km: f64,
     score: f64,
@@ -55,7 +54,7 @@ struct ReasonView {
 
 #[derive(Serialize)]
 struct ExcludedView {
-    structure_id: String,
+    structure_id: StructureId,
     name: String,
     distance_km: f64,
     reasons: Vec<ReasonView>,
@@ -64,7 +63,7 @@ struct ExcludedView {
 #[derive(Serialize)]
 struct AssessmentView {
     #[serde(skip_serializing_if = "Option::is_none")]
-    referral_id: Option<Uuid>,
+    referral_id: Option<ReferralId>,
     max_distance_km: f64,
     candidates: Vec<CandidateView>,
     excluded: Vec<ExcludedView>,
@@ -96,7 +95,7 @@ fn excluded_view(e: Excluded) -> ExcludedView {
     }
 }
 
-fn view(referral_id: Option<Uuid>, demand: &Demand, a: Assessment) -> AssessmentView {
+fn view(referral_id: Option<ReferralId>, demand: &Demand, a: Assessment) -> AssessmentView {
     AssessmentView {
         referral_id,
         max_distance_km: demand.max_distance_km,
@@ -112,7 +111,7 @@ async fn candidates(
     Path(id): Path<String>,
 ) -> Result<AxumJson<AssessmentView>, ApiError> {
     caller.require(&[Role::Referrer, Role::Admin])?;
-    let id: Uuid = id.parse().map_err(|_| ApiError::not_found())?;
+    let id: ReferralId = id.parse().map_err(|_| ApiError::not_found())?;
     let mut conn = state.pool.acquire().await?;
     let profile = store::profile(&mut conn, id).await?.ok_or_else(ApiError::not_found)?;
     if !caller.is_admin() && profile.organisation_id != caller.organisation() {
@@ -122,7 +121,7 @@ async fn candidates(
     // The structure holding the current offer is the chosen candidate, not an excluded one.
     let mut tried = profile.tried.clone();
     if let Some(current) = &profile.current_structure {
-        tried.remove(current);
+        tried.remove(current.as_str());
     }
     let assessment = state.matcher.assess(&mut conn, &demand, &tried, 10).await?;
     Ok(AxumJson(view(Some(id), &demand, assessment)))

@@ -3,10 +3,13 @@
 //! structure and admin.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use contracts::{
+    Accessibility, CommuneCode, ContactPreference, HistoryStep, Language, Need, OrganisationId, Outcome, ReferralId,
+    ReferralMode, ReferralStatus, StructureId, Territory, Urgency, WaitlistReason,
+};
 use serde::Serialize;
-use uuid::Uuid;
 
-use crate::store::{HistoryRow, PersonRow, ReferralRow, StructureContactRow};
+use crate::store::{HistoryRow, PersonRow, Referral, StructureContactRow};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disclosure {
@@ -18,28 +21,28 @@ pub enum Disclosure {
 
 #[derive(Serialize)]
 pub struct ReferralView {
-    pub id: Uuid,
-    pub status: String,
+    pub id: ReferralId,
+    pub status: ReferralStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub status_changed_at: DateTime<Utc>,
     pub time_in_status_seconds: i64,
-    pub organisation_id: Uuid,
-    pub territory: String,
-    pub commune_code: String,
-    pub needs: Vec<String>,
-    pub modes: Vec<String>,
-    pub languages: Vec<String>,
-    pub accessibility: Vec<String>,
+    pub organisation_id: OrganisationId,
+    pub territory: Territory,
+    pub commune_code: CommuneCode,
+    pub needs: Vec<Need>,
+    pub modes: Vec<ReferralMode>,
+    pub languages: Vec<Language>,
+    pub accessibility: Vec<Accessibility>,
     pub max_distance_km: f64,
-    pub urgency: String,
+    pub urgency: Urgency,
     pub deadline: Option<NaiveDate>,
-    pub attempts: i32,
+    pub attempts: u32,
     pub escalated: bool,
-    pub waitlist_reason: Option<String>,
+    pub waitlist_reason: Option<WaitlistReason>,
     pub current_offer: Option<OfferView>,
     pub structure: Option<StructureView>,
-    pub outcome: Option<String>,
+    pub outcome: Option<Outcome>,
     pub closed_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub person: Option<PersonView>,
@@ -53,18 +56,18 @@ pub struct ReferralView {
 
 #[derive(Serialize)]
 pub struct OfferView {
-    pub structure_id: String,
+    pub structure_id: StructureId,
     pub structure_name: String,
-    pub offered_at: Option<DateTime<Utc>>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub distance_km: Option<f64>,
-    pub score: Option<f64>,
-    pub explanation: serde_json::Value,
+    pub offered_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub distance_km: f64,
+    pub score: f64,
+    pub explanation: Vec<String>,
 }
 
 #[derive(Serialize)]
 pub struct StructureView {
-    pub id: String,
+    pub id: StructureId,
     pub name: String,
     pub accepted_at: Option<DateTime<Utc>>,
     pub contact: serde_json::Value,
@@ -76,11 +79,11 @@ pub struct PersonView {
     pub last_name: String,
     pub phone: Option<String>,
     pub email: Option<String>,
-    pub contact_preference: String,
-    pub commune_code: String,
+    pub contact_preference: ContactPreference,
+    pub commune_code: CommuneCode,
     pub commune: String,
-    pub languages: Vec<String>,
-    pub accessibility: Vec<String>,
+    pub languages: Vec<Language>,
+    pub accessibility: Vec<Accessibility>,
 }
 
 #[derive(Serialize)]
@@ -95,11 +98,11 @@ pub struct HistoryView {
     pub at: DateTime<Utc>,
     /// The step: submitted, offered, declined, offer_expired, waitlisted, accepted,
     /// contacted, closed, cancelled, rerouted, offer_withdrawn.
-    pub status: String,
+    pub status: HistoryStep,
     /// The referral's status after the step.
-    pub referral_status: String,
+    pub referral_status: ReferralStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub structure_id: Option<String>,
+    pub structure_id: Option<StructureId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -116,16 +119,16 @@ pub struct Parts {
     pub structure: Option<StructureContactRow>,
 }
 
-pub fn render(r: ReferralRow, parts: Parts, disclosure: Disclosure) -> ReferralView {
+pub fn render(r: Referral, parts: Parts, disclosure: Disclosure) -> ReferralView {
     let personal = disclosure == Disclosure::Personal;
-    let current_offer = (r.status == "offered").then(|| OfferView {
-        structure_id: r.offer_structure_id.clone().unwrap_or_default(),
-        structure_name: r.offer_structure_name.clone().unwrap_or_default(),
-        offered_at: r.offered_at,
-        expires_at: r.offer_expires_at,
-        distance_km: r.offer_distance_km,
-        score: r.offer_score,
-        explanation: r.offer_explanation.clone().unwrap_or(serde_json::json!([])),
+    let current_offer = r.offer.map(|o| OfferView {
+        structure_id: o.structure_id,
+        structure_name: o.structure_name,
+        offered_at: o.offered_at,
+        expires_at: o.expires_at,
+        distance_km: o.distance_km,
+        score: o.score,
+        explanation: o.explanation,
     });
     let structure = r.structure_id.clone().map(|id| {
         let contact = parts
@@ -138,7 +141,7 @@ pub fn render(r: ReferralRow, parts: Parts, disclosure: Disclosure) -> ReferralV
                 .as_ref()
                 .map(|s| s.name.clone())
                 .or_else(|| r.structure_name.clone())
-                .unwrap_or_default(),
+                .unwrap_or_else(|| id.to_string()),
             id,
             accepted_at: r.accepted_at,
             contact: contact.unwrap_or(serde_json::Value::Null),
@@ -166,7 +169,7 @@ pub fn render(r: ReferralRow, parts: Parts, disclosure: Disclosure) -> ReferralV
         rows.into_iter()
             .map(|h| {
                 // A coordinator's reason for a reroute is about routing, not the person.
-                let show_comment = personal || h.step == "rerouted";
+                let show_comment = personal || h.step == HistoryStep::Rerouted;
                 HistoryView {
                     at: h.at,
                     status: h.step,

@@ -3,12 +3,14 @@
 
 pub mod api;
 pub mod events;
+pub mod ids;
 pub mod opening_hours;
 pub mod validate;
 pub mod vocab;
 pub mod week;
 
-pub use events::{Envelope, EventData};
+pub use events::{Envelope, EventData, EventSet};
+pub use ids::{CommuneCode, InvalidId, OrganisationId, ReferralId, StructureId, Territory};
 pub use vocab::*;
 
 /// One invalid field of a request, as it appears in a `problem+json` body.

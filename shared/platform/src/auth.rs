@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{Duration, Utc};
-use contracts::Role;
+use contracts::{OrganisationId, Role, StructureId, Territory};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -27,11 +27,11 @@ pub enum Scope {
     /// Admin: everything.
     All,
     /// Referrer: the referrals of one organisation.
-    Organisation(Uuid),
+    Organisation(OrganisationId),
     /// Mediator: the offers and referrals of one structure.
-    Structure(String),
+    Structure(StructureId),
     /// Coordinator: aggregates of some départements.
-    Territories(Vec<String>),
+    Territories(Vec<Territory>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,11 +40,11 @@ pub struct Claims {
     pub sub: Uuid,
     pub role: Role,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub organisation: Option<Uuid>,
+    pub organisation: Option<OrganisationId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub structure: Option<String>,
+    pub structure: Option<StructureId>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub territories: Vec<String>,
+    pub territories: Vec<Territory>,
     pub iat: i64,
     pub exp: i64,
 }
@@ -172,7 +172,7 @@ impl Claims {
         match (self.role, &self.organisation, &self.structure, self.territories.is_empty()) {
             (Role::Admin, None, None, true) => Ok(Scope::All),
             (Role::Referrer, Some(o), None, true) => Ok(Scope::Organisation(*o)),
-            (Role::Mediator, None, Some(s), true) if !s.is_empty() => Ok(Scope::Structure(s.clone())),
+            (Role::Mediator, None, Some(s), true) => Ok(Scope::Structure(s.clone())),
             (Role::Coordinator, None, None, false) => Ok(Scope::Territories(self.territories.clone())),
             _ => Err(TokenError::BadScope),
         }
@@ -198,7 +198,7 @@ impl Caller {
     }
 
     /// The organisation of a referrer.
-    pub fn organisation(&self) -> Option<Uuid> {
+    pub fn organisation(&self) -> Option<OrganisationId> {
         match &self.scope {
             Scope::Organisation(o) => Some(*o),
             _ => None,
@@ -206,7 +206,7 @@ impl Caller {
     }
 
     /// The structure of a mediator.
-    pub fn structure(&self) -> Option<&str> {
+    pub fn structure(&self) -> Option<&StructureId> {
         match &self.scope {
             Scope::Structure(s) => Some(s),
             _ => None,
@@ -217,13 +217,13 @@ impl Caller {
     pub fn covers_territory(&self, territory: &str) -> bool {
         match &self.scope {
             Scope::All => true,
-            Scope::Territories(t) => t.iter().any(|t| t == territory),
+            Scope::Territories(t) => t.iter().any(|t| t.as_str() == territory),
             _ => false,
         }
     }
 
     /// The territories a coordinator covers (`None` for admin: all of them).
-    pub fn territories(&self) -> Option<&[String]> {
+    pub fn territories(&self) -> Option<&[Territory]> {
         match &self.scope {
             Scope::Territories(t) => Some(t),
             _ => None,
@@ -269,7 +269,7 @@ mod tests {
 
     #[test]
     fn a_token_round_trips_its_role_and_scope() {
-        let org = Uuid::now_v7();
+        let org = OrganisationId::new();
         let claims = Claims::new(Role::Referrer, Scope::Organisation(org), Duration::days(1)).unwrap();
         let token = key().issue(&claims);
         let back = key().verify(&token).unwrap();
@@ -286,7 +286,7 @@ mod tests {
 
     #[test]
     fn a_tampered_payload_is_refused() {
-        let claims = Claims::new(Role::Mediator, Scope::Structure("a".into()), Duration::days(1)).unwrap();
+        let claims = Claims::new(Role::Mediator, Scope::Structure("a".parse().unwrap()), Duration::days(1)).unwrap();
         let token = key().issue(&claims);
         let parts: Vec<&str> = token.split('.').collect();
         let mut forged = claims.clone();

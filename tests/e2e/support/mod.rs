@@ -223,15 +223,15 @@ impl TestApp {
     }
 
     pub fn referrer(&self, organisation: Uuid) -> String {
-        self.token(Role::Referrer, Scope::Organisation(organisation))
+        self.token(Role::Referrer, Scope::Organisation(organisation.into()))
     }
 
     pub fn mediator(&self, structure: &str) -> String {
-        self.token(Role::Mediator, Scope::Structure(structure.to_string()))
+        self.token(Role::Mediator, Scope::Structure(structure.parse().unwrap()))
     }
 
     pub fn coordinator(&self, territories: &[&str]) -> String {
-        self.token(Role::Coordinator, Scope::Territories(territories.iter().map(|t| t.to_string()).collect()))
+        self.token(Role::Coordinator, Scope::Territories(territories.iter().map(|t| t.parse().unwrap()).collect()))
     }
 
     pub async fn request(

@@ -2,30 +2,34 @@
 
 use contracts::api::OrganisationRequest;
 use contracts::validate::Errors;
-use contracts::{FieldError, OrganisationKind};
+use contracts::{FieldError, OrganisationKind, Territory};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrganisationDraft {
     pub name: String,
     pub kind: OrganisationKind,
-    pub territory: String,
+    pub territory: Territory,
 }
 
 pub fn parse_organisation(req: &OrganisationRequest) -> Result<OrganisationDraft, Vec<FieldError>> {
     let mut e = Errors::new();
     let name = e.text("name", req.name.as_deref(), 300, true);
     let kind = e.one("kind", req.kind.as_deref(), Some(OrganisationKind::SocialService));
-    let territory = e.text("territory", req.territory.as_deref(), 3, true);
-    if let Some(t) = &territory
-        && geo::communes().departement(t).is_none()
-    {
-        e.add("territory", format!("unknown département code {t}"));
+    let territory = match e.text("territory", req.territory.as_deref(), 3, true) {
+        Some(t) if geo::communes().departement(&t).is_some() => t.parse::<Territory>().ok(),
+        Some(t) => {
+            e.add("territory", format!("unknown département code {t}"));
+            None
+        }
+        None => None,
+    };
+    e.finish(|| ())?;
+    match (name, territory) {
+        (Some(name), Some(territory)) => {
+            Ok(OrganisationDraft { name, kind: kind.unwrap_or(OrganisationKind::SocialService), territory })
+        }
+        _ => Err(vec![FieldError::new("territory", "unknown département code")]),
     }
-    e.finish(|| OrganisationDraft {
-        name: name.unwrap_or_default(),
-        kind: kind.unwrap_or(OrganisationKind::SocialService),
-        territory: territory.unwrap_or_default(),
-    })
 }
 
 #[cfg(test)]

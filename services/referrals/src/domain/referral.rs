@@ -5,7 +5,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use contracts::api::ReferralRequest;
 use contracts::events::{MatchingProfile, Point};
 use contracts::validate::Errors;
-use contracts::{Accessibility, ContactPreference, FieldError, Language, Need, ReferralMode, Urgency};
+use contracts::{
+    Accessibility, CommuneCode, ContactPreference, FieldError, Language, Need, ReferralMode, Territory, Urgency,
+};
 use geo::Communes;
 
 /// Personal data. Shown only to callers allowed to see it; never logged.
@@ -50,9 +52,9 @@ pub struct Consent {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewReferral {
     pub person: Person,
-    pub commune_code: String,
+    pub commune_code: CommuneCode,
     pub commune_name: String,
-    pub territory: String,
+    pub territory: Territory,
     pub location: Point,
     pub languages: Vec<Language>,
     pub accessibility: Vec<Accessibility>,
@@ -164,7 +166,15 @@ pub fn parse_referral(
         let code = e.text("person.commune_code", person.commune_code.as_deref(), 10, false);
         let postcode = e.text("person.postcode", person.postcode.as_deref(), 10, false);
         match communes.resolve(code.as_deref(), postcode.as_deref(), None) {
-            Ok(c) => Some(c),
+            Ok(c) => match (c.code.parse::<CommuneCode>(), c.departement.parse::<Territory>()) {
+                (Ok(code), Ok(territory)) => {
+                    Some((code, c.name.clone(), territory, Point { lat: c.location.lat, lon: c.location.lon }))
+                }
+                _ => {
+                    e.add("person.commune_code", "this commune has no code Aiguillage can route with");
+                    None
+                }
+            },
             Err(geo::ResolveError::Missing) => {
                 e.add("person.commune_code", "give person.commune_code or person.postcode");
                 None
@@ -233,16 +243,11 @@ pub fn parse_referral(
             Some(Consent { method, at })
         }
     };
-    e.finish(|| {
-        let (commune_code, commune_name, territory, location) = match commune {
-            Some(c) => (
-                c.code.clone(),
-                c.name.clone(),
-                c.departement.clone(),
-                Point { lat: c.location.lat, lon: c.location.lon },
-            ),
-            None => (String::new(), String::new(), String::new(), Point { lat: 0.0, lon: 0.0 }),
-        };
+    e.finish(|| ())?;
+    let Some((commune_code, commune_name, territory, location)) = commune else {
+        return Err(vec![FieldError::new("person.commune_code", "give person.commune_code or person.postcode")]);
+    };
+    Ok({
         NewReferral {
             person: Person {
                 first_name: Personal::new(first_name.unwrap_or_default()),
