@@ -661,17 +661,6 @@ function buildProvider() {
 // ---------------------------------------------------------------------------------------
 // Interactions: the login page, automatic consent, cancel.
 
-async function readForm(req) {
-  const chunks = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += chunk.length;
-    if (size > 64 * 1024) throw new Error('form too large');
-    chunks.push(chunk);
-  }
-  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
-}
-
 async function readBody(req) {
   const chunks = [];
   let size = 0;
@@ -681,6 +670,10 @@ async function readBody(req) {
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+async function readForm(req) {
+  return new URLSearchParams(await readBody(req));
 }
 
 function resolveLogin(form) {
@@ -823,7 +816,7 @@ function logoutProblems(query) {
 // cookies, posts the confirmation on the agent's behalf, and relays the final answer.
 const RELAYED_HEADERS = ['content-type', 'location', 'cache-control', 'pragma', 'www-authenticate'];
 
-async function relay(res, upstream, body, cookies) {
+function relay(res, upstream, body, cookies) {
   const headers = {};
   for (const name of RELAYED_HEADERS) {
     const value = upstream.headers.get(name);
