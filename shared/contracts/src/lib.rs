@@ -4,6 +4,7 @@
 pub mod api;
 pub mod events;
 pub mod opening_hours;
+pub mod phone;
 pub mod validate;
 pub mod vocab;
 pub mod week;

@@ -2,6 +2,7 @@
 
 use contracts::api::StructureRequest;
 use contracts::events::{Address, Point, StructureContact};
+use contracts::phone::PhoneNumber;
 use contracts::validate::Errors;
 use contracts::{Accessibility, FieldError, Language, Need, StructureMode};
 use geo::Communes;
@@ -112,7 +113,11 @@ pub fn parse_structure(
     };
     let raw_contact = req.contact.clone().unwrap_or_default();
     let contact = StructureContact {
-        phone: e.text("contact.phone", raw_contact.phone.as_deref(), 40, false),
+        // In E.164 when it is a valid number, as an import stores it; otherwise as given, so
+        // a client can send back a short number (`3631`) that it read.
+        phone: e
+            .text("contact.phone", raw_contact.phone.as_deref(), 40, false)
+            .map(|p| PhoneNumber::parse(&p).map_or(p, PhoneNumber::into_string)),
         email: e.text("contact.email", raw_contact.email.as_deref(), 254, false),
         website: e.text("contact.website", raw_contact.website.as_deref(), 500, false),
     };
@@ -221,5 +226,22 @@ mod tests {
         r.opening_hours = Some("whenever we feel like it".into());
         let errors = parse_structure("x", &r, geo::communes()).unwrap_err();
         assert_eq!(errors[0].field, "opening_hours");
+        assert!(
+            errors[0].message.starts_with("not a valid OpenStreetMap opening_hours value"),
+            "{}",
+            errors[0].message
+        );
+    }
+
+    #[test]
+    fn a_contact_phone_is_stored_in_e164_when_it_is_a_valid_number() {
+        for (given, stored) in
+            [("05 45 20 72 08", "+33545207208"), ("0596 30 12 34", "+596596301234"), ("3631", "3631")]
+        {
+            let mut r = request();
+            r.contact.as_mut().unwrap().phone = Some(given.into());
+            let s = parse_structure("x", &r, geo::communes()).unwrap();
+            assert_eq!(s.contact.phone.as_deref(), Some(stored), "{given}");
+        }
     }
 }
