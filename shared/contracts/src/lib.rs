@@ -2,6 +2,7 @@
 //! Every service, test and tool speaks through these types; nothing here does I/O.
 
 pub mod api;
+pub mod email;
 pub mod events;
 pub mod opening_hours;
 pub mod phone;

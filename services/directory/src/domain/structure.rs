@@ -1,6 +1,7 @@
 //! A structure as the API receives it, parsed into something that can be stored.
 
 use contracts::api::StructureRequest;
+use contracts::email::is_email_address;
 use contracts::events::{Address, Point, StructureContact};
 use contracts::phone::PhoneNumber;
 use contracts::validate::Errors;
@@ -121,7 +122,7 @@ pub fn parse_structure(
         email: e.text("contact.email", raw_contact.email.as_deref(), 254, false),
         website: e.text("contact.website", raw_contact.website.as_deref(), 500, false),
     };
-    if contact.email.as_deref().is_some_and(|m| !m.contains('@')) {
+    if contact.email.as_deref().is_some_and(|m| !is_email_address(m)) {
         e.add("contact.email", "is not an e-mail address");
     }
     let fees = short_texts(&mut e, "fees", req.fees.as_deref());
@@ -242,6 +243,19 @@ mod tests {
             r.contact.as_mut().unwrap().phone = Some(given.into());
             let s = parse_structure("x", &r, geo::communes()).unwrap();
             assert_eq!(s.contact.phone.as_deref(), Some(stored), "{given}");
+        }
+    }
+
+    #[test]
+    fn a_contact_email_must_be_one_address() {
+        for bad in ["mansle", "mansle@france-services", "Mansle <mansle@france-services.gouv.fr>", "a@b.fr, c@d.fr"] {
+            let mut r = request();
+            r.contact.as_mut().unwrap().email = Some(bad.into());
+            let errors = parse_structure("x", &r, geo::communes()).unwrap_err();
+            assert_eq!(
+                (errors[0].field.as_str(), errors[0].message.as_str()),
+                ("contact.email", "is not an e-mail address")
+            );
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use contracts::api::ReferralRequest;
+use contracts::email::is_email_address;
 use contracts::events::{MatchingProfile, Point};
 use contracts::phone::PhoneNumber;
 use contracts::validate::Errors;
@@ -84,15 +85,6 @@ impl NewReferral {
     }
 }
 
-fn valid_email(e: &str) -> bool {
-    let Some((local, domain)) = e.split_once('@') else { return false };
-    !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !e.contains(char::is_whitespace)
-}
-
 pub fn parse_referral(
     req: &ReferralRequest,
     communes: &Communes,
@@ -116,7 +108,7 @@ pub fn parse_referral(
         None => None,
     };
     let email = match e.text("person.email", person.email.as_deref(), 254, false) {
-        Some(m) if valid_email(&m) => Some(m),
+        Some(m) if is_email_address(&m) => Some(m),
         Some(_) => {
             e.add("person.email", "is not an e-mail address");
             None
@@ -396,6 +388,20 @@ mod tests {
             let errors = r.unwrap_err();
             assert_eq!(errors[0].field, "person.phone", "{given}");
             assert_eq!(errors[0].message, "is not a phone number (use +33… or 0X XX XX XX XX)");
+        }
+    }
+
+    #[test]
+    fn an_email_address_must_be_one_address_at_a_real_domain() {
+        let with_email = |email: &str| request(serde_json::json!({"person": {"email": email}}));
+        let r = parse_referral(&with_email("amina.b@example.fr"), geo::communes(), 30.0).unwrap();
+        assert_eq!(r.person.email.expose().as_deref(), Some("amina.b@example.fr"));
+        for bad in ["amina", "amina@localhost", "Amina <amina.b@example.fr>", "amina b@example.fr"] {
+            let errors = parse_referral(&with_email(bad), geo::communes(), 30.0).unwrap_err();
+            assert_eq!(
+                (errors[0].field.as_str(), errors[0].message.as_str()),
+                ("person.email", "is not an e-mail address")
+            );
         }
     }
 

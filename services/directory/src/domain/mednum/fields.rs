@@ -2,6 +2,7 @@
 //! e-mail addresses, web sites, dates, coordinates and ids.
 
 use chrono::NaiveDate;
+use contracts::email::is_email_address;
 use contracts::phone::PhoneNumber;
 
 use super::read::RawValue;
@@ -131,10 +132,7 @@ pub(super) fn phone(raw: &str) -> Option<String> {
 pub(super) fn email(raw: &str) -> Result<String, String> {
     raw.split(['|', ';', ',', ' ', '\n'])
         .map(|s| s.trim().trim_start_matches("mailto:").trim_matches(['<', '>', '"']))
-        .find(|s| {
-            s.split_once('@')
-                .is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.') && !domain.contains('@'))
-        })
+        .find(|s| is_email_address(s))
         .map(str::to_string)
         .ok_or_else(|| raw.trim().to_string())
 }
