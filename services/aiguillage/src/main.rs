@@ -150,8 +150,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     Scope::Territories(territories)
                 }
             };
-            let ttl = platform::config::parse_duration(&ttl)
-                .ok_or_else(|| anyhow::anyhow!("--ttl: expected a duration such as 30d"))?;
+            let ttl = platform::config::parse_duration(&ttl).map_err(|e| anyhow::anyhow!("--ttl: {e}"))?;
             let claims =
                 Claims::new(role, scope, chrono::Duration::from_std(ttl)?).map_err(|e| anyhow::anyhow!("{e}"))?;
             let pool = aiguillage::migrate(&config).await?;

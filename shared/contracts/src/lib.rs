@@ -2,9 +2,11 @@
 //! Every service, test and tool speaks through these types; nothing here does I/O.
 
 pub mod api;
+pub mod email;
 pub mod events;
 pub mod ids;
 pub mod opening_hours;
+pub mod phone;
 pub mod validate;
 pub mod vocab;
 pub mod week;

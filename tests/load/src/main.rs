@@ -99,7 +99,7 @@ struct Cli {
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
-    platform::config::parse_duration(s).ok_or_else(|| format!("expected a duration such as 30s, 5m or 1h, got {s:?}"))
+    platform::config::parse_duration(s)
 }
 
 #[tokio::main]

@@ -624,6 +624,22 @@ mod tests {
         assert!(lines.iter().any(|l| l == "load this week: 1/5"));
     }
 
+    #[test]
+    fn between_near_ties_a_place_closed_on_christmas_day_opens_later() {
+        let mut weekdays = structure("weekdays", 45.6500, 0.1550, &[AIDE]);
+        weekdays.opening_hours = OpeningHours::parse("Mo-Fr 09:00-17:00; PH off").ok();
+        let mut saturdays = structure("saturdays", 45.6500, 0.1550, &[AIDE]);
+        saturdays.opening_hours = OpeningHours::parse("Mo-Sa 09:00-12:00; PH off").ok();
+        let i = index(vec![weekdays.clone(), saturdays.clone()]);
+        let f = feasible(&i, &demand(), &HashMap::new());
+        // Thursday 24 December 2026, 18:00 in Paris: Friday 25 is a public holiday.
+        let christmas_eve = chrono::NaiveDate::from_ymd_opt(2026, 12, 24).and_then(|d| d.and_hms_opt(18, 0, 0));
+        let (c, _) = rank(&f, |_| 0, christmas_eve);
+        assert_eq!(c[0].structure_id, "saturdays");
+        assert!(explain(&demand(), &c[0], &saturdays).contains(&"next opening: Sat 26 Dec 09:00".to_string()));
+        assert!(explain(&demand(), &c[1], &weekdays).contains(&"next opening: Mon 28 Dec 09:00".to_string()));
+    }
+
     proptest::proptest! {
         #[test]
         fn ranking_is_deterministic_and_never_offers_an_infeasible_structure(

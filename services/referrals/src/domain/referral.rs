@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use contracts::api::ReferralRequest;
+use contracts::email::is_email_address;
 use contracts::events::{MatchingProfile, Point};
+use contracts::phone::PhoneNumber;
 use contracts::validate::Errors;
 use contracts::{
     Accessibility, CommuneCode, ContactPreference, FieldError, Language, Need, ReferralMode, Territory, Urgency,
@@ -85,34 +87,6 @@ impl NewReferral {
     }
 }
 
-/// Normalises a French phone number to E.164 (`06 12 34 56 78` → `+33612345678`);
-/// other international numbers are kept with their `+`. `None` if it is not a number.
-pub fn normalise_phone(raw: &str) -> Option<String> {
-    let trimmed = raw.trim();
-    let plus = trimmed.starts_with('+') || trimmed.starts_with("00");
-    if !trimmed.chars().all(|c| c.is_ascii_digit() || matches!(c, '+' | ' ' | '.' | '-' | '(' | ')')) {
-        return None;
-    }
-    let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
-    let digits = if trimmed.starts_with("00") { digits[2..].to_string() } else { digits };
-    if plus {
-        return (8..=15).contains(&digits.len()).then(|| format!("+{digits}"));
-    }
-    if digits.len() == 10 && digits.starts_with('0') {
-        return Some(format!("+33{}", &digits[1..]));
-    }
-    None
-}
-
-fn valid_email(e: &str) -> bool {
-    let Some((local, domain)) = e.split_once('@') else { return false };
-    !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !e.contains(char::is_whitespace)
-}
-
 pub fn parse_referral(
     req: &ReferralRequest,
     communes: &Communes,
@@ -126,17 +100,17 @@ pub fn parse_referral(
     let first_name = e.text("person.first_name", person.first_name.as_deref(), 100, req.person.is_some());
     let last_name = e.text("person.last_name", person.last_name.as_deref(), 100, req.person.is_some());
     let phone = match e.text("person.phone", person.phone.as_deref(), 40, false) {
-        Some(p) => match normalise_phone(&p) {
-            Some(n) => Some(n),
-            None => {
-                e.add("person.phone", "is not a phone number (use +33… or 0X XX XX XX XX)");
+        Some(p) => match PhoneNumber::parse(&p) {
+            Ok(n) => Some(n.into_string()),
+            Err(err) => {
+                e.add("person.phone", err.to_string());
                 None
             }
         },
         None => None,
     };
     let email = match e.text("person.email", person.email.as_deref(), 254, false) {
-        Some(m) if valid_email(&m) => Some(m),
+        Some(m) if is_email_address(&m) => Some(m),
         Some(_) => {
             e.add("person.email", "is not an e-mail address");
             None
@@ -399,12 +373,41 @@ mod tests {
     }
 
     #[test]
-    fn phone_numbers_are_normalised() {
-        assert_eq!(normalise_phone("06 12 34 56 78").as_deref(), Some("+33612345678"));
-        assert_eq!(normalise_phone("+33 6 12 34 56 78").as_deref(), Some("+33612345678"));
-        assert_eq!(normalise_phone("0033612345678").as_deref(), Some("+33612345678"));
-        assert_eq!(normalise_phone("12"), None);
-        assert_eq!(normalise_phone("call me"), None);
+    fn phone_numbers_are_stored_in_e164() {
+        // The spellings themselves are tested with `contracts::phone`.
+        for (given, stored) in [
+            ("06 12 34 56 78", "+33612345678"),
+            ("0033 6 12 34 56 78", "+33612345678"),
+            ("0692 12 34 56", "+262692123456"),
+        ] {
+            let r = parse_referral(&request(serde_json::json!({"person": {"phone": given}})), geo::communes(), 30.0)
+                .unwrap();
+            assert_eq!(r.person.phone.expose().as_deref(), Some(stored), "{given}");
+        }
+    }
+
+    #[test]
+    fn a_phone_number_that_cannot_be_called_is_refused_by_field() {
+        for given in ["12", "call me", "06 12 34 56 7"] {
+            let r = parse_referral(&request(serde_json::json!({"person": {"phone": given}})), geo::communes(), 30.0);
+            let errors = r.unwrap_err();
+            assert_eq!(errors[0].field, "person.phone", "{given}");
+            assert_eq!(errors[0].message, "is not a phone number (use +33… or 0X XX XX XX XX)");
+        }
+    }
+
+    #[test]
+    fn an_email_address_must_be_one_address_at_a_real_domain() {
+        let with_email = |email: &str| request(serde_json::json!({"person": {"email": email}}));
+        let r = parse_referral(&with_email("amina.b@example.fr"), geo::communes(), 30.0).unwrap();
+        assert_eq!(r.person.email.expose().as_deref(), Some("amina.b@example.fr"));
+        for bad in ["amina", "amina@localhost", "Amina <amina.b@example.fr>", "amina b@example.fr"] {
+            let errors = parse_referral(&with_email(bad), geo::communes(), 30.0).unwrap_err();
+            assert_eq!(
+                (errors[0].field.as_str(), errors[0].message.as_str()),
+                ("person.email", "is not an e-mail address")
+            );
+        }
     }
 
     proptest::proptest! {
