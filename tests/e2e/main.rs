@@ -11,4 +11,5 @@ mod foundation;
 mod importing;
 mod matching;
 mod support;
+mod tokens;
 mod typed;

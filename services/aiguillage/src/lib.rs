@@ -10,7 +10,7 @@ use anyhow::Context;
 use axum::Router;
 use bus::{Broker, ServiceContext, Topology};
 use platform::Config;
-use platform::auth::{Authenticator, TokenKey};
+use platform::auth::{Authenticator, KeyRing};
 use platform::health::{Database, Dependency};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -126,7 +126,7 @@ pub async fn run(
     let config = Arc::new(config);
     let pool = platform::db::pool(&config.database_url, config.db_pool_size)?;
     migrate_when_ready(&config, &pool, &shutdown).await?;
-    let key = TokenKey::load(&pool, config.token_secret.as_deref()).await?;
+    let auth = Authenticator::new(KeyRing::load(&pool, config.token_secret.as_deref()).await?);
     let names: Vec<&str> = services.iter().map(|s| s.name()).collect();
     let broker = Broker::start(
         &config.amqp_url,
@@ -139,10 +139,16 @@ pub async fn run(
         pool: pool.clone(),
         broker: Arc::clone(&broker),
         config: Arc::clone(&config),
-        auth: Authenticator(key),
+        auth: auth.clone(),
         shutdown: shutdown.clone(),
         tasks: tasks.clone(),
     };
+    tasks.spawn(auth.clone().keep_fresh(
+        pool.clone(),
+        config.token_secret.clone(),
+        config.auth_refresh,
+        shutdown.clone(),
+    ));
     platform::metrics::metrics().add_collector(Arc::new(bus::dlq::DeadLetterCollector { broker: Arc::clone(&broker) }));
 
     let dependencies: Vec<Arc<dyn Dependency>> =

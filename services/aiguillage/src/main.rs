@@ -7,7 +7,7 @@ use aiguillage::{Service, parse_services};
 use clap::{Parser, Subcommand};
 use contracts::{OrganisationId, Role, StructureId, Territory};
 use platform::Config;
-use platform::auth::{Claims, Scope, TokenKey};
+use platform::auth::{Claims, KeyRing, Scope};
 use tokio_util::sync::CancellationToken;
 
 /// mimalloc instead of glibc's allocator: under load, glibc's malloc and free were about
@@ -78,6 +78,19 @@ enum TokenCommand {
         /// Validity, such as 30d or 12h.
         #[arg(long, default_value = "90d")]
         ttl: String,
+        /// What the token is for, shown by `token list`.
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Lists the issued bearer tokens (id, role, scope, expiry, revocation), never the tokens.
+    List,
+    /// Revokes a token: every replica refuses it within a minute.
+    Revoke { id: uuid::Uuid },
+    /// Adds a signing key that signs from now on; tokens signed with the previous keys
+    /// stay valid for the overlap.
+    RotateKey {
+        #[arg(long, default_value = "7d")]
+        overlap: String,
     },
 }
 
@@ -133,32 +146,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             aiguillage::cancel_on_signals(shutdown.clone());
             aiguillage::run(config, &services, listener, shutdown).await
         }
-        Command::Token { command: TokenCommand::Issue { role, organisation, structure, territories, ttl } } => {
-            let scope = match role {
-                Role::Admin => Scope::All,
-                Role::Referrer => Scope::Organisation(
-                    organisation.ok_or_else(|| anyhow::anyhow!("--organisation UUID is required for a referrer"))?,
-                ),
-                Role::Mediator => Scope::Structure(
-                    structure.ok_or_else(|| anyhow::anyhow!("--structure ID is required for a mediator"))?,
-                ),
-                Role::Coordinator => {
-                    anyhow::ensure!(
-                        !territories.is_empty(),
-                        "--territory is required for a coordinator (repeat it for several)"
-                    );
-                    Scope::Territories(territories)
-                }
-            };
-            let ttl = platform::config::parse_duration(&ttl).map_err(|e| anyhow::anyhow!("--ttl: {e}"))?;
-            let claims =
-                Claims::new(role, scope, chrono::Duration::from_std(ttl)?).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let pool = aiguillage::migrate(&config).await?;
-            let key = TokenKey::load(&pool, config.token_secret.as_deref()).await?;
-            pool.close().await;
-            println!("{}", key.issue(&claims));
-            Ok(())
-        }
+        Command::Token { command } => token(config, command).await,
         Command::Import { file, territories } => {
             let bytes = std::fs::read(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
             let pool = aiguillage::migrate(&config).await?;
@@ -174,6 +162,55 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo { listen } => aiguillage::demo::run(config, listen).await,
         Command::Dlq { command } => dlq(config, command).await,
     }
+}
+
+async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
+    let pool = aiguillage::migrate(&config).await?;
+    match command {
+        TokenCommand::Issue { role, organisation, structure, territories, ttl, label } => {
+            let scope = Scope::for_role(role, organisation, structure, territories)
+                .map_err(|e| anyhow::anyhow!("{e} (--organisation, --structure, --territory)"))?;
+            let ttl = platform::config::parse_duration(&ttl).map_err(|e| anyhow::anyhow!("--ttl: {e}"))?;
+            let claims =
+                Claims::new(role, scope, chrono::Duration::from_std(ttl)?).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let ring = KeyRing::load(&pool, config.token_secret.as_deref()).await?;
+            let token = platform::auth::issue_recorded(&pool, &ring, &claims, label.as_deref()).await?;
+            eprintln!(
+                "token {} ({role}), expires {}",
+                claims.sub,
+                chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or_default()
+            );
+            println!("{token}");
+        }
+        TokenCommand::List => {
+            println!("{}", serde_json::to_string_pretty(&platform::auth::list_tokens(&pool).await?)?);
+        }
+        TokenCommand::Revoke { id } => {
+            anyhow::ensure!(
+                platform::auth::revoke_token(&pool, id).await?,
+                "no token {id} (see `aiguillage token list`)"
+            );
+            eprintln!(
+                "revoked {id}: refused within {} s on every running server",
+                platform::auth::REFRESH_EVERY.as_secs()
+            );
+        }
+        TokenCommand::RotateKey { overlap } => {
+            anyhow::ensure!(
+                config.token_secret.is_none(),
+                "AIGUILLAGE_TOKEN_SECRET is set: rotate by changing that secret, the database keys are not used"
+            );
+            let overlap = platform::config::parse_duration(&overlap).map_err(|e| anyhow::anyhow!("--overlap: {e}"))?;
+            let kid = KeyRing::rotate(&pool, overlap).await?;
+            eprintln!("new signing key {kid}; the previous keys are accepted for {}", humantime_of(overlap));
+        }
+    }
+    pool.close().await;
+    Ok(())
+}
+
+fn humantime_of(d: std::time::Duration) -> String {
+    format!("{} h", d.as_secs() / 3600)
 }
 
 async fn dlq(config: Config, command: DlqCommand) -> anyhow::Result<()> {

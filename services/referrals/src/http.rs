@@ -67,15 +67,7 @@ fn disclosure(caller: &Caller, r: &Referral) -> Option<Disclosure> {
             }
         }
         Scope::Territories(t) => t.contains(&r.territory).then_some(Disclosure::Matching),
-    }
-}
-
-fn actor(caller: &Caller) -> String {
-    match &caller.scope {
-        Scope::All => format!("admin:{}", caller.token_id),
-        Scope::Organisation(o) => format!("referrer:{o}"),
-        Scope::Structure(s) => format!("mediator:{s}"),
-        Scope::Territories(t) => format!("coordinator:{}", t.join(",")),
+        Scope::Pending | Scope::Service(_) => None,
     }
 }
 
@@ -136,7 +128,7 @@ async fn submit(
         profile: referral.matching_profile(),
     };
     bus::enqueue(&mut tx, SCHEMA, &Envelope::new(id.to_string(), 1, &event)).await?;
-    let actor = actor(&caller);
+    let actor = caller.actor();
     let step = Step { actor: Some(&actor), ..Step::new(HistoryStep::Submitted) };
     store::add_history(&mut tx, id, ReferralStatus::Submitted, step).await?;
     tx.commit().await?;
@@ -207,6 +199,7 @@ async fn list(
         Scope::Organisation(o) => ListScope::Organisation(*o),
         Scope::Structure(s) => ListScope::Structure(s.clone()),
         Scope::Territories(t) => ListScope::Territories(t.clone()),
+        Scope::Pending | Scope::Service(_) => return Err(ApiError::forbidden()),
     };
     let unchanged_since = q.stale_days.map(|d| Utc::now() - chrono::Duration::days(i64::from(d)));
     let filter = ListFilter { scope, status, escalated: q.escalated, unchanged_since, before, limit };
@@ -273,7 +266,7 @@ async fn accept(
     let mut tx = state.pool.begin().await?;
     let mut r = load(&mut tx, &caller, &id).await?;
     require_offer_holder(&caller, &r)?;
-    lifecycle::accept(&mut tx, &mut r, &actor(&caller), mediator_name.as_deref()).await?;
+    lifecycle::accept(&mut tx, &mut r, &caller.actor(), mediator_name.as_deref()).await?;
     tx.commit().await?;
     tracing::info!(referral_id = %r.id, structure_id = ?r.structure_id, "accepted");
     respond(&state, &caller, r.id).await
@@ -292,7 +285,7 @@ async fn decline(
     let mut tx = state.pool.begin().await?;
     let mut r = load(&mut tx, &caller, &id).await?;
     require_offer_holder(&caller, &r)?;
-    lifecycle::decline(&mut tx, &mut r, &actor(&caller), reason, comment.as_deref()).await?;
+    lifecycle::decline(&mut tx, &mut r, &caller.actor(), reason, comment.as_deref()).await?;
     tx.commit().await?;
     tracing::info!(referral_id = %r.id, reason = %reason, "declined");
     respond(&state, &caller, r.id).await
@@ -325,7 +318,7 @@ async fn contact(
     let mut tx = state.pool.begin().await?;
     let mut r = load(&mut tx, &caller, &id).await?;
     require_accepting_structure(&caller, &r, Action::Contact)?;
-    lifecycle::contact(&mut tx, &mut r, &actor(&caller), kind, at.unwrap_or_else(Utc::now)).await?;
+    lifecycle::contact(&mut tx, &mut r, &caller.actor(), kind, at.unwrap_or_else(Utc::now)).await?;
     tx.commit().await?;
     respond(&state, &caller, r.id).await
 }
@@ -343,7 +336,7 @@ async fn close(
     let mut tx = state.pool.begin().await?;
     let mut r = load(&mut tx, &caller, &id).await?;
     require_accepting_structure(&caller, &r, Action::Close)?;
-    lifecycle::close(&mut tx, &mut r, &actor(&caller), outcome, comment.as_deref()).await?;
+    lifecycle::close(&mut tx, &mut r, &caller.actor(), outcome, comment.as_deref()).await?;
     tx.commit().await?;
     tracing::info!(referral_id = %r.id, outcome = %outcome, "closed");
     respond(&state, &caller, r.id).await
@@ -361,7 +354,7 @@ async fn cancel(
     let mut tx = state.pool.begin().await?;
     let mut r = load(&mut tx, &caller, &id).await?;
     caller.require(&[Role::Referrer, Role::Admin])?;
-    lifecycle::cancel(&mut tx, &mut r, &actor(&caller), reason.as_deref()).await?;
+    lifecycle::cancel(&mut tx, &mut r, &caller.actor(), reason.as_deref()).await?;
     tx.commit().await?;
     tracing::info!(referral_id = %r.id, "cancelled");
     respond(&state, &caller, r.id).await
@@ -392,7 +385,7 @@ async fn reroute(
     let mut tx = state.pool.begin().await?;
     let mut r = load(&mut tx, &caller, &id).await?;
     caller.require(&[Role::Coordinator, Role::Admin])?;
-    lifecycle::reroute(&mut tx, &mut r, &actor(&caller), structure_id.as_ref(), force, reason.as_deref()).await?;
+    lifecycle::reroute(&mut tx, &mut r, &caller.actor(), structure_id.as_ref(), force, reason.as_deref()).await?;
     tx.commit().await?;
     tracing::info!(referral_id = %r.id, to = ?structure_id, force, "rerouted");
     respond(&state, &caller, r.id).await

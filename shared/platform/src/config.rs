@@ -19,6 +19,8 @@ pub struct Config {
     pub db_pool_size: u32,
     /// Messages each consumer may hold unacknowledged (and process concurrently).
     pub prefetch: u16,
+    /// How often signing keys and revoked tokens are reloaded (`AIGUILLAGE_AUTH_REFRESH`).
+    pub auth_refresh: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,20 +54,22 @@ impl Config {
                 message: "use letters, digits, '-', '_' and '.' only".into(),
             });
         }
-        let ttl = var("AIGUILLAGE_OFFER_TTL", "72h");
+        let duration = |k: &'static str, default: &str| -> Result<Duration, ConfigError> {
+            parse_duration(&var(k, default)).map_err(|message| ConfigError { variable: k, message })
+        };
         Ok(Self {
             database_url: var("DATABASE_URL", "postgres:///aiguillage"),
             amqp_url: var("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
             namespace,
             listen: var("AIGUILLAGE_LISTEN", "127.0.0.1:8080"),
-            offer_ttl: parse_duration(&ttl)
-                .map_err(|message| ConfigError { variable: "AIGUILLAGE_OFFER_TTL", message })?,
+            offer_ttl: duration("AIGUILLAGE_OFFER_TTL", "72h")?,
             max_attempts: number("AIGUILLAGE_MAX_ATTEMPTS", "3")? as u32,
             max_distance_km: number("AIGUILLAGE_MAX_DISTANCE_KM", "30")?,
             default_weekly_capacity: number("AIGUILLAGE_DEFAULT_WEEKLY_CAPACITY", "5")? as u32,
             token_secret: get("AIGUILLAGE_TOKEN_SECRET").filter(|s| !s.is_empty()),
             db_pool_size: number("AIGUILLAGE_DB_POOL_SIZE", "32")? as u32,
             prefetch: number("AIGUILLAGE_PREFETCH", "64")?.min(1000.0) as u16,
+            auth_refresh: duration("AIGUILLAGE_AUTH_REFRESH", "20s")?,
         })
     }
 }

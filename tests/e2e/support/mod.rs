@@ -114,6 +114,8 @@ impl Sandbox {
             "AMQP_URL" => Some(amqp_url()),
             "AIGUILLAGE_NAMESPACE" => Some(namespace.clone()),
             "AIGUILLAGE_DB_POOL_SIZE" => Some("6".to_string()),
+            // Revocations and key rotations reach the server in a second, not twenty.
+            "AIGUILLAGE_AUTH_REFRESH" => Some("1s".to_string()),
             _ => None,
         })
         .unwrap();
@@ -390,4 +392,25 @@ pub fn merged(mut base: Value, patch: Value) -> Value {
     }
     merge(&mut base, patch);
     base
+}
+
+impl Sandbox {
+    /// Runs the real binary's command line against this sandbox's database and namespace,
+    /// and returns (success, stdout, stderr).
+    pub async fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_aiguillage"))
+            .args(args)
+            .env("DATABASE_URL", &self.config.database_url)
+            .env("AMQP_URL", &self.config.amqp_url)
+            .env("AIGUILLAGE_NAMESPACE", &self.namespace)
+            .env("RUST_LOG", "warn")
+            .output()
+            .await
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
 }
