@@ -68,7 +68,7 @@ settings=$(printf '%s\n' "$SMTP_HOST" "$SMTP_PORT" "$SMTP_MAILDIR" "$SMTP_TLS" \
 running_pid() {
   local pid
   pid=$(cat "$SMTP_PIDFILE" 2>/dev/null) || return 1
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$here/server.py" \
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [[ "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" == *"$here/server.py"* ]] \
     && echo "$pid"
 }
 

@@ -9,7 +9,7 @@ pidfile="${SMTP_STATE_DIR:-$cache/smtp-$port}/server.pid"
 
 pid=$(cat "$pidfile" 2>/dev/null || true)
 if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null \
-  || ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$here/server.py"; then
+  || ! [[ "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" == *"$here/server.py"* ]]; then
   rm -f "$pidfile"
   exit 0
 fi
