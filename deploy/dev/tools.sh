@@ -77,7 +77,10 @@ ensure_chromium() {
     apt_install chromium
   fi
   # Fonts for readable screenshots; the chromium package does not pull them in.
-  if ! fc-list 2>/dev/null | grep -qi 'dejavu\|liberation'; then
+  # (fc-list's whole output first: grep -q would end the pipe early under pipefail.)
+  local fonts
+  fonts=$(fc-list 2>/dev/null || true)
+  if ! grep -qi 'dejavu\|liberation' <<<"$fonts"; then
     apt_install fonts-dejavu-core fonts-liberation
   fi
 }
@@ -88,6 +91,12 @@ ensure_browser_deps() {
   if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     echo "installing Node.js and npm" >&2
     apt_install nodejs npm
+  fi
+  # playwright-core 1.65 wants Node.js 20 or later; Debian 12's own nodejs is 18.
+  local major
+  major=$(node -p 'process.versions.node.split(".")[0]')
+  if [ "$major" -lt 20 ]; then
+    echo "warning: Node.js $(node --version) is older than the 20 that playwright-core 1.65 supports" >&2
   fi
   local dir="$AIGUILLAGE_REPO/tests/browser" want
   want=$(sha256sum <"$dir/package-lock.json" | cut -d' ' -f1)
