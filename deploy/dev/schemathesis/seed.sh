@@ -16,6 +16,11 @@ set -euo pipefail
 base=${1:?usage: seed.sh BASE_URL}
 base=${base%/}
 aig=${AIGUILLAGE:-aiguillage}
+if ! command -v curl >/dev/null 2>&1; then
+  # shellcheck source=deploy/dev/tools.sh
+  source "$(dirname "$0")/../tools.sh"
+  apt_install curl
+fi
 
 token() { "$aig" token issue --ttl 1d "$@"; }
 json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
