@@ -436,6 +436,7 @@ async fn f08b_poison_inside_a_batch_spoils_nothing_else() {
             name: format!("Organisation {n}"),
             kind: contracts::OrganisationKind::SocialService,
             territory: "16".parse().unwrap(),
+            siret: None,
         };
         let mut envelope = contracts::Envelope::new(organisation_id.to_string(), 1, &event);
         if n == GOOD / 2 {

@@ -26,10 +26,12 @@ pub enum Service {
     Directory,
     Matcher,
     Insights,
+    Accounts,
 }
 
 impl Service {
-    pub const ALL: [Service; 4] = [Service::Referrals, Service::Directory, Service::Matcher, Service::Insights];
+    pub const ALL: [Service; 5] =
+        [Service::Referrals, Service::Directory, Service::Matcher, Service::Insights, Service::Accounts];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -37,6 +39,7 @@ impl Service {
             Service::Directory => directory::SERVICE,
             Service::Matcher => matcher::SERVICE,
             Service::Insights => insights::SERVICE,
+            Service::Accounts => accounts::SERVICE,
         }
     }
 }
@@ -44,10 +47,9 @@ impl Service {
 impl FromStr for Service {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Service::ALL
-            .into_iter()
-            .find(|x| x.name() == s.trim())
-            .ok_or_else(|| format!("unknown service {s:?}; expected all, referrals, directory, matcher or insights"))
+        Service::ALL.into_iter().find(|x| x.name() == s.trim()).ok_or_else(|| {
+            format!("unknown service {s:?}; expected all, referrals, directory, matcher, insights or accounts")
+        })
     }
 }
 
@@ -69,7 +71,7 @@ pub fn parse_services(s: &str) -> Result<Vec<Service>, String> {
 /// Every queue of the deployment. Every process declares all of them, so events are
 /// routable whichever services run where.
 pub fn topology(namespace: &str) -> Topology {
-    Topology::new(namespace, vec![referrals::queue(), matcher::queue(), insights::queue()])
+    Topology::new(namespace, vec![referrals::queue(), matcher::queue(), insights::queue(), accounts::queue()])
 }
 
 /// Creates the database if needed, then every schema. Idempotent.
@@ -88,6 +90,7 @@ pub async fn migrate_pool(pool: &PgPool) -> anyhow::Result<()> {
     matcher::migrate(pool).await?;
     referrals::migrate(pool).await?;
     insights::migrate(pool).await?;
+    accounts::migrate(pool).await?;
     Ok(())
 }
 
@@ -160,6 +163,7 @@ pub async fn run(
             Service::Directory => router.merge(directory::router(directory::start(&ctx))),
             Service::Matcher => router.merge(matcher::router(matcher::start(&ctx))),
             Service::Insights => router.merge(insights::router(insights::start(&ctx))),
+            Service::Accounts => router.merge(accounts::router(accounts::start(&ctx))),
         };
     }
     let router = platform::http::finish(router);

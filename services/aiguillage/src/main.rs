@@ -32,7 +32,7 @@ enum Command {
     Migrate,
     /// Runs services until SIGTERM/SIGINT.
     Serve {
-        /// `all`, or a comma-separated list of referrals, directory, matcher, insights.
+        /// `all`, or a comma-separated list of referrals, directory, matcher, insights, accounts.
         #[arg(long, default_value = "all", value_parser = parse_services)]
         services: std::vec::Vec<Service>,
         /// Listen address (default: AIGUILLAGE_LISTEN, else 127.0.0.1:8080).
@@ -55,6 +55,11 @@ enum Command {
     Demo {
         #[arg(long)]
         listen: Option<String>,
+    },
+    /// Agents' accounts and memberships.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
     },
     /// Dead-lettered messages.
     Dlq {
@@ -91,6 +96,34 @@ enum TokenCommand {
     RotateKey {
         #[arg(long, default_value = "7d")]
         overlap: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Gives the agent with this e-mail address a membership now, or at their first
+    /// sign-in (this is how the first admin is made).
+    Grant {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        role: Role,
+        #[arg(long)]
+        organisation: Option<OrganisationId>,
+        #[arg(long)]
+        structure: Option<StructureId>,
+        #[arg(long = "territory")]
+        territories: Vec<Territory>,
+    },
+    /// Lists accounts and their memberships (e-mail addresses are shown to the operator).
+    List,
+    /// Removes memberships of the agent with this e-mail address (all, or one role's);
+    /// takes effect on the agent's next request.
+    Revoke {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        role: Option<Role>,
     },
 }
 
@@ -147,6 +180,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             aiguillage::run(config, &services, listener, shutdown).await
         }
         Command::Token { command } => token(config, command).await,
+        Command::Account { command } => account(config, command).await,
         Command::Import { file, territories } => {
             let bytes = std::fs::read(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
             let pool = aiguillage::migrate(&config).await?;
@@ -203,6 +237,37 @@ async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
             let overlap = platform::config::parse_duration(&overlap).map_err(|e| anyhow::anyhow!("--overlap: {e}"))?;
             let kid = KeyRing::rotate(&pool, overlap).await?;
             eprintln!("new signing key {kid}; the previous keys are accepted for {}", humantime_of(overlap));
+        }
+    }
+    pool.close().await;
+    Ok(())
+}
+
+async fn account(config: Config, command: AccountCommand) -> anyhow::Result<()> {
+    let pool = aiguillage::migrate(&config).await?;
+    const OPERATOR: &str = "operator:cli";
+    match command {
+        AccountCommand::Grant { email, role, organisation, structure, territories } => {
+            let grant = accounts::domain::Grant::from_parts(role, organisation, structure, territories)
+                .map_err(|e| anyhow::anyhow!("{e} (--organisation, --structure, --territory)"))?;
+            match accounts::service::grant_by_email(&pool, &email, &grant, OPERATOR).await? {
+                accounts::service::Granted::Now { account_id, membership_id: Some(id) } => {
+                    eprintln!("membership {id} ({role}) given to account {account_id}")
+                }
+                accounts::service::Granted::Now { account_id, membership_id: None } => {
+                    eprintln!("account {account_id} already holds this membership")
+                }
+                accounts::service::Granted::Invited { invitation_id } => {
+                    eprintln!("invitation {invitation_id}: the membership is given at that address's first sign-in")
+                }
+            }
+        }
+        AccountCommand::List => {
+            println!("{}", serde_json::to_string_pretty(&accounts::service::list(&pool).await?)?);
+        }
+        AccountCommand::Revoke { email, role } => {
+            let removed = accounts::service::revoke_by_email(&pool, &email, role, OPERATOR).await?;
+            eprintln!("{removed} membership(s) removed; they take effect on the agent's next request");
         }
     }
     pool.close().await;

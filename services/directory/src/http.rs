@@ -64,6 +64,7 @@ async fn create_organisation(
         name: org.name.clone(),
         kind: org.kind,
         territory: org.territory.clone(),
+        siret: org.siret.clone(),
     };
     bus::enqueue(&mut tx, SCHEMA, &Envelope::new(org.id.to_string(), 1, &event)).await?;
     tx.commit().await?;

@@ -63,13 +63,14 @@ pub async fn ensure_organisation(
     let territory: contracts::Territory = territory.parse()?;
     let mut tx = pool.begin().await?;
     if store::organisation(&mut tx, id).await?.is_none() {
-        let draft = domain::organisation::OrganisationDraft { name: name.to_string(), kind, territory };
+        let draft = domain::organisation::OrganisationDraft { name: name.to_string(), kind, territory, siret: None };
         store::insert_organisation(&mut tx, id, &draft).await?;
         let event = contracts::events::OrganisationUpserted {
             organisation_id: id,
             name: draft.name,
             kind,
             territory: draft.territory,
+            siret: None,
         };
         bus::enqueue(&mut tx, SCHEMA, &contracts::Envelope::new(id.to_string(), 1, &event)).await?;
     }

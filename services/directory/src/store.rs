@@ -16,6 +16,8 @@ pub struct Organisation {
     pub name: String,
     pub kind: OrganisationKind,
     pub territory: Territory,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub siret: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -24,6 +26,7 @@ struct OrganisationRow {
     name: String,
     kind: String,
     territory: String,
+    siret: Option<String>,
     created_at: DateTime<Utc>,
 }
 
@@ -37,6 +40,7 @@ impl TryFrom<OrganisationRow> for Organisation {
             name: r.name,
             kind: c.parse("kind", &r.kind)?,
             territory: c.parse("territory", &r.territory)?,
+            siret: r.siret,
             created_at: r.created_at,
         })
     }
@@ -66,6 +70,7 @@ struct StructureRow {
     source: Option<String>,
     fees: Vec<String>,
     labels: Vec<String>,
+    pivot: Option<String>,
     updated_at: DateTime<Utc>,
 }
 
@@ -97,6 +102,7 @@ impl TryFrom<StructureRow> for Structure {
             source: r.source,
             fees: r.fees,
             labels: r.labels,
+            siret: r.pivot,
             updated_at: r.updated_at,
         })
     }
@@ -116,11 +122,13 @@ pub async fn insert_organisation(
     o: &OrganisationDraft,
 ) -> sqlx::Result<Organisation> {
     let row = sqlx::query!(
-        "INSERT INTO directory.organisations (id, name, kind, territory) VALUES ($1, $2, $3, $4) RETURNING created_at",
+        "INSERT INTO directory.organisations (id, name, kind, territory, siret) VALUES ($1, $2, $3, $4, $5)
+         RETURNING created_at",
         id.as_uuid(),
         o.name,
         o.kind.slug(),
-        o.territory.as_str()
+        o.territory.as_str(),
+        o.siret
     )
     .fetch_one(conn)
     .await?;
@@ -129,6 +137,7 @@ pub async fn insert_organisation(
         name: o.name.clone(),
         kind: o.kind,
         territory: o.territory.clone(),
+        siret: o.siret.clone(),
         created_at: row.created_at,
     })
 }
@@ -136,7 +145,7 @@ pub async fn insert_organisation(
 pub async fn organisation(conn: &mut PgConnection, id: OrganisationId) -> sqlx::Result<Option<Organisation>> {
     let row = sqlx::query_as!(
         OrganisationRow,
-        "SELECT id, name, kind, territory, created_at FROM directory.organisations WHERE id = $1",
+        "SELECT id, name, kind, territory, siret, created_at FROM directory.organisations WHERE id = $1",
         id.as_uuid()
     )
     .fetch_optional(conn)
@@ -147,7 +156,8 @@ pub async fn organisation(conn: &mut PgConnection, id: OrganisationId) -> sqlx::
 pub async fn organisations(conn: &mut PgConnection, limit: i64, offset: i64) -> sqlx::Result<Vec<Organisation>> {
     let rows = sqlx::query_as!(
         OrganisationRow,
-        "SELECT id, name, kind, territory, created_at FROM directory.organisations ORDER BY created_at, id LIMIT $1 OFFSET $2",
+        "SELECT id, name, kind, territory, siret, created_at FROM directory.organisations
+         ORDER BY created_at, id LIMIT $1 OFFSET $2",
         limit,
         offset
     )
@@ -208,7 +218,7 @@ pub async fn upsert_structure(
         RETURNING (xmax = 0) AS "created!", id, name, services, modes, languages, other_languages,
                   accessibility, street, postcode, commune, commune_code, lat, lon, territory,
                   opening_hours, weekly_capacity, accepting, phone, email, website, source,
-                  fees, labels, updated_at
+                  fees, labels, pivot, updated_at
         "#,
         s.id,
         s.name,
@@ -266,6 +276,7 @@ pub async fn upsert_structure(
                 source: r.source,
                 fees: r.fees,
                 labels: r.labels,
+                pivot: r.pivot,
                 updated_at: r.updated_at,
             };
             (kind, Some(structure.try_into()?))
@@ -278,7 +289,7 @@ pub async fn structure(conn: &mut PgConnection, id: &str) -> sqlx::Result<Option
         StructureRow,
         "SELECT id, name, services, modes, languages, other_languages, accessibility, street, postcode, commune,
                 commune_code, lat, lon, territory, opening_hours, weekly_capacity, accepting, phone, email, website,
-                source, fees, labels, updated_at
+                source, fees, labels, pivot, updated_at
          FROM directory.structures WHERE id = $1",
         id
     )
@@ -311,7 +322,7 @@ pub async fn structures(conn: &mut PgConnection, f: &StructureFilter) -> sqlx::R
         r#"
         SELECT id, name, services, modes, languages, other_languages, accessibility, street, postcode, commune,
                commune_code, lat, lon, territory, opening_hours, weekly_capacity, accepting, phone, email, website,
-               source, fees, labels, updated_at
+               source, fees, labels, pivot, updated_at
         FROM directory.structures,
              LATERAL (SELECT CASE WHEN $3::float8 IS NULL THEN 0 ELSE
                  12742.0176 * asin(sqrt(power(sin(radians(lat - $3) / 2), 2)
@@ -349,7 +360,7 @@ pub async fn update_capacity(conn: &mut PgConnection, id: &str, c: &CapacityUpda
         WHERE id = $1
         RETURNING id, name, services, modes, languages, other_languages, accessibility, street, postcode, commune,
                   commune_code, lat, lon, territory, opening_hours, weekly_capacity, accepting, phone, email, website,
-                  source, fees, labels, updated_at
+                  source, fees, labels, pivot, updated_at
         "#,
         id,
         c.weekly_capacity.map(|v| v as i32),

@@ -11,6 +11,7 @@ pub struct OrganisationRequest {
     pub name: Option<String>,
     pub kind: Option<String>,
     pub territory: Option<String>,
+    pub siret: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

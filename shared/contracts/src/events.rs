@@ -371,6 +371,10 @@ pub struct Structure {
     pub fees: Vec<String>,
     #[serde(default)]
     pub labels: Vec<String>,
+    /// The SIRET of the structure (Mednum `pivot`), when the source gives one: how an
+    /// agent signing in with ProConnect is matched to their workplace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub siret: Option<String>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -407,6 +411,8 @@ pub struct OrganisationUpserted {
     pub name: String,
     pub kind: OrganisationKind,
     pub territory: Territory,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub siret: Option<String>,
 }
 impl EventData for OrganisationUpserted {
     const TYPE: &'static str = "organisation.upserted";

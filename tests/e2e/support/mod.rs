@@ -414,3 +414,28 @@ impl Sandbox {
         )
     }
 }
+
+impl TestApp {
+    /// A token of Aiguillage's web app (what records sign-ins).
+    pub fn web_service(&self) -> String {
+        self.key.issue(&Claims::for_service("web", chrono::Duration::minutes(5)))
+    }
+
+    /// A token for a signed-in agent: with one of their memberships, or pending.
+    pub fn agent(&self, account: Uuid, membership: Option<(Uuid, Role, Scope)>) -> String {
+        let ttl = chrono::Duration::minutes(5);
+        match membership {
+            None => self.key.issue(&Claims::for_pending_account(account, ttl)),
+            Some((id, role, scope)) => self.key.issue(&Claims::for_membership(account, id, role, scope, ttl).unwrap()),
+        }
+    }
+
+    /// Records a verified sign-in as the web app does, and returns the account id.
+    pub async fn sign_in_agent(&self, subject: &str, email: &str, siret: Option<&str>) -> Uuid {
+        let body = json!({"issuer": "http://127.0.0.1:1/test", "subject": subject, "email": email,
+                          "given_name": "Claire", "usual_name": "Dubois", "siret": siret});
+        let (s, v) = self.post("/api/v1/accounts/sign-ins", &self.web_service(), body).await;
+        assert_eq!(s, 200, "{v}");
+        v["account_id"].as_str().unwrap().parse().unwrap()
+    }
+}

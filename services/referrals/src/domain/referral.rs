@@ -12,26 +12,7 @@ use contracts::{
 };
 use geo::Communes;
 
-/// Personal data. Shown only to callers allowed to see it; never logged.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Personal<T>(T);
-
-impl<T> Personal<T> {
-    pub fn new(value: T) -> Self {
-        Self(value)
-    }
-
-    /// The value, for storage and for authorised responses.
-    pub fn expose(&self) -> &T {
-        &self.0
-    }
-}
-
-impl<T> std::fmt::Debug for Personal<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
+pub use contracts::Personal;
 
 pub const MAX_NOTE_CHARS: usize = 1000;
 pub const MAX_DISTANCE_KM: f64 = 200.0;
