@@ -120,10 +120,11 @@ async fn submit(
             return Ok(created(view));
         }
     }
-    let row = store::insert(&mut tx, id, organisation_id, &referral).await?;
+    let row = store::insert(&mut tx, id, organisation_id, caller.account(), &referral).await?;
     let event = ReferralSubmitted {
         referral_id: id,
         organisation_id,
+        submitted_by: caller.account(),
         submitted_at: row.created_at,
         profile: referral.matching_profile(),
     };

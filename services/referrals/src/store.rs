@@ -51,6 +51,7 @@ struct ReferralRecord {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     status_changed_at: DateTime<Utc>,
+    submitted_by: Option<Uuid>,
 }
 
 /// One referral (no personal data: that is in [`PersonRow`]).
@@ -87,6 +88,8 @@ pub struct Referral {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub status_changed_at: DateTime<Utc>,
+    /// The account of the agent who submitted it, if one did.
+    pub submitted_by: Option<Uuid>,
 }
 
 /// A pending offer to a structure.
@@ -164,6 +167,7 @@ impl TryFrom<ReferralRecord> for Referral {
             created_at: r.created_at,
             updated_at: r.updated_at,
             status_changed_at: r.status_changed_at,
+            submitted_by: r.submitted_by,
         })
     }
 }
@@ -318,13 +322,15 @@ pub async fn insert(
     conn: &mut PgConnection,
     id: ReferralId,
     organisation_id: OrganisationId,
+    submitted_by: Option<Uuid>,
     r: &NewReferral,
 ) -> sqlx::Result<Referral> {
     let row = sqlx::query_as!(
         ReferralRecord,
         "INSERT INTO referrals.referrals (id, organisation_id, status, territory, commune_code, lat, lon, needs, modes,
-                                          languages, accessibility, urgency, deadline, max_distance_km, event_sequence)
-         VALUES ($1, $2, 'submitted', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1)
+                                          languages, accessibility, urgency, deadline, max_distance_km, event_sequence,
+                                          submitted_by)
+         VALUES ($1, $2, 'submitted', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14)
          RETURNING *",
         id.as_uuid(),
         organisation_id.as_uuid(),
@@ -339,6 +345,7 @@ pub async fn insert(
         r.urgency.slug(),
         r.deadline,
         r.max_distance_km,
+        submitted_by,
     )
     .fetch_one(&mut *conn)
     .await?;

@@ -168,6 +168,10 @@ pub struct MatchingProfile {
 pub struct ReferralSubmitted {
     pub referral_id: ReferralId,
     pub organisation_id: OrganisationId,
+    /// The account of the agent who submitted it, when one did (through the web app):
+    /// who is told what becomes of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_by: Option<Uuid>,
     pub submitted_at: DateTime<Utc>,
     #[serde(flatten)]
     pub profile: MatchingProfile,
@@ -427,6 +431,7 @@ mod tests {
         ReferralSubmitted {
             referral_id: ReferralId::new(),
             organisation_id: OrganisationId::new(),
+            submitted_by: None,
             submitted_at: Utc::now(),
             profile: MatchingProfile {
                 commune_code: "16015".parse().unwrap(),
