@@ -1,6 +1,8 @@
 //! HTTP for referrers (submit, follow, cancel), mediators (accept, decline, contact,
 //! close) and coordinators (reroute).
 
+use std::collections::HashMap;
+
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -209,12 +211,24 @@ async fn list(
     let next_cursor = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| format!("{}_{}", r.created_at.timestamp_micros(), r.id)))
         .flatten();
-    let mut items = Vec::with_capacity(rows.len());
-    for r in rows {
-        if let Some(d) = disclosure(&caller, &r) {
-            items.push(render(&mut conn, r, d, false).await?);
-        }
-    }
+    // Three queries for the page, whatever its size: the rows, their persons (for those
+    // the caller may see), their accepting structures' contacts.
+    let visible: Vec<(Referral, Disclosure)> =
+        rows.into_iter().filter_map(|r| disclosure(&caller, &r).map(|d| (r, d))).collect();
+    let personal: Vec<ReferralId> =
+        visible.iter().filter(|(_, d)| *d == Disclosure::Personal).map(|(r, _)| r.id).collect();
+    let mut persons = if personal.is_empty() { HashMap::new() } else { store::persons(&mut conn, &personal).await? };
+    let accepted: Vec<StructureId> = visible.iter().filter_map(|(r, _)| r.structure_id.clone()).collect();
+    let contacts =
+        if accepted.is_empty() { HashMap::new() } else { store::structure_contacts(&mut conn, &accepted).await? };
+    let items: Vec<view::ReferralView> = visible
+        .into_iter()
+        .map(|(r, d)| {
+            let person = persons.remove(&r.id);
+            let structure = r.structure_id.as_ref().and_then(|s| contacts.get(s.as_str())).cloned();
+            view::render(r, Parts { person, history: None, structure }, d)
+        })
+        .collect();
     Ok(AxumJson(serde_json::json!({ "items": items, "next_cursor": next_cursor })).into_response())
 }
 

@@ -1,5 +1,7 @@
 //! SQL for the `referrals` schema.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use contracts::events::{Point, Structure};
 use contracts::{
@@ -436,6 +438,26 @@ pub async fn person(conn: &mut PgConnection, id: ReferralId) -> sqlx::Result<Opt
     Ok(record.map(PersonRow::try_from).transpose()?)
 }
 
+/// The persons of several referrals in one query (a list page), by referral.
+pub async fn persons(conn: &mut PgConnection, ids: &[ReferralId]) -> sqlx::Result<HashMap<ReferralId, PersonRow>> {
+    let ids: Vec<Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
+    let records = sqlx::query_as!(
+        PersonRecord,
+        "SELECT referral_id, first_name, last_name, phone, email, contact_preference, commune_name, note, consent_method, consent_at
+         FROM referrals.persons WHERE referral_id = ANY($1)",
+        &ids
+    )
+    .fetch_all(conn)
+    .await?;
+    records
+        .into_iter()
+        .map(|r| {
+            let id = ReferralId::from(r.referral_id);
+            Ok((id, PersonRow::try_from(r)?))
+        })
+        .collect()
+}
+
 pub async fn add_history(
     conn: &mut PgConnection,
     referral_id: ReferralId,
@@ -595,6 +617,7 @@ pub async fn upsert_structure(conn: &mut PgConnection, s: &Structure, sequence: 
     Ok(())
 }
 
+#[derive(Clone)]
 pub struct StructureContactRow {
     pub name: String,
     pub phone: Option<String>,
@@ -610,6 +633,22 @@ pub async fn structure_contact(conn: &mut PgConnection, id: &StructureId) -> sql
     )
     .fetch_optional(conn)
     .await
+}
+
+/// The contacts of several structures in one query (a list page), by structure.
+pub async fn structure_contacts(
+    conn: &mut PgConnection,
+    ids: &[StructureId],
+) -> sqlx::Result<HashMap<String, StructureContactRow>> {
+    let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    let rows =
+        sqlx::query!("SELECT id, name, phone, email, website FROM referrals.structures WHERE id = ANY($1)", &ids)
+            .fetch_all(conn)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.id, StructureContactRow { name: r.name, phone: r.phone, email: r.email, website: r.website }))
+        .collect())
 }
 
 /// Pending offers and waitlist size per territory, for the metrics.
