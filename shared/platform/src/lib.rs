@@ -14,6 +14,8 @@ pub mod metrics;
 pub mod problem;
 pub mod row;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use config::Config;
 pub use problem::ApiError;
