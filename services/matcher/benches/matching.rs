@@ -59,7 +59,7 @@ fn match_one(world: &World, demand: &Demand, now: chrono::NaiveDateTime) -> Opti
     let used = |id: &str| world.used.get(id).copied().unwrap_or(0);
     let best = engine::best(&world.index, demand, &tried, used, Some(now))?;
     let structure = world.index.get(&best.structure_id)?;
-    let explanation = engine::explain(demand, &best, structure);
+    let explanation = engine::explain(demand, &best, structure).iter().map(|r| r.text_en()).collect();
     Some((best.structure_id.into_string(), explanation))
 }
 

@@ -38,6 +38,8 @@ struct CandidateView {
     next_opening: Option<String>,
     remote: bool,
     explanation: Vec<String>,
+    /// The same, as codes with their values.
+    reasons: Vec<contracts::explain::Reason>,
 }
 
 #[derive(Serialize)]
@@ -82,7 +84,8 @@ fn candidate_view(c: Candidate) -> CandidateView {
         load: LoadView { used: c.used, weekly_capacity: c.capacity },
         next_opening: c.next_opening.map(|t| t.format("%Y-%m-%dT%H:%M").to_string()),
         remote: c.remote,
-        explanation: c.explanation,
+        explanation: c.reasons.iter().map(contracts::explain::Reason::text_en).collect(),
+        reasons: c.reasons,
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Instant;
 use chrono::Utc;
 use contracts::Envelope;
 use contracts::events::{MatchProposed, MatchWaitlisted};
+use contracts::explain::Reason;
 use contracts::week::{CapacityWeek, paris_local};
 use contracts::{StructureId, WaitlistReason};
 use sqlx::PgConnection;
@@ -90,10 +91,10 @@ impl Matcher {
             let settled = search.settled(|id| usage.get(id).copied().unwrap_or(0), now);
             for c in settled {
                 if store::reserve(&mut *conn, &c.structure_id, &week, false).await? {
-                    let explanation =
+                    let reasons =
                         index.get(&c.structure_id).map(|s| engine::explain(&demand, &c, s)).unwrap_or_default();
                     platform::metrics::metrics().match_duration.observe(started.elapsed().as_secs_f64());
-                    self.propose(conn, p, &c, explanation, &week, false, cause).await?;
+                    self.propose(conn, p, &c, reasons, &week, false, cause).await?;
                     return Ok(Some(Routed::Proposed(c.structure_id)));
                 }
                 // Another replica took its last place: full for this search.
@@ -149,14 +150,14 @@ impl Matcher {
             capacity: s.weekly_capacity,
             next_opening: None,
             remote: false,
-            explanation: Vec::new(),
+            reasons: Vec::new(),
         };
-        let mut explanation = vec![format!("chosen by a coordinator ({:.1} km away)", distance_km)];
+        let mut reasons = vec![Reason::ChosenByCoordinator { km: (distance_km * 10.0).round() / 10.0 }];
         if force {
-            explanation.push("capacity overridden by the coordinator".to_string());
+            reasons.push(Reason::CapacityOverridden);
         }
-        explanation.push(format!("load this week: {}/{}", c.used, c.capacity));
-        self.propose(conn, p, &c, explanation, &week, force, cause).await?;
+        reasons.push(Reason::Load { used: c.used, capacity: c.capacity });
+        self.propose(conn, p, &c, reasons, &week, force, cause).await?;
         Ok(Routed::Proposed(c.structure_id))
     }
 
@@ -166,7 +167,7 @@ impl Matcher {
         conn: &mut PgConnection,
         p: &mut Profile,
         c: &Candidate,
-        explanation: Vec<String>,
+        reasons: Vec<Reason>,
         week: &str,
         forced: bool,
         cause: Option<&Envelope>,
@@ -190,7 +191,8 @@ impl Matcher {
             attempt: p.attempts,
             score: round3(c.score),
             distance_km: round3(c.distance_km),
-            explanation,
+            explanation: reasons.iter().map(Reason::text_en).collect(),
+            reasons,
             reservation_id,
             proposed_at: Utc::now(),
         };
@@ -263,7 +265,7 @@ impl Matcher {
         candidates.truncate(limit);
         for c in &mut candidates {
             if let Some(s) = index.get(&c.structure_id) {
-                c.explanation = engine::explain(demand, c, s);
+                c.reasons = engine::explain(demand, c, s);
             }
         }
         let excluded = engine::excluded_nearby(&index, demand, tried, used, radius, 50);

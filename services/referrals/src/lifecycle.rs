@@ -90,6 +90,7 @@ pub async fn offer(
         distance_km: m.distance_km,
         score: m.score,
         explanation: m.explanation.clone(),
+        reasons: m.reasons.clone(),
     });
     let event = ReferralOffered {
         referral_id: r.id,
@@ -100,6 +101,7 @@ pub async fn offer(
         score: m.score,
         distance_km: m.distance_km,
         explanation: m.explanation.clone(),
+        reasons: m.reasons.clone(),
         reservation_id: m.reservation_id,
     };
     emit(conn, r, &event, Some(cause)).await?;

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use contracts::events::{Point, Structure};
+use contracts::explain::Reason;
 use contracts::{
     Accessibility, CommuneCode, ContactPreference, HistoryStep, Language, Need, OrganisationId, Outcome, ReferralId,
     ReferralMode, ReferralStatus, StructureId, Territory, Urgency, WaitlistReason,
@@ -54,6 +55,7 @@ struct ReferralRecord {
     updated_at: DateTime<Utc>,
     status_changed_at: DateTime<Utc>,
     submitted_by: Option<Uuid>,
+    offer_reasons: Option<serde_json::Value>,
 }
 
 /// One referral (no personal data: that is in [`PersonRow`]).
@@ -105,6 +107,7 @@ pub struct Offer {
     pub distance_km: f64,
     pub score: f64,
     pub explanation: Vec<String>,
+    pub reasons: Vec<Reason>,
 }
 
 const REFERRALS: &str = "referrals.referrals";
@@ -126,6 +129,11 @@ impl TryFrom<ReferralRecord> for Referral {
                 distance_km: c.required("offer_distance_km", r.offer_distance_km)?,
                 score: c.required("offer_score", r.offer_score)?,
                 explanation: c.json("offer_explanation", c.required("offer_explanation", r.offer_explanation)?)?,
+                // Offers made before reasons were recorded have none.
+                reasons: match r.offer_reasons {
+                    None => Vec::new(),
+                    Some(v) => c.json("offer_reasons", v)?,
+                },
             }),
         };
         if (status == ReferralStatus::Offered) != offer.is_some() {
@@ -397,7 +405,7 @@ pub async fn update(conn: &mut PgConnection, r: &Referral) -> sqlx::Result<()> {
             offer_structure_id = $8, offer_structure_name = $9, offer_reservation_id = $10, offered_at = $11,
             offer_expires_at = $12, offer_distance_km = $13, offer_score = $14, offer_explanation = $15,
             structure_id = $16, structure_name = $17, accepted_at = $18, outcome = $19, closed_at = $20,
-            event_sequence = $21, updated_at = now()
+            event_sequence = $21, offer_reasons = $22, updated_at = now()
          WHERE id = $1",
         r.id.as_uuid(),
         r.status.slug(),
@@ -420,6 +428,7 @@ pub async fn update(conn: &mut PgConnection, r: &Referral) -> sqlx::Result<()> {
         r.outcome.map(Outcome::slug),
         r.closed_at,
         r.event_sequence,
+        o.map(|o| serde_json::json!(o.reasons)),
     )
     .execute(conn)
     .await?;

@@ -63,6 +63,8 @@ pub struct OfferView {
     pub distance_km: f64,
     pub score: f64,
     pub explanation: Vec<String>,
+    /// The same as `explanation`, as codes with their values.
+    pub reasons: Vec<contracts::explain::Reason>,
 }
 
 #[derive(Serialize)]
@@ -129,6 +131,7 @@ pub fn render(r: Referral, parts: Parts, disclosure: Disclosure) -> ReferralView
         distance_km: o.distance_km,
         score: o.score,
         explanation: o.explanation,
+        reasons: o.reasons,
     });
     let structure = r.structure_id.clone().map(|id| {
         let contact = parts

@@ -5,6 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
+use crate::explain::Reason;
 use crate::ids::*;
 use crate::vocab::*;
 
@@ -190,6 +191,9 @@ pub struct ReferralOffered {
     pub score: f64,
     pub distance_km: f64,
     pub explanation: Vec<String>,
+    /// The same as `explanation`, as codes with their values (to render in French).
+    #[serde(default)]
+    pub reasons: Vec<Reason>,
     pub reservation_id: Uuid,
 }
 impl EventData for ReferralOffered {
@@ -309,6 +313,8 @@ pub struct MatchProposed {
     pub score: f64,
     pub distance_km: f64,
     pub explanation: Vec<String>,
+    #[serde(default)]
+    pub reasons: Vec<Reason>,
     pub reservation_id: Uuid,
     pub proposed_at: DateTime<Utc>,
 }

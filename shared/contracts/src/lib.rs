@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod api;
 pub mod email;
 pub mod events;
+pub mod explain;
 pub mod ids;
 pub mod opening_hours;
 pub mod personal;

@@ -236,7 +236,65 @@ impl Language {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The language's name in French, for the languages people referred in France speak
+    /// most; otherwise the code itself.
+    pub fn name_fr(&self) -> &str {
+        LANGUAGE_NAMES_FR.iter().find(|(code, _)| *code == self.0).map(|(_, name)| *name).unwrap_or(&self.0)
+    }
 }
+
+/// ISO 639-1 codes and their French names.
+pub const LANGUAGE_NAMES_FR: &[(&str, &str)] = &[
+    ("fr", "français"),
+    ("en", "anglais"),
+    ("ar", "arabe"),
+    ("es", "espagnol"),
+    ("pt", "portugais"),
+    ("it", "italien"),
+    ("de", "allemand"),
+    ("tr", "turc"),
+    ("ru", "russe"),
+    ("uk", "ukrainien"),
+    ("ro", "roumain"),
+    ("pl", "polonais"),
+    ("zh", "chinois"),
+    ("vi", "vietnamien"),
+    ("fa", "persan"),
+    ("ps", "pachto"),
+    ("ku", "kurde"),
+    ("hy", "arménien"),
+    ("ka", "géorgien"),
+    ("sq", "albanais"),
+    ("sr", "serbe"),
+    ("bn", "bengali"),
+    ("ta", "tamoul"),
+    ("ur", "ourdou"),
+    ("hi", "hindi"),
+    ("so", "somali"),
+    ("ti", "tigrigna"),
+    ("am", "amharique"),
+    ("wo", "wolof"),
+    ("bm", "bambara"),
+    ("ff", "peul"),
+    ("ln", "lingala"),
+    ("sw", "swahili"),
+    ("mg", "malgache"),
+    ("ht", "créole haïtien"),
+    ("nl", "néerlandais"),
+    ("el", "grec"),
+    ("he", "hébreu"),
+    ("ja", "japonais"),
+    ("ko", "coréen"),
+    ("th", "thaï"),
+    ("km", "khmer"),
+    ("lo", "lao"),
+    ("br", "breton"),
+    ("oc", "occitan"),
+    ("eu", "basque"),
+    ("ca", "catalan"),
+    ("co", "corse"),
+];
 
 impl FromStr for Language {
     type Err = UnknownValue;

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
 use contracts::events::Point;
+use contracts::explain::Reason;
 use contracts::{Accessibility, Language, Need, ReferralMode, StructureId, StructureMode, Urgency};
 
 use super::index::{Index, IndexedStructure};
@@ -134,7 +135,7 @@ pub struct Candidate {
     pub capacity: u32,
     pub next_opening: Option<NaiveDateTime>,
     pub remote: bool,
-    pub explanation: Vec<String>,
+    pub reasons: Vec<Reason>,
 }
 
 /// A structure near the person that cannot take the referral, and why.
@@ -367,7 +368,7 @@ pub fn rank(
             capacity: s.weekly_capacity,
             next_opening: None,
             remote: f.remote,
-            explanation: Vec::new(),
+            reasons: Vec::new(),
         });
     }
     // Opening hours only matter between near-ties, so only the leading band pays for them.
@@ -408,34 +409,32 @@ pub fn compare(a: &Candidate, b: &Candidate) -> Ordering {
 }
 
 /// Why this structure: distance, needs, language, accessibility, load, opening.
-pub fn explain(demand: &Demand, c: &Candidate, s: &IndexedStructure) -> Vec<String> {
-    let mut lines = Vec::new();
+pub fn explain(demand: &Demand, c: &Candidate, s: &IndexedStructure) -> Vec<Reason> {
+    let mut reasons = Vec::new();
     if c.remote {
-        lines.push(format!("remote support ({} km away)", format_km_1(c.distance_km)));
+        reasons.push(Reason::Remote { km: round1(c.distance_km) });
     } else {
-        lines.push(format!("{} km away, within {} km", format_km_1(c.distance_km), format_km(demand.max_distance_km)));
+        reasons.push(Reason::Distance { km: round1(c.distance_km), max_km: demand.max_distance_km });
     }
-    let needs: Vec<&str> = demand.needs.iter().map(|n| n.slug()).collect();
-    lines.push(format!("covers {}", needs.join(", ")));
-    let shared: Vec<&str> = demand.languages.iter().filter(|l| s.languages.contains(l)).map(Language::as_str).collect();
+    reasons.push(Reason::Covers { needs: demand.needs.clone() });
+    let shared: Vec<Language> = demand.languages.iter().filter(|l| s.languages.contains(l)).cloned().collect();
     if !shared.is_empty() {
-        lines.push(format!("speaks {}", shared.join(", ")));
+        reasons.push(Reason::Speaks { languages: shared });
     } else if s.other_languages {
-        lines.push("supports other languages".to_string());
+        reasons.push(Reason::OtherLanguages);
     }
     if !demand.accessibility.is_empty() {
-        let a: Vec<&str> = demand.accessibility.iter().map(|a| a.slug()).collect();
-        lines.push(format!("supports {}", a.join(", ")));
+        reasons.push(Reason::Supports { accessibility: demand.accessibility.clone() });
     }
-    lines.push(format!("load this week: {}/{}", c.used, c.capacity));
-    if let Some(next) = c.next_opening {
-        lines.push(format!("next opening: {}", next.format("%a %d %b %H:%M")));
+    reasons.push(Reason::Load { used: c.used, capacity: c.capacity });
+    if let Some(at) = c.next_opening {
+        reasons.push(Reason::NextOpening { at });
     }
-    lines
+    reasons
 }
 
-fn format_km_1(km: f64) -> String {
-    format!("{km:.1}")
+fn round1(km: f64) -> f64 {
+    (km * 10.0).round() / 10.0
 }
 
 /// Structures around the person that cannot take the referral, nearest first, with every
@@ -617,7 +616,7 @@ mod tests {
         let i = index(vec![s.clone()]);
         let f = feasible(&i, &demand(), &HashMap::new());
         let (c, _) = rank(&f, |_| 1, None);
-        let lines = explain(&demand(), &c[0], &s);
+        let lines: Vec<String> = explain(&demand(), &c[0], &s).iter().map(Reason::text_en).collect();
         assert!(lines[0].contains("km away"), "{lines:?}");
         assert!(lines.iter().any(|l| l.contains("aide_demarches_administratives")));
         assert!(lines.iter().any(|l| l == "speaks fr"));
@@ -636,8 +635,11 @@ mod tests {
         let christmas_eve = chrono::NaiveDate::from_ymd_opt(2026, 12, 24).and_then(|d| d.and_hms_opt(18, 0, 0));
         let (c, _) = rank(&f, |_| 0, christmas_eve);
         assert_eq!(c[0].structure_id, "saturdays");
-        assert!(explain(&demand(), &c[0], &saturdays).contains(&"next opening: Sat 26 Dec 09:00".to_string()));
-        assert!(explain(&demand(), &c[1], &weekdays).contains(&"next opening: Mon 28 Dec 09:00".to_string()));
+        let lines = |c: &Candidate, s: &IndexedStructure| -> Vec<String> {
+            explain(&demand(), c, s).iter().map(Reason::text_en).collect()
+        };
+        assert!(lines(&c[0], &saturdays).contains(&"next opening: Sat 26 Dec 09:00".to_string()));
+        assert!(lines(&c[1], &weekdays).contains(&"next opening: Mon 28 Dec 09:00".to_string()));
     }
 
     proptest::proptest! {
