@@ -16,6 +16,7 @@ pub mod row;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod vault;
 
 pub use config::Config;
 pub use problem::ApiError;
