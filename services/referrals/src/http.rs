@@ -166,6 +166,19 @@ async fn read(
     Ok(AxumJson(render(&mut conn, r, d, true).await?).into_response())
 }
 
+/// The longest `stale_days` filter: a century.
+const MAX_STALE_DAYS: u32 = 36_500;
+
+/// The time before which the status must have last changed, for `stale_days`. Days
+/// beyond [`MAX_STALE_DAYS`] are refused rather than overflowing the calendar.
+fn unchanged_since(stale_days: Option<u32>, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    let Some(days) = stale_days else { return Ok(None) };
+    if days > MAX_STALE_DAYS {
+        return Err(ApiError::invalid_field("stale_days", format!("must be between 0 and {MAX_STALE_DAYS}")));
+    }
+    Ok(now.checked_sub_signed(chrono::Duration::days(i64::from(days))))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
@@ -206,7 +219,7 @@ async fn list(
         Scope::Structure(s) => ListScope::Structure(s.clone()),
         Scope::Territories(t) => ListScope::Territories(t.clone()),
     };
-    let unchanged_since = q.stale_days.map(|d| Utc::now() - chrono::Duration::days(i64::from(d)));
+    let unchanged_since = unchanged_since(q.stale_days, Utc::now())?;
     let filter = ListFilter { scope, status: q.status, escalated: q.escalated, unchanged_since, before, limit };
     let mut conn = state.pool.acquire().await?;
     let rows = store::list(&mut conn, &filter).await?;
@@ -386,4 +399,24 @@ async fn reroute(
     tx.commit().await?;
     tracing::info!(referral_id = %r.id, to = ?structure_id, force, "rerouted");
     respond(&state, &caller, r.id).await
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stale_days_filter_beyond_a_century_is_refused_not_a_panic() {
+        // `GET /api/v1/referrals?stale_days=1163073428` was a 500: the date overflowed.
+        let now = Utc::now();
+        for days in [MAX_STALE_DAYS + 1, 1_163_073_428, u32::MAX] {
+            let err = unchanged_since(Some(days), now).unwrap_err();
+            assert_eq!(err.status, axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+            assert_eq!(err.errors[0].field, "stale_days");
+        }
+        let century = unchanged_since(Some(MAX_STALE_DAYS), now).unwrap().unwrap();
+        assert_eq!((now - century).num_days(), i64::from(MAX_STALE_DAYS));
+        assert_eq!(unchanged_since(None, now).unwrap(), None);
+    }
 }
