@@ -3,7 +3,11 @@
 //! structure and admin.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use contracts::{
+    Accessibility, ContactPreference, Language, Need, Outcome, ReferralMode, ReferralStatus, Urgency, WaitlistReason,
+};
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::store::{HistoryRow, PersonRow, ReferralRow, StructureContactRow};
@@ -16,9 +20,12 @@ pub enum Disclosure {
     Personal,
 }
 
-#[derive(Serialize)]
+/// A referral as one caller may see it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Referral)]
 pub struct ReferralView {
     pub id: Uuid,
+    #[schema(value_type = ReferralStatus)]
     pub status: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -27,20 +34,31 @@ pub struct ReferralView {
     pub organisation_id: Uuid,
     pub territory: String,
     pub commune_code: String,
+    #[schema(value_type = Vec<Need>)]
     pub needs: Vec<String>,
+    #[schema(value_type = Vec<ReferralMode>)]
     pub modes: Vec<String>,
+    #[schema(value_type = Vec<Language>)]
     pub languages: Vec<String>,
+    #[schema(value_type = Vec<Accessibility>)]
     pub accessibility: Vec<String>,
     pub max_distance_km: f64,
+    #[schema(value_type = Urgency)]
     pub urgency: String,
     pub deadline: Option<NaiveDate>,
+    /// Offers made so far.
     pub attempts: i32,
     pub escalated: bool,
+    #[schema(value_type = Option<WaitlistReason>)]
     pub waitlist_reason: Option<String>,
+    /// The pending offer, while `offered`.
     pub current_offer: Option<OfferView>,
+    /// The accepting structure, once accepted.
     pub structure: Option<StructureView>,
+    #[schema(value_type = Option<Outcome>)]
     pub outcome: Option<String>,
     pub closed_at: Option<DateTime<Utc>>,
+    /// Only for the referrer organisation, the accepting structure and admin.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub person: Option<PersonView>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -51,7 +69,8 @@ pub struct ReferralView {
     pub history: Option<Vec<HistoryView>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Offer)]
 pub struct OfferView {
     pub structure_id: String,
     pub structure_name: String,
@@ -59,44 +78,86 @@ pub struct OfferView {
     pub expires_at: Option<DateTime<Utc>>,
     pub distance_km: Option<f64>,
     pub score: Option<f64>,
+    /// Why this structure, one line each.
+    #[schema(value_type = Vec<String>)]
     pub explanation: serde_json::Value,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = AcceptingStructure)]
 pub struct StructureView {
     pub id: String,
     pub name: String,
     pub accepted_at: Option<DateTime<Utc>>,
-    pub contact: serde_json::Value,
+    /// `null` if the structure has left the directory.
+    pub contact: Option<StructureContactView>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = AcceptingStructureContact)]
+pub struct StructureContactView {
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub website: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = Person)]
 pub struct PersonView {
     pub first_name: String,
     pub last_name: String,
+    /// E.164.
     pub phone: Option<String>,
     pub email: Option<String>,
+    #[schema(value_type = ContactPreference)]
     pub contact_preference: String,
     pub commune_code: String,
     pub commune: String,
+    #[schema(value_type = Vec<Language>)]
     pub languages: Vec<String>,
+    #[schema(value_type = Vec<Accessibility>)]
     pub accessibility: Vec<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Consent)]
 pub struct ConsentView {
     pub obtained: bool,
     pub method: Option<String>,
     pub at: Option<DateTime<Utc>>,
 }
 
-#[derive(Serialize)]
+/// The steps a referral's history records.
+pub const STEPS: [&str; 11] = [
+    "submitted",
+    "offered",
+    "declined",
+    "offer_expired",
+    "waitlisted",
+    "accepted",
+    "contacted",
+    "closed",
+    "cancelled",
+    "rerouted",
+    "offer_withdrawn",
+];
+
+fn step_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(STEPS))
+        .description(Some("The step"))
+        .build()
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = HistoryEntry)]
 pub struct HistoryView {
     pub at: DateTime<Utc>,
-    /// The step: submitted, offered, declined, offer_expired, waitlisted, accepted,
-    /// contacted, closed, cancelled, rerouted, offer_withdrawn.
+    #[schema(schema_with = step_schema)]
     pub status: String,
     /// The referral's status after the step.
+    #[schema(value_type = ReferralStatus)]
     pub referral_status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub structure_id: Option<String>,
@@ -106,8 +167,19 @@ pub struct HistoryView {
     pub actor: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// Facts of the step (`attempt`, `distance_km`, `expires_at`, `kind` …).
     #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    #[schema(value_type = Option<Object>, nullable = false)]
     pub detail: serde_json::Value,
+}
+
+/// A page of referrals.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ReferralPage)]
+pub struct ReferralPage {
+    pub items: Vec<ReferralView>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
+    pub next_cursor: Option<String>,
 }
 
 pub struct Parts {
@@ -128,10 +200,11 @@ pub fn render(r: ReferralRow, parts: Parts, disclosure: Disclosure) -> ReferralV
         explanation: r.offer_explanation.clone().unwrap_or(serde_json::json!([])),
     });
     let structure = r.structure_id.clone().map(|id| {
-        let contact = parts
-            .structure
-            .as_ref()
-            .map(|s| serde_json::json!({ "phone": s.phone, "email": s.email, "website": s.website }));
+        let contact = parts.structure.as_ref().map(|s| StructureContactView {
+            phone: s.phone.clone(),
+            email: s.email.clone(),
+            website: s.website.clone(),
+        });
         StructureView {
             name: parts
                 .structure
@@ -141,7 +214,7 @@ pub fn render(r: ReferralRow, parts: Parts, disclosure: Disclosure) -> ReferralV
                 .unwrap_or_default(),
             id,
             accepted_at: r.accepted_at,
-            contact: contact.unwrap_or(serde_json::Value::Null),
+            contact,
         }
     });
     let (person, note, consent) = match (personal, parts.person) {

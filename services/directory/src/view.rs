@@ -1,0 +1,126 @@
+//! What the directory answers: organisations and structures as the API shows them. The
+//! OpenAPI schemas are derived from these types, so each is what is serialised.
+
+use chrono::{DateTime, Utc};
+use contracts::events::Structure;
+use contracts::{Accessibility, Language, Need, OrganisationKind, StructureMode};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::store::Organisation;
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Organisation)]
+pub struct OrganisationView {
+    pub id: Uuid,
+    pub name: String,
+    pub kind: OrganisationKind,
+    /// Its département code.
+    pub territory: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Organisation> for OrganisationView {
+    fn from(o: Organisation) -> Self {
+        Self { id: o.id, name: o.name, kind: o.kind, territory: o.territory, created_at: o.created_at }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrganisationPage {
+    pub items: Vec<OrganisationView>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Address)]
+pub struct AddressView {
+    pub street: Option<String>,
+    pub postcode: Option<String>,
+    pub commune: Option<String>,
+    pub commune_code: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Point)]
+pub struct PointView {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = StructureContact)]
+pub struct ContactView {
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub website: Option<String>,
+}
+
+/// A structure (a *lieu de médiation numérique*): the record a `PUT` takes, with its id,
+/// territory, source and time of the last change.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Structure)]
+pub struct StructureView {
+    pub id: String,
+    pub name: String,
+    pub services: Vec<Need>,
+    pub modes: Vec<StructureMode>,
+    pub languages: Vec<Language>,
+    /// *Langues étrangères (autres)*.
+    pub other_languages: bool,
+    pub accessibility: Vec<Accessibility>,
+    pub address: AddressView,
+    pub location: PointView,
+    /// Its département code, from the commune.
+    pub territory: String,
+    /// OpenStreetMap `opening_hours`; `null` when unknown.
+    pub opening_hours: Option<String>,
+    pub weekly_capacity: u32,
+    pub accepting: bool,
+    pub contact: ContactView,
+    /// `api`, `mednum` or the source of an import.
+    pub source: Option<String>,
+    pub fees: Vec<String>,
+    pub labels: Vec<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Structure> for StructureView {
+    fn from(s: Structure) -> Self {
+        Self {
+            id: s.id,
+            name: s.name,
+            services: s.services,
+            modes: s.modes,
+            languages: s.languages,
+            other_languages: s.other_languages,
+            accessibility: s.accessibility,
+            address: AddressView {
+                street: s.address.street,
+                postcode: s.address.postcode,
+                commune: s.address.commune,
+                commune_code: s.address.commune_code,
+            },
+            location: PointView { lat: s.location.lat, lon: s.location.lon },
+            territory: s.territory,
+            opening_hours: s.opening_hours,
+            weekly_capacity: s.weekly_capacity,
+            accepting: s.accepting,
+            contact: ContactView { phone: s.contact.phone, email: s.contact.email, website: s.contact.website },
+            source: s.source,
+            fees: s.fees,
+            labels: s.labels,
+            updated_at: s.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StructurePage {
+    pub items: Vec<StructureView>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
+    pub next_cursor: Option<String>,
+}
