@@ -227,7 +227,8 @@ mod tests {
 
         let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
         assert_eq!(schemes["bearer"]["scheme"], "bearer");
-        let tags: BTreeSet<&str> = doc["tags"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+        let tags: BTreeSet<&str> =
+            doc["tags"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
         let mut ids = BTreeSet::new();
         let ops = operations(&doc);
         for (method, path, op) in &ops {
@@ -311,7 +312,8 @@ mod tests {
     fn the_problem_schema_is_what_an_error_serialises_to() {
         let doc = document();
         let problem = &doc["components"]["schemas"]["Problem"];
-        let body = serde_json::to_value(platform::ApiError::validation(vec![FieldError::new("needs", "empty")])).unwrap();
+        let body =
+            serde_json::to_value(platform::ApiError::validation(vec![FieldError::new("needs", "empty")])).unwrap();
         for key in body.as_object().unwrap().keys() {
             assert!(problem["properties"].get(key).is_some(), "{key} is undocumented");
         }

@@ -294,6 +294,7 @@ async fn get_structure(
 #[into_params(parameter_in = Query)]
 struct StructureQuery {
     /// A département code.
+    #[param(schema_with = contracts::api::schema::query_text)]
     territory: Option<String>,
     /// Only structures offering this service.
     #[param(value_type = Option<Need>)]
@@ -329,6 +330,9 @@ async fn list_structures(
     Query(q): Query<StructureQuery>,
 ) -> Result<Response, ApiError> {
     let (limit, offset) = page(q.limit, q.cursor.as_deref())?;
+    if q.territory.as_deref().is_some_and(contracts::validate::has_control_characters) {
+        return Err(ApiError::invalid_field("territory", "contains control characters"));
+    }
     if let Some(s) = &q.service {
         s.parse::<Need>().map_err(|e| ApiError::invalid_field("service", e.to_string()))?;
     }
@@ -437,6 +441,9 @@ async fn delete_structure(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin, Role::Coordinator])?;
+    if !valid_structure_id(&id) {
+        return Err(ApiError::not_found());
+    }
     let mut tx = state.pool.begin().await?;
     let territory = store::structure_territory_for_update(&mut tx, &id).await?.ok_or_else(ApiError::not_found)?;
     may_edit(&caller, &territory)?;
@@ -448,6 +455,28 @@ async fn delete_structure(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// A Mednum JSON file: an array of records, or an export holding one (under `data`,
+/// `lieux` …).
+struct MednumJson;
+
+impl utoipa::PartialSchema for MednumJson {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::Array, Type::Object]))
+            .description(Some("An array of records, or an export holding one (under `data`, `lieux` …)"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for MednumJson {}
+
+/// A CSV file with a header line: not empty.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, min_length = 1, pattern = "[^\\s\\uFEFF]")]
+#[allow(dead_code)]
+struct CsvFile(String);
+
 /// Import a Mednum file, JSON or CSV, up to 50 MiB (admin; coordinator: records outside
 /// their territories are rejected).
 #[utoipa::path(
@@ -458,8 +487,8 @@ async fn delete_structure(
     request_body(
         description = "A Mednum file: a JSON array of records, or CSV with a header line",
         content(
-            (Vec<serde_json::Value> = "application/json"),
-            (String = "text/csv"),
+            (inline(MednumJson) = "application/json"),
+            (inline(CsvFile) = "text/csv"),
         )
     ),
     responses(

@@ -41,6 +41,9 @@ pub fn router(state: InsightsState) -> Router {
 /// else 404), or every territory of the caller. Coordinators and admin only.
 pub fn territories(caller: &Caller, asked: Option<&str>) -> Result<Option<Vec<String>>, ApiError> {
     caller.require(&[Role::Coordinator, Role::Admin])?;
+    if asked.is_some_and(contracts::validate::has_control_characters) {
+        return Err(ApiError::invalid_field("territory", "contains control characters"));
+    }
     match asked.map(str::trim).filter(|t| !t.is_empty()) {
         Some(t) if caller.covers_territory(t) => Ok(Some(vec![t.to_string()])),
         Some(_) => Err(ApiError::not_found()),
@@ -70,6 +73,7 @@ fn label(territories: &Option<Vec<String>>) -> Option<TerritoryLabel> {
 #[into_params(parameter_in = Query)]
 struct QueuesQuery {
     /// A département code the caller covers (else 404). Default: all of the caller's.
+    #[param(schema_with = contracts::api::schema::query_text)]
     territory: Option<String>,
 }
 
@@ -106,14 +110,15 @@ async fn queues(
     Ok(AxumJson(Queues { territory: label(&territories), week: week.to_string(), structures, waitlist }))
 }
 
-/// A period bound: a date (`2026-11-01`) or an RFC 3339 time.
+/// A period bound: a date (`2026-11-01`) or an RFC 3339 time; empty is no bound.
 fn period_bound() -> utoipa::openapi::schema::Schema {
     use utoipa::openapi::schema::{AnyOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
     let format = |f| ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(f)));
     AnyOfBuilder::new()
         .item(format(KnownFormat::Date))
         .item(format(KnownFormat::DateTime))
-        .description(Some("A date (`2026-11-01`) or an RFC 3339 time"))
+        .item(ObjectBuilder::new().schema_type(Type::String).max_length(Some(0)))
+        .description(Some("A date (`2026-11-01`) or an RFC 3339 time; empty is no bound"))
         .build()
         .into()
 }
@@ -123,6 +128,7 @@ fn period_bound() -> utoipa::openapi::schema::Schema {
 #[into_params(parameter_in = Query)]
 pub struct PeriodQuery {
     /// A département code the caller covers (else 404). Default: all of the caller's.
+    #[param(schema_with = contracts::api::schema::query_text)]
     pub territory: Option<String>,
     /// Start of the period, included; must be before `to`.
     #[param(schema_with = period_bound)]
@@ -470,8 +476,8 @@ async fn export_csv(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct ReportQuery {
-    /// `YYYY-MM`, Paris time. Default: this month.
-    #[param(pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$")]
+    /// `YYYY-MM`, Paris time. Default (absent or empty): this month.
+    #[param(pattern = "^([0-9]{4}-(0[1-9]|1[0-2]))?$")]
     month: Option<String>,
     /// `csv` (or `Accept: text/csv`) for CSV. Default: `json`.
     #[param(schema_with = report_format)]
@@ -531,6 +537,10 @@ async fn structure_report(
     Query(q): Query<ReportQuery>,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Mediator, Role::Coordinator, Role::Admin])?;
+    // No structure id holds a control character, and PostgreSQL cannot even compare a NUL.
+    if contracts::validate::has_control_characters(&id) {
+        return Err(ApiError::not_found());
+    }
     let mut conn = state.pool.acquire().await?;
     let structure = queries::structure(&mut conn, &id).await?.ok_or_else(ApiError::not_found)?;
     let allowed = match &caller.scope {

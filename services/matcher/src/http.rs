@@ -201,7 +201,12 @@ async fn preview(
 ) -> Result<AxumJson<AssessmentView>, ApiError> {
     caller.require(&[Role::Referrer, Role::Coordinator, Role::Admin])?;
     let demand = parse_preview(&req, state.config.max_distance_km).map_err(ApiError::validation)?;
-    let limit = req.limit.unwrap_or(10).clamp(1, 50) as usize;
+    let limit = match req.limit {
+        Some(l) if !(0..=i64::from(u32::MAX)).contains(&l) => {
+            return Err(ApiError::invalid_field("limit", "must be between 0 and 4294967295"));
+        }
+        l => l.unwrap_or(10).clamp(1, 50) as usize,
+    };
     let mut conn = state.pool.acquire().await?;
     let assessment = state.matcher.assess(&mut conn, &demand, &HashMap::new(), limit).await?;
     Ok(AxumJson(view(None, &demand, assessment)))
@@ -212,7 +217,10 @@ fn parse_preview(req: &PreviewRequest, default_distance: f64) -> Result<Demand, 
     let commune = match geo::communes().resolve(req.commune_code.as_deref(), req.postcode.as_deref(), None) {
         Ok(c) => Some(c),
         Err(err) => {
-            let field = if req.commune_code.is_some() || req.postcode.is_none() { "commune_code" } else { "postcode" };
+            let field = match err {
+                geo::ResolveError::UnknownPostcode(_) => "postcode",
+                _ => "commune_code",
+            };
             e.add(field, err.to_string());
             None
         }
@@ -249,6 +257,19 @@ fn parse_preview(req: &PreviewRequest, default_distance: f64) -> Result<Demand, 
 mod tests {
     use super::*;
     use crate::domain::engine::Exclusion;
+
+    #[test]
+    fn an_unknown_postcode_is_reported_on_the_postcode() {
+        let req = PreviewRequest {
+            commune_code: Some(String::new()),
+            postcode: Some("00000".into()),
+            needs: Some(vec!["loisirs_creations".into()]),
+            ..PreviewRequest::default()
+        };
+        let errors = parse_preview(&req, 30.0).err().unwrap_or_default();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["postcode"]);
+    }
 
     #[test]
     fn the_document_lists_every_exclusion_code() {

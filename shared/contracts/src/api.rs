@@ -18,7 +18,9 @@ use crate::vocab::{
 
 /// Texts and other strings as [`crate::validate::Errors`] reads them, as JSON Schemas.
 pub mod schema {
-    use utoipa::openapi::schema::{KnownFormat, Object, ObjectBuilder, SchemaFormat, SchemaType, Type};
+    use utoipa::openapi::schema::{
+        AnyOfBuilder, KnownFormat, Object, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type,
+    };
 
     /// No control character but tab, line feed and carriage return (what
     /// [`crate::validate::Errors::text`] refuses).
@@ -47,74 +49,117 @@ pub mod schema {
         string(false).max_length(Some(MAX)).pattern(Some(NO_CONTROL)).build()
     }
 
-    /// An optional text with a format: either a [`KnownFormat`] or one of the formats
-    /// this API names because their validity depends on reference data: `commune-code`
-    /// (the INSEE code of an existing commune), `postcode` (an existing French postcode),
-    /// `phone` (a phone number), `opening-hours` (an OpenStreetMap `opening_hours` value).
-    fn formatted(max: Option<usize>, format: SchemaFormat, description: &str) -> Object {
-        let mut b = string(true).format(Some(format)).description(Some(description));
-        if let Some(max) = max {
-            b = b.max_length(Some(max)).pattern(Some(NO_CONTROL));
-        }
-        b.build()
+    /// A free-text query parameter.
+    pub fn query_text() -> Object {
+        string(false).pattern(Some(NO_CONTROL)).build()
     }
 
-    fn custom(name: &str) -> SchemaFormat {
-        SchemaFormat::Custom(name.to_string())
+    /// An optional text in a format. Like every optional text, an empty one is the same
+    /// as none. Values whose validity depends on reference data (a commune that exists, a
+    /// phone number, OpenStreetMap opening hours) have no `format` of their own: a custom
+    /// one would tell clients nothing checkable, so the description says it.
+    fn formatted(max: Option<usize>, format: Option<SchemaFormat>, description: &str) -> Schema {
+        let limited = |mut b: ObjectBuilder| {
+            if let Some(max) = max {
+                b = b.max_length(Some(max)).pattern(Some(NO_CONTROL));
+            }
+            b
+        };
+        let Some(format) = format else {
+            return limited(string(true)).description(Some(description)).build().into();
+        };
+        AnyOfBuilder::new()
+            .item(limited(string(false).format(Some(format))))
+            .item(string(false).max_length(Some(0)))
+            .item(ObjectBuilder::new().schema_type(Type::Null))
+            .description(Some(description))
+            .build()
+            .into()
     }
 
-    pub fn commune_code() -> Object {
-        formatted(Some(10), custom("commune-code"), "The INSEE code of a commune (`16015`, `2A004`); it must exist")
+    pub fn commune_code() -> Schema {
+        with_examples(
+            formatted(Some(10), None, "The INSEE code of a commune (`16015`, `2A004`); it must exist"),
+            &["16015", "2A004"],
+        )
     }
 
     /// A commune code read without a length check (the matching preview).
-    pub fn preview_commune_code() -> Object {
-        formatted(None, custom("commune-code"), "The INSEE code of a commune (`16015`, `2A004`); it must exist")
+    pub fn preview_commune_code() -> Schema {
+        with_examples(
+            formatted(None, None, "The INSEE code of a commune (`16015`, `2A004`); it must exist"),
+            &["16015", "2A004"],
+        )
     }
 
+    /// A postcode is read only when no commune code is given: its format is stated
+    /// there (in [`super::cross_field_rules`]), not on the field.
     pub fn postcode() -> Object {
-        formatted(Some(10), custom("postcode"), "A French postcode; used when no commune code is given, it must exist")
+        string(true)
+            .max_length(Some(10))
+            .pattern(Some(NO_CONTROL))
+            .description(Some("A French postcode; used when no commune code is given, it must then exist"))
+            .build()
     }
 
     pub fn preview_postcode() -> Object {
-        formatted(None, custom("postcode"), "A French postcode; used when no commune code is given, it must exist")
+        string(true)
+            .description(Some("A French postcode; used when no commune code is given, it must then exist"))
+            .build()
     }
 
-    pub fn person_phone() -> Object {
-        formatted(
+    pub fn person_phone() -> Schema {
+        let schema = formatted(
             Some(40),
-            custom("phone"),
+            None,
             "A phone number: French in its usual spellings (`06 12 34 56 78`, `+33 6…`, `0033 6…`) or international \
              with `+`; stored in E.164",
-        )
+        );
+        with_examples(schema, &["06 12 34 56 78", "+33612345678"])
     }
 
+    /// Shown as it is given, not checked.
     pub fn structure_phone() -> Object {
-        formatted(Some(40), custom("phone"), "The structure's phone number, as it should be shown")
+        string(true)
+            .max_length(Some(40))
+            .pattern(Some(NO_CONTROL))
+            .description(Some("The structure's phone number, as it should be shown"))
+            .build()
     }
 
-    pub fn person_email() -> Object {
-        formatted(Some(254), SchemaFormat::KnownFormat(KnownFormat::Email), "An e-mail address")
+    pub fn person_email() -> Schema {
+        formatted(Some(254), Some(SchemaFormat::KnownFormat(KnownFormat::Email)), "An e-mail address")
     }
 
-    pub fn structure_email() -> Object {
-        formatted(Some(254), SchemaFormat::KnownFormat(KnownFormat::Email), "An e-mail address")
+    pub fn structure_email() -> Schema {
+        formatted(Some(254), Some(SchemaFormat::KnownFormat(KnownFormat::Email)), "An e-mail address")
     }
 
-    pub fn opening_hours() -> Object {
-        formatted(
+    pub fn opening_hours() -> Schema {
+        let schema = formatted(
             Some(500),
-            custom("opening-hours"),
+            None,
             "An OpenStreetMap `opening_hours` value (`Mo-Fr 09:00-12:00,14:00-17:30`); it must parse",
-        )
+        );
+        with_examples(schema, &["Mo-Fr 10:00-12:00,14:00-17:30"])
     }
 
-    pub fn date() -> Object {
-        string(true).format(Some(SchemaFormat::KnownFormat(KnownFormat::Date))).build()
+    fn with_examples(schema: Schema, examples: &[&str]) -> Schema {
+        match schema {
+            Schema::Object(mut o) => {
+                o.examples = examples.iter().map(|e| serde_json::json!(e)).collect();
+                Schema::Object(o)
+            }
+            other => other,
+        }
     }
 
-    pub fn date_time() -> Object {
-        string(true).format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))).build()
+    pub fn date() -> Schema {
+        formatted(None, Some(SchemaFormat::KnownFormat(KnownFormat::Date)), "A date (`2026-12-15`)")
+    }
+
+    pub fn date_time() -> Schema {
+        formatted(None, Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)), "An RFC 3339 time")
     }
 
     /// Consent: only `true` is accepted.
@@ -133,6 +178,13 @@ pub mod schema {
             .description(Some("Read-only: accepted and ignored, so a client can send back what it read"))
             .build()
     }
+}
+
+/// An optional integer, as JSON Schema counts them: `5` and `5.0` alike.
+fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else { return Ok(None) };
+    let whole = n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64));
+    whole.map(Some).ok_or_else(|| serde::de::Error::custom(format!("expected an integer, got {n}")))
 }
 
 /// A département code (`16`, `2A`, `971`). The document lists the codes (the assembly
@@ -156,6 +208,7 @@ impl utoipa::ToSchema for TerritoryCode {
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "name": "CCAS d'Angoulême", "kind": "social_service", "territory": "16" }))]
 pub struct OrganisationRequest {
     #[schema(schema_with = schema::text::<300>, required = true)]
     pub name: Option<String>,
@@ -205,6 +258,17 @@ pub struct StructureContactRequest {
 /// back what it read.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "name": "France services Mansle",
+    "services": ["aide_demarches_administratives", "insertion_professionnelle"],
+    "modes": ["individual"], "languages": ["fr"], "other_languages": false,
+    "accessibility": ["motor"],
+    "address": { "street": "21 Rue Martin", "postcode": "16230", "commune": "Mansle", "commune_code": "16206" },
+    "location": { "lat": 45.8769, "lon": 0.17784 },
+    "opening_hours": "Mo-Fr 10:00-12:00,14:00-17:30",
+    "weekly_capacity": 5, "accepting": true,
+    "contact": { "phone": "+33545207208", "email": "mansle@france-services.gouv.fr" }
+}))]
 pub struct StructureRequest {
     #[schema(schema_with = schema::text::<300>, required = true)]
     pub name: Option<String>,
@@ -227,6 +291,7 @@ pub struct StructureRequest {
     #[schema(schema_with = schema::opening_hours)]
     pub opening_hours: Option<String>,
     /// Default: the stored value, or `AIGUILLAGE_DEFAULT_WEEKLY_CAPACITY` for a new structure.
+    #[serde(default, deserialize_with = "integer")]
     #[schema(minimum = 0, maximum = 10000)]
     pub weekly_capacity: Option<i64>,
     /// Default: the stored value, or true for a new structure.
@@ -272,7 +337,9 @@ fn labels_schema() -> utoipa::openapi::schema::Array {
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "weekly_capacity": 8, "accepting": true }))]
 pub struct CapacityRequest {
+    #[serde(default, deserialize_with = "integer")]
     #[schema(minimum = 0, maximum = 10000)]
     pub weekly_capacity: Option<i64>,
     pub accepting: Option<bool>,
@@ -318,6 +385,17 @@ pub struct ConsentRequest {
 /// `POST /api/v1/referrals`.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "person": { "first_name": "Amina", "last_name": "B.", "phone": "+33612345678",
+                "email": null, "contact_preference": "phone",
+                "commune_code": "16015", "postcode": null,
+                "languages": ["fr", "ar"], "accessibility": [] },
+    "needs": ["aide_demarches_administratives"],
+    "modes": ["in_person"], "max_distance_km": 20,
+    "urgency": "normal", "deadline": "2026-12-15",
+    "note": "Dossier CAF à déposer avant le 15.",
+    "consent": { "obtained": true, "method": "oral", "at": "2026-11-28T09:55:00Z" }
+}))]
 pub struct ReferralRequest {
     #[schema(value_type = PersonRequest, required = true)]
     pub person: Option<PersonRequest>,
@@ -349,6 +427,7 @@ pub struct AcceptRequest {
 
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "reason": "no_capacity", "comment": "Plus de créneau avant janvier." }))]
 pub struct DeclineRequest {
     #[schema(value_type = DeclineReason, required = true)]
     pub reason: Option<String>,
@@ -369,6 +448,7 @@ pub struct ContactRequest {
 
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "outcome": "completed" }))]
 pub struct CloseRequest {
     #[schema(value_type = Outcome, required = true)]
     pub outcome: Option<String>,
@@ -399,6 +479,7 @@ pub struct RerouteRequest {
 /// `POST /api/v1/match/preview`: a profile with no personal data.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "commune_code": "16015", "needs": ["aide_demarches_administratives"], "modes": ["in_person"] }))]
 pub struct PreviewRequest {
     #[schema(schema_with = schema::preview_commune_code)]
     pub commune_code: Option<String>,
@@ -419,14 +500,22 @@ pub struct PreviewRequest {
     #[schema(value_type = Option<Urgency>)]
     pub urgency: Option<String>,
     /// How many candidates, 1 to 50 (larger and smaller values are brought into range).
-    pub limit: Option<u32>,
+    #[serde(default, deserialize_with = "integer")]
+    #[schema(minimum = 0, maximum = 4294967295_i64)]
+    pub limit: Option<i64>,
 }
 
 /// Rules across the fields of one body, as JSON Schema fragments merged into the named
 /// schema: a derive states each field on its own, not "this one or that one".
 pub fn cross_field_rules() -> Vec<(&'static str, serde_json::Value)> {
     let present = |field: &str| serde_json::json!({ "required": [field], "properties": { field: { "type": "string", "pattern": schema::NOT_BLANK } } });
-    let either = |a: &str, b: &str| serde_json::json!({ "anyOf": [present(a), present(b)] });
+    // A commune code when one is given (it must exist), else a postcode (which must).
+    let place = || {
+        let mut by_postcode = present("postcode");
+        by_postcode["properties"]["commune_code"] =
+            serde_json::json!({ "anyOf": [{ "type": "null" }, { "type": "string", "maxLength": 0 }] });
+        serde_json::json!({ "anyOf": [present("commune_code"), by_postcode] })
+    };
     let not_preferring = |field: &str, preference: &str| {
         let mut p = present(field);
         p["properties"]["contact_preference"] = serde_json::json!({ "not": { "const": preference } });
@@ -439,7 +528,7 @@ pub fn cross_field_rules() -> Vec<(&'static str, serde_json::Value)> {
                 "description": "A phone number or an e-mail address is required, and the one named by \
                     `contact_preference`; a commune code or a postcode is required.",
                 "allOf": [
-                    either("commune_code", "postcode"),
+                    place(),
                     { "anyOf": [
                         not_preferring("phone", "email"),
                         not_preferring("email", "phone"),
@@ -448,8 +537,8 @@ pub fn cross_field_rules() -> Vec<(&'static str, serde_json::Value)> {
                 ],
             }),
         ),
-        ("AddressRequest", either("commune_code", "postcode")),
-        ("PreviewRequest", either("commune_code", "postcode")),
+        ("AddressRequest", place()),
+        ("PreviewRequest", place()),
         (
             "CapacityRequest",
             serde_json::json!({
@@ -471,4 +560,23 @@ pub fn cross_field_rules() -> Vec<(&'static str, serde_json::Value)> {
             }),
         ),
     ]
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_integer_is_what_json_schema_calls_one() {
+        // JSON Schema counts 8.0 as an integer, and the document says `integer`.
+        let read = |json: &str| serde_json::from_str::<CapacityRequest>(json).map(|c| c.weekly_capacity);
+        assert_eq!(read(r#"{"weekly_capacity": 8}"#).unwrap(), Some(8));
+        assert_eq!(read(r#"{"weekly_capacity": 8.0}"#).unwrap(), Some(8));
+        assert_eq!(read(r#"{"weekly_capacity": null}"#).unwrap(), None);
+        assert_eq!(read(r#"{"accepting": true}"#).unwrap(), None);
+        assert!(read(r#"{"weekly_capacity": 8.5}"#).is_err());
+        assert!(read(r#"{"weekly_capacity": 1e300}"#).is_err());
+        assert!(read(r#"{"weekly_capacity": "8"}"#).is_err());
+    }
 }

@@ -6,6 +6,12 @@ use std::str::FromStr;
 use crate::FieldError;
 use crate::vocab::UnknownValue;
 
+/// Whether a text holds a control character other than tab, line feed and carriage
+/// return: what no text of the API may (PostgreSQL cannot even store a NUL).
+pub fn has_control_characters(text: &str) -> bool {
+    text.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
+}
+
 #[derive(Debug, Default)]
 pub struct Errors(Vec<FieldError>);
 
@@ -36,7 +42,7 @@ impl Errors {
                 self.add(field, format!("is longer than {max} characters"));
                 None
             }
-            Some(v) if v.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') => {
+            Some(v) if has_control_characters(v) => {
                 self.add(field, "contains control characters");
                 None
             }
@@ -131,6 +137,15 @@ mod tests {
         let _: Vec<Need> = e.list("needs", None, true);
         let _: Vec<Need> = e.list("other", Some(&[]), true);
         assert_eq!(e.into_inner().len(), 2);
+    }
+
+    #[test]
+    fn control_characters_but_tab_and_line_breaks_are_refused() {
+        assert!(has_control_characters("16\u{0}"));
+        assert!(has_control_characters("a\u{1a}b"));
+        assert!(has_control_characters("\u{85}"));
+        assert!(!has_control_characters("ligne\n\tsuite\r"));
+        assert!(!has_control_characters("Angoulême"));
     }
 
     #[test]
