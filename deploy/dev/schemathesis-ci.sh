@@ -19,6 +19,7 @@
 #   ST_SEED           random seed (default 1: reproducible); `random` for a new one
 #   ST_WORKERS        concurrent workers (default 2)
 #   ST_REPORT_DIR     JUnit and NDJSON reports (default $cache/schemathesis-ci-report)
+#   ST_IMPORT         a Mednum file to import first (e.g. the demo's Charente directory)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 here=deploy/dev/schemathesis-ci
@@ -81,7 +82,7 @@ done
 curl -fsS "$base/readyz" >/dev/null || { cat "$log"; echo "the server is not ready" >&2; exit 1; }
 
 echo "== seeding at ${SECONDS}s"
-eval "$(python3 "$here/seed.py" "$base" "$bin")"
+eval "$(python3 "$here/seed.py" "$base" "$bin" ${ST_IMPORT:+"$ST_IMPORT"})"
 export ST_TOKEN_ADMIN ST_TOKEN_REFERRER ST_TOKEN_MEDIATOR ST_TOKEN_COORDINATOR ST_MEDIATOR_STRUCTURE
 export ST_BASE_URL=$base
 

@@ -2,12 +2,13 @@
 """Seeds a fresh server for the schemathesis run and prints the tokens and ids as
 `export` lines (standard library only):
 
-    seed.py BASE_URL AIGUILLAGE_BINARY      (in the server's environment)
+    seed.py BASE_URL AIGUILLAGE_BINARY [MEDNUM_FILE]      (in the server's environment)
 
 It makes one referrer organisation in Charente, three structures (one in Angoulême
 offering everything with room to spare, so referrals from around there are offered to
 it; one in Cognac; one not accepting) and a few referrals in each state the
-transitions start from: offered, accepted, in progress, waitlisted, cancelled."""
+transitions start from: offered, accepted, in progress, waitlisted, cancelled. With a
+Mednum file, it imports that directory first."""
 import json
 import subprocess
 import sys
@@ -79,6 +80,12 @@ def until(what, fn, timeout=30):
 
 def main():
     admin = token("--role", "admin")
+    if len(sys.argv) > 3:
+        # A real directory too (the demo's), for responses built from real-world records.
+        with open(sys.argv[3], "rb") as f:
+            req = urllib.request.Request(BASE + "/api/v1/structures/import", data=f.read(), method="POST",
+                                         headers={"Authorization": f"Bearer {admin}", "Content-Type": "application/json"})
+        urllib.request.urlopen(req, timeout=120).read()
     org = must("POST", "/api/v1/organisations", admin,
                {"name": "CCAS d'Angoulême", "kind": "social_service", "territory": "16"})["id"]
     referrer = token("--role", "referrer", "--organisation", org)
