@@ -144,6 +144,19 @@ mod tests {
     const NOT_ON_THE_WIRE: [&str; 1] = ["Role"];
 
     #[test]
+    fn the_test_knows_every_vocabulary_of_contracts() {
+        // A vocabulary added to vocab.rs must be added above, or this test fails.
+        let source = include_str!("../../../shared/contracts/src/vocab.rs");
+        let declared: BTreeSet<&str> = source
+            .split("vocabulary! {")
+            .skip(1)
+            .filter_map(|rest| rest.split("pub enum ").nth(1)?.split_whitespace().next())
+            .collect();
+        let listed: BTreeSet<&str> = vocabularies().iter().map(|(n, _)| *n).collect();
+        assert_eq!(declared, listed);
+    }
+
+    #[test]
     fn every_vocabulary_in_the_document_is_the_rust_vocabulary() {
         let doc = document();
         let schemas = doc["components"]["schemas"].as_object().unwrap();

@@ -283,6 +283,19 @@ mod tests {
             Exclusion::AlreadyTried { outcome: String::new() },
             Exclusion::NoCapacity { used: 0, capacity: 0 },
         ];
+        // A new variant breaks this match, and so the test, until it is listed above.
+        for e in &every {
+            match e {
+                Exclusion::NotAccepting
+                | Exclusion::MissingServices(_)
+                | Exclusion::NoFittingMode
+                | Exclusion::BeyondDistance { .. }
+                | Exclusion::NoSharedLanguage
+                | Exclusion::MissingAccessibility(_)
+                | Exclusion::AlreadyTried { .. }
+                | Exclusion::NoCapacity { .. } => {}
+            }
+        }
         let codes: Vec<&str> = every.iter().map(Exclusion::code).collect();
         assert_eq!(codes, EXCLUSION_CODES);
     }
