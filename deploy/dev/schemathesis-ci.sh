@@ -97,6 +97,11 @@ args=(
 seed=${ST_SEED:-1}
 [ "$seed" != random ] && args+=(--seed "$seed")
 
+echo "== the document is valid OpenAPI 3.1 (openapi-spec-validator)"
+curl -fsS "$base/api/v1/openapi.json" >"$ST_STATE_DIR/openapi.json"
+"$venv/bin/python" -c 'import json, sys; from openapi_spec_validator import validate; validate(json.load(open(sys.argv[1])))' \
+  "$ST_STATE_DIR/openapi.json"
+
 echo "== schemathesis $("$venv/bin/st" --version | awk '{print $NF}') at ${SECONDS}s"
 cp "$here/hooks.py" "$ST_STATE_DIR/"
 {
