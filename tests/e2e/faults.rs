@@ -48,7 +48,7 @@ impl Scenario {
             |role, scope| key.issue(&platform::auth::Claims::new(role, scope, chrono::Duration::hours(2)).unwrap());
         let admin = token(contracts::Role::Admin, platform::auth::Scope::All);
         let organisation = uuid::Uuid::now_v7();
-        let referrer = token(contracts::Role::Referrer, platform::auth::Scope::Organisation(organisation));
+        let referrer = token(contracts::Role::Referrer, platform::auth::Scope::Organisation(organisation.into()));
         Self { sandbox, admin, referrer, client: reqwest::Client::new() }
     }
 
@@ -219,7 +219,7 @@ async fn f03_an_unroutable_publish_is_a_failure_and_is_retried_until_routable() 
     let conn = broker.connection().await.unwrap();
     let channel = bus::outbox::open_confirm_channel(&conn).await.unwrap();
 
-    let event = contracts::events::StructureRemoved { structure_id: "nowhere".into() };
+    let event = contracts::events::StructureRemoved { structure_id: "nowhere".parse().unwrap() };
     let envelope = contracts::Envelope::new("x", 1, &event);
     let mut tx = pool.begin().await.unwrap();
     bus::enqueue(&mut tx, "referrals", &envelope).await.unwrap();
@@ -336,7 +336,7 @@ async fn f08_poison_goes_to_the_dead_letter_queue_and_the_rest_keeps_flowing() {
         let mut e = contracts::Envelope::new(
             uuid::Uuid::now_v7().to_string(),
             1,
-            &contracts::events::StructureRemoved { structure_id: "x".into() },
+            &contracts::events::StructureRemoved { structure_id: "x".parse().unwrap() },
         );
         e.event_type = "referral.submitted".into();
         e.version = 99;
@@ -432,10 +432,11 @@ async fn f08b_poison_inside_a_batch_spoils_nothing_else() {
     for n in 0..=GOOD {
         let organisation_id = uuid::Uuid::now_v7();
         let event = OrganisationUpserted {
-            organisation_id,
+            organisation_id: organisation_id.into(),
             name: format!("Organisation {n}"),
             kind: contracts::OrganisationKind::SocialService,
-            territory: "16".into(),
+            territory: "16".parse().unwrap(),
+            siret: None,
         };
         let mut envelope = contracts::Envelope::new(organisation_id.to_string(), 1, &event);
         if n == GOOD / 2 {

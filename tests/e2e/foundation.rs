@@ -311,7 +311,7 @@ async fn bad_input_gets_a_problem_that_names_the_field_and_never_a_5xx() {
         other.issue(
             &platform::auth::Claims::new(
                 contracts::Role::Referrer,
-                platform::auth::Scope::Organisation(org),
+                platform::auth::Scope::Organisation(org.into()),
                 chrono::Duration::hours(1),
             )
             .unwrap(),

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod accounts;
 mod closing_the_loop;
 mod crash;
 mod faults;
@@ -11,3 +12,5 @@ mod foundation;
 mod importing;
 mod matching;
 mod support;
+mod tokens;
+mod typed;

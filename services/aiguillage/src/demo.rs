@@ -3,7 +3,7 @@
 //! organisation, prints one token per role, and serves everything.
 
 use contracts::events::{Point, Structure};
-use contracts::{Language, Need, OrganisationKind, ReferralMode, Role, Urgency};
+use contracts::{Language, Need, OrganisationId, OrganisationKind, ReferralMode, Role, StructureId, Urgency};
 use matcher::domain::engine::{self, Demand};
 use matcher::domain::index::{Index, IndexedStructure};
 use platform::Config;
@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// The demo organisation keeps the same id from one run to the next.
-pub const DEMO_ORGANISATION: Uuid = Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0016);
+pub const DEMO_ORGANISATION: OrganisationId =
+    OrganisationId::from_uuid(Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0016));
 
 pub async fn run(config: Config, listen: Option<String>) -> anyhow::Result<()> {
     let pool = crate::migrate(&config).await?;
@@ -57,7 +58,7 @@ pub async fn run(config: Config, listen: Option<String>) -> anyhow::Result<()> {
     );
     println!(
         "export COORDINATOR={}   # territory 16",
-        token(Role::Coordinator, Scope::Territories(vec!["16".into()]))?
+        token(Role::Coordinator, Scope::Territories(vec!["16".parse()?]))?
     );
     if let Some((id, name)) = &nearest {
         println!("export MEDIATOR={}   # {name} ({id})", token(Role::Mediator, Scope::Structure(id.clone()))?);
@@ -78,7 +79,7 @@ pub async fn run(config: Config, listen: Option<String>) -> anyhow::Result<()> {
 
 /// The structure the example referral (Angoulême, help with paperwork) goes to, picked
 /// by the matching engine itself, so the printed mediator token sees it arrive.
-fn example_structure(structures: Vec<Structure>, max_distance_km: f64) -> Option<(String, String)> {
+fn example_structure(structures: Vec<Structure>, max_distance_km: f64) -> Option<(StructureId, String)> {
     let angouleme = geo::communes().by_code("16015")?;
     let demand = Demand {
         location: Point { lat: angouleme.location.lat, lon: angouleme.location.lon },

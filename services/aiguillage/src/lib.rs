@@ -10,7 +10,7 @@ use anyhow::Context;
 use axum::Router;
 use bus::{Broker, ServiceContext, Topology};
 use platform::Config;
-use platform::auth::{Authenticator, TokenKey};
+use platform::auth::{Authenticator, KeyRing};
 use platform::health::{Database, Dependency};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -27,10 +27,12 @@ pub enum Service {
     Directory,
     Matcher,
     Insights,
+    Accounts,
 }
 
 impl Service {
-    pub const ALL: [Service; 4] = [Service::Referrals, Service::Directory, Service::Matcher, Service::Insights];
+    pub const ALL: [Service; 5] =
+        [Service::Referrals, Service::Directory, Service::Matcher, Service::Insights, Service::Accounts];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -38,6 +40,7 @@ impl Service {
             Service::Directory => directory::SERVICE,
             Service::Matcher => matcher::SERVICE,
             Service::Insights => insights::SERVICE,
+            Service::Accounts => accounts::SERVICE,
         }
     }
 }
@@ -45,10 +48,9 @@ impl Service {
 impl FromStr for Service {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Service::ALL
-            .into_iter()
-            .find(|x| x.name() == s.trim())
-            .ok_or_else(|| format!("unknown service {s:?}; expected all, referrals, directory, matcher or insights"))
+        Service::ALL.into_iter().find(|x| x.name() == s.trim()).ok_or_else(|| {
+            format!("unknown service {s:?}; expected all, referrals, directory, matcher, insights or accounts")
+        })
     }
 }
 
@@ -70,7 +72,7 @@ pub fn parse_services(s: &str) -> Result<Vec<Service>, String> {
 /// Every queue of the deployment. Every process declares all of them, so events are
 /// routable whichever services run where.
 pub fn topology(namespace: &str) -> Topology {
-    Topology::new(namespace, vec![referrals::queue(), matcher::queue(), insights::queue()])
+    Topology::new(namespace, vec![referrals::queue(), matcher::queue(), insights::queue(), accounts::queue()])
 }
 
 /// Creates the database if needed, then every schema. Idempotent.
@@ -89,6 +91,7 @@ pub async fn migrate_pool(pool: &PgPool) -> anyhow::Result<()> {
     matcher::migrate(pool).await?;
     referrals::migrate(pool).await?;
     insights::migrate(pool).await?;
+    accounts::migrate(pool).await?;
     Ok(())
 }
 
@@ -127,7 +130,7 @@ pub async fn run(
     let config = Arc::new(config);
     let pool = platform::db::pool(&config.database_url, config.db_pool_size)?;
     migrate_when_ready(&config, &pool, &shutdown).await?;
-    let key = TokenKey::load(&pool, config.token_secret.as_deref()).await?;
+    let auth = Authenticator::new(KeyRing::load(&pool, config.token_secret.as_deref()).await?);
     let names: Vec<&str> = services.iter().map(|s| s.name()).collect();
     let broker = Broker::start(
         &config.amqp_url,
@@ -140,10 +143,16 @@ pub async fn run(
         pool: pool.clone(),
         broker: Arc::clone(&broker),
         config: Arc::clone(&config),
-        auth: Authenticator(key),
+        auth: auth.clone(),
         shutdown: shutdown.clone(),
         tasks: tasks.clone(),
     };
+    tasks.spawn(auth.clone().keep_fresh(
+        pool.clone(),
+        config.token_secret.clone(),
+        config.auth_refresh,
+        shutdown.clone(),
+    ));
     platform::metrics::metrics().add_collector(Arc::new(bus::dlq::DeadLetterCollector { broker: Arc::clone(&broker) }));
 
     let dependencies: Vec<Arc<dyn Dependency>> =
@@ -155,6 +164,7 @@ pub async fn run(
             Service::Directory => router.merge(directory::router(directory::start(&ctx))),
             Service::Matcher => router.merge(matcher::router(matcher::start(&ctx))),
             Service::Insights => router.merge(insights::router(insights::start(&ctx))),
+            Service::Accounts => router.merge(accounts::router(accounts::start(&ctx))),
         };
     }
     let router = platform::http::finish(router);

@@ -5,11 +5,10 @@ use std::process::ExitCode;
 
 use aiguillage::{Service, parse_services};
 use clap::{Parser, Subcommand};
-use contracts::Role;
+use contracts::{OrganisationId, Role, StructureId, Territory};
 use platform::Config;
-use platform::auth::{Claims, Scope, TokenKey};
+use platform::auth::{Claims, KeyRing, Scope};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 /// mimalloc instead of glibc's allocator: under load, glibc's malloc and free were about
 /// a fifth of this process's CPU samples (per-message JSON, SQL rows, HTTP bodies).
@@ -33,7 +32,7 @@ enum Command {
     Migrate,
     /// Runs services until SIGTERM/SIGINT.
     Serve {
-        /// `all`, or a comma-separated list of referrals, directory, matcher, insights.
+        /// `all`, or a comma-separated list of referrals, directory, matcher, insights, accounts.
         #[arg(long, default_value = "all", value_parser = parse_services)]
         services: std::vec::Vec<Service>,
         /// Listen address (default: AIGUILLAGE_LISTEN, else 127.0.0.1:8080).
@@ -57,6 +56,11 @@ enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
+    /// Agents' accounts and memberships.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
     /// Prints the OpenAPI 3.1 document that `GET /api/v1/openapi.json` serves.
     Openapi,
     /// Dead-lettered messages.
@@ -73,14 +77,55 @@ enum TokenCommand {
         #[arg(long)]
         role: Role,
         #[arg(long)]
-        organisation: Option<Uuid>,
+        organisation: Option<OrganisationId>,
         #[arg(long)]
-        structure: Option<String>,
+        structure: Option<StructureId>,
         #[arg(long = "territory")]
-        territories: Vec<String>,
+        territories: Vec<Territory>,
         /// Validity, such as 30d or 12h.
         #[arg(long, default_value = "90d")]
         ttl: String,
+        /// What the token is for, shown by `token list`.
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Lists the issued bearer tokens (id, role, scope, expiry, revocation), never the tokens.
+    List,
+    /// Revokes a token: every replica refuses it within a minute.
+    Revoke { id: uuid::Uuid },
+    /// Adds a signing key that signs from now on; tokens signed with the previous keys
+    /// stay valid for the overlap.
+    RotateKey {
+        #[arg(long, default_value = "7d")]
+        overlap: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Gives the agent with this e-mail address a membership now, or at their first
+    /// sign-in (this is how the first admin is made).
+    Grant {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        role: Role,
+        #[arg(long)]
+        organisation: Option<OrganisationId>,
+        #[arg(long)]
+        structure: Option<StructureId>,
+        #[arg(long = "territory")]
+        territories: Vec<Territory>,
+    },
+    /// Lists accounts and their memberships (e-mail addresses are shown to the operator).
+    List,
+    /// Removes memberships of the agent with this e-mail address (all, or one role's);
+    /// takes effect on the agent's next request.
+    Revoke {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        role: Option<Role>,
     },
 }
 
@@ -140,33 +185,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             aiguillage::cancel_on_signals(shutdown.clone());
             aiguillage::run(config, &services, listener, shutdown).await
         }
-        Command::Token { command: TokenCommand::Issue { role, organisation, structure, territories, ttl } } => {
-            let scope = match role {
-                Role::Admin => Scope::All,
-                Role::Referrer => Scope::Organisation(
-                    organisation.ok_or_else(|| anyhow::anyhow!("--organisation UUID is required for a referrer"))?,
-                ),
-                Role::Mediator => Scope::Structure(
-                    structure.ok_or_else(|| anyhow::anyhow!("--structure ID is required for a mediator"))?,
-                ),
-                Role::Coordinator => {
-                    anyhow::ensure!(
-                        !territories.is_empty(),
-                        "--territory is required for a coordinator (repeat it for several)"
-                    );
-                    Scope::Territories(territories)
-                }
-            };
-            let ttl = platform::config::parse_duration(&ttl)
-                .ok_or_else(|| anyhow::anyhow!("--ttl: expected a duration such as 30d"))?;
-            let claims =
-                Claims::new(role, scope, chrono::Duration::from_std(ttl)?).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let pool = aiguillage::migrate(&config).await?;
-            let key = TokenKey::load(&pool, config.token_secret.as_deref()).await?;
-            pool.close().await;
-            println!("{}", key.issue(&claims));
-            Ok(())
-        }
+        Command::Token { command } => token(config, command).await,
+        Command::Account { command } => account(config, command).await,
         Command::Import { file, territories } => {
             let bytes = std::fs::read(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
             let pool = aiguillage::migrate(&config).await?;
@@ -183,6 +203,86 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Openapi => Ok(()),
         Command::Dlq { command } => dlq(config, command).await,
     }
+}
+
+async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
+    let pool = aiguillage::migrate(&config).await?;
+    match command {
+        TokenCommand::Issue { role, organisation, structure, territories, ttl, label } => {
+            let scope = Scope::for_role(role, organisation, structure, territories)
+                .map_err(|e| anyhow::anyhow!("{e} (--organisation, --structure, --territory)"))?;
+            let ttl = platform::config::parse_duration(&ttl).map_err(|e| anyhow::anyhow!("--ttl: {e}"))?;
+            let claims =
+                Claims::new(role, scope, chrono::Duration::from_std(ttl)?).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let ring = KeyRing::load(&pool, config.token_secret.as_deref()).await?;
+            let token = platform::auth::issue_recorded(&pool, &ring, &claims, label.as_deref()).await?;
+            eprintln!(
+                "token {} ({role}), expires {}",
+                claims.sub,
+                chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or_default()
+            );
+            println!("{token}");
+        }
+        TokenCommand::List => {
+            println!("{}", serde_json::to_string_pretty(&platform::auth::list_tokens(&pool).await?)?);
+        }
+        TokenCommand::Revoke { id } => {
+            anyhow::ensure!(
+                platform::auth::revoke_token(&pool, id).await?,
+                "no token {id} (see `aiguillage token list`)"
+            );
+            eprintln!(
+                "revoked {id}: refused within {} s on every running server",
+                platform::auth::REFRESH_EVERY.as_secs()
+            );
+        }
+        TokenCommand::RotateKey { overlap } => {
+            anyhow::ensure!(
+                config.token_secret.is_none(),
+                "AIGUILLAGE_TOKEN_SECRET is set: rotate by changing that secret, the database keys are not used"
+            );
+            let overlap = platform::config::parse_duration(&overlap).map_err(|e| anyhow::anyhow!("--overlap: {e}"))?;
+            let kid = KeyRing::rotate(&pool, overlap).await?;
+            eprintln!("new signing key {kid}; the previous keys are accepted for {}", humantime_of(overlap));
+        }
+    }
+    pool.close().await;
+    Ok(())
+}
+
+async fn account(config: Config, command: AccountCommand) -> anyhow::Result<()> {
+    let pool = aiguillage::migrate(&config).await?;
+    const OPERATOR: &str = "operator:cli";
+    match command {
+        AccountCommand::Grant { email, role, organisation, structure, territories } => {
+            let grant = accounts::domain::Grant::from_parts(role, organisation, structure, territories)
+                .map_err(|e| anyhow::anyhow!("{e} (--organisation, --structure, --territory)"))?;
+            match accounts::service::grant_by_email(&pool, &email, &grant, OPERATOR).await? {
+                accounts::service::Granted::Now { account_id, membership_id: Some(id) } => {
+                    eprintln!("membership {id} ({role}) given to account {account_id}")
+                }
+                accounts::service::Granted::Now { account_id, membership_id: None } => {
+                    eprintln!("account {account_id} already holds this membership")
+                }
+                accounts::service::Granted::Invited { invitation_id } => {
+                    eprintln!("invitation {invitation_id}: the membership is given at that address's first sign-in")
+                }
+            }
+        }
+        AccountCommand::List => {
+            println!("{}", serde_json::to_string_pretty(&accounts::service::list(&pool).await?)?);
+        }
+        AccountCommand::Revoke { email, role } => {
+            let removed = accounts::service::revoke_by_email(&pool, &email, role, OPERATOR).await?;
+            eprintln!("{removed} membership(s) removed; they take effect on the agent's next request");
+        }
+    }
+    pool.close().await;
+    Ok(())
+}
+
+fn humantime_of(d: std::time::Duration) -> String {
+    format!("{} h", d.as_secs() / 3600)
 }
 
 async fn dlq(config: Config, command: DlqCommand) -> anyhow::Result<()> {

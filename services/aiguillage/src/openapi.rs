@@ -48,7 +48,7 @@ impl utoipa::Modify for Bearer {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let mut http = Http::new(HttpAuthScheme::Bearer);
         http.bearer_format = Some("JWT".to_string());
-        http.description = Some("A token from `aiguillage token issue`: HS256, with a role and its scope".to_string());
+        http.description = Some("A JWT from `aiguillage token issue`, with a role and its scope".to_string());
         openapi
             .components
             .get_or_insert_with(Default::default)
@@ -136,6 +136,7 @@ mod tests {
             ("ContactPreference", slugs(ContactPreference::ALL)),
             ("WaitlistReason", slugs(WaitlistReason::ALL)),
             ("OrganisationKind", slugs(OrganisationKind::ALL)),
+            ("HistoryStep", slugs(HistoryStep::ALL)),
             ("Role", slugs(Role::ALL)),
         ]
     }

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json as AxumJson, Router};
 use contracts::api::{CapacityRequest, OrganisationRequest, StructureRequest};
 use contracts::events::{CapacityChanged, OrganisationUpserted, Point, Structure, StructureRemoved, StructureUpserted};
-use contracts::{Envelope, Need, Role};
+use contracts::{Envelope, Need, OrganisationId, Role, StructureId};
 use platform::ApiError;
 use platform::auth::{Caller, Scope};
 use platform::idempotency::{FingerprintedJson, IdempotencyKey};
@@ -98,7 +98,7 @@ async fn create_organisation(
     caller.require(&[Role::Admin])?;
     let draft = parse_organisation(&body.value).map_err(ApiError::validation)?;
     let mut tx = state.pool.begin().await?;
-    let id = Uuid::now_v7();
+    let id = OrganisationId::new();
     if let Some(key) = &key
         && let Some((hash, existing)) =
             store::claim_idempotency_key(&mut tx, "organisations", key, &body.fingerprint, &id.to_string()).await?
@@ -107,7 +107,7 @@ async fn create_organisation(
         if hash != body.fingerprint {
             return Err(ApiError::conflict("this Idempotency-Key was used with a different body"));
         }
-        let existing: Uuid = existing.parse().map_err(ApiError::internal)?;
+        let existing: OrganisationId = existing.parse().map_err(ApiError::internal)?;
         let mut conn = state.pool.acquire().await?;
         let org = store::organisation(&mut conn, existing).await?.ok_or_else(ApiError::not_found)?;
         return Ok(created(format!("/api/v1/organisations/{}", org.id), OrganisationView::from(org)));
@@ -118,6 +118,7 @@ async fn create_organisation(
         name: org.name.clone(),
         kind: org.kind,
         territory: org.territory.clone(),
+        siret: org.siret.clone(),
     };
     bus::enqueue(&mut tx, SCHEMA, &Envelope::new(org.id.to_string(), 1, &event)).await?;
     tx.commit().await?;
@@ -139,7 +140,7 @@ async fn get_organisation(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id: Uuid = id.parse().map_err(|_| ApiError::not_found())?;
+    let id: OrganisationId = id.parse().map_err(|_| ApiError::not_found())?;
     let visible = caller.is_admin() || caller.organisation() == Some(id);
     if !visible {
         return Err(ApiError::not_found());
@@ -404,9 +405,9 @@ async fn put_capacity(
     let territory = store::structure_territory_for_update(&mut tx, &id).await?.ok_or_else(ApiError::not_found)?;
     let allowed = match &caller.scope {
         Scope::All => true,
-        Scope::Territories(t) => t.contains(&territory),
+        Scope::Territories(t) => t.iter().any(|t| *t == territory),
         Scope::Structure(s) => *s == id,
-        Scope::Organisation(_) => false,
+        Scope::Organisation(_) | Scope::Pending | Scope::Service(_) => false,
     };
     if !allowed {
         return Err(ApiError::not_found());
@@ -449,8 +450,8 @@ async fn delete_structure(
     may_edit(&caller, &territory)?;
     store::delete_structure(&mut tx, &id).await?;
     let sequence = chrono::Utc::now().timestamp_micros();
-    bus::enqueue(&mut tx, SCHEMA, &Envelope::new(id.clone(), sequence, &StructureRemoved { structure_id: id.clone() }))
-        .await?;
+    let structure_id: StructureId = id.parse().map_err(|_| ApiError::not_found())?;
+    bus::enqueue(&mut tx, SCHEMA, &Envelope::new(id.clone(), sequence, &StructureRemoved { structure_id })).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -513,7 +514,7 @@ async fn import_structures(State(state): State<Directory>, caller: Caller, req: 
         Some("text/csv") | Some("application/csv") => Some(crate::domain::mednum::Format::Csv),
         _ => None,
     };
-    let territories = caller.territories().map(<[String]>::to_vec);
+    let territories: Option<Vec<String>> = caller.territories().map(|t| t.iter().map(ToString::to_string).collect());
     let report =
         import::import(&state.pool, &bytes, format, territories.as_deref(), state.config.default_weekly_capacity)
             .await?;

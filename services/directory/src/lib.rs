@@ -61,21 +61,22 @@ pub const SAMPLE_DIRECTORY: &[u8] = include_bytes!("../data/charente-16.json");
 /// Creates an organisation with a fixed id unless it exists (the demo's).
 pub async fn ensure_organisation(
     pool: &PgPool,
-    id: uuid::Uuid,
+    id: contracts::OrganisationId,
     name: &str,
     kind: contracts::OrganisationKind,
     territory: &str,
 ) -> anyhow::Result<()> {
+    let territory: contracts::Territory = territory.parse()?;
     let mut tx = pool.begin().await?;
     if store::organisation(&mut tx, id).await?.is_none() {
-        let draft =
-            domain::organisation::OrganisationDraft { name: name.to_string(), kind, territory: territory.to_string() };
+        let draft = domain::organisation::OrganisationDraft { name: name.to_string(), kind, territory, siret: None };
         store::insert_organisation(&mut tx, id, &draft).await?;
         let event = contracts::events::OrganisationUpserted {
             organisation_id: id,
             name: draft.name,
             kind,
             territory: draft.territory,
+            siret: None,
         };
         bus::enqueue(&mut tx, SCHEMA, &contracts::Envelope::new(id.to_string(), 1, &event)).await?;
     }

@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use contracts::events::{Address, Point, Structure, StructureContact};
-use contracts::{OrganisationKind, parse_set};
+use contracts::{OrganisationId, OrganisationKind, Territory};
+use platform::row::{Columns, RowError};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -11,11 +12,38 @@ use crate::domain::structure::StructureDraft;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Organisation {
-    pub id: Uuid,
+    pub id: OrganisationId,
     pub name: String,
     pub kind: OrganisationKind,
-    pub territory: String,
+    pub territory: Territory,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub siret: Option<String>,
     pub created_at: DateTime<Utc>,
+}
+
+struct OrganisationRow {
+    id: Uuid,
+    name: String,
+    kind: String,
+    territory: String,
+    siret: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<OrganisationRow> for Organisation {
+    type Error = RowError;
+
+    fn try_from(r: OrganisationRow) -> Result<Self, RowError> {
+        let c = Columns::of("directory.organisations", r.id);
+        Ok(Organisation {
+            id: r.id.into(),
+            name: r.name,
+            kind: c.parse("kind", &r.kind)?,
+            territory: c.parse("territory", &r.territory)?,
+            siret: r.siret,
+            created_at: r.created_at,
+        })
+    }
 }
 
 struct StructureRow {
@@ -42,21 +70,23 @@ struct StructureRow {
     source: Option<String>,
     fees: Vec<String>,
     labels: Vec<String>,
+    pivot: Option<String>,
     updated_at: DateTime<Utc>,
 }
 
-impl From<StructureRow> for Structure {
-    fn from(r: StructureRow) -> Self {
-        // Stored values were parsed on the way in; anything unknown is dropped rather
-        // than failing a read.
-        Structure {
-            id: r.id,
+impl TryFrom<StructureRow> for Structure {
+    type Error = RowError;
+
+    fn try_from(r: StructureRow) -> Result<Self, RowError> {
+        let c = Columns::of("directory.structures", &r.id);
+        Ok(Structure {
+            id: c.parse("id", &r.id)?,
             name: r.name,
-            services: parse_set(&r.services).unwrap_or_default(),
-            modes: parse_set(&r.modes).unwrap_or_default(),
-            languages: parse_set(&r.languages).unwrap_or_default(),
+            services: c.non_empty_set("services", &r.services)?,
+            modes: c.set("modes", &r.modes)?,
+            languages: c.set("languages", &r.languages)?,
             other_languages: r.other_languages,
-            accessibility: parse_set(&r.accessibility).unwrap_or_default(),
+            accessibility: c.set("accessibility", &r.accessibility)?,
             address: Address {
                 street: r.street,
                 postcode: r.postcode,
@@ -64,17 +94,22 @@ impl From<StructureRow> for Structure {
                 commune_code: r.commune_code,
             },
             location: Point { lat: r.lat, lon: r.lon },
-            territory: r.territory,
+            territory: c.parse("territory", &r.territory)?,
             opening_hours: r.opening_hours,
-            weekly_capacity: u32::try_from(r.weekly_capacity).unwrap_or(0),
+            weekly_capacity: c.int("weekly_capacity", r.weekly_capacity)?,
             accepting: r.accepting,
             contact: StructureContact { phone: r.phone, email: r.email, website: r.website },
             source: r.source,
             fees: r.fees,
             labels: r.labels,
+            siret: r.pivot,
             updated_at: r.updated_at,
-        }
+        })
     }
+}
+
+fn structure_of(row: StructureRow) -> sqlx::Result<Structure> {
+    Ok(Structure::try_from(row)?)
 }
 
 fn slugs<T: std::fmt::Display>(values: &[T]) -> Vec<String> {
@@ -83,15 +118,17 @@ fn slugs<T: std::fmt::Display>(values: &[T]) -> Vec<String> {
 
 pub async fn insert_organisation(
     conn: &mut PgConnection,
-    id: Uuid,
+    id: OrganisationId,
     o: &OrganisationDraft,
 ) -> sqlx::Result<Organisation> {
     let row = sqlx::query!(
-        "INSERT INTO directory.organisations (id, name, kind, territory) VALUES ($1, $2, $3, $4) RETURNING created_at",
-        id,
+        "INSERT INTO directory.organisations (id, name, kind, territory, siret) VALUES ($1, $2, $3, $4, $5)
+         RETURNING created_at",
+        id.as_uuid(),
         o.name,
         o.kind.slug(),
-        o.territory
+        o.territory.as_str(),
+        o.siret
     )
     .fetch_one(conn)
     .await?;
@@ -100,42 +137,33 @@ pub async fn insert_organisation(
         name: o.name.clone(),
         kind: o.kind,
         territory: o.territory.clone(),
+        siret: o.siret.clone(),
         created_at: row.created_at,
     })
 }
 
-pub async fn organisation(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Organisation>> {
-    let row =
-        sqlx::query!("SELECT id, name, kind, territory, created_at FROM directory.organisations WHERE id = $1", id)
-            .fetch_optional(conn)
-            .await?;
-    Ok(row.map(|r| Organisation {
-        id: r.id,
-        name: r.name,
-        kind: r.kind.parse().unwrap_or(OrganisationKind::SocialService),
-        territory: r.territory,
-        created_at: r.created_at,
-    }))
+pub async fn organisation(conn: &mut PgConnection, id: OrganisationId) -> sqlx::Result<Option<Organisation>> {
+    let row = sqlx::query_as!(
+        OrganisationRow,
+        "SELECT id, name, kind, territory, siret, created_at FROM directory.organisations WHERE id = $1",
+        id.as_uuid()
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(Organisation::try_from).transpose()?)
 }
 
 pub async fn organisations(conn: &mut PgConnection, limit: i64, offset: i64) -> sqlx::Result<Vec<Organisation>> {
-    let rows = sqlx::query!(
-        "SELECT id, name, kind, territory, created_at FROM directory.organisations ORDER BY created_at, id LIMIT $1 OFFSET $2",
+    let rows = sqlx::query_as!(
+        OrganisationRow,
+        "SELECT id, name, kind, territory, siret, created_at FROM directory.organisations
+         ORDER BY created_at, id LIMIT $1 OFFSET $2",
         limit,
         offset
     )
     .fetch_all(conn)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Organisation {
-            id: r.id,
-            name: r.name,
-            kind: r.kind.parse().unwrap_or(OrganisationKind::SocialService),
-            territory: r.territory,
-            created_at: r.created_at,
-        })
-        .collect())
+    Ok(rows.into_iter().map(Organisation::try_from).collect::<Result<_, _>>()?)
 }
 
 /// What an upsert did.
@@ -190,7 +218,7 @@ pub async fn upsert_structure(
         RETURNING (xmax = 0) AS "created!", id, name, services, modes, languages, other_languages,
                   accessibility, street, postcode, commune, commune_code, lat, lon, territory,
                   opening_hours, weekly_capacity, accepting, phone, email, website, source,
-                  fees, labels, updated_at
+                  fees, labels, pivot, updated_at
         "#,
         s.id,
         s.name,
@@ -248,9 +276,10 @@ pub async fn upsert_structure(
                 source: r.source,
                 fees: r.fees,
                 labels: r.labels,
+                pivot: r.pivot,
                 updated_at: r.updated_at,
             };
-            (kind, Some(structure.into()))
+            (kind, Some(structure.try_into()?))
         }
     })
 }
@@ -260,13 +289,13 @@ pub async fn structure(conn: &mut PgConnection, id: &str) -> sqlx::Result<Option
         StructureRow,
         "SELECT id, name, services, modes, languages, other_languages, accessibility, street, postcode, commune,
                 commune_code, lat, lon, territory, opening_hours, weekly_capacity, accepting, phone, email, website,
-                source, fees, labels, updated_at
+                source, fees, labels, pivot, updated_at
          FROM directory.structures WHERE id = $1",
         id
     )
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(Into::into))
+    row.map(structure_of).transpose()
 }
 
 /// The territory a structure is in, locked for the rest of the transaction.
@@ -293,7 +322,7 @@ pub async fn structures(conn: &mut PgConnection, f: &StructureFilter) -> sqlx::R
         r#"
         SELECT id, name, services, modes, languages, other_languages, accessibility, street, postcode, commune,
                commune_code, lat, lon, territory, opening_hours, weekly_capacity, accepting, phone, email, website,
-               source, fees, labels, updated_at
+               source, fees, labels, pivot, updated_at
         FROM directory.structures,
              LATERAL (SELECT CASE WHEN $3::float8 IS NULL THEN 0 ELSE
                  12742.0176 * asin(sqrt(power(sin(radians(lat - $3) / 2), 2)
@@ -314,7 +343,7 @@ pub async fn structures(conn: &mut PgConnection, f: &StructureFilter) -> sqlx::R
     )
     .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().map(Into::into).collect())
+    rows.into_iter().map(structure_of).collect()
 }
 
 pub struct CapacityUpdate {
@@ -331,7 +360,7 @@ pub async fn update_capacity(conn: &mut PgConnection, id: &str, c: &CapacityUpda
         WHERE id = $1
         RETURNING id, name, services, modes, languages, other_languages, accessibility, street, postcode, commune,
                   commune_code, lat, lon, territory, opening_hours, weekly_capacity, accepting, phone, email, website,
-                  source, fees, labels, updated_at
+                  source, fees, labels, pivot, updated_at
         "#,
         id,
         c.weekly_capacity.map(|v| v as i32),
@@ -339,7 +368,7 @@ pub async fn update_capacity(conn: &mut PgConnection, id: &str, c: &CapacityUpda
     )
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(Into::into))
+    row.map(structure_of).transpose()
 }
 
 pub async fn delete_structure(conn: &mut PgConnection, id: &str) -> sqlx::Result<bool> {

@@ -3,27 +3,30 @@
 
 use chrono::{DateTime, Utc};
 use contracts::events::Structure;
-use contracts::{Accessibility, Language, Need, OrganisationKind, StructureMode};
+use contracts::{
+    Accessibility, Language, Need, OrganisationId, OrganisationKind, StructureId, StructureMode, Territory,
+};
 use serde::Serialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::store::Organisation;
 
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Organisation)]
 pub struct OrganisationView {
-    pub id: Uuid,
+    pub id: OrganisationId,
     pub name: String,
     pub kind: OrganisationKind,
-    /// Its département code.
-    pub territory: String,
+    pub territory: Territory,
+    /// 14 digits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub siret: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
 impl From<Organisation> for OrganisationView {
     fn from(o: Organisation) -> Self {
-        Self { id: o.id, name: o.name, kind: o.kind, territory: o.territory, created_at: o.created_at }
+        Self { id: o.id, name: o.name, kind: o.kind, territory: o.territory, siret: o.siret, created_at: o.created_at }
     }
 }
 
@@ -64,7 +67,7 @@ pub struct ContactView {
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Structure)]
 pub struct StructureView {
-    pub id: String,
+    pub id: StructureId,
     pub name: String,
     pub services: Vec<Need>,
     pub modes: Vec<StructureMode>,
@@ -74,8 +77,8 @@ pub struct StructureView {
     pub accessibility: Vec<Accessibility>,
     pub address: AddressView,
     pub location: PointView,
-    /// Its département code, from the commune.
-    pub territory: String,
+    /// Its département, from the commune.
+    pub territory: Territory,
     /// OpenStreetMap `opening_hours`; `null` when unknown.
     pub opening_hours: Option<String>,
     pub weekly_capacity: u32,
@@ -85,6 +88,9 @@ pub struct StructureView {
     pub source: Option<String>,
     pub fees: Vec<String>,
     pub labels: Vec<String>,
+    /// The structure's SIRET (Mednum `pivot`), when its source gives one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub siret: Option<String>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -113,6 +119,7 @@ impl From<Structure> for StructureView {
             source: s.source,
             fees: s.fees,
             labels: s.labels,
+            siret: s.siret,
             updated_at: s.updated_at,
         }
     }
@@ -123,4 +130,63 @@ pub struct StructurePage {
     pub items: Vec<StructureView>,
     /// Pass as `cursor` for the next page; `null` on the last one.
     pub next_cursor: Option<String>,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use contracts::events::{Address, Point, StructureContact};
+
+    use super::*;
+
+    fn structure(siret: Option<&str>, website: Option<&str>) -> Structure {
+        Structure {
+            id: "mansle".parse().unwrap(),
+            name: "France services Mansle".into(),
+            services: vec![Need::AideDemarchesAdministratives],
+            modes: vec![StructureMode::Individual],
+            languages: vec![Language::french()],
+            other_languages: false,
+            accessibility: vec![],
+            address: Address { street: None, postcode: Some("16230".into()), commune: None, commune_code: None },
+            location: Point { lat: 45.87, lon: 0.17 },
+            territory: "16".parse().unwrap(),
+            opening_hours: None,
+            weekly_capacity: 5,
+            accepting: true,
+            contact: StructureContact { phone: None, email: None, website: website.map(Into::into) },
+            source: Some("api".into()),
+            fees: vec![],
+            labels: vec![],
+            siret: siret.map(Into::into),
+            updated_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_structure_is_served_exactly_as_the_record_serialises() {
+        // The view exists for its schema: it must not change a byte of the wire.
+        for (siret, website) in [(None, None), (Some("26160011800010"), Some("https://example.org"))] {
+            let s = structure(siret, website);
+            assert_eq!(serde_json::to_value(StructureView::from(s.clone())).unwrap(), serde_json::to_value(s).unwrap());
+        }
+    }
+
+    #[test]
+    fn an_organisation_is_served_exactly_as_the_record_serialises() {
+        for siret in [None, Some("26160011800010".to_string())] {
+            let o = Organisation {
+                id: OrganisationId::new(),
+                name: "CCAS".into(),
+                kind: OrganisationKind::SocialService,
+                territory: "16".parse().unwrap(),
+                siret,
+                created_at: Utc::now(),
+            };
+            assert_eq!(
+                serde_json::to_value(OrganisationView::from(o.clone())).unwrap(),
+                serde_json::to_value(o).unwrap()
+            );
+        }
+    }
 }

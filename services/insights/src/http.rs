@@ -47,7 +47,7 @@ pub fn territories(caller: &Caller, asked: Option<&str>) -> Result<Option<Vec<St
     match asked.map(str::trim).filter(|t| !t.is_empty()) {
         Some(t) if caller.covers_territory(t) => Ok(Some(vec![t.to_string()])),
         Some(_) => Err(ApiError::not_found()),
-        None => Ok(caller.territories().map(<[String]>::to_vec)),
+        None => Ok(caller.territories().map(|t| t.iter().map(ToString::to_string).collect())),
     }
 }
 
@@ -545,9 +545,9 @@ async fn structure_report(
     let structure = queries::structure(&mut conn, &id).await?.ok_or_else(ApiError::not_found)?;
     let allowed = match &caller.scope {
         Scope::All => true,
-        Scope::Structure(s) => *s == structure.id,
-        Scope::Territories(t) => t.contains(&structure.territory),
-        Scope::Organisation(_) => false,
+        Scope::Structure(s) => s.as_str() == structure.id,
+        Scope::Territories(t) => t.iter().any(|t| t.as_str() == structure.territory),
+        Scope::Organisation(_) | Scope::Pending | Scope::Service(_) => false,
     };
     if !allowed {
         return Err(ApiError::not_found());

@@ -13,6 +13,7 @@ use sqlx::PgPool;
 mod http;
 pub mod projection;
 mod queries;
+mod store;
 
 pub const SCHEMA: &str = "insights";
 pub const SERVICE: &str = "insights";

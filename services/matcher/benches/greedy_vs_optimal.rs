@@ -67,7 +67,7 @@ fn run(s: &Scenario) -> Value {
         })
         .collect();
     let capacities: Vec<u32> = structures.iter().map(|st| st.weekly_capacity).collect();
-    let slot: HashMap<String, usize> = structures.iter().enumerate().map(|(i, st)| (st.id.clone(), i)).collect();
+    let slot: HashMap<String, usize> = structures.iter().enumerate().map(|(i, st)| (st.id.to_string(), i)).collect();
     let index = Index::build(structures);
     let demands: Vec<_> = (0..s.referrals).map(|_| synth::demand(&mut rng, &places, 0.0)).collect();
     let now = NaiveDate::from_ymd_opt(2026, 11, 23).and_then(|d| d.and_hms_opt(9, 0, 0)).expect("a valid date");
@@ -86,16 +86,16 @@ fn run(s: &Scenario) -> Value {
     let mut options: Vec<Vec<(usize, i64)>> = Vec::with_capacity(demands.len());
     for (d, demand) in demands.iter().enumerate() {
         let feasible = engine::feasible(&index, demand, &tried);
-        options.push(feasible.iter().map(|f| (slot[&f.structure.id], metres(f.distance_km))).collect());
+        options.push(feasible.iter().map(|f| (slot[f.structure.id.as_str()], metres(f.distance_km))).collect());
         arcs.extend(options[d].iter().map(|&(supply, cost)| Arc { demand: d, supply, cost }));
         let (candidates, _) = engine::rank(&feasible, |id| used.get(id).copied().unwrap_or(0), Some(now));
         if let Some(best) = candidates.first() {
-            *used.entry(best.structure_id.clone()).or_default() += 1;
+            *used.entry(best.structure_id.to_string()).or_default() += 1;
             greedy.assign(d, metres(best.distance_km));
         }
-        let free = feasible.iter().find(|f| nearest_used[slot[&f.structure.id]] < f.structure.weekly_capacity);
+        let free = feasible.iter().find(|f| nearest_used[slot[f.structure.id.as_str()]] < f.structure.weekly_capacity);
         if let Some(f) = free {
-            nearest_used[slot[&f.structure.id]] += 1;
+            nearest_used[slot[f.structure.id.as_str()]] += 1;
             nearest.assign(d, metres(f.distance_km));
         }
     }

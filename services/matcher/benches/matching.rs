@@ -47,7 +47,7 @@ fn world(size: usize) -> World {
     let places = synth::Places::new(None);
     let structures = synth::structures(&mut rng, &places, size);
     // Mid-week: each structure has used some of its capacity, a few all of it.
-    let used = structures.iter().map(|s| (s.id.clone(), rng.random_range(0..=s.weekly_capacity))).collect();
+    let used = structures.iter().map(|s| (s.id.to_string(), rng.random_range(0..=s.weekly_capacity))).collect();
     let index = Index::build(structures);
     let demands = (0..PEOPLE).map(|_| synth::demand(&mut rng, &places, 0.1)).collect();
     World { index, used, demands }
@@ -60,7 +60,7 @@ fn match_one(world: &World, demand: &Demand, now: chrono::NaiveDateTime) -> Opti
     let best = engine::best(&world.index, demand, &tried, used, Some(now))?;
     let structure = world.index.get(&best.structure_id)?;
     let explanation = engine::explain(demand, &best, structure);
-    Some((best.structure_id, explanation))
+    Some((best.structure_id.into_string(), explanation))
 }
 
 /// Every feasible structure in range, ranked.

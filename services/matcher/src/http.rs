@@ -9,7 +9,7 @@ use axum::{Json as AxumJson, Router};
 use contracts::api::PreviewRequest;
 use contracts::events::Point;
 use contracts::validate::Errors;
-use contracts::{Accessibility, Language, Need, ReferralMode, Role, Urgency};
+use contracts::{Accessibility, Language, Need, ReferralId, ReferralMode, Role, StructureId, Urgency};
 use platform::ApiError;
 use platform::auth::Caller;
 use platform::json::Json;
@@ -39,7 +39,7 @@ pub fn router(state: MatcherState) -> Router {
 #[derive(Serialize, ToSchema)]
 #[schema(as = Candidate)]
 struct CandidateView {
-    structure_id: String,
+    structure_id: StructureId,
     name: String,
     distance_km: f64,
     score: f64,
@@ -91,7 +91,7 @@ struct ReasonView {
 #[derive(Serialize, ToSchema)]
 #[schema(as = ExcludedStructure)]
 struct ExcludedView {
-    structure_id: String,
+    structure_id: StructureId,
     name: String,
     distance_km: f64,
     reasons: Vec<ReasonView>,
@@ -103,7 +103,7 @@ struct ExcludedView {
 struct AssessmentView {
     /// The referral assessed (absent for a preview).
     #[serde(skip_serializing_if = "Option::is_none")]
-    referral_id: Option<Uuid>,
+    referral_id: Option<ReferralId>,
     max_distance_km: f64,
     candidates: Vec<CandidateView>,
     excluded: Vec<ExcludedView>,
@@ -135,7 +135,7 @@ fn excluded_view(e: Excluded) -> ExcludedView {
     }
 }
 
-fn view(referral_id: Option<Uuid>, demand: &Demand, a: Assessment) -> AssessmentView {
+fn view(referral_id: Option<ReferralId>, demand: &Demand, a: Assessment) -> AssessmentView {
     AssessmentView {
         referral_id,
         max_distance_km: demand.max_distance_km,
@@ -168,7 +168,7 @@ async fn candidates(
     Path(id): Path<String>,
 ) -> Result<AxumJson<AssessmentView>, ApiError> {
     caller.require(&[Role::Referrer, Role::Admin])?;
-    let id: Uuid = id.parse().map_err(|_| ApiError::not_found())?;
+    let id: ReferralId = id.parse().map_err(|_| ApiError::not_found())?;
     let mut conn = state.pool.acquire().await?;
     let profile = store::profile(&mut conn, id).await?.ok_or_else(ApiError::not_found)?;
     if !caller.is_admin() && profile.organisation_id != caller.organisation() {
@@ -178,7 +178,7 @@ async fn candidates(
     // The structure holding the current offer is the chosen candidate, not an excluded one.
     let mut tried = profile.tried.clone();
     if let Some(current) = &profile.current_structure {
-        tried.remove(current);
+        tried.remove(current.as_str());
     }
     let assessment = state.matcher.assess(&mut conn, &demand, &tried, 10).await?;
     Ok(AxumJson(view(Some(id), &demand, assessment)))
@@ -280,7 +280,7 @@ mod tests {
             Exclusion::BeyondDistance { max_km: 1.0 },
             Exclusion::NoSharedLanguage,
             Exclusion::MissingAccessibility(vec![]),
-            Exclusion::AlreadyTried { outcome: String::new() },
+            Exclusion::AlreadyTried { outcome: crate::domain::engine::Tried::Declined },
             Exclusion::NoCapacity { used: 0, capacity: 0 },
         ];
         // A new variant breaks this match, and so the test, until it is listed above.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use bus::{Handler, HandlerError, ServiceQueue};
 use contracts::Envelope;
+use contracts::ReferralId;
 use contracts::WaitlistReason;
 use contracts::events::{
     CapacityChanged, ReferralAccepted, ReferralCancelled, ReferralClosed, ReferralDeclined, ReferralOfferExpired,
@@ -14,9 +15,10 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::SERVICE;
+use crate::domain::engine::Tried;
 use crate::domain::waitlist::{AfterOffer, after_offer};
 use crate::routing::Matcher;
-use crate::store::{self, state};
+use crate::store::{self, ProfileState};
 
 pub fn queue() -> ServiceQueue {
     ServiceQueue {
@@ -35,54 +37,66 @@ pub fn queue() -> ServiceQueue {
     }
 }
 
+contracts::event_set! {
+    /// Every event the matcher's queue is bound to.
+    pub enum Inbound {
+        ReferralSubmitted,
+        ReferralDeclined,
+        ReferralOfferExpired,
+        ReferralAccepted,
+        ReferralCancelled,
+        ReferralClosed,
+        ReferralRerouted,
+        StructureUpserted,
+        StructureRemoved,
+        CapacityChanged,
+    }
+}
+
 pub struct MatcherHandler {
     pub matcher: Arc<Matcher>,
 }
 
 impl Handler for MatcherHandler {
-    async fn handle(&self, tx: &mut PgConnection, env: &Envelope) -> Result<(), HandlerError> {
-        match env.event_type.as_str() {
-            "referral.submitted" => self.submitted(tx, env, env.decode()?).await,
-            "referral.declined" => {
-                let e: ReferralDeclined = env.decode()?;
-                self.offer_ended(tx, env, e.referral_id, e.reservation_id, "declined").await
+    type Event = Inbound;
+
+    async fn handle(&self, tx: &mut PgConnection, env: &Envelope, event: Inbound) -> Result<(), HandlerError> {
+        match event {
+            Inbound::ReferralSubmitted(e) => self.submitted(tx, env, e).await,
+            Inbound::ReferralDeclined(e) => {
+                self.offer_ended(tx, env, e.referral_id, e.reservation_id, Tried::Declined).await
             }
-            "referral.offer_expired" => {
-                let e: ReferralOfferExpired = env.decode()?;
-                self.offer_ended(tx, env, e.referral_id, e.reservation_id, "expired").await
+            Inbound::ReferralOfferExpired(e) => {
+                self.offer_ended(tx, env, e.referral_id, e.reservation_id, Tried::Expired).await
             }
-            "referral.accepted" => self.accepted(tx, env.decode()?).await,
-            "referral.cancelled" => self.cancelled(tx, env.decode()?).await,
-            "referral.closed" => {
-                let e: ReferralClosed = env.decode()?;
-                store::insert_placeholder(&mut *tx, e.referral_id, state::CLOSED).await?;
+            Inbound::ReferralAccepted(e) => self.accepted(tx, e).await,
+            Inbound::ReferralCancelled(e) => self.cancelled(tx, e).await,
+            Inbound::ReferralClosed(e) => {
+                store::insert_placeholder(&mut *tx, e.referral_id, ProfileState::Closed).await?;
                 if let Some(mut p) = store::lock_profile(&mut *tx, e.referral_id).await? {
-                    p.state = state::CLOSED.to_string();
+                    p.state = ProfileState::Closed;
                     store::save_profile(tx, &p).await?;
                 }
                 Ok(())
             }
-            "referral.rerouted" => self.rerouted(tx, env, env.decode()?).await,
-            "structure.upserted" => {
-                let e: StructureUpserted = env.decode()?;
+            Inbound::ReferralRerouted(e) => self.rerouted(tx, env, e).await,
+            Inbound::StructureUpserted(e) => {
                 if store::upsert_structure(&mut *tx, &e.structure, env.sequence).await? {
-                    store::request_rematch(tx, &e.structure.id).await?;
+                    store::request_rematch(tx, e.structure.id.as_str()).await?;
                 }
                 Ok(())
             }
-            "structure.removed" => {
-                let e: StructureRemoved = env.decode()?;
-                store::remove_structure(tx, &e.structure_id, env.sequence).await?;
+            Inbound::StructureRemoved(e) => {
+                store::remove_structure(tx, e.structure_id.as_str(), env.sequence).await?;
                 Ok(())
             }
-            "capacity.changed" => {
-                let e: CapacityChanged = env.decode()?;
-                if store::set_capacity(&mut *tx, &e.structure_id, e.weekly_capacity, e.accepting, env.sequence).await? {
-                    store::request_rematch(tx, &e.structure_id).await?;
+            Inbound::CapacityChanged(e) => {
+                let id = e.structure_id.as_str();
+                if store::set_capacity(&mut *tx, id, e.weekly_capacity, e.accepting, env.sequence).await? {
+                    store::request_rematch(tx, id).await?;
                 }
                 Ok(())
             }
-            _ => Ok(()),
         }
     }
 }
@@ -96,7 +110,7 @@ impl MatcherHandler {
             None => store::lock_profile(&mut *tx, e.referral_id).await?,
         };
         let Some(mut p) = locked else { return Ok(()) };
-        if p.state != state::MATCHING {
+        if p.state != ProfileState::Matching {
             // Already routed (redelivery) or cancelled before it reached us.
             return Ok(());
         }
@@ -110,24 +124,24 @@ impl MatcherHandler {
         &self,
         tx: &mut PgConnection,
         env: &Envelope,
-        referral_id: Uuid,
+        referral_id: ReferralId,
         reservation_id: Uuid,
-        outcome: &str,
+        outcome: Tried,
     ) -> Result<(), HandlerError> {
         if let Some(structure) = store::release(&mut *tx, reservation_id).await? {
-            store::request_rematch(&mut *tx, &structure).await?;
+            store::request_rematch(&mut *tx, structure.as_str()).await?;
         }
         let Some(mut p) = store::lock_profile(&mut *tx, referral_id).await? else { return Ok(()) };
-        if p.current_reservation != Some(reservation_id) || p.state != state::PROPOSED {
+        if p.current_reservation != Some(reservation_id) || p.state != ProfileState::Proposed {
             // About an offer that was already withdrawn: nothing more to do.
             return Ok(());
         }
         if let Some(s) = p.current_structure.take() {
-            p.tried.insert(s, outcome.to_string());
+            p.tried.insert(s.into_string(), outcome);
         }
         p.current_reservation = None;
-        p.state = state::MATCHING.to_string();
-        match after_offer(p.attempts.max(0) as u32, self.matcher.max_attempts) {
+        p.state = ProfileState::Matching;
+        match after_offer(p.attempts, self.matcher.max_attempts) {
             AfterOffer::Escalate => {
                 self.matcher.waitlist(tx, &mut p, WaitlistReason::AttemptsExhausted, true, Some(env)).await?
             }
@@ -143,22 +157,22 @@ impl MatcherHandler {
         if let Some(mut p) = store::lock_profile(&mut *tx, e.referral_id).await?
             && p.current_reservation == Some(e.reservation_id)
         {
-            p.state = state::ACCEPTED.to_string();
+            p.state = ProfileState::Accepted;
             store::save_profile(tx, &p).await?;
         }
         Ok(())
     }
 
     async fn cancelled(&self, tx: &mut PgConnection, e: ReferralCancelled) -> Result<(), HandlerError> {
-        store::insert_placeholder(&mut *tx, e.referral_id, state::CANCELLED).await?;
+        store::insert_placeholder(&mut *tx, e.referral_id, ProfileState::Cancelled).await?;
         let Some(mut p) = store::lock_profile(&mut *tx, e.referral_id).await? else { return Ok(()) };
         let reservations = [e.reservation_id, p.current_reservation];
         for r in reservations.into_iter().flatten() {
             if let Some(structure) = store::release(&mut *tx, r).await? {
-                store::request_rematch(&mut *tx, &structure).await?;
+                store::request_rematch(&mut *tx, structure.as_str()).await?;
             }
         }
-        p.state = state::CANCELLED.to_string();
+        p.state = ProfileState::Cancelled;
         p.current_reservation = None;
         p.current_structure = None;
         store::save_profile(tx, &p).await?;
@@ -169,23 +183,25 @@ impl MatcherHandler {
         let Some(mut p) = store::lock_profile(&mut *tx, e.referral_id).await? else {
             return Err(HandlerError::Transient(anyhow::anyhow!("reroute before the referral reached the matcher")));
         };
-        if p.round >= e.round as i32 || matches!(p.state.as_str(), state::CANCELLED | state::CLOSED | state::ACCEPTED) {
+        if p.round >= e.round
+            || matches!(p.state, ProfileState::Cancelled | ProfileState::Closed | ProfileState::Accepted)
+        {
             return Ok(());
         }
         for r in [e.withdrawn_reservation_id, p.current_reservation].into_iter().flatten() {
             if let Some(structure) = store::release(&mut *tx, r).await? {
-                store::request_rematch(&mut *tx, &structure).await?;
+                store::request_rematch(&mut *tx, structure.as_str()).await?;
             }
         }
         if let Some(s) = p.current_structure.take() {
-            p.tried.insert(s, "withdrawn".to_string());
+            p.tried.insert(s.into_string(), Tried::Withdrawn);
         }
         p.current_reservation = None;
-        p.round = e.round as i32;
-        p.state = state::MATCHING.to_string();
+        p.round = e.round;
+        p.state = ProfileState::Matching;
         match e.structure_id {
             Some(structure_id) => {
-                self.matcher.route_to(tx, &mut p, &structure_id, e.force, Some(env)).await?;
+                self.matcher.route_to(tx, &mut p, structure_id.as_str(), e.force, Some(env)).await?;
             }
             None => {
                 p.attempts = 0;
@@ -194,5 +210,15 @@ impl MatcherHandler {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_queue_is_bound_to_exactly_the_events_it_knows() {
+        assert_eq!(queue().mismatches::<Inbound>(), Vec::<String>::new());
     }
 }

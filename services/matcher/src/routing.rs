@@ -7,17 +7,17 @@ use std::time::Instant;
 
 use chrono::Utc;
 use contracts::Envelope;
-use contracts::WaitlistReason;
 use contracts::events::{MatchProposed, MatchWaitlisted};
 use contracts::week::{CapacityWeek, paris_local};
+use contracts::{StructureId, WaitlistReason};
 use sqlx::PgConnection;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::SCHEMA;
-use crate::domain::engine::{self, Candidate, Demand, Excluded};
+use crate::domain::engine::{self, Candidate, Demand, Excluded, Tried};
 use crate::domain::index::Index;
-use crate::store::{self, Profile, StructureChange, state};
+use crate::store::{self, Profile, ProfileState, StructureChange};
 
 /// The in-memory index of structures and the clock value it reflects.
 pub struct Matcher {
@@ -27,7 +27,7 @@ pub struct Matcher {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Routed {
-    Proposed(String),
+    Proposed(StructureId),
     Waitlisted(WaitlistReason),
 }
 
@@ -55,7 +55,7 @@ impl Matcher {
             for change in changes {
                 match change {
                     StructureChange::Upsert(s) => index.upsert(*s),
-                    StructureChange::Remove(id) => index.remove(&id),
+                    StructureChange::Remove(id) => index.remove(id.as_str()),
                 }
             }
             guard.1 = latest;
@@ -82,7 +82,7 @@ impl Matcher {
         let mut usage: HashMap<String, u32> = HashMap::new();
         let mut batch = engine::SEARCH_BATCH;
         loop {
-            let ids: Vec<String> = search.pull(batch).iter().map(|f| f.structure.id.clone()).collect();
+            let ids: Vec<String> = search.pull(batch).iter().map(|f| f.structure.id.to_string()).collect();
             if !ids.is_empty() {
                 usage.extend(store::usage(&mut *conn, &ids, &week).await?);
             }
@@ -97,7 +97,7 @@ impl Matcher {
                     return Ok(Some(Routed::Proposed(c.structure_id)));
                 }
                 // Another replica took its last place: full for this search.
-                usage.insert(c.structure_id.clone(), c.capacity);
+                usage.insert(c.structure_id.to_string(), c.capacity);
             }
             if search.exhausted() {
                 break;
@@ -174,8 +174,8 @@ impl Matcher {
         let reservation_id = Uuid::now_v7();
         store::insert_reservation(&mut *conn, reservation_id, p.referral_id, &c.structure_id, week, forced).await?;
         p.attempts += 1;
-        p.tried.insert(c.structure_id.clone(), "offered".to_string());
-        p.state = state::PROPOSED.to_string();
+        p.tried.insert(c.structure_id.to_string(), Tried::Offered);
+        p.state = ProfileState::Proposed;
         p.current_structure = Some(c.structure_id.clone());
         p.current_reservation = Some(reservation_id);
         p.waitlist_reason = None;
@@ -184,10 +184,10 @@ impl Matcher {
         store::save_profile(&mut *conn, p).await?;
         let event = MatchProposed {
             referral_id: p.referral_id,
-            round: p.round as u32,
+            round: p.round,
             structure_id: c.structure_id.clone(),
             structure_name: c.name.clone(),
-            attempt: p.attempts as u32,
+            attempt: p.attempts,
             score: round3(c.score),
             distance_km: round3(c.distance_km),
             explanation,
@@ -212,13 +212,12 @@ impl Matcher {
         escalated: bool,
         cause: Option<&Envelope>,
     ) -> sqlx::Result<()> {
-        let unchanged = p.state == state::WAITLISTED
-            && p.waitlist_reason.as_deref() == Some(reason.slug())
-            && p.escalated == escalated;
-        p.state = state::WAITLISTED.to_string();
+        let unchanged =
+            p.state == ProfileState::Waitlisted && p.waitlist_reason == Some(reason) && p.escalated == escalated;
+        p.state = ProfileState::Waitlisted;
         p.current_structure = None;
         p.current_reservation = None;
-        p.waitlist_reason = Some(reason.slug().to_string());
+        p.waitlist_reason = Some(reason);
         p.escalated = escalated;
         if unchanged {
             return store::save_profile(conn, p).await;
@@ -227,10 +226,10 @@ impl Matcher {
         store::save_profile(&mut *conn, p).await?;
         let event = MatchWaitlisted {
             referral_id: p.referral_id,
-            round: p.round as u32,
+            round: p.round,
             reason,
             escalated,
-            attempt: p.attempts as u32,
+            attempt: p.attempts,
             waitlisted_at: Utc::now(),
         };
         tracing::info!(referral_id = %p.referral_id, reason = %reason, escalated, "waitlisted");
@@ -246,15 +245,15 @@ impl Matcher {
         &self,
         conn: &mut PgConnection,
         demand: &Demand,
-        tried: &std::collections::HashMap<String, String>,
+        tried: &std::collections::HashMap<String, Tried>,
         limit: usize,
     ) -> sqlx::Result<Assessment> {
         let index = self.snapshot(&mut *conn).await?;
         let week = CapacityWeek::current().to_string();
         let radius = (demand.max_distance_km * 1.5).max(demand.max_distance_km + 15.0);
         let feasible = engine::feasible(&index, demand, tried);
-        let nearby: Vec<String> = index.within(demand.location, radius).map(|s| s.id.clone()).collect();
-        let mut ids: Vec<String> = feasible.iter().map(|f| f.structure.id.clone()).collect();
+        let nearby: Vec<String> = index.within(demand.location, radius).map(|s| s.id.to_string()).collect();
+        let mut ids: Vec<String> = feasible.iter().map(|f| f.structure.id.to_string()).collect();
         ids.extend(nearby);
         ids.sort();
         ids.dedup();

@@ -4,41 +4,70 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use contracts::events::{MatchingProfile, Point, Structure};
-use contracts::{Language, Urgency, parse_set};
+use contracts::{CommuneCode, Language, OrganisationId, ReferralId, StructureId, Territory, WaitlistReason};
+use platform::row::{Columns, RowError};
+use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::engine::Demand;
+use crate::domain::engine::{Demand, Tried};
 use crate::domain::index::IndexedStructure;
 
 /// A referral as the matcher sees it.
 #[derive(Debug, Clone)]
 pub struct Profile {
-    pub referral_id: Uuid,
-    pub state: String,
-    pub organisation_id: Option<Uuid>,
-    pub territory: Option<String>,
-    pub commune_code: Option<String>,
+    pub referral_id: ReferralId,
+    pub state: ProfileState,
+    pub organisation_id: Option<OrganisationId>,
+    pub territory: Option<Territory>,
+    pub commune_code: Option<CommuneCode>,
+    /// What the person needs; `None` while the profile is a placeholder for an event
+    /// that overtook `referral.submitted`.
     pub demand: Option<Demand>,
     pub deadline: Option<NaiveDate>,
     pub submitted_at: Option<DateTime<Utc>>,
-    pub attempts: i32,
-    pub tried: HashMap<String, String>,
-    pub round: i32,
-    pub current_structure: Option<String>,
+    /// Offers made since the last reroute.
+    pub attempts: u32,
+    /// Structures already tried, with what happened there: never offered again.
+    pub tried: HashMap<String, Tried>,
+    pub round: u32,
+    pub current_structure: Option<StructureId>,
     pub current_reservation: Option<Uuid>,
-    pub waitlist_reason: Option<String>,
+    pub waitlist_reason: Option<WaitlistReason>,
     pub escalated: bool,
     pub sequence: i64,
 }
 
-pub mod state {
-    pub const MATCHING: &str = "matching";
-    pub const PROPOSED: &str = "proposed";
-    pub const WAITLISTED: &str = "waitlisted";
-    pub const ACCEPTED: &str = "accepted";
-    pub const CLOSED: &str = "closed";
-    pub const CANCELLED: &str = "cancelled";
+/// Where a referral stands in matching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfileState {
+    Matching,
+    Proposed,
+    Waitlisted,
+    Accepted,
+    Closed,
+    Cancelled,
+}
+
+impl ProfileState {
+    pub fn slug(self) -> &'static str {
+        match self {
+            ProfileState::Matching => "matching",
+            ProfileState::Proposed => "proposed",
+            ProfileState::Waitlisted => "waitlisted",
+            ProfileState::Accepted => "accepted",
+            ProfileState::Closed => "closed",
+            ProfileState::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::str::FromStr for ProfileState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| format!("unknown state `{s}`"))
+    }
 }
 
 struct ProfileRow {
@@ -67,39 +96,50 @@ struct ProfileRow {
     sequence: i64,
 }
 
-impl From<ProfileRow> for Profile {
-    fn from(r: ProfileRow) -> Self {
-        let demand = match (r.lat, r.lon, r.needs, r.modes) {
-            (Some(lat), Some(lon), Some(needs), Some(modes)) => Some(Demand {
-                location: Point { lat, lon },
-                needs: parse_set(&needs).unwrap_or_default(),
-                modes: parse_set(&modes).unwrap_or_default(),
-                languages: parse_set::<Language>(&r.languages.unwrap_or_default()).unwrap_or_default(),
-                accessibility: parse_set(&r.accessibility.unwrap_or_default()).unwrap_or_default(),
-                max_distance_km: r.max_distance_km.unwrap_or(30.0),
-                urgency: r.urgency.as_deref().and_then(|u| u.parse().ok()).unwrap_or(Urgency::Normal),
+const PROFILES: &str = "matcher.profiles";
+
+impl TryFrom<ProfileRow> for Profile {
+    type Error = RowError;
+
+    fn try_from(r: ProfileRow) -> Result<Self, RowError> {
+        let c = Columns::of(PROFILES, r.referral_id);
+        // A profile is a placeholder (every matching column null) until its submission
+        // arrives; after that, every matching column must be there and parse.
+        let demand = match r.needs {
+            None => None,
+            Some(needs) => Some(Demand {
+                location: Point { lat: c.required("lat", r.lat)?, lon: c.required("lon", r.lon)? },
+                needs: c.non_empty_set("needs", &needs)?,
+                modes: c.non_empty_set("modes", &c.required("modes", r.modes)?)?,
+                languages: c.set::<Language>("languages", &c.required("languages", r.languages)?)?,
+                accessibility: c.set("accessibility", &c.required("accessibility", r.accessibility)?)?,
+                max_distance_km: c.required("max_distance_km", r.max_distance_km)?,
+                urgency: c.parse("urgency", &c.required("urgency", r.urgency)?)?,
             }),
-            _ => None,
         };
-        Profile {
-            referral_id: r.referral_id,
-            state: r.state,
-            organisation_id: r.organisation_id,
-            territory: r.territory,
-            commune_code: r.commune_code,
+        Ok(Profile {
+            referral_id: r.referral_id.into(),
+            state: c.parse("state", &r.state)?,
+            organisation_id: r.organisation_id.map(OrganisationId::from),
+            territory: c.parse_opt("territory", r.territory.as_deref())?,
+            commune_code: c.parse_opt("commune_code", r.commune_code.as_deref())?,
             demand,
             deadline: r.deadline,
             submitted_at: r.submitted_at,
-            attempts: r.attempts,
-            tried: serde_json::from_value(r.tried).unwrap_or_default(),
-            round: r.round,
-            current_structure: r.current_structure,
+            attempts: c.int("attempts", r.attempts)?,
+            tried: c.json("tried", r.tried)?,
+            round: c.int("round", r.round)?,
+            current_structure: c.parse_opt("current_structure", r.current_structure.as_deref())?,
             current_reservation: r.current_reservation,
-            waitlist_reason: r.waitlist_reason,
+            waitlist_reason: c.parse_opt("waitlist_reason", r.waitlist_reason.as_deref())?,
             escalated: r.escalated,
             sequence: r.sequence,
-        }
+        })
     }
+}
+
+fn profile_of(row: ProfileRow) -> sqlx::Result<Profile> {
+    Ok(Profile::try_from(row)?)
 }
 
 fn slugs<T: std::fmt::Display>(values: &[T]) -> Vec<String> {
@@ -111,8 +151,8 @@ fn slugs<T: std::fmt::Display>(values: &[T]) -> Vec<String> {
 /// `None` is returned.
 pub async fn insert_profile(
     conn: &mut PgConnection,
-    referral_id: Uuid,
-    organisation_id: Uuid,
+    referral_id: ReferralId,
+    organisation_id: OrganisationId,
     submitted_at: DateTime<Utc>,
     p: &MatchingProfile,
 ) -> sqlx::Result<Option<Profile>> {
@@ -131,10 +171,10 @@ pub async fn insert_profile(
          RETURNING referral_id, state, organisation_id, commune_code, territory, lat, lon, needs, modes, languages,
                    accessibility, urgency, deadline, max_distance_km, submitted_at, attempts, tried, round,
                    current_structure, current_reservation, waitlist_reason, escalated, sequence",
-        referral_id,
-        organisation_id,
-        p.commune_code,
-        p.territory,
+        referral_id.as_uuid(),
+        organisation_id.as_uuid(),
+        p.commune_code.as_str(),
+        p.territory.as_str(),
         p.location.lat,
         p.location.lon,
         &slugs(&p.needs),
@@ -148,15 +188,19 @@ pub async fn insert_profile(
     )
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(Into::into))
+    row.map(profile_of).transpose()
 }
 
 /// A profile for an event that overtook `referral.submitted`; the submission fills it in.
-pub async fn insert_placeholder(conn: &mut PgConnection, referral_id: Uuid, state: &str) -> sqlx::Result<()> {
+pub async fn insert_placeholder(
+    conn: &mut PgConnection,
+    referral_id: ReferralId,
+    state: ProfileState,
+) -> sqlx::Result<()> {
     sqlx::query!(
         "INSERT INTO matcher.profiles (referral_id, state) VALUES ($1, $2) ON CONFLICT (referral_id) DO NOTHING",
-        referral_id,
-        state
+        referral_id.as_uuid(),
+        state.slug()
     )
     .execute(conn)
     .await?;
@@ -164,50 +208,50 @@ pub async fn insert_placeholder(conn: &mut PgConnection, referral_id: Uuid, stat
 }
 
 /// The profile, locked until the end of the transaction.
-pub async fn lock_profile(conn: &mut PgConnection, referral_id: Uuid) -> sqlx::Result<Option<Profile>> {
+pub async fn lock_profile(conn: &mut PgConnection, referral_id: ReferralId) -> sqlx::Result<Option<Profile>> {
     let row = sqlx::query_as!(
         ProfileRow,
         "SELECT referral_id, state, organisation_id, commune_code, territory, lat, lon, needs, modes, languages,
                 accessibility, urgency, deadline, max_distance_km, submitted_at, attempts, tried, round,
                 current_structure, current_reservation, waitlist_reason, escalated, sequence
          FROM matcher.profiles WHERE referral_id = $1 FOR UPDATE",
-        referral_id
+        referral_id.as_uuid()
     )
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(Into::into))
+    row.map(profile_of).transpose()
 }
 
-pub async fn profile(conn: &mut PgConnection, referral_id: Uuid) -> sqlx::Result<Option<Profile>> {
+pub async fn profile(conn: &mut PgConnection, referral_id: ReferralId) -> sqlx::Result<Option<Profile>> {
     let row = sqlx::query_as!(
         ProfileRow,
         "SELECT referral_id, state, organisation_id, commune_code, territory, lat, lon, needs, modes, languages,
                 accessibility, urgency, deadline, max_distance_km, submitted_at, attempts, tried, round,
                 current_structure, current_reservation, waitlist_reason, escalated, sequence
          FROM matcher.profiles WHERE referral_id = $1",
-        referral_id
+        referral_id.as_uuid()
     )
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(Into::into))
+    row.map(profile_of).transpose()
 }
 
 /// Writes back what matching changed.
 pub async fn save_profile(conn: &mut PgConnection, p: &Profile) -> sqlx::Result<()> {
-    let waitlisted = p.state == state::WAITLISTED;
+    let waitlisted = p.state == ProfileState::Waitlisted;
     sqlx::query!(
         "UPDATE matcher.profiles SET state = $2, attempts = $3, tried = $4, round = $5, current_structure = $6,
                 current_reservation = $7, waitlist_reason = $8, escalated = $9, sequence = $10,
                 waitlisted_at = CASE WHEN $11 THEN COALESCE(waitlisted_at, now()) ELSE NULL END, updated_at = now()
          WHERE referral_id = $1",
-        p.referral_id,
-        p.state,
-        p.attempts,
-        serde_json::to_value(&p.tried).unwrap_or_default(),
-        p.round,
-        p.current_structure,
+        p.referral_id.as_uuid(),
+        p.state.slug(),
+        p.attempts as i32,
+        serde_json::json!(p.tried),
+        p.round as i32,
+        p.current_structure.as_ref().map(StructureId::as_str),
         p.current_reservation,
-        p.waitlist_reason,
+        p.waitlist_reason.map(WaitlistReason::slug),
         p.escalated,
         p.sequence,
         waitlisted,
@@ -230,7 +274,7 @@ pub async fn waitlist(conn: &mut PgConnection) -> sqlx::Result<Vec<Profile>> {
     )
     .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().map(Into::into).collect())
+    rows.into_iter().map(profile_of).collect()
 }
 
 /// Bumps the structure clock; the value is the version of this change.
@@ -248,7 +292,7 @@ pub async fn clock(conn: &mut PgConnection) -> sqlx::Result<i64> {
 /// changed anything.
 pub async fn upsert_structure(conn: &mut PgConnection, s: &Structure, source_sequence: i64) -> sqlx::Result<bool> {
     let newer: Option<i64> =
-        sqlx::query_scalar!("SELECT source_sequence FROM matcher.structures WHERE id = $1 FOR UPDATE", s.id)
+        sqlx::query_scalar!("SELECT source_sequence FROM matcher.structures WHERE id = $1 FOR UPDATE", s.id.as_str())
             .fetch_optional(&mut *conn)
             .await?;
     if newer.is_some_and(|seq| seq >= source_sequence) {
@@ -267,9 +311,9 @@ pub async fn upsert_structure(conn: &mut PgConnection, s: &Structure, source_seq
             opening_hours = EXCLUDED.opening_hours, weekly_capacity = EXCLUDED.weekly_capacity,
             accepting = EXCLUDED.accepting, removed = false, source_sequence = EXCLUDED.source_sequence,
             version = EXCLUDED.version",
-        s.id,
+        s.id.as_str(),
         s.name,
-        s.territory,
+        s.territory.as_str(),
         s.location.lat,
         s.location.lon,
         &slugs(&s.services),
@@ -342,7 +386,7 @@ pub async fn remove_structure(conn: &mut PgConnection, id: &str, source_sequence
 /// A change to the structure read model, for the in-memory index.
 pub enum StructureChange {
     Upsert(Box<IndexedStructure>),
-    Remove(String),
+    Remove(StructureId),
 }
 
 /// Every change after `version`, and the version they bring the index to.
@@ -356,32 +400,44 @@ pub async fn structure_changes(conn: &mut PgConnection, version: i64) -> sqlx::R
     .fetch_all(conn)
     .await?;
     let mut latest = version;
-    let changes = rows
-        .into_iter()
-        .map(|r| {
-            latest = latest.max(r.version);
-            if r.removed {
-                return StructureChange::Remove(r.id);
-            }
-            StructureChange::Upsert(Box::new(IndexedStructure {
-                id: r.id,
+    let mut changes = Vec::with_capacity(rows.len());
+    for r in rows {
+        latest = latest.max(r.version);
+        let c = Columns::of("matcher.structures", &r.id);
+        let Ok(id) = r.id.parse::<StructureId>() else {
+            tracing::error!(error = %c.error("id", "is not a structure id"), "structure left out of matching");
+            continue;
+        };
+        if r.removed {
+            changes.push(StructureChange::Remove(id));
+            continue;
+        }
+        // One unreadable structure must not stop matching for everyone: it is left out
+        // of the index (never offered), and the log names it.
+        let indexed = (|| {
+            Ok::<_, RowError>(IndexedStructure {
+                id: id.clone(),
                 name: r.name,
-                territory: r.territory,
+                territory: c.parse("territory", &r.territory)?,
                 location: Point { lat: r.lat, lon: r.lon },
-                services: parse_set(&r.services).unwrap_or_default(),
-                modes: parse_set(&r.modes).unwrap_or_default(),
-                languages: parse_set(&r.languages).unwrap_or_default(),
+                services: c.non_empty_set("services", &r.services)?,
+                modes: c.set("modes", &r.modes)?,
+                languages: c.set("languages", &r.languages)?,
                 other_languages: r.other_languages,
-                accessibility: parse_set(&r.accessibility).unwrap_or_default(),
-                weekly_capacity: u32::try_from(r.weekly_capacity).unwrap_or(0),
+                accessibility: c.set("accessibility", &r.accessibility)?,
+                weekly_capacity: c.int("weekly_capacity", r.weekly_capacity)?,
                 accepting: r.accepting,
-                opening_hours: r
-                    .opening_hours
-                    .as_deref()
-                    .and_then(|h| contracts::opening_hours::OpeningHours::parse(h).ok()),
-            }))
-        })
-        .collect();
+                opening_hours: c.parse_opt("opening_hours", r.opening_hours.as_deref())?,
+            })
+        })();
+        match indexed {
+            Ok(s) => changes.push(StructureChange::Upsert(Box::new(s))),
+            Err(err) => {
+                tracing::error!(error = %err, "structure left out of matching");
+                changes.push(StructureChange::Remove(id));
+            }
+        }
+    }
     Ok((changes, latest))
 }
 
@@ -394,7 +450,12 @@ pub async fn usage(conn: &mut PgConnection, ids: &[String], week: &str) -> sqlx:
     )
     .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.structure_id, u32::try_from(r.used).unwrap_or(0))).collect())
+    rows.into_iter()
+        .map(|r| {
+            let used = Columns::of("matcher.capacity_usage", &r.structure_id).int("used", r.used)?;
+            Ok((r.structure_id, used))
+        })
+        .collect()
 }
 
 /// Takes one unit of a structure's capacity this week, atomically: the conditional
@@ -425,7 +486,7 @@ pub async fn reserve(conn: &mut PgConnection, structure_id: &str, week: &str, fo
 pub async fn insert_reservation(
     conn: &mut PgConnection,
     id: Uuid,
-    referral_id: Uuid,
+    referral_id: ReferralId,
     structure_id: &str,
     week: &str,
     forced: bool,
@@ -433,7 +494,7 @@ pub async fn insert_reservation(
     sqlx::query!(
         "INSERT INTO matcher.reservations (id, referral_id, structure_id, week, state, forced) VALUES ($1, $2, $3, $4, 'held', $5)",
         id,
-        referral_id,
+        referral_id.as_uuid(),
         structure_id,
         week,
         forced
@@ -445,7 +506,7 @@ pub async fn insert_reservation(
 
 /// Gives a held reservation back. Returns the structure whose capacity grew, once: a
 /// second release of the same reservation does nothing.
-pub async fn release(conn: &mut PgConnection, reservation_id: Uuid) -> sqlx::Result<Option<String>> {
+pub async fn release(conn: &mut PgConnection, reservation_id: Uuid) -> sqlx::Result<Option<StructureId>> {
     let released = sqlx::query!(
         "UPDATE matcher.reservations SET state = 'released', settled_at = now()
          WHERE id = $1 AND state = 'held' RETURNING structure_id, week",
@@ -461,7 +522,7 @@ pub async fn release(conn: &mut PgConnection, reservation_id: Uuid) -> sqlx::Res
     )
     .execute(conn)
     .await?;
-    Ok(Some(r.structure_id))
+    Ok(Some(Columns::of("matcher.reservations", reservation_id).parse("structure_id", &r.structure_id)?))
 }
 
 /// Acceptance turns the reservation into consumed capacity.

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::domain::engine;
 use crate::routing::{Matcher, Routed};
-use crate::store::{self, state};
+use crate::store::{self, ProfileState};
 
 /// Re-match every structure.
 pub const ALL: &str = "*";
@@ -120,7 +120,7 @@ pub async fn step(pool: &PgPool, matcher: &Matcher) -> sqlx::Result<bool> {
             }
         }
         let Some(mut p) = store::lock_profile(&mut tx, candidate.referral_id).await? else { continue };
-        if p.state != state::WAITLISTED || p.escalated {
+        if p.state != ProfileState::Waitlisted || p.escalated {
             continue;
         }
         if let Some(Routed::Proposed(_)) = matcher.route(&mut tx, &mut p, None).await? {
@@ -128,8 +128,8 @@ pub async fn step(pool: &PgPool, matcher: &Matcher) -> sqlx::Result<bool> {
         }
         if let Some(s) = target {
             let week = CapacityWeek::current().to_string();
-            let used = store::usage(&mut tx, std::slice::from_ref(&s.id), &week).await?;
-            if used.get(&s.id).copied().unwrap_or(0) >= s.weekly_capacity {
+            let used = store::usage(&mut tx, &[s.id.to_string()], &week).await?;
+            if used.get(s.id.as_str()).copied().unwrap_or(0) >= s.weekly_capacity {
                 break;
             }
         }

@@ -11,7 +11,9 @@ use contracts::api::{
 };
 use contracts::events::ReferralSubmitted;
 use contracts::validate::Errors;
-use contracts::{ContactKind, DeclineReason, Envelope, Outcome, ReferralStatus, Role};
+use contracts::{
+    ContactKind, DeclineReason, Envelope, HistoryStep, Outcome, ReferralId, ReferralStatus, Role, StructureId,
+};
 use platform::ApiError;
 use platform::auth::{Caller, Scope};
 use platform::idempotency::{FingerprintedJson, IdempotencyKey};
@@ -29,7 +31,7 @@ use uuid::Uuid;
 use crate::domain::lifecycle::{Action, transition};
 use crate::domain::referral::parse_referral;
 use crate::lifecycle::{self, StepError};
-use crate::store::{self, ListFilter, ListScope, ReferralRow, Step};
+use crate::store::{self, ListFilter, ListScope, Referral, Step};
 use crate::view::{self, Disclosure, Parts, ReferralPage, ReferralView};
 use crate::{ReferralsState, SCHEMA};
 
@@ -61,40 +63,31 @@ impl From<StepError> for ApiError {
 }
 
 /// What a caller may see of a referral, or `None` (404) if it is outside their scope.
-fn disclosure(caller: &Caller, r: &ReferralRow) -> Option<Disclosure> {
+fn disclosure(caller: &Caller, r: &Referral) -> Option<Disclosure> {
     match &caller.scope {
         Scope::All => Some(Disclosure::Personal),
         Scope::Organisation(o) => (*o == r.organisation_id).then_some(Disclosure::Personal),
         Scope::Structure(s) => {
-            if r.structure_id.as_deref() == Some(s.as_str()) {
+            if r.structure_id.as_ref() == Some(s) {
                 Some(Disclosure::Personal)
-            } else if r.status == ReferralStatus::Offered.slug() && r.offer_structure_id.as_deref() == Some(s.as_str())
-            {
+            } else if r.offer.as_ref().is_some_and(|o| &o.structure_id == s) {
                 Some(Disclosure::Matching)
             } else {
                 None
             }
         }
         Scope::Territories(t) => t.contains(&r.territory).then_some(Disclosure::Matching),
+        Scope::Pending | Scope::Service(_) => None,
     }
 }
 
-fn actor(caller: &Caller) -> String {
-    match &caller.scope {
-        Scope::All => format!("admin:{}", caller.token_id),
-        Scope::Organisation(o) => format!("referrer:{o}"),
-        Scope::Structure(s) => format!("mediator:{s}"),
-        Scope::Territories(t) => format!("coordinator:{}", t.join(",")),
-    }
-}
-
-fn parse_id(id: &str) -> Result<Uuid, ApiError> {
+fn parse_id(id: &str) -> Result<ReferralId, ApiError> {
     id.parse().map_err(|_| ApiError::not_found())
 }
 
 async fn render(
     conn: &mut PgConnection,
-    r: ReferralRow,
+    r: Referral,
     disclosure: Disclosure,
     with_history: bool,
 ) -> Result<view::ReferralView, ApiError> {
@@ -147,7 +140,7 @@ async fn submit(
     let organisation_id = caller.organisation().ok_or_else(ApiError::forbidden)?;
     let referral =
         parse_referral(&body.value, geo::communes(), state.config.max_distance_km).map_err(ApiError::validation)?;
-    let id = Uuid::now_v7();
+    let id = ReferralId::new();
     let mut tx = state.pool.begin().await?;
     if let Some(key) = &key {
         let scope = organisation_id.to_string();
@@ -164,17 +157,18 @@ async fn submit(
             return Ok(created(view));
         }
     }
-    let row = store::insert(&mut tx, id, organisation_id, &referral).await?;
+    let row = store::insert(&mut tx, id, organisation_id, caller.account(), &referral).await?;
     let event = ReferralSubmitted {
         referral_id: id,
         organisation_id,
+        submitted_by: caller.account(),
         submitted_at: row.created_at,
         profile: referral.matching_profile(),
     };
     bus::enqueue(&mut tx, SCHEMA, &Envelope::new(id.to_string(), 1, &event)).await?;
-    let actor = actor(&caller);
-    let step = Step { step: "submitted", actor: Some(&actor), ..Step::default() };
-    store::add_history(&mut tx, id, ReferralStatus::Submitted.slug(), step).await?;
+    let actor = caller.actor();
+    let step = Step { actor: Some(&actor), ..Step::new(HistoryStep::Submitted) };
+    store::add_history(&mut tx, id, ReferralStatus::Submitted, step).await?;
     tx.commit().await?;
     tracing::info!(referral_id = %id, territory = %referral.territory, needs = ?referral.needs, "referral submitted");
     // Everything the response shows is at hand: no need to read it back.
@@ -276,7 +270,10 @@ fn parse_cursor(c: &str) -> Option<(DateTime<Utc>, Uuid)> {
     operation_id = "listReferrals",
     tag = "referrals",
     params(ListQuery),
-    responses((status = 200, description = "A page of referrals", body = ReferralPage), Authenticated, InvalidQuery)
+    responses(
+        (status = 200, description = "A page of referrals", body = ReferralPage),
+        Authenticated, Forbidden, InvalidQuery,
+    )
 )]
 async fn list(
     State(state): State<ReferralsState>,
@@ -287,9 +284,10 @@ async fn list(
     if !(1..=500).contains(&limit) {
         return Err(ApiError::invalid_field("limit", "must be between 1 and 500"));
     }
-    if let Some(s) = &q.status {
-        s.parse::<ReferralStatus>().map_err(|e| ApiError::invalid_field("status", e.to_string()))?;
-    }
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(s.parse::<ReferralStatus>().map_err(|e| ApiError::invalid_field("status", e.to_string()))?),
+    };
     let before = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
         None => None,
         Some(c) => Some(
@@ -301,9 +299,10 @@ async fn list(
         Scope::Organisation(o) => ListScope::Organisation(*o),
         Scope::Structure(s) => ListScope::Structure(s.clone()),
         Scope::Territories(t) => ListScope::Territories(t.clone()),
+        Scope::Pending | Scope::Service(_) => return Err(ApiError::forbidden()),
     };
     let unchanged_since = unchanged_since(q.stale_days, Utc::now())?;
-    let filter = ListFilter { scope, status: q.status, escalated: q.escalated, unchanged_since, before, limit };
+    let filter = ListFilter { scope, status, escalated: q.escalated, unchanged_since, before, limit };
     let mut conn = state.pool.acquire().await?;
     let rows = store::list(&mut conn, &filter).await?;
     let next_cursor = (rows.len() as i64 == limit)
@@ -319,7 +318,7 @@ async fn list(
 }
 
 /// Loads and locks a referral the caller can see, or 404.
-async fn load(conn: &mut PgConnection, caller: &Caller, id: &str) -> Result<ReferralRow, ApiError> {
+async fn load(conn: &mut PgConnection, caller: &Caller, id: &str) -> Result<Referral, ApiError> {
     let id = parse_id(id)?;
     let r = store::lock(conn, id).await?.ok_or_else(ApiError::not_found)?;
     disclosure(caller, &r).ok_or_else(ApiError::not_found)?;
@@ -327,28 +326,28 @@ async fn load(conn: &mut PgConnection, caller: &Caller, id: &str) -> Result<Refe
 }
 
 /// Mediators act on offers made to their structure, admin on any.
-fn require_offer_holder(caller: &Caller, r: &ReferralRow) -> Result<(), ApiError> {
+fn require_offer_holder(caller: &Caller, r: &Referral) -> Result<(), ApiError> {
     caller.require(&[Role::Mediator, Role::Admin])?;
-    if r.status != ReferralStatus::Offered.slug() {
+    let Some(offer) = &r.offer else {
         return Err(ApiError::conflict(format!("the referral is {}, not offered", r.status)));
-    }
+    };
     match caller.structure() {
-        Some(s) if r.offer_structure_id.as_deref() != Some(s) => Err(ApiError::not_found()),
+        Some(s) if &offer.structure_id != s => Err(ApiError::not_found()),
         _ => Ok(()),
     }
 }
 
 /// Contact and closure belong to the accepting structure (or admin).
-fn require_accepting_structure(caller: &Caller, r: &ReferralRow, action: Action) -> Result<(), ApiError> {
+fn require_accepting_structure(caller: &Caller, r: &Referral, action: Action) -> Result<(), ApiError> {
     caller.require(&[Role::Mediator, Role::Admin])?;
-    transition(lifecycle::status_of(r), action).map_err(|e| ApiError::conflict(e.to_string()))?;
+    transition(r.status, action).map_err(|e| ApiError::conflict(e.to_string()))?;
     match caller.structure() {
-        Some(s) if r.structure_id.as_deref() != Some(s) => Err(ApiError::not_found()),
+        Some(s) if r.structure_id.as_ref() != Some(s) => Err(ApiError::not_found()),
         _ => Ok(()),
     }
 }
 
-async fn respond(state: &ReferralsState, caller: &Caller, id: Uuid) -> Result<Response, ApiError> {
+async fn respond(state: &ReferralsState, caller: &Caller, id: ReferralId) -> Result<Response, ApiError> {
     let mut conn = state.pool.acquire().await?;
     let r = store::get(&mut conn, id).await?.ok_or_else(ApiError::not_found)?;
     let d = disclosure(caller, &r).unwrap_or(Disclosure::Matching);
@@ -377,7 +376,7 @@ async fn accept(
     let mut tx = state.pool.begin().await?;
     let mut r = load(&mut tx, &caller, &id).await?;
     require_offer_holder(&caller, &r)?;
-    lifecycle::accept(&mut tx, &mut r, &actor(&caller), mediator_name.as_deref()).await?;
+    lifecycle::accept(&mut tx, &mut r, &caller.actor(), mediator_name.as_deref()).await?;
     tx.commit().await?;
     tracing::info!(referral_id = %r.id, structure_id = ?r.structure_id, "accepted");
     respond(&state, &caller, r.id).await
@@ -406,7 +405,7 @@ async fn decline(
     let mut tx = state.pool.begin().await?;
     let mut r = load(&mut tx, &caller, &id).await?;
     require_offer_holder(&caller, &r)?;
-    lifecycle::decline(&mut tx, &mut r, &actor(&caller), reason, comment.as_deref()).await?;
+    lifecycle::decline(&mut tx, &mut r, &caller.actor(), reason, comment.as_deref()).await?;
     tx.commit().await?;
     tracing::info!(referral_id = %r.id, reason = %reason, "declined");
     respond(&state, &caller, r.id).await
@@ -449,7 +448,7 @@ async fn contact(
     let mut tx = state.pool.begin().await?;
     let mut r = load(&mut tx, &caller, &id).await?;
     require_accepting_structure(&caller, &r, Action::Contact)?;
-    lifecycle::contact(&mut tx, &mut r, &actor(&caller), kind, at.unwrap_or_else(Utc::now)).await?;
+    lifecycle::contact(&mut tx, &mut r, &caller.actor(), kind, at.unwrap_or_else(Utc::now)).await?;
     tx.commit().await?;
     respond(&state, &caller, r.id).await
 }
@@ -477,7 +476,7 @@ async fn close(
     let mut tx = state.pool.begin().await?;
     let mut r = load(&mut tx, &caller, &id).await?;
     require_accepting_structure(&caller, &r, Action::Close)?;
-    lifecycle::close(&mut tx, &mut r, &actor(&caller), outcome, comment.as_deref()).await?;
+    lifecycle::close(&mut tx, &mut r, &caller.actor(), outcome, comment.as_deref()).await?;
     tx.commit().await?;
     tracing::info!(referral_id = %r.id, outcome = %outcome, "closed");
     respond(&state, &caller, r.id).await
@@ -505,7 +504,7 @@ async fn cancel(
     let mut tx = state.pool.begin().await?;
     let mut r = load(&mut tx, &caller, &id).await?;
     caller.require(&[Role::Referrer, Role::Admin])?;
-    lifecycle::cancel(&mut tx, &mut r, &actor(&caller), reason.as_deref()).await?;
+    lifecycle::cancel(&mut tx, &mut r, &caller.actor(), reason.as_deref()).await?;
     tx.commit().await?;
     tracing::info!(referral_id = %r.id, "cancelled");
     respond(&state, &caller, r.id).await
@@ -530,6 +529,14 @@ async fn reroute(
 ) -> Result<Response, ApiError> {
     let mut e = Errors::new();
     let structure_id = e.text("structure_id", body.structure_id.as_deref(), 200, false);
+    let structure_id = match structure_id.map(|s| s.parse::<StructureId>()) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(err)) => {
+            e.add("structure_id", err.to_string());
+            None
+        }
+    };
     let reason = e.text("reason", body.reason.as_deref(), 1000, false);
     e.finish(|| ()).map_err(ApiError::validation)?;
     let force = body.force.unwrap_or(false);
@@ -539,7 +546,7 @@ async fn reroute(
     let mut tx = state.pool.begin().await?;
     let mut r = load(&mut tx, &caller, &id).await?;
     caller.require(&[Role::Coordinator, Role::Admin])?;
-    lifecycle::reroute(&mut tx, &mut r, &actor(&caller), structure_id.as_deref(), force, reason.as_deref()).await?;
+    lifecycle::reroute(&mut tx, &mut r, &caller.actor(), structure_id.as_ref(), force, reason.as_deref()).await?;
     tx.commit().await?;
     tracing::info!(referral_id = %r.id, to = ?structure_id, force, "rerouted");
     respond(&state, &caller, r.id).await

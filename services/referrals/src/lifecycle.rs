@@ -8,12 +8,12 @@ use contracts::events::{
     MatchProposed, MatchWaitlisted, ReferralAccepted, ReferralCancelled, ReferralClosed, ReferralContacted,
     ReferralDeclined, ReferralOfferExpired, ReferralOffered, ReferralRerouted, ReferralWaitlisted,
 };
-use contracts::{ContactKind, DeclineReason, Envelope, EventData, Outcome, ReferralStatus};
+use contracts::{ContactKind, DeclineReason, Envelope, EventData, HistoryStep, Outcome, ReferralStatus, StructureId};
 use sqlx::PgConnection;
 
 use crate::SCHEMA;
 use crate::domain::lifecycle::{Action, NotAllowed, transition};
-use crate::store::{self, ReferralRow, Step};
+use crate::store::{self, Offer, Referral, Step};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
@@ -23,19 +23,22 @@ pub enum StepError {
     Database(#[from] sqlx::Error),
 }
 
-pub fn status_of(r: &ReferralRow) -> ReferralStatus {
-    r.status.parse().unwrap_or(ReferralStatus::Submitted)
+fn advance(r: &mut Referral, action: Action) -> Result<ReferralStatus, NotAllowed> {
+    let next = transition(r.status, action)?;
+    r.status = next;
+    Ok(next)
 }
 
-fn advance(r: &mut ReferralRow, action: Action) -> Result<ReferralStatus, NotAllowed> {
-    let next = transition(status_of(r), action)?;
-    r.status = next.slug().to_string();
-    Ok(next)
+/// The pending offer of an offered referral (a stored referral that is offered always
+/// has one: `store` refuses to read one that does not).
+fn take_offer(r: &mut Referral, action: Action) -> Result<Offer, NotAllowed> {
+    transition(r.status, action)?;
+    r.offer.take().ok_or(NotAllowed { status: r.status, action })
 }
 
 async fn emit<E: EventData>(
     conn: &mut PgConnection,
-    r: &mut ReferralRow,
+    r: &mut Referral,
     data: &E,
     cause: Option<&Envelope>,
 ) -> sqlx::Result<()> {
@@ -47,21 +50,27 @@ async fn emit<E: EventData>(
     bus::enqueue(conn, SCHEMA, &envelope).await
 }
 
-async fn save(conn: &mut PgConnection, r: &ReferralRow, step: Step<'_>) -> sqlx::Result<()> {
+async fn save(conn: &mut PgConnection, r: &Referral, step: Step<'_>) -> sqlx::Result<()> {
     store::update(&mut *conn, r).await?;
-    store::add_history(conn, r.id, &r.status, step).await
+    store::add_history(conn, r.id, r.status, step).await
+}
+
+/// The accepting structure of an accepted referral (`store` refuses to read an accepted
+/// referral without one).
+fn accepting_structure(r: &Referral, action: Action) -> Result<StructureId, NotAllowed> {
+    r.structure_id.clone().ok_or(NotAllowed { status: r.status, action })
 }
 
 /// Whether a match event is current: not from an older routing round, not older than
 /// one already applied (the matcher numbers its events per referral).
-pub fn is_current(r: &ReferralRow, round: u32, sequence: i64) -> bool {
-    round as i32 == r.round && sequence > r.match_sequence
+pub fn is_current(r: &Referral, round: u32, sequence: i64) -> bool {
+    round == r.round && sequence > r.match_sequence
 }
 
 /// The matcher proposed a structure: the referral is offered until `ttl` runs out.
 pub async fn offer(
     conn: &mut PgConnection,
-    r: &mut ReferralRow,
+    r: &mut Referral,
     m: &MatchProposed,
     ttl: Duration,
     cause: &Envelope,
@@ -72,18 +81,20 @@ pub async fn offer(
     r.attempts += 1;
     r.escalated = false;
     r.waitlist_reason = None;
-    r.offer_structure_id = Some(m.structure_id.clone());
-    r.offer_structure_name = Some(m.structure_name.clone());
-    r.offer_reservation_id = Some(m.reservation_id);
-    r.offered_at = Some(now);
-    r.offer_expires_at = Some(expires_at);
-    r.offer_distance_km = Some(m.distance_km);
-    r.offer_score = Some(m.score);
-    r.offer_explanation = Some(serde_json::json!(m.explanation));
+    r.offer = Some(Offer {
+        structure_id: m.structure_id.clone(),
+        structure_name: m.structure_name.clone(),
+        reservation_id: m.reservation_id,
+        offered_at: now,
+        expires_at,
+        distance_km: m.distance_km,
+        score: m.score,
+        explanation: m.explanation.clone(),
+    });
     let event = ReferralOffered {
         referral_id: r.id,
         structure_id: m.structure_id.clone(),
-        attempt: r.attempts as u32,
+        attempt: r.attempts,
         offered_at: now,
         expires_at,
         score: m.score,
@@ -97,11 +108,10 @@ pub async fn offer(
         conn,
         r,
         Step {
-            step: "offered",
             structure_id: Some(&m.structure_id),
             actor: Some("matcher"),
             detail: Some(detail),
-            ..Step::default()
+            ..Step::new(HistoryStep::Offered)
         },
     )
     .await?;
@@ -110,13 +120,13 @@ pub async fn offer(
 
 pub async fn waitlist(
     conn: &mut PgConnection,
-    r: &mut ReferralRow,
+    r: &mut Referral,
     m: &MatchWaitlisted,
     cause: &Envelope,
 ) -> Result<(), StepError> {
     advance(r, Action::Waitlist)?;
     r.escalated = m.escalated;
-    r.waitlist_reason = Some(m.reason.slug().to_string());
+    r.waitlist_reason = Some(m.reason);
     let event =
         ReferralWaitlisted { referral_id: r.id, reason: m.reason, escalated: m.escalated, waitlisted_at: Utc::now() };
     emit(conn, r, &event, Some(cause)).await?;
@@ -125,11 +135,10 @@ pub async fn waitlist(
         conn,
         r,
         Step {
-            step: "waitlisted",
             reason: Some(m.reason.slug()),
             actor: Some("matcher"),
             detail: Some(detail),
-            ..Step::default()
+            ..Step::new(HistoryStep::Waitlisted)
         },
     )
     .await?;
@@ -138,30 +147,32 @@ pub async fn waitlist(
 
 pub async fn accept(
     conn: &mut PgConnection,
-    r: &mut ReferralRow,
+    r: &mut Referral,
     actor: &str,
     mediator_name: Option<&str>,
 ) -> Result<(), StepError> {
+    let offer = take_offer(r, Action::Accept)?;
     advance(r, Action::Accept)?;
     let now = Utc::now();
-    let structure_id = r.offer_structure_id.clone().unwrap_or_default();
-    let reservation_id = r.offer_reservation_id.unwrap_or_default();
+    let structure_id = offer.structure_id;
     r.structure_id = Some(structure_id.clone());
-    r.structure_name = r.offer_structure_name.clone();
+    r.structure_name = Some(offer.structure_name);
     r.accepted_at = Some(now);
-    r.clear_offer();
-    let event =
-        ReferralAccepted { referral_id: r.id, structure_id: structure_id.clone(), reservation_id, accepted_at: now };
+    let event = ReferralAccepted {
+        referral_id: r.id,
+        structure_id: structure_id.clone(),
+        reservation_id: offer.reservation_id,
+        accepted_at: now,
+    };
     emit(conn, r, &event, None).await?;
     save(
         conn,
         r,
         Step {
-            step: "accepted",
             structure_id: Some(&structure_id),
             actor: Some(actor),
             comment: mediator_name,
-            ..Step::default()
+            ..Step::new(HistoryStep::Accepted)
         },
     )
     .await?;
@@ -170,33 +181,32 @@ pub async fn accept(
 
 pub async fn decline(
     conn: &mut PgConnection,
-    r: &mut ReferralRow,
+    r: &mut Referral,
     actor: &str,
     reason: DeclineReason,
     comment: Option<&str>,
 ) -> Result<(), StepError> {
+    let offer = take_offer(r, Action::Decline)?;
     advance(r, Action::Decline)?;
-    let structure_id = r.offer_structure_id.clone().unwrap_or_default();
+    let structure_id = offer.structure_id;
     let event = ReferralDeclined {
         referral_id: r.id,
         structure_id: structure_id.clone(),
         reason,
-        attempt: r.attempts as u32,
-        reservation_id: r.offer_reservation_id.unwrap_or_default(),
+        attempt: r.attempts,
+        reservation_id: offer.reservation_id,
         declined_at: Utc::now(),
     };
-    r.clear_offer();
     emit(conn, r, &event, None).await?;
     save(
         conn,
         r,
         Step {
-            step: "declined",
             structure_id: Some(&structure_id),
             reason: Some(reason.slug()),
             actor: Some(actor),
             comment,
-            ..Step::default()
+            ..Step::new(HistoryStep::Declined)
         },
     )
     .await?;
@@ -204,29 +214,28 @@ pub async fn decline(
 }
 
 /// The durable offer timer fired.
-pub async fn expire(conn: &mut PgConnection, r: &mut ReferralRow) -> Result<(), StepError> {
+pub async fn expire(conn: &mut PgConnection, r: &mut Referral) -> Result<(), StepError> {
+    let offer = take_offer(r, Action::Expire)?;
     advance(r, Action::Expire)?;
-    let structure_id = r.offer_structure_id.clone().unwrap_or_default();
+    let structure_id = offer.structure_id;
     let event = ReferralOfferExpired {
         referral_id: r.id,
         structure_id: structure_id.clone(),
-        attempt: r.attempts as u32,
-        reservation_id: r.offer_reservation_id.unwrap_or_default(),
+        attempt: r.attempts,
+        reservation_id: offer.reservation_id,
         expired_at: Utc::now(),
     };
-    let expired_at = r.offer_expires_at;
-    r.clear_offer();
+    let expired_at = offer.expires_at;
     emit(conn, r, &event, None).await?;
     let detail = serde_json::json!({ "expires_at": expired_at });
     save(
         conn,
         r,
         Step {
-            step: "offer_expired",
             structure_id: Some(&structure_id),
             actor: Some("timer"),
             detail: Some(detail),
-            ..Step::default()
+            ..Step::new(HistoryStep::OfferExpired)
         },
     )
     .await?;
@@ -235,13 +244,13 @@ pub async fn expire(conn: &mut PgConnection, r: &mut ReferralRow) -> Result<(), 
 
 pub async fn contact(
     conn: &mut PgConnection,
-    r: &mut ReferralRow,
+    r: &mut Referral,
     actor: &str,
     kind: ContactKind,
     at: DateTime<Utc>,
 ) -> Result<(), StepError> {
+    let structure_id = accepting_structure(r, Action::Contact)?;
     advance(r, Action::Contact)?;
-    let structure_id = r.structure_id.clone().unwrap_or_default();
     let event = ReferralContacted { referral_id: r.id, structure_id: structure_id.clone(), kind, at };
     emit(conn, r, &event, None).await?;
     let detail = serde_json::json!({ "kind": kind, "contact_at": at });
@@ -249,12 +258,11 @@ pub async fn contact(
         conn,
         r,
         Step {
-            step: "contacted",
             structure_id: Some(&structure_id),
             reason: Some(kind.slug()),
             actor: Some(actor),
             detail: Some(detail),
-            ..Step::default()
+            ..Step::new(HistoryStep::Contacted)
         },
     )
     .await?;
@@ -263,15 +271,15 @@ pub async fn contact(
 
 pub async fn close(
     conn: &mut PgConnection,
-    r: &mut ReferralRow,
+    r: &mut Referral,
     actor: &str,
     outcome: Outcome,
     comment: Option<&str>,
 ) -> Result<(), StepError> {
+    let structure_id = accepting_structure(r, Action::Close)?;
     advance(r, Action::Close)?;
     let now = Utc::now();
-    let structure_id = r.structure_id.clone().unwrap_or_default();
-    r.outcome = Some(outcome.slug().to_string());
+    r.outcome = Some(outcome);
     r.closed_at = Some(now);
     let event = ReferralClosed { referral_id: r.id, structure_id: structure_id.clone(), outcome, closed_at: now };
     emit(conn, r, &event, None).await?;
@@ -279,12 +287,11 @@ pub async fn close(
         conn,
         r,
         Step {
-            step: "closed",
             structure_id: Some(&structure_id),
             reason: Some(outcome.slug()),
             actor: Some(actor),
             comment,
-            ..Step::default()
+            ..Step::new(HistoryStep::Closed)
         },
     )
     .await?;
@@ -293,32 +300,31 @@ pub async fn close(
 
 pub async fn cancel(
     conn: &mut PgConnection,
-    r: &mut ReferralRow,
+    r: &mut Referral,
     actor: &str,
     reason: Option<&str>,
 ) -> Result<(), StepError> {
-    let previous = status_of(r);
+    let previous = r.status;
     advance(r, Action::Cancel)?;
-    let structure_id = r.offer_structure_id.clone().or_else(|| r.structure_id.clone());
+    let offer = r.offer.take();
+    let structure_id = offer.as_ref().map(|o| o.structure_id.clone()).or_else(|| r.structure_id.clone());
     let event = ReferralCancelled {
         referral_id: r.id,
         reason: "cancelled_by_referrer".to_string(),
         previous_status: previous,
         structure_id: structure_id.clone(),
-        reservation_id: r.offer_reservation_id,
+        reservation_id: offer.map(|o| o.reservation_id),
         cancelled_at: Utc::now(),
     };
-    r.clear_offer();
     emit(conn, r, &event, None).await?;
     save(
         conn,
         r,
         Step {
-            step: "cancelled",
-            structure_id: structure_id.as_deref(),
+            structure_id: structure_id.as_ref(),
             actor: Some(actor),
             comment: reason,
-            ..Step::default()
+            ..Step::new(HistoryStep::Cancelled)
         },
     )
     .await?;
@@ -328,41 +334,37 @@ pub async fn cancel(
 /// A coordinator sends the referral to a chosen structure, or through matching again.
 pub async fn reroute(
     conn: &mut PgConnection,
-    r: &mut ReferralRow,
+    r: &mut Referral,
     actor: &str,
-    structure_id: Option<&str>,
+    structure_id: Option<&StructureId>,
     force: bool,
     reason: Option<&str>,
 ) -> Result<(), StepError> {
-    let was_offered = status_of(r) == ReferralStatus::Offered;
     advance(r, Action::Reroute)?;
     r.round += 1;
-    let withdrawn_structure_id = r.offer_structure_id.clone();
-    let withdrawn_reservation_id = r.offer_reservation_id;
-    if was_offered {
+    let withdrawn = r.offer.take();
+    if let Some(offer) = &withdrawn {
         store::add_history(
             &mut *conn,
             r.id,
-            ReferralStatus::Offered.slug(),
+            ReferralStatus::Offered,
             Step {
-                step: "offer_withdrawn",
-                structure_id: withdrawn_structure_id.as_deref(),
+                structure_id: Some(&offer.structure_id),
                 actor: Some(actor),
-                ..Step::default()
+                ..Step::new(HistoryStep::OfferWithdrawn)
             },
         )
         .await?;
     }
-    r.clear_offer();
     r.escalated = false;
     r.waitlist_reason = None;
     let event = ReferralRerouted {
         referral_id: r.id,
-        round: r.round as u32,
-        structure_id: structure_id.map(str::to_string),
+        round: r.round,
+        structure_id: structure_id.cloned(),
         force,
-        withdrawn_structure_id,
-        withdrawn_reservation_id,
+        withdrawn_structure_id: withdrawn.as_ref().map(|o| o.structure_id.clone()),
+        withdrawn_reservation_id: withdrawn.map(|o| o.reservation_id),
         rerouted_at: Utc::now(),
     };
     emit(conn, r, &event, None).await?;
@@ -371,12 +373,11 @@ pub async fn reroute(
         conn,
         r,
         Step {
-            step: "rerouted",
             structure_id,
             actor: Some(actor),
             comment: reason,
             detail: Some(detail),
-            ..Step::default()
+            ..Step::new(HistoryStep::Rerouted)
         },
     )
     .await?;

@@ -11,6 +11,11 @@ use sqlx::PgConnection;
 use crate::lifecycle::{self, StepError};
 use crate::store;
 
+contracts::event_set! {
+    /// Every event the referrals queue is bound to.
+    pub enum Inbound { MatchProposed, MatchWaitlisted, StructureUpserted }
+}
+
 pub fn queue() -> ServiceQueue {
     ServiceQueue { service: crate::SERVICE, bindings: &["match.*", "structure.upserted"] }
 }
@@ -20,14 +25,15 @@ pub struct ReferralsHandler {
 }
 
 impl Handler for ReferralsHandler {
+    type Event = Inbound;
+
     /// Only database writes, each checked against the event's sequence: safe to share a
     /// transaction with other messages.
     const BATCH: usize = 8;
 
-    async fn handle(&self, tx: &mut PgConnection, env: &Envelope) -> Result<(), HandlerError> {
-        match env.event_type.as_str() {
-            "match.proposed" => {
-                let m: MatchProposed = env.decode()?;
+    async fn handle(&self, tx: &mut PgConnection, env: &Envelope, event: Inbound) -> Result<(), HandlerError> {
+        match event {
+            Inbound::MatchProposed(m) => {
                 let Some(mut r) = store::lock(&mut *tx, m.referral_id).await? else { return Ok(()) };
                 if !lifecycle::is_current(&r, m.round, env.sequence) {
                     return Ok(());
@@ -40,10 +46,8 @@ impl Handler for ReferralsHandler {
                     Err(StepError::NotAllowed(_)) => store::update(tx, &r).await?,
                     Err(StepError::Database(e)) => return Err(e.into()),
                 }
-                Ok(())
             }
-            "match.waitlisted" => {
-                let m: MatchWaitlisted = env.decode()?;
+            Inbound::MatchWaitlisted(m) => {
                 let Some(mut r) = store::lock(&mut *tx, m.referral_id).await? else { return Ok(()) };
                 if !lifecycle::is_current(&r, m.round, env.sequence) {
                     return Ok(());
@@ -54,14 +58,19 @@ impl Handler for ReferralsHandler {
                     Err(StepError::NotAllowed(_)) => store::update(tx, &r).await?,
                     Err(StepError::Database(e)) => return Err(e.into()),
                 }
-                Ok(())
             }
-            "structure.upserted" => {
-                let e: StructureUpserted = env.decode()?;
-                store::upsert_structure(tx, &e.structure, env.sequence).await?;
-                Ok(())
-            }
-            _ => Ok(()),
+            Inbound::StructureUpserted(e) => store::upsert_structure(tx, &e.structure, env.sequence).await?,
         }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_queue_is_bound_to_exactly_the_events_it_knows() {
+        assert_eq!(queue().mismatches::<Inbound>(), Vec::<String>::new());
     }
 }

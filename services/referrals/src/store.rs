@@ -1,64 +1,192 @@
 //! SQL for the `referrals` schema.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use contracts::events::Structure;
+use contracts::events::{Point, Structure};
+use contracts::{
+    Accessibility, CommuneCode, ContactPreference, HistoryStep, Language, Need, OrganisationId, Outcome, ReferralId,
+    ReferralMode, ReferralStatus, StructureId, Territory, Urgency, WaitlistReason,
+};
+use platform::row::{Columns, RowError};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::referral::NewReferral;
 
+/// One referral as stored (no personal data: that is in [`PersonRow`]). Private: the
+/// rest of the service sees only [`Referral`], whose every field is typed.
+struct ReferralRecord {
+    id: Uuid,
+    organisation_id: Uuid,
+    status: String,
+    territory: String,
+    commune_code: String,
+    lat: f64,
+    lon: f64,
+    needs: Vec<String>,
+    modes: Vec<String>,
+    languages: Vec<String>,
+    accessibility: Vec<String>,
+    urgency: String,
+    deadline: Option<NaiveDate>,
+    max_distance_km: f64,
+    attempts: i32,
+    escalated: bool,
+    waitlist_reason: Option<String>,
+    round: i32,
+    match_sequence: i64,
+    offer_structure_id: Option<String>,
+    offer_structure_name: Option<String>,
+    offer_reservation_id: Option<Uuid>,
+    offered_at: Option<DateTime<Utc>>,
+    offer_expires_at: Option<DateTime<Utc>>,
+    offer_distance_km: Option<f64>,
+    offer_score: Option<f64>,
+    offer_explanation: Option<serde_json::Value>,
+    structure_id: Option<String>,
+    structure_name: Option<String>,
+    accepted_at: Option<DateTime<Utc>>,
+    outcome: Option<String>,
+    closed_at: Option<DateTime<Utc>>,
+    event_sequence: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    status_changed_at: DateTime<Utc>,
+    submitted_by: Option<Uuid>,
+}
+
 /// One referral (no personal data: that is in [`PersonRow`]).
 #[derive(Debug, Clone)]
-pub struct ReferralRow {
-    pub id: Uuid,
-    pub organisation_id: Uuid,
-    pub status: String,
-    pub territory: String,
-    pub commune_code: String,
-    pub lat: f64,
-    pub lon: f64,
-    pub needs: Vec<String>,
-    pub modes: Vec<String>,
-    pub languages: Vec<String>,
-    pub accessibility: Vec<String>,
-    pub urgency: String,
+pub struct Referral {
+    pub id: ReferralId,
+    pub organisation_id: OrganisationId,
+    pub status: ReferralStatus,
+    pub territory: Territory,
+    pub commune_code: CommuneCode,
+    pub location: Point,
+    pub needs: Vec<Need>,
+    pub modes: Vec<ReferralMode>,
+    pub languages: Vec<Language>,
+    pub accessibility: Vec<Accessibility>,
+    pub urgency: Urgency,
     pub deadline: Option<NaiveDate>,
     pub max_distance_km: f64,
-    pub attempts: i32,
+    /// Offers made so far, over every routing round.
+    pub attempts: u32,
     pub escalated: bool,
-    pub waitlist_reason: Option<String>,
-    pub round: i32,
+    pub waitlist_reason: Option<WaitlistReason>,
+    pub round: u32,
     pub match_sequence: i64,
-    pub offer_structure_id: Option<String>,
-    pub offer_structure_name: Option<String>,
-    pub offer_reservation_id: Option<Uuid>,
-    pub offered_at: Option<DateTime<Utc>>,
-    pub offer_expires_at: Option<DateTime<Utc>>,
-    pub offer_distance_km: Option<f64>,
-    pub offer_score: Option<f64>,
-    pub offer_explanation: Option<serde_json::Value>,
-    pub structure_id: Option<String>,
+    /// The pending offer: present exactly while the referral is offered.
+    pub offer: Option<Offer>,
+    /// The structure that accepted.
+    pub structure_id: Option<StructureId>,
     pub structure_name: Option<String>,
     pub accepted_at: Option<DateTime<Utc>>,
-    pub outcome: Option<String>,
+    pub outcome: Option<Outcome>,
     pub closed_at: Option<DateTime<Utc>>,
     pub event_sequence: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub status_changed_at: DateTime<Utc>,
+    /// The account of the agent who submitted it, if one did.
+    pub submitted_by: Option<Uuid>,
 }
 
-impl ReferralRow {
-    pub fn clear_offer(&mut self) {
-        self.offer_structure_id = None;
-        self.offer_structure_name = None;
-        self.offer_reservation_id = None;
-        self.offered_at = None;
-        self.offer_expires_at = None;
-        self.offer_distance_km = None;
-        self.offer_score = None;
-        self.offer_explanation = None;
+/// A pending offer to a structure.
+#[derive(Debug, Clone)]
+pub struct Offer {
+    pub structure_id: StructureId,
+    pub structure_name: String,
+    pub reservation_id: Uuid,
+    pub offered_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub distance_km: f64,
+    pub score: f64,
+    pub explanation: Vec<String>,
+}
+
+const REFERRALS: &str = "referrals.referrals";
+
+impl TryFrom<ReferralRecord> for Referral {
+    type Error = RowError;
+
+    fn try_from(r: ReferralRecord) -> Result<Self, RowError> {
+        let c = Columns::of(REFERRALS, r.id);
+        let status: ReferralStatus = c.parse("status", &r.status)?;
+        let offer = match r.offer_structure_id {
+            None => None,
+            Some(structure_id) => Some(Offer {
+                structure_id: c.parse("offer_structure_id", &structure_id)?,
+                structure_name: c.required("offer_structure_name", r.offer_structure_name)?,
+                reservation_id: c.required("offer_reservation_id", r.offer_reservation_id)?,
+                offered_at: c.required("offered_at", r.offered_at)?,
+                expires_at: c.required("offer_expires_at", r.offer_expires_at)?,
+                distance_km: c.required("offer_distance_km", r.offer_distance_km)?,
+                score: c.required("offer_score", r.offer_score)?,
+                explanation: c.json("offer_explanation", c.required("offer_explanation", r.offer_explanation)?)?,
+            }),
+        };
+        if (status == ReferralStatus::Offered) != offer.is_some() {
+            return Err(c.error(
+                "offer_structure_id",
+                format!("an offer must be present exactly while offered, and the status is {status}"),
+            ));
+        }
+        let structure_id = c.parse_opt("structure_id", r.structure_id.as_deref())?;
+        if matches!(status, ReferralStatus::Accepted | ReferralStatus::InProgress | ReferralStatus::Closed)
+            && structure_id.is_none()
+        {
+            return Err(c.error("structure_id", format!("is null, but the referral is {status}")));
+        }
+        Ok(Referral {
+            id: r.id.into(),
+            organisation_id: r.organisation_id.into(),
+            status,
+            territory: c.parse("territory", &r.territory)?,
+            commune_code: c.parse("commune_code", &r.commune_code)?,
+            location: Point { lat: r.lat, lon: r.lon },
+            needs: c.non_empty_set("needs", &r.needs)?,
+            modes: c.non_empty_set("modes", &r.modes)?,
+            languages: c.set("languages", &r.languages)?,
+            accessibility: c.set("accessibility", &r.accessibility)?,
+            urgency: c.parse("urgency", &r.urgency)?,
+            deadline: r.deadline,
+            max_distance_km: r.max_distance_km,
+            attempts: c.int("attempts", r.attempts)?,
+            escalated: r.escalated,
+            waitlist_reason: c.parse_opt("waitlist_reason", r.waitlist_reason.as_deref())?,
+            round: c.int("round", r.round)?,
+            match_sequence: r.match_sequence,
+            offer,
+            structure_id,
+            structure_name: r.structure_name,
+            accepted_at: r.accepted_at,
+            outcome: c.parse_opt("outcome", r.outcome.as_deref())?,
+            closed_at: r.closed_at,
+            event_sequence: r.event_sequence,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            status_changed_at: r.status_changed_at,
+            submitted_by: r.submitted_by,
+        })
     }
+}
+
+fn typed(record: ReferralRecord) -> sqlx::Result<Referral> {
+    Ok(Referral::try_from(record)?)
+}
+
+struct PersonRecord {
+    referral_id: Uuid,
+    first_name: String,
+    last_name: String,
+    phone: Option<String>,
+    email: Option<String>,
+    contact_preference: String,
+    commune_name: String,
+    note: Option<String>,
+    consent_method: Option<String>,
+    consent_at: Option<DateTime<Utc>>,
 }
 
 pub struct PersonRow {
@@ -66,7 +194,7 @@ pub struct PersonRow {
     pub last_name: String,
     pub phone: Option<String>,
     pub email: Option<String>,
-    pub contact_preference: String,
+    pub contact_preference: ContactPreference,
     pub commune_name: String,
     pub note: Option<String>,
     pub consent_method: Option<String>,
@@ -80,7 +208,7 @@ impl PersonRow {
             last_name: r.person.last_name.expose().clone(),
             phone: r.person.phone.expose().clone(),
             email: r.person.email.expose().clone(),
-            contact_preference: r.person.contact_preference.slug().to_string(),
+            contact_preference: r.person.contact_preference,
             commune_name: r.commune_name.clone(),
             note: r.note.expose().clone(),
             consent_method: r.consent.method.clone(),
@@ -89,23 +217,75 @@ impl PersonRow {
     }
 }
 
+impl TryFrom<PersonRecord> for PersonRow {
+    type Error = RowError;
+
+    fn try_from(p: PersonRecord) -> Result<Self, RowError> {
+        let c = Columns::of("referrals.persons", p.referral_id);
+        Ok(PersonRow {
+            contact_preference: c.parse("contact_preference", &p.contact_preference)?,
+            first_name: p.first_name,
+            last_name: p.last_name,
+            phone: p.phone,
+            email: p.email,
+            commune_name: p.commune_name,
+            note: p.note,
+            consent_method: p.consent_method,
+            consent_at: p.consent_at,
+        })
+    }
+}
+
+struct HistoryRecord {
+    id: i64,
+    at: DateTime<Utc>,
+    step: String,
+    status: String,
+    structure_id: Option<String>,
+    reason: Option<String>,
+    actor: Option<String>,
+    comment: Option<String>,
+    detail: serde_json::Value,
+}
+
 pub struct HistoryRow {
     pub at: DateTime<Utc>,
-    pub step: String,
-    pub status: String,
-    pub structure_id: Option<String>,
+    pub step: HistoryStep,
+    /// The referral's status after the step.
+    pub status: ReferralStatus,
+    pub structure_id: Option<StructureId>,
+    /// A vocabulary slug whose vocabulary depends on the step (a decline reason, an
+    /// outcome, a contact kind, a waitlist reason, the status a cancellation left).
     pub reason: Option<String>,
     pub actor: Option<String>,
     pub comment: Option<String>,
     pub detail: serde_json::Value,
 }
 
+impl TryFrom<HistoryRecord> for HistoryRow {
+    type Error = RowError;
+
+    fn try_from(h: HistoryRecord) -> Result<Self, RowError> {
+        let c = Columns::of("referrals.history", h.id);
+        Ok(HistoryRow {
+            at: h.at,
+            step: c.parse("step", &h.step)?,
+            status: c.parse("status", &h.status)?,
+            structure_id: c.parse_opt("structure_id", h.structure_id.as_deref())?,
+            reason: h.reason,
+            actor: h.actor,
+            comment: h.comment,
+            detail: h.detail,
+        })
+    }
+}
+
 impl HistoryRow {
     pub fn submitted(at: DateTime<Utc>, actor: &str) -> Self {
         Self {
             at,
-            step: "submitted".to_string(),
-            status: "submitted".to_string(),
+            step: HistoryStep::Submitted,
+            status: ReferralStatus::Submitted,
             structure_id: None,
             reason: None,
             actor: Some(actor.to_string()),
@@ -116,14 +296,20 @@ impl HistoryRow {
 }
 
 /// One step of a referral's history.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Step<'a> {
-    pub step: &'a str,
-    pub structure_id: Option<&'a str>,
+    pub step: HistoryStep,
+    pub structure_id: Option<&'a StructureId>,
     pub reason: Option<&'a str>,
     pub actor: Option<&'a str>,
     pub comment: Option<&'a str>,
     pub detail: Option<serde_json::Value>,
+}
+
+impl Step<'_> {
+    pub fn new(step: HistoryStep) -> Self {
+        Self { step, structure_id: None, reason: None, actor: None, comment: None, detail: None }
+    }
 }
 
 fn slugs<T: std::fmt::Display>(values: &[T]) -> Vec<String> {
@@ -134,20 +320,22 @@ fn slugs<T: std::fmt::Display>(values: &[T]) -> Vec<String> {
 /// sequence 1.
 pub async fn insert(
     conn: &mut PgConnection,
-    id: Uuid,
-    organisation_id: Uuid,
+    id: ReferralId,
+    organisation_id: OrganisationId,
+    submitted_by: Option<Uuid>,
     r: &NewReferral,
-) -> sqlx::Result<ReferralRow> {
+) -> sqlx::Result<Referral> {
     let row = sqlx::query_as!(
-        ReferralRow,
+        ReferralRecord,
         "INSERT INTO referrals.referrals (id, organisation_id, status, territory, commune_code, lat, lon, needs, modes,
-                                          languages, accessibility, urgency, deadline, max_distance_km, event_sequence)
-         VALUES ($1, $2, 'submitted', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1)
+                                          languages, accessibility, urgency, deadline, max_distance_km, event_sequence,
+                                          submitted_by)
+         VALUES ($1, $2, 'submitted', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14)
          RETURNING *",
-        id,
-        organisation_id,
-        r.territory,
-        r.commune_code,
+        id.as_uuid(),
+        organisation_id.as_uuid(),
+        r.territory.as_str(),
+        r.commune_code.as_str(),
         r.location.lat,
         r.location.lon,
         &slugs(&r.needs),
@@ -157,6 +345,7 @@ pub async fn insert(
         r.urgency.slug(),
         r.deadline,
         r.max_distance_km,
+        submitted_by,
     )
     .fetch_one(&mut *conn)
     .await?;
@@ -164,7 +353,7 @@ pub async fn insert(
         "INSERT INTO referrals.persons (referral_id, first_name, last_name, phone, email, contact_preference,
                                         commune_name, note, consent_method, consent_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        id,
+        id.as_uuid(),
         r.person.first_name.expose(),
         r.person.last_name.expose(),
         r.person.phone.expose().as_deref(),
@@ -177,21 +366,28 @@ pub async fn insert(
     )
     .execute(conn)
     .await?;
-    Ok(row)
+    typed(row)
 }
 
-pub async fn get(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<ReferralRow>> {
-    sqlx::query_as!(ReferralRow, "SELECT * FROM referrals.referrals WHERE id = $1", id).fetch_optional(conn).await
-}
-
-pub async fn lock(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<ReferralRow>> {
-    sqlx::query_as!(ReferralRow, "SELECT * FROM referrals.referrals WHERE id = $1 FOR UPDATE", id)
+pub async fn get(conn: &mut PgConnection, id: ReferralId) -> sqlx::Result<Option<Referral>> {
+    sqlx::query_as!(ReferralRecord, "SELECT * FROM referrals.referrals WHERE id = $1", id.as_uuid())
         .fetch_optional(conn)
-        .await
+        .await?
+        .map(typed)
+        .transpose()
+}
+
+pub async fn lock(conn: &mut PgConnection, id: ReferralId) -> sqlx::Result<Option<Referral>> {
+    sqlx::query_as!(ReferralRecord, "SELECT * FROM referrals.referrals WHERE id = $1 FOR UPDATE", id.as_uuid())
+        .fetch_optional(conn)
+        .await?
+        .map(typed)
+        .transpose()
 }
 
 /// Writes back every field a transition may change.
-pub async fn update(conn: &mut PgConnection, r: &ReferralRow) -> sqlx::Result<()> {
+pub async fn update(conn: &mut PgConnection, r: &Referral) -> sqlx::Result<()> {
+    let o = r.offer.as_ref();
     sqlx::query!(
         "UPDATE referrals.referrals SET
             status_changed_at = CASE WHEN status <> $2 THEN now() ELSE status_changed_at END,
@@ -201,25 +397,25 @@ pub async fn update(conn: &mut PgConnection, r: &ReferralRow) -> sqlx::Result<()
             structure_id = $16, structure_name = $17, accepted_at = $18, outcome = $19, closed_at = $20,
             event_sequence = $21, updated_at = now()
          WHERE id = $1",
-        r.id,
-        r.status,
-        r.attempts,
+        r.id.as_uuid(),
+        r.status.slug(),
+        r.attempts as i32,
         r.escalated,
-        r.waitlist_reason,
-        r.round,
+        r.waitlist_reason.map(WaitlistReason::slug),
+        r.round as i32,
         r.match_sequence,
-        r.offer_structure_id,
-        r.offer_structure_name,
-        r.offer_reservation_id,
-        r.offered_at,
-        r.offer_expires_at,
-        r.offer_distance_km,
-        r.offer_score,
-        r.offer_explanation,
-        r.structure_id,
+        o.map(|o| o.structure_id.as_str()),
+        o.map(|o| o.structure_name.as_str()),
+        o.map(|o| o.reservation_id),
+        o.map(|o| o.offered_at),
+        o.map(|o| o.expires_at),
+        o.map(|o| o.distance_km),
+        o.map(|o| o.score),
+        o.map(|o| serde_json::json!(o.explanation)),
+        r.structure_id.as_ref().map(StructureId::as_str),
         r.structure_name,
         r.accepted_at,
-        r.outcome,
+        r.outcome.map(Outcome::slug),
         r.closed_at,
         r.event_sequence,
     )
@@ -228,25 +424,31 @@ pub async fn update(conn: &mut PgConnection, r: &ReferralRow) -> sqlx::Result<()
     Ok(())
 }
 
-pub async fn person(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<PersonRow>> {
-    sqlx::query_as!(
-        PersonRow,
-        "SELECT first_name, last_name, phone, email, contact_preference, commune_name, note, consent_method, consent_at
+pub async fn person(conn: &mut PgConnection, id: ReferralId) -> sqlx::Result<Option<PersonRow>> {
+    let record = sqlx::query_as!(
+        PersonRecord,
+        "SELECT referral_id, first_name, last_name, phone, email, contact_preference, commune_name, note, consent_method, consent_at
          FROM referrals.persons WHERE referral_id = $1",
-        id
+        id.as_uuid()
     )
     .fetch_optional(conn)
-    .await
+    .await?;
+    Ok(record.map(PersonRow::try_from).transpose()?)
 }
 
-pub async fn add_history(conn: &mut PgConnection, referral_id: Uuid, status: &str, s: Step<'_>) -> sqlx::Result<()> {
+pub async fn add_history(
+    conn: &mut PgConnection,
+    referral_id: ReferralId,
+    status: ReferralStatus,
+    s: Step<'_>,
+) -> sqlx::Result<()> {
     sqlx::query!(
         "INSERT INTO referrals.history (referral_id, step, status, structure_id, reason, actor, comment, detail)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        referral_id,
-        s.step,
-        status,
-        s.structure_id,
+        referral_id.as_uuid(),
+        s.step.slug(),
+        status.slug(),
+        s.structure_id.map(StructureId::as_str),
         s.reason,
         s.actor,
         s.comment,
@@ -257,28 +459,29 @@ pub async fn add_history(conn: &mut PgConnection, referral_id: Uuid, status: &st
     Ok(())
 }
 
-pub async fn history(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Vec<HistoryRow>> {
-    sqlx::query_as!(
-        HistoryRow,
-        "SELECT at, step, status, structure_id, reason, actor, comment, detail
+pub async fn history(conn: &mut PgConnection, id: ReferralId) -> sqlx::Result<Vec<HistoryRow>> {
+    let records = sqlx::query_as!(
+        HistoryRecord,
+        "SELECT id, at, step, status, structure_id, reason, actor, comment, detail
          FROM referrals.history WHERE referral_id = $1 ORDER BY id",
-        id
+        id.as_uuid()
     )
     .fetch_all(conn)
-    .await
+    .await?;
+    Ok(records.into_iter().map(HistoryRow::try_from).collect::<Result<_, _>>()?)
 }
 
 /// Who may be listed: the scope of the caller.
 pub enum ListScope {
     All,
-    Organisation(Uuid),
-    Structure(String),
-    Territories(Vec<String>),
+    Organisation(OrganisationId),
+    Structure(StructureId),
+    Territories(Vec<Territory>),
 }
 
 pub struct ListFilter {
     pub scope: ListScope,
-    pub status: Option<String>,
+    pub status: Option<ReferralStatus>,
     pub escalated: Option<bool>,
     pub unchanged_since: Option<DateTime<Utc>>,
     pub before: Option<(DateTime<Utc>, Uuid)>,
@@ -286,16 +489,16 @@ pub struct ListFilter {
 }
 
 /// Newest first, keyset-paginated on (created_at, id).
-pub async fn list(conn: &mut PgConnection, f: &ListFilter) -> sqlx::Result<Vec<ReferralRow>> {
+pub async fn list(conn: &mut PgConnection, f: &ListFilter) -> sqlx::Result<Vec<Referral>> {
     let (all, org, structure, territories) = match &f.scope {
         ListScope::All => (true, None, None, None),
-        ListScope::Organisation(o) => (false, Some(*o), None, None),
-        ListScope::Structure(s) => (false, None, Some(s.clone()), None),
-        ListScope::Territories(t) => (false, None, None, Some(t.clone())),
+        ListScope::Organisation(o) => (false, Some(o.as_uuid()), None, None),
+        ListScope::Structure(s) => (false, None, Some(s.as_str()), None),
+        ListScope::Territories(t) => (false, None, None, Some(t.iter().map(|t| t.to_string()).collect::<Vec<_>>())),
     };
     let (before_at, before_id) = f.before.map(|(a, i)| (Some(a), Some(i))).unwrap_or((None, None));
-    sqlx::query_as!(
-        ReferralRow,
+    let rows = sqlx::query_as!(
+        ReferralRecord,
         "SELECT * FROM referrals.referrals
          WHERE ($1 OR organisation_id = $2
                 OR (($3::text IS NOT NULL) AND ((status = 'offered' AND offer_structure_id = $3) OR structure_id = $3))
@@ -310,7 +513,7 @@ pub async fn list(conn: &mut PgConnection, f: &ListFilter) -> sqlx::Result<Vec<R
         org,
         structure,
         territories.as_deref(),
-        f.status,
+        f.status.map(ReferralStatus::slug),
         f.escalated,
         f.unchanged_since,
         before_at,
@@ -318,18 +521,20 @@ pub async fn list(conn: &mut PgConnection, f: &ListFilter) -> sqlx::Result<Vec<R
         f.limit,
     )
     .fetch_all(conn)
-    .await
+    .await?;
+    rows.into_iter().map(typed).collect()
 }
 
 /// Offers whose deadline passed, locked so that no other replica fires them too.
-pub async fn due_offers(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<Uuid>> {
-    sqlx::query_scalar!(
+pub async fn due_offers(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<ReferralId>> {
+    let ids = sqlx::query_scalar!(
         "SELECT id FROM referrals.referrals WHERE status = 'offered' AND offer_expires_at <= now()
          ORDER BY offer_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED",
         limit
     )
     .fetch_all(conn)
-    .await
+    .await?;
+    Ok(ids.into_iter().map(ReferralId::from).collect())
 }
 
 /// When the next offer falls due.
@@ -346,15 +551,15 @@ pub async fn claim_idempotency_key(
     scope: &str,
     key: &str,
     request_hash: &str,
-    referral_id: Uuid,
-) -> sqlx::Result<Option<(String, Uuid)>> {
+    referral_id: ReferralId,
+) -> sqlx::Result<Option<(String, ReferralId)>> {
     let inserted = sqlx::query!(
         "INSERT INTO referrals.idempotency_keys (scope, key, request_hash, referral_id) VALUES ($1, $2, $3, $4)
          ON CONFLICT (scope, key) DO NOTHING",
         scope,
         key,
         request_hash,
-        referral_id
+        referral_id.as_uuid()
     )
     .execute(&mut *conn)
     .await?;
@@ -368,7 +573,7 @@ pub async fn claim_idempotency_key(
     )
     .fetch_one(conn)
     .await?;
-    Ok(Some((row.request_hash, row.referral_id)))
+    Ok(Some((row.request_hash, row.referral_id.into())))
 }
 
 pub async fn upsert_structure(conn: &mut PgConnection, s: &Structure, sequence: i64) -> sqlx::Result<()> {
@@ -378,7 +583,7 @@ pub async fn upsert_structure(conn: &mut PgConnection, s: &Structure, sequence: 
          ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, phone = EXCLUDED.phone, email = EXCLUDED.email,
              website = EXCLUDED.website, source_sequence = EXCLUDED.source_sequence
          WHERE referrals.structures.source_sequence < EXCLUDED.source_sequence",
-        s.id,
+        s.id.as_str(),
         s.name,
         s.contact.phone,
         s.contact.email,
@@ -397,11 +602,11 @@ pub struct StructureContactRow {
     pub website: Option<String>,
 }
 
-pub async fn structure_contact(conn: &mut PgConnection, id: &str) -> sqlx::Result<Option<StructureContactRow>> {
+pub async fn structure_contact(conn: &mut PgConnection, id: &StructureId) -> sqlx::Result<Option<StructureContactRow>> {
     sqlx::query_as!(
         StructureContactRow,
         "SELECT name, phone, email, website FROM referrals.structures WHERE id = $1",
-        id
+        id.as_str()
     )
     .fetch_optional(conn)
     .await

@@ -46,8 +46,18 @@ pub async fn fire_due(pool: &PgPool) -> sqlx::Result<usize> {
     let due = store::due_offers(&mut tx, BATCH).await?;
     let mut fired = 0;
     for id in &due {
-        let Some(mut r) = store::lock(&mut tx, *id).await? else { continue };
-        if r.offer_expires_at.is_some_and(|at| at <= chrono::Utc::now()) {
+        let mut r = match store::lock(&mut tx, *id).await {
+            Ok(Some(r)) => r,
+            Ok(None) => continue,
+            // One unreadable referral must not hold back every other timer; the error
+            // names the row, for someone to mend it.
+            Err(err) if platform::row::is_corrupt(&err) => {
+                tracing::error!(error = %err, "offer timer skipped a corrupt referral");
+                continue;
+            }
+            Err(err) => return Err(err),
+        };
+        if r.offer.as_ref().is_some_and(|o| o.expires_at <= chrono::Utc::now()) {
             match lifecycle::expire(&mut tx, &mut r).await {
                 Ok(()) => fired += 1,
                 Err(lifecycle::StepError::Database(e)) => return Err(e),

@@ -4,13 +4,13 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use contracts::{
-    Accessibility, ContactPreference, Language, Need, Outcome, ReferralMode, ReferralStatus, Urgency, WaitlistReason,
+    Accessibility, CommuneCode, ContactPreference, HistoryStep, Language, Need, OrganisationId, Outcome, ReferralId,
+    ReferralMode, ReferralStatus, StructureId, Territory, Urgency, WaitlistReason,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
-use crate::store::{HistoryRow, PersonRow, ReferralRow, StructureContactRow};
+use crate::store::{HistoryRow, PersonRow, Referral, StructureContactRow};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disclosure {
@@ -24,39 +24,31 @@ pub enum Disclosure {
 #[derive(Serialize, ToSchema)]
 #[schema(as = Referral)]
 pub struct ReferralView {
-    pub id: Uuid,
-    #[schema(value_type = ReferralStatus)]
-    pub status: String,
+    pub id: ReferralId,
+    pub status: ReferralStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub status_changed_at: DateTime<Utc>,
     pub time_in_status_seconds: i64,
-    pub organisation_id: Uuid,
-    pub territory: String,
-    pub commune_code: String,
-    #[schema(value_type = Vec<Need>)]
-    pub needs: Vec<String>,
-    #[schema(value_type = Vec<ReferralMode>)]
-    pub modes: Vec<String>,
-    #[schema(value_type = Vec<Language>)]
-    pub languages: Vec<String>,
-    #[schema(value_type = Vec<Accessibility>)]
-    pub accessibility: Vec<String>,
+    pub organisation_id: OrganisationId,
+    pub territory: Territory,
+    pub commune_code: CommuneCode,
+    pub needs: Vec<Need>,
+    pub modes: Vec<ReferralMode>,
+    pub languages: Vec<Language>,
+    pub accessibility: Vec<Accessibility>,
     pub max_distance_km: f64,
-    #[schema(value_type = Urgency)]
-    pub urgency: String,
+    pub urgency: Urgency,
     pub deadline: Option<NaiveDate>,
     /// Offers made so far.
-    pub attempts: i32,
+    pub attempts: u32,
     pub escalated: bool,
-    #[schema(value_type = Option<WaitlistReason>)]
-    pub waitlist_reason: Option<String>,
+    pub waitlist_reason: Option<WaitlistReason>,
     /// The pending offer, while `offered`.
     pub current_offer: Option<OfferView>,
     /// The accepting structure, once accepted.
     pub structure: Option<StructureView>,
-    #[schema(value_type = Option<Outcome>)]
-    pub outcome: Option<String>,
+    pub outcome: Option<Outcome>,
     pub closed_at: Option<DateTime<Utc>>,
     /// Only for the referrer organisation, the accepting structure and admin.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -72,21 +64,20 @@ pub struct ReferralView {
 #[derive(Serialize, ToSchema)]
 #[schema(as = Offer)]
 pub struct OfferView {
-    pub structure_id: String,
+    pub structure_id: StructureId,
     pub structure_name: String,
-    pub offered_at: Option<DateTime<Utc>>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub distance_km: Option<f64>,
-    pub score: Option<f64>,
+    pub offered_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub distance_km: f64,
+    pub score: f64,
     /// Why this structure, one line each.
-    #[schema(value_type = Vec<String>)]
-    pub explanation: serde_json::Value,
+    pub explanation: Vec<String>,
 }
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = AcceptingStructure)]
 pub struct StructureView {
-    pub id: String,
+    pub id: StructureId,
     pub name: String,
     pub accepted_at: Option<DateTime<Utc>>,
     /// `null` if the structure has left the directory.
@@ -109,14 +100,11 @@ pub struct PersonView {
     /// E.164.
     pub phone: Option<String>,
     pub email: Option<String>,
-    #[schema(value_type = ContactPreference)]
-    pub contact_preference: String,
-    pub commune_code: String,
+    pub contact_preference: ContactPreference,
+    pub commune_code: CommuneCode,
     pub commune: String,
-    #[schema(value_type = Vec<Language>)]
-    pub languages: Vec<String>,
-    #[schema(value_type = Vec<Accessibility>)]
-    pub accessibility: Vec<String>,
+    pub languages: Vec<Language>,
+    pub accessibility: Vec<Accessibility>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -127,40 +115,16 @@ pub struct ConsentView {
     pub at: Option<DateTime<Utc>>,
 }
 
-/// The steps a referral's history records.
-pub const STEPS: [&str; 11] = [
-    "submitted",
-    "offered",
-    "declined",
-    "offer_expired",
-    "waitlisted",
-    "accepted",
-    "contacted",
-    "closed",
-    "cancelled",
-    "rerouted",
-    "offer_withdrawn",
-];
-
-fn step_schema() -> utoipa::openapi::schema::Object {
-    utoipa::openapi::schema::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .enum_values(Some(STEPS))
-        .description(Some("The step"))
-        .build()
-}
-
 #[derive(Serialize, ToSchema)]
 #[schema(as = HistoryEntry)]
 pub struct HistoryView {
     pub at: DateTime<Utc>,
-    #[schema(schema_with = step_schema)]
-    pub status: String,
+    /// The step.
+    pub status: HistoryStep,
     /// The referral's status after the step.
-    #[schema(value_type = ReferralStatus)]
-    pub referral_status: String,
+    pub referral_status: ReferralStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub structure_id: Option<String>,
+    pub structure_id: Option<StructureId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -175,7 +139,6 @@ pub struct HistoryView {
 
 /// A page of referrals.
 #[derive(Serialize, ToSchema)]
-#[schema(as = ReferralPage)]
 pub struct ReferralPage {
     pub items: Vec<ReferralView>,
     /// Pass as `cursor` for the next page; `null` on the last one.
@@ -188,16 +151,16 @@ pub struct Parts {
     pub structure: Option<StructureContactRow>,
 }
 
-pub fn render(r: ReferralRow, parts: Parts, disclosure: Disclosure) -> ReferralView {
+pub fn render(r: Referral, parts: Parts, disclosure: Disclosure) -> ReferralView {
     let personal = disclosure == Disclosure::Personal;
-    let current_offer = (r.status == "offered").then(|| OfferView {
-        structure_id: r.offer_structure_id.clone().unwrap_or_default(),
-        structure_name: r.offer_structure_name.clone().unwrap_or_default(),
-        offered_at: r.offered_at,
-        expires_at: r.offer_expires_at,
-        distance_km: r.offer_distance_km,
-        score: r.offer_score,
-        explanation: r.offer_explanation.clone().unwrap_or(serde_json::json!([])),
+    let current_offer = r.offer.map(|o| OfferView {
+        structure_id: o.structure_id,
+        structure_name: o.structure_name,
+        offered_at: o.offered_at,
+        expires_at: o.expires_at,
+        distance_km: o.distance_km,
+        score: o.score,
+        explanation: o.explanation,
     });
     let structure = r.structure_id.clone().map(|id| {
         let contact = parts.structure.as_ref().map(|s| StructureContactView {
@@ -211,7 +174,7 @@ pub fn render(r: ReferralRow, parts: Parts, disclosure: Disclosure) -> ReferralV
                 .as_ref()
                 .map(|s| s.name.clone())
                 .or_else(|| r.structure_name.clone())
-                .unwrap_or_default(),
+                .unwrap_or_else(|| id.to_string()),
             id,
             accepted_at: r.accepted_at,
             contact,
@@ -239,7 +202,7 @@ pub fn render(r: ReferralRow, parts: Parts, disclosure: Disclosure) -> ReferralV
         rows.into_iter()
             .map(|h| {
                 // A coordinator's reason for a reroute is about routing, not the person.
-                let show_comment = personal || h.step == "rerouted";
+                let show_comment = personal || h.step == HistoryStep::Rerouted;
                 HistoryView {
                     at: h.at,
                     status: h.step,

@@ -16,8 +16,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use contracts::Envelope;
 use contracts::events::DecodeError;
+use contracts::{Envelope, EventSet};
 use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
@@ -63,6 +63,9 @@ impl From<sqlx::Error> for HandlerError {
     fn from(err: sqlx::Error) -> Self {
         if platform::db::is_transient(&err) {
             HandlerError::Transient(err.into())
+        } else if platform::row::is_corrupt(&err) {
+            // A stored row this message needs cannot be read: retrying will not mend it.
+            HandlerError::Poison(err.to_string())
         } else {
             HandlerError::Failed(err.into())
         }
@@ -77,8 +80,15 @@ impl From<DecodeError> for HandlerError {
 
 /// What a service does with the events it receives. It runs inside the transaction that
 /// records the message in the inbox; everything it writes (including outbox events)
-/// commits or rolls back with it. Events it does not care about return `Ok(())`.
+/// commits or rolls back with it.
+///
+/// The consumer decodes each message into [`Handler::Event`], the one enum of the events
+/// the service is bound to, before any transaction: a message of a type the enum does
+/// not know, or whose payload does not fit it, is dead-lettered with the reason, and the
+/// handler's `match` over the enum is exhaustive.
 pub trait Handler: Send + Sync + 'static {
+    type Event: EventSet + Clone + Sync + 'static;
+
     /// The most messages handled in one transaction. Above 1, the handler promises that
     /// it keeps no in-memory state that a rollback would leave behind, and that it is
     /// correct when other messages' writes precede it in the same transaction.
@@ -88,6 +98,7 @@ pub trait Handler: Send + Sync + 'static {
         &self,
         tx: &mut PgConnection,
         envelope: &Envelope,
+        event: Self::Event,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
 }
 
@@ -106,10 +117,11 @@ enum Processed {
     Duplicate,
 }
 
-/// A parsed delivery and the span its handling is recorded under.
-struct Job {
+/// A decoded delivery and the span its handling is recorded under.
+struct Job<E> {
     delivery: Delivery,
     envelope: Envelope,
+    event: E,
     span: tracing::Span,
 }
 
@@ -245,8 +257,9 @@ impl<H: Handler> Consumer<H> {
         }
     }
 
-    /// Parses a delivery; one that is not an envelope is dead-lettered here.
-    async fn parse(&self, channel: &Channel, delivery: Delivery) -> Option<Job> {
+    /// Parses and decodes a delivery; one that is not an envelope, or not an event this
+    /// service knows, is dead-lettered here.
+    async fn parse(&self, channel: &Channel, delivery: Delivery) -> Option<Job<H::Event>> {
         let envelope: Envelope = match serde_json::from_slice(&delivery.data) {
             Ok(e) => e,
             Err(err) => {
@@ -267,7 +280,15 @@ impl<H: Handler> Consumer<H> {
             aggregate_id = %envelope.aggregate_id,
             trace_id = %trace_id,
         );
-        Some(Job { delivery, envelope, span })
+        let event = match H::Event::decode(&envelope) {
+            Ok(event) => event,
+            Err(err) => {
+                platform::metrics::metrics().consumed(self.service, &envelope.event_type, "dead_lettered");
+                self.dead_letter(channel, &delivery, &err.to_string()).instrument(span).await;
+                return None;
+            }
+        };
+        Some(Job { delivery, envelope, event, span })
     }
 
     /// Handles several messages in one transaction. Rows are locked in aggregate order,
@@ -275,7 +296,7 @@ impl<H: Handler> Consumer<H> {
     /// messages in delivery order. On any failure the batch rolls back and each message
     /// goes through [`Self::process_envelope`] on its own, with its retries and
     /// dead-lettering.
-    async fn process_batch(&self, channel: &Channel, mut jobs: Vec<Job>, shutdown: &CancellationToken) {
+    async fn process_batch(&self, channel: &Channel, mut jobs: Vec<Job<H::Event>>, shutdown: &CancellationToken) {
         if jobs.len() < 2 {
             for job in &jobs {
                 self.process_alone(channel, job, shutdown).await;
@@ -283,7 +304,7 @@ impl<H: Handler> Consumer<H> {
             return;
         }
         jobs.sort_by(|a, b| a.envelope.aggregate_id.cmp(&b.envelope.aggregate_id));
-        let messages: Vec<_> = jobs.iter().map(|j| (&j.envelope, &j.span)).collect();
+        let messages: Vec<_> = jobs.iter().map(|j| (&j.envelope, &j.event, &j.span)).collect();
         match self.apply(&messages).await {
             Ok(outcomes) => {
                 for (job, outcome) in jobs.iter().zip(outcomes) {
@@ -300,8 +321,8 @@ impl<H: Handler> Consumer<H> {
     }
 
     /// One message in a transaction of its own, with retries and dead-lettering.
-    async fn process_alone(&self, channel: &Channel, job: &Job, shutdown: &CancellationToken) {
-        self.process_envelope(channel, &job.delivery, &job.envelope, shutdown).instrument(job.span.clone()).await;
+    async fn process_alone(&self, channel: &Channel, job: &Job<H::Event>, shutdown: &CancellationToken) {
+        self.process_envelope(channel, job, shutdown).instrument(job.span.clone()).await;
     }
 
     /// Counts a committed message and acks it.
@@ -319,17 +340,12 @@ impl<H: Handler> Consumer<H> {
         }
     }
 
-    async fn process_envelope(
-        &self,
-        channel: &Channel,
-        delivery: &Delivery,
-        envelope: &Envelope,
-        shutdown: &CancellationToken,
-    ) {
+    async fn process_envelope(&self, channel: &Channel, job: &Job<H::Event>, shutdown: &CancellationToken) {
+        let (delivery, envelope) = (&job.delivery, &job.envelope);
         let mut transient_attempts = 0u32;
         let mut failed_attempts = 0u32;
         loop {
-            match self.apply(&[(envelope, &tracing::Span::current())]).await {
+            match self.apply(&[(envelope, &job.event, &tracing::Span::current())]).await {
                 Ok(mut outcomes) => {
                     let outcome = outcomes.pop().unwrap_or(Processed::Duplicate);
                     self.settle(delivery, envelope, outcome).await;
@@ -376,11 +392,11 @@ impl<H: Handler> Consumer<H> {
     }
 
     /// Records each message in the inbox and handles the new ones, in one transaction.
-    async fn apply(&self, messages: &[(&Envelope, &tracing::Span)]) -> Result<Vec<Processed>, HandlerError> {
+    async fn apply(&self, messages: &[(&Envelope, &H::Event, &tracing::Span)]) -> Result<Vec<Processed>, HandlerError> {
         let mut tx = self.pool.begin().await?;
         let mut outcomes = Vec::with_capacity(messages.len());
         let mut handled = false;
-        for &(envelope, span) in messages {
+        for &(envelope, event, span) in messages {
             let inserted = sqlx::query(AssertSqlSafe(self.inbox_sql.clone()))
                 .bind(envelope.id)
                 .bind(self.service)
@@ -392,7 +408,7 @@ impl<H: Handler> Consumer<H> {
                 outcomes.push(Processed::Duplicate);
                 continue;
             }
-            self.handler.handle(&mut tx, envelope).instrument(span.clone()).await?;
+            self.handler.handle(&mut tx, envelope, event.clone()).instrument(span.clone()).await?;
             outcomes.push(Processed::Done);
             handled = true;
         }

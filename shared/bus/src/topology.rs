@@ -31,6 +31,26 @@ pub struct ServiceQueue {
     pub bindings: &'static [&'static str],
 }
 
+impl ServiceQueue {
+    /// Where the bindings and the consumer's event set disagree: an event type of the set
+    /// that no binding routes here (it would never arrive), or a binding that routes no
+    /// type of the set (everything it brings would be dead-lettered). Each service tests
+    /// that this is empty.
+    pub fn mismatches<E: contracts::EventSet>(&self) -> Vec<String> {
+        let matches = contracts::events::topic_matches;
+        let unrouted = E::TYPES
+            .iter()
+            .filter(|t| !self.bindings.iter().any(|b| matches(b, t)))
+            .map(|t| format!("{t} is handled but no binding routes it"));
+        let useless = self
+            .bindings
+            .iter()
+            .filter(|b| !E::TYPES.iter().any(|t| matches(b, t)))
+            .map(|b| format!("binding {b} routes no event the consumer knows"));
+        unrouted.chain(useless).collect()
+    }
+}
+
 /// Names under one namespace.
 #[derive(Debug, Clone)]
 pub struct Topology {

@@ -24,7 +24,8 @@ mod tests {
 
     #[test]
     fn a_traceparent_carries_the_correlation_as_trace_id() {
-        let mut env = Envelope::new("a", 1, &contracts::events::StructureRemoved { structure_id: "s".into() });
+        let mut env =
+            Envelope::new("a", 1, &contracts::events::StructureRemoved { structure_id: "s".parse().unwrap() });
         let correlation = uuid::Uuid::now_v7();
         env.correlation_id = Some(correlation);
         let header = traceparent(&env);

@@ -44,6 +44,14 @@ pub mod schema {
         string(true).max_length(Some(MAX)).pattern(Some(NO_CONTROL)).build()
     }
 
+    /// No control character at all: what an id or a code may hold.
+    pub const NO_CONTROL_AT_ALL: &str = r"^[^\u0000-\u001F\u007F-\u009F]*$";
+
+    /// An optional structure id (empty is none): no control character, at most 200.
+    pub fn optional_structure_id() -> Object {
+        string(true).max_length(Some(200)).pattern(Some(NO_CONTROL_AT_ALL)).build()
+    }
+
     /// A short text in a list (`fees`, `labels`): blank items are dropped.
     pub fn list_text<const MAX: usize>() -> Object {
         string(false).max_length(Some(MAX)).pattern(Some(NO_CONTROL)).build()
@@ -154,6 +162,18 @@ pub mod schema {
         }
     }
 
+    /// A SIRET: 14 digits, spaces between them allowed (`261 600 118 00010`).
+    pub fn siret() -> Schema {
+        AnyOfBuilder::new()
+            .item(string(false).max_length(Some(20)).pattern(Some("^[0-9]( ?[0-9]){13}$")))
+            .item(string(false).max_length(Some(0)))
+            .item(ObjectBuilder::new().schema_type(Type::Null))
+            .description(Some("The organisation's SIRET: 14 digits, spaces between them allowed"))
+            .examples(["261 600 118 00010"])
+            .build()
+            .into()
+    }
+
     pub fn date() -> Schema {
         formatted(None, Some(SchemaFormat::KnownFormat(KnownFormat::Date)), "A date (`2026-12-15`)")
     }
@@ -187,25 +207,6 @@ fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Err
     whole.map(Some).ok_or_else(|| serde::de::Error::custom(format!("expected an integer, got {n}")))
 }
 
-/// A département code (`16`, `2A`, `971`). The document lists the codes (the assembly
-/// fills `enum` from the communes table, which this crate does not hold).
-pub struct TerritoryCode;
-
-impl utoipa::PartialSchema for TerritoryCode {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::schema::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::Type::String)
-            .description(Some("A département code (`16`, `2A`, `971`)"))
-            .into()
-    }
-}
-
-impl utoipa::ToSchema for TerritoryCode {
-    fn name() -> std::borrow::Cow<'static, str> {
-        std::borrow::Cow::Borrowed("Territory")
-    }
-}
-
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({ "name": "CCAS d'Angoulême", "kind": "social_service", "territory": "16" }))]
@@ -215,8 +216,10 @@ pub struct OrganisationRequest {
     /// Default: `social_service`.
     #[schema(value_type = Option<OrganisationKind>)]
     pub kind: Option<String>,
-    #[schema(value_type = TerritoryCode, required = true)]
+    #[schema(value_type = crate::ids::Territory, required = true)]
     pub territory: Option<String>,
+    #[schema(schema_with = schema::siret)]
+    pub siret: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -468,7 +471,7 @@ pub struct CancelRequest {
 pub struct RerouteRequest {
     /// A structure to offer the referral to; without it, matching runs again with the
     /// attempts reset.
-    #[schema(schema_with = schema::optional_text::<200>)]
+    #[schema(schema_with = schema::optional_structure_id)]
     pub structure_id: Option<String>,
     /// Offer to `structure_id` even without capacity.
     pub force: Option<bool>,

@@ -5,6 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
+use crate::ids::*;
 use crate::vocab::*;
 
 /// The JSON body of every message. AMQP `message_id` = `id`, `type` = `type`.
@@ -38,6 +39,63 @@ pub enum DecodeError {
     UnsupportedVersion { event_type: String, version: u32 },
     #[error("invalid {event_type} payload: {source}")]
     Payload { event_type: String, source: serde_json::Error },
+    /// The queue is bound to the event's type, but the consumer does not know it: a
+    /// producer is ahead of this consumer, or a binding is wider than its code.
+    #[error("{event_type} is routed to this consumer, which does not know it (it handles: {known})")]
+    Unknown { event_type: String, known: String },
+}
+
+/// The events one consumer is bound to, as one enum: decoding picks the variant from the
+/// envelope's type, so a handler's `match` is exhaustive and an unknown type is an error
+/// (dead-lettered with its reason) rather than a silent catch-all.
+pub trait EventSet: Sized + Send {
+    /// Every event type of the set.
+    const TYPES: &'static [&'static str];
+
+    fn decode(envelope: &Envelope) -> Result<Self, DecodeError>;
+}
+
+/// Declares an [`EventSet`]: `event_set! { pub enum Inbound { MatchProposed, MatchWaitlisted } }`
+/// makes one variant per event payload type, named after it.
+#[macro_export]
+macro_rules! event_set {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident { $( $event:ident ),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq)]
+        $vis enum $name { $( $event($event) ),+ }
+
+        impl $crate::events::EventSet for $name {
+            const TYPES: &'static [&'static str] = &[ $( <$event as $crate::events::EventData>::TYPE ),+ ];
+
+            fn decode(envelope: &$crate::events::Envelope) -> Result<Self, $crate::events::DecodeError> {
+                $(
+                    if envelope.event_type == <$event as $crate::events::EventData>::TYPE {
+                        return envelope.decode::<$event>().map($name::$event);
+                    }
+                )+
+                Err($crate::events::DecodeError::Unknown {
+                    event_type: envelope.event_type.clone(),
+                    known: Self::TYPES.join(", "),
+                })
+            }
+        }
+    };
+}
+
+/// Whether an AMQP topic pattern (`*` one word, `#` zero or more) matches a routing key.
+pub fn topic_matches(pattern: &str, key: &str) -> bool {
+    fn matches(p: &[&str], k: &[&str]) -> bool {
+        match (p.first(), k.first()) {
+            (None, None) => true,
+            (Some(&"#"), _) => matches(&p[1..], k) || (!k.is_empty() && matches(p, &k[1..])),
+            (Some(&"*"), Some(_)) => matches(&p[1..], &k[1..]),
+            (Some(a), Some(b)) if a == b => matches(&p[1..], &k[1..]),
+            _ => false,
+        }
+    }
+    let p: Vec<&str> = pattern.split('.').collect();
+    let k: Vec<&str> = key.split('.').collect();
+    matches(&p, &k)
 }
 
 impl Envelope {
@@ -94,8 +152,8 @@ pub struct Point {
 /// What matching needs to know about a referral: no personal data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MatchingProfile {
-    pub commune_code: String,
-    pub territory: String,
+    pub commune_code: CommuneCode,
+    pub territory: Territory,
     pub location: Point,
     pub needs: Vec<Need>,
     pub modes: Vec<ReferralMode>,
@@ -108,8 +166,12 @@ pub struct MatchingProfile {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReferralSubmitted {
-    pub referral_id: Uuid,
-    pub organisation_id: Uuid,
+    pub referral_id: ReferralId,
+    pub organisation_id: OrganisationId,
+    /// The account of the agent who submitted it, when one did (through the web app):
+    /// who is told what becomes of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_by: Option<Uuid>,
     pub submitted_at: DateTime<Utc>,
     #[serde(flatten)]
     pub profile: MatchingProfile,
@@ -120,8 +182,8 @@ impl EventData for ReferralSubmitted {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReferralOffered {
-    pub referral_id: Uuid,
-    pub structure_id: String,
+    pub referral_id: ReferralId,
+    pub structure_id: StructureId,
     pub attempt: u32,
     pub offered_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
@@ -136,8 +198,8 @@ impl EventData for ReferralOffered {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReferralAccepted {
-    pub referral_id: Uuid,
-    pub structure_id: String,
+    pub referral_id: ReferralId,
+    pub structure_id: StructureId,
     pub reservation_id: Uuid,
     pub accepted_at: DateTime<Utc>,
 }
@@ -147,8 +209,8 @@ impl EventData for ReferralAccepted {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReferralDeclined {
-    pub referral_id: Uuid,
-    pub structure_id: String,
+    pub referral_id: ReferralId,
+    pub structure_id: StructureId,
     pub reason: DeclineReason,
     pub attempt: u32,
     pub reservation_id: Uuid,
@@ -160,8 +222,8 @@ impl EventData for ReferralDeclined {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReferralOfferExpired {
-    pub referral_id: Uuid,
-    pub structure_id: String,
+    pub referral_id: ReferralId,
+    pub structure_id: StructureId,
     pub attempt: u32,
     pub reservation_id: Uuid,
     pub expired_at: DateTime<Utc>,
@@ -172,7 +234,7 @@ impl EventData for ReferralOfferExpired {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReferralWaitlisted {
-    pub referral_id: Uuid,
+    pub referral_id: ReferralId,
     pub reason: WaitlistReason,
     pub escalated: bool,
     pub waitlisted_at: DateTime<Utc>,
@@ -183,8 +245,8 @@ impl EventData for ReferralWaitlisted {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReferralContacted {
-    pub referral_id: Uuid,
-    pub structure_id: String,
+    pub referral_id: ReferralId,
+    pub structure_id: StructureId,
     pub kind: ContactKind,
     pub at: DateTime<Utc>,
 }
@@ -194,8 +256,8 @@ impl EventData for ReferralContacted {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReferralClosed {
-    pub referral_id: Uuid,
-    pub structure_id: String,
+    pub referral_id: ReferralId,
+    pub structure_id: StructureId,
     pub outcome: Outcome,
     pub closed_at: DateTime<Utc>,
 }
@@ -205,12 +267,12 @@ impl EventData for ReferralClosed {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReferralCancelled {
-    pub referral_id: Uuid,
+    pub referral_id: ReferralId,
     /// Always `cancelled_by_referrer`: the referrer's free-text reason stays in `referrals`.
     pub reason: String,
     pub previous_status: ReferralStatus,
     /// The structure whose pending offer the cancellation withdrew, if any.
-    pub structure_id: Option<String>,
+    pub structure_id: Option<StructureId>,
     pub reservation_id: Option<Uuid>,
     pub cancelled_at: DateTime<Utc>,
 }
@@ -221,15 +283,15 @@ impl EventData for ReferralCancelled {
 /// A coordinator asked for the referral to be routed again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReferralRerouted {
-    pub referral_id: Uuid,
+    pub referral_id: ReferralId,
     /// Routing rounds start at 0 and grow with each reroute; match events of an older
     /// round are stale.
     pub round: u32,
     /// A chosen structure, or `None` to run matching again with the attempts reset.
-    pub structure_id: Option<String>,
+    pub structure_id: Option<StructureId>,
     pub force: bool,
     /// The pending offer this reroute withdrew, if any.
-    pub withdrawn_structure_id: Option<String>,
+    pub withdrawn_structure_id: Option<StructureId>,
     pub withdrawn_reservation_id: Option<Uuid>,
     pub rerouted_at: DateTime<Utc>,
 }
@@ -239,9 +301,9 @@ impl EventData for ReferralRerouted {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MatchProposed {
-    pub referral_id: Uuid,
+    pub referral_id: ReferralId,
     pub round: u32,
-    pub structure_id: String,
+    pub structure_id: StructureId,
     pub structure_name: String,
     pub attempt: u32,
     pub score: f64,
@@ -256,7 +318,7 @@ impl EventData for MatchProposed {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MatchWaitlisted {
-    pub referral_id: Uuid,
+    pub referral_id: ReferralId,
     pub round: u32,
     pub reason: WaitlistReason,
     pub escalated: bool,
@@ -293,7 +355,7 @@ pub struct StructureContact {
 /// data from the open directory, never about a person.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Structure {
-    pub id: String,
+    pub id: StructureId,
     pub name: String,
     pub services: Vec<Need>,
     pub modes: Vec<StructureMode>,
@@ -302,7 +364,7 @@ pub struct Structure {
     pub accessibility: Vec<Accessibility>,
     pub address: Address,
     pub location: Point,
-    pub territory: String,
+    pub territory: Territory,
     pub opening_hours: Option<String>,
     pub weekly_capacity: u32,
     pub accepting: bool,
@@ -313,6 +375,10 @@ pub struct Structure {
     pub fees: Vec<String>,
     #[serde(default)]
     pub labels: Vec<String>,
+    /// The SIRET of the structure (Mednum `pivot`), when the source gives one: how an
+    /// agent signing in with ProConnect is matched to their workplace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub siret: Option<String>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -326,7 +392,7 @@ impl EventData for StructureUpserted {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StructureRemoved {
-    pub structure_id: String,
+    pub structure_id: StructureId,
 }
 impl EventData for StructureRemoved {
     const TYPE: &'static str = "structure.removed";
@@ -334,7 +400,7 @@ impl EventData for StructureRemoved {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CapacityChanged {
-    pub structure_id: String,
+    pub structure_id: StructureId,
     pub weekly_capacity: u32,
     pub accepting: bool,
     pub changed_at: DateTime<Utc>,
@@ -345,27 +411,31 @@ impl EventData for CapacityChanged {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrganisationUpserted {
-    pub organisation_id: Uuid,
+    pub organisation_id: OrganisationId,
     pub name: String,
     pub kind: OrganisationKind,
-    pub territory: String,
+    pub territory: Territory,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub siret: Option<String>,
 }
 impl EventData for OrganisationUpserted {
     const TYPE: &'static str = "organisation.upserted";
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     fn submitted() -> ReferralSubmitted {
         ReferralSubmitted {
-            referral_id: Uuid::now_v7(),
-            organisation_id: Uuid::now_v7(),
+            referral_id: ReferralId::new(),
+            organisation_id: OrganisationId::new(),
+            submitted_by: None,
             submitted_at: Utc::now(),
             profile: MatchingProfile {
-                commune_code: "16015".into(),
-                territory: "16".into(),
+                commune_code: "16015".parse().unwrap(),
+                territory: "16".parse().unwrap(),
                 location: Point { lat: 45.6, lon: 0.15 },
                 needs: vec![Need::AideDemarchesAdministratives],
                 modes: vec![ReferralMode::InPerson],
@@ -395,6 +465,39 @@ mod tests {
         assert!(matches!(env.decode::<ReferralAccepted>(), Err(DecodeError::WrongType { .. })));
         env.version = 2;
         assert!(matches!(env.decode::<ReferralSubmitted>(), Err(DecodeError::UnsupportedVersion { .. })));
+    }
+
+    event_set! {
+        enum Sample { ReferralSubmitted, ReferralAccepted }
+    }
+
+    #[test]
+    fn an_event_set_decodes_its_members_and_names_the_others() {
+        let data = submitted();
+        let env = Envelope::new("x", 1, &data);
+        assert_eq!(Sample::decode(&env).unwrap(), Sample::ReferralSubmitted(data.clone()));
+        let closed = ReferralClosed {
+            referral_id: data.referral_id,
+            structure_id: "s".parse().unwrap(),
+            outcome: Outcome::Completed,
+            closed_at: Utc::now(),
+        };
+        let err = Sample::decode(&Envelope::new("x", 2, &closed)).unwrap_err();
+        assert!(matches!(err, DecodeError::Unknown { ref event_type, .. } if event_type == "referral.closed"));
+        assert!(err.to_string().contains("referral.submitted, referral.accepted"), "{err}");
+        let mut bad = Envelope::new("x", 1, &data);
+        bad.data["needs"] = serde_json::json!(["not_a_need"]);
+        assert!(matches!(Sample::decode(&bad), Err(DecodeError::Payload { .. })));
+    }
+
+    #[test]
+    fn topic_patterns_match_as_rabbitmq_does() {
+        assert!(topic_matches("referral.*", "referral.submitted"));
+        assert!(!topic_matches("referral.*", "referral.a.b"));
+        assert!(topic_matches("#", "referral.a.b"));
+        assert!(topic_matches("referral.#", "referral"));
+        assert!(topic_matches("capacity.changed", "capacity.changed"));
+        assert!(!topic_matches("match.*", "referral.submitted"));
     }
 
     #[test]

@@ -1,14 +1,21 @@
 //! The published language of Aiguillage: vocabularies, event payloads and HTTP bodies.
 //! Every service, test and tool speaks through these types; nothing here does I/O.
 
+pub mod accounts;
 pub mod api;
+pub mod email;
 pub mod events;
+pub mod ids;
 pub mod opening_hours;
+pub mod personal;
+pub mod phone;
 pub mod validate;
 pub mod vocab;
 pub mod week;
 
-pub use events::{Envelope, EventData};
+pub use events::{Envelope, EventData, EventSet};
+pub use ids::{CommuneCode, InvalidId, OrganisationId, ReferralId, StructureId, Territory};
+pub use personal::Personal;
 pub use vocab::*;
 
 /// One invalid field of a request, as it appears in a `problem+json` body.

@@ -1,21 +1,22 @@
 //! A validated OpenStreetMap `opening_hours` value (the `horaires` field of the Mednum
 //! standard), and when it next opens.
 //!
-//! Validation uses the OSM grammar of the `opening-hours-syntax` crate, so every value that
-//! OSM tools accept is accepted here. Evaluation covers the subset that digital-mediation
-//! places use: weekday selectors (`Mo-Fr`, `Mo,We`, `Sa-Mo`), time spans
-//! (`09:00-12:00,14:00-17:30`, `22:00-02:00`), several rules separated by `;` (a later rule
-//! replaces the hours of the days it names) or `,` (it adds to them), `off`/`closed` (those
-//! hours, or the whole day, are closed) and `24/7`. Public and school holidays (`PH off`)
-//! are ignored. A value that uses anything else (months, dates, week numbers, sunrise,
-//! `||` fallbacks, open ends…) is valid but its next opening is unknown.
+//! Parsing and evaluation are the `opening-hours` crate's (the OSM grammar of
+//! `opening-hours-syntax`, so every value that OSM tools accept is accepted here), with the
+//! French public holidays of its embedded calendar: `PH off` closes 1 January, Easter
+//! Monday, 1 and 8 May, Ascension, Whit Monday, 14 July, 15 August, 1 and 11 November and
+//! 25 December. Regional days (26 December and Good Friday in Alsace-Moselle, the abolition
+//! of slavery overseas) are not in that calendar, so they count as ordinary days. School
+//! holidays (`SH`) have no calendar either: `SH off` closes nothing.
 
 use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::LazyLock;
 
-use chrono::{Datelike, Duration, NaiveDateTime, Weekday};
-use opening_hours_syntax::rules::day::WeekDayRange;
-use opening_hours_syntax::rules::time::{Time, TimeSpan};
-use opening_hours_syntax::rules::{OpeningHoursExpression, RuleKind, RuleOperator, RuleSequence};
+use chrono::{Duration, NaiveDateTime};
+use opening_hours::localization::Country;
+use opening_hours::{Context, RuleKind};
+use opening_hours_syntax::rules::time::Time;
 
 /// How far [`OpeningHours::next_opening`] looks ahead.
 pub const LOOK_AHEAD_DAYS: i64 = 14;
@@ -23,20 +24,28 @@ pub const LOOK_AHEAD_DAYS: i64 = 14;
 /// Longer values are refused: no real place needs them, and it bounds the parser's work.
 const MAX_LEN: usize = 2_000;
 
-const MINUTES_PER_DAY: u32 = 24 * 60;
+/// The evaluation context every value shares: the French public holidays. Times are naive
+/// Paris local time (see [`crate::week::paris_local`]), so no time zone is attached.
+static FRANCE: LazyLock<Context> = LazyLock::new(|| Context::default().with_holidays(Country::FR.holidays()));
 
 /// A valid OSM `opening_hours` value, kept as given (trimmed).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct OpeningHours {
     text: String,
-    /// The weekly schedule, when the value only uses what is evaluated here.
-    week: Option<Week>,
+    schedule: opening_hours::OpeningHours,
+    /// Sun events (`sunrise`, `sunset`…) need the place's coordinates, which the value
+    /// does not carry; the crate would assume 07:00 and 19:00 all year. Such a value has no
+    /// next opening rather than an invented one.
+    follows_the_sun: bool,
 }
 
-/// Open intervals per weekday (Monday first), in minutes from that day's midnight. An end
-/// past 1440 runs into the next day.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Week([Vec<(u32, u32)>; 7]);
+impl PartialEq for OpeningHours {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for OpeningHours {}
 
 impl OpeningHours {
     /// Validates a value against the OSM grammar.
@@ -50,10 +59,15 @@ impl OpeningHours {
         }
         // The grammar crate asserts its own invariants in debug builds; a value that trips
         // one is refused like any other invalid value rather than taking the caller down.
-        let parsed = std::panic::catch_unwind(|| opening_hours_syntax::parse(text))
+        let parsed = catch_unwind(|| text.parse::<opening_hours::OpeningHours>())
             .map_err(|_| "opening hours could not be read".to_string())?;
-        let expression = parsed.map_err(|e| describe_error(text, &e))?;
-        Ok(Self { text: text.to_string(), week: Week::from_expression(&expression) })
+        let schedule = parsed.map_err(|e| describe_error(text, &e))?.with_context(FRANCE.clone());
+        let follows_the_sun = schedule.get_expression().rules.iter().any(|rule| {
+            rule.time_selector.spans.iter().any(|span| {
+                matches!(span.range.start, Time::Variable(_)) || matches!(span.range.end, Time::Variable(_))
+            })
+        });
+        Ok(Self { text: text.to_string(), schedule, follows_the_sun })
     }
 
     /// The value as given (trimmed).
@@ -61,38 +75,22 @@ impl OpeningHours {
         &self.text
     }
 
-    /// Whether [`next_opening`](Self::next_opening) can be computed for this value.
-    pub fn is_evaluable(&self) -> bool {
-        self.week.is_some()
-    }
-
     /// The start of the next open interval at or after `after` (local time, Europe/Paris),
     /// looking ahead [`LOOK_AHEAD_DAYS`] days: `after` itself when the place is open then.
-    /// `None` when the place does not open in that window, or when the value uses a
-    /// feature that is not evaluated.
+    /// `None` when the place does not open in that window, or when its hours follow the
+    /// sun. Hours marked `unknown` are not openings.
     pub fn next_opening(&self, after: NaiveDateTime) -> Option<NaiveDateTime> {
-        let week = self.week.as_ref()?;
-        let horizon = after + Duration::days(LOOK_AHEAD_DAYS);
-        let first_day = after.date().pred_opt()?;
-        let mut best: Option<NaiveDateTime> = None;
-        // The day before is included for intervals that run past midnight.
-        for offset in 0..=(LOOK_AHEAD_DAYS + 1) {
-            let Some(day) = first_day.checked_add_signed(Duration::days(offset)) else { break };
-            let midnight = day.and_hms_opt(0, 0, 0)?;
-            let weekday = day.weekday().num_days_from_monday() as usize;
-            for &(start, end) in &week.0[weekday] {
-                let start = midnight + Duration::minutes(i64::from(start));
-                let end = midnight + Duration::minutes(i64::from(end));
-                if end <= after {
-                    continue;
-                }
-                let candidate = start.max(after);
-                if candidate <= horizon && best.is_none_or(|b| candidate < b) {
-                    best = Some(candidate);
-                }
-            }
+        if self.follows_the_sun {
+            return None;
         }
-        best
+        let horizon = after.checked_add_signed(Duration::days(LOOK_AHEAD_DAYS))?;
+        // As in `parse`: a bug in the evaluator costs this value its next opening, not the
+        // matcher its consumer.
+        catch_unwind(AssertUnwindSafe(|| {
+            self.schedule.iter_range(after, horizon).find(|range| range.kind == RuleKind::Open).map(|r| r.range.start)
+        }))
+        .ok()
+        .flatten()
     }
 }
 
@@ -135,124 +133,11 @@ fn describe_error(text: &str, error: &opening_hours_syntax::Error) -> String {
     }
 }
 
-impl Week {
-    fn from_expression(expression: &OpeningHoursExpression) -> Option<Self> {
-        let mut days: [Vec<(u32, u32)>; 7] = Default::default();
-        for rule in &expression.rules {
-            let Some(selected) = selected_weekdays(rule)? else {
-                // Only holidays are named: ignored.
-                continue;
-            };
-            let spans = rule.time_selector.spans.iter().map(minutes).collect::<Option<Vec<_>>>()?;
-            for (weekday, day) in days.iter_mut().enumerate() {
-                if !selected[weekday] {
-                    continue;
-                }
-                match (rule.operator, rule.kind) {
-                    (RuleOperator::Normal, RuleKind::Open) => *day = normalise(spans.clone()),
-                    (RuleOperator::Additional, RuleKind::Open) => {
-                        day.extend(spans.iter().copied());
-                        *day = normalise(std::mem::take(day));
-                    }
-                    (RuleOperator::Normal | RuleOperator::Additional, RuleKind::Closed) => {
-                        *day = subtract(day, &spans);
-                    }
-                    (RuleOperator::Fallback, _) | (_, RuleKind::Unknown) => return None,
-                }
-            }
-        }
-        Some(Self(days))
-    }
-}
-
-/// The weekdays a rule applies to: `Some(None)` when it names holidays only (ignored),
-/// `None` when it uses a selector that is not evaluated.
-fn selected_weekdays(rule: &RuleSequence) -> Option<Option<[bool; 7]>> {
-    let selector = &rule.day_selector;
-    if !selector.year.is_empty() || !selector.monthday.is_empty() || !selector.week.is_empty() {
-        return None;
-    }
-    if selector.weekday.is_empty() {
-        return Some(Some([true; 7]));
-    }
-    let mut selected = [false; 7];
-    let mut any_weekday = false;
-    for range in &selector.weekday {
-        match range {
-            WeekDayRange::Holiday { .. } => {}
-            WeekDayRange::Fixed { range, offset, nth_from_start, nth_from_end } => {
-                if *offset != 0 || nth_from_start.contains(&false) || nth_from_end.contains(&false) {
-                    return None;
-                }
-                any_weekday = true;
-                let mut day: Weekday = *range.start();
-                for _ in 0..7 {
-                    selected[day.num_days_from_monday() as usize] = true;
-                    if day == *range.end() {
-                        break;
-                    }
-                    day = day.succ();
-                }
-            }
-        }
-    }
-    Some(any_weekday.then_some(selected))
-}
-
-/// A fixed time span in minutes; an end before its start runs past midnight.
-fn minutes(span: &TimeSpan) -> Option<(u32, u32)> {
-    if span.open_end || span.repeats.is_some() {
-        return None;
-    }
-    let (Time::Fixed(start), Time::Fixed(end)) = (span.range.start, span.range.end) else {
-        return None;
-    };
-    let start = u32::from(start.hour()) * 60 + u32::from(start.minute());
-    let mut end = u32::from(end.hour()) * 60 + u32::from(end.minute());
-    if end <= start {
-        end += MINUTES_PER_DAY;
-    }
-    Some((start, end))
-}
-
-/// Sorted, non-empty, non-overlapping intervals.
-fn normalise(mut spans: Vec<(u32, u32)>) -> Vec<(u32, u32)> {
-    spans.retain(|(s, e)| s < e);
-    spans.sort_unstable();
-    let mut merged: Vec<(u32, u32)> = Vec::with_capacity(spans.len());
-    for (start, end) in spans {
-        match merged.last_mut() {
-            Some(last) if start <= last.1 => last.1 = last.1.max(end),
-            _ => merged.push((start, end)),
-        }
-    }
-    merged
-}
-
-fn subtract(open: &[(u32, u32)], closed: &[(u32, u32)]) -> Vec<(u32, u32)> {
-    let mut result = open.to_vec();
-    for &(cs, ce) in closed {
-        result = result
-            .into_iter()
-            .flat_map(|(s, e)| {
-                let mut parts = Vec::with_capacity(2);
-                if s < cs.min(e) {
-                    parts.push((s, cs.min(e)));
-                }
-                if ce.max(s) < e {
-                    parts.push((ce.max(s), e));
-                }
-                parts
-            })
-            .collect();
-    }
-    normalise(result)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use chrono::NaiveDate;
+    use proptest::prelude::*;
 
     use super::*;
 
@@ -334,7 +219,11 @@ mod tests {
 
     /// Monday 3 June 2024.
     fn at(day: u32, h: u32, m: u32) -> NaiveDateTime {
-        NaiveDate::from_ymd_opt(2024, 6, day).unwrap().and_hms_opt(h, m, 0).unwrap()
+        on(2024, 6, day, h, m)
+    }
+
+    fn on(year: i32, month: u32, day: u32, h: u32, m: u32) -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(year, month, day).unwrap().and_hms_opt(h, m, 0).unwrap()
     }
 
     fn next(hours: &str, after: NaiveDateTime) -> Option<NaiveDateTime> {
@@ -342,14 +231,34 @@ mod tests {
     }
 
     #[test]
-    fn every_opening_hours_value_of_the_charente_file_parses_and_is_evaluable() {
+    fn every_opening_hours_value_of_the_charente_file_parses_and_opens() {
         assert_eq!(CHARENTE.len(), 72);
         for value in CHARENTE {
             let hours = OpeningHours::parse(value).unwrap_or_else(|e| panic!("{value}: {e}"));
-            assert!(hours.is_evaluable(), "{value}");
             assert_eq!(hours.as_str(), *value);
             assert!(hours.next_opening(at(3, 8, 0)).is_some(), "{value}");
         }
+    }
+
+    #[test]
+    fn the_charente_file_s_unusual_spellings_mean_what_they_say() {
+        // Rules run together without a space after `;`.
+        let packed = "Mo 13:30-17:30;Tu 08:30-12:15,13:30-17:30;We 08:30-12:15,13:30-17:30;Th 08:30-12:15,13:30-17:30;Fr 08:30-12:15,13:30-16:15";
+        assert_eq!(next(packed, at(3, 9, 0)), Some(at(3, 13, 30)));
+        assert_eq!(next(packed, at(7, 16, 30)), Some(at(10, 13, 30)));
+        // Overlapping spans on one day: open from 09:00 to 18:00 without a break.
+        let overlapping = "Mo 09:00-12:00,14:00-18:00;Tu 09:00-12:00,09:00-18:00;We 09:00-12:00,14:00-18:00;Th 09:00-12:00,14:00-18:00;Fr 09:00-12:00,14:00-18:00";
+        assert_eq!(next(overlapping, at(4, 12, 30)), Some(at(4, 12, 30)));
+        assert_eq!(next(overlapping, at(3, 12, 30)), Some(at(3, 14, 0)));
+        // The second span lies inside the first.
+        assert_eq!(next("Mo,We 09:00-16:30,13:30-16:30; Tu 09:00-16:30", at(3, 12, 30)), Some(at(3, 12, 30)));
+    }
+
+    #[test]
+    fn comments_do_not_change_the_hours() {
+        let hours = r#"Mo-Fr 09:00-12:00 "sur rendez-vous"; Sa 10:00-12:00 "permanence""#;
+        assert_eq!(next(hours, at(3, 8, 0)), Some(at(3, 9, 0)));
+        assert_eq!(next(hours, at(7, 13, 0)), Some(at(8, 10, 0)));
     }
 
     #[test]
@@ -409,9 +318,51 @@ mod tests {
         assert_eq!(next("Fr 22:00-02:00", at(8, 3, 0)), Some(at(14, 22, 0)));
     }
 
+    const WEEKDAYS_NOT_HOLIDAYS: &str = "Mo-Fr 09:00-17:00; PH off";
+
     #[test]
-    fn public_holidays_are_ignored() {
-        assert_eq!(next("Mo-Fr 09:00-12:00; PH off", at(3, 13, 0)), Some(at(4, 9, 0)));
+    fn christmas_is_closed_when_public_holidays_are_off() {
+        // Thursday 24 December 2026, after closing: Friday 25 is Christmas, then the weekend.
+        assert_eq!(next(WEEKDAYS_NOT_HOLIDAYS, on(2026, 12, 24, 18, 0)), Some(on(2026, 12, 28, 9, 0)));
+        assert_eq!(next(WEEKDAYS_NOT_HOLIDAYS, on(2026, 12, 25, 8, 0)), Some(on(2026, 12, 28, 9, 0)));
+        // Without `PH off`, Christmas is an ordinary Friday.
+        assert_eq!(next("Mo-Fr 09:00-17:00", on(2026, 12, 24, 18, 0)), Some(on(2026, 12, 25, 9, 0)));
+    }
+
+    #[test]
+    fn may_day_and_bastille_day_are_closed_when_public_holidays_are_off() {
+        // Friday 1 May 2026: next Monday.
+        assert_eq!(next(WEEKDAYS_NOT_HOLIDAYS, on(2026, 4, 30, 18, 0)), Some(on(2026, 5, 4, 9, 0)));
+        // Tuesday 14 July 2026: Wednesday.
+        assert_eq!(next(WEEKDAYS_NOT_HOLIDAYS, on(2026, 7, 13, 18, 0)), Some(on(2026, 7, 15, 9, 0)));
+        assert_eq!(next(WEEKDAYS_NOT_HOLIDAYS, on(2026, 7, 14, 10, 0)), Some(on(2026, 7, 15, 9, 0)));
+    }
+
+    #[test]
+    fn holidays_that_move_with_easter_are_closed_too() {
+        // Easter Monday 6 April 2026, Ascension Thursday 14 May 2026.
+        assert_eq!(next(WEEKDAYS_NOT_HOLIDAYS, on(2026, 4, 6, 8, 0)), Some(on(2026, 4, 7, 9, 0)));
+        assert_eq!(next(WEEKDAYS_NOT_HOLIDAYS, on(2026, 5, 13, 18, 0)), Some(on(2026, 5, 15, 9, 0)));
+    }
+
+    #[test]
+    fn the_26th_of_december_is_an_ordinary_day_in_the_national_calendar() {
+        // Saturday 26 December 2026 (a holiday in Alsace-Moselle only).
+        assert_eq!(next("Mo-Sa 09:00-12:00; PH off", on(2026, 12, 25, 8, 0)), Some(on(2026, 12, 26, 9, 0)));
+    }
+
+    #[test]
+    fn a_place_may_open_special_hours_on_public_holidays() {
+        assert_eq!(next("Mo-Fr 09:00-17:00; PH 10:00-12:00", on(2026, 12, 25, 8, 0)), Some(on(2026, 12, 25, 10, 0)));
+    }
+
+    #[test]
+    fn an_ordinary_week_has_no_holiday() {
+        // 1 to 5 June 2026, Monday to Friday.
+        for day in 1..=5 {
+            assert_eq!(next(WEEKDAYS_NOT_HOLIDAYS, on(2026, 6, day, 8, 0)), Some(on(2026, 6, day, 9, 0)));
+        }
+        assert_eq!(next(WEEKDAYS_NOT_HOLIDAYS, on(2026, 6, 5, 17, 0)), Some(on(2026, 6, 8, 9, 0)));
     }
 
     #[test]
@@ -421,13 +372,20 @@ mod tests {
     }
 
     #[test]
-    fn features_that_are_not_evaluated_parse_but_give_no_next_opening() {
-        for value in ["Jan-Jun Mo-Fr 09:00-12:00", "week 1-10 Mo 09:00-12:00", "Mo sunrise-sunset", "Mo[1] 09:00-12:00"]
-        {
-            let hours = OpeningHours::parse(value).unwrap_or_else(|e| panic!("{value}: {e}"));
-            assert!(!hours.is_evaluable(), "{value}");
-            assert_eq!(hours.next_opening(at(3, 8, 0)), None, "{value}");
-        }
+    fn months_weeks_and_nth_weekdays_are_evaluated() {
+        assert_eq!(next("Jan-Jun Mo-Fr 09:00-12:00", at(3, 8, 0)), Some(at(3, 9, 0)));
+        assert_eq!(next("Jul-Dec Mo-Fr 09:00-12:00", at(3, 8, 0)), None, "opens after the look-ahead");
+        // 3 June 2024 is in ISO week 23.
+        assert_eq!(next("week 24 Mo 09:00-12:00", at(3, 8, 0)), Some(at(10, 9, 0)));
+        // The first Monday of June 2024 is the 3rd; the second, the 10th.
+        assert_eq!(next("Mo[2] 09:00-12:00", at(3, 8, 0)), Some(at(10, 9, 0)));
+    }
+
+    #[test]
+    fn hours_that_are_unknown_or_follow_the_sun_are_not_openings() {
+        assert_eq!(next("Mo sunrise-sunset", at(3, 8, 0)), None);
+        assert_eq!(next("Mo-Fr 09:00-12:00 unknown", at(3, 8, 0)), None);
+        assert_eq!(next("Mo-Fr 09:00-12:00 unknown; We 14:00-16:00", at(3, 8, 0)), Some(at(5, 14, 0)));
     }
 
     #[test]
@@ -452,18 +410,78 @@ mod tests {
         assert_eq!(hours.to_string(), "Mo 09:00-12:00");
     }
 
+    /// The French national public holidays, computed here independently of the crate's
+    /// calendar: eight fixed dates and three that follow Easter.
+    fn is_french_public_holiday(date: NaiveDate) -> bool {
+        use chrono::Datelike;
+        let fixed = [(1, 1), (5, 1), (5, 8), (7, 14), (8, 15), (11, 1), (11, 11), (12, 25)];
+        if fixed.contains(&(date.month(), date.day())) {
+            return true;
+        }
+        // Anonymous Gregorian algorithm (Meeus/Jones/Butcher).
+        let y = date.year();
+        let (a, b, c) = (y % 19, y / 100, y % 100);
+        let (d, e) = (b / 4, b % 4);
+        let g = (8 * b + 13) / 25;
+        let h = (19 * a + b - d - g + 15) % 30;
+        let (i, k) = (c / 4, c % 4);
+        let l = (32 + 2 * e + 2 * i - h - k) % 7;
+        let m = (a + 11 * h + 19 * l) / 433;
+        let month = (h + l - 7 * m + 90) / 25;
+        let day = (h + l - 7 * m + 33 * month + 19) % 32;
+        let easter = NaiveDate::from_ymd_opt(y, month as u32, day as u32).unwrap();
+        [1, 39, 50].iter().any(|offset| easter + Duration::days(*offset) == date)
+    }
+
+    #[test]
+    fn the_test_calendar_knows_the_2026_holidays() {
+        let holidays: Vec<NaiveDate> = (0..365)
+            .map(|d| NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + Duration::days(d))
+            .filter(|d| is_french_public_holiday(*d))
+            .collect();
+        let expected =
+            ["01-01", "04-06", "05-01", "05-08", "05-14", "05-25", "07-14", "08-15", "11-01", "11-11", "12-25"];
+        assert_eq!(holidays.iter().map(|d| d.format("%m-%d").to_string()).collect::<Vec<_>>(), expected);
+    }
+
+    const DAY_SELECTORS: [&str; 6] = ["Mo-Fr", "Mo-Su", "Tu-Sa", "We", "Mo,Th", "Sa-Mo"];
+
     proptest::proptest! {
         #[test]
         fn any_string_parses_or_fails_cleanly(s in "\\PC{0,60}") {
             if let Ok(hours) = OpeningHours::parse(&s) {
-                let _ = hours.next_opening(at(3, 8, 0));
+                // The evaluator itself, without the guard of `next_opening`.
+                let _ = hours.schedule.iter_range(at(3, 8, 0), at(17, 8, 0)).find(|r| r.kind == RuleKind::Open);
             }
         }
 
         #[test]
         fn opening_hour_like_strings_never_panic(s in "[MTWFSuoehra ,;:\\-0-9PHof/+]{0,40}") {
             if let Ok(hours) = OpeningHours::parse(&s) {
-                let _ = hours.next_opening(at(3, 8, 0));
+                let _ = hours.schedule.iter_range(at(3, 8, 0), at(17, 8, 0)).find(|r| r.kind == RuleKind::Open);
+            }
+        }
+
+        /// `PH off` only ever removes holidays: the next opening is never on one, and on
+        /// any other day it is the opening the same hours have without `PH off`.
+        #[test]
+        fn with_public_holidays_off_the_next_opening_is_never_on_a_holiday(
+            days in proptest::sample::select(DAY_SELECTORS.as_slice()),
+            (open, close) in (0u32..23 * 4).prop_flat_map(|o| (Just(o), o + 1..=23 * 4 + 3)),
+            day in 0i64..(366 * 10),
+            minute in 0i64..(24 * 60),
+        ) {
+            let time = |quarter: u32| format!("{:02}:{:02}", quarter / 4, quarter % 4 * 15);
+            let hours = format!("{days} {}-{}", time(open), time(close));
+            let after = on(2024, 1, 1, 0, 0) + Duration::days(day) + Duration::minutes(minute);
+            let plain = next(&hours, after);
+            let closed_on_holidays = next(&format!("{hours}; PH off"), after);
+            if let Some(t) = closed_on_holidays {
+                prop_assert!(!is_french_public_holiday(t.date()), "{hours}; PH off opens on {t}");
+                prop_assert!(plain.is_some_and(|p| p <= t), "{hours}: {plain:?} after {t}");
+            }
+            if let Some(p) = plain.filter(|p| !is_french_public_holiday(p.date())) {
+                prop_assert_eq!(closed_on_holidays, Some(p));
             }
         }
     }

@@ -107,6 +107,23 @@ impl Errors {
         }
     }
 
+    /// An optional id or code (`StructureId`, `Territory` …): `None` when absent, an
+    /// error naming the field when it does not parse.
+    pub fn parsed<T>(&mut self, field: &str, value: Option<&str>) -> Option<T>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        match value.map(str::parse::<T>) {
+            None => None,
+            Some(Ok(v)) => Some(v),
+            Some(Err(err)) => {
+                self.add(field, err.to_string());
+                None
+            }
+        }
+    }
+
     pub fn finish<T>(self, value: impl FnOnce() -> T) -> Result<T, Vec<FieldError>> {
         if self.0.is_empty() { Ok(value()) } else { Err(self.0) }
     }

@@ -230,6 +230,23 @@ vocabulary! {
     }
 }
 
+vocabulary! {
+    /// One step of a referral's timeline (the API's `history[].status`).
+    pub enum HistoryStep {
+        Submitted = ("submitted", "Orientation envoyée"),
+        Offered = ("offered", "Proposée à une structure"),
+        Declined = ("declined", "Refusée par la structure"),
+        OfferExpired = ("offer_expired", "Proposition expirée sans réponse"),
+        OfferWithdrawn = ("offer_withdrawn", "Proposition retirée"),
+        Waitlisted = ("waitlisted", "En attente d'une place"),
+        Accepted = ("accepted", "Acceptée par la structure"),
+        Contacted = ("contacted", "Contact avec la personne"),
+        Closed = ("closed", "Clôturée"),
+        Cancelled = ("cancelled", "Annulée"),
+        Rerouted = ("rerouted", "Réorientée par la coordination"),
+    }
+}
+
 /// An ISO 639-1 language code, lower case (`fr`, `ar`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(transparent)]

@@ -19,6 +19,8 @@ pub struct Config {
     pub db_pool_size: u32,
     /// Messages each consumer may hold unacknowledged (and process concurrently).
     pub prefetch: u16,
+    /// How often signing keys and revoked tokens are reloaded (`AIGUILLAGE_AUTH_REFRESH`).
+    pub auth_refresh: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,57 +54,50 @@ impl Config {
                 message: "use letters, digits, '-', '_' and '.' only".into(),
             });
         }
-        let ttl = var("AIGUILLAGE_OFFER_TTL", "72h");
+        let duration = |k: &'static str, default: &str| -> Result<Duration, ConfigError> {
+            parse_duration(&var(k, default)).map_err(|message| ConfigError { variable: k, message })
+        };
         Ok(Self {
             database_url: var("DATABASE_URL", "postgres:///aiguillage"),
             amqp_url: var("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
             namespace,
             listen: var("AIGUILLAGE_LISTEN", "127.0.0.1:8080"),
-            offer_ttl: parse_duration(&ttl).ok_or(ConfigError {
-                variable: "AIGUILLAGE_OFFER_TTL",
-                message: format!("expected a duration such as 30s, 15m, 72h or 1h30m, got {ttl:?}"),
-            })?,
+            offer_ttl: duration("AIGUILLAGE_OFFER_TTL", "72h")?,
             max_attempts: number("AIGUILLAGE_MAX_ATTEMPTS", "3")? as u32,
             max_distance_km: number("AIGUILLAGE_MAX_DISTANCE_KM", "30")?,
             default_weekly_capacity: number("AIGUILLAGE_DEFAULT_WEEKLY_CAPACITY", "5")? as u32,
             token_secret: get("AIGUILLAGE_TOKEN_SECRET").filter(|s| !s.is_empty()),
             db_pool_size: number("AIGUILLAGE_DB_POOL_SIZE", "32")? as u32,
             prefetch: number("AIGUILLAGE_PREFETCH", "64")?.min(1000.0) as u16,
+            auth_refresh: duration("AIGUILLAGE_AUTH_REFRESH", "20s")?,
         })
     }
 }
 
-/// Parses `30s`, `15m`, `72h`, `2d`, `1h30m`, `500ms`, or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Option<Duration> {
+/// Longer durations are refused: no setting needs them, and a timestamp that far ahead
+/// would overflow date arithmetic.
+const MAX_DURATION: Duration = Duration::from_secs(100 * 366 * 86_400);
+
+/// A positive duration in humantime's syntax (`30s`, `15m`, `72h`, `1h30m`, `2d`, `500ms`,
+/// `1h 30m`, `90days`…), or a bare number of seconds as this function always accepted.
+/// The error says what was wrong, for the caller to prefix with the variable or option.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    if s.is_empty() {
-        return None;
+    if s.starts_with('-') {
+        return Err(format!("expected a positive duration, got {s:?}"));
     }
-    if let Ok(secs) = s.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    let duration = match s.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(s)
+            .map_err(|e| format!("expected a duration such as 30s, 15m, 72h or 1h30m, got {s:?} ({e})"))?,
+    };
+    if duration.is_zero() {
+        return Err(format!("expected a duration longer than zero, got {s:?}"));
     }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        if digits == 0 {
-            return None;
-        }
-        let value: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ms" => Duration::from_millis(value),
-            "s" => Duration::from_secs(value),
-            "m" | "min" => Duration::from_secs(value.checked_mul(60)?),
-            "h" => Duration::from_secs(value.checked_mul(3600)?),
-            "d" => Duration::from_secs(value.checked_mul(86_400)?),
-            _ => return None,
-        };
-        total = total.checked_add(unit)?;
-        rest = &rest[unit_len..];
+    if duration > MAX_DURATION {
+        return Err(format!("expected a duration of at most 100 years, got {s:?}"));
     }
-    (total > Duration::ZERO).then_some(total)
+    Ok(duration)
 }
 
 #[cfg(test)]
@@ -112,16 +107,39 @@ mod tests {
 
     #[test]
     fn durations_in_the_forms_the_docs_show() {
-        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
-        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
-        assert_eq!(parse_duration("72h"), Some(Duration::from_secs(72 * 3600)));
-        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("2d"), Some(Duration::from_secs(172_800)));
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("45"), Some(Duration::from_secs(45)));
-        for bad in ["", "h", "3x", "-5s", "0s", "1.5h"] {
-            assert_eq!(parse_duration(bad), None, "{bad}");
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        for (given, expected) in [
+            ("30s", Duration::from_secs(30)),
+            ("15m", Duration::from_secs(900)),
+            ("72h", hours(72)),
+            ("1h30m", Duration::from_secs(5400)),
+            ("2d", hours(48)),
+            ("500ms", Duration::from_millis(500)),
+            ("7d", hours(7 * 24)),
+            ("12h", hours(12)),
+            ("24h", hours(24)),
+            ("90d", hours(90 * 24)),
+            ("730d", hours(730 * 24)),
+            (" 1h 30m ", Duration::from_secs(5400)),
+            ("1.5h", Duration::from_secs(5400)),
+        ] {
+            assert_eq!(parse_duration(given), Ok(expected), "{given}");
         }
+    }
+
+    #[test]
+    fn a_bare_number_is_still_seconds() {
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+    }
+
+    #[test]
+    fn zero_negative_and_unreadable_durations_are_refused() {
+        for bad in ["", "h", "3x", "-5s", "-5", "0", "0s", "0h0m", "soon", "1000y", "99999999999999999999s"] {
+            let err = parse_duration(bad).unwrap_err();
+            assert!(err.contains(&format!("{:?}", bad.trim())), "{bad}: {err}");
+        }
+        assert!(parse_duration("0s").unwrap_err().contains("longer than zero"));
+        assert!(parse_duration("-5s").unwrap_err().contains("positive"));
     }
 
     #[test]
@@ -139,6 +157,8 @@ mod tests {
     fn bad_values_name_the_variable() {
         let err = Config::from_lookup(|k| (k == "AIGUILLAGE_OFFER_TTL").then(|| "soon".to_string())).unwrap_err();
         assert_eq!(err.variable, "AIGUILLAGE_OFFER_TTL");
+        let err = Config::from_lookup(|k| (k == "AIGUILLAGE_OFFER_TTL").then(|| "0s".to_string())).unwrap_err();
+        assert_eq!(err.to_string(), "invalid AIGUILLAGE_OFFER_TTL: expected a duration longer than zero, got \"0s\"");
         let err = Config::from_lookup(|k| (k == "AIGUILLAGE_NAMESPACE").then(|| "a b".to_string())).unwrap_err();
         assert_eq!(err.variable, "AIGUILLAGE_NAMESPACE");
     }

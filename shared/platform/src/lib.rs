@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod json;
 pub mod metrics;
 pub mod problem;
+pub mod row;
 pub mod telemetry;
 
 pub use config::Config;

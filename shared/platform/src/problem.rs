@@ -134,6 +134,10 @@ impl From<sqlx::Error> for ApiError {
         if crate::db::is_transient(&err) {
             tracing::warn!(error = %err, "database unavailable");
             Self::unavailable("the database is unavailable, retry later")
+        } else if let Some(row) = crate::row::row_error(&err) {
+            // The log names the row; the caller learns nothing of the schema.
+            tracing::error!(table = row.table, column = row.column, row_id = %row.id, problem = %row.problem, "corrupt row");
+            Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", "an unexpected error occurred")
         } else {
             Self::internal(err)
         }

@@ -114,6 +114,8 @@ impl Sandbox {
             "AMQP_URL" => Some(amqp_url()),
             "AIGUILLAGE_NAMESPACE" => Some(namespace.clone()),
             "AIGUILLAGE_DB_POOL_SIZE" => Some("6".to_string()),
+            // Revocations and key rotations reach the server in a second, not twenty.
+            "AIGUILLAGE_AUTH_REFRESH" => Some("1s".to_string()),
             _ => None,
         })
         .unwrap();
@@ -223,15 +225,15 @@ impl TestApp {
     }
 
     pub fn referrer(&self, organisation: Uuid) -> String {
-        self.token(Role::Referrer, Scope::Organisation(organisation))
+        self.token(Role::Referrer, Scope::Organisation(organisation.into()))
     }
 
     pub fn mediator(&self, structure: &str) -> String {
-        self.token(Role::Mediator, Scope::Structure(structure.to_string()))
+        self.token(Role::Mediator, Scope::Structure(structure.parse().unwrap()))
     }
 
     pub fn coordinator(&self, territories: &[&str]) -> String {
-        self.token(Role::Coordinator, Scope::Territories(territories.iter().map(|t| t.to_string()).collect()))
+        self.token(Role::Coordinator, Scope::Territories(territories.iter().map(|t| t.parse().unwrap()).collect()))
     }
 
     pub async fn request(
@@ -390,4 +392,50 @@ pub fn merged(mut base: Value, patch: Value) -> Value {
     }
     merge(&mut base, patch);
     base
+}
+
+impl Sandbox {
+    /// Runs the real binary's command line against this sandbox's database and namespace,
+    /// and returns (success, stdout, stderr).
+    pub async fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_aiguillage"))
+            .args(args)
+            .env("DATABASE_URL", &self.config.database_url)
+            .env("AMQP_URL", &self.config.amqp_url)
+            .env("AIGUILLAGE_NAMESPACE", &self.namespace)
+            .env("RUST_LOG", "warn")
+            .output()
+            .await
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+impl TestApp {
+    /// A token of Aiguillage's web app (what records sign-ins).
+    pub fn web_service(&self) -> String {
+        self.key.issue(&Claims::for_service("web", chrono::Duration::minutes(5)))
+    }
+
+    /// A token for a signed-in agent: with one of their memberships, or pending.
+    pub fn agent(&self, account: Uuid, membership: Option<(Uuid, Role, Scope)>) -> String {
+        let ttl = chrono::Duration::minutes(5);
+        match membership {
+            None => self.key.issue(&Claims::for_pending_account(account, ttl)),
+            Some((id, role, scope)) => self.key.issue(&Claims::for_membership(account, id, role, scope, ttl).unwrap()),
+        }
+    }
+
+    /// Records a verified sign-in as the web app does, and returns the account id.
+    pub async fn sign_in_agent(&self, subject: &str, email: &str, siret: Option<&str>) -> Uuid {
+        let body = json!({"issuer": "http://127.0.0.1:1/test", "subject": subject, "email": email,
+                          "given_name": "Claire", "usual_name": "Dubois", "siret": siret});
+        let (s, v) = self.post("/api/v1/accounts/sign-ins", &self.web_service(), body).await;
+        assert_eq!(s, 200, "{v}");
+        v["account_id"].as_str().unwrap().parse().unwrap()
+    }
 }

@@ -99,7 +99,7 @@ struct Cli {
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
-    platform::config::parse_duration(s).ok_or_else(|| format!("expected a duration such as 30s, 5m or 1h, got {s:?}"))
+    platform::config::parse_duration(s)
 }
 
 #[tokio::main]
@@ -151,8 +151,11 @@ async fn run(cli: &Cli) -> anyhow::Result<Value> {
     let _events = events::listen(&cli.amqp_url, &cli.namespace, tracker.clone()).await?;
 
     let organisation = setup::create_organisation(&deployment.admin, &run, &territory.code).await?;
-    let referrer =
-        deployment.admin.with_token(setup::token(&deployment.key, Role::Referrer, Scope::Organisation(organisation))?);
+    let referrer = deployment.admin.with_token(setup::token(
+        &deployment.key,
+        Role::Referrer,
+        Scope::Organisation(organisation.into()),
+    )?);
     let expected = cli.rate * cli.duration.as_secs_f64();
     let total_capacity = (expected * cli.capacity_factor).ceil() as u64;
     let plans = territory::structures(&mut rng, &territory, &run, cli.structures, total_capacity);

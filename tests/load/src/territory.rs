@@ -211,7 +211,8 @@ pub fn referral(rng: &mut impl Rng, territory: &Territory, n: u64) -> Value {
     let mut body = json!({
         "person": {
             "first_name": first_name, "last_name": format!("Essai-{n}"),
-            "phone": format!("+336{:08}", rng.random_range(0..100_000_000u32)),
+            // `+3361…`: every such number is a valid French mobile number.
+            "phone": format!("+3361{:07}", rng.random_range(0..10_000_000u32)),
             "email": if has_email { Value::from(format!("personne-{n}@example.org")) } else { Value::Null },
             "contact_preference": if has_email && chance(rng, 0.3) { "email" } else { "phone" },
             "commune_code": commune.code, "languages": languages, "accessibility": accessibility

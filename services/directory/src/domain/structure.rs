@@ -1,7 +1,9 @@
 //! A structure as the API receives it, parsed into something that can be stored.
 
 use contracts::api::StructureRequest;
+use contracts::email::is_email_address;
 use contracts::events::{Address, Point, StructureContact};
+use contracts::phone::PhoneNumber;
 use contracts::validate::Errors;
 use contracts::{Accessibility, FieldError, Language, Need, StructureMode};
 use geo::Communes;
@@ -112,11 +114,15 @@ pub fn parse_structure(
     };
     let raw_contact = req.contact.clone().unwrap_or_default();
     let contact = StructureContact {
-        phone: e.text("contact.phone", raw_contact.phone.as_deref(), 40, false),
+        // In E.164 when it is a valid number, as an import stores it; otherwise as given, so
+        // a client can send back a short number (`3631`) that it read.
+        phone: e
+            .text("contact.phone", raw_contact.phone.as_deref(), 40, false)
+            .map(|p| PhoneNumber::parse(&p).map_or(p, PhoneNumber::into_string)),
         email: e.text("contact.email", raw_contact.email.as_deref(), 254, false),
         website: e.text("contact.website", raw_contact.website.as_deref(), 500, false),
     };
-    if contact.email.as_deref().is_some_and(|m| !m.contains('@')) {
+    if contact.email.as_deref().is_some_and(|m| !is_email_address(m)) {
         e.add("contact.email", "is not an e-mail address");
     }
     let fees = short_texts(&mut e, "fees", req.fees.as_deref());
@@ -221,5 +227,35 @@ mod tests {
         r.opening_hours = Some("whenever we feel like it".into());
         let errors = parse_structure("x", &r, geo::communes()).unwrap_err();
         assert_eq!(errors[0].field, "opening_hours");
+        assert!(
+            errors[0].message.starts_with("not a valid OpenStreetMap opening_hours value"),
+            "{}",
+            errors[0].message
+        );
+    }
+
+    #[test]
+    fn a_contact_phone_is_stored_in_e164_when_it_is_a_valid_number() {
+        for (given, stored) in
+            [("05 45 20 72 08", "+33545207208"), ("0596 30 12 34", "+596596301234"), ("3631", "3631")]
+        {
+            let mut r = request();
+            r.contact.as_mut().unwrap().phone = Some(given.into());
+            let s = parse_structure("x", &r, geo::communes()).unwrap();
+            assert_eq!(s.contact.phone.as_deref(), Some(stored), "{given}");
+        }
+    }
+
+    #[test]
+    fn a_contact_email_must_be_one_address() {
+        for bad in ["mansle", "mansle@france-services", "Mansle <mansle@france-services.gouv.fr>", "a@b.fr, c@d.fr"] {
+            let mut r = request();
+            r.contact.as_mut().unwrap().email = Some(bad.into());
+            let errors = parse_structure("x", &r, geo::communes()).unwrap_err();
+            assert_eq!(
+                (errors[0].field.as_str(), errors[0].message.as_str()),
+                ("contact.email", "is not an e-mail address")
+            );
+        }
     }
 }

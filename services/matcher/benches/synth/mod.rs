@@ -101,9 +101,9 @@ pub fn structure(rng: &mut StdRng, places: &Places, n: usize, capacity: u32) -> 
     let accessibility_count = rng.random_range(0..=3);
     let accessibility = pick_distinct(rng, &ACCESSIBILITY, accessibility_count);
     IndexedStructure {
-        id: format!("bench-{n:06}"),
+        id: format!("bench-{n:06}").parse().expect("a structure id"),
         name: format!("Espace numérique {n}"),
-        territory: String::new(),
+        territory: "16".parse().expect("a territory"),
         location: places.point(rng, 2.0),
         services,
         modes,

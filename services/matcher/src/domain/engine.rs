@@ -18,7 +18,7 @@ use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
 use contracts::events::Point;
-use contracts::{Accessibility, Language, Need, ReferralMode, StructureMode, Urgency};
+use contracts::{Accessibility, Language, Need, ReferralMode, StructureId, StructureMode, Urgency};
 
 use super::index::{Index, IndexedStructure};
 
@@ -38,6 +38,28 @@ pub struct Demand {
     pub urgency: Urgency,
 }
 
+/// What happened at a structure already tried for a referral. It is never offered the
+/// referral again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tried {
+    Offered,
+    Declined,
+    Expired,
+    Withdrawn,
+}
+
+impl Tried {
+    pub fn slug(self) -> &'static str {
+        match self {
+            Tried::Offered => "offered",
+            Tried::Declined => "declined",
+            Tried::Expired => "expired",
+            Tried::Withdrawn => "withdrawn",
+        }
+    }
+}
+
 /// Why a structure cannot take a referral.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Exclusion {
@@ -47,7 +69,7 @@ pub enum Exclusion {
     BeyondDistance { max_km: f64 },
     NoSharedLanguage,
     MissingAccessibility(Vec<Accessibility>),
-    AlreadyTried { outcome: String },
+    AlreadyTried { outcome: Tried },
     NoCapacity { used: u32, capacity: u32 },
 }
 
@@ -80,7 +102,7 @@ impl Exclusion {
             Exclusion::MissingAccessibility(a) => {
                 format!("does not support {}", list(&a.iter().map(|a| a.slug().to_string()).collect::<Vec<_>>()))
             }
-            Exclusion::AlreadyTried { outcome } => format!("already {outcome}"),
+            Exclusion::AlreadyTried { outcome } => format!("already {}", outcome.slug()),
             Exclusion::NoCapacity { used, capacity } => {
                 format!("no capacity left this week ({used}/{capacity} used)")
             }
@@ -104,7 +126,7 @@ pub struct Feasible<'a> {
 /// A structure that could take the referral now, with its score and explanation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
-    pub structure_id: String,
+    pub structure_id: StructureId,
     pub name: String,
     pub distance_km: f64,
     pub score: f64,
@@ -118,7 +140,7 @@ pub struct Candidate {
 /// A structure near the person that cannot take the referral, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Excluded {
-    pub structure_id: String,
+    pub structure_id: StructureId,
     pub name: String,
     pub distance_km: f64,
     pub reasons: Vec<Exclusion>,
@@ -126,7 +148,7 @@ pub struct Excluded {
 
 /// Every hard constraint but capacity, for one structure. `tried` maps the structures
 /// already tried for this referral to what happened there ("declined", "expired" …).
-pub fn assess(demand: &Demand, s: &IndexedStructure, tried: &HashMap<String, String>) -> (f64, bool, Vec<Exclusion>) {
+pub fn assess(demand: &Demand, s: &IndexedStructure, tried: &HashMap<String, Tried>) -> (f64, bool, Vec<Exclusion>) {
     let distance = geo::distance_km(
         geo::LatLon { lat: demand.location.lat, lon: demand.location.lon },
         geo::LatLon { lat: s.location.lat, lon: s.location.lon },
@@ -165,8 +187,8 @@ pub fn assess(demand: &Demand, s: &IndexedStructure, tried: &HashMap<String, Str
     if !missing.is_empty() {
         reasons.push(Exclusion::MissingAccessibility(missing));
     }
-    if let Some(outcome) = tried.get(&s.id) {
-        reasons.push(Exclusion::AlreadyTried { outcome: outcome.clone() });
+    if let Some(outcome) = tried.get(s.id.as_str()) {
+        reasons.push(Exclusion::AlreadyTried { outcome: *outcome });
     }
     (distance, remote, reasons)
 }
@@ -174,7 +196,7 @@ pub fn assess(demand: &Demand, s: &IndexedStructure, tried: &HashMap<String, Str
 /// The structures that satisfy every hard constraint except capacity, nearest first
 /// (ties by id). Eager: one radius query, cheaper than [`feasible_nearest_first`] when
 /// every structure in range is wanted (the candidates endpoint).
-pub fn feasible<'a>(index: &'a Index, demand: &Demand, tried: &HashMap<String, String>) -> Vec<Feasible<'a>> {
+pub fn feasible<'a>(index: &'a Index, demand: &Demand, tried: &HashMap<String, Tried>) -> Vec<Feasible<'a>> {
     let mut found: Vec<Feasible<'a>> = Vec::new();
     let mut consider = |s: &'a IndexedStructure| {
         let (distance_km, remote, reasons) = assess(demand, s, tried);
@@ -206,7 +228,7 @@ pub fn feasible<'a>(index: &'a Index, demand: &Demand, tried: &HashMap<String, S
 pub fn feasible_nearest_first<'a>(
     index: &'a Index,
     demand: &'a Demand,
-    tried: &'a HashMap<String, String>,
+    tried: &'a HashMap<String, Tried>,
 ) -> impl Iterator<Item = Feasible<'a>> + 'a {
     let wants_remote = demand.modes.contains(&ReferralMode::Remote);
     let wants_in_person = demand.modes.contains(&ReferralMode::InPerson);
@@ -291,7 +313,7 @@ impl<'a, I: Iterator<Item = Feasible<'a>>> Search<'a, I> {
 pub fn best(
     index: &Index,
     demand: &Demand,
-    tried: &HashMap<String, String>,
+    tried: &HashMap<String, Tried>,
     used_this_week: impl Fn(&str) -> u32,
     now_local: Option<NaiveDateTime>,
 ) -> Option<Candidate> {
@@ -421,7 +443,7 @@ fn format_km_1(km: f64) -> String {
 pub fn excluded_nearby(
     index: &Index,
     demand: &Demand,
-    tried: &HashMap<String, String>,
+    tried: &HashMap<String, Tried>,
     used_this_week: impl Fn(&str) -> u32,
     radius_km: f64,
     limit: usize,
@@ -456,9 +478,9 @@ mod tests {
 
     fn structure(id: &str, lat: f64, lon: f64, services: &[Need]) -> IndexedStructure {
         IndexedStructure {
-            id: id.into(),
+            id: id.parse().unwrap(),
             name: id.to_uppercase(),
-            territory: "16".into(),
+            territory: "16".parse().unwrap(),
             location: Point { lat, lon },
             services: services.to_vec(),
             modes: vec![StructureMode::Individual],
@@ -496,7 +518,7 @@ mod tests {
     fn best(index: &Index, d: &Demand, used: &HashMap<String, u32>) -> Option<String> {
         let f = feasible(index, d, &HashMap::new());
         let (c, _) = rank(&f, |id| used.get(id).copied().unwrap_or(0), None);
-        c.first().map(|c| c.structure_id.clone())
+        c.first().map(|c| c.structure_id.to_string())
     }
 
     #[test]
@@ -558,7 +580,7 @@ mod tests {
     #[test]
     fn a_structure_already_tried_is_never_proposed_again() {
         let i = index(vec![structure("near", 45.6500, 0.1550, &[AIDE]), structure("far", 45.7000, 0.2000, &[AIDE])]);
-        let tried = HashMap::from([("near".to_string(), "declined".to_string())]);
+        let tried = HashMap::from([("near".to_string(), Tried::Declined)]);
         let f = feasible(&i, &demand(), &tried);
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].structure.id, "far");
@@ -600,6 +622,22 @@ mod tests {
         assert!(lines.iter().any(|l| l.contains("aide_demarches_administratives")));
         assert!(lines.iter().any(|l| l == "speaks fr"));
         assert!(lines.iter().any(|l| l == "load this week: 1/5"));
+    }
+
+    #[test]
+    fn between_near_ties_a_place_closed_on_christmas_day_opens_later() {
+        let mut weekdays = structure("weekdays", 45.6500, 0.1550, &[AIDE]);
+        weekdays.opening_hours = OpeningHours::parse("Mo-Fr 09:00-17:00; PH off").ok();
+        let mut saturdays = structure("saturdays", 45.6500, 0.1550, &[AIDE]);
+        saturdays.opening_hours = OpeningHours::parse("Mo-Sa 09:00-12:00; PH off").ok();
+        let i = index(vec![weekdays.clone(), saturdays.clone()]);
+        let f = feasible(&i, &demand(), &HashMap::new());
+        // Thursday 24 December 2026, 18:00 in Paris: Friday 25 is a public holiday.
+        let christmas_eve = chrono::NaiveDate::from_ymd_opt(2026, 12, 24).and_then(|d| d.and_hms_opt(18, 0, 0));
+        let (c, _) = rank(&f, |_| 0, christmas_eve);
+        assert_eq!(c[0].structure_id, "saturdays");
+        assert!(explain(&demand(), &c[0], &saturdays).contains(&"next opening: Sat 26 Dec 09:00".to_string()));
+        assert!(explain(&demand(), &c[1], &weekdays).contains(&"next opening: Mon 28 Dec 09:00".to_string()));
     }
 
     proptest::proptest! {
@@ -665,16 +703,16 @@ mod tests {
                 (true, false) => vec![ReferralMode::InPerson],
                 _ => vec![ReferralMode::Remote],
             };
-            let tried: HashMap<String, String> = [("s001".to_string(), "declined".to_string())].into();
+            let tried: HashMap<String, Tried> = [("s001".to_string(), Tried::Declined)].into();
             let used = |id: &str| id.bytes().map(u32::from).sum::<u32>() % 3;
             let now = chrono::NaiveDate::from_ymd_opt(2026, 11, 25).and_then(|d| d.and_hms_opt(11, 0, 0));
             let all = feasible(&idx, &d, &tried);
             let lazy: Vec<Feasible<'_>> = feasible_nearest_first(&idx, &d, &tried).collect();
-            let ids = |v: &[Feasible<'_>]| { let mut x: Vec<String> = v.iter().map(|f| f.structure.id.clone()).collect(); x.sort(); x };
+            let ids = |v: &[Feasible<'_>]| { let mut x: Vec<String> = v.iter().map(|f| f.structure.id.to_string()).collect(); x.sort(); x };
             // Against a scan of every structure: neither the radius query nor the
             // nearest-first search misses one or adds one.
             let mut scanned: Vec<String> =
-                idx.iter().filter(|s| assess(&d, s, &tried).2.is_empty()).map(|s| s.id.clone()).collect();
+                idx.iter().filter(|s| assess(&d, s, &tried).2.is_empty()).map(|s| s.id.to_string()).collect();
             scanned.sort();
             proptest::prop_assert_eq!(ids(&all), scanned.clone());
             proptest::prop_assert_eq!(ids(&lazy), scanned);

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use contracts::events::{Point, Structure};
 use contracts::opening_hours::OpeningHours;
-use contracts::{Accessibility, Language, Need, StructureMode};
+use contracts::{Accessibility, Language, Need, StructureId, StructureMode, Territory};
 use rstar::RTree;
 use rstar::primitives::GeomWithData;
 
@@ -14,9 +14,9 @@ const EARTH_RADIUS_KM: f64 = 6371.0088;
 /// What matching needs of a structure.
 #[derive(Debug, Clone)]
 pub struct IndexedStructure {
-    pub id: String,
+    pub id: StructureId,
     pub name: String,
-    pub territory: String,
+    pub territory: Territory,
     pub location: Point,
     pub services: Vec<Need>,
     pub modes: Vec<StructureMode>,
@@ -52,7 +52,7 @@ type Entry = GeomWithData<[f64; 3], usize>;
 #[derive(Default, Clone)]
 pub struct Index {
     slots: Vec<Option<IndexedStructure>>,
-    by_id: HashMap<String, usize>,
+    by_id: HashMap<StructureId, usize>,
     free: Vec<usize>,
     tree: RTree<Entry>,
     /// The structures that offer remote support, which serve at any distance.
@@ -84,7 +84,7 @@ impl Index {
     pub fn build(structures: impl IntoIterator<Item = IndexedStructure>) -> Self {
         let mut index = Index::default();
         for s in structures {
-            match index.by_id.get(&s.id) {
+            match index.by_id.get(s.id.as_str()) {
                 Some(&slot) => index.slots[slot] = Some(s),
                 None => {
                     index.by_id.insert(s.id.clone(), index.slots.len());
@@ -114,7 +114,7 @@ impl Index {
     }
 
     pub fn upsert(&mut self, s: IndexedStructure) {
-        self.remove(&s.id);
+        self.remove(s.id.as_str());
         let slot = self.free.pop().unwrap_or_else(|| {
             self.slots.push(None);
             self.slots.len() - 1
@@ -178,9 +178,9 @@ mod tests {
 
     fn at(id: &str, lat: f64, lon: f64) -> IndexedStructure {
         IndexedStructure {
-            id: id.into(),
+            id: id.parse().unwrap(),
             name: id.into(),
-            territory: "16".into(),
+            territory: "16".parse().unwrap(),
             location: Point { lat, lon },
             services: vec![Need::AideDemarchesAdministratives],
             modes: vec![StructureMode::Individual],

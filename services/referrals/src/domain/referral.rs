@@ -3,31 +3,16 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use contracts::api::ReferralRequest;
+use contracts::email::is_email_address;
 use contracts::events::{MatchingProfile, Point};
+use contracts::phone::PhoneNumber;
 use contracts::validate::Errors;
-use contracts::{Accessibility, ContactPreference, FieldError, Language, Need, ReferralMode, Urgency};
+use contracts::{
+    Accessibility, CommuneCode, ContactPreference, FieldError, Language, Need, ReferralMode, Territory, Urgency,
+};
 use geo::Communes;
 
-/// Personal data. Shown only to callers allowed to see it; never logged.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct Personal<T>(T);
-
-impl<T> Personal<T> {
-    pub fn new(value: T) -> Self {
-        Self(value)
-    }
-
-    /// The value, for storage and for authorised responses.
-    pub fn expose(&self) -> &T {
-        &self.0
-    }
-}
-
-impl<T> std::fmt::Debug for Personal<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
+pub use contracts::Personal;
 
 pub const MAX_NOTE_CHARS: usize = 1000;
 pub const MAX_DISTANCE_KM: f64 = 200.0;
@@ -50,9 +35,9 @@ pub struct Consent {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewReferral {
     pub person: Person,
-    pub commune_code: String,
+    pub commune_code: CommuneCode,
     pub commune_name: String,
-    pub territory: String,
+    pub territory: Territory,
     pub location: Point,
     pub languages: Vec<Language>,
     pub accessibility: Vec<Accessibility>,
@@ -83,34 +68,6 @@ impl NewReferral {
     }
 }
 
-/// Normalises a French phone number to E.164 (`06 12 34 56 78` → `+33612345678`);
-/// other international numbers are kept with their `+`. `None` if it is not a number.
-pub fn normalise_phone(raw: &str) -> Option<String> {
-    let trimmed = raw.trim();
-    let plus = trimmed.starts_with('+') || trimmed.starts_with("00");
-    if !trimmed.chars().all(|c| c.is_ascii_digit() || matches!(c, '+' | ' ' | '.' | '-' | '(' | ')')) {
-        return None;
-    }
-    let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
-    let digits = if trimmed.starts_with("00") { digits[2..].to_string() } else { digits };
-    if plus {
-        return (8..=15).contains(&digits.len()).then(|| format!("+{digits}"));
-    }
-    if digits.len() == 10 && digits.starts_with('0') {
-        return Some(format!("+33{}", &digits[1..]));
-    }
-    None
-}
-
-fn valid_email(e: &str) -> bool {
-    let Some((local, domain)) = e.split_once('@') else { return false };
-    !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !e.contains(char::is_whitespace)
-}
-
 pub fn parse_referral(
     req: &ReferralRequest,
     communes: &Communes,
@@ -124,17 +81,17 @@ pub fn parse_referral(
     let first_name = e.text("person.first_name", person.first_name.as_deref(), 100, req.person.is_some());
     let last_name = e.text("person.last_name", person.last_name.as_deref(), 100, req.person.is_some());
     let phone = match e.text("person.phone", person.phone.as_deref(), 40, false) {
-        Some(p) => match normalise_phone(&p) {
-            Some(n) => Some(n),
-            None => {
-                e.add("person.phone", "is not a phone number (use +33… or 0X XX XX XX XX)");
+        Some(p) => match PhoneNumber::parse(&p) {
+            Ok(n) => Some(n.into_string()),
+            Err(err) => {
+                e.add("person.phone", err.to_string());
                 None
             }
         },
         None => None,
     };
     let email = match e.text("person.email", person.email.as_deref(), 254, false) {
-        Some(m) if valid_email(&m) => Some(m),
+        Some(m) if is_email_address(&m) => Some(m),
         Some(_) => {
             e.add("person.email", "is not an e-mail address");
             None
@@ -164,7 +121,15 @@ pub fn parse_referral(
         let code = e.text("person.commune_code", person.commune_code.as_deref(), 10, false);
         let postcode = e.text("person.postcode", person.postcode.as_deref(), 10, false);
         match communes.resolve(code.as_deref(), postcode.as_deref(), None) {
-            Ok(c) => Some(c),
+            Ok(c) => match (c.code.parse::<CommuneCode>(), c.departement.parse::<Territory>()) {
+                (Ok(code), Ok(territory)) => {
+                    Some((code, c.name.clone(), territory, Point { lat: c.location.lat, lon: c.location.lon }))
+                }
+                _ => {
+                    e.add("person.commune_code", "this commune has no code Aiguillage can route with");
+                    None
+                }
+            },
             Err(geo::ResolveError::Missing) => {
                 e.add("person.commune_code", "give person.commune_code or person.postcode");
                 None
@@ -233,16 +198,11 @@ pub fn parse_referral(
             Some(Consent { method, at })
         }
     };
-    e.finish(|| {
-        let (commune_code, commune_name, territory, location) = match commune {
-            Some(c) => (
-                c.code.clone(),
-                c.name.clone(),
-                c.departement.clone(),
-                Point { lat: c.location.lat, lon: c.location.lon },
-            ),
-            None => (String::new(), String::new(), String::new(), Point { lat: 0.0, lon: 0.0 }),
-        };
+    e.finish(|| ())?;
+    let Some((commune_code, commune_name, territory, location)) = commune else {
+        return Err(vec![FieldError::new("person.commune_code", "give person.commune_code or person.postcode")]);
+    };
+    Ok({
         NewReferral {
             person: Person {
                 first_name: Personal::new(first_name.unwrap_or_default()),
@@ -394,12 +354,41 @@ mod tests {
     }
 
     #[test]
-    fn phone_numbers_are_normalised() {
-        assert_eq!(normalise_phone("06 12 34 56 78").as_deref(), Some("+33612345678"));
-        assert_eq!(normalise_phone("+33 6 12 34 56 78").as_deref(), Some("+33612345678"));
-        assert_eq!(normalise_phone("0033612345678").as_deref(), Some("+33612345678"));
-        assert_eq!(normalise_phone("12"), None);
-        assert_eq!(normalise_phone("call me"), None);
+    fn phone_numbers_are_stored_in_e164() {
+        // The spellings themselves are tested with `contracts::phone`.
+        for (given, stored) in [
+            ("06 12 34 56 78", "+33612345678"),
+            ("0033 6 12 34 56 78", "+33612345678"),
+            ("0692 12 34 56", "+262692123456"),
+        ] {
+            let r = parse_referral(&request(serde_json::json!({"person": {"phone": given}})), geo::communes(), 30.0)
+                .unwrap();
+            assert_eq!(r.person.phone.expose().as_deref(), Some(stored), "{given}");
+        }
+    }
+
+    #[test]
+    fn a_phone_number_that_cannot_be_called_is_refused_by_field() {
+        for given in ["12", "call me", "06 12 34 56 7"] {
+            let r = parse_referral(&request(serde_json::json!({"person": {"phone": given}})), geo::communes(), 30.0);
+            let errors = r.unwrap_err();
+            assert_eq!(errors[0].field, "person.phone", "{given}");
+            assert_eq!(errors[0].message, "is not a phone number (use +33… or 0X XX XX XX XX)");
+        }
+    }
+
+    #[test]
+    fn an_email_address_must_be_one_address_at_a_real_domain() {
+        let with_email = |email: &str| request(serde_json::json!({"person": {"email": email}}));
+        let r = parse_referral(&with_email("amina.b@example.fr"), geo::communes(), 30.0).unwrap();
+        assert_eq!(r.person.email.expose().as_deref(), Some("amina.b@example.fr"));
+        for bad in ["amina", "amina@localhost", "Amina <amina.b@example.fr>", "amina b@example.fr"] {
+            let errors = parse_referral(&with_email(bad), geo::communes(), 30.0).unwrap_err();
+            assert_eq!(
+                (errors[0].field.as_str(), errors[0].message.as_str()),
+                ("person.email", "is not an e-mail address")
+            );
+        }
     }
 
     proptest::proptest! {

@@ -2,6 +2,8 @@
 //! e-mail addresses, web sites, dates, coordinates and ids.
 
 use chrono::NaiveDate;
+use contracts::email::is_email_address;
+use contracts::phone::PhoneNumber;
 
 use super::read::RawValue;
 
@@ -117,63 +119,20 @@ fn clean(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// A French phone number in E.164 when it obviously is one (`05 45 20 72 08`,
-/// `0033 5 45…`, `+33 (0)5 45…`, `545207208` from a spreadsheet that dropped the `0`);
-/// otherwise the first number as written.
+/// The first number of a list in E.164 when it is a valid one (`05 45 20 72 08`,
+/// `0033 5 45…`, `+33 (0)5 45…`, `545207208` from a spreadsheet that dropped the `0`,
+/// `0590 12 34 56` in Guadeloupe); otherwise as written, since a short number (`3631`) or
+/// a note still helps a person get in touch.
 pub(super) fn phone(raw: &str) -> Option<String> {
     let first = raw.split(['|', ';', '/', ',', '\n']).map(str::trim).find(|s| !s.is_empty())?;
-    let compact: String =
-        first.replace("(0)", "").chars().filter(|c| !matches!(c, ' ' | '.' | '-' | '(' | ')' | '\u{a0}')).collect();
-    let (plus, digits) = match compact.strip_prefix('+') {
-        Some(rest) => (true, rest),
-        None => (false, compact.as_str()),
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Some(first.to_string());
-    }
-    let national = if plus {
-        match digits.strip_prefix("33") {
-            Some(rest) if rest.len() == 9 => rest,
-            _ => return Some(format!("+{digits}")),
-        }
-    } else if let Some(rest) =
-        digits.strip_prefix("0033").or_else(|| digits.strip_prefix("33").filter(|r| r.len() == 9))
-    {
-        rest
-    } else if digits.len() == 10 && digits.starts_with('0') {
-        &digits[1..]
-    } else if digits.len() == 9 && !digits.starts_with('0') {
-        digits
-    } else {
-        return Some(first.to_string());
-    };
-    if national.len() != 9 || national.starts_with('0') {
-        return Some(first.to_string());
-    }
-    Some(format!("{}{national}", country_code(national)))
-}
-
-/// Overseas départements keep their own country codes (the national number keeps its
-/// prefix: `0590 12 34 56` is `+590 590 12 34 56`).
-fn country_code(national: &str) -> &'static str {
-    match national.get(..3).unwrap_or_default() {
-        "590" | "690" | "691" => "+590",
-        "594" | "694" => "+594",
-        "596" | "696" | "697" => "+596",
-        "262" | "263" | "692" | "693" | "269" | "639" => "+262",
-        "508" => "+508",
-        _ => "+33",
-    }
+    Some(PhoneNumber::parse(first).map_or_else(|_| first.to_string(), PhoneNumber::into_string))
 }
 
 /// The first e-mail address of a list, or `Err` with what was given when none looks like one.
 pub(super) fn email(raw: &str) -> Result<String, String> {
     raw.split(['|', ';', ',', ' ', '\n'])
         .map(|s| s.trim().trim_start_matches("mailto:").trim_matches(['<', '>', '"']))
-        .find(|s| {
-            s.split_once('@')
-                .is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.') && !domain.contains('@'))
-        })
+        .find(|s| is_email_address(s))
         .map(str::to_string)
         .ok_or_else(|| raw.trim().to_string())
 }
@@ -296,11 +255,13 @@ mod tests {
         assert_eq!(phone("05 45 20 72 08 / 06 12 34 56 78").as_deref(), Some("+33545207208"));
         assert_eq!(phone("0590 12 34 56").as_deref(), Some("+590590123456"));
         assert_eq!(phone("0262 12 34 56").as_deref(), Some("+262262123456"));
+        assert_eq!(phone("0692 12 34 56").as_deref(), Some("+262692123456"));
     }
 
     #[test]
-    fn phone_numbers_that_are_not_obviously_french_are_kept_as_written() {
+    fn phone_numbers_that_are_not_valid_numbers_are_kept_as_written() {
         assert_eq!(phone("3631").as_deref(), Some("3631"));
+        assert_eq!(phone("05 45 20 72").as_deref(), Some("05 45 20 72"));
         assert_eq!(phone("+44 20 7946 0958").as_deref(), Some("+442079460958"));
         assert_eq!(phone("voir site").as_deref(), Some("voir site"));
         assert_eq!(phone("  "), None);

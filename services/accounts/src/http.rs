@@ -1,0 +1,598 @@
+//! HTTP for agents (who am I, ask for a membership), for the web app (record sign-ins),
+//! and for those who manage memberships (admins, and coordinators within their
+//! départements): requests, invitations, removals and the audit.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json as AxumJson, Router};
+use chrono::{DateTime, Utc};
+use contracts::accounts::{
+    CallerKind, InvitationBody, MeView, MembershipRequestBody, MembershipView, Page, PlaceKind, RefuseBody,
+    RequestStatus, SignInFailure, SignInRequest,
+};
+use contracts::validate::Errors;
+use contracts::{FieldError, Territory};
+use platform::ApiError;
+use platform::auth::{Authorized, Caller, Principal, ServiceCaller};
+use platform::json::{Json, OptionalJson, Query};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::AccountsState;
+use crate::domain::{self, Grant, Manager};
+use crate::service::{self, GrantError, SignInError};
+use crate::store::{self, Membership, RequestFilter};
+
+platform::roles! {
+    /// Those who decide on memberships: admins, and coordinators within their départements.
+    pub Managers = [Admin, Coordinator];
+}
+
+pub fn router(state: AccountsState) -> Router {
+    Router::new()
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/accounts", get(list_accounts))
+        .route("/api/v1/accounts/sign-ins", post(sign_in))
+        .route("/api/v1/accounts/sign-in-failures", post(sign_in_failure))
+        .route("/api/v1/accounts/sign-outs", post(sign_out))
+        .route("/api/v1/accounts/places", get(places))
+        .route("/api/v1/accounts/requests", post(file_request).get(list_requests))
+        .route("/api/v1/accounts/requests/{id}/approve", post(approve))
+        .route("/api/v1/accounts/requests/{id}/refuse", post(refuse))
+        .route("/api/v1/accounts/invitations", post(invite).get(list_invitations))
+        .route("/api/v1/accounts/memberships/{id}", delete(remove_membership))
+        .route("/api/v1/accounts/audit", get(audit))
+        .with_state(state)
+}
+
+const MAX_LIMIT: i64 = 500;
+
+fn limit_of(limit: Option<i64>) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(100);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid_field("limit", format!("must be between 1 and {MAX_LIMIT}")));
+    }
+    Ok(limit)
+}
+
+fn parse_id(id: &str) -> Result<Uuid, ApiError> {
+    id.parse().map_err(|_| ApiError::not_found())
+}
+
+/// The membership a caller acts from, for the audit.
+fn acting_membership(caller: &Caller) -> Option<String> {
+    match caller.principal {
+        Principal::Agent { membership: Some(m), .. } => Some(m.to_string()),
+        Principal::Token(id) => Some(format!("token:{id}")),
+        _ => None,
+    }
+}
+
+fn manager(caller: &Caller) -> Result<Manager, ApiError> {
+    Manager::from_scope(&caller.scope).ok_or_else(ApiError::forbidden)
+}
+
+/// The départements a grant concerns, from the places it names. A grant naming a
+/// structure or an organisation this service does not know is refused.
+async fn scope_of(conn: &mut PgConnection, grant: &Grant, field: &str) -> Result<Vec<Territory>, ApiError> {
+    let (kind, id) = match grant {
+        Grant::Admin => return Ok(vec![]),
+        Grant::Coordinator(t) => return Ok(t.clone()),
+        Grant::Referrer(o) => (PlaceKind::Organisation, o.to_string()),
+        Grant::Mediator(s) => (PlaceKind::Structure, s.to_string()),
+    };
+    let places = store::place_scope(conn, kind, &id).await?;
+    places.ok_or_else(|| {
+        let which = if kind == PlaceKind::Organisation { "organisation_id" } else { "structure_id" };
+        ApiError::validation(vec![FieldError::new(format!("{field}{which}"), "is not a known place")])
+    })
+}
+
+async fn me(State(state): State<AccountsState>, caller: Caller) -> Result<Response, ApiError> {
+    let view = match caller.principal {
+        Principal::Agent { account, membership } => {
+            let mut conn = state.pool.acquire().await?;
+            let agent = store::agent(&mut conn, account).await?.ok_or_else(ApiError::not_found)?;
+            let memberships: Vec<MembershipView> =
+                store::memberships(&mut conn, account).await?.iter().map(Membership::view).collect();
+            let filter =
+                RequestFilter { status: Some("pending"), account_id: Some(account), territories: None, limit: 50 };
+            let requests = store::requests(&mut conn, &filter).await?.iter().map(|r| r.view(None)).collect();
+            // A membership removed since the token was minted is no longer active.
+            let active = membership.filter(|m| memberships.iter().any(|v| v.id == *m));
+            MeView {
+                kind: CallerKind::Agent,
+                account_id: Some(account),
+                token_id: None,
+                given_name: agent.given_name,
+                usual_name: agent.usual_name,
+                email: Some(agent.email),
+                siret: agent.siret,
+                memberships,
+                active,
+                requests,
+            }
+        }
+        Principal::Token(id) => {
+            let role = caller.role.ok_or_else(ApiError::forbidden)?;
+            let grant = Grant::from_parts(
+                role,
+                caller.organisation(),
+                caller.structure().cloned(),
+                caller.territories().map(<[Territory]>::to_vec).unwrap_or_default(),
+            )
+            .map_err(ApiError::internal)?;
+            let mut conn = state.pool.acquire().await?;
+            let label = store::label_of(&mut conn, &grant).await?;
+            let membership = Membership { id, account_id: id, grant, label, scope: vec![] };
+            MeView {
+                kind: CallerKind::Token,
+                account_id: None,
+                token_id: Some(id),
+                given_name: None,
+                usual_name: None,
+                email: None,
+                siret: None,
+                memberships: vec![membership.view()],
+                active: Some(id),
+                requests: vec![],
+            }
+        }
+        Principal::Service => MeView {
+            kind: CallerKind::Service,
+            account_id: None,
+            token_id: None,
+            given_name: None,
+            usual_name: None,
+            email: None,
+            siret: None,
+            memberships: vec![],
+            active: None,
+            requests: vec![],
+        },
+    };
+    // Names and e-mail of the agent: never cached by anyone in between.
+    Ok(([(axum::http::header::CACHE_CONTROL, "no-store")], AxumJson(view)).into_response())
+}
+
+async fn sign_in(
+    State(state): State<AccountsState>,
+    ServiceCaller(service): ServiceCaller,
+    Json(body): Json<SignInRequest>,
+) -> Result<Response, ApiError> {
+    let mut e = Errors::new();
+    e.text("issuer", Some(&body.issuer), 500, true);
+    e.text("subject", Some(&body.subject), 255, true);
+    e.finish(|| ()).map_err(ApiError::validation)?;
+    let actor = format!("service:{service}");
+    let response = service::sign_in(&state.pool, &body, &actor).await.map_err(|err| match err {
+        SignInError::BadEmail => ApiError::invalid_field("email", "is not an e-mail address"),
+        SignInError::Database(e) => e.into(),
+    })?;
+    Ok(AxumJson(response).into_response())
+}
+
+async fn sign_in_failure(
+    State(state): State<AccountsState>,
+    ServiceCaller(service): ServiceCaller,
+    Json(body): Json<SignInFailure>,
+) -> Result<Response, ApiError> {
+    let reason = body.reason.trim();
+    if reason.is_empty() || reason.len() > 64 || !reason.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+        return Err(ApiError::invalid_field("reason", "a code in lower case and underscores, such as state_mismatch"));
+    }
+    let mut conn = state.pool.acquire().await?;
+    let detail = json!({ "reason": reason, "issuer": body.issuer });
+    service::record(&mut conn, "sign_in_failed", &format!("service:{service}"), None, None, &[], detail).await?;
+    tracing::info!(reason, "sign-in failed");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn sign_out(State(state): State<AccountsState>, caller: Caller) -> Result<Response, ApiError> {
+    let account = caller.account().ok_or_else(ApiError::forbidden)?;
+    let mut conn = state.pool.acquire().await?;
+    let scopes = service::scopes(&store::memberships(&mut conn, account).await?);
+    let membership = acting_membership(&caller);
+    service::record(&mut conn, "sign_out", &caller.actor(), membership.as_deref(), Some(account), &scopes, json!({}))
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlacesQuery {
+    q: Option<String>,
+    siret: Option<String>,
+    limit: Option<i64>,
+}
+
+/// Places a membership request can name: the agent's SIRET's first.
+async fn places(
+    State(state): State<AccountsState>,
+    caller: Caller,
+    Query(q): Query<PlacesQuery>,
+) -> Result<Response, ApiError> {
+    let limit = q.limit.unwrap_or(20);
+    if !(1..=50).contains(&limit) {
+        return Err(ApiError::invalid_field("limit", "must be between 1 and 50"));
+    }
+    let mut e = Errors::new();
+    let text = e.text("q", q.q.as_deref(), 100, false);
+    if text.as_deref().is_some_and(|t| t.chars().count() < 2) {
+        e.add("q", "give at least 2 characters");
+    }
+    let asked_siret = match q.siret.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => match domain::siret(s) {
+            Some(s) => Some(s),
+            None => {
+                e.add("siret", "a SIRET has 14 digits");
+                None
+            }
+        },
+    };
+    e.finish(|| ()).map_err(ApiError::validation)?;
+    let mut conn = state.pool.acquire().await?;
+    // Without a SIRET in the query, an agent's own (from ProConnect) is used.
+    let siret = match (asked_siret, caller.account()) {
+        (Some(s), _) => Some(s),
+        (None, Some(account)) => store::agent(&mut conn, account).await?.and_then(|a| a.siret),
+        (None, None) => None,
+    };
+    let items = store::search_places(&mut conn, text.as_deref(), siret.as_deref(), limit).await?;
+    Ok(AxumJson(json!({ "items": items })).into_response())
+}
+
+async fn file_request(
+    State(state): State<AccountsState>,
+    caller: Caller,
+    Json(body): Json<MembershipRequestBody>,
+) -> Result<Response, ApiError> {
+    let account = caller.account().ok_or_else(ApiError::forbidden)?;
+    let mut e = Errors::new();
+    let message = e.text("message", body.message.as_deref(), 500, false);
+    let membership = contracts::accounts::MembershipBody {
+        role: body.role.clone(),
+        organisation_id: body.organisation_id.clone(),
+        structure_id: body.structure_id.clone(),
+        territories: body.territories.clone(),
+    };
+    let grant = domain::parse_grant(&membership, "", false);
+    let mut errors = e.into_inner();
+    let grant = match grant {
+        Ok(g) => g,
+        Err(more) => {
+            errors.extend(more);
+            return Err(ApiError::validation(errors));
+        }
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let mut tx = state.pool.begin().await?;
+    let scope = scope_of(&mut tx, &grant, "").await?;
+    if store::memberships(&mut tx, account).await?.iter().any(|m| m.grant == grant) {
+        return Err(ApiError::conflict("you already hold this membership"));
+    }
+    let Some(id) = store::request(&mut tx, account, &grant, message.as_deref()).await? else {
+        return Err(ApiError::conflict("the same request is already waiting for a decision"));
+    };
+    let detail = json!({ "request_id": id, "role": grant.role() });
+    let membership = acting_membership(&caller);
+    service::record(
+        &mut tx,
+        "membership_requested",
+        &caller.actor(),
+        membership.as_deref(),
+        Some(account),
+        &scope,
+        detail,
+    )
+    .await?;
+    let filter = RequestFilter { status: None, account_id: Some(account), territories: None, limit: MAX_LIMIT };
+    let view = store::requests(&mut tx, &filter).await?.into_iter().find(|r| r.id == id).map(|r| r.view(None));
+    tx.commit().await?;
+    tracing::info!(request_id = %id, role = %grant.role(), "membership requested");
+    Ok((StatusCode::CREATED, AxumJson(view)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn list_requests(
+    State(state): State<AccountsState>,
+    caller: Authorized<Managers>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let limit = limit_of(q.limit)?;
+    let status = match q.status.as_deref() {
+        None | Some("pending") => Some("pending"),
+        Some("approved") => Some("approved"),
+        Some("refused") => Some("refused"),
+        Some("all") => None,
+        Some(_) => return Err(ApiError::invalid_field("status", "expected pending, approved, refused or all")),
+    };
+    let territories = manager(&caller)?.territories();
+    let mut conn = state.pool.acquire().await?;
+    let filter = RequestFilter { status, account_id: None, territories: territories.as_deref(), limit };
+    let mut items = Vec::new();
+    for r in store::requests(&mut conn, &filter).await? {
+        let agent = store::agent(&mut conn, r.account_id).await?;
+        items.push(r.view(agent));
+    }
+    Ok(AxumJson(Page { items, next_cursor: None }).into_response())
+}
+
+/// Locks a pending request that this manager may decide on, or 404 / 409.
+async fn pending_request(conn: &mut PgConnection, caller: &Caller, id: &str) -> Result<store::Request, ApiError> {
+    let request = store::lock_request(conn, parse_id(id)?).await?.ok_or_else(ApiError::not_found)?;
+    if !manager(caller)?.may_manage(&request.scope) {
+        return Err(ApiError::not_found());
+    }
+    if request.status != RequestStatus::Pending {
+        return Err(ApiError::conflict(format!("the request is already {:?}", request.status).to_lowercase()));
+    }
+    Ok(request)
+}
+
+async fn approve(
+    State(state): State<AccountsState>,
+    caller: Authorized<Managers>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let request = pending_request(&mut tx, &caller, &id).await?;
+    let membership_id = store::grant(&mut tx, request.account_id, &request.grant, &caller.actor()).await?;
+    store::decide(&mut tx, request.id, RequestStatus::Approved, &caller.actor(), None).await?;
+    let detail = json!({ "request_id": request.id, "membership_id": membership_id, "role": request.grant.role() });
+    let from = acting_membership(&caller);
+    service::record(
+        &mut tx,
+        "request_approved",
+        &caller.actor(),
+        from.as_deref(),
+        Some(request.account_id),
+        &request.scope,
+        detail,
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(request_id = %request.id, "membership request approved");
+    let mut conn = state.pool.acquire().await?;
+    let filter =
+        RequestFilter { status: None, account_id: Some(request.account_id), territories: None, limit: MAX_LIMIT };
+    let view =
+        store::requests(&mut conn, &filter).await?.into_iter().find(|r| r.id == request.id).map(|r| r.view(None));
+    Ok(AxumJson(view).into_response())
+}
+
+async fn refuse(
+    State(state): State<AccountsState>,
+    caller: Authorized<Managers>,
+    Path(id): Path<String>,
+    OptionalJson(body): OptionalJson<RefuseBody>,
+) -> Result<Response, ApiError> {
+    let mut e = Errors::new();
+    let reason = e.text("reason", body.reason.as_deref(), 500, false);
+    e.finish(|| ()).map_err(ApiError::validation)?;
+    let mut tx = state.pool.begin().await?;
+    let request = pending_request(&mut tx, &caller, &id).await?;
+    store::decide(&mut tx, request.id, RequestStatus::Refused, &caller.actor(), reason.as_deref()).await?;
+    let detail = json!({ "request_id": request.id, "role": request.grant.role() });
+    let from = acting_membership(&caller);
+    service::record(
+        &mut tx,
+        "request_refused",
+        &caller.actor(),
+        from.as_deref(),
+        Some(request.account_id),
+        &request.scope,
+        detail,
+    )
+    .await?;
+    tx.commit().await?;
+    let mut conn = state.pool.acquire().await?;
+    let filter =
+        RequestFilter { status: None, account_id: Some(request.account_id), territories: None, limit: MAX_LIMIT };
+    let view =
+        store::requests(&mut conn, &filter).await?.into_iter().find(|r| r.id == request.id).map(|r| r.view(None));
+    Ok(AxumJson(view).into_response())
+}
+
+#[derive(Debug, Serialize)]
+struct InvitationResult {
+    /// `granted` when the agent had already signed in, `invited` otherwise.
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invitation_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    membership_id: Option<Uuid>,
+}
+
+async fn invite(
+    State(state): State<AccountsState>,
+    caller: Authorized<Managers>,
+    Json(body): Json<InvitationBody>,
+) -> Result<Response, ApiError> {
+    let manager = manager(&caller)?;
+    let mut errors = Vec::new();
+    let email = body.email.as_deref().map(str::trim).filter(|e| !e.is_empty());
+    match email {
+        None => errors.push(FieldError::new("email", "is required")),
+        Some(e) if domain::email_key(e).is_none() => errors.push(FieldError::new("email", "is not an e-mail address")),
+        Some(_) => {}
+    }
+    let grant = match &body.membership {
+        None => {
+            errors.push(FieldError::new("membership", "is required"));
+            None
+        }
+        Some(m) => match domain::parse_grant(m, "membership", manager == Manager::Admin) {
+            Ok(g) => Some(g),
+            Err(more) => {
+                errors.extend(more);
+                None
+            }
+        },
+    };
+    let (Some(email), Some(grant), true) = (email, grant, errors.is_empty()) else {
+        return Err(ApiError::validation(errors));
+    };
+    let scope = {
+        let mut conn = state.pool.acquire().await?;
+        scope_of(&mut conn, &grant, "membership.").await?
+    };
+    if !manager.may_manage(&scope) {
+        return Err(ApiError::forbidden());
+    }
+    let granted = service::grant_by_email(&state.pool, email, &grant, &caller.actor()).await.map_err(|e| match e {
+        GrantError::BadEmail(_) => ApiError::invalid_field("email", "is not an e-mail address"),
+        GrantError::Database(e) => e.into(),
+    })?;
+    let result = match granted {
+        service::Granted::Now { account_id, membership_id } => {
+            InvitationResult { status: "granted", invitation_id: None, account_id: Some(account_id), membership_id }
+        }
+        service::Granted::Invited { invitation_id } => InvitationResult {
+            status: "invited",
+            invitation_id: Some(invitation_id),
+            account_id: None,
+            membership_id: None,
+        },
+    };
+    Ok((StatusCode::CREATED, AxumJson(result)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitQuery {
+    limit: Option<i64>,
+}
+
+async fn list_invitations(
+    State(state): State<AccountsState>,
+    caller: Authorized<Managers>,
+    Query(q): Query<LimitQuery>,
+) -> Result<Response, ApiError> {
+    let limit = limit_of(q.limit)?;
+    let territories = manager(&caller)?.territories();
+    let mut conn = state.pool.acquire().await?;
+    let items = store::invitations(&mut conn, territories.as_deref(), limit).await?;
+    Ok(([(axum::http::header::CACHE_CONTROL, "no-store")], AxumJson(Page { items, next_cursor: None })).into_response())
+}
+
+async fn list_accounts(
+    State(state): State<AccountsState>,
+    caller: Authorized<Managers>,
+    Query(q): Query<LimitQuery>,
+) -> Result<Response, ApiError> {
+    let limit = limit_of(q.limit)?;
+    let territories = manager(&caller)?.territories();
+    let mut conn = state.pool.acquire().await?;
+    let items: Vec<contracts::accounts::AccountView> = store::accounts(&mut conn, territories.as_deref(), limit)
+        .await?
+        .into_iter()
+        .map(|(agent, memberships)| contracts::accounts::AccountView {
+            agent,
+            memberships: memberships.iter().map(Membership::view).collect(),
+        })
+        .collect();
+    Ok(([(axum::http::header::CACHE_CONTROL, "no-store")], AxumJson(Page { items, next_cursor: None })).into_response())
+}
+
+async fn remove_membership(
+    State(state): State<AccountsState>,
+    caller: Authorized<Managers>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let membership = store::lock_membership(&mut tx, parse_id(&id)?).await?.ok_or_else(ApiError::not_found)?;
+    if !manager(&caller)?.may_manage(&membership.scope) {
+        return Err(ApiError::not_found());
+    }
+    store::remove_membership(&mut tx, membership.id, &caller.actor()).await?;
+    let detail = json!({ "membership_id": membership.id, "role": membership.grant.role() });
+    let from = acting_membership(&caller);
+    service::record(
+        &mut tx,
+        "membership_removed",
+        &caller.actor(),
+        from.as_deref(),
+        Some(membership.account_id),
+        &membership.scope,
+        detail,
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(membership_id = %membership.id, "membership removed");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    account_id: Option<String>,
+    action: Option<String>,
+    since: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn audit(
+    State(state): State<AccountsState>,
+    caller: Authorized<Managers>,
+    Query(q): Query<AuditQuery>,
+) -> Result<Response, ApiError> {
+    let limit = limit_of(q.limit)?;
+    let mut e = Errors::new();
+    let account_id: Option<Uuid> = e.parsed("account_id", q.account_id.as_deref());
+    let since: Option<DateTime<Utc>> = match q.since.as_deref() {
+        None => None,
+        Some(s) => match DateTime::parse_from_rfc3339(s) {
+            Ok(t) => Some(t.with_timezone(&Utc)),
+            Err(_) => {
+                e.add("since", "expected an RFC 3339 timestamp");
+                None
+            }
+        },
+    };
+    let before_id: Option<i64> = e.parsed("cursor", q.cursor.as_deref());
+    let action = e.text("action", q.action.as_deref(), 64, false);
+    e.finish(|| ()).map_err(ApiError::validation)?;
+    let territories = manager(&caller)?.territories();
+    let mut conn = state.pool.acquire().await?;
+    let filter = store::AuditFilter {
+        territories: territories.as_deref(),
+        account_id,
+        action: action.as_deref(),
+        since,
+        before_id,
+        limit,
+    };
+    let (items, last) = store::audit_log(&mut conn, &filter).await?;
+    let next_cursor = (items.len() as i64 == limit).then(|| last.map(|l| l.to_string())).flatten();
+    Ok(AxumJson(Page { items, next_cursor }).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use contracts::Role;
+
+    use super::*;
+
+    #[test]
+    fn managers_are_admins_and_coordinators() {
+        use platform::auth::Roles;
+        assert_eq!(Managers::ROLES, &[Role::Admin, Role::Coordinator]);
+    }
+}

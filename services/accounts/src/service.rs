@@ -1,0 +1,141 @@
+//! What accounts does, in transactions, for both the HTTP API and the command line.
+
+use contracts::accounts::{AccountView, SignInRequest, SignInResponse};
+use contracts::{Personal, Role, Territory};
+use serde_json::json;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::domain::{self, Grant};
+use crate::store::{self, Audit, Identity, Membership};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    #[error("the e-mail address is not one")]
+    BadEmail,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// A verified sign-in: creates or refreshes the account, turns the open invitations for
+/// its e-mail address into memberships, and audits it.
+pub async fn sign_in(pool: &PgPool, req: &SignInRequest, actor: &str) -> Result<SignInResponse, SignInError> {
+    let email_key = domain::email_key(req.email.expose()).ok_or(SignInError::BadEmail)?;
+    let siret = req.siret.as_deref().and_then(domain::siret);
+    let mut tx = pool.begin().await?;
+    let identity = Identity {
+        issuer: &req.issuer,
+        subject: &req.subject,
+        email: &req.email,
+        email_key: &email_key,
+        given_name: req.given_name.as_ref(),
+        usual_name: req.usual_name.as_ref(),
+        siret: siret.as_deref(),
+    };
+    let (account_id, created) = store::sign_in(&mut tx, &identity).await?;
+    let mut accepted = 0;
+    for invitation in store::open_invitations(&mut tx, &email_key).await? {
+        store::grant(&mut tx, account_id, &invitation.grant, &format!("invitation:{}", invitation.id)).await?;
+        store::accept_invitation(&mut tx, invitation.id, account_id).await?;
+        accepted += 1;
+    }
+    let memberships = store::memberships(&mut tx, account_id).await?;
+    let detail = json!({ "created": created, "invitations_accepted": accepted, "issuer": req.issuer });
+    record(&mut tx, "sign_in", actor, None, Some(account_id), &scopes(&memberships), detail).await?;
+    tx.commit().await?;
+    tracing::info!(account_id = %account_id, created, invitations_accepted = accepted, "agent signed in");
+    Ok(SignInResponse { account_id, created, memberships: memberships.iter().map(Membership::view).collect() })
+}
+
+/// Every département the memberships concern, for the audit record.
+pub fn scopes(memberships: &[Membership]) -> Vec<Territory> {
+    let mut all: Vec<Territory> = memberships.iter().flat_map(|m| m.scope.iter().cloned()).collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
+pub async fn record(
+    conn: &mut PgConnection,
+    action: &str,
+    actor: &str,
+    membership: Option<&str>,
+    account_id: Option<Uuid>,
+    territories: &[Territory],
+    detail: serde_json::Value,
+) -> sqlx::Result<()> {
+    store::audit(conn, Audit { action, actor, membership, account_id, territories, detail }).await
+}
+
+/// What `grant` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Granted {
+    /// The account existed: the membership is in force now.
+    Now { account_id: Uuid, membership_id: Option<Uuid> },
+    /// Nobody has signed in with that address yet: it is granted at the first sign-in.
+    Invited { invitation_id: Uuid },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    #[error("`{0}` is not an e-mail address")]
+    BadEmail(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Gives the agent with this e-mail address a membership, now or at their first
+/// sign-in (how the first admin is made).
+pub async fn grant_by_email(pool: &PgPool, email: &str, grant: &Grant, actor: &str) -> Result<Granted, GrantError> {
+    let key = domain::email_key(email).ok_or_else(|| GrantError::BadEmail(email.to_string()))?;
+    let mut tx = pool.begin().await?;
+    let granted = match store::account_by_email(&mut tx, &key).await? {
+        Some(account_id) => {
+            let membership_id = store::grant(&mut tx, account_id, grant, actor).await?;
+            let detail = json!({ "role": grant.role(), "membership_id": membership_id });
+            record(&mut tx, "membership_granted", actor, None, Some(account_id), &[], detail).await?;
+            Granted::Now { account_id, membership_id }
+        }
+        None => {
+            let invitation_id =
+                store::invite(&mut tx, &Personal::new(email.trim().to_string()), &key, grant, actor).await?;
+            let detail = json!({ "role": grant.role(), "invitation_id": invitation_id });
+            record(&mut tx, "invitation_created", actor, None, None, &[], detail).await?;
+            Granted::Invited { invitation_id }
+        }
+    };
+    tx.commit().await?;
+    Ok(granted)
+}
+
+/// Removes the memberships of the agent with this e-mail address (of one role, or all).
+/// Returns how many were removed; takes effect on the agent's next request.
+pub async fn revoke_by_email(pool: &PgPool, email: &str, role: Option<Role>, actor: &str) -> Result<usize, GrantError> {
+    let key = domain::email_key(email).ok_or_else(|| GrantError::BadEmail(email.to_string()))?;
+    let mut tx = pool.begin().await?;
+    let Some(account_id) = store::account_by_email(&mut tx, &key).await? else { return Ok(0) };
+    let mut removed = 0;
+    for m in store::memberships(&mut tx, account_id).await? {
+        if role.is_none_or(|r| r == m.grant.role()) {
+            store::remove_membership(&mut tx, m.id, actor).await?;
+            let detail = json!({ "membership_id": m.id, "role": m.grant.role() });
+            record(&mut tx, "membership_removed", actor, None, Some(account_id), &m.scope, detail).await?;
+            removed += 1;
+        }
+    }
+    tx.commit().await?;
+    Ok(removed)
+}
+
+/// Every account and its memberships (for the operator's `account list`).
+pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<AccountView>> {
+    let mut conn = pool.acquire().await?;
+    let accounts = store::accounts(&mut conn, None, 10_000).await?;
+    Ok(accounts
+        .into_iter()
+        .map(|(agent, memberships)| AccountView {
+            agent,
+            memberships: memberships.iter().map(Membership::view).collect(),
+        })
+        .collect())
+}

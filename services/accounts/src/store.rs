@@ -1,0 +1,760 @@
+//! SQL for the `accounts` schema. Rows become typed values or a [`RowError`] naming the
+//! row; agents' names and e-mail addresses come out wrapped in [`Personal`].
+
+use chrono::{DateTime, Utc};
+use contracts::accounts::{
+    AgentView, AuditEntry, InvitationView, MembershipView, PlaceKind, PlaceView, RequestStatus, RequestView,
+};
+use contracts::{OrganisationId, Personal, Role, StructureId, Territory};
+use platform::row::{Columns, RowError};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::Grant;
+
+/// An agent's identity, as the web app verified it with the provider.
+pub struct Identity<'a> {
+    pub issuer: &'a str,
+    pub subject: &'a str,
+    pub email: &'a Personal<String>,
+    pub email_key: &'a str,
+    pub given_name: Option<&'a Personal<String>>,
+    pub usual_name: Option<&'a Personal<String>>,
+    pub siret: Option<&'a str>,
+}
+
+/// Creates the account of a first sign-in, or refreshes its names, e-mail and SIRET.
+/// Returns the account id and whether it was created.
+pub async fn sign_in(conn: &mut PgConnection, who: &Identity<'_>) -> sqlx::Result<(Uuid, bool)> {
+    let row = sqlx::query!(
+        r#"INSERT INTO accounts.accounts (id, issuer, subject, given_name, usual_name, email, email_key, siret, last_sign_in_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
+           ON CONFLICT (issuer, subject) DO UPDATE SET given_name = EXCLUDED.given_name,
+               usual_name = EXCLUDED.usual_name, email = EXCLUDED.email, email_key = EXCLUDED.email_key,
+               siret = EXCLUDED.siret, last_sign_in_at = now()
+           RETURNING id, (xmax = 0) AS "created!""#,
+        Uuid::now_v7(),
+        who.issuer,
+        who.subject,
+        who.given_name.map(|n| n.expose().as_str()),
+        who.usual_name.map(|n| n.expose().as_str()),
+        who.email.expose(),
+        who.email_key,
+        who.siret,
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok((row.id, row.created))
+}
+
+struct AgentRow {
+    id: Uuid,
+    given_name: Option<String>,
+    usual_name: Option<String>,
+    email: String,
+    siret: Option<String>,
+    last_sign_in_at: Option<DateTime<Utc>>,
+}
+
+impl From<AgentRow> for AgentView {
+    fn from(r: AgentRow) -> Self {
+        AgentView {
+            account_id: r.id,
+            given_name: r.given_name.map(Personal::new),
+            usual_name: r.usual_name.map(Personal::new),
+            email: Personal::new(r.email),
+            siret: r.siret,
+            last_sign_in_at: r.last_sign_in_at,
+        }
+    }
+}
+
+pub async fn agent(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<AgentView>> {
+    let row = sqlx::query_as!(
+        AgentRow,
+        "SELECT id, given_name, usual_name, email, siret, last_sign_in_at FROM accounts.accounts WHERE id = $1",
+        id
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(AgentView::from))
+}
+
+pub async fn account_by_email(conn: &mut PgConnection, email_key: &str) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!("SELECT id FROM accounts.accounts WHERE email_key = $1 ORDER BY created_at LIMIT 1", email_key)
+        .fetch_optional(conn)
+        .await
+}
+
+/// A stored grant (membership, request or invitation), before it is typed.
+struct GrantColumns {
+    role: String,
+    organisation_id: Option<Uuid>,
+    structure_id: Option<String>,
+    territories: Vec<String>,
+}
+
+fn grant_of(c: &Columns, g: GrantColumns) -> Result<Grant, RowError> {
+    let role: Role = c.parse("role", &g.role)?;
+    let territories: Vec<Territory> = c.set("territories", &g.territories)?;
+    let structure: Option<StructureId> = c.parse_opt("structure_id", g.structure_id.as_deref())?;
+    Grant::from_parts(role, g.organisation_id.map(OrganisationId::from), structure, territories)
+        .map_err(|e| c.error("role", e))
+}
+
+fn membership_view(id: Uuid, grant: &Grant, label: String) -> MembershipView {
+    let (role, organisation_id, structure_id, territories) = match grant {
+        Grant::Admin => (Role::Admin, None, None, vec![]),
+        Grant::Referrer(o) => (Role::Referrer, Some(*o), None, vec![]),
+        Grant::Mediator(s) => (Role::Mediator, None, Some(s.clone()), vec![]),
+        Grant::Coordinator(t) => (Role::Coordinator, None, None, t.clone()),
+    };
+    MembershipView { id, role, organisation_id, structure_id, territories, label }
+}
+
+/// A membership in force.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub grant: Grant,
+    pub label: String,
+    /// The départements it concerns.
+    pub scope: Vec<Territory>,
+}
+
+impl Membership {
+    pub fn view(&self) -> MembershipView {
+        membership_view(self.id, &self.grant, self.label.clone())
+    }
+}
+
+struct MembershipRow {
+    id: Uuid,
+    account_id: Uuid,
+    role: String,
+    organisation_id: Option<Uuid>,
+    structure_id: Option<String>,
+    territories: Vec<String>,
+    label: String,
+    scope: Vec<String>,
+}
+
+impl TryFrom<MembershipRow> for Membership {
+    type Error = RowError;
+    fn try_from(r: MembershipRow) -> Result<Self, RowError> {
+        let c = Columns::of("accounts.memberships", r.id);
+        let grant = grant_of(
+            &c,
+            GrantColumns {
+                role: r.role,
+                organisation_id: r.organisation_id,
+                structure_id: r.structure_id,
+                territories: r.territories,
+            },
+        )?;
+        Ok(Membership { id: r.id, account_id: r.account_id, grant, label: r.label, scope: c.set("scope", &r.scope)? })
+    }
+}
+
+fn memberships_of(rows: Vec<MembershipRow>) -> sqlx::Result<Vec<Membership>> {
+    Ok(rows.into_iter().map(Membership::try_from).collect::<Result<_, _>>()?)
+}
+
+/// The memberships in force of an account, oldest first.
+pub async fn memberships(conn: &mut PgConnection, account_id: Uuid) -> sqlx::Result<Vec<Membership>> {
+    let rows = sqlx::query_as!(
+        MembershipRow,
+        r#"SELECT id, account_id, role, organisation_id, structure_id, territories,
+                  accounts.grant_label(role, organisation_id, structure_id, territories) AS "label!",
+                  accounts.grant_scope(role, organisation_id, structure_id, territories) AS "scope!"
+           FROM accounts.memberships WHERE account_id = $1 AND removed_at IS NULL ORDER BY granted_at, id"#,
+        account_id
+    )
+    .fetch_all(conn)
+    .await?;
+    memberships_of(rows)
+}
+
+/// One membership in force, locked.
+pub async fn lock_membership(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Membership>> {
+    let row = sqlx::query_as!(
+        MembershipRow,
+        r#"SELECT id, account_id, role, organisation_id, structure_id, territories,
+                  accounts.grant_label(role, organisation_id, structure_id, territories) AS "label!",
+                  accounts.grant_scope(role, organisation_id, structure_id, territories) AS "scope!"
+           FROM accounts.memberships WHERE id = $1 AND removed_at IS NULL FOR UPDATE"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(Membership::try_from).transpose()?)
+}
+
+/// Gives an account a membership. Returns its id, or `None` if it already holds it.
+pub async fn grant(conn: &mut PgConnection, account_id: Uuid, grant: &Grant, by: &str) -> sqlx::Result<Option<Uuid>> {
+    let (role, organisation, structure, territories) = grant.columns();
+    sqlx::query_scalar!(
+        "INSERT INTO accounts.memberships (id, account_id, role, organisation_id, structure_id, territories, granted_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING id",
+        Uuid::now_v7(),
+        account_id,
+        role.slug(),
+        organisation.map(OrganisationId::as_uuid),
+        structure.map(StructureId::as_str),
+        &territories,
+        by
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn remove_membership(conn: &mut PgConnection, id: Uuid, by: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE accounts.memberships SET removed_at = now(), removed_by = $2 WHERE id = $1 AND removed_at IS NULL",
+        id,
+        by
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Every account with its memberships in force; for a coordinator, only accounts holding
+/// a membership within their départements (`territories`).
+pub async fn accounts(
+    conn: &mut PgConnection,
+    territories: Option<&[String]>,
+    limit: i64,
+) -> sqlx::Result<Vec<(AgentView, Vec<Membership>)>> {
+    let agents = sqlx::query_as!(
+        AgentRow,
+        r#"SELECT a.id, a.given_name, a.usual_name, a.email, a.siret, a.last_sign_in_at FROM accounts.accounts a
+           WHERE $1::text[] IS NULL OR EXISTS (
+               SELECT 1 FROM accounts.memberships m WHERE m.account_id = a.id AND m.removed_at IS NULL
+                 AND accounts.grant_scope(m.role, m.organisation_id, m.structure_id, m.territories) <@ $1
+                 AND cardinality(accounts.grant_scope(m.role, m.organisation_id, m.structure_id, m.territories)) > 0)
+           ORDER BY a.created_at DESC, a.id LIMIT $2"#,
+        territories,
+        limit
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let ids: Vec<Uuid> = agents.iter().map(|a| a.id).collect();
+    let rows = sqlx::query_as!(
+        MembershipRow,
+        r#"SELECT id, account_id, role, organisation_id, structure_id, territories,
+                  accounts.grant_label(role, organisation_id, structure_id, territories) AS "label!",
+                  accounts.grant_scope(role, organisation_id, structure_id, territories) AS "scope!"
+           FROM accounts.memberships WHERE account_id = ANY($1) AND removed_at IS NULL ORDER BY granted_at, id"#,
+        &ids
+    )
+    .fetch_all(conn)
+    .await?;
+    let memberships = memberships_of(rows)?;
+    Ok(agents
+        .into_iter()
+        .map(|a| {
+            let mine = memberships.iter().filter(|m| m.account_id == a.id).cloned().collect();
+            (AgentView::from(a), mine)
+        })
+        .collect())
+}
+
+/// An invitation not yet accepted.
+pub struct Invitation {
+    pub id: Uuid,
+    pub grant: Grant,
+}
+
+/// Open invitations for an e-mail address, locked so two sign-ins accept each once.
+pub async fn open_invitations(conn: &mut PgConnection, email_key: &str) -> sqlx::Result<Vec<Invitation>> {
+    let rows = sqlx::query!(
+        "SELECT id, role, organisation_id, structure_id, territories FROM accounts.invitations
+         WHERE email_key = $1 AND accepted_at IS NULL ORDER BY created_at FOR UPDATE",
+        email_key
+    )
+    .fetch_all(conn)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let c = Columns::of("accounts.invitations", r.id);
+        let g = GrantColumns {
+            role: r.role,
+            organisation_id: r.organisation_id,
+            structure_id: r.structure_id,
+            territories: r.territories,
+        };
+        out.push(Invitation { id: r.id, grant: grant_of(&c, g)? });
+    }
+    Ok(out)
+}
+
+pub async fn accept_invitation(conn: &mut PgConnection, id: Uuid, account_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!("UPDATE accounts.invitations SET accepted_at = now(), accepted_by = $2 WHERE id = $1", id, account_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn invite(
+    conn: &mut PgConnection,
+    email: &Personal<String>,
+    email_key: &str,
+    grant: &Grant,
+    by: &str,
+) -> sqlx::Result<Uuid> {
+    let (role, organisation, structure, territories) = grant.columns();
+    sqlx::query_scalar!(
+        "INSERT INTO accounts.invitations (id, email, email_key, role, organisation_id, structure_id, territories, invited_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        Uuid::now_v7(),
+        email.expose(),
+        email_key,
+        role.slug(),
+        organisation.map(OrganisationId::as_uuid),
+        structure.map(StructureId::as_str),
+        &territories,
+        by
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// Invitations, newest first; for a coordinator, those within their départements.
+pub async fn invitations(
+    conn: &mut PgConnection,
+    territories: Option<&[String]>,
+    limit: i64,
+) -> sqlx::Result<Vec<InvitationView>> {
+    let rows = sqlx::query!(
+        r#"SELECT id, email, role, organisation_id, structure_id, territories, created_at, accepted_at,
+                  accounts.grant_label(role, organisation_id, structure_id, territories) AS "label!"
+           FROM accounts.invitations
+           WHERE $1::text[] IS NULL OR (
+               accounts.grant_scope(role, organisation_id, structure_id, territories) <@ $1
+               AND cardinality(accounts.grant_scope(role, organisation_id, structure_id, territories)) > 0)
+           ORDER BY created_at DESC, id LIMIT $2"#,
+        territories,
+        limit
+    )
+    .fetch_all(conn)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let c = Columns::of("accounts.invitations", r.id);
+        let g = GrantColumns {
+            role: r.role,
+            organisation_id: r.organisation_id,
+            structure_id: r.structure_id,
+            territories: r.territories,
+        };
+        let v = membership_view(r.id, &grant_of(&c, g)?, r.label);
+        out.push(InvitationView {
+            id: r.id,
+            email: Personal::new(r.email),
+            role: v.role,
+            organisation_id: v.organisation_id,
+            structure_id: v.structure_id,
+            territories: v.territories,
+            label: v.label,
+            created_at: r.created_at,
+            accepted_at: r.accepted_at,
+        });
+    }
+    Ok(out)
+}
+
+/// A membership request.
+pub struct Request {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub grant: Grant,
+    pub label: String,
+    pub scope: Vec<Territory>,
+    pub status: RequestStatus,
+    pub message: Option<Personal<String>>,
+    pub created_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+}
+
+impl Request {
+    pub fn view(&self, account: Option<AgentView>) -> RequestView {
+        let v = membership_view(self.id, &self.grant, self.label.clone());
+        RequestView {
+            id: self.id,
+            role: v.role,
+            organisation_id: v.organisation_id,
+            structure_id: v.structure_id,
+            territories: v.territories,
+            label: v.label,
+            status: self.status,
+            message: self.message.clone(),
+            created_at: self.created_at,
+            decided_at: self.decided_at,
+            account,
+        }
+    }
+}
+
+struct RequestRow {
+    id: Uuid,
+    account_id: Uuid,
+    role: String,
+    organisation_id: Option<Uuid>,
+    structure_id: Option<String>,
+    territories: Vec<String>,
+    label: String,
+    scope: Vec<String>,
+    status: String,
+    message: Option<String>,
+    created_at: DateTime<Utc>,
+    decided_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<RequestRow> for Request {
+    type Error = RowError;
+    fn try_from(r: RequestRow) -> Result<Self, RowError> {
+        let c = Columns::of("accounts.requests", r.id);
+        let grant = grant_of(
+            &c,
+            GrantColumns {
+                role: r.role,
+                organisation_id: r.organisation_id,
+                structure_id: r.structure_id,
+                territories: r.territories,
+            },
+        )?;
+        let status = match r.status.as_str() {
+            "pending" => RequestStatus::Pending,
+            "approved" => RequestStatus::Approved,
+            "refused" => RequestStatus::Refused,
+            other => return Err(c.error("status", format!("unknown status `{other}`"))),
+        };
+        Ok(Request {
+            id: r.id,
+            account_id: r.account_id,
+            grant,
+            label: r.label,
+            scope: c.set("scope", &r.scope)?,
+            status,
+            message: r.message.map(Personal::new),
+            created_at: r.created_at,
+            decided_at: r.decided_at,
+        })
+    }
+}
+
+/// Files a request; `None` if the same one is already waiting.
+pub async fn request(
+    conn: &mut PgConnection,
+    account_id: Uuid,
+    grant: &Grant,
+    message: Option<&str>,
+) -> sqlx::Result<Option<Uuid>> {
+    let (role, organisation, structure, territories) = grant.columns();
+    sqlx::query_scalar!(
+        "INSERT INTO accounts.requests (id, account_id, role, organisation_id, structure_id, territories, message)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING id",
+        Uuid::now_v7(),
+        account_id,
+        role.slug(),
+        organisation.map(OrganisationId::as_uuid),
+        structure.map(StructureId::as_str),
+        &territories,
+        message
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// What selects requests.
+pub struct RequestFilter<'a> {
+    pub status: Option<&'a str>,
+    pub account_id: Option<Uuid>,
+    /// A coordinator's départements (`None`: every request).
+    pub territories: Option<&'a [String]>,
+    pub limit: i64,
+}
+
+pub async fn requests(conn: &mut PgConnection, f: &RequestFilter<'_>) -> sqlx::Result<Vec<Request>> {
+    let rows = sqlx::query_as!(
+        RequestRow,
+        r#"SELECT id, account_id, role, organisation_id, structure_id, territories, status, message, created_at, decided_at,
+                  accounts.grant_label(role, organisation_id, structure_id, territories) AS "label!",
+                  accounts.grant_scope(role, organisation_id, structure_id, territories) AS "scope!"
+           FROM accounts.requests
+           WHERE ($1::text IS NULL OR status = $1) AND ($2::uuid IS NULL OR account_id = $2)
+             AND ($3::text[] IS NULL OR (
+                 accounts.grant_scope(role, organisation_id, structure_id, territories) <@ $3
+                 AND cardinality(accounts.grant_scope(role, organisation_id, structure_id, territories)) > 0))
+           ORDER BY created_at DESC, id LIMIT $4"#,
+        f.status,
+        f.account_id,
+        f.territories,
+        f.limit
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(Request::try_from).collect::<Result<_, _>>()?)
+}
+
+pub async fn lock_request(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Request>> {
+    let row = sqlx::query_as!(
+        RequestRow,
+        r#"SELECT id, account_id, role, organisation_id, structure_id, territories, status, message, created_at, decided_at,
+                  accounts.grant_label(role, organisation_id, structure_id, territories) AS "label!",
+                  accounts.grant_scope(role, organisation_id, structure_id, territories) AS "scope!"
+           FROM accounts.requests WHERE id = $1 FOR UPDATE"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(Request::try_from).transpose()?)
+}
+
+pub async fn decide(
+    conn: &mut PgConnection,
+    id: Uuid,
+    status: RequestStatus,
+    by: &str,
+    reason: Option<&str>,
+) -> sqlx::Result<()> {
+    let status = match status {
+        RequestStatus::Pending => "pending",
+        RequestStatus::Approved => "approved",
+        RequestStatus::Refused => "refused",
+    };
+    sqlx::query!(
+        "UPDATE accounts.requests SET status = $2, decided_at = now(), decided_by = $3, decision_reason = $4 WHERE id = $1",
+        id,
+        status,
+        by,
+        reason
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A public record of a structure or an organisation, from directory events.
+pub struct Place<'a> {
+    pub kind: PlaceKind,
+    pub id: &'a str,
+    pub name: &'a str,
+    pub commune: Option<&'a str>,
+    pub territory: &'a Territory,
+    pub siret: Option<&'a str>,
+}
+
+fn kind_slug(kind: PlaceKind) -> &'static str {
+    match kind {
+        PlaceKind::Structure => "structure",
+        PlaceKind::Organisation => "organisation",
+    }
+}
+
+/// Applies a place record unless a newer one is stored.
+pub async fn upsert_place(conn: &mut PgConnection, p: &Place<'_>, sequence: i64) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO accounts.places (kind, id, name, commune, territory, siret, removed, source_sequence)
+         VALUES ($1, $2, $3, $4, $5, $6, false, $7)
+         ON CONFLICT (kind, id) DO UPDATE SET name = EXCLUDED.name, commune = EXCLUDED.commune,
+             territory = EXCLUDED.territory, siret = EXCLUDED.siret, removed = false,
+             source_sequence = EXCLUDED.source_sequence
+         WHERE accounts.places.source_sequence < EXCLUDED.source_sequence",
+        kind_slug(p.kind),
+        p.id,
+        p.name,
+        p.commune,
+        p.territory.as_str(),
+        p.siret,
+        sequence
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn remove_place(conn: &mut PgConnection, kind: PlaceKind, id: &str, sequence: i64) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE accounts.places SET removed = true, source_sequence = $3
+         WHERE kind = $1 AND id = $2 AND source_sequence < $3",
+        kind_slug(kind),
+        id,
+        sequence
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The département of a known place, or `None` if it is unknown or removed.
+pub async fn place_scope(conn: &mut PgConnection, kind: PlaceKind, id: &str) -> sqlx::Result<Option<Vec<Territory>>> {
+    let territory = sqlx::query_scalar!(
+        "SELECT territory FROM accounts.places WHERE kind = $1 AND id = $2 AND NOT removed",
+        kind_slug(kind),
+        id
+    )
+    .fetch_optional(conn)
+    .await?;
+    territory.map(|t| Ok(vec![Columns::of("accounts.places", id).parse("territory", &t)?])).transpose()
+}
+
+/// What people read for a grant.
+pub async fn label_of(conn: &mut PgConnection, grant: &Grant) -> sqlx::Result<String> {
+    let (role, organisation, structure, territories) = grant.columns();
+    sqlx::query_scalar!(
+        r#"SELECT accounts.grant_label($1, $2, $3, $4) AS "label!""#,
+        role.slug(),
+        organisation.map(OrganisationId::as_uuid),
+        structure.map(StructureId::as_str),
+        &territories
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// Places matching a text (name or commune, accents and case ignored) or a SIRET; the
+/// SIRET's matches first.
+pub async fn search_places(
+    conn: &mut PgConnection,
+    text: Option<&str>,
+    siret: Option<&str>,
+    limit: i64,
+) -> sqlx::Result<Vec<PlaceView>> {
+    // Every word must appear, in any order: "mediatheque mansle" finds "Médiathèque de Mansle".
+    let patterns: Option<Vec<String>> = text
+        .map(|t| fold(t).split_whitespace().map(|w| format!("%{w}%")).collect())
+        .filter(|p: &Vec<String>| !p.is_empty());
+    let rows = sqlx::query!(
+        r#"SELECT kind, id, name, commune, territory, (siret IS NOT NULL AND siret = $2) AS "matches!"
+           FROM accounts.places
+           WHERE NOT removed AND (
+               ($2::text IS NOT NULL AND siret = $2)
+               OR ($1::text[] IS NOT NULL AND translate(lower(name || ' ' || COALESCE(commune, '')),
+                        'àâäéèêëîïôöùûüç', 'aaaeeeeiioouuuc') LIKE ALL($1)))
+           ORDER BY (siret IS NOT NULL AND siret = $2) DESC, name, id LIMIT $3"#,
+        patterns.as_deref(),
+        siret,
+        limit
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            let c = Columns::of("accounts.places", &r.id);
+            let kind = match r.kind.as_str() {
+                "structure" => PlaceKind::Structure,
+                "organisation" => PlaceKind::Organisation,
+                other => return Err(c.error("kind", format!("unknown kind `{other}`")).into()),
+            };
+            Ok(PlaceView {
+                kind,
+                territory: c.parse("territory", &r.territory)?,
+                id: r.id,
+                name: r.name,
+                commune: r.commune,
+                matches_siret: r.matches,
+            })
+        })
+        .collect()
+}
+
+/// Lower case without the accents French names carry, as `search_places` compares.
+pub fn fold(text: &str) -> String {
+    text.trim()
+        .to_lowercase()
+        .chars()
+        .map(|c| match c {
+            'à' | 'â' | 'ä' => 'a',
+            'é' | 'è' | 'ê' | 'ë' => 'e',
+            'î' | 'ï' => 'i',
+            'ô' | 'ö' => 'o',
+            'ù' | 'û' | 'ü' => 'u',
+            'ç' => 'c',
+            '%' | '_' | '\\' => ' ',
+            other => other,
+        })
+        .collect()
+}
+
+/// One audit record.
+pub struct Audit<'a> {
+    pub action: &'a str,
+    pub actor: &'a str,
+    pub membership: Option<&'a str>,
+    pub account_id: Option<Uuid>,
+    pub territories: &'a [Territory],
+    pub detail: serde_json::Value,
+}
+
+pub async fn audit(conn: &mut PgConnection, a: Audit<'_>) -> sqlx::Result<()> {
+    let territories: Vec<String> = a.territories.iter().map(ToString::to_string).collect();
+    sqlx::query!(
+        "INSERT INTO accounts.audit (action, actor, membership, account_id, territories, detail)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        a.action,
+        a.actor,
+        a.membership,
+        a.account_id,
+        &territories,
+        a.detail
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub struct AuditFilter<'a> {
+    pub territories: Option<&'a [String]>,
+    pub account_id: Option<Uuid>,
+    pub action: Option<&'a str>,
+    pub since: Option<DateTime<Utc>>,
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+/// Audit records, newest first, with the id of the last one for paging.
+pub async fn audit_log(conn: &mut PgConnection, f: &AuditFilter<'_>) -> sqlx::Result<(Vec<AuditEntry>, Option<i64>)> {
+    let rows = sqlx::query!(
+        "SELECT id, at, action, actor, membership, account_id, detail FROM accounts.audit
+         WHERE ($1::text[] IS NULL OR territories && $1) AND ($2::uuid IS NULL OR account_id = $2)
+           AND ($3::text IS NULL OR action = $3) AND ($4::timestamptz IS NULL OR at >= $4)
+           AND ($5::bigint IS NULL OR id < $5)
+         ORDER BY id DESC LIMIT $6",
+        f.territories,
+        f.account_id,
+        f.action,
+        f.since,
+        f.before_id,
+        f.limit
+    )
+    .fetch_all(conn)
+    .await?;
+    let last = rows.last().map(|r| r.id);
+    let items = rows
+        .into_iter()
+        .map(|r| AuditEntry {
+            at: r.at,
+            action: r.action,
+            actor: r.actor,
+            membership: r.membership,
+            account_id: r.account_id,
+            detail: r.detail,
+        })
+        .collect();
+    Ok((items, last))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folding_ignores_case_and_french_accents_and_neutralises_like_wildcards() {
+        assert_eq!(fold(" Angoulême "), "angouleme");
+        assert_eq!(fold("CCAS d'Aïgre"), "ccas d'aigre");
+        assert_eq!(fold("50%_x"), "50  x");
+    }
+}
