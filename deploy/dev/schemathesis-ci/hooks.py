@@ -30,6 +30,8 @@ NOT_IN_THE_DOCUMENT = [
     (r"(person\.|address\.)?commune_code", r"unknown commune|is required to place"),
     (r"(person\.|address\.)?postcode", r"unknown postcode"),
     (r"location", r"is required unless"),
+    # A membership names a place this service knows (an organisation, a structure).
+    (r"(membership\.)?(organisation_id|structure_id)", r"is not a known place"),
     # What a phone number library accepts, and OpenStreetMap's opening_hours grammar.
     (r"person\.phone", r"is not a phone number"),
     (r"opening_hours", r"not a valid OpenStreetMap opening_hours value"),

@@ -200,6 +200,21 @@ pub mod schema {
     }
 }
 
+/// A département that exists. The document lists the codes: the assembly fills `enum`
+/// from the communes table, which this crate does not hold.
+pub struct Departement;
+
+impl utoipa::PartialSchema for Departement {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("The code of a département (`16`, `2A`, `971`)"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Departement {}
+
 /// An optional integer, as JSON Schema counts them: `5` and `5.0` alike.
 fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     let Some(n) = Option::<serde_json::Number>::deserialize(d)? else { return Ok(None) };
@@ -216,7 +231,7 @@ pub struct OrganisationRequest {
     /// Default: `social_service`.
     #[schema(value_type = Option<OrganisationKind>)]
     pub kind: Option<String>,
-    #[schema(value_type = crate::ids::Territory, required = true)]
+    #[schema(value_type = Departement, required = true)]
     pub territory: Option<String>,
     #[schema(schema_with = schema::siret)]
     pub siret: Option<String>,

@@ -257,13 +257,19 @@ macro_rules! code_schema {
 code_schema!(StructureId, |b| b
     .min_length(Some(1))
     .max_length(Some(STRUCTURE_ID_MAX_LEN))
+    // No control character anywhere, no white space at either end.
+    .pattern(Some(concat!(
+        r"^[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]",
+        r"([^\u0000-\u001F\u007F-\u009F]*",
+        r"[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?$"
+    )))
     .description(Some("A structure id, as its source data gives it")));
 code_schema!(CommuneCode, |b| b
-    .pattern(Some("^([0-9]{5}|2[AB][0-9]{3})$"))
+    .pattern(Some("^(0[1-9]|1[0-9]|2[1-9AB]|[3-9][0-9])[0-9]{3}$"))
     .description(Some("An INSEE commune code (`16015`, `2A004`)")));
-// The document lists the codes themselves (the assembly fills `enum` from the communes
-// table, which this crate does not hold).
-code_schema!(Territory, |b| b.description(Some("A département code (`16`, `2A`, `971`)")));
+code_schema!(Territory, |b| b
+    .pattern(Some("^(0[1-9]|1[0-9]|2[1-9AB]|[3-9][0-9]|9[78][0-9])$"))
+    .description(Some("A département code (`16`, `2A`, `971`)")));
 
 impl CommuneCode {
     /// The département the code belongs to: `2A004` → `2A`, `97105` → `971`, `16015` → `16`.
@@ -292,6 +298,35 @@ mod tests {
         }
         for bad in ["", "0", "00", "20", "2C", "960", "1600", "a1", " 16"] {
             assert!(bad.parse::<Territory>().is_err(), "{bad}");
+        }
+    }
+
+    /// Whether a value matches the pattern the OpenAPI document gives for `T`.
+    fn matches_schema<T: utoipa::PartialSchema>(value: &str) -> bool {
+        let schema = serde_json::to_value(T::schema()).unwrap();
+        regex::Regex::new(schema["pattern"].as_str().unwrap()).unwrap().is_match(value)
+    }
+
+    #[test]
+    fn the_documented_patterns_are_the_parsers() {
+        let mut candidates: Vec<String> = Vec::new();
+        for a in ('0'..='9').chain(['A', 'B', 'C']) {
+            for b in ('0'..='9').chain(['A', 'B']) {
+                candidates.push(format!("{a}{b}"));
+                for c in '0'..='9' {
+                    candidates.push(format!("{a}{b}{c}"));
+                    candidates.push(format!("{a}{b}{c}15"));
+                }
+            }
+        }
+        for v in &candidates {
+            assert_eq!(v.parse::<Territory>().is_ok(), matches_schema::<Territory>(v), "territory {v}");
+            assert_eq!(v.parse::<CommuneCode>().is_ok(), matches_schema::<CommuneCode>(v), "commune {v}");
+        }
+        for v in
+            ["a", "lieu-16", "a b", " a", "a ", "a\tb", "\u{a0}a", "a\u{3000}", "é", "\u{85}", "a\u{7f}b", "\u{feff}x"]
+        {
+            assert_eq!(v.parse::<StructureId>().is_ok(), matches_schema::<StructureId>(v), "structure {v:?}");
         }
     }
 

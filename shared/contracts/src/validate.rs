@@ -31,19 +31,24 @@ impl Errors {
     /// A trimmed text of at most `max` characters; `None` (and an error if `required`)
     /// when absent or blank.
     pub fn text(&mut self, field: &str, value: Option<&str>, max: usize, required: bool) -> Option<String> {
+        // Length and characters are those of what was sent, as the OpenAPI document's
+        // `maxLength` and `pattern` count them; only then is it trimmed.
+        match value {
+            Some(v) if v.chars().count() > max => {
+                self.add(field, format!("is longer than {max} characters"));
+                return None;
+            }
+            Some(v) if has_control_characters(v) => {
+                self.add(field, "contains control characters");
+                return None;
+            }
+            _ => {}
+        }
         match value.map(str::trim).filter(|v| !v.is_empty()) {
             None => {
                 if required {
                     self.add(field, "is required");
                 }
-                None
-            }
-            Some(v) if v.chars().count() > max => {
-                self.add(field, format!("is longer than {max} characters"));
-                None
-            }
-            Some(v) if has_control_characters(v) => {
-                self.add(field, "contains control characters");
                 None
             }
             Some(v) => Some(v.to_string()),
@@ -172,7 +177,10 @@ mod tests {
         assert_eq!(e.text("b", Some("   "), 5, true), None);
         assert_eq!(e.text("c", Some("abcdef"), 5, true), None);
         assert_eq!(e.text("d", None, 5, false), None);
+        // Counted as sent: spaces count, and a control character is refused even at an end.
+        assert_eq!(e.text("e", Some(&" ".repeat(6)), 5, false), None);
+        assert_eq!(e.text("f", Some("x\u{b}"), 5, false), None);
         let fields: Vec<String> = e.into_inner().into_iter().map(|f| f.field).collect();
-        assert_eq!(fields, vec!["b", "c"]);
+        assert_eq!(fields, vec!["b", "c", "e", "f"]);
     }
 }
