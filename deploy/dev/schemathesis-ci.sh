@@ -4,51 +4,29 @@
 #   deploy/dev/schemathesis-ci.sh [extra `st run` options]
 #
 # It builds the debug binary (or takes AIGUILLAGE_BIN), makes a throw-away database and
-# broker namespace, seeds them (deploy/dev/schemathesis-ci/seed.py: an organisation,
-# structures, referrals in each state, a token per role), starts `aiguillage serve`,
-# and runs schemathesis on the server's own /api/v1/openapi.json with every check in
-# every phase (examples, coverage, fuzzing, stateful through the document's links).
-# It exits non-zero on any 5xx and any failed check, except what no document can
-# prevent, which hooks.py names rule by rule (a 422 naming only reference data, the
-# clock, or two query parameters at once; a new referral's 404 while it is outside a
-# mediator's scope) and the run lists. Everything it made is removed on exit.
+# broker namespace, starts `aiguillage serve` on them, seeds it (schemathesis/seed.sh: an
+# organisation, structures, referrals, a token per role), and runs schemathesis/run.sh:
+# the server's own /api/v1/openapi.json, every check in every phase, stateful sequences
+# through the document's links. It fails on any 5xx and any failed check but what no
+# document can prevent (schemathesis/hooks.py names it rule by rule, the run lists it).
+# Everything it made is removed on exit.
 #
-# Environment:
+# Environment: run.sh's (ST_MAX_EXAMPLES, ST_SEED, ST_WORKERS, ST_REPORT_DIR …), and
 #   AIGUILLAGE_BIN    a binary to test (default: build and use $CARGO_TARGET_DIR or target, /debug/aiguillage)
-#   ST_MAX_EXAMPLES   examples per operation and phase (default 25)
-#   ST_SEED           random seed (default 1: reproducible); `random` for a new one
-#   ST_WORKERS        concurrent workers (default 2)
-#   ST_REPORT_DIR     JUnit and NDJSON reports (default $cache/schemathesis-ci-report)
-#   ST_IMPORT         a Mednum file to import first (e.g. the demo's Charente directory)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-here=deploy/dev/schemathesis-ci
 
-cache=${XDG_CACHE_HOME:-$HOME/.cache}/aiguillage
-venv=$cache/schemathesis-ci-venv
 # The debug binary, built (a no-op after `cargo test`) unless one is given.
 if [ -z "${AIGUILLAGE_BIN:-}" ]; then
   cargo build --quiet --locked -p aiguillage
 fi
 bin=$(realpath "${AIGUILLAGE_BIN:-${CARGO_TARGET_DIR:-target}/debug/aiguillage}")
 
-# schemathesis, pinned, in a virtual environment of its own (reinstalled when the pin moves).
-if ! cmp -s "$here/requirements.txt" "$venv/requirements.txt" 2>/dev/null; then
-  echo "== installing schemathesis in $venv"
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
-  cp "$here/requirements.txt" "$venv/requirements.txt"
-fi
-
 tag=st$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base=http://127.0.0.1:$port
 export DATABASE_URL="postgres:///$tag?host=/var/run/postgresql" AIGUILLAGE_NAMESPACE=$tag
-export ST_STATE_DIR=$cache/schemathesis-ci-state/$tag
-report_dir=${ST_REPORT_DIR:-$cache/schemathesis-ci-report}
-log=$ST_STATE_DIR/server.log
-mkdir -p "$ST_STATE_DIR" "$report_dir"
+log=$(mktemp -t "aiguillage-$tag.XXXXXX.log")
 
 server=
 # shellcheck disable=SC2317 # run by the trap
@@ -66,7 +44,7 @@ cleanup() {
     rabbitmqctl eval "rabbit_exchange:delete(rabbit_misc:r(<<\"/\">>, exchange, <<\"$x\">>), false, <<\"ci\">>)." \
       >/dev/null 2>&1 || true
   done
-  rm -rf "$ST_STATE_DIR"
+  rm -f "$log"
 }
 trap cleanup EXIT
 
@@ -82,40 +60,12 @@ done
 curl -fsS "$base/readyz" >/dev/null || { cat "$log"; echo "the server is not ready" >&2; exit 1; }
 
 echo "== seeding at ${SECONDS}s"
-eval "$(python3 "$here/seed.py" "$base" "$bin" ${ST_IMPORT:+"$ST_IMPORT"})"
-export ST_TOKEN_ADMIN ST_TOKEN_REFERRER ST_TOKEN_MEDIATOR ST_TOKEN_COORDINATOR ST_MEDIATOR_STRUCTURE
-export ST_BASE_URL=$base
+eval "$(AIGUILLAGE=$bin deploy/dev/schemathesis/seed.sh "$base")"
+export ST_TOKEN_ADMIN ST_TOKEN_REFERRER ST_TOKEN_MEDIATOR ST_TOKEN_COORDINATOR ST_SEED_STRUCTURE ST_SEED_REFERRAL_IDS
 
-args=(
-  --checks all
-  --max-examples "${ST_MAX_EXAMPLES:-25}"
-  --workers "${ST_WORKERS:-2}"
-  --request-timeout 10
-  --report "junit,ndjson" --report-dir "$report_dir"
-  --no-color
-)
-seed=${ST_SEED:-1}
-[ "$seed" != random ] && args+=(--seed "$seed")
-
-echo "== the document is valid OpenAPI 3.1 (openapi-spec-validator)"
-curl -fsS "$base/api/v1/openapi.json" >"$ST_STATE_DIR/openapi.json"
-"$venv/bin/python" -c 'import json, sys; from openapi_spec_validator import validate; validate(json.load(open(sys.argv[1])))' \
-  "$ST_STATE_DIR/openapi.json"
-
-echo "== schemathesis $("$venv/bin/st" --version | awk '{print $NF}') at ${SECONDS}s"
-cp "$here/hooks.py" "$ST_STATE_DIR/"
-{
-  read -ra ids <<<"$ST_REFERRAL_IDS"
-  printf 'dictionaries.referrals = { values = [%s] }\n' "$(printf '"%s", ' "${ids[@]}" | sed 's/, $//')"
-  cat "$here/schemathesis.toml"
-} >"$ST_STATE_DIR/schemathesis.toml"
+echo "== schemathesis at ${SECONDS}s"
 status=0
-(cd "$ST_STATE_DIR" && PYTHONPATH=. "$venv/bin/st" --config-file schemathesis.toml \
-  run "$base/api/v1/openapi.json" "${args[@]}" "$@") || status=$?
-if [ -s "$ST_STATE_DIR/accepted.log" ]; then
-  echo "== accepted, as no document can prevent them (hooks.py), by operation and rule:"
-  cut -f1,2,4 "$ST_STATE_DIR/accepted.log" | sort | uniq -c | sort -rn
-fi
+deploy/dev/schemathesis/run.sh "$base" "$@" || status=$?
 if grep -qE 'ERROR|panicked' "$log"; then
   echo "== server errors:"
   grep -E 'ERROR|panicked' "$log" | tail -20

@@ -1,7 +1,8 @@
-"""schemathesis hooks for deploy/dev/schemathesis-ci.sh.
+"""schemathesis hooks for run.sh (which sets SCHEMATHESIS_HOOKS to this module).
 
 Two things the OpenAPI document cannot carry, each kept as narrow as it can be (the
-third, real values for fields that name reference data, is in schemathesis.toml):
+third, real values for fields that name reference data, is in schemathesis.toml's
+dictionaries):
 
 1. The rejections no JSON Schema can prevent: a value that is well-formed but refers to
    data that does not exist, or a rule on the clock or across query parameters. A 422
@@ -46,7 +47,8 @@ NOT_IN_THE_DOCUMENT = [
 
 
 BASE = os.environ.get("ST_BASE_URL", "")
-MEDIATOR_STRUCTURE = os.environ.get("ST_MEDIATOR_STRUCTURE", "")
+# The structure of ST_TOKEN_MEDIATOR (seed.sh).
+MEDIATOR_STRUCTURE = os.environ.get("ST_SEED_STRUCTURE", "")
 
 
 def _get(path, token):
