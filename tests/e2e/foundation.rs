@@ -336,6 +336,17 @@ async fn bad_input_gets_a_problem_that_names_the_field_and_never_a_5xx() {
         )
         .await;
     assert_eq!(s, 422, "{v}");
+    // A filter far beyond the calendar was a 500 (schemathesis found it).
+    let (s, v) = app.get("/api/v1/referrals?escalated=false&stale_days=1163073428", &referrer).await;
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["errors"][0]["field"], "stale_days");
+    // PostgreSQL cannot compare a NUL: such a text is refused before it gets there (was a 500).
+    let (s, v) = app.get("/api/v1/structures?territory=P%00", &app.admin).await;
+    assert_eq!(s, 422, "{v}");
+    let (s, v) = app.get("/api/v1/insights/queues?territory=1%006", &app.admin).await;
+    assert_eq!(s, 422, "{v}");
+    let (s, v) = app.get("/api/v1/insights/structures/x%00/report", &app.admin).await;
+    assert_eq!(s, 404, "{v}");
     app.stop().await;
 }
 

@@ -5,21 +5,24 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use axum::{Json as AxumJson, Router};
 use chrono::{DateTime, Utc};
 use contracts::accounts::{
-    CallerKind, InvitationBody, MeView, MembershipRequestBody, MembershipView, Page, PlaceKind, RefuseBody,
-    RequestStatus, SignInFailure, SignInRequest,
+    AccountView, AuditEntry, CallerKind, InvitationBody, InvitationView, MeView, MembershipRequestBody, MembershipView,
+    Page, PlaceKind, PlaceView, RefuseBody, RequestStatus, RequestView, SignInFailure, SignInRequest, SignInResponse,
 };
 use contracts::validate::Errors;
 use contracts::{FieldError, Territory};
 use platform::ApiError;
 use platform::auth::{Authorized, Caller, Principal, ServiceCaller};
 use platform::json::{Json, OptionalJson, Query};
+use platform::problem::responses::{Authenticated, Conflict, Forbidden, InvalidQuery, JsonBody, NotFound};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::PgConnection;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AccountsState;
@@ -32,21 +35,34 @@ platform::roles! {
     pub Managers = [Admin, Coordinator];
 }
 
+/// The routes with their OpenAPI operations: one list, so the document cannot describe a
+/// route the router does not serve.
+pub fn routes() -> OpenApiRouter<AccountsState> {
+    OpenApiRouter::new()
+        .routes(routes!(me))
+        .routes(routes!(list_accounts))
+        .routes(routes!(sign_in))
+        .routes(routes!(sign_in_failure))
+        .routes(routes!(sign_out))
+        .routes(routes!(places))
+        .routes(routes!(file_request, list_requests))
+        .routes(routes!(approve))
+        .routes(routes!(refuse))
+        .routes(routes!(invite, list_invitations))
+        .routes(routes!(remove_membership))
+        .routes(routes!(audit))
+}
+
 pub fn router(state: AccountsState) -> Router {
-    Router::new()
-        .route("/api/v1/me", get(me))
-        .route("/api/v1/accounts", get(list_accounts))
-        .route("/api/v1/accounts/sign-ins", post(sign_in))
-        .route("/api/v1/accounts/sign-in-failures", post(sign_in_failure))
-        .route("/api/v1/accounts/sign-outs", post(sign_out))
-        .route("/api/v1/accounts/places", get(places))
-        .route("/api/v1/accounts/requests", post(file_request).get(list_requests))
-        .route("/api/v1/accounts/requests/{id}/approve", post(approve))
-        .route("/api/v1/accounts/requests/{id}/refuse", post(refuse))
-        .route("/api/v1/accounts/invitations", post(invite).get(list_invitations))
-        .route("/api/v1/accounts/memberships/{id}", delete(remove_membership))
-        .route("/api/v1/accounts/audit", get(audit))
-        .with_state(state)
+    routes().split_for_parts().0.with_state(state)
+}
+
+/// `{id}` of a request or a membership. Anything but a UUID answers 404.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct IdPath {
+    id: Uuid,
 }
 
 const MAX_LIMIT: i64 = 500;
@@ -92,6 +108,19 @@ async fn scope_of(conn: &mut PgConnection, grant: &Grant, field: &str) -> Result
     })
 }
 
+/// Who is calling: a signed-in agent (with their memberships, the active one, and their
+/// waiting requests), a bearer token (its one scope) or a service.
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    operation_id = "getMe",
+    tag = "accounts",
+    responses(
+        (status = 200, description = "The caller", body = MeView,
+            headers(("Cache-Control" = String, description = "`no-store`: names and e-mail addresses are personal data"))),
+        Authenticated, Forbidden, NotFound,
+    )
+)]
 async fn me(State(state): State<AccountsState>, caller: Caller) -> Result<Response, ApiError> {
     let view = match caller.principal {
         Principal::Agent { account, membership } => {
@@ -159,6 +188,16 @@ async fn me(State(state): State<AccountsState>, caller: Caller) -> Result<Respon
     Ok(([(axum::http::header::CACHE_CONTROL, "no-store")], AxumJson(view)).into_response())
 }
 
+/// Record a sign-in the web app verified with the OpenID provider (services only): the
+/// account is created on the first one, and open invitations for its e-mail are accepted.
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts/sign-ins",
+    operation_id = "recordSignIn",
+    tag = "accounts",
+    request_body = SignInRequest,
+    responses((status = 200, description = "The account", body = SignInResponse), Authenticated, Forbidden, JsonBody)
+)]
 async fn sign_in(
     State(state): State<AccountsState>,
     ServiceCaller(service): ServiceCaller,
@@ -167,6 +206,10 @@ async fn sign_in(
     let mut e = Errors::new();
     e.text("issuer", Some(&body.issuer), 500, true);
     e.text("subject", Some(&body.subject), 255, true);
+    // Stored as given: a control character (PostgreSQL cannot store a NUL) is refused.
+    e.text("given_name", body.given_name.as_ref().map(|n| n.expose().as_str()), 200, false);
+    e.text("usual_name", body.usual_name.as_ref().map(|n| n.expose().as_str()), 200, false);
+    e.text("siret", body.siret.as_deref(), 40, false);
     e.finish(|| ()).map_err(ApiError::validation)?;
     let actor = format!("service:{service}");
     let response = service::sign_in(&state.pool, &body, &actor).await.map_err(|err| match err {
@@ -176,6 +219,15 @@ async fn sign_in(
     Ok(AxumJson(response).into_response())
 }
 
+/// Record a failed sign-in, by its reason code (services only).
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts/sign-in-failures",
+    operation_id = "recordSignInFailure",
+    tag = "accounts",
+    request_body = SignInFailure,
+    responses((status = 204, description = "Recorded"), Authenticated, Forbidden, JsonBody)
+)]
 async fn sign_in_failure(
     State(state): State<AccountsState>,
     ServiceCaller(service): ServiceCaller,
@@ -185,6 +237,10 @@ async fn sign_in_failure(
     if reason.is_empty() || reason.len() > 64 || !reason.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
         return Err(ApiError::invalid_field("reason", "a code in lower case and underscores, such as state_mismatch"));
     }
+    // Kept in the audit's JSON: PostgreSQL refuses a NUL there too.
+    let mut e = Errors::new();
+    e.text("issuer", body.issuer.as_deref(), 500, false);
+    e.finish(|| ()).map_err(ApiError::validation)?;
     let mut conn = state.pool.acquire().await?;
     let detail = json!({ "reason": reason, "issuer": body.issuer });
     service::record(&mut conn, "sign_in_failed", &format!("service:{service}"), None, None, &[], detail).await?;
@@ -192,6 +248,14 @@ async fn sign_in_failure(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// Record that a signed-in agent signed out (the agent's own session).
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts/sign-outs",
+    operation_id = "recordSignOut",
+    tag = "accounts",
+    responses((status = 204, description = "Recorded"), Authenticated, Forbidden)
+)]
 async fn sign_out(State(state): State<AccountsState>, caller: Caller) -> Result<Response, ApiError> {
     let account = caller.account().ok_or_else(ApiError::forbidden)?;
     let mut conn = state.pool.acquire().await?;
@@ -202,15 +266,38 @@ async fn sign_out(State(state): State<AccountsState>, caller: Caller) -> Result<
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct PlacesQuery {
+    /// Part of a name: at least 2 characters (empty is none).
+    #[param(
+        max_length = 100,
+        pattern = "^( *|[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*[^\\u0000-\\u0020\\u007F-\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000][^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*[^\\u0000-\\u0020\\u007F-\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000][^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*)$"
+    )]
     q: Option<String>,
+    /// A SIRET (14 digits) to search by; default, the agent's own.
+    #[param(pattern = "^(( *[0-9]){14} *)?$")]
     siret: Option<String>,
+    /// Default 20.
+    #[param(minimum = 1, maximum = 50)]
     limit: Option<i64>,
 }
 
+#[derive(Serialize, ToSchema)]
+struct Places {
+    items: Vec<PlaceView>,
+}
+
 /// Places a membership request can name: the agent's SIRET's first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/places",
+    operation_id = "searchPlaces",
+    tag = "accounts",
+    params(PlacesQuery),
+    responses((status = 200, description = "Matching places", body = Places), Authenticated, InvalidQuery)
+)]
 async fn places(
     State(state): State<AccountsState>,
     caller: Caller,
@@ -244,9 +331,27 @@ async fn places(
         (None, None) => None,
     };
     let items = store::search_places(&mut conn, text.as_deref(), siret.as_deref(), limit).await?;
-    Ok(AxumJson(json!({ "items": items })).into_response())
+    Ok(AxumJson(Places { items }).into_response())
 }
 
+/// Ask for a membership (a signed-in agent).
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts/requests",
+    operation_id = "requestMembership",
+    tag = "accounts",
+    request_body = MembershipRequestBody,
+    responses(
+        (status = 201, description = "Waiting for a decision", body = RequestView,
+            links(
+                ("Approve" = (operation_id = "approveMembershipRequest", parameters(("id" = "$response.body#/id")))),
+                ("Refuse" = (operation_id = "refuseMembershipRequest", parameters(("id" = "$response.body#/id")))),
+            )),
+        (status = 409, description = "Already held, or already asked", body = platform::ApiError,
+            content_type = "application/problem+json"),
+        Authenticated, Forbidden, JsonBody,
+    )
+)]
 async fn file_request(
     State(state): State<AccountsState>,
     caller: Caller,
@@ -300,13 +405,37 @@ async fn file_request(
     Ok((StatusCode::CREATED, AxumJson(view)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Default `pending`.
+    #[param(schema_with = request_status_filter)]
     status: Option<String>,
+    /// Default 100.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 
+fn request_status_filter() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["pending", "approved", "refused", "all"]))
+        .build()
+}
+
+/// Membership requests (admin; coordinator: those within their départements).
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/requests",
+    operation_id = "listMembershipRequests",
+    tag = "accounts",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of requests", body = Page<RequestView>),
+        Authenticated, Forbidden, InvalidQuery,
+    )
+)]
 async fn list_requests(
     State(state): State<AccountsState>,
     caller: Authorized<Managers>,
@@ -343,6 +472,18 @@ async fn pending_request(conn: &mut PgConnection, caller: &Caller, id: &str) -> 
     Ok(request)
 }
 
+/// Approve a pending request: the agent gets the membership.
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts/requests/{id}/approve",
+    operation_id = "approveMembershipRequest",
+    tag = "accounts",
+    params(IdPath),
+    responses(
+        (status = 200, description = "The request, approved", body = Option<RequestView>),
+        Authenticated, Forbidden, NotFound, Conflict,
+    )
+)]
 async fn approve(
     State(state): State<AccountsState>,
     caller: Authorized<Managers>,
@@ -374,6 +515,19 @@ async fn approve(
     Ok(AxumJson(view).into_response())
 }
 
+/// Refuse a pending request.
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts/requests/{id}/refuse",
+    operation_id = "refuseMembershipRequest",
+    tag = "accounts",
+    params(IdPath),
+    request_body(content = Option<RefuseBody>, description = "Optional"),
+    responses(
+        (status = 200, description = "The request, refused", body = Option<RequestView>),
+        Authenticated, Forbidden, NotFound, Conflict, JsonBody,
+    )
+)]
 async fn refuse(
     State(state): State<AccountsState>,
     caller: Authorized<Managers>,
@@ -407,9 +561,10 @@ async fn refuse(
     Ok(AxumJson(view).into_response())
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct InvitationResult {
     /// `granted` when the agent had already signed in, `invited` otherwise.
+    #[schema(schema_with = invitation_status)]
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     invitation_id: Option<Uuid>,
@@ -419,6 +574,30 @@ struct InvitationResult {
     membership_id: Option<Uuid>,
 }
 
+fn invitation_status() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["granted", "invited"]))
+        .build()
+}
+
+/// Invite an e-mail address to a membership (admin; coordinator within their
+/// départements): granted now if the agent has signed in, else at their first sign-in.
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts/invitations",
+    operation_id = "invite",
+    tag = "accounts",
+    request_body = InvitationBody,
+    responses(
+        (status = 201, description = "Granted or invited", body = InvitationResult,
+            links(("RemoveMembership" = (
+                operation_id = "removeMembership",
+                parameters(("id" = "$response.body#/membership_id"))
+            )))),
+        Authenticated, Forbidden, JsonBody,
+    )
+)]
 async fn invite(
     State(state): State<AccountsState>,
     caller: Authorized<Managers>,
@@ -473,12 +652,28 @@ async fn invite(
     Ok((StatusCode::CREATED, AxumJson(result)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct LimitQuery {
+    /// Default 100.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 
+/// Invitations (admin; coordinator: those within their départements).
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/invitations",
+    operation_id = "listInvitations",
+    tag = "accounts",
+    params(LimitQuery),
+    responses(
+        (status = 200, description = "A page of invitations", body = Page<InvitationView>,
+            headers(("Cache-Control" = String, description = "`no-store`: names and e-mail addresses are personal data"))),
+        Authenticated, Forbidden, InvalidQuery,
+    )
+)]
 async fn list_invitations(
     State(state): State<AccountsState>,
     caller: Authorized<Managers>,
@@ -491,6 +686,19 @@ async fn list_invitations(
     Ok(([(axum::http::header::CACHE_CONTROL, "no-store")], AxumJson(Page { items, next_cursor: None })).into_response())
 }
 
+/// Accounts and their memberships (admin; coordinator: those within their départements).
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts",
+    operation_id = "listAccounts",
+    tag = "accounts",
+    params(LimitQuery),
+    responses(
+        (status = 200, description = "A page of accounts", body = Page<AccountView>,
+            headers(("Cache-Control" = String, description = "`no-store`: names and e-mail addresses are personal data"))),
+        Authenticated, Forbidden, InvalidQuery,
+    )
+)]
 async fn list_accounts(
     State(state): State<AccountsState>,
     caller: Authorized<Managers>,
@@ -510,6 +718,16 @@ async fn list_accounts(
     Ok(([(axum::http::header::CACHE_CONTROL, "no-store")], AxumJson(Page { items, next_cursor: None })).into_response())
 }
 
+/// Remove a membership (admin; coordinator within their départements); it takes
+/// effect on the agent's next request.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/accounts/memberships/{id}",
+    operation_id = "removeMembership",
+    tag = "accounts",
+    params(IdPath),
+    responses((status = 204, description = "Removed"), Authenticated, Forbidden, NotFound)
+)]
 async fn remove_membership(
     State(state): State<AccountsState>,
     caller: Authorized<Managers>,
@@ -538,16 +756,38 @@ async fn remove_membership(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
+    #[param(value_type = Option<Uuid>)]
     account_id: Option<String>,
+    /// `sign_in`, `membership_requested`, `request_approved` …
+    #[param(max_length = 64, pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$")]
     action: Option<String>,
+    #[param(value_type = Option<chrono::DateTime<Utc>>)]
     since: Option<String>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[+-]?[0-9]{1,18}$")]
     cursor: Option<String>,
+    /// Default 100.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 
+/// The audit of sign-ins and membership changes, newest first (admin; coordinator:
+/// within their départements). No personal value.
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/audit",
+    operation_id = "getAccountsAudit",
+    tag = "accounts",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "A page of the audit", body = Page<AuditEntry>),
+        Authenticated, Forbidden, InvalidQuery,
+    )
+)]
 async fn audit(
     State(state): State<AccountsState>,
     caller: Authorized<Managers>,

@@ -45,6 +45,11 @@ pub fn router(state: AccountsState) -> Router {
     http::router(state)
 }
 
+/// This service's part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    http::routes().into_openapi()
+}
+
 /// Starts the consumer of the directory's public records.
 pub fn start(ctx: &bus::ServiceContext) -> AccountsState {
     ctx.spawn_consumer(SCHEMA, SERVICE, messaging::AccountsHandler);

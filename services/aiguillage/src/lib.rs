@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub mod demo;
+pub mod openapi;
 
 /// The services this binary can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -156,7 +157,7 @@ pub async fn run(
 
     let dependencies: Vec<Arc<dyn Dependency>> =
         vec![Arc::new(Database(pool.clone())), Arc::new(bus::broker::BrokerDependency(Arc::clone(&broker)))];
-    let mut router = Router::new().merge(platform::health::router(dependencies)).merge(openapi_router());
+    let mut router = Router::new().merge(platform::health::router(dependencies)).merge(openapi::router());
     for service in services {
         router = match service {
             Service::Referrals => router.merge(referrals::router(referrals::start(&ctx))),
@@ -180,15 +181,6 @@ pub async fn run(
     pool.close().await;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// `GET /api/v1/openapi.json`.
-fn openapi_router() -> Router {
-    const SPEC: &str = include_str!("../openapi.json");
-    Router::new().route(
-        "/api/v1/openapi.json",
-        axum::routing::get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], SPEC) }),
-    )
 }
 
 /// Cancels `token` on SIGTERM or SIGINT.

@@ -61,6 +61,8 @@ enum Command {
         #[command(subcommand)]
         command: AccountCommand,
     },
+    /// Prints the OpenAPI 3.1 document that `GET /api/v1/openapi.json` serves.
+    Openapi,
     /// Dead-lettered messages.
     Dlq {
         #[command(subcommand)]
@@ -162,6 +164,10 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Openapi = cli.command {
+        println!("{}", serde_json::to_string_pretty(&aiguillage::openapi::document())?);
+        return Ok(());
+    }
     let config = Config::from_env()?;
     match cli.command {
         Command::Migrate => {
@@ -194,6 +200,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo { listen } => aiguillage::demo::run(config, listen).await,
+        Command::Openapi => Ok(()),
         Command::Dlq { command } => dlq(config, command).await,
     }
 }

@@ -3,7 +3,6 @@
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use axum::{Json as AxumJson, Router};
 use contracts::api::{CapacityRequest, OrganisationRequest, StructureRequest};
 use contracts::events::{CapacityChanged, OrganisationUpserted, Point, Structure, StructureRemoved, StructureUpserted};
@@ -12,29 +11,84 @@ use platform::ApiError;
 use platform::auth::{Caller, Scope};
 use platform::idempotency::{FingerprintedJson, IdempotencyKey};
 use platform::json::{Json, Query};
+use platform::problem::responses::{Authenticated, Forbidden, IdempotencyConflict, InvalidQuery, JsonBody, NotFound};
 use serde::Deserialize;
 use sqlx::PgConnection;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
 
 use crate::domain::organisation::parse_organisation;
 use crate::domain::structure::{parse_structure, valid_structure_id};
+use crate::import::ImportReport;
 use crate::store::{self, CapacityUpdate, StructureFilter, Upserted};
+use crate::view::{OrganisationPage, OrganisationView, StructurePage, StructureView};
 use crate::{Directory, SCHEMA, import};
 
+/// The routes with their OpenAPI operations: one list, so the document cannot describe a
+/// route the router does not serve.
+pub fn routes() -> OpenApiRouter<Directory> {
+    OpenApiRouter::new()
+        .routes(routes!(create_organisation, list_organisations))
+        .routes(routes!(get_organisation))
+        .routes(routes!(list_structures))
+        .routes(routes!(import_structures))
+        .routes(routes!(put_structure, get_structure, delete_structure))
+        .routes(routes!(put_capacity))
+}
+
 pub fn router(state: Directory) -> Router {
-    Router::new()
-        .route("/api/v1/organisations", post(create_organisation).get(list_organisations))
-        .route("/api/v1/organisations/{id}", get(get_organisation))
-        .route("/api/v1/structures", get(list_structures))
-        .route("/api/v1/structures/import", post(import_structures))
-        .route("/api/v1/structures/{id}", put(put_structure).get(get_structure).delete(delete_structure))
-        .route("/api/v1/structures/{id}/capacity", put(put_capacity))
-        .with_state(state)
+    routes().split_for_parts().0.with_state(state)
+}
+
+/// `{id}` of an organisation. Anything but a UUID answers 404.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct OrganisationPath {
+    id: Uuid,
+}
+
+/// `{id}` of a structure: taken from the source data.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct StructurePath {
+    /// 1 to 200 letters, digits, `-`, `_`, `.`, `:` or `@`.
+    #[param(pattern = "^[A-Za-z0-9._:@-]{1,200}$")]
+    id: String,
+}
+
+/// `Idempotency-Key`: the same key with the same body returns the first response; with
+/// another body, 409.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct IdempotencyHeader {
+    #[param(rename = "Idempotency-Key", nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$")]
+    idempotency_key: Option<String>,
 }
 
 fn created(location: String, body: impl serde::Serialize) -> Response {
     (StatusCode::CREATED, [(header::LOCATION, location)], AxumJson(body)).into_response()
 }
 
+/// Create an organisation (admin).
+#[utoipa::path(
+    post,
+    path = "/api/v1/organisations",
+    operation_id = "createOrganisation",
+    tag = "directory",
+    params(IdempotencyHeader),
+    request_body = contracts::api::OrganisationRequest,
+    responses(
+        (status = 201, description = "Created", body = OrganisationView,
+            headers(("Location" = String, description = "`/api/v1/organisations/{id}`")),
+            links(("GetOrganisation" = (operation_id = "getOrganisation", parameters(("id" = "$response.body#/id")))))),
+        Authenticated, Forbidden, IdempotencyConflict, JsonBody,
+    )
+)]
 async fn create_organisation(
     State(state): State<Directory>,
     caller: Caller,
@@ -56,7 +110,7 @@ async fn create_organisation(
         let existing: OrganisationId = existing.parse().map_err(ApiError::internal)?;
         let mut conn = state.pool.acquire().await?;
         let org = store::organisation(&mut conn, existing).await?.ok_or_else(ApiError::not_found)?;
-        return Ok(created(format!("/api/v1/organisations/{}", org.id), org));
+        return Ok(created(format!("/api/v1/organisations/{}", org.id), OrganisationView::from(org)));
     }
     let org = store::insert_organisation(&mut tx, id, &draft).await?;
     let event = OrganisationUpserted {
@@ -69,9 +123,18 @@ async fn create_organisation(
     bus::enqueue(&mut tx, SCHEMA, &Envelope::new(org.id.to_string(), 1, &event)).await?;
     tx.commit().await?;
     tracing::info!(organisation_id = %org.id, territory = %org.territory, "organisation created");
-    Ok(created(format!("/api/v1/organisations/{}", org.id), org))
+    Ok(created(format!("/api/v1/organisations/{}", org.id), OrganisationView::from(org)))
 }
 
+/// An organisation (admin; its referrers).
+#[utoipa::path(
+    get,
+    path = "/api/v1/organisations/{id}",
+    operation_id = "getOrganisation",
+    tag = "directory",
+    params(OrganisationPath),
+    responses((status = 200, description = "The organisation", body = OrganisationView), Authenticated, NotFound)
+)]
 async fn get_organisation(
     State(state): State<Directory>,
     caller: Caller,
@@ -84,13 +147,18 @@ async fn get_organisation(
     }
     let mut conn = state.pool.acquire().await?;
     let org = store::organisation(&mut conn, id).await?.ok_or_else(ApiError::not_found)?;
-    Ok(AxumJson(org).into_response())
+    Ok(AxumJson(OrganisationView::from(org)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct Page {
+    /// Default 50.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^(\\+?[0-9]{1,18})?$")]
     cursor: Option<String>,
 }
 
@@ -114,6 +182,15 @@ fn next_cursor(len: usize, limit: i64, offset: i64) -> Option<String> {
     (len as i64 == limit).then(|| (offset + limit).to_string())
 }
 
+/// Organisations (admin).
+#[utoipa::path(
+    get,
+    path = "/api/v1/organisations",
+    operation_id = "listOrganisations",
+    tag = "directory",
+    params(Page),
+    responses((status = 200, description = "A page of organisations", body = OrganisationPage), Authenticated, Forbidden, InvalidQuery)
+)]
 async fn list_organisations(
     State(state): State<Directory>,
     caller: Caller,
@@ -122,9 +199,10 @@ async fn list_organisations(
     caller.require(&[Role::Admin])?;
     let (limit, offset) = page(q.limit, q.cursor.as_deref())?;
     let mut conn = state.pool.acquire().await?;
-    let items = store::organisations(&mut conn, limit, offset).await?;
-    let next = next_cursor(items.len(), limit, offset);
-    Ok(AxumJson(serde_json::json!({ "items": items, "next_cursor": next })).into_response())
+    let items: Vec<OrganisationView> =
+        store::organisations(&mut conn, limit, offset).await?.into_iter().map(Into::into).collect();
+    let next_cursor = next_cursor(items.len(), limit, offset);
+    Ok(AxumJson(OrganisationPage { items, next_cursor }).into_response())
 }
 
 /// Admin may change any structure; a coordinator those of their territories (others
@@ -140,6 +218,27 @@ async fn publish_structure(conn: &mut PgConnection, s: &Structure) -> Result<(),
     bus::enqueue(conn, SCHEMA, &Envelope::new(s.id.clone(), sequence, &event)).await
 }
 
+/// Create or replace a structure (admin; coordinator of its territory).
+#[utoipa::path(
+    put,
+    path = "/api/v1/structures/{id}",
+    operation_id = "putStructure",
+    tag = "directory",
+    params(StructurePath),
+    request_body = contracts::api::StructureRequest,
+    responses(
+        (status = 200, description = "Replaced (or unchanged)", body = StructureView,
+            headers(("Location" = String, description = "`/api/v1/structures/{id}`"))),
+        (status = 201, description = "Created", body = StructureView,
+            headers(("Location" = String, description = "`/api/v1/structures/{id}`")),
+            links(
+                ("GetStructure" = (operation_id = "getStructure", parameters(("id" = "$request.path.id")))),
+                ("PutCapacity" = (operation_id = "putCapacity", parameters(("id" = "$request.path.id")))),
+                ("StructureReport" = (operation_id = "getStructureReport", parameters(("id" = "$request.path.id")))),
+            )),
+        Authenticated, Forbidden, NotFound, JsonBody,
+    )
+)]
 async fn put_structure(
     State(state): State<Directory>,
     caller: Caller,
@@ -165,9 +264,19 @@ async fn put_structure(
     };
     tracing::info!(structure_id = %id, outcome = ?outcome, "structure saved");
     let status = if outcome == Upserted::Created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, [(header::LOCATION, format!("/api/v1/structures/{id}"))], AxumJson(structure)).into_response())
+    let body = AxumJson(StructureView::from(structure));
+    Ok((status, [(header::LOCATION, format!("/api/v1/structures/{id}"))], body).into_response())
 }
 
+/// A structure (any caller).
+#[utoipa::path(
+    get,
+    path = "/api/v1/structures/{id}",
+    operation_id = "getStructure",
+    tag = "directory",
+    params(StructurePath),
+    responses((status = 200, description = "The structure", body = StructureView), Authenticated, NotFound)
+)]
 async fn get_structure(
     State(state): State<Directory>,
     _caller: Caller,
@@ -178,26 +287,53 @@ async fn get_structure(
     }
     let mut conn = state.pool.acquire().await?;
     let s = store::structure(&mut conn, &id).await?.ok_or_else(ApiError::not_found)?;
-    Ok(AxumJson(s).into_response())
+    Ok(AxumJson(StructureView::from(s)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct StructureQuery {
+    /// A département code.
+    #[param(schema_with = contracts::api::schema::query_text)]
     territory: Option<String>,
+    /// Only structures offering this service.
+    #[param(value_type = Option<Need>)]
     service: Option<String>,
+    /// `lat,lon` in decimal degrees: the nearest first, within `radius_km`.
+    #[param(
+        pattern = "^ *-?(90(\\.0+)?|[1-8]?[0-9](\\.[0-9]+)?) *, *-?(180(\\.0+)?|(1[0-7][0-9]|[1-9]?[0-9])(\\.[0-9]+)?) *$"
+    )]
     near: Option<String>,
+    /// Default: `AIGUILLAGE_MAX_DISTANCE_KM`.
+    #[param(exclusive_minimum = 0.0, maximum = 2000.0)]
     radius_km: Option<f64>,
+    /// Default 50.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^(\\+?[0-9]{1,18})?$")]
     cursor: Option<String>,
 }
 
+/// Structures, by distance when `near` is given, else by id (any caller).
+#[utoipa::path(
+    get,
+    path = "/api/v1/structures",
+    operation_id = "listStructures",
+    tag = "directory",
+    params(StructureQuery),
+    responses((status = 200, description = "A page of structures", body = StructurePage), Authenticated, InvalidQuery)
+)]
 async fn list_structures(
     State(state): State<Directory>,
     _caller: Caller,
     Query(q): Query<StructureQuery>,
 ) -> Result<Response, ApiError> {
     let (limit, offset) = page(q.limit, q.cursor.as_deref())?;
+    if q.territory.as_deref().is_some_and(contracts::validate::has_control_characters) {
+        return Err(ApiError::invalid_field("territory", "contains control characters"));
+    }
     if let Some(s) = &q.service {
         s.parse::<Need>().map_err(|e| ApiError::invalid_field("service", e.to_string()))?;
     }
@@ -228,11 +364,21 @@ async fn list_structures(
         offset,
     };
     let mut conn = state.pool.acquire().await?;
-    let items = store::structures(&mut conn, &filter).await?;
-    let next = next_cursor(items.len(), limit, offset);
-    Ok(AxumJson(serde_json::json!({ "items": items, "next_cursor": next })).into_response())
+    let items: Vec<StructureView> = store::structures(&mut conn, &filter).await?.into_iter().map(Into::into).collect();
+    let next_cursor = next_cursor(items.len(), limit, offset);
+    Ok(AxumJson(StructurePage { items, next_cursor }).into_response())
 }
 
+/// Declare weekly capacity (admin; coordinator of its territory; its mediators).
+#[utoipa::path(
+    put,
+    path = "/api/v1/structures/{id}/capacity",
+    operation_id = "putCapacity",
+    tag = "directory",
+    params(StructurePath),
+    request_body = contracts::api::CapacityRequest,
+    responses((status = 200, description = "The structure", body = StructureView), Authenticated, Forbidden, NotFound, JsonBody)
+)]
 async fn put_capacity(
     State(state): State<Directory>,
     caller: Caller,
@@ -278,15 +424,27 @@ async fn put_capacity(
     bus::enqueue(&mut tx, SCHEMA, &Envelope::new(s.id.clone(), s.updated_at.timestamp_micros(), &event)).await?;
     tx.commit().await?;
     tracing::info!(structure_id = %id, weekly_capacity = s.weekly_capacity, accepting = s.accepting, "capacity changed");
-    Ok(AxumJson(s).into_response())
+    Ok(AxumJson(StructureView::from(s)).into_response())
 }
 
+/// Remove a structure (admin; coordinator of its territory).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/structures/{id}",
+    operation_id = "deleteStructure",
+    tag = "directory",
+    params(StructurePath),
+    responses((status = 204, description = "Removed"), Authenticated, Forbidden, NotFound)
+)]
 async fn delete_structure(
     State(state): State<Directory>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin, Role::Coordinator])?;
+    if !valid_structure_id(&id) {
+        return Err(ApiError::not_found());
+    }
     let mut tx = state.pool.begin().await?;
     let territory = store::structure_territory_for_update(&mut tx, &id).await?.ok_or_else(ApiError::not_found)?;
     may_edit(&caller, &territory)?;
@@ -298,6 +456,51 @@ async fn delete_structure(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// A Mednum JSON file: an array of records, or an export holding one (under `data`,
+/// `lieux` …).
+struct MednumJson;
+
+impl utoipa::PartialSchema for MednumJson {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::Array, Type::Object]))
+            .description(Some("An array of records, or an export holding one (under `data`, `lieux` …)"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for MednumJson {}
+
+/// A CSV file with a header line: not empty.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, min_length = 1, pattern = "[^\\s\\uFEFF]")]
+#[allow(dead_code)]
+struct CsvFile(String);
+
+/// Import a Mednum file, JSON or CSV, up to 50 MiB (admin; coordinator: records outside
+/// their territories are rejected).
+#[utoipa::path(
+    post,
+    path = "/api/v1/structures/import",
+    operation_id = "importStructures",
+    tag = "directory",
+    request_body(
+        description = "A Mednum file: a JSON array of records, or CSV with a header line",
+        content(
+            (inline(MednumJson) = "application/json"),
+            (inline(CsvFile) = "text/csv"),
+        )
+    ),
+    responses(
+        (status = 200, description = "What happened to each record", body = ImportReport),
+        (status = 413, description = "The file is over 50 MiB", body = platform::ApiError,
+            content_type = "application/problem+json"),
+        (status = 422, description = "Not a Mednum file at all", body = platform::ApiError,
+            content_type = "application/problem+json"),
+        Authenticated, Forbidden,
+    )
+)]
 async fn import_structures(State(state): State<Directory>, caller: Caller, req: Request) -> Result<Response, ApiError> {
     caller.require(&[Role::Admin, Role::Coordinator])?;
     let content_type = req

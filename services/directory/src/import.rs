@@ -14,13 +14,14 @@ use crate::store::{self, Upserted};
 pub const MAX_IMPORT_BYTES: usize = 50 * 1024 * 1024;
 const BATCH: usize = 500;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ImportReport {
     pub received: usize,
     pub created: usize,
     pub updated: usize,
     pub unchanged: usize,
     pub rejected: Vec<Rejection>,
+    /// Per field (`services` …), the source values that map to nothing, with their count.
     pub unmapped_values: BTreeMap<String, BTreeMap<String, usize>>,
     pub warnings: Vec<mednum::Warning>,
     pub defaulted_modes: usize,

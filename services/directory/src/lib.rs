@@ -14,6 +14,7 @@ pub mod domain;
 mod http;
 pub mod import;
 mod store;
+mod view;
 
 pub const SCHEMA: &str = "directory";
 pub const SERVICE: &str = "directory";
@@ -40,6 +41,11 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
 
 pub fn router(state: Directory) -> Router {
     http::router(state)
+}
+
+/// This service's part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    http::routes().into_openapi()
 }
 
 /// Starts the background work: the outbox relay.

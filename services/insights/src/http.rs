@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::{Json as AxumJson, Router};
 use chrono::{DateTime, NaiveDate, Utc};
 use contracts::Role;
@@ -13,26 +12,38 @@ use contracts::week::CapacityWeek;
 use platform::ApiError;
 use platform::auth::{Caller, Scope};
 use platform::json::Query;
-use serde::Deserialize;
+use platform::problem::responses::{Authenticated, Forbidden, InvalidQuery, NotFound};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::InsightsState;
-use crate::queries;
+use crate::queries::{self, Funnel, MonthlyReport, StructureQueue, Waitlist};
+
+/// The routes with their OpenAPI operations: one list, so the document cannot describe a
+/// route the router does not serve.
+pub fn routes() -> OpenApiRouter<InsightsState> {
+    OpenApiRouter::new()
+        .routes(routes!(queues))
+        .routes(routes!(funnel))
+        .routes(routes!(supply_demand))
+        .routes(routes!(flows))
+        .routes(routes!(export_csv))
+        .routes(routes!(structure_report))
+}
 
 pub fn router(state: InsightsState) -> Router {
-    Router::new()
-        .route("/api/v1/insights/queues", get(queues))
-        .route("/api/v1/insights/funnel", get(funnel))
-        .route("/api/v1/insights/supply-demand", get(supply_demand))
-        .route("/api/v1/insights/flows", get(flows))
-        .route("/api/v1/insights/export.csv", get(export_csv))
-        .route("/api/v1/insights/structures/{id}/report", get(structure_report))
-        .with_state(state)
+    routes().split_for_parts().0.with_state(state)
 }
 
 /// The territories a request covers: the one asked for (which the caller must cover,
 /// else 404), or every territory of the caller. Coordinators and admin only.
 pub fn territories(caller: &Caller, asked: Option<&str>) -> Result<Option<Vec<String>>, ApiError> {
     caller.require(&[Role::Coordinator, Role::Admin])?;
+    if asked.is_some_and(contracts::validate::has_control_characters) {
+        return Err(ApiError::invalid_field("territory", "contains control characters"));
+    }
     match asked.map(str::trim).filter(|t| !t.is_empty()) {
         Some(t) if caller.covers_territory(t) => Ok(Some(vec![t.to_string()])),
         Some(_) => Err(ApiError::not_found()),
@@ -40,43 +51,90 @@ pub fn territories(caller: &Caller, asked: Option<&str>) -> Result<Option<Vec<St
     }
 }
 
-fn label(territories: &Option<Vec<String>>) -> serde_json::Value {
+/// The territories an answer covers: the one asked for, a coordinator's several, or
+/// `null` for admin's all.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+enum TerritoryLabel {
+    One(String),
+    Several(Vec<String>),
+}
+
+fn label(territories: &Option<Vec<String>>) -> Option<TerritoryLabel> {
     match territories {
-        Some(t) if t.len() == 1 => serde_json::json!(t[0]),
-        Some(t) => serde_json::json!(t),
-        None => serde_json::Value::Null,
+        Some(t) if t.len() == 1 => Some(TerritoryLabel::One(t[0].clone())),
+        Some(t) => Some(TerritoryLabel::Several(t.clone())),
+        None => None,
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct QueuesQuery {
+    /// A département code the caller covers (else 404). Default: all of the caller's.
+    #[param(schema_with = contracts::api::schema::query_text)]
     territory: Option<String>,
 }
 
+/// Pending offers by structure, and the waitlist.
+#[derive(Debug, Serialize, ToSchema)]
+struct Queues {
+    territory: Option<TerritoryLabel>,
+    /// The capacity week (`2026-W48`).
+    week: String,
+    structures: Vec<StructureQueue>,
+    waitlist: Waitlist,
+}
+
+/// Queues of a territory: pending offers by structure, the waitlist (coordinator of the
+/// territory; admin).
+#[utoipa::path(
+    get,
+    path = "/api/v1/insights/queues",
+    operation_id = "getQueues",
+    tag = "insights",
+    params(QueuesQuery),
+    responses((status = 200, description = "The queues", body = Queues), Authenticated, Forbidden, NotFound, InvalidQuery)
+)]
 async fn queues(
     State(state): State<InsightsState>,
     caller: Caller,
     Query(q): Query<QueuesQuery>,
-) -> Result<AxumJson<serde_json::Value>, ApiError> {
+) -> Result<AxumJson<Queues>, ApiError> {
     let territories = territories(&caller, q.territory.as_deref())?;
     let mut conn = state.pool.acquire().await?;
     let week = CapacityWeek::current();
     let structures = queries::structure_queues(&mut conn, territories.as_deref(), week.start()).await?;
     let waitlist = queries::waitlist(&mut conn, territories.as_deref()).await?;
-    Ok(AxumJson(serde_json::json!({
-        "territory": label(&territories),
-        "week": week.to_string(),
-        "structures": structures,
-        "waitlist": waitlist,
-    })))
+    Ok(AxumJson(Queues { territory: label(&territories), week: week.to_string(), structures, waitlist }))
 }
 
-#[derive(Debug, Deserialize)]
+/// A period bound: a date (`2026-11-01`) or an RFC 3339 time; empty is no bound.
+fn period_bound() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{AnyOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    let format = |f| ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(f)));
+    AnyOfBuilder::new()
+        .item(format(KnownFormat::Date))
+        .item(format(KnownFormat::DateTime))
+        .item(ObjectBuilder::new().schema_type(Type::String).max_length(Some(0)))
+        .description(Some("A date (`2026-11-01`) or an RFC 3339 time; empty is no bound"))
+        .build()
+        .into()
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PeriodQuery {
+    /// A département code the caller covers (else 404). Default: all of the caller's.
+    #[param(schema_with = contracts::api::schema::query_text)]
     pub territory: Option<String>,
+    /// Start of the period, included; must be before `to`.
+    #[param(schema_with = period_bound)]
     pub from: Option<String>,
+    /// End of the period, excluded.
+    #[param(schema_with = period_bound)]
     pub to: Option<String>,
 }
 
@@ -105,32 +163,80 @@ pub fn period(q: &PeriodQuery) -> Result<Period, ApiError> {
     Ok((from, to))
 }
 
+/// The funnel of the cohort submitted in the period.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = FunnelReport)]
+struct FunnelView {
+    #[serde(flatten)]
+    funnel: Funnel,
+    territory: Option<TerritoryLabel>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+}
+
+/// Funnel of the cohort submitted in `[from, to)`: each stage counts the referrals that
+/// reached at least that stage (coordinator of the territory; admin).
+#[utoipa::path(
+    get,
+    path = "/api/v1/insights/funnel",
+    operation_id = "getFunnel",
+    tag = "insights",
+    params(PeriodQuery),
+    responses((status = 200, description = "The funnel", body = FunnelView), Authenticated, Forbidden, NotFound, InvalidQuery)
+)]
 async fn funnel(
     State(state): State<InsightsState>,
     caller: Caller,
     Query(q): Query<PeriodQuery>,
-) -> Result<AxumJson<serde_json::Value>, ApiError> {
+) -> Result<AxumJson<FunnelView>, ApiError> {
     let territories = territories(&caller, q.territory.as_deref())?;
     let (from, to) = period(&q)?;
     let mut conn = state.pool.acquire().await?;
-    let f = queries::funnel(&mut conn, territories.as_deref(), from, to).await?;
-    let mut body = serde_json::to_value(f).map_err(ApiError::internal)?;
-    if let Some(o) = body.as_object_mut() {
-        o.insert("territory".into(), label(&territories));
-        o.insert("from".into(), serde_json::json!(from));
-        o.insert("to".into(), serde_json::json!(to));
-    }
-    Ok(AxumJson(body))
+    let funnel = queries::funnel(&mut conn, territories.as_deref(), from, to).await?;
+    Ok(AxumJson(FunnelView { funnel, territory: label(&territories), from, to }))
 }
 
 /// Days of demand averaged when no period is given.
 const DEFAULT_DEMAND_DAYS: i64 = 28;
 
+/// Demand and capacity around one commune.
+#[derive(Debug, Serialize, ToSchema)]
+struct CommuneSupply {
+    commune_code: String,
+    commune: Option<String>,
+    referrals: i64,
+    referrals_per_week: f64,
+    /// The weekly capacity of the accepting structures within `radius_km`.
+    capacity_within_radius: i64,
+    /// `referrals_per_week / capacity_within_radius`; `null` without capacity.
+    ratio: Option<f64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct SupplyDemand {
+    territory: Option<TerritoryLabel>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    radius_km: f64,
+    ratio_is: &'static str,
+    items: Vec<CommuneSupply>,
+}
+
+/// Per commune with demand in the period (default: the last 28 days), referrals per week
+/// against the capacity nearby (coordinator of the territory; admin).
+#[utoipa::path(
+    get,
+    path = "/api/v1/insights/supply-demand",
+    operation_id = "getSupplyDemand",
+    tag = "insights",
+    params(PeriodQuery),
+    responses((status = 200, description = "Supply against demand", body = SupplyDemand), Authenticated, Forbidden, NotFound, InvalidQuery)
+)]
 async fn supply_demand(
     State(state): State<InsightsState>,
     caller: Caller,
     Query(q): Query<PeriodQuery>,
-) -> Result<AxumJson<serde_json::Value>, ApiError> {
+) -> Result<AxumJson<SupplyDemand>, ApiError> {
     let territories = territories(&caller, q.territory.as_deref())?;
     let (from, to) = period(&q)?;
     let now = Utc::now();
@@ -141,7 +247,7 @@ async fn supply_demand(
     let demand = queries::demand_by_commune(&mut conn, territories.as_deref(), from, to).await?;
     let supply = queries::supply(&mut conn).await?;
     let radius = state.config.max_distance_km;
-    let items: Vec<serde_json::Value> = demand
+    let items: Vec<CommuneSupply> = demand
         .into_iter()
         .map(|d| {
             let commune = geo::communes().by_code(&d.commune_code);
@@ -155,21 +261,24 @@ async fn supply_demand(
                 })
                 .unwrap_or(0);
             let per_week = d.referrals as f64 / weeks;
-            serde_json::json!({
-                "commune_code": d.commune_code,
-                "commune": commune.map(|c| c.name.clone()),
-                "referrals": d.referrals,
-                "referrals_per_week": (per_week * 100.0).round() / 100.0,
-                "capacity_within_radius": capacity,
-                "ratio": (capacity > 0).then(|| (per_week / capacity as f64 * 1000.0).round() / 1000.0),
-            })
+            CommuneSupply {
+                commune: commune.map(|c| c.name.clone()),
+                commune_code: d.commune_code,
+                referrals: d.referrals,
+                referrals_per_week: (per_week * 100.0).round() / 100.0,
+                capacity_within_radius: capacity,
+                ratio: (capacity > 0).then(|| (per_week / capacity as f64 * 1000.0).round() / 1000.0),
+            }
         })
         .collect();
-    Ok(AxumJson(serde_json::json!({
-        "territory": label(&territories), "from": from, "to": to, "radius_km": radius,
-        "ratio_is": "referrals_per_week / capacity_within_radius (above 1: more demand than weekly capacity nearby)",
-        "items": items,
-    })))
+    Ok(AxumJson(SupplyDemand {
+        territory: label(&territories),
+        from,
+        to,
+        radius_km: radius,
+        ratio_is: "referrals_per_week / capacity_within_radius (above 1: more demand than weekly capacity nearby)",
+        items,
+    }))
 }
 
 /// Where a referral ended up, for the flows' last column.
@@ -180,51 +289,103 @@ fn terminal(status: &str, outcome: Option<&str>) -> String {
     }
 }
 
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum FlowNodeKind {
+    Organisation,
+    Structure,
+    Unplaced,
+    End,
+}
+
+/// A column of the flows: the referring organisation, the accepting structure (or
+/// `unplaced`), and where the referral ended (`outcome:…` or `status:…`).
+#[derive(Debug, Serialize, ToSchema)]
+struct FlowNode {
+    id: String,
+    kind: FlowNodeKind,
+    /// Absent for an end node; `null` when the name is unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable)]
+    name: Option<Option<String>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct FlowLink {
+    source: String,
+    target: String,
+    /// Referrals that went that way.
+    value: i64,
+}
+
+/// Referral flows as a Sankey diagram: organisation → structure → end.
+#[derive(Debug, Serialize, ToSchema)]
+struct Flows {
+    territory: Option<TerritoryLabel>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    referrals: usize,
+    nodes: Vec<FlowNode>,
+    links: Vec<FlowLink>,
+}
+
+/// Where the referrals submitted in the period went (coordinator of the territory; admin).
+#[utoipa::path(
+    get,
+    path = "/api/v1/insights/flows",
+    operation_id = "getFlows",
+    tag = "insights",
+    params(PeriodQuery),
+    responses((status = 200, description = "The flows", body = Flows), Authenticated, Forbidden, NotFound, InvalidQuery)
+)]
 async fn flows(
     State(state): State<InsightsState>,
     caller: Caller,
     Query(q): Query<PeriodQuery>,
-) -> Result<AxumJson<serde_json::Value>, ApiError> {
+) -> Result<AxumJson<Flows>, ApiError> {
     let territories = territories(&caller, q.territory.as_deref())?;
     let (from, to) = period(&q)?;
     let mut conn = state.pool.acquire().await?;
     let paths = queries::paths(&mut conn, territories.as_deref(), from, to).await?;
-    let mut nodes: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    let mut nodes: BTreeMap<String, FlowNode> = BTreeMap::new();
     let mut links: BTreeMap<(String, String), i64> = BTreeMap::new();
+    let node = |id: &str, kind, name| FlowNode { id: id.to_string(), kind, name };
     for p in &paths {
         let org = format!("organisation:{}", p.organisation_id.map(|o| o.to_string()).unwrap_or_default());
         nodes
             .entry(org.clone())
-            .or_insert_with(|| serde_json::json!({"id": org, "kind": "organisation", "name": p.organisation_name}));
+            .or_insert_with(|| node(&org, FlowNodeKind::Organisation, Some(p.organisation_name.clone())));
         let middle = match &p.accepted_structure {
             Some(s) => {
                 let id = format!("structure:{s}");
                 nodes
                     .entry(id.clone())
-                    .or_insert_with(|| serde_json::json!({"id": id, "kind": "structure", "name": p.structure_name}));
+                    .or_insert_with(|| node(&id, FlowNodeKind::Structure, Some(p.structure_name.clone())));
                 id
             }
             None => {
                 let id = "unplaced".to_string();
                 nodes
                     .entry(id.clone())
-                    .or_insert_with(|| serde_json::json!({"id": id, "kind": "unplaced", "name": "not accepted (yet)"}));
+                    .or_insert_with(|| node(&id, FlowNodeKind::Unplaced, Some(Some("not accepted (yet)".to_string()))));
                 id
             }
         };
         let end = terminal(&p.status, p.outcome.as_deref());
-        nodes.entry(end.clone()).or_insert_with(|| serde_json::json!({"id": end, "kind": "end"}));
+        nodes.entry(end.clone()).or_insert_with(|| node(&end, FlowNodeKind::End, None));
         *links.entry((org, middle.clone())).or_insert(0) += 1;
         *links.entry((middle, end)).or_insert(0) += 1;
     }
-    let links: Vec<serde_json::Value> = links
-        .into_iter()
-        .map(|((source, target), value)| serde_json::json!({"source": source, "target": target, "value": value}))
-        .collect();
-    Ok(AxumJson(serde_json::json!({
-        "territory": label(&territories), "from": from, "to": to, "referrals": paths.len(),
-        "nodes": nodes.into_values().collect::<Vec<_>>(), "links": links,
-    })))
+    let links =
+        links.into_iter().map(|((source, target), value)| FlowLink { source, target, value }).collect::<Vec<_>>();
+    Ok(AxumJson(Flows {
+        territory: label(&territories),
+        from,
+        to,
+        referrals: paths.len(),
+        nodes: nodes.into_values().collect(),
+        links,
+    }))
 }
 
 /// A stable pseudonym: the referral cannot be found from it, but two exports agree.
@@ -234,6 +395,23 @@ fn pseudonym(id: uuid::Uuid) -> String {
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
+/// One row per referral submitted in the period, with pseudonymised facts only: never a
+/// name, phone number, e-mail address or note (coordinator of the territory; admin).
+#[utoipa::path(
+    get,
+    path = "/api/v1/insights/export.csv",
+    operation_id = "exportCsv",
+    tag = "insights",
+    params(PeriodQuery),
+    responses(
+        (status = 200, description = "CSV with a header line: referral (a pseudonym), month, territory, needs \
+            (`|`-separated), urgency, status, outcome, offers, declines, expired_offers, seconds_to_accept, \
+            seconds_to_first_contact, seconds_to_close, structure_id, organisation_kind",
+            body = String, content_type = "text/csv",
+            headers(("Content-Disposition" = String, description = "`attachment; filename=\"aiguillage-export.csv\"`"))),
+        Authenticated, Forbidden, NotFound, InvalidQuery,
+    )
+)]
 async fn export_csv(
     State(state): State<InsightsState>,
     caller: Caller,
@@ -294,15 +472,63 @@ async fn export_csv(
         .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ReportQuery {
+    /// `YYYY-MM`, Paris time. Default (absent or empty): this month.
+    #[param(pattern = "^([0-9]{4}-(0[1-9]|1[0-2]))?$")]
     month: Option<String>,
+    /// `csv` (or `Accept: text/csv`) for CSV. Default: `json`.
+    #[param(schema_with = report_format)]
     format: Option<String>,
+}
+
+fn report_format() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["json", "csv"]))
+        .build()
+}
+
+/// `{id}` of a structure.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct StructurePath {
+    id: String,
+}
+
+/// A structure's month.
+#[derive(Debug, Serialize, ToSchema)]
+struct StructureReport {
+    structure_id: String,
+    name: String,
+    territory: String,
+    weekly_capacity: i32,
+    /// `YYYY-MM`.
+    month: String,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    report: MonthlyReport,
 }
 
 /// The monthly activity report of one structure: for its mediators, the coordinator of
 /// its territory, and admin. JSON, or CSV with `format=csv` (or `Accept: text/csv`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/insights/structures/{id}/report",
+    operation_id = "getStructureReport",
+    tag = "insights",
+    params(StructurePath, ReportQuery),
+    responses(
+        (status = 200, description = "The report", content(
+            (StructureReport = "application/json"),
+            (String = "text/csv"),
+        )),
+        Authenticated, Forbidden, NotFound, InvalidQuery,
+    )
+)]
 async fn structure_report(
     State(state): State<InsightsState>,
     caller: Caller,
@@ -311,6 +537,10 @@ async fn structure_report(
     Query(q): Query<ReportQuery>,
 ) -> Result<Response, ApiError> {
     caller.require(&[Role::Mediator, Role::Coordinator, Role::Admin])?;
+    // No structure id holds a control character, and PostgreSQL cannot even compare a NUL.
+    if contracts::validate::has_control_characters(&id) {
+        return Err(ApiError::not_found());
+    }
     let mut conn = state.pool.acquire().await?;
     let structure = queries::structure(&mut conn, &id).await?.ok_or_else(ApiError::not_found)?;
     let allowed = match &caller.scope {
@@ -379,11 +609,16 @@ async fn structure_report(
         let body = out.into_inner().map_err(ApiError::internal)?;
         return Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response());
     }
-    Ok(AxumJson(serde_json::json!({
-        "structure_id": structure.id, "name": structure.name, "territory": structure.territory,
-        "weekly_capacity": structure.weekly_capacity, "month": month_label, "from": from, "to": to,
-        "report": report,
-    }))
+    Ok(AxumJson(StructureReport {
+        structure_id: structure.id,
+        name: structure.name,
+        territory: structure.territory,
+        weekly_capacity: structure.weekly_capacity,
+        month: month_label,
+        from,
+        to,
+        report,
+    })
     .into_response())
 }
 

@@ -43,6 +43,11 @@ pub fn router(state: InsightsState) -> Router {
     http::router(state)
 }
 
+/// This service's part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    http::routes().into_openapi()
+}
+
 /// Starts the consumer. Insights publishes nothing, so it has no relay.
 pub fn start(ctx: &bus::ServiceContext) -> InsightsState {
     ctx.spawn_consumer(SCHEMA, SERVICE, projection::Projector);

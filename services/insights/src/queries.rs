@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgConnection;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// `None` means every territory (admin).
 pub type Territories<'a> = Option<&'a [String]>;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct StructureQueue {
     pub structure_id: String,
     pub name: String,
@@ -59,20 +60,23 @@ pub async fn structure_queues(
     .await
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct WaitingReferral {
     pub referral_id: Uuid,
     pub territory: Option<String>,
     pub commune_code: Option<String>,
+    #[schema(value_type = Option<Vec<contracts::Need>>)]
     pub needs: Option<Vec<String>>,
+    #[schema(value_type = Option<contracts::Urgency>)]
     pub urgency: Option<String>,
+    #[schema(value_type = Option<contracts::WaitlistReason>)]
     pub reason: Option<String>,
     pub escalated: bool,
     pub waiting_seconds: Option<i64>,
     pub offers: i32,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Waitlist {
     pub count: i64,
     pub escalated: i64,
@@ -110,13 +114,13 @@ pub async fn waitlist(conn: &mut PgConnection, territories: Territories<'_>) -> 
     })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Percentiles {
     pub p50: Option<i64>,
     pub p90: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Funnel {
     pub submitted: i64,
     pub offered: i64,
@@ -331,7 +335,7 @@ pub async fn structure(conn: &mut PgConnection, id: &str) -> sqlx::Result<Option
     .await
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MonthlyReport {
     pub received: i64,
     pub accepted: i64,

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
 use axum::{Json as AxumJson, Router};
 use contracts::api::PreviewRequest;
 use contracts::events::Point;
@@ -14,47 +13,85 @@ use contracts::{Accessibility, Language, Need, ReferralId, ReferralMode, Role, S
 use platform::ApiError;
 use platform::auth::Caller;
 use platform::json::Json;
+use platform::problem::responses::{Authenticated, Forbidden, JsonBody, NotFound};
 use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
 
 use crate::MatcherState;
 use crate::domain::engine::{Candidate, Demand, Excluded};
 use crate::routing::Assessment;
 use crate::store;
 
-pub fn router(state: MatcherState) -> Router {
-    Router::new()
-        .route("/api/v1/referrals/{id}/candidates", get(candidates))
-        .route("/api/v1/match/preview", post(preview))
-        .with_state(state)
+/// The routes with their OpenAPI operations: one list, so the document cannot describe a
+/// route the router does not serve.
+pub fn routes() -> OpenApiRouter<MatcherState> {
+    OpenApiRouter::new().routes(routes!(candidates)).routes(routes!(preview))
 }
 
-#[derive(Serialize)]
+pub fn router(state: MatcherState) -> Router {
+    routes().split_for_parts().0.with_state(state)
+}
+
+/// A structure that can take the referral, best first.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Candidate)]
 struct CandidateView {
     structure_id: StructureId,
     name: String,
     distance_km: f64,
     score: f64,
     load: LoadView,
+    /// The next opening, local time (`2026-12-01T09:00`); `null` when the hours are unknown.
     next_opening: Option<String>,
+    /// Helped remotely, so distance does not count.
     remote: bool,
     explanation: Vec<String>,
     /// The same, as codes with their values.
     reasons: Vec<contracts::explain::Reason>,
 }
 
-#[derive(Serialize)]
+/// This week's accepted referrals against the declared capacity.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Load)]
 struct LoadView {
     used: u32,
     weekly_capacity: u32,
 }
 
-#[derive(Serialize)]
+/// The codes of [`crate::domain::engine::Exclusion`].
+const EXCLUSION_CODES: [&str; 8] = [
+    "not_accepting",
+    "missing_service",
+    "mode",
+    "beyond_distance",
+    "no_shared_language",
+    "accessibility",
+    "already_tried",
+    "no_capacity",
+];
+
+fn exclusion_code_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(EXCLUSION_CODES))
+        .build()
+}
+
+/// One constraint that excludes a structure.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ExclusionReason)]
 struct ReasonView {
+    #[schema(schema_with = exclusion_code_schema)]
     code: &'static str,
     message: String,
 }
 
-#[derive(Serialize)]
+/// A structure near the person that cannot take the referral, and why.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ExcludedStructure)]
 struct ExcludedView {
     structure_id: StructureId,
     name: String,
@@ -62,8 +99,11 @@ struct ExcludedView {
     reasons: Vec<ReasonView>,
 }
 
-#[derive(Serialize)]
+/// Why a referral goes where it goes.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Assessment)]
 struct AssessmentView {
+    /// The referral assessed (absent for a preview).
     #[serde(skip_serializing_if = "Option::is_none")]
     referral_id: Option<ReferralId>,
     max_distance_km: f64,
@@ -107,7 +147,24 @@ fn view(referral_id: Option<ReferralId>, demand: &Demand, a: Assessment) -> Asse
     }
 }
 
-/// The referrer organisation that submitted the referral, and admin.
+/// `{id}`: a referral's id. Anything else answers 404.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct ReferralPath {
+    id: Uuid,
+}
+
+/// Why: the best feasible structures with score and explanation, and the excluded nearby
+/// ones with the constraint that excluded them (the referrer organisation; admin).
+#[utoipa::path(
+    get,
+    path = "/api/v1/referrals/{id}/candidates",
+    operation_id = "getCandidates",
+    tag = "matching",
+    params(ReferralPath),
+    responses((status = 200, description = "The assessment", body = AssessmentView), Authenticated, Forbidden, NotFound)
+)]
 async fn candidates(
     State(state): State<MatcherState>,
     caller: Caller,
@@ -130,6 +187,16 @@ async fn candidates(
     Ok(AxumJson(view(Some(id), &demand, assessment)))
 }
 
+/// The same for a profile with no personal data, before submitting (referrer;
+/// coordinator; admin).
+#[utoipa::path(
+    post,
+    path = "/api/v1/match/preview",
+    operation_id = "previewMatch",
+    tag = "matching",
+    request_body = PreviewRequest,
+    responses((status = 200, description = "The assessment", body = AssessmentView), Authenticated, Forbidden, JsonBody)
+)]
 async fn preview(
     State(state): State<MatcherState>,
     caller: Caller,
@@ -137,7 +204,12 @@ async fn preview(
 ) -> Result<AxumJson<AssessmentView>, ApiError> {
     caller.require(&[Role::Referrer, Role::Coordinator, Role::Admin])?;
     let demand = parse_preview(&req, state.config.max_distance_km).map_err(ApiError::validation)?;
-    let limit = req.limit.unwrap_or(10).clamp(1, 50) as usize;
+    let limit = match req.limit {
+        Some(l) if !(0..=i64::from(u32::MAX)).contains(&l) => {
+            return Err(ApiError::invalid_field("limit", "must be between 0 and 4294967295"));
+        }
+        l => l.unwrap_or(10).clamp(1, 50) as usize,
+    };
     let mut conn = state.pool.acquire().await?;
     let assessment = state.matcher.assess(&mut conn, &demand, &HashMap::new(), limit).await?;
     Ok(AxumJson(view(None, &demand, assessment)))
@@ -148,7 +220,10 @@ fn parse_preview(req: &PreviewRequest, default_distance: f64) -> Result<Demand, 
     let commune = match geo::communes().resolve(req.commune_code.as_deref(), req.postcode.as_deref(), None) {
         Ok(c) => Some(c),
         Err(err) => {
-            let field = if req.commune_code.is_some() || req.postcode.is_none() { "commune_code" } else { "postcode" };
+            let field = match err {
+                geo::ResolveError::UnknownPostcode(_) => "postcode",
+                _ => "commune_code",
+            };
             e.add(field, err.to_string());
             None
         }
@@ -179,4 +254,52 @@ fn parse_preview(req: &PreviewRequest, default_distance: f64) -> Result<Demand, 
         max_distance_km,
         urgency: urgency.unwrap_or(Urgency::Normal),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::engine::Exclusion;
+
+    #[test]
+    fn an_unknown_postcode_is_reported_on_the_postcode() {
+        let req = PreviewRequest {
+            commune_code: Some(String::new()),
+            postcode: Some("00000".into()),
+            needs: Some(vec!["loisirs_creations".into()]),
+            ..PreviewRequest::default()
+        };
+        let errors = parse_preview(&req, 30.0).err().unwrap_or_default();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["postcode"]);
+    }
+
+    #[test]
+    fn the_document_lists_every_exclusion_code() {
+        let every = [
+            Exclusion::NotAccepting,
+            Exclusion::MissingServices(vec![]),
+            Exclusion::NoFittingMode,
+            Exclusion::BeyondDistance { max_km: 1.0 },
+            Exclusion::NoSharedLanguage,
+            Exclusion::MissingAccessibility(vec![]),
+            Exclusion::AlreadyTried { outcome: crate::domain::engine::Tried::Declined },
+            Exclusion::NoCapacity { used: 0, capacity: 0 },
+        ];
+        // A new variant breaks this match, and so the test, until it is listed above.
+        for e in &every {
+            match e {
+                Exclusion::NotAccepting
+                | Exclusion::MissingServices(_)
+                | Exclusion::NoFittingMode
+                | Exclusion::BeyondDistance { .. }
+                | Exclusion::NoSharedLanguage
+                | Exclusion::MissingAccessibility(_)
+                | Exclusion::AlreadyTried { .. }
+                | Exclusion::NoCapacity { .. } => {}
+            }
+        }
+        let codes: Vec<&str> = every.iter().map(Exclusion::code).collect();
+        assert_eq!(codes, EXCLUSION_CODES);
+    }
 }

@@ -46,6 +46,11 @@ pub fn router(state: MatcherState) -> Router {
     http::router(state)
 }
 
+/// This service's part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    http::routes().into_openapi()
+}
+
 /// Starts the consumer, the relay and the waitlist worker.
 pub fn start(ctx: &bus::ServiceContext) -> MatcherState {
     let matcher = Arc::new(routing::Matcher::new(ctx.config.max_attempts));

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json as AxumJson, Router};
 use chrono::{DateTime, Utc};
 use contracts::api::{
@@ -21,28 +20,39 @@ use platform::ApiError;
 use platform::auth::{Caller, Scope};
 use platform::idempotency::{FingerprintedJson, IdempotencyKey};
 use platform::json::{OptionalJson, Query};
+use platform::problem::responses::{
+    Authenticated, Conflict, Forbidden, IdempotencyConflict, InvalidQuery, JsonBody, NotFound,
+};
 use serde::Deserialize;
 use sqlx::PgConnection;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::domain::lifecycle::{Action, transition};
 use crate::domain::referral::parse_referral;
 use crate::lifecycle::{self, StepError};
 use crate::store::{self, ListFilter, ListScope, Referral, Step};
-use crate::view::{self, Disclosure, Parts};
+use crate::view::{self, Disclosure, Parts, ReferralPage, ReferralView};
 use crate::{ReferralsState, SCHEMA};
 
+/// The routes with their OpenAPI operations: one list, so the document cannot describe a
+/// route the router does not serve.
+pub fn routes() -> OpenApiRouter<ReferralsState> {
+    OpenApiRouter::new()
+        .routes(routes!(submit, list))
+        .routes(routes!(read))
+        .routes(routes!(accept))
+        .routes(routes!(decline))
+        .routes(routes!(contact))
+        .routes(routes!(close))
+        .routes(routes!(cancel))
+        .routes(routes!(reroute))
+}
+
 pub fn router(state: ReferralsState) -> Router {
-    Router::new()
-        .route("/api/v1/referrals", post(submit).get(list))
-        .route("/api/v1/referrals/{id}", get(read))
-        .route("/api/v1/referrals/{id}/accept", post(accept))
-        .route("/api/v1/referrals/{id}/decline", post(decline))
-        .route("/api/v1/referrals/{id}/contact", post(contact))
-        .route("/api/v1/referrals/{id}/close", post(close))
-        .route("/api/v1/referrals/{id}/cancel", post(cancel))
-        .route("/api/v1/referrals/{id}/reroute", post(reroute))
-        .with_state(state)
+    routes().split_for_parts().0.with_state(state)
 }
 
 impl From<StepError> for ApiError {
@@ -95,6 +105,33 @@ async fn render(
     Ok(view::render(r, Parts { person, history, structure }, disclosure))
 }
 
+/// Submit a referral (referrer).
+///
+/// Matching starts at once: the response is usually `submitted`, and the referral is
+/// `offered` moments later.
+#[utoipa::path(
+    post,
+    path = "/api/v1/referrals",
+    operation_id = "submitReferral",
+    tag = "referrals",
+    params(IdempotencyHeader),
+    request_body = contracts::api::ReferralRequest,
+    responses(
+        (status = 201, description = "Submitted", body = ReferralView,
+            headers(("Location" = String, description = "`/api/v1/referrals/{id}`")),
+            links(
+                ("GetReferral" = (operation_id = "getReferral", parameters(("id" = "$response.body#/id")))),
+                ("AcceptReferral" = (operation_id = "acceptReferral", parameters(("id" = "$response.body#/id")))),
+                ("DeclineReferral" = (operation_id = "declineReferral", parameters(("id" = "$response.body#/id")))),
+                ("RecordContact" = (operation_id = "recordContact", parameters(("id" = "$response.body#/id")))),
+                ("CloseReferral" = (operation_id = "closeReferral", parameters(("id" = "$response.body#/id")))),
+                ("CancelReferral" = (operation_id = "cancelReferral", parameters(("id" = "$response.body#/id")))),
+                ("RerouteReferral" = (operation_id = "rerouteReferral", parameters(("id" = "$response.body#/id")))),
+                ("GetCandidates" = (operation_id = "getCandidates", parameters(("id" = "$response.body#/id")))),
+            )),
+        Authenticated, Forbidden, IdempotencyConflict, JsonBody,
+    )
+)]
 async fn submit(
     State(state): State<ReferralsState>,
     caller: Caller,
@@ -150,6 +187,15 @@ fn created(view: view::ReferralView) -> Response {
     (StatusCode::CREATED, [(header::LOCATION, location)], AxumJson(view)).into_response()
 }
 
+/// A referral, with its history.
+#[utoipa::path(
+    get,
+    path = "/api/v1/referrals/{id}",
+    operation_id = "getReferral",
+    tag = "referrals",
+    params(ReferralPath),
+    responses((status = 200, description = "The referral", body = ReferralView), Authenticated, NotFound)
+)]
 async fn read(
     State(state): State<ReferralsState>,
     caller: Caller,
@@ -162,15 +208,56 @@ async fn read(
     Ok(AxumJson(render(&mut conn, r, d, true).await?).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// `{id}`: a referral's id. Anything else answers 404.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct ReferralPath {
+    id: Uuid,
+}
+
+/// `Idempotency-Key`: the same key with the same body returns the first response; with
+/// another body, 409.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct IdempotencyHeader {
+    #[param(rename = "Idempotency-Key", nullable = false, min_length = 1, max_length = 255, pattern = "^[!-~]+$")]
+    idempotency_key: Option<String>,
+}
+
+/// The longest `stale_days` filter: a century.
+const MAX_STALE_DAYS: u32 = 36_500;
+
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// For a mediator, `offered` is the inbox.
+    #[param(value_type = Option<ReferralStatus>)]
     status: Option<String>,
     escalated: Option<bool>,
     /// Only referrals whose status has not changed for this many days.
+    #[param(minimum = 0, maximum = 36500)]
     stale_days: Option<u32>,
+    /// Default 50.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    #[param(
+        pattern = "^(-?[0-9]{1,16}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$"
+    )]
     cursor: Option<String>,
+}
+
+/// The time before which the status must have last changed, for `stale_days`. Days
+/// beyond [`MAX_STALE_DAYS`] are refused rather than overflowing the calendar.
+fn unchanged_since(stale_days: Option<u32>, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    let Some(days) = stale_days else { return Ok(None) };
+    if days > MAX_STALE_DAYS {
+        return Err(ApiError::invalid_field("stale_days", format!("must be between 0 and {MAX_STALE_DAYS}")));
+    }
+    Ok(now.checked_sub_signed(chrono::Duration::days(i64::from(days))))
 }
 
 fn parse_cursor(c: &str) -> Option<(DateTime<Utc>, Uuid)> {
@@ -178,6 +265,18 @@ fn parse_cursor(c: &str) -> Option<(DateTime<Utc>, Uuid)> {
     Some((DateTime::from_timestamp_micros(micros.parse().ok()?)?, id.parse().ok()?))
 }
 
+/// Referrals in the caller's scope, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/referrals",
+    operation_id = "listReferrals",
+    tag = "referrals",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of referrals", body = ReferralPage),
+        Authenticated, Forbidden, InvalidQuery,
+    )
+)]
 async fn list(
     State(state): State<ReferralsState>,
     caller: Caller,
@@ -204,7 +303,7 @@ async fn list(
         Scope::Territories(t) => ListScope::Territories(t.clone()),
         Scope::Pending | Scope::Service(_) => return Err(ApiError::forbidden()),
     };
-    let unchanged_since = q.stale_days.map(|d| Utc::now() - chrono::Duration::days(i64::from(d)));
+    let unchanged_since = unchanged_since(q.stale_days, Utc::now())?;
     let filter = ListFilter { scope, status, escalated: q.escalated, unchanged_since, before, limit };
     let mut conn = state.pool.acquire().await?;
     let rows = store::list(&mut conn, &filter).await?;
@@ -229,7 +328,7 @@ async fn list(
             view::render(r, Parts { person, history: None, structure }, d)
         })
         .collect();
-    Ok(AxumJson(serde_json::json!({ "items": items, "next_cursor": next_cursor })).into_response())
+    Ok(AxumJson(ReferralPage { items, next_cursor }).into_response())
 }
 
 /// Loads and locks a referral the caller can see, or 404.
@@ -269,6 +368,16 @@ async fn respond(state: &ReferralsState, caller: &Caller, id: ReferralId) -> Res
     Ok(AxumJson(render(&mut conn, r, d, true).await?).into_response())
 }
 
+/// Accept the offer (mediator of the offered structure).
+#[utoipa::path(
+    post,
+    path = "/api/v1/referrals/{id}/accept",
+    operation_id = "acceptReferral",
+    tag = "referrals",
+    params(ReferralPath),
+    request_body(content = Option<contracts::api::AcceptRequest>, description = "Optional"),
+    responses((status = 200, description = "The referral", body = ReferralView), Authenticated, Forbidden, NotFound, Conflict, JsonBody)
+)]
 async fn accept(
     State(state): State<ReferralsState>,
     caller: Caller,
@@ -287,6 +396,16 @@ async fn accept(
     respond(&state, &caller, r.id).await
 }
 
+/// Decline the offer (mediator of the offered structure); the referral is matched again.
+#[utoipa::path(
+    post,
+    path = "/api/v1/referrals/{id}/decline",
+    operation_id = "declineReferral",
+    tag = "referrals",
+    params(ReferralPath),
+    request_body = contracts::api::DeclineRequest,
+    responses((status = 200, description = "The referral", body = ReferralView), Authenticated, Forbidden, NotFound, Conflict, JsonBody)
+)]
 async fn decline(
     State(state): State<ReferralsState>,
     caller: Caller,
@@ -317,6 +436,16 @@ fn parse_time(e: &mut Errors, field: &str, value: Option<&str>) -> Option<DateTi
     }
 }
 
+/// Record a contact with the person (mediator of the accepting structure).
+#[utoipa::path(
+    post,
+    path = "/api/v1/referrals/{id}/contact",
+    operation_id = "recordContact",
+    tag = "referrals",
+    params(ReferralPath),
+    request_body(content = Option<contracts::api::ContactRequest>, description = "Optional"),
+    responses((status = 200, description = "The referral", body = ReferralView), Authenticated, Forbidden, NotFound, Conflict, JsonBody)
+)]
 async fn contact(
     State(state): State<ReferralsState>,
     caller: Caller,
@@ -338,6 +467,16 @@ async fn contact(
     respond(&state, &caller, r.id).await
 }
 
+/// Close with an outcome (mediator of the accepting structure).
+#[utoipa::path(
+    post,
+    path = "/api/v1/referrals/{id}/close",
+    operation_id = "closeReferral",
+    tag = "referrals",
+    params(ReferralPath),
+    request_body = contracts::api::CloseRequest,
+    responses((status = 200, description = "The referral", body = ReferralView), Authenticated, Forbidden, NotFound, Conflict, JsonBody)
+)]
 async fn close(
     State(state): State<ReferralsState>,
     caller: Caller,
@@ -357,6 +496,16 @@ async fn close(
     respond(&state, &caller, r.id).await
 }
 
+/// Cancel (the referrer organisation).
+#[utoipa::path(
+    post,
+    path = "/api/v1/referrals/{id}/cancel",
+    operation_id = "cancelReferral",
+    tag = "referrals",
+    params(ReferralPath),
+    request_body(content = Option<contracts::api::CancelRequest>, description = "Optional"),
+    responses((status = 200, description = "The referral", body = ReferralView), Authenticated, Forbidden, NotFound, Conflict, JsonBody)
+)]
 async fn cancel(
     State(state): State<ReferralsState>,
     caller: Caller,
@@ -375,6 +524,17 @@ async fn cancel(
     respond(&state, &caller, r.id).await
 }
 
+/// Route again (coordinator of the territory; admin): to a chosen structure (`force`
+/// ignores capacity), or through matching with the attempts reset.
+#[utoipa::path(
+    post,
+    path = "/api/v1/referrals/{id}/reroute",
+    operation_id = "rerouteReferral",
+    tag = "referrals",
+    params(ReferralPath),
+    request_body(content = Option<contracts::api::RerouteRequest>, description = "Optional"),
+    responses((status = 200, description = "The referral", body = ReferralView), Authenticated, Forbidden, NotFound, Conflict, JsonBody)
+)]
 async fn reroute(
     State(state): State<ReferralsState>,
     caller: Caller,
@@ -404,4 +564,24 @@ async fn reroute(
     tx.commit().await?;
     tracing::info!(referral_id = %r.id, to = ?structure_id, force, "rerouted");
     respond(&state, &caller, r.id).await
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stale_days_filter_beyond_a_century_is_refused_not_a_panic() {
+        // `GET /api/v1/referrals?stale_days=1163073428` was a 500: the date overflowed.
+        let now = Utc::now();
+        for days in [MAX_STALE_DAYS + 1, 1_163_073_428, u32::MAX] {
+            let err = unchanged_since(Some(days), now).unwrap_err();
+            assert_eq!(err.status, axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+            assert_eq!(err.errors[0].field, "stale_days");
+        }
+        let century = unchanged_since(Some(MAX_STALE_DAYS), now).unwrap().unwrap();
+        assert_eq!((now - century).num_days(), i64::from(MAX_STALE_DAYS));
+        assert_eq!(unchanged_since(None, now).unwrap(), None);
+    }
 }

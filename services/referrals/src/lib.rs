@@ -47,6 +47,11 @@ pub fn router(state: ReferralsState) -> Router {
     http::router(state)
 }
 
+/// This service's part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    http::routes().into_openapi()
+}
+
 /// Starts the consumer, the relay and the offer timers.
 pub fn start(ctx: &bus::ServiceContext) -> ReferralsState {
     ctx.spawn_relay(SCHEMA, SERVICE);

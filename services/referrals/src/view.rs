@@ -8,6 +8,7 @@ use contracts::{
     ReferralMode, ReferralStatus, StructureId, Territory, Urgency, WaitlistReason,
 };
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::store::{HistoryRow, PersonRow, Referral, StructureContactRow};
 
@@ -19,7 +20,9 @@ pub enum Disclosure {
     Personal,
 }
 
-#[derive(Serialize)]
+/// A referral as one caller may see it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Referral)]
 pub struct ReferralView {
     pub id: ReferralId,
     pub status: ReferralStatus,
@@ -37,13 +40,17 @@ pub struct ReferralView {
     pub max_distance_km: f64,
     pub urgency: Urgency,
     pub deadline: Option<NaiveDate>,
+    /// Offers made so far.
     pub attempts: u32,
     pub escalated: bool,
     pub waitlist_reason: Option<WaitlistReason>,
+    /// The pending offer, while `offered`.
     pub current_offer: Option<OfferView>,
+    /// The accepting structure, once accepted.
     pub structure: Option<StructureView>,
     pub outcome: Option<Outcome>,
     pub closed_at: Option<DateTime<Utc>>,
+    /// Only for the referrer organisation, the accepting structure and admin.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub person: Option<PersonView>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -54,7 +61,8 @@ pub struct ReferralView {
     pub history: Option<Vec<HistoryView>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Offer)]
 pub struct OfferView {
     pub structure_id: StructureId,
     pub structure_name: String,
@@ -62,23 +70,36 @@ pub struct OfferView {
     pub expires_at: DateTime<Utc>,
     pub distance_km: f64,
     pub score: f64,
+    /// Why this structure, one line each.
     pub explanation: Vec<String>,
     /// The same as `explanation`, as codes with their values.
     pub reasons: Vec<contracts::explain::Reason>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = AcceptingStructure)]
 pub struct StructureView {
     pub id: StructureId,
     pub name: String,
     pub accepted_at: Option<DateTime<Utc>>,
-    pub contact: serde_json::Value,
+    /// `null` if the structure has left the directory.
+    pub contact: Option<StructureContactView>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = AcceptingStructureContact)]
+pub struct StructureContactView {
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub website: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[schema(as = Person)]
 pub struct PersonView {
     pub first_name: String,
     pub last_name: String,
+    /// E.164.
     pub phone: Option<String>,
     pub email: Option<String>,
     pub contact_preference: ContactPreference,
@@ -88,18 +109,19 @@ pub struct PersonView {
     pub accessibility: Vec<Accessibility>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Consent)]
 pub struct ConsentView {
     pub obtained: bool,
     pub method: Option<String>,
     pub at: Option<DateTime<Utc>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = HistoryEntry)]
 pub struct HistoryView {
     pub at: DateTime<Utc>,
-    /// The step: submitted, offered, declined, offer_expired, waitlisted, accepted,
-    /// contacted, closed, cancelled, rerouted, offer_withdrawn.
+    /// The step.
     pub status: HistoryStep,
     /// The referral's status after the step.
     pub referral_status: ReferralStatus,
@@ -111,8 +133,18 @@ pub struct HistoryView {
     pub actor: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// Facts of the step (`attempt`, `distance_km`, `expires_at`, `kind` …).
     #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    #[schema(value_type = Option<Object>, nullable = false)]
     pub detail: serde_json::Value,
+}
+
+/// A page of referrals.
+#[derive(Serialize, ToSchema)]
+pub struct ReferralPage {
+    pub items: Vec<ReferralView>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
+    pub next_cursor: Option<String>,
 }
 
 pub struct Parts {
@@ -134,10 +166,11 @@ pub fn render(r: Referral, parts: Parts, disclosure: Disclosure) -> ReferralView
         reasons: o.reasons,
     });
     let structure = r.structure_id.clone().map(|id| {
-        let contact = parts
-            .structure
-            .as_ref()
-            .map(|s| serde_json::json!({ "phone": s.phone, "email": s.email, "website": s.website }));
+        let contact = parts.structure.as_ref().map(|s| StructureContactView {
+            phone: s.phone.clone(),
+            email: s.email.clone(),
+            website: s.website.clone(),
+        });
         StructureView {
             name: parts
                 .structure
@@ -147,7 +180,7 @@ pub fn render(r: Referral, parts: Parts, disclosure: Disclosure) -> ReferralView
                 .unwrap_or_else(|| id.to_string()),
             id,
             accepted_at: r.accepted_at,
-            contact: contact.unwrap_or(serde_json::Value::Null),
+            contact,
         }
     });
     let (person, note, consent) = match (personal, parts.person) {

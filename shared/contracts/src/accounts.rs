@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::{OrganisationId, Personal, Role, StructureId, Territory};
 
 /// One role over one scope, held by an account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MembershipView {
     pub id: Uuid,
     pub role: Role,
@@ -24,7 +24,7 @@ pub struct MembershipView {
 }
 
 /// Who is calling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CallerKind {
     Agent,
@@ -33,7 +33,7 @@ pub enum CallerKind {
 }
 
 /// `GET /api/v1/me`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MeView {
     pub kind: CallerKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -41,10 +41,13 @@ pub struct MeView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_id: Option<Uuid>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub given_name: Option<Personal<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub usual_name: Option<Personal<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub email: Option<Personal<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub siret: Option<String>,
@@ -58,21 +61,28 @@ pub struct MeView {
 
 /// `POST /api/v1/accounts/sign-ins`: an identity the web app has verified with the
 /// OpenID provider.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignInRequest {
+    #[schema(schema_with = crate::api::schema::text::<500>)]
     pub issuer: String,
+    #[schema(schema_with = crate::api::schema::text::<255>)]
     pub subject: String,
+    #[schema(value_type = String, format = Email, max_length = 254)]
     pub email: Personal<String>,
     #[serde(default)]
+    #[schema(schema_with = crate::api::schema::optional_text::<200>)]
     pub given_name: Option<Personal<String>>,
     #[serde(default)]
+    #[schema(schema_with = crate::api::schema::optional_text::<200>)]
     pub usual_name: Option<Personal<String>>,
+    /// Kept only when it is one (14 digits).
     #[serde(default)]
+    #[schema(schema_with = crate::api::schema::optional_text::<40>)]
     pub siret: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SignInResponse {
     pub account_id: Uuid,
     pub created: bool,
@@ -80,49 +90,70 @@ pub struct SignInResponse {
 }
 
 /// `POST /api/v1/accounts/sign-in-failures`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignInFailure {
     /// A code (`state_mismatch`, `bad_id_token` …), never a personal value.
+    #[schema(pattern = "^[a-z_]{1,64}$")]
     pub reason: String,
     #[serde(default)]
+    #[schema(schema_with = crate::api::schema::optional_text::<500>)]
     pub issuer: Option<String>,
 }
 
 /// A membership as a request or an invitation names it. Loosely typed, so every bad
 /// field is reported at once.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MembershipBody {
+    #[schema(value_type = Role, required = true)]
     pub role: Option<String>,
+    /// A referrer's organisation.
+    #[schema(value_type = Option<crate::OrganisationId>)]
     pub organisation_id: Option<String>,
+    /// A mediator's structure.
+    #[schema(value_type = Option<crate::StructureId>)]
     pub structure_id: Option<String>,
+    /// A coordinator's départements.
+    #[schema(value_type = Option<Vec<Territory>>)]
     pub territories: Option<Vec<String>>,
 }
 
 /// `POST /api/v1/accounts/requests`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MembershipRequestBody {
+    #[schema(value_type = Role, required = true)]
     pub role: Option<String>,
+    /// A referrer's organisation.
+    #[schema(value_type = Option<crate::OrganisationId>)]
     pub organisation_id: Option<String>,
+    /// A mediator's structure.
+    #[schema(value_type = Option<crate::StructureId>)]
     pub structure_id: Option<String>,
+    /// A coordinator's départements.
+    #[schema(value_type = Option<Vec<Territory>>)]
     pub territories: Option<Vec<String>>,
+    /// For those who decide.
+    #[schema(schema_with = crate::api::schema::optional_text::<500>)]
     pub message: Option<String>,
 }
 
 /// The agent a request or an account is about, for those who decide on it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AgentView {
     pub account_id: Uuid,
+    #[schema(value_type = Option<String>)]
     pub given_name: Option<Personal<String>>,
+    #[schema(value_type = Option<String>)]
     pub usual_name: Option<Personal<String>>,
+    #[schema(value_type = String)]
     pub email: Personal<String>,
     pub siret: Option<String>,
     pub last_sign_in_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestStatus {
     Pending,
@@ -130,7 +161,7 @@ pub enum RequestStatus {
     Refused,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RequestView {
     pub id: Uuid,
     pub role: Role,
@@ -143,6 +174,7 @@ pub struct RequestView {
     pub label: String,
     pub status: RequestStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub message: Option<Personal<String>>,
     pub created_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -153,23 +185,29 @@ pub struct RequestView {
 }
 
 /// `POST /api/v1/accounts/requests/{id}/refuse`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefuseBody {
+    /// Shown to the agent.
+    #[schema(schema_with = crate::api::schema::optional_text::<500>)]
     pub reason: Option<String>,
 }
 
 /// `POST /api/v1/accounts/invitations`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InvitationBody {
+    /// The invited agent's e-mail address, as ProConnect will give it.
+    #[schema(value_type = String, format = Email, required = true)]
     pub email: Option<String>,
+    #[schema(value_type = MembershipBody, required = true)]
     pub membership: Option<MembershipBody>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InvitationView {
     pub id: Uuid,
+    #[schema(value_type = String)]
     pub email: Personal<String>,
     pub role: Role,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -185,14 +223,14 @@ pub struct InvitationView {
 }
 
 /// An account and its memberships (`GET /api/v1/accounts`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AccountView {
     #[serde(flatten)]
     pub agent: AgentView,
     pub memberships: Vec<MembershipView>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PlaceKind {
     Structure,
@@ -200,7 +238,7 @@ pub enum PlaceKind {
 }
 
 /// What a membership request can name (`GET /api/v1/accounts/places`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PlaceView {
     pub kind: PlaceKind,
     pub id: String,
@@ -214,7 +252,7 @@ pub struct PlaceView {
 
 /// One record of the sign-in and membership audit: who, when, what, from which
 /// membership. No personal value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub at: DateTime<Utc>,
     pub action: String,
@@ -227,9 +265,55 @@ pub struct AuditEntry {
 }
 
 /// A page of items.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     #[serde(default)]
     pub next_cursor: Option<String>,
+}
+
+/// Rules across the fields of the accounts bodies (see [`crate::api::cross_field_rules`]):
+/// a membership names exactly the scope of its role.
+pub fn cross_field_rules() -> Vec<(&'static str, serde_json::Value)> {
+    let absent = serde_json::json!({ "type": "null" });
+    let no_territories = serde_json::json!({ "anyOf": [{ "type": "null" }, { "type": "array", "maxItems": 0 }] });
+    let role = |role: &str, scope: Option<(&str, serde_json::Value)>| {
+        let mut properties = serde_json::json!({
+            "role": { "const": role },
+            "organisation_id": absent,
+            "structure_id": absent,
+            "territories": no_territories,
+        });
+        let mut required = vec![serde_json::json!("role")];
+        if let Some((field, schema)) = scope {
+            properties[field] = schema;
+            required.push(serde_json::json!(field));
+        }
+        serde_json::json!({ "properties": properties, "required": required })
+    };
+    let scoped = |with_admin: bool| {
+        let mut branches = vec![
+            role(
+                "referrer",
+                Some(("organisation_id", serde_json::json!({ "$ref": "#/components/schemas/OrganisationId" }))),
+            ),
+            role("mediator", Some(("structure_id", serde_json::json!({ "$ref": "#/components/schemas/StructureId" })))),
+            role(
+                "coordinator",
+                Some((
+                    "territories",
+                    serde_json::json!({ "type": "array", "minItems": 1, "items": { "$ref": "#/components/schemas/Territory" } }),
+                )),
+            ),
+        ];
+        if with_admin {
+            branches.push(role("admin", None));
+        }
+        serde_json::json!({
+            "description": "Exactly the scope of the role: an organisation for a referrer, a structure for a \
+                mediator, départements for a coordinator.",
+            "oneOf": branches,
+        })
+    };
+    vec![("MembershipBody", scoped(true)), ("MembershipRequestBody", scoped(false))]
 }

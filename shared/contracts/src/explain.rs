@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Accessibility, Language, Need};
 
 /// One reason a structure suits a referral.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum Reason {
     /// In person, this far, within the referral's radius.

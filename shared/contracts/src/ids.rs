@@ -71,6 +71,23 @@ macro_rules! uuid_id {
                 self.0.fmt(f)
             }
         }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+                    .description(Some($what))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed(stringify!($name))
+            }
+        }
     };
 }
 
@@ -176,8 +193,9 @@ macro_rules! string_code {
     };
 }
 
-/// The longest structure id taken from source data (Mednum ids are UUIDs or short
-/// regional codes; this leaves room for any of them).
+/// The longest structure id taken from source data, in characters as every text of the
+/// API is counted (Mednum ids are UUIDs or short regional codes; this leaves room for any
+/// of them).
 pub const STRUCTURE_ID_MAX_LEN: usize = 200;
 
 string_code!(
@@ -185,7 +203,7 @@ string_code!(
     /// (the Mednum `id`): not a UUID in general.
     StructureId,
     "a structure id (1 to 200 printable characters)",
-    |s| !s.is_empty() && s.len() <= STRUCTURE_ID_MAX_LEN && s.trim() == s && !s.chars().any(char::is_control)
+    |s| !s.is_empty() && s.chars().count() <= STRUCTURE_ID_MAX_LEN && s.trim() == s && !s.chars().any(char::is_control)
 );
 
 string_code!(
@@ -214,6 +232,44 @@ string_code!(
         }
     }
 );
+
+/// The OpenAPI schema of a code: a string, with what a JSON Schema can say of its rule.
+macro_rules! code_schema {
+    ($name:ident, $build:expr) => {
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                let base =
+                    utoipa::openapi::schema::ObjectBuilder::new().schema_type(utoipa::openapi::schema::Type::String);
+                let build: fn(utoipa::openapi::schema::ObjectBuilder) -> utoipa::openapi::schema::ObjectBuilder =
+                    $build;
+                build(base).into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed(stringify!($name))
+            }
+        }
+    };
+}
+
+code_schema!(StructureId, |b| b
+    .min_length(Some(1))
+    .max_length(Some(STRUCTURE_ID_MAX_LEN))
+    // No control character anywhere, no white space at either end.
+    .pattern(Some(concat!(
+        r"^[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]",
+        r"([^\u0000-\u001F\u007F-\u009F]*",
+        r"[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?$"
+    )))
+    .description(Some("A structure id, as its source data gives it")));
+code_schema!(CommuneCode, |b| b
+    .pattern(Some("^(0[1-9]|1[0-9]|2[1-9AB]|[3-9][0-9])[0-9]{3}$"))
+    .description(Some("An INSEE commune code (`16015`, `2A004`)")));
+code_schema!(Territory, |b| b
+    .pattern(Some("^(0[1-9]|1[0-9]|2[1-9AB]|[3-9][0-9]|9[78][0-9])$"))
+    .description(Some("A département code (`16`, `2A`, `971`)")));
 
 impl CommuneCode {
     /// The département the code belongs to: `2A004` → `2A`, `97105` → `971`, `16015` → `16`.
@@ -245,6 +301,35 @@ mod tests {
         }
     }
 
+    /// Whether a value matches the pattern the OpenAPI document gives for `T`.
+    fn matches_schema<T: utoipa::PartialSchema>(value: &str) -> bool {
+        let schema = serde_json::to_value(T::schema()).unwrap();
+        regex::Regex::new(schema["pattern"].as_str().unwrap()).unwrap().is_match(value)
+    }
+
+    #[test]
+    fn the_documented_patterns_are_the_parsers() {
+        let mut candidates: Vec<String> = Vec::new();
+        for a in ('0'..='9').chain(['A', 'B', 'C']) {
+            for b in ('0'..='9').chain(['A', 'B']) {
+                candidates.push(format!("{a}{b}"));
+                for c in '0'..='9' {
+                    candidates.push(format!("{a}{b}{c}"));
+                    candidates.push(format!("{a}{b}{c}15"));
+                }
+            }
+        }
+        for v in &candidates {
+            assert_eq!(v.parse::<Territory>().is_ok(), matches_schema::<Territory>(v), "territory {v}");
+            assert_eq!(v.parse::<CommuneCode>().is_ok(), matches_schema::<CommuneCode>(v), "commune {v}");
+        }
+        for v in
+            ["a", "lieu-16", "a b", " a", "a ", "a\tb", "\u{a0}a", "a\u{3000}", "é", "\u{85}", "a\u{7f}b", "\u{feff}x"]
+        {
+            assert_eq!(v.parse::<StructureId>().is_ok(), matches_schema::<StructureId>(v), "structure {v:?}");
+        }
+    }
+
     #[test]
     fn a_commune_code_knows_its_departement() {
         let t = |c: &str| c.parse::<CommuneCode>().unwrap().territory().into_string();
@@ -259,6 +344,8 @@ mod tests {
         let id = ReferralId::new();
         assert_eq!(serde_json::to_string(&id).unwrap(), format!("\"{id}\""));
         let s: StructureId = serde_json::from_str("\"lieu-16-42\"").unwrap();
+        assert!("é".repeat(STRUCTURE_ID_MAX_LEN).parse::<StructureId>().is_ok());
+        assert!("é".repeat(STRUCTURE_ID_MAX_LEN + 1).parse::<StructureId>().is_err());
         assert_eq!(s.as_str(), "lieu-16-42");
         assert!(serde_json::from_str::<StructureId>("\"\"").is_err());
         assert!(serde_json::from_str::<Territory>("\"1\"").is_err());

@@ -20,8 +20,9 @@ pub use personal::Personal;
 pub use vocab::*;
 
 /// One invalid field of a request, as it appears in a `problem+json` body.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct FieldError {
+    /// The field's path in the request: `person.languages[0]`, a query parameter, or `body`.
     pub field: String,
     pub message: String,
 }

@@ -6,6 +6,12 @@ use std::str::FromStr;
 use crate::FieldError;
 use crate::vocab::UnknownValue;
 
+/// Whether a text holds a control character other than tab, line feed and carriage
+/// return: what no text of the API may (PostgreSQL cannot even store a NUL).
+pub fn has_control_characters(text: &str) -> bool {
+    text.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
+}
+
 #[derive(Debug, Default)]
 pub struct Errors(Vec<FieldError>);
 
@@ -25,19 +31,24 @@ impl Errors {
     /// A trimmed text of at most `max` characters; `None` (and an error if `required`)
     /// when absent or blank.
     pub fn text(&mut self, field: &str, value: Option<&str>, max: usize, required: bool) -> Option<String> {
+        // Length and characters are those of what was sent, as the OpenAPI document's
+        // `maxLength` and `pattern` count them; only then is it trimmed.
+        match value {
+            Some(v) if v.chars().count() > max => {
+                self.add(field, format!("is longer than {max} characters"));
+                return None;
+            }
+            Some(v) if has_control_characters(v) => {
+                self.add(field, "contains control characters");
+                return None;
+            }
+            _ => {}
+        }
         match value.map(str::trim).filter(|v| !v.is_empty()) {
             None => {
                 if required {
                     self.add(field, "is required");
                 }
-                None
-            }
-            Some(v) if v.chars().count() > max => {
-                self.add(field, format!("is longer than {max} characters"));
-                None
-            }
-            Some(v) if v.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') => {
-                self.add(field, "contains control characters");
                 None
             }
             Some(v) => Some(v.to_string()),
@@ -151,13 +162,25 @@ mod tests {
     }
 
     #[test]
+    fn control_characters_but_tab_and_line_breaks_are_refused() {
+        assert!(has_control_characters("16\u{0}"));
+        assert!(has_control_characters("a\u{1a}b"));
+        assert!(has_control_characters("\u{85}"));
+        assert!(!has_control_characters("ligne\n\tsuite\r"));
+        assert!(!has_control_characters("Angoulême"));
+    }
+
+    #[test]
     fn texts_are_trimmed_and_bounded() {
         let mut e = Errors::new();
         assert_eq!(e.text("a", Some("  x "), 5, true), Some("x".into()));
         assert_eq!(e.text("b", Some("   "), 5, true), None);
         assert_eq!(e.text("c", Some("abcdef"), 5, true), None);
         assert_eq!(e.text("d", None, 5, false), None);
+        // Counted as sent: spaces count, and a control character is refused even at an end.
+        assert_eq!(e.text("e", Some(&" ".repeat(6)), 5, false), None);
+        assert_eq!(e.text("f", Some("x\u{b}"), 5, false), None);
         let fields: Vec<String> = e.into_inner().into_iter().map(|f| f.field).collect();
-        assert_eq!(fields, vec!["b", "c"]);
+        assert_eq!(fields, vec!["b", "c", "e", "f"]);
     }
 }

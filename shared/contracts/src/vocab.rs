@@ -67,7 +67,31 @@ macro_rules! vocabulary {
                 s.parse().map_err(serde::de::Error::custom)
             }
         }
+
+        /// The OpenAPI schema: a string whose `enum` is this vocabulary's slugs, so the
+        /// document cannot drift from the type.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                vocabulary_schema(&[$( ($slug, $label) ),+])
+            }
+        }
+
+        impl utoipa::ToSchema for $name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed(stringify!($name))
+            }
+        }
     };
+}
+
+/// A closed string vocabulary; the French labels are listed in the description.
+fn vocabulary_schema(values: &[(&str, &str)]) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    let labels: Vec<String> = values.iter().map(|(slug, label)| format!("`{slug}`: {label}")).collect();
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(values.iter().map(|(slug, _)| *slug)))
+        .description(Some(labels.join("; ")))
+        .into()
 }
 
 vocabulary! {
@@ -229,6 +253,9 @@ vocabulary! {
 pub struct Language(String);
 
 impl Language {
+    /// What [`FromStr`] accepts, as an ECMA-262 regular expression.
+    pub const PATTERN: &'static str = "^[A-Za-z]{2}$";
+
     pub fn french() -> Self {
         Self("fr".to_string())
     }
@@ -323,6 +350,19 @@ impl<'de> serde::Deserialize<'de> for Language {
         s.parse().map_err(serde::de::Error::custom)
     }
 }
+
+impl utoipa::PartialSchema for Language {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(Language::PATTERN))
+            .description(Some("An ISO 639-1 code of two letters (`fr`, `en`, `ar` …), read case-insensitively"))
+            .examples(["fr"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Language {}
 
 /// Parses a list of slugs, sorting and de-duplicating it.
 pub fn parse_set<T: FromStr<Err = UnknownValue> + Ord>(values: &[String]) -> Result<Vec<T>, UnknownValue> {

@@ -30,8 +30,8 @@ where
     }
 }
 
-/// A JSON body that may be absent (an empty body reads as `T::default()`), for
-/// transitions whose body is optional.
+/// A JSON body that may be absent (an empty body, or `null`, reads as `T::default()`),
+/// for transitions whose body is optional.
 #[derive(Debug, Clone)]
 pub struct OptionalJson<T>(pub T);
 
@@ -48,7 +48,7 @@ where
             require_json_content_type(&req)?;
         }
         let bytes = read_body(req, BODY_LIMIT).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        if bytes.iter().all(u8::is_ascii_whitespace) || bytes.trim_ascii() == b"null" {
             return Ok(OptionalJson(T::default()));
         }
         parse(&bytes).map(OptionalJson)
@@ -177,6 +177,28 @@ mod tests {
         assert_eq!(e.errors[0].field, "body");
         let e = parse::<Outer>(b"[1,2]").unwrap_err();
         assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    #[derive(Debug, Default, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Optional {
+        comment: Option<String>,
+    }
+
+    async fn optional(body: &'static str) -> Result<Optional, ApiError> {
+        let req = axum::http::Request::builder()
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        OptionalJson::<Optional>::from_request(req, &()).await.map(|OptionalJson(v)| v)
+    }
+
+    #[tokio::test]
+    async fn an_optional_body_may_be_empty_or_null() {
+        assert_eq!(optional("").await.unwrap().comment, None);
+        assert_eq!(optional(" null ").await.unwrap().comment, None);
+        assert_eq!(optional(r#"{"comment": "x"}"#).await.unwrap().comment.as_deref(), Some("x"));
+        assert_eq!(optional("[]").await.unwrap_err().status, StatusCode::UNPROCESSABLE_ENTITY);
     }
 
     proptest::proptest! {

@@ -7,12 +7,20 @@ use serde::Serialize;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// An RFC 9457 problem. A validation failure (422) names each bad field in `errors`.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = Problem)]
 pub struct ApiError {
+    /// `https://aiguillage.dev/problems/{slug}`: `validation`, `malformed`, `unauthorized`,
+    /// `forbidden`, `not-found`, `conflict`, `payload-too-large`, `unsupported-media-type`,
+    /// `method-not-allowed`, `unavailable`, `internal`.
     #[serde(rename = "type")]
+    #[schema(format = "uri")]
     pub type_uri: String,
     pub title: String,
+    /// The HTTP status, repeated.
     #[serde(serialize_with = "serialize_status")]
+    #[schema(value_type = u16, minimum = 400, maximum = 599)]
     pub status: StatusCode,
     pub detail: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -157,6 +165,69 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+/// The problems an operation can answer, for `#[utoipa::path(responses(...))]`: each type
+/// is one or more statuses with a `problem+json` body.
+pub mod responses {
+    use std::collections::BTreeMap;
+
+    use utoipa::IntoResponses;
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
+
+    use super::PROBLEM_JSON;
+
+    fn problem(status: u16, description: &str) -> (String, RefOr<Response>) {
+        let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build();
+        let mut response = ResponseBuilder::new().description(description).content(PROBLEM_JSON, content);
+        if status == 401 {
+            let bearer = ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["Bearer"]));
+            response = response.header("WWW-Authenticate", HeaderBuilder::new().schema(Some(bearer)).build());
+        }
+        (status.to_string(), response.build().into())
+    }
+
+    macro_rules! problems {
+        ($( $(#[$doc:meta])* $name:ident => [ $( ($status:literal, $description:literal) ),+ $(,)? ] ),+ $(,)?) => {
+            $(
+                $(#[$doc])*
+                pub struct $name;
+
+                impl IntoResponses for $name {
+                    fn responses() -> BTreeMap<String, RefOr<Response>> {
+                        BTreeMap::from([ $( problem($status, $description) ),+ ])
+                    }
+                }
+            )+
+        };
+    }
+
+    problems! {
+        /// Every operation that takes a bearer token and reads the database.
+        Authenticated => [
+            (401, "No bearer token, or an invalid or expired one"),
+            (503, "The database is unavailable; retry later"),
+        ],
+        /// A role that may never call the operation.
+        Forbidden => [(403, "This role may never call this operation")],
+        /// A resource that does not exist or is outside the caller's scope.
+        NotFound => [(404, "No such resource, or outside the caller's scope")],
+        /// A state that does not allow the request.
+        Conflict => [(409, "The current state does not allow this (the current status is in `detail`)")],
+        /// `Idempotency-Key` reused.
+        IdempotencyConflict => [(409, "This Idempotency-Key was used with a different body")],
+        /// Query parameters that do not parse or break a rule.
+        InvalidQuery => [(422, "Invalid parameter(s), each named in `errors`")],
+        /// A JSON body (`platform::json::Json` and its kin).
+        JsonBody => [
+            (400, "The body is not JSON"),
+            (413, "The body is over 64 KiB"),
+            (415, "The body is not `application/json`"),
+            (422, "Invalid field(s), each named in `errors`; unknown fields are refused"),
+        ],
     }
 }
 

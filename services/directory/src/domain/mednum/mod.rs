@@ -50,7 +50,8 @@ pub fn detect_format(bytes: &[u8]) -> Format {
 }
 
 /// A record that is not imported, and every reason why.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = ImportRejection)]
 pub struct Rejection {
     /// 0-based position of the record in the file.
     pub index: usize,
@@ -59,7 +60,8 @@ pub struct Rejection {
 }
 
 /// Something dropped or corrected in a record that is still imported.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = ImportWarning)]
 pub struct Warning {
     pub index: usize,
     pub id: Option<String>,
@@ -69,7 +71,8 @@ pub struct Warning {
 
 /// A record that looks like the same place as an earlier record under another id. Both
 /// are imported.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = ImportProbableDuplicate)]
 pub struct ProbableDuplicate {
     pub index: usize,
     pub id: String,

@@ -23,11 +23,29 @@ pub(super) struct RawRecord {
 /// A record, or why the entry is not one (a JSON array element that is not an object).
 pub(super) type Entry = Result<RawRecord, String>;
 
+impl RawValue {
+    /// Control characters (a NUL, a spreadsheet's vertical tab) mean nothing in a
+    /// directory, and PostgreSQL cannot store a NUL: they are dropped, as the API refuses them.
+    fn without_control_characters(self) -> Self {
+        let clean = |s: String| {
+            if contracts::validate::has_control_characters(&s) {
+                s.chars().filter(|c| !c.is_control() || matches!(c, '\n' | '\t' | '\r')).collect()
+            } else {
+                s
+            }
+        };
+        match self {
+            RawValue::Text(s) => RawValue::Text(clean(s)),
+            RawValue::List(items) => RawValue::List(items.into_iter().map(clean).collect()),
+        }
+    }
+}
+
 impl RawRecord {
     fn push(&mut self, key: &str, value: RawValue) {
         let key = fold_key(key);
         if !key.is_empty() {
-            self.fields.push((key, value));
+            self.fields.push((key, value.without_control_characters()));
         }
     }
 
@@ -370,6 +388,14 @@ mod tests {
         assert_eq!(record.text(&["nom"]).as_deref(), Some("Lieu"));
         assert_eq!(record.text(&["latitude"]).as_deref(), Some("45.6"));
         assert_eq!(record.text(&["longitude"]).as_deref(), Some("0.15"));
+    }
+
+    #[test]
+    fn control_characters_are_dropped_from_values() {
+        let entries = json_entries(r#"[{"nom": "Lieu\u0000 A", "services": ["a\u000b", "b"]}]"#).unwrap();
+        let record = entries[0].as_ref().unwrap();
+        assert_eq!(record.text(&["nom"]).as_deref(), Some("Lieu A"));
+        assert_eq!(record.value(&["services"]).unwrap().1, &RawValue::List(vec!["a".into(), "b".into()]));
     }
 
     #[test]
