@@ -6,9 +6,10 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json as AxumJson, Router};
 use contracts::api::{CapacityRequest, OrganisationRequest, StructureRequest};
 use contracts::events::{CapacityChanged, OrganisationUpserted, Point, Structure, StructureRemoved, StructureUpserted};
-use contracts::{Envelope, Need, OrganisationId, Role, StructureId};
+use contracts::{Envelope, Need, OrganisationId, StructureId};
 use platform::ApiError;
-use platform::auth::{Caller, Scope};
+use platform::auth::roles::{Admins, Coordinators, StructureKeepers};
+use platform::auth::{Authorized, Caller, Scope};
 use platform::idempotency::{FingerprintedJson, IdempotencyKey};
 use platform::json::{Json, Query};
 use platform::problem::responses::{Authenticated, Forbidden, IdempotencyConflict, InvalidQuery, JsonBody, NotFound};
@@ -91,11 +92,10 @@ fn created(location: String, body: impl serde::Serialize) -> Response {
 )]
 async fn create_organisation(
     State(state): State<Directory>,
-    caller: Caller,
+    _admin: Authorized<Admins>,
     IdempotencyKey(key): IdempotencyKey,
     body: FingerprintedJson<OrganisationRequest>,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Admin])?;
     let draft = parse_organisation(&body.value).map_err(ApiError::validation)?;
     let mut tx = state.pool.begin().await?;
     let id = OrganisationId::new();
@@ -193,10 +193,9 @@ fn next_cursor(len: usize, limit: i64, offset: i64) -> Option<String> {
 )]
 async fn list_organisations(
     State(state): State<Directory>,
-    caller: Caller,
+    _admin: Authorized<Admins>,
     Query(q): Query<Page>,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Admin])?;
     let (limit, offset) = page(q.limit, q.cursor.as_deref())?;
     let mut conn = state.pool.acquire().await?;
     let items: Vec<OrganisationView> =
@@ -207,8 +206,7 @@ async fn list_organisations(
 
 /// Admin may change any structure; a coordinator those of their territories (others
 /// answer 404, as if they did not exist).
-fn may_edit(caller: &Caller, territory: &str) -> Result<(), ApiError> {
-    caller.require(&[Role::Admin, Role::Coordinator])?;
+fn may_edit(caller: &Authorized<Coordinators>, territory: &str) -> Result<(), ApiError> {
     if caller.covers_territory(territory) { Ok(()) } else { Err(ApiError::not_found()) }
 }
 
@@ -241,11 +239,10 @@ async fn publish_structure(conn: &mut PgConnection, s: &Structure) -> Result<(),
 )]
 async fn put_structure(
     State(state): State<Directory>,
-    caller: Caller,
+    caller: Authorized<Coordinators>,
     Path(id): Path<String>,
     Json(req): Json<StructureRequest>,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Admin, Role::Coordinator])?;
     let draft = parse_structure(&id, &req, geo::communes()).map_err(ApiError::validation)?;
     let mut tx = state.pool.begin().await?;
     if let Some(current) = store::structure_territory_for_update(&mut tx, &id).await? {
@@ -381,11 +378,10 @@ async fn list_structures(
 )]
 async fn put_capacity(
     State(state): State<Directory>,
-    caller: Caller,
+    caller: Authorized<StructureKeepers>,
     Path(id): Path<String>,
     Json(req): Json<CapacityRequest>,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Admin, Role::Coordinator, Role::Mediator])?;
     let weekly_capacity = match req.weekly_capacity {
         Some(c) if !(0..=crate::domain::structure::MAX_WEEKLY_CAPACITY).contains(&c) => {
             return Err(ApiError::invalid_field("weekly_capacity", "must be between 0 and 10000"));
@@ -438,10 +434,9 @@ async fn put_capacity(
 )]
 async fn delete_structure(
     State(state): State<Directory>,
-    caller: Caller,
+    caller: Authorized<Coordinators>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Admin, Role::Coordinator])?;
     if !valid_structure_id(&id) {
         return Err(ApiError::not_found());
     }
@@ -501,8 +496,11 @@ struct CsvFile(String);
         Authenticated, Forbidden,
     )
 )]
-async fn import_structures(State(state): State<Directory>, caller: Caller, req: Request) -> Result<Response, ApiError> {
-    caller.require(&[Role::Admin, Role::Coordinator])?;
+async fn import_structures(
+    State(state): State<Directory>,
+    caller: Authorized<Coordinators>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)

@@ -7,10 +7,10 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::{Json as AxumJson, Router};
 use chrono::{DateTime, NaiveDate, Utc};
-use contracts::Role;
 use contracts::week::CapacityWeek;
 use platform::ApiError;
-use platform::auth::{Caller, Scope};
+use platform::auth::roles::{Coordinators, StructureKeepers};
+use platform::auth::{Authorized, Scope};
 use platform::json::Query;
 use platform::problem::responses::{Authenticated, Forbidden, InvalidQuery, NotFound};
 use serde::{Deserialize, Serialize};
@@ -39,8 +39,7 @@ pub fn router(state: InsightsState) -> Router {
 
 /// The territories a request covers: the one asked for (which the caller must cover,
 /// else 404), or every territory of the caller. Coordinators and admin only.
-pub fn territories(caller: &Caller, asked: Option<&str>) -> Result<Option<Vec<String>>, ApiError> {
-    caller.require(&[Role::Coordinator, Role::Admin])?;
+pub fn territories(caller: &Authorized<Coordinators>, asked: Option<&str>) -> Result<Option<Vec<String>>, ApiError> {
     if asked.is_some_and(contracts::validate::has_control_characters) {
         return Err(ApiError::invalid_field("territory", "contains control characters"));
     }
@@ -99,7 +98,7 @@ struct Queues {
 )]
 async fn queues(
     State(state): State<InsightsState>,
-    caller: Caller,
+    caller: Authorized<Coordinators>,
     Query(q): Query<QueuesQuery>,
 ) -> Result<AxumJson<Queues>, ApiError> {
     let territories = territories(&caller, q.territory.as_deref())?;
@@ -186,7 +185,7 @@ struct FunnelView {
 )]
 async fn funnel(
     State(state): State<InsightsState>,
-    caller: Caller,
+    caller: Authorized<Coordinators>,
     Query(q): Query<PeriodQuery>,
 ) -> Result<AxumJson<FunnelView>, ApiError> {
     let territories = territories(&caller, q.territory.as_deref())?;
@@ -234,7 +233,7 @@ struct SupplyDemand {
 )]
 async fn supply_demand(
     State(state): State<InsightsState>,
-    caller: Caller,
+    caller: Authorized<Coordinators>,
     Query(q): Query<PeriodQuery>,
 ) -> Result<AxumJson<SupplyDemand>, ApiError> {
     let territories = territories(&caller, q.territory.as_deref())?;
@@ -340,7 +339,7 @@ struct Flows {
 )]
 async fn flows(
     State(state): State<InsightsState>,
-    caller: Caller,
+    caller: Authorized<Coordinators>,
     Query(q): Query<PeriodQuery>,
 ) -> Result<AxumJson<Flows>, ApiError> {
     let territories = territories(&caller, q.territory.as_deref())?;
@@ -414,7 +413,7 @@ fn pseudonym(id: uuid::Uuid) -> String {
 )]
 async fn export_csv(
     State(state): State<InsightsState>,
-    caller: Caller,
+    caller: Authorized<Coordinators>,
     Query(q): Query<PeriodQuery>,
 ) -> Result<Response, ApiError> {
     let territories = territories(&caller, q.territory.as_deref())?;
@@ -531,12 +530,11 @@ struct StructureReport {
 )]
 async fn structure_report(
     State(state): State<InsightsState>,
-    caller: Caller,
+    caller: Authorized<StructureKeepers>,
     Path(id): Path<String>,
     headers: axum::http::HeaderMap,
     Query(q): Query<ReportQuery>,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Mediator, Role::Coordinator, Role::Admin])?;
     // No structure id holds a control character, and PostgreSQL cannot even compare a NUL.
     if contracts::validate::has_control_characters(&id) {
         return Err(ApiError::not_found());

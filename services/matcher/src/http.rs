@@ -9,9 +9,10 @@ use axum::{Json as AxumJson, Router};
 use contracts::api::PreviewRequest;
 use contracts::events::Point;
 use contracts::validate::Errors;
-use contracts::{Accessibility, Language, Need, ReferralId, ReferralMode, Role, StructureId, Urgency};
+use contracts::{Accessibility, Language, Need, ReferralId, ReferralMode, StructureId, Urgency};
 use platform::ApiError;
-use platform::auth::Caller;
+use platform::auth::Authorized;
+use platform::auth::roles::{Previewers, ReferrersOrAdmins};
 use platform::json::Json;
 use platform::problem::responses::{Authenticated, Forbidden, JsonBody, NotFound};
 use serde::Serialize;
@@ -167,10 +168,9 @@ struct ReferralPath {
 )]
 async fn candidates(
     State(state): State<MatcherState>,
-    caller: Caller,
+    caller: Authorized<ReferrersOrAdmins>,
     Path(id): Path<String>,
 ) -> Result<AxumJson<AssessmentView>, ApiError> {
-    caller.require(&[Role::Referrer, Role::Admin])?;
     let id: ReferralId = id.parse().map_err(|_| ApiError::not_found())?;
     let mut conn = state.pool.acquire().await?;
     let profile = store::profile(&mut conn, id).await?.ok_or_else(ApiError::not_found)?;
@@ -199,10 +199,9 @@ async fn candidates(
 )]
 async fn preview(
     State(state): State<MatcherState>,
-    caller: Caller,
+    _previewer: Authorized<Previewers>,
     Json(req): Json<PreviewRequest>,
 ) -> Result<AxumJson<AssessmentView>, ApiError> {
-    caller.require(&[Role::Referrer, Role::Coordinator, Role::Admin])?;
     let demand = parse_preview(&req, state.config.max_distance_km).map_err(ApiError::validation)?;
     let limit = match req.limit {
         Some(l) if !(0..=i64::from(u32::MAX)).contains(&l) => {

@@ -13,11 +13,10 @@ use contracts::api::{
 };
 use contracts::events::ReferralSubmitted;
 use contracts::validate::Errors;
-use contracts::{
-    ContactKind, DeclineReason, Envelope, HistoryStep, Outcome, ReferralId, ReferralStatus, Role, StructureId,
-};
+use contracts::{ContactKind, DeclineReason, Envelope, HistoryStep, Outcome, ReferralId, ReferralStatus, StructureId};
 use platform::ApiError;
-use platform::auth::{Caller, Scope};
+use platform::auth::roles::{Coordinators, Mediators, Referrers, ReferrersOrAdmins};
+use platform::auth::{Authorized, Caller, Scope};
 use platform::idempotency::{FingerprintedJson, IdempotencyKey};
 use platform::json::{OptionalJson, Query};
 use platform::problem::responses::{
@@ -134,11 +133,10 @@ async fn render(
 )]
 async fn submit(
     State(state): State<ReferralsState>,
-    caller: Caller,
+    caller: Authorized<Referrers>,
     IdempotencyKey(key): IdempotencyKey,
     body: FingerprintedJson<ReferralRequest>,
 ) -> Result<Response, ApiError> {
-    caller.require(&[Role::Referrer])?;
     let organisation_id = caller.organisation().ok_or_else(ApiError::forbidden)?;
     let referral =
         parse_referral(&body.value, geo::communes(), state.config.max_distance_km).map_err(ApiError::validation)?;
@@ -340,8 +338,7 @@ async fn load(conn: &mut PgConnection, caller: &Caller, id: &str) -> Result<Refe
 }
 
 /// Mediators act on offers made to their structure, admin on any.
-fn require_offer_holder(caller: &Caller, r: &Referral) -> Result<(), ApiError> {
-    caller.require(&[Role::Mediator, Role::Admin])?;
+fn require_offer_holder(caller: &Authorized<Mediators>, r: &Referral) -> Result<(), ApiError> {
     let Some(offer) = &r.offer else {
         return Err(ApiError::conflict(format!("the referral is {}, not offered", r.status)));
     };
@@ -352,8 +349,7 @@ fn require_offer_holder(caller: &Caller, r: &Referral) -> Result<(), ApiError> {
 }
 
 /// Contact and closure belong to the accepting structure (or admin).
-fn require_accepting_structure(caller: &Caller, r: &Referral, action: Action) -> Result<(), ApiError> {
-    caller.require(&[Role::Mediator, Role::Admin])?;
+fn require_accepting_structure(caller: &Authorized<Mediators>, r: &Referral, action: Action) -> Result<(), ApiError> {
     transition(r.status, action).map_err(|e| ApiError::conflict(e.to_string()))?;
     match caller.structure() {
         Some(s) if r.structure_id.as_ref() != Some(s) => Err(ApiError::not_found()),
@@ -380,7 +376,7 @@ async fn respond(state: &ReferralsState, caller: &Caller, id: ReferralId) -> Res
 )]
 async fn accept(
     State(state): State<ReferralsState>,
-    caller: Caller,
+    caller: Authorized<Mediators>,
     Path(id): Path<String>,
     OptionalJson(body): OptionalJson<AcceptRequest>,
 ) -> Result<Response, ApiError> {
@@ -408,7 +404,7 @@ async fn accept(
 )]
 async fn decline(
     State(state): State<ReferralsState>,
-    caller: Caller,
+    caller: Authorized<Mediators>,
     Path(id): Path<String>,
     OptionalJson(body): OptionalJson<DeclineRequest>,
 ) -> Result<Response, ApiError> {
@@ -448,7 +444,7 @@ fn parse_time(e: &mut Errors, field: &str, value: Option<&str>) -> Option<DateTi
 )]
 async fn contact(
     State(state): State<ReferralsState>,
-    caller: Caller,
+    caller: Authorized<Mediators>,
     Path(id): Path<String>,
     OptionalJson(body): OptionalJson<ContactRequest>,
 ) -> Result<Response, ApiError> {
@@ -479,7 +475,7 @@ async fn contact(
 )]
 async fn close(
     State(state): State<ReferralsState>,
-    caller: Caller,
+    caller: Authorized<Mediators>,
     Path(id): Path<String>,
     OptionalJson(body): OptionalJson<CloseRequest>,
 ) -> Result<Response, ApiError> {
@@ -508,7 +504,7 @@ async fn close(
 )]
 async fn cancel(
     State(state): State<ReferralsState>,
-    caller: Caller,
+    caller: Authorized<ReferrersOrAdmins>,
     Path(id): Path<String>,
     OptionalJson(body): OptionalJson<CancelRequest>,
 ) -> Result<Response, ApiError> {
@@ -517,7 +513,6 @@ async fn cancel(
     e.finish(|| ()).map_err(ApiError::validation)?;
     let mut tx = state.pool.begin().await?;
     let mut r = load(&mut tx, &caller, &id).await?;
-    caller.require(&[Role::Referrer, Role::Admin])?;
     lifecycle::cancel(&mut tx, &mut r, &caller.actor(), reason.as_deref()).await?;
     tx.commit().await?;
     tracing::info!(referral_id = %r.id, "cancelled");
@@ -537,7 +532,7 @@ async fn cancel(
 )]
 async fn reroute(
     State(state): State<ReferralsState>,
-    caller: Caller,
+    caller: Authorized<Coordinators>,
     Path(id): Path<String>,
     OptionalJson(body): OptionalJson<RerouteRequest>,
 ) -> Result<Response, ApiError> {
@@ -559,7 +554,6 @@ async fn reroute(
     }
     let mut tx = state.pool.begin().await?;
     let mut r = load(&mut tx, &caller, &id).await?;
-    caller.require(&[Role::Coordinator, Role::Admin])?;
     lifecycle::reroute(&mut tx, &mut r, &caller.actor(), structure_id.as_ref(), force, reason.as_deref()).await?;
     tx.commit().await?;
     tracing::info!(referral_id = %r.id, to = ?structure_id, force, "rerouted");

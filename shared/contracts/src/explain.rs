@@ -25,12 +25,33 @@ pub enum Reason {
     Supports { accessibility: Vec<Accessibility> },
     /// Capacity used this week.
     Load { used: u32, capacity: u32 },
-    /// The next opening after now (Europe/Paris).
-    NextOpening { at: NaiveDateTime },
+    /// The next opening after now, Europe/Paris local time (`2026-12-07T09:30`).
+    NextOpening {
+        #[serde(with = "local_minute")]
+        #[schema(value_type = String, pattern = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$")]
+        at: NaiveDateTime,
+    },
     /// A coordinator chose it.
     ChosenByCoordinator { km: f64 },
     /// A coordinator chose it beyond its weekly capacity.
     CapacityOverridden,
+}
+
+/// A local time to the minute, with no offset: it is Europe/Paris wall-clock time.
+mod local_minute {
+    use chrono::NaiveDateTime;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    const FORMAT: &str = "%Y-%m-%dT%H:%M";
+
+    pub fn serialize<S: Serializer>(at: &NaiveDateTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&at.format(FORMAT).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveDateTime, D::Error> {
+        let text = String::deserialize(d)?;
+        NaiveDateTime::parse_from_str(&text, FORMAT).map_err(serde::de::Error::custom)
+    }
 }
 
 fn km_1(km: f64) -> String {
@@ -159,6 +180,9 @@ mod tests {
         let at = chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap().and_hms_opt(9, 30, 0).unwrap();
         assert_eq!(Reason::NextOpening { at }.text_fr(), "Prochaine ouverture : lundi 7 décembre à 9 h 30");
         assert_eq!(Reason::Load { used: 4, capacity: 5 }.text_fr(), "1 place libre(s) cette semaine sur 5");
+        let opening = serde_json::to_value(Reason::NextOpening { at }).unwrap();
+        assert_eq!(opening, serde_json::json!({"code": "next_opening", "at": "2026-12-07T09:30"}));
+        assert_eq!(serde_json::from_value::<Reason>(opening).unwrap(), Reason::NextOpening { at });
         let back: Reason = serde_json::from_str(r#"{"code":"other_languages"}"#).unwrap();
         assert_eq!(back, Reason::OtherLanguages);
     }

@@ -676,6 +676,25 @@ macro_rules! roles {
     };
 }
 
+/// The role sets the services' endpoints take.
+pub mod roles {
+    crate::roles! {
+        /// Administrators only.
+        pub Admins = [Admin];
+        /// Coordinators (within their territories) and administrators.
+        pub Coordinators = [Coordinator, Admin];
+        /// Referrers only: a referral is submitted by a social service.
+        pub Referrers = [Referrer];
+        pub ReferrersOrAdmins = [Referrer, Admin];
+        /// Mediators (of the structure concerned) and administrators.
+        pub Mediators = [Mediator, Admin];
+        /// Who keeps a structure's record: its mediators, its territory's coordinators, administrators.
+        pub StructureKeepers = [Mediator, Coordinator, Admin];
+        /// Who may preview where a referral could go.
+        pub Previewers = [Referrer, Coordinator, Admin];
+    }
+}
+
 /// A caller that is one of Aiguillage's own services.
 #[derive(Debug, Clone)]
 pub struct ServiceCaller(pub String);
