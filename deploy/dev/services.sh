@@ -45,8 +45,12 @@ ensure_mold() {
   command -v mold >/dev/null 2>&1 || apt_install mold || true
 }
 
+# The development OpenID provider (deploy/dev/oidc): Node.js and its npm packages.
+source "$(dirname "${BASH_SOURCE[0]}")/oidc/env.sh"
+
 ensure_services() {
   ensure_postgres
   ensure_rabbitmq
   ensure_mold
+  ensure_oidc_provider
 }

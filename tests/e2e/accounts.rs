@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::support::*;
 
 /// Waits until accounts knows a place from the directory's events.
-async fn until_place(app: &TestApp, id: &str) {
+pub async fn until_place(app: &TestApp, id: &str) {
     let pool = app.sandbox.pool().await;
     eventually(&format!("accounts to know {id}"), Duration::from_secs(20), || async {
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM accounts.places WHERE id = $1")

@@ -9,7 +9,7 @@ use axum::{Json as AxumJson, Router};
 use chrono::{DateTime, Utc};
 use contracts::accounts::{
     AccountView, AuditEntry, CallerKind, InvitationBody, InvitationView, MeView, MembershipRequestBody, MembershipView,
-    Page, PlaceKind, PlaceView, RefuseBody, RequestStatus, RequestView, SignInFailure, SignInRequest, SignInResponse,
+    Page, PlaceKind, Places, RefuseBody, RequestStatus, RequestView, SignInFailure, SignInRequest, SignInResponse,
 };
 use contracts::validate::Errors;
 use contracts::{FieldError, Territory};
@@ -282,11 +282,6 @@ struct PlacesQuery {
     /// Default 20.
     #[param(minimum = 1, maximum = 50)]
     limit: Option<i64>,
-}
-
-#[derive(Serialize, ToSchema)]
-struct Places {
-    items: Vec<PlaceView>,
 }
 
 /// Places a membership request can name: the agent's SIRET's first.

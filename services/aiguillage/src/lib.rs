@@ -28,11 +28,13 @@ pub enum Service {
     Matcher,
     Insights,
     Accounts,
+    /// The pages and sign-in.
+    Web,
 }
 
 impl Service {
-    pub const ALL: [Service; 5] =
-        [Service::Referrals, Service::Directory, Service::Matcher, Service::Insights, Service::Accounts];
+    pub const ALL: [Service; 6] =
+        [Service::Referrals, Service::Directory, Service::Matcher, Service::Insights, Service::Accounts, Service::Web];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -41,6 +43,7 @@ impl Service {
             Service::Matcher => matcher::SERVICE,
             Service::Insights => insights::SERVICE,
             Service::Accounts => accounts::SERVICE,
+            Service::Web => web::SERVICE,
         }
     }
 }
@@ -49,7 +52,7 @@ impl FromStr for Service {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Service::ALL.into_iter().find(|x| x.name() == s.trim()).ok_or_else(|| {
-            format!("unknown service {s:?}; expected all, referrals, directory, matcher, insights or accounts")
+            format!("unknown service {s:?}; expected all, referrals, directory, matcher, insights, accounts or web")
         })
     }
 }
@@ -92,6 +95,7 @@ pub async fn migrate_pool(pool: &PgPool) -> anyhow::Result<()> {
     referrals::migrate(pool).await?;
     insights::migrate(pool).await?;
     accounts::migrate(pool).await?;
+    web::migrate(pool).await?;
     Ok(())
 }
 
@@ -165,9 +169,21 @@ pub async fn run(
             Service::Matcher => router.merge(matcher::router(matcher::start(&ctx))),
             Service::Insights => router.merge(insights::router(insights::start(&ctx))),
             Service::Accounts => router.merge(accounts::router(accounts::start(&ctx))),
+            Service::Web => router,
         };
     }
-    let router = platform::http::finish(router);
+    let api = platform::http::finish(router);
+    let router = if services.contains(&Service::Web) {
+        let web_config = web::WebConfig::from_config(&config, listener.local_addr()?)?;
+        // In process when this process serves the API, else through its public base URL.
+        let client = match &config.api_url {
+            Some(url) => web::Api::remote(url.parse().map_err(|e| anyhow::anyhow!("invalid AIGUILLAGE_API_URL: {e}"))?),
+            None => web::Api::Local(api.clone()),
+        };
+        web::router(web::start(&ctx, client, web_config), api)
+    } else {
+        api
+    };
     tracing::info!(address = %listener.local_addr()?, services = ?names, namespace = %config.namespace, "serving");
     platform::http::serve(listener, router, shutdown.clone()).await?;
 

@@ -250,6 +250,12 @@ pub struct PlaceView {
     pub matches_siret: bool,
 }
 
+/// `GET /api/v1/accounts/places`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Places {
+    pub items: Vec<PlaceView>,
+}
+
 /// One record of the sign-in and membership audit: who, when, what, from which
 /// membership. No personal value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -21,6 +21,15 @@ pub struct Config {
     pub prefetch: u16,
     /// How often signing keys and revoked tokens are reloaded (`AIGUILLAGE_AUTH_REFRESH`).
     pub auth_refresh: Duration,
+    /// The site's external base URL (`AIGUILLAGE_PUBLIC_URL`); default `http://{listen}`.
+    pub public_url: Option<String>,
+    /// Where the web app finds the API when this process does not serve it
+    /// (`AIGUILLAGE_API_URL`, a split deployment's proxy).
+    pub api_url: Option<String>,
+    /// `AIGUILLAGE_OIDC_*`, as given: the web app reads them.
+    pub oidc: Vec<(String, String)>,
+    pub session_idle: Duration,
+    pub session_max: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +79,28 @@ impl Config {
             db_pool_size: number("AIGUILLAGE_DB_POOL_SIZE", "32")? as u32,
             prefetch: number("AIGUILLAGE_PREFETCH", "64")?.min(1000.0) as u16,
             auth_refresh: duration("AIGUILLAGE_AUTH_REFRESH", "20s")?,
+            public_url: get("AIGUILLAGE_PUBLIC_URL").filter(|s| !s.trim().is_empty()),
+            api_url: get("AIGUILLAGE_API_URL").filter(|s| !s.trim().is_empty()),
+            oidc: OIDC_VARIABLES.iter().filter_map(|k| Some((k.to_string(), get(k)?))).collect(),
+            session_idle: duration("AIGUILLAGE_SESSION_IDLE", "12h")?,
+            session_max: duration("AIGUILLAGE_SESSION_MAX", "7d")?,
         })
+    }
+}
+
+/// The OpenID Connect client's settings (see the web app).
+pub const OIDC_VARIABLES: [&str; 5] = [
+    "AIGUILLAGE_OIDC_ISSUER",
+    "AIGUILLAGE_OIDC_CLIENT_ID",
+    "AIGUILLAGE_OIDC_CLIENT_SECRET",
+    "AIGUILLAGE_OIDC_SCOPES",
+    "AIGUILLAGE_OIDC_ACR_VALUES",
+];
+
+impl Config {
+    /// One `AIGUILLAGE_OIDC_*` value.
+    pub fn oidc_value(&self, key: &str) -> Option<String> {
+        self.oidc.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
     }
 }
 

@@ -4,6 +4,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod oidc;
 pub mod proxy;
 
 use std::future::Future;

@@ -1,0 +1,120 @@
+//! The pages' templates (`templates/`, checked at compile time by askama) and what
+//! every page carries: the header's agent and space, the CSRF token of its forms.
+
+use askama::Template;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+/// The header and the title.
+pub struct Chrome {
+    pub title: String,
+    /// Which item of the menu is this page's.
+    pub section: &'static str,
+    pub agent: Option<AgentChrome>,
+}
+
+pub struct AgentChrome {
+    pub name: String,
+    /// The active membership, in words.
+    pub space: Option<String>,
+    /// More than one membership: "Changer d'espace".
+    pub several: bool,
+    pub csrf: String,
+}
+
+impl Chrome {
+    pub fn public(title: &str, section: &'static str) -> Self {
+        Self { title: title.to_string(), section, agent: None }
+    }
+}
+
+/// Renders `page` with `status`. Pages of a signed-in agent show personal data (at
+/// least the agent's name): nobody caches them.
+pub fn render<T: Template>(status: StatusCode, page: &T, signed_in: bool) -> Response {
+    match page.render() {
+        Ok(html) => {
+            let mut response = (status, Html(html)).into_response();
+            if signed_in {
+                response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            }
+            response
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "a page could not be rendered");
+            (StatusCode::INTERNAL_SERVER_ERROR, Html("<!doctype html><html lang=\"fr\"><title>Erreur — Aiguillage</title><h1>Une erreur est survenue</h1><p><a href=\"/\">Revenir à l'accueil</a></p></html>"))
+                .into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "connexion.html")]
+pub struct Connexion {
+    pub chrome: Chrome,
+    pub enabled: bool,
+    pub login_href: String,
+    pub signed_out: bool,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub chrome: Chrome,
+    pub heading: String,
+    pub message: String,
+    pub reference: Option<String>,
+    pub back_to_sign_in: bool,
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+pub struct Home {
+    pub chrome: Chrome,
+    pub given_name: String,
+    pub space: String,
+    /// (href, text)
+    pub links: Vec<(String, String)>,
+}
+
+pub struct MembershipItem {
+    pub id: String,
+    pub role: String,
+    pub label: String,
+    pub active: bool,
+}
+
+pub struct PlaceOption {
+    pub value: String,
+    pub text: String,
+}
+
+#[derive(Template)]
+#[template(path = "compte.html")]
+pub struct Compte {
+    pub chrome: Chrome,
+    pub csrf: String,
+    pub done: Option<String>,
+    pub name: String,
+    pub email: String,
+    pub siret: Option<String>,
+    pub memberships: Vec<MembershipItem>,
+    /// (what, when)
+    pub requests: Vec<(String, String)>,
+    pub query: String,
+    pub search_error: Option<String>,
+    /// Groups of options: (legend, options).
+    pub places: Vec<(String, Vec<PlaceOption>)>,
+    pub has_siret_matches: bool,
+    pub chosen: String,
+    pub place_error: Option<String>,
+    pub message: String,
+    pub message_error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "info.html")]
+pub struct Info {
+    pub chrome: Chrome,
+    pub heading: String,
+    pub body: &'static str,
+}
