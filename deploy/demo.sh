@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the Aiguillage demo: every service in one process on the local PostgreSQL and
 # RabbitMQ (started, or installed on a machine that lacks them), with the real Charente
-# directory loaded and one token printed per role.
+# directory loaded, one token printed per role, and sign-in through a local OpenID
+# provider with demo agents.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source deploy/dev/services.sh
@@ -9,4 +10,19 @@ ensure_services
 if command -v mold >/dev/null 2>&1; then
   export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="${CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS:--C link-arg=-fuse-ld=mold}"
 fi
-exec cargo run --release --locked -p aiguillage -- demo "$@"
+
+# Sign-in: the development OpenID provider (ProConnect-like, never for production) on
+# 127.0.0.1:8090, with the demo agents of deploy/dev/oidc/agents.json. Set
+# AIGUILLAGE_OIDC_ISSUER yourself to use another provider.
+if [ -z "${AIGUILLAGE_OIDC_ISSUER:-}" ]; then
+  export OIDC_PORT="${OIDC_PORT:-8090}"
+  export OIDC_RP_URL="${AIGUILLAGE_PUBLIC_URL:-http://${AIGUILLAGE_LISTEN:-127.0.0.1:8080}}"
+  export OIDC_LOG=quiet
+  start_oidc_provider
+  trap stop_oidc_provider EXIT
+  export AIGUILLAGE_OIDC_ISSUER="http://127.0.0.1:$OIDC_PORT"
+  export AIGUILLAGE_OIDC_CLIENT_ID="${OIDC_CLIENT_ID:-aiguillage-demo}"
+  export AIGUILLAGE_OIDC_CLIENT_SECRET="${OIDC_CLIENT_SECRET:-aiguillage-demo-secret-dev-only-0000000000}"
+  export AIGUILLAGE_DEMO_AGENTS="$PWD/deploy/dev/oidc/agents.json"
+fi
+cargo run --release --locked -p aiguillage -- demo "$@"

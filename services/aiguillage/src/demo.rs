@@ -39,6 +39,10 @@ pub async fn run(config: Config, listen: Option<String>) -> anyhow::Result<()> {
     .await?;
     let nearest = example_structure(directory::structures_of(&pool, "16").await?, config.max_distance_km);
     let key = TokenKey::load(&pool, config.token_secret.as_deref()).await?;
+    let agents = match std::env::var("AIGUILLAGE_DEMO_AGENTS") {
+        Ok(path) if !path.trim().is_empty() => invite_demo_agents(&pool, &path).await?,
+        _ => vec![],
+    };
     pool.close().await;
 
     let ttl = chrono::Duration::days(30);
@@ -71,10 +75,67 @@ pub async fn run(config: Config, listen: Option<String>) -> anyhow::Result<()> {
     println!(r#"  curl -s $BASE/api/v1/referrals?status=offered -H "Authorization: Bearer $MEDIATOR""#);
     println!(r#"  curl -s "$BASE/api/v1/insights/funnel?territory=16" -H "Authorization: Bearer $COORDINATOR""#);
     println!();
+    if config.oidc_value("AIGUILLAGE_OIDC_ISSUER").is_some() {
+        let public = config.public_url.clone().unwrap_or_else(|| base.clone());
+        println!("Sign in: open {public}/connexion, click \"S'identifier avec ProConnect\", and pick an agent:");
+        for (name, what) in &agents {
+            println!("  {name:<18} {what}");
+        }
+        println!();
+    }
 
     let shutdown = CancellationToken::new();
     crate::cancel_on_signals(shutdown.clone());
     crate::run(config, &crate::Service::ALL, listener, shutdown).await
+}
+
+/// Grants the demo agents of the development provider (`deploy/dev/oidc/agents.json`)
+/// their memberships, at their first sign-in. Returns (name, what) for the banner.
+async fn invite_demo_agents(pool: &sqlx::PgPool, path: &str) -> anyhow::Result<Vec<(String, String)>> {
+    #[derive(serde::Deserialize)]
+    struct File {
+        agents: Vec<DemoAgent>,
+    }
+    #[derive(serde::Deserialize)]
+    struct DemoAgent {
+        given_name: String,
+        usual_name: String,
+        email: String,
+        label: String,
+        membership: Option<serde_json::Value>,
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {path}: {e}"))?;
+    let file: File = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+    let mut banner = Vec::new();
+    for agent in file.agents {
+        banner.push((format!("{} {}", agent.given_name, agent.usual_name), agent.label.clone()));
+        let Some(m) = agent.membership else { continue };
+        let grant = match m["role"].as_str() {
+            Some("admin") => accounts::domain::Grant::Admin,
+            Some("referrer") => accounts::domain::Grant::Referrer(DEMO_ORGANISATION),
+            Some("mediator") => match m["structure_id"].as_str() {
+                Some(id) => accounts::domain::Grant::Mediator(id.parse()?),
+                None => continue,
+            },
+            Some("coordinator") => accounts::domain::Grant::Coordinator(
+                m["territories"].as_array().into_iter().flatten().filter_map(|t| t.as_str()?.parse().ok()).collect(),
+            ),
+            _ => continue,
+        };
+        let key = accounts::domain::email_key(&agent.email).ok_or_else(|| anyhow::anyhow!("bad demo e-mail"))?;
+        // Once: a second run of the demo finds the invitation or the account.
+        let known: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM accounts.invitations WHERE email_key = $1)
+                 OR EXISTS (SELECT 1 FROM accounts.accounts WHERE email_key = $1)",
+        )
+        .bind(&key)
+        .fetch_one(pool)
+        .await?;
+        if !known {
+            accounts::service::grant_by_email(pool, &agent.email, &grant, "demo").await?;
+        }
+    }
+    Ok(banner)
 }
 
 /// The structure the example referral (Angoulême, help with paperwork) goes to, picked

@@ -33,6 +33,18 @@ const PAGE_TOKEN_TTL: ChronoDuration = ChronoDuration::minutes(5);
 const CSS: &str = include_str!("../static/aiguillage.css");
 
 pub fn router(state: WebState, api: Router) -> Router {
+    // Chromium applies form-action to the redirects that follow a form: sign-out's goes
+    // to the provider's end_session_endpoint.
+    let provider = state
+        .oidc
+        .as_ref()
+        .and_then(|p| url::Url::parse(p.issuer()).ok())
+        .map(|u| format!(" {}", u.origin().ascii_serialization()))
+        .unwrap_or_default();
+    let csp = HeaderValue::from_str(&format!(
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'{provider}; base-uri 'none'"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'; base-uri 'none'"));
     let pages = Router::new()
         .route("/", get(home))
         .route("/connexion", get(connexion))
@@ -46,7 +58,7 @@ pub fn router(state: WebState, api: Router) -> Router {
         .route("/donnees-personnelles", get(personal_data))
         .route("/mentions-legales", get(legal))
         .route("/static/aiguillage.css", get(css))
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(move |request: Request, next: Next| security_headers(csp.clone(), request, next)))
         .with_state(state);
     // Everything else is the API's (and health, metrics); a browser asking for an
     // unknown page gets a page, not problem+json.
@@ -71,15 +83,10 @@ fn wants_html(headers: &HeaderMap) -> bool {
 }
 
 /// No framing, no script or style from elsewhere, no referrer beyond this site.
-async fn security_headers(request: Request, next: Next) -> Response {
+async fn security_headers(csp: HeaderValue, request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self' https:; base-uri 'none'",
-        ),
-    );
+    headers.insert(header::CONTENT_SECURITY_POLICY, csp);
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -514,8 +521,10 @@ async fn compte_page_with(
         })
         .collect();
     let title = if agent.me.memberships.is_empty() { "Compte en attente de validation" } else { "Mon compte" };
+    let invalid = errors.place.is_some() || errors.message.is_some();
+    let title = if invalid { format!("Erreur : {title}") } else { title.to_string() };
     let page = Compte {
-        chrome: agent.chrome(title, "compte"),
+        chrome: agent.chrome(&title, "compte"),
         csrf: agent.session.csrf.clone(),
         done,
         name: agent.name(),

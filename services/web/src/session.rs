@@ -126,17 +126,38 @@ pub async fn create(
     Ok(value)
 }
 
+/// How precisely the idle timeout is kept: a session's last use is written at most this
+/// often, so most requests only read it.
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
+
+#[derive(sqlx::FromRow)]
+struct Live {
+    #[sqlx(flatten)]
+    session: Session,
+    stale: bool,
+}
+
 /// The session of that cookie value, if it is live; marks it used.
 pub async fn touch(pool: &PgPool, value: &str, idle: Duration) -> sqlx::Result<Option<Session>> {
-    sqlx::query_as(
-        "UPDATE web.sessions SET last_seen_at = now()
-         WHERE id_hash = $1 AND expires_at > now() AND last_seen_at > now() - make_interval(secs => $2)
-         RETURNING account_id, membership_id, csrf, id_token",
+    let hash = digest(value);
+    let live: Option<Live> = sqlx::query_as(
+        "SELECT account_id, membership_id, csrf, id_token, last_seen_at < now() - make_interval(secs => $3) AS stale
+         FROM web.sessions
+         WHERE id_hash = $1 AND expires_at > now() AND last_seen_at > now() - make_interval(secs => $2)",
     )
-    .bind(digest(value))
+    .bind(&hash)
     .bind(idle.as_secs_f64())
+    .bind(TOUCH_EVERY.as_secs_f64())
     .fetch_optional(pool)
-    .await
+    .await?;
+    let Some(live) = live else { return Ok(None) };
+    if live.stale {
+        sqlx::query("UPDATE web.sessions SET last_seen_at = now() WHERE id_hash = $1")
+            .bind(&hash)
+            .execute(pool)
+            .await?;
+    }
+    Ok(Some(live.session))
 }
 
 pub async fn set_membership(pool: &PgPool, value: &str, membership: Option<Uuid>) -> sqlx::Result<()> {
