@@ -50,7 +50,7 @@ fn assert_opaque_500(status: u16, body: &Value, secret: &str) {
     assert_eq!(status, 500, "{body}");
     assert_eq!(body["detail"], "an unexpected error occurred", "{body}");
     let text = body.to_string();
-    for leak in [secret, "referrals.", "directory.", "matcher.", "column"] {
+    for leak in [secret, "referrals.", "directory.", "matcher.", "insights.", "accounts.", "column"] {
         assert!(!text.contains(leak), "the 500 body leaks {leak:?}: {text}");
     }
 }
@@ -168,5 +168,69 @@ async fn a_bound_event_type_the_consumer_does_not_know_is_dead_lettered_with_its
     let reason = dead_letter_reason(&app, "referrals", &envelope.id.to_string()).await;
     assert!(reason.contains("match.reconsidered"), "{reason}");
     assert!(reason.contains("does not know"), "{reason}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_corrupt_insights_fact_is_a_500_and_never_a_key_in_the_statistics() {
+    let app = TestApp::spawn().await;
+    let (id, _, _) = offered_referral(&app).await;
+    let coordinator = app.coordinator(&["16"]);
+    let pool = app.sandbox.pool().await;
+    eventually("insights has the offer", Duration::from_secs(20), || async {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM insights.events WHERE referral_id = $1::uuid AND kind = 'offered'",
+        )
+        .bind(&id)
+        .fetch_one(&pool)
+        .await
+        .ok()?;
+        (n > 0).then_some(())
+    })
+    .await;
+    let (status, _) = app.get("/api/v1/insights/export.csv?territory=16", &coordinator).await;
+    assert_eq!(status, 200);
+
+    // A need that is not one: the export and the flows fail rather than print it.
+    sqlx::query("UPDATE insights.referrals SET needs = '{teleportation}' WHERE referral_id = $1::uuid")
+        .bind(&id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (status, body) = app.get("/api/v1/insights/export.csv?territory=16", &coordinator).await;
+    assert_opaque_500(status, &body, "teleportation");
+    let (status, body) = app.get("/api/v1/insights/flows?territory=16", &coordinator).await;
+    assert_opaque_500(status, &body, "teleportation");
+
+    // An event kind the report does not know is an error, not a row it skips.
+    sqlx::query("UPDATE insights.events SET kind = 'teleported' WHERE referral_id = $1::uuid AND kind = 'offered'")
+        .bind(&id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (status, body) = app.get("/api/v1/insights/structures/lieu-a/report", &coordinator).await;
+    assert_opaque_500(status, &body, "teleported");
+    pool.close().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_corrupt_membership_is_a_500_and_never_a_role_nobody_granted() {
+    let app = TestApp::spawn().await;
+    let account = app.sign_in_agent("corrupt-agent", "agent.corrompu@example.org", None).await;
+    let (ok, out, err) =
+        app.sandbox.cli(&["account", "grant", "--email", "agent.corrompu@example.org", "--role", "admin"]).await;
+    assert!(ok, "{out}{err}");
+    let pool = app.sandbox.pool().await;
+    sqlx::query("UPDATE accounts.memberships SET role = 'overlord' WHERE account_id = $1")
+        .bind(account)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (status, body) = app.get("/api/v1/me", &app.agent(account, None)).await;
+    assert_opaque_500(status, &body, "overlord");
+    let (status, body) = app.get("/api/v1/accounts", &app.admin).await;
+    assert_opaque_500(status, &body, "overlord");
+    pool.close().await;
     app.stop().await;
 }

@@ -370,7 +370,7 @@ async fn flows(
                 id
             }
         };
-        let end = terminal(&p.status, p.outcome.as_deref());
+        let end = terminal(p.status.slug(), p.outcome.map(contracts::Outcome::slug));
         nodes.entry(end.clone()).or_insert_with(|| node(&end, FlowNodeKind::End, None));
         *links.entry((org, middle.clone())).or_insert(0) += 1;
         *links.entry((middle, end)).or_insert(0) += 1;
@@ -444,19 +444,19 @@ async fn export_csv(
         let record = [
             pseudonym(p.referral_id),
             p.submitted_at.map(|t| t.format("%Y-%m").to_string()).unwrap_or_default(),
-            p.territory.unwrap_or_default(),
-            p.needs.unwrap_or_default().join("|"),
-            p.urgency.unwrap_or_default(),
-            p.status,
-            p.outcome.unwrap_or_default(),
+            p.territory.map(|t| t.to_string()).unwrap_or_default(),
+            p.needs.unwrap_or_default().iter().map(|n| n.slug()).collect::<Vec<_>>().join("|"),
+            p.urgency.map(|u| u.slug().to_string()).unwrap_or_default(),
+            p.status.slug().to_string(),
+            p.outcome.map(|o| o.slug().to_string()).unwrap_or_default(),
             p.offers.to_string(),
             p.declines.to_string(),
             p.expiries.to_string(),
             secs(p.seconds_to_accept),
             secs(p.seconds_to_first_contact),
             secs(p.seconds_to_close),
-            p.accepted_structure.unwrap_or_default(),
-            p.organisation_kind.unwrap_or_default(),
+            p.accepted_structure.map(|s| s.to_string()).unwrap_or_default(),
+            p.organisation_kind.map(|k| k.slug().to_string()).unwrap_or_default(),
         ];
         out.write_record(record).map_err(ApiError::internal)?;
     }

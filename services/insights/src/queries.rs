@@ -4,19 +4,101 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use contracts::{
+    CommuneCode, DeclineReason, Need, OrganisationKind, Outcome, ReferralStatus, StructureId, Territory, Urgency,
+    WaitlistReason,
+};
+use platform::row::{Columns, RowError};
 use serde::Serialize;
 use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+/// What one row of `insights.events` records (the projection writes these kinds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Offered,
+    Declined,
+    Expired,
+    Rerouted,
+    Accepted,
+    Contacted,
+    Closed,
+    Cancelled,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 8] = [
+        EventKind::Offered,
+        EventKind::Declined,
+        EventKind::Expired,
+        EventKind::Rerouted,
+        EventKind::Accepted,
+        EventKind::Contacted,
+        EventKind::Closed,
+        EventKind::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Offered => "offered",
+            EventKind::Declined => "declined",
+            EventKind::Expired => "expired",
+            EventKind::Rerouted => "rerouted",
+            EventKind::Accepted => "accepted",
+            EventKind::Contacted => "contacted",
+            EventKind::Closed => "closed",
+            EventKind::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::str::FromStr for EventKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| format!("unknown event kind `{s}`"))
+    }
+}
+
+/// A count per vocabulary value, keyed by its slug: a value that is not one is an error
+/// naming the table, the column and the value, never a key in an answer.
+fn counts<T: std::str::FromStr>(
+    table: &'static str,
+    column: &'static str,
+    rows: impl IntoIterator<Item = (String, i64)>,
+    slug: impl Fn(&T) -> &'static str,
+) -> Result<BTreeMap<String, i64>, RowError>
+where
+    T::Err: std::fmt::Display,
+{
+    let mut out = BTreeMap::new();
+    for (value, n) in rows {
+        let parsed: T = Columns::of(table, format!("{column}={value}")).parse(column, &value)?;
+        *out.entry(slug(&parsed).to_string()).or_insert(0) += n;
+    }
+    Ok(out)
+}
 
 /// `None` means every territory (admin).
 pub type Territories<'a> = Option<&'a [String]>;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StructureQueue {
-    pub structure_id: String,
+    pub structure_id: StructureId,
     pub name: String,
-    pub territory: String,
+    pub territory: Territory,
+    pub pending_offers: i64,
+    pub oldest_pending_offer_seconds: Option<i64>,
+    pub accepted_this_week: i64,
+    pub weekly_capacity: i32,
+    pub accepting: bool,
+    pub in_progress: i64,
+}
+
+struct QueueRow {
+    structure_id: String,
+    name: String,
+    territory: String,
     pub pending_offers: i64,
     pub oldest_pending_offer_seconds: Option<i64>,
     pub accepted_this_week: i64,
@@ -30,8 +112,8 @@ pub async fn structure_queues(
     territories: Territories<'_>,
     week_start: DateTime<Utc>,
 ) -> sqlx::Result<Vec<StructureQueue>> {
-    sqlx::query_as!(
-        StructureQueue,
+    let rows = sqlx::query_as!(
+        QueueRow,
         r#"
         SELECT s.id AS structure_id, s.name, s.territory, s.weekly_capacity, s.accepting,
                COALESCE(p.pending, 0) AS "pending_offers!",
@@ -57,23 +139,65 @@ pub async fn structure_queues(
         week_start
     )
     .fetch_all(conn)
-    .await
+    .await?;
+    let typed = rows.into_iter().map(|r| {
+        let c = Columns::of("insights.structures", &r.structure_id);
+        Ok::<_, RowError>(StructureQueue {
+            structure_id: c.parse("id", &r.structure_id)?,
+            territory: c.parse("territory", &r.territory)?,
+            name: r.name,
+            pending_offers: r.pending_offers,
+            oldest_pending_offer_seconds: r.oldest_pending_offer_seconds,
+            accepted_this_week: r.accepted_this_week,
+            weekly_capacity: r.weekly_capacity,
+            accepting: r.accepting,
+            in_progress: r.in_progress,
+        })
+    });
+    Ok(typed.collect::<Result<_, _>>()?)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WaitingReferral {
     pub referral_id: Uuid,
-    pub territory: Option<String>,
-    pub commune_code: Option<String>,
-    #[schema(value_type = Option<Vec<contracts::Need>>)]
-    pub needs: Option<Vec<String>>,
-    #[schema(value_type = Option<contracts::Urgency>)]
-    pub urgency: Option<String>,
-    #[schema(value_type = Option<contracts::WaitlistReason>)]
-    pub reason: Option<String>,
+    pub territory: Option<Territory>,
+    pub commune_code: Option<CommuneCode>,
+    pub needs: Option<Vec<Need>>,
+    pub urgency: Option<Urgency>,
+    pub reason: Option<WaitlistReason>,
     pub escalated: bool,
     pub waiting_seconds: Option<i64>,
     pub offers: i32,
+}
+
+struct WaitingRow {
+    referral_id: Uuid,
+    territory: Option<String>,
+    commune_code: Option<String>,
+    needs: Option<Vec<String>>,
+    urgency: Option<String>,
+    reason: Option<String>,
+    escalated: bool,
+    waiting_seconds: Option<i64>,
+    offers: i32,
+}
+
+impl TryFrom<WaitingRow> for WaitingReferral {
+    type Error = RowError;
+    fn try_from(r: WaitingRow) -> Result<Self, RowError> {
+        let c = Columns::of("insights.referrals", r.referral_id);
+        Ok(Self {
+            referral_id: r.referral_id,
+            territory: c.parse_opt("territory", r.territory.as_deref())?,
+            commune_code: c.parse_opt("commune_code", r.commune_code.as_deref())?,
+            needs: r.needs.as_deref().map(|n| c.set("needs", n)).transpose()?,
+            urgency: c.parse_opt("urgency", r.urgency.as_deref())?,
+            reason: c.parse_opt("waitlist_reason", r.reason.as_deref())?,
+            escalated: r.escalated,
+            waiting_seconds: r.waiting_seconds,
+            offers: r.offers,
+        })
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -89,7 +213,7 @@ pub struct Waitlist {
 
 pub async fn waitlist(conn: &mut PgConnection, territories: Territories<'_>) -> sqlx::Result<Waitlist> {
     let items = sqlx::query_as!(
-        WaitingReferral,
+        WaitingRow,
         r#"
         SELECT referral_id, territory, commune_code, needs, urgency, waitlist_reason AS reason, escalated,
                floor(EXTRACT(EPOCH FROM now() - COALESCE(waitlisted_at, status_at)))::bigint AS waiting_seconds, offers
@@ -100,10 +224,13 @@ pub async fn waitlist(conn: &mut PgConnection, territories: Territories<'_>) -> 
         territories
     )
     .fetch_all(conn)
-    .await?;
+    .await?
+    .into_iter()
+    .map(WaitingReferral::try_from)
+    .collect::<Result<Vec<_>, _>>()?;
     let mut by_reason = BTreeMap::new();
     for i in &items {
-        *by_reason.entry(i.reason.clone().unwrap_or_else(|| "unknown".into())).or_insert(0) += 1;
+        *by_reason.entry(i.reason.map_or("unknown", WaitlistReason::slug).to_string()).or_insert(0) += 1;
     }
     Ok(Waitlist {
         count: items.len() as i64,
@@ -184,8 +311,8 @@ pub async fn funnel(
     .fetch_all(&mut *conn)
     .await?
     .into_iter()
-    .map(|r| (r.outcome, r.n))
-    .collect();
+    .map(|r| (r.outcome, r.n));
+    let outcomes = counts("insights.referrals", "outcome", outcomes, |o: &Outcome| o.slug())?;
     let declines = sqlx::query!(
         r#"SELECT e.reason AS "reason!", count(*) AS "n!" FROM insights.events e
            JOIN insights.referrals r ON r.referral_id = e.referral_id
@@ -200,8 +327,8 @@ pub async fn funnel(
     .fetch_all(conn)
     .await?
     .into_iter()
-    .map(|r| (r.reason, r.n))
-    .collect();
+    .map(|r| (r.reason, r.n));
+    let declines = counts("insights.events", "reason", declines, |d: &DeclineReason| d.slug())?;
     let seconds = |v: Option<f64>| v.map(|s| s.round() as i64);
     Ok(Funnel {
         submitted: row.submitted,
@@ -269,21 +396,69 @@ pub struct Path {
     pub referral_id: Uuid,
     pub organisation_id: Option<Uuid>,
     pub organisation_name: Option<String>,
-    pub organisation_kind: Option<String>,
-    pub territory: Option<String>,
-    pub needs: Option<Vec<String>>,
-    pub urgency: Option<String>,
+    pub organisation_kind: Option<OrganisationKind>,
+    pub territory: Option<Territory>,
+    pub needs: Option<Vec<Need>>,
+    pub urgency: Option<Urgency>,
     pub submitted_at: Option<DateTime<Utc>>,
-    pub status: String,
-    pub outcome: Option<String>,
+    pub status: ReferralStatus,
+    pub outcome: Option<Outcome>,
     pub offers: i32,
     pub declines: i32,
     pub expiries: i32,
-    pub accepted_structure: Option<String>,
+    pub accepted_structure: Option<StructureId>,
     pub structure_name: Option<String>,
     pub seconds_to_accept: Option<f64>,
     pub seconds_to_first_contact: Option<f64>,
     pub seconds_to_close: Option<f64>,
+}
+
+struct PathRow {
+    referral_id: Uuid,
+    organisation_id: Option<Uuid>,
+    organisation_name: Option<String>,
+    organisation_kind: Option<String>,
+    territory: Option<String>,
+    needs: Option<Vec<String>>,
+    urgency: Option<String>,
+    submitted_at: Option<DateTime<Utc>>,
+    status: String,
+    outcome: Option<String>,
+    offers: i32,
+    declines: i32,
+    expiries: i32,
+    accepted_structure: Option<String>,
+    structure_name: Option<String>,
+    seconds_to_accept: Option<f64>,
+    seconds_to_first_contact: Option<f64>,
+    seconds_to_close: Option<f64>,
+}
+
+impl TryFrom<PathRow> for Path {
+    type Error = RowError;
+    fn try_from(r: PathRow) -> Result<Self, RowError> {
+        let c = Columns::of("insights.referrals", r.referral_id);
+        Ok(Self {
+            referral_id: r.referral_id,
+            organisation_id: r.organisation_id,
+            organisation_name: r.organisation_name,
+            organisation_kind: c.parse_opt("organisations.kind", r.organisation_kind.as_deref())?,
+            territory: c.parse_opt("territory", r.territory.as_deref())?,
+            needs: r.needs.as_deref().map(|n| c.set("needs", n)).transpose()?,
+            urgency: c.parse_opt("urgency", r.urgency.as_deref())?,
+            submitted_at: r.submitted_at,
+            status: c.parse("status", &r.status)?,
+            outcome: c.parse_opt("outcome", r.outcome.as_deref())?,
+            offers: r.offers,
+            declines: r.declines,
+            expiries: r.expiries,
+            accepted_structure: c.parse_opt("accepted_structure", r.accepted_structure.as_deref())?,
+            structure_name: r.structure_name,
+            seconds_to_accept: r.seconds_to_accept,
+            seconds_to_first_contact: r.seconds_to_first_contact,
+            seconds_to_close: r.seconds_to_close,
+        })
+    }
 }
 
 pub async fn paths(
@@ -292,8 +467,8 @@ pub async fn paths(
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
 ) -> sqlx::Result<Vec<Path>> {
-    sqlx::query_as!(
-        Path,
+    let rows = sqlx::query_as!(
+        PathRow,
         r#"
         SELECT r.referral_id, r.organisation_id, o.name AS "organisation_name?", o.kind AS "organisation_kind?",
                r.territory, r.needs, r.urgency, r.submitted_at, r.status, r.outcome, r.offers, r.declines, r.expiries,
@@ -314,7 +489,8 @@ pub async fn paths(
         to
     )
     .fetch_all(conn)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(Path::try_from).collect::<Result<_, _>>()?)
 }
 
 #[derive(Debug, Serialize)]
@@ -358,7 +534,7 @@ pub async fn monthly_report(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> sqlx::Result<MonthlyReport> {
-    let counts = sqlx::query!(
+    let rows = sqlx::query!(
         r#"SELECT kind AS "kind!", COALESCE(reason, '') AS "reason!", count(*) AS "n!" FROM insights.events
            WHERE structure_id = $1 AND at >= $2 AND at < $3 GROUP BY kind, COALESCE(reason, '')"#,
         structure_id,
@@ -380,22 +556,30 @@ pub async fn monthly_report(
         median_seconds_accept_to_first_contact: None,
         median_seconds_accept_to_close: None,
     };
-    for c in counts {
-        match c.kind.as_str() {
-            "offered" => report.received += c.n,
-            "accepted" => report.accepted += c.n,
-            "declined" => {
+    let mut declines = Vec::new();
+    let mut outcomes = Vec::new();
+    for c in rows {
+        let kind: EventKind =
+            Columns::of("insights.events", format!("structure_id={structure_id}")).parse("kind", &c.kind)?;
+        match kind {
+            EventKind::Offered => report.received += c.n,
+            EventKind::Accepted => report.accepted += c.n,
+            EventKind::Declined => {
                 report.declined += c.n;
-                *report.declined_by_reason.entry(c.reason).or_insert(0) += c.n;
+                declines.push((c.reason, c.n));
             }
-            "expired" => report.expired += c.n,
-            "closed" => {
+            EventKind::Expired => report.expired += c.n,
+            EventKind::Closed => {
                 report.closed += c.n;
-                *report.outcomes.entry(c.reason).or_insert(0) += c.n;
+                outcomes.push((c.reason, c.n));
             }
-            _ => {}
+            // First contacts are counted per referral below; reroutes and cancellations
+            // are not the structure's doing.
+            EventKind::Contacted | EventKind::Rerouted | EventKind::Cancelled => {}
         }
     }
+    report.declined_by_reason = counts("insights.events", "reason", declines, |d: &DeclineReason| d.slug())?;
+    report.outcomes = counts("insights.events", "reason", outcomes, |o: &Outcome| o.slug())?;
     let delays = sqlx::query!(
         r#"
         WITH acc AS (
