@@ -255,3 +255,51 @@ async fn account_endpoints_refuse_what_they_must() {
     assert_eq!(list["items"][0]["email"], "z@example.org");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_operator_approves_and_refuses_requests_from_the_command_line() {
+    let app = TestApp::spawn().await;
+    let org = app.organisation("16").await;
+    until_place(&app, &org.to_string()).await;
+    let coordinator_org = app.organisation("17").await;
+    until_place(&app, &coordinator_org.to_string()).await;
+    let account = app.sign_in_agent("cli-decided", "decidee@example.org", None).await;
+    let pending = app.agent(account, None);
+    let (s, first) = app
+        .post("/api/v1/accounts/requests", &pending, json!({"role": "referrer", "organisation_id": org.to_string()}))
+        .await;
+    assert_eq!(s, 201, "{first}");
+    let (s, second) = app
+        .post(
+            "/api/v1/accounts/requests",
+            &pending,
+            json!({"role": "referrer", "organisation_id": coordinator_org.to_string()}),
+        )
+        .await;
+    assert_eq!(s, 201, "{second}");
+    let (first, second) = (first["id"].as_str().unwrap(), second["id"].as_str().unwrap());
+
+    let (ok, out, err) = app.sandbox.cli(&["account", "requests"]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains(first) && out.contains(second), "{out}");
+
+    let (ok, _, err) = app.sandbox.cli(&["account", "approve", first]).await;
+    assert!(ok, "{err}");
+    let (ok, _, err) = app.sandbox.cli(&["account", "refuse", second, "--reason", "Pas dans ce département"]).await;
+    assert!(ok, "{err}");
+    // Decided once: a second decision says so and fails.
+    let (ok, _, err) = app.sandbox.cli(&["account", "approve", second]).await;
+    assert!(!ok && err.contains("already refused"), "{err}");
+    let (ok, _, err) = app.sandbox.cli(&["account", "approve", &Uuid::now_v7().to_string()]).await;
+    assert!(!ok && err.contains("no membership request"), "{err}");
+
+    let (_, me) = app.get("/api/v1/me", &pending).await;
+    let memberships = me["memberships"].as_array().unwrap();
+    assert_eq!(memberships.len(), 1, "{me}");
+    assert_eq!(memberships[0]["organisation_id"], org.to_string());
+    let (_, audit) = app.get("/api/v1/accounts/audit", &app.admin).await;
+    let text = audit.to_string();
+    assert!(text.contains("request_approved") && text.contains("request_refused"), "{text}");
+    assert!(text.contains("operator:cli"), "{text}");
+    app.stop().await;
+}

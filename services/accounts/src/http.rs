@@ -9,7 +9,7 @@ use axum::{Json as AxumJson, Router};
 use chrono::{DateTime, Utc};
 use contracts::accounts::{
     AccountView, AuditEntry, CallerKind, InvitationBody, InvitationView, MeView, MembershipRequestBody, MembershipView,
-    Page, PlaceKind, Places, RefuseBody, RequestStatus, RequestView, SignInFailure, SignInRequest, SignInResponse,
+    Page, PlaceKind, Places, RefuseBody, RequestView, SignInFailure, SignInRequest, SignInResponse,
 };
 use contracts::validate::Errors;
 use contracts::{FieldError, Territory};
@@ -452,19 +452,8 @@ async fn list_requests(
         let agent = store::agent(&mut conn, r.account_id).await?;
         items.push(r.view(agent));
     }
-    Ok(AxumJson(Page { items, next_cursor: None }).into_response())
-}
-
-/// Locks a pending request that this manager may decide on, or 404 / 409.
-async fn pending_request(conn: &mut PgConnection, caller: &Caller, id: &str) -> Result<store::Request, ApiError> {
-    let request = store::lock_request(conn, parse_id(id)?).await?.ok_or_else(ApiError::not_found)?;
-    if !manager(caller)?.may_manage(&request.scope) {
-        return Err(ApiError::not_found());
-    }
-    if request.status != RequestStatus::Pending {
-        return Err(ApiError::conflict(format!("the request is already {:?}", request.status).to_lowercase()));
-    }
-    Ok(request)
+    // Who asked, with their e-mail address: never cached by anyone in between.
+    Ok(([(axum::http::header::CACHE_CONTROL, "no-store")], AxumJson(Page { items, next_cursor: None })).into_response())
 }
 
 /// Approve a pending request: the agent gets the membership.
@@ -484,29 +473,30 @@ async fn approve(
     caller: Authorized<Managers>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let mut tx = state.pool.begin().await?;
-    let request = pending_request(&mut tx, &caller, &id).await?;
-    let membership_id = store::grant(&mut tx, request.account_id, &request.grant, &caller.actor()).await?;
-    store::decide(&mut tx, request.id, RequestStatus::Approved, &caller.actor(), None).await?;
-    let detail = json!({ "request_id": request.id, "membership_id": membership_id, "role": request.grant.role() });
-    let from = acting_membership(&caller);
-    service::record(
-        &mut tx,
-        "request_approved",
-        &caller.actor(),
-        from.as_deref(),
-        Some(request.account_id),
-        &request.scope,
-        detail,
-    )
-    .await?;
-    tx.commit().await?;
-    tracing::info!(request_id = %request.id, "membership request approved");
+    decided(&state, &caller, &id, service::Decision::Approve).await
+}
+
+/// Decides, then answers the request as it now is.
+async fn decided(
+    state: &AccountsState,
+    caller: &Caller,
+    id: &str,
+    decision: service::Decision,
+) -> Result<Response, ApiError> {
+    let id = parse_id(id)?;
+    let from = acting_membership(caller);
+    let account = service::decide(&state.pool, id, &decision, &manager(caller)?, &caller.actor(), from.as_deref())
+        .await
+        .map_err(|err| match err {
+            service::DecideError::NotFound => ApiError::not_found(),
+            service::DecideError::AlreadyDecided(status) => {
+                ApiError::conflict(format!("the request is already {status}"))
+            }
+            service::DecideError::Database(e) => e.into(),
+        })?;
     let mut conn = state.pool.acquire().await?;
-    let filter =
-        RequestFilter { status: None, account_id: Some(request.account_id), territories: None, limit: MAX_LIMIT };
-    let view =
-        store::requests(&mut conn, &filter).await?.into_iter().find(|r| r.id == request.id).map(|r| r.view(None));
+    let filter = RequestFilter { status: None, account_id: Some(account), territories: None, limit: MAX_LIMIT };
+    let view = store::requests(&mut conn, &filter).await?.into_iter().find(|r| r.id == id).map(|r| r.view(None));
     Ok(AxumJson(view).into_response())
 }
 
@@ -532,28 +522,7 @@ async fn refuse(
     let mut e = Errors::new();
     let reason = e.text("reason", body.reason.as_deref(), 500, false);
     e.finish(|| ()).map_err(ApiError::validation)?;
-    let mut tx = state.pool.begin().await?;
-    let request = pending_request(&mut tx, &caller, &id).await?;
-    store::decide(&mut tx, request.id, RequestStatus::Refused, &caller.actor(), reason.as_deref()).await?;
-    let detail = json!({ "request_id": request.id, "role": request.grant.role() });
-    let from = acting_membership(&caller);
-    service::record(
-        &mut tx,
-        "request_refused",
-        &caller.actor(),
-        from.as_deref(),
-        Some(request.account_id),
-        &request.scope,
-        detail,
-    )
-    .await?;
-    tx.commit().await?;
-    let mut conn = state.pool.acquire().await?;
-    let filter =
-        RequestFilter { status: None, account_id: Some(request.account_id), territories: None, limit: MAX_LIMIT };
-    let view =
-        store::requests(&mut conn, &filter).await?.into_iter().find(|r| r.id == request.id).map(|r| r.view(None));
-    Ok(AxumJson(view).into_response())
+    decided(&state, &caller, &id, service::Decision::Refuse { reason }).await
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -6,7 +6,9 @@ use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::domain::{self, Grant};
+use contracts::accounts::RequestStatus;
+
+use crate::domain::{self, Grant, Manager};
 use crate::store::{self, Audit, Identity, Membership};
 
 #[derive(Debug, thiserror::Error)]
@@ -138,4 +140,74 @@ pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<AccountView>> {
             memberships: memberships.iter().map(Membership::view).collect(),
         })
         .collect())
+}
+
+/// What is decided about a membership request.
+#[derive(Debug, Clone)]
+pub enum Decision {
+    Approve,
+    Refuse { reason: Option<String> },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecideError {
+    /// No such request, or not one this manager may decide on.
+    #[error("no such request")]
+    NotFound,
+    #[error("the request is already {0}")]
+    AlreadyDecided(&'static str),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Approves (the agent gets the membership) or refuses a pending request, and audits
+/// it, in one transaction. Returns the request's account.
+pub async fn decide(
+    pool: &PgPool,
+    id: Uuid,
+    decision: &Decision,
+    manager: &Manager,
+    actor: &str,
+    from: Option<&str>,
+) -> Result<Uuid, DecideError> {
+    let mut tx = pool.begin().await?;
+    let request = store::lock_request(&mut tx, id).await?.ok_or(DecideError::NotFound)?;
+    if !manager.may_manage(&request.scope) {
+        return Err(DecideError::NotFound);
+    }
+    match request.status {
+        RequestStatus::Pending => {}
+        RequestStatus::Approved => return Err(DecideError::AlreadyDecided("approved")),
+        RequestStatus::Refused => return Err(DecideError::AlreadyDecided("refused")),
+    }
+    let (action, detail) = match decision {
+        Decision::Approve => {
+            let membership_id = store::grant(&mut tx, request.account_id, &request.grant, actor).await?;
+            store::decide(&mut tx, request.id, RequestStatus::Approved, actor, None).await?;
+            (
+                "request_approved",
+                json!({ "request_id": request.id, "membership_id": membership_id, "role": request.grant.role() }),
+            )
+        }
+        Decision::Refuse { reason } => {
+            store::decide(&mut tx, request.id, RequestStatus::Refused, actor, reason.as_deref()).await?;
+            ("request_refused", json!({ "request_id": request.id, "role": request.grant.role() }))
+        }
+    };
+    record(&mut tx, action, actor, from, Some(request.account_id), &request.scope, detail).await?;
+    tx.commit().await?;
+    tracing::info!(request_id = %request.id, action, "membership request decided");
+    Ok(request.account_id)
+}
+
+/// The pending requests, oldest first, with who asked (for the operator).
+pub async fn pending_requests(pool: &PgPool) -> sqlx::Result<Vec<contracts::accounts::RequestView>> {
+    let mut conn = pool.acquire().await?;
+    let filter = store::RequestFilter { status: Some("pending"), account_id: None, territories: None, limit: 500 };
+    let mut items = Vec::new();
+    for r in store::requests(&mut conn, &filter).await? {
+        let agent = store::agent(&mut conn, r.account_id).await?;
+        items.push(r.view(agent));
+    }
+    Ok(items)
 }

@@ -127,6 +127,17 @@ enum AccountCommand {
         #[arg(long)]
         role: Option<Role>,
     },
+    /// Lists the membership requests waiting for a decision (with who asked).
+    Requests,
+    /// Approves a membership request: the agent gets the membership on their next request.
+    Approve { id: uuid::Uuid },
+    /// Refuses a membership request.
+    Refuse {
+        id: uuid::Uuid,
+        /// Told to the agent.
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -232,8 +243,8 @@ async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
                 "no token {id} (see `aiguillage token list`)"
             );
             eprintln!(
-                "revoked {id}: refused within {} s on every running server",
-                platform::auth::REFRESH_EVERY.as_secs()
+                "revoked {id}: refused within {} s on every running server (AIGUILLAGE_AUTH_REFRESH)",
+                config.auth_refresh.as_secs()
             );
         }
         TokenCommand::RotateKey { overlap } => {
@@ -252,7 +263,6 @@ async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
 
 async fn account(config: Config, command: AccountCommand) -> anyhow::Result<()> {
     let pool = aiguillage::migrate(&config).await?;
-    const OPERATOR: &str = "operator:cli";
     match command {
         AccountCommand::Grant { email, role, organisation, structure, territories } => {
             let grant = accounts::domain::Grant::from_parts(role, organisation, structure, territories)
@@ -276,10 +286,37 @@ async fn account(config: Config, command: AccountCommand) -> anyhow::Result<()> 
             let removed = accounts::service::revoke_by_email(&pool, &email, role, OPERATOR).await?;
             eprintln!("{removed} membership(s) removed; they take effect on the agent's next request");
         }
+        AccountCommand::Requests => {
+            println!("{}", serde_json::to_string_pretty(&accounts::service::pending_requests(&pool).await?)?);
+        }
+        AccountCommand::Approve { id } => {
+            decide(&pool, id, accounts::service::Decision::Approve).await?;
+            eprintln!("request {id} approved");
+        }
+        AccountCommand::Refuse { id, reason } => {
+            if reason.as_deref().is_some_and(|r| r.chars().count() > 500 || r.chars().any(char::is_control)) {
+                anyhow::bail!("--reason: at most 500 characters, no control characters");
+            }
+            decide(&pool, id, accounts::service::Decision::Refuse { reason }).await?;
+            eprintln!("request {id} refused");
+        }
     }
     pool.close().await;
     Ok(())
 }
+
+async fn decide(pool: &sqlx::PgPool, id: uuid::Uuid, decision: accounts::service::Decision) -> anyhow::Result<()> {
+    use accounts::service::DecideError;
+    let manager = accounts::domain::Manager::Admin;
+    match accounts::service::decide(pool, id, &decision, &manager, OPERATOR, None).await {
+        Ok(_) => Ok(()),
+        Err(DecideError::NotFound) => anyhow::bail!("no membership request {id}"),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Who the command line acts as, in the audit.
+const OPERATOR: &str = "operator:cli";
 
 fn humantime_of(d: std::time::Duration) -> String {
     format!("{} h", d.as_secs() / 3600)
