@@ -11,6 +11,7 @@ mod faults;
 mod foundation;
 mod importing;
 mod matching;
+mod pages;
 mod signin;
 mod support;
 mod tokens;

@@ -10,7 +10,7 @@ use crate::support::TestApp;
 use crate::support::oidc::{Agent, CAMILLE, CLAIRE, KARIM, LEA, NewAgent, OidcClient, OidcProvider, Tamper};
 
 /// A server whose web app signs in with `client` of `oidc`.
-async fn server(oidc: &OidcProvider, client: &OidcClient) -> TestApp {
+pub async fn server(oidc: &OidcProvider, client: &OidcClient) -> TestApp {
     let (issuer, id, secret) = (oidc.issuer().to_string(), client.id.clone(), client.secret.clone());
     TestApp::spawn_with(move |c| {
         c.oidc = vec![
@@ -23,11 +23,11 @@ async fn server(oidc: &OidcProvider, client: &OidcClient) -> TestApp {
 }
 
 /// A browser: a cookie jar, and redirects left to the test.
-fn browser() -> reqwest::Client {
+pub fn browser() -> reqwest::Client {
     reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
-fn location(r: &reqwest::Response) -> String {
+pub fn location(r: &reqwest::Response) -> String {
     r.headers().get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
 }
 
@@ -42,7 +42,7 @@ fn session_set(r: &reqwest::Response) -> Option<String> {
 
 /// Starts a sign-in at `/auth/login?next=…`, signs `agent` in at the provider, and returns
 /// the relying party's answer to the callback (not followed).
-async fn sign_in(
+pub async fn sign_in(
     app: &TestApp,
     oidc: &OidcProvider,
     browser: &reqwest::Client,
@@ -59,24 +59,24 @@ async fn sign_in(
 }
 
 /// The page's HTML, with the apostrophes askama escapes put back.
-async fn text(r: reqwest::Response) -> String {
+pub async fn text(r: reqwest::Response) -> String {
     r.text().await.unwrap().replace("&#39;", "'")
 }
 
-async fn page(app: &TestApp, browser: &reqwest::Client, path: &str) -> (StatusCode, String, String) {
+pub async fn page(app: &TestApp, browser: &reqwest::Client, path: &str) -> (StatusCode, String, String) {
     let r = browser.get(format!("{}{path}", app.base)).header("accept", "text/html").send().await.unwrap();
     let (status, loc) = (r.status(), location(&r));
     (status, loc, text(r).await)
 }
 
 /// The form token of the page's sign-out form.
-fn csrf_of(html: &str) -> String {
+pub fn csrf_of(html: &str) -> String {
     let at = html.find("name=\"csrf\" value=\"").expect("a form with a CSRF token");
     let rest = &html[at + "name=\"csrf\" value=\"".len()..];
     rest[..rest.find('"').unwrap()].to_string()
 }
 
-async fn grant(app: &TestApp, args: &[&str]) {
+pub async fn grant(app: &TestApp, args: &[&str]) {
     let (ok, out, err) = app.sandbox.cli(&[&["account", "grant"], args].concat()).await;
     assert!(ok, "{out}{err}");
 }

@@ -80,6 +80,18 @@ impl Api {
         token: &str,
         body: Option<&Value>,
     ) -> Result<Reply, ApiFailure> {
+        self.send_idempotent(method, path, token, body, None).await
+    }
+
+    /// One call with an `Idempotency-Key` (a form sent twice creates one thing).
+    pub async fn send_idempotent(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+        key: Option<&str>,
+    ) -> Result<Reply, ApiFailure> {
         match self {
             Api::Local(router) => {
                 let mut request = Request::builder()
@@ -87,6 +99,9 @@ impl Api {
                     .uri(path)
                     .header(header::AUTHORIZATION, format!("Bearer {token}"))
                     .header(header::ACCEPT, "application/json");
+                if let Some(key) = key {
+                    request = request.header("idempotency-key", key);
+                }
                 let body = match body {
                     Some(b) => {
                         request = request.header(header::CONTENT_TYPE, "application/json");

@@ -19,6 +19,7 @@ mod csrf;
 mod error;
 mod oidc;
 mod pages;
+mod referrer;
 pub mod session;
 mod views;
 

@@ -58,6 +58,7 @@ pub fn router(state: WebState, api: Router) -> Router {
         .route("/donnees-personnelles", get(personal_data))
         .route("/mentions-legales", get(legal))
         .route("/static/aiguillage.css", get(css))
+        .merge(crate::referrer::routes())
         .layer(middleware::from_fn(move |request: Request, next: Next| security_headers(csp.clone(), request, next)))
         .with_state(state);
     // Everything else is the API's (and health, metrics); a browser asking for an
@@ -99,13 +100,13 @@ async fn css() -> Response {
 }
 
 /// A signed-in agent, as this request sees them.
-struct Agent {
-    cookie: String,
-    session: Session,
-    me: MeView,
-    active: Option<MembershipView>,
+pub(crate) struct Agent {
+    pub cookie: String,
+    pub session: Session,
+    pub me: MeView,
+    pub active: Option<MembershipView>,
     /// For the API, as the active membership (or as an agent without one).
-    token: String,
+    pub token: String,
 }
 
 impl Agent {
@@ -119,7 +120,7 @@ impl Agent {
         if parts.is_empty() { "Agent".to_string() } else { parts.join(" ") }
     }
 
-    fn chrome(&self, title: &str, section: &'static str) -> Chrome {
+    pub(crate) fn chrome(&self, title: &str, section: &'static str) -> Chrome {
         Chrome {
             title: title.to_string(),
             section,
@@ -128,12 +129,19 @@ impl Agent {
                 space: self.active.as_ref().map(space_label),
                 several: self.me.memberships.len() > 1,
                 csrf: self.session.csrf.clone(),
+                nav: match self.active.as_ref().map(|m| m.role) {
+                    Some(Role::Referrer) => vec![
+                        ("/orientations", "Orientations", "orientations"),
+                        ("/orientations/nouvelle", "Nouvelle orientation", "nouvelle"),
+                    ],
+                    _ => vec![],
+                },
             }),
         }
     }
 }
 
-fn role_label(role: Role) -> &'static str {
+pub(crate) fn role_label(role: Role) -> &'static str {
     match role {
         Role::Referrer => "Prescription",
         Role::Mediator => "Médiation",
@@ -156,7 +164,7 @@ fn scope_of(m: &MembershipView) -> Option<Scope> {
 }
 
 /// The agent of this request's session, if it has a live one.
-async fn agent(state: &WebState, headers: &HeaderMap) -> Result<Option<Agent>, PageError> {
+pub(crate) async fn agent(state: &WebState, headers: &HeaderMap) -> Result<Option<Agent>, PageError> {
     let cookies = Cookies { secure: state.config.secure() };
     let Some(cookie) = Cookies::read(headers, cookies.session_name()) else { return Ok(None) };
     let Some(mut session) = session::touch(&state.pool, &cookie, state.config.session_idle).await? else {
@@ -191,7 +199,11 @@ async fn agent(state: &WebState, headers: &HeaderMap) -> Result<Option<Agent>, P
 }
 
 /// The agent, or a redirect to `/connexion?next=` this page.
-async fn required(state: &WebState, headers: &HeaderMap, here: &str) -> Result<Result<Agent, Response>, PageError> {
+pub(crate) async fn required(
+    state: &WebState,
+    headers: &HeaderMap,
+    here: &str,
+) -> Result<Result<Agent, Response>, PageError> {
     Ok(match agent(state, headers).await? {
         Some(a) => Ok(a),
         None => {
@@ -210,7 +222,10 @@ async fn home(State(state): State<WebState>, headers: HeaderMap) -> Result<Respo
         return compte_page(&state, &agent, CompteForm::default(), None, StatusCode::OK).await;
     };
     let links = match active.role {
-        Role::Referrer => vec![("/compte".to_string(), "Gérer mes accès".to_string())],
+        Role::Referrer => vec![
+            ("/orientations/nouvelle".to_string(), "Nouvelle orientation".to_string()),
+            ("/orientations".to_string(), "Suivre les orientations de mon organisation".to_string()),
+        ],
         Role::Mediator => vec![("/compte".to_string(), "Gérer mes accès".to_string())],
         Role::Coordinator | Role::Admin => {
             vec![("/api/v1/openapi.json".to_string(), "Documentation de l'API (pour les outils)".to_string())]
@@ -278,7 +293,7 @@ async fn login(State(state): State<WebState>, Query(q): Query<NextQuery>) -> Res
     Ok(response)
 }
 
-fn header_value(s: &str) -> HeaderValue {
+pub(crate) fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
@@ -545,7 +560,7 @@ async fn compte_page_with(
 }
 
 /// The agent of a state-changing form: signed in, with the session's token, from this site.
-async fn form_agent(state: &WebState, headers: &HeaderMap, token: Option<&str>) -> Result<Agent, PageError> {
+pub(crate) async fn form_agent(state: &WebState, headers: &HeaderMap, token: Option<&str>) -> Result<Agent, PageError> {
     let Some(agent) = agent(state, headers).await? else { return Err(PageError::forbidden()) };
     if !crate::csrf::check(headers, &state.config.origin(), token, &agent.session.csrf) {
         return Err(PageError::forbidden());

@@ -20,6 +20,8 @@ pub struct AgentChrome {
     /// More than one membership: "Changer d'espace".
     pub several: bool,
     pub csrf: String,
+    /// The active space's pages: (href, text, section).
+    pub nav: Vec<(&'static str, &'static str, &'static str)>,
 }
 
 impl Chrome {

@@ -1,0 +1,192 @@
+//! The referrer's pages over HTTP, as a browser without JavaScript uses them: the form
+//! with its errors in French beside each field, the referral it creates, its page and
+//! its cancellation; and 404 for another membership.
+
+use reqwest::StatusCode;
+
+use crate::signin::{browser, csrf_of, grant, location, page, server, sign_in, text};
+use crate::support::oidc::{Agent, CLAIRE, KARIM, OidcProvider};
+use crate::support::structure;
+
+#[tokio::test]
+async fn a_referrer_fills_the_form_fixes_its_errors_follows_and_cancels_the_referral() {
+    let oidc = OidcProvider::start().await;
+    let app = server(&oidc, oidc.client()).await;
+    app.structure(
+        "lieu-angouleme",
+        structure("Médiathèque d'Angoulême", 45.65, 0.16, &["aide_demarches_administratives"], 5),
+    )
+    .await;
+    let organisation = app.organisation("16").await.to_string();
+    grant(
+        &app,
+        &["--email", "claire.dubois@ccas-angouleme.example", "--role", "referrer", "--organisation", &organisation],
+    )
+    .await;
+    grant(
+        &app,
+        &[
+            "--email",
+            "karim.benali@regie-urbaine-angouleme.example",
+            "--role",
+            "mediator",
+            "--structure",
+            "lieu-angouleme",
+        ],
+    )
+    .await;
+    let b = browser();
+    assert_eq!(
+        sign_in(&app, &oidc, &b, &Agent::Demo(CLAIRE), "/orientations/nouvelle").await.status(),
+        StatusCode::SEE_OTHER
+    );
+
+    let (status, _, html) = page(&app, &b, "/orientations/nouvelle").await;
+    assert_eq!(status, StatusCode::OK);
+    for name in [
+        "Prénom",
+        "Nom",
+        "Téléphone",
+        "Adresse e-mail",
+        "Préférence de contact",
+        "Commune",
+        "Langues",
+        "Besoins",
+        "Modalité",
+        "Distance maximale",
+        "Urgence",
+        "Date limite",
+        "Note",
+        "Consentement",
+        "Mode de recueil du consentement",
+        "Aide aux démarches administratives",
+        "Envoyer l'orientation",
+    ] {
+        assert!(html.contains(name), "{name} is missing from the form");
+    }
+    let csrf = csrf_of(&html);
+    let key_at = html.find("name=\"key\" value=\"").unwrap() + "name=\"key\" value=\"".len();
+    let key = html[key_at..key_at + 43].to_string();
+
+    // Nothing ticked, a commune that is not one: every error beside its field, in French.
+    let bad = [
+        ("csrf", csrf.as_str()),
+        ("key", key.as_str()),
+        ("first_name", "Amina"),
+        ("last_name", "B."),
+        ("phone", "12"),
+        ("commune", "Nullepartville"),
+        ("contact_preference", "phone"),
+    ];
+    let r = b
+        .post(format!("{}/orientations/nouvelle", app.base))
+        .header("origin", &app.base)
+        .form(&bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = text(r).await;
+    assert!(html.contains("<title>Erreur : nouvelle orientation"), "{html}");
+    for (id, words) in [
+        ("commune-error", "Nullepartville"),
+        ("needs-error", "Cochez au moins un besoin"),
+        ("consent-error", "consentement"),
+    ] {
+        let at = html.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("{id}: {html}"));
+        assert!(html[at..at + 300].contains(words), "{id}: {}", &html[at..at + 300]);
+    }
+    assert!(html.contains("value=\"Amina\""), "what was typed comes back");
+
+    // The API's own check (the phone number) comes back beside its field too.
+    let almost = [
+        ("csrf", csrf.as_str()),
+        ("key", key.as_str()),
+        ("first_name", "Amina"),
+        ("last_name", "B."),
+        ("phone", "12"),
+        ("commune", "16000"),
+        ("needs", "aide_demarches_administratives"),
+        ("consent", "oui"),
+        ("consent_method", "oral"),
+        ("contact_preference", "phone"),
+        ("languages", "fr"),
+        ("modes", "in_person"),
+    ];
+    let r = b
+        .post(format!("{}/orientations/nouvelle", app.base))
+        .header("origin", &app.base)
+        .form(&almost)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = text(r).await;
+    assert!(html.contains("id=\"phone-error\""), "{html}");
+
+    let good: Vec<(&str, &str)> =
+        almost.iter().map(|(k, v)| (*k, if *k == "phone" { "06 12 34 56 78" } else { *v })).collect();
+    let r = b
+        .post(format!("{}/orientations/nouvelle", app.base))
+        .header("origin", &app.base)
+        .form(&good)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", text(r).await);
+    let at = location(&r);
+    assert!(at.starts_with("/orientations/"), "{at}");
+    // Sent twice (a double click): the same referral.
+    let again = b
+        .post(format!("{}/orientations/nouvelle", app.base))
+        .header("origin", &app.base)
+        .form(&good)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&again), at);
+
+    let id = at.trim_start_matches("/orientations/").to_string();
+    app.until_status(&id, &app.admin, "offered").await;
+    let (status, _, html) = page(&app, &b, &at).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Proposée à Médiathèque d'Angoulême") && html.contains("Amina B."), "{html}");
+    assert!(html.contains("Pourquoi ce lieu"), "{html}");
+    let (_, _, list) = page(&app, &b, "/orientations").await;
+    assert!(list.contains(&id) && list.contains("Angoulême (16015)"), "{list}");
+    let (_, _, filtered) = page(&app, &b, "/orientations?statut=closed").await;
+    assert!(!filtered.contains(&id), "{filtered}");
+
+    // Cancelling needs a reason.
+    let csrf = csrf_of(&html);
+    let cancel = format!("{}/orientations/{id}/annulation", app.base);
+    let r = b
+        .post(&cancel)
+        .header("origin", &app.base)
+        .form(&[("csrf", csrf.as_str()), ("reason", " ")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(text(r).await.contains("Indiquez le motif"));
+    let r = b
+        .post(&cancel)
+        .header("origin", &app.base)
+        .form(&[("csrf", csrf.as_str()), ("reason", "La personne a trouvé de l'aide")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, _, html) = page(&app, &b, &location(&r)).await;
+    assert!(html.contains("L'orientation est annulée") && html.contains("Annulée"), "{html}");
+    assert!(!html.contains("Annuler l'orientation</button>"), "{html}");
+
+    // A mediator has no referrer's pages: 404, as the API answers.
+    let m = browser();
+    sign_in(&app, &oidc, &m, &Agent::Demo(KARIM), "/").await;
+    assert_eq!(page(&app, &m, "/orientations").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(page(&app, &m, &at).await.0, StatusCode::NOT_FOUND);
+    // A referral id in a URL is no personal data; the person's name never is in one.
+    assert!(!at.contains("Amina"));
+    app.stop().await;
+}
