@@ -190,3 +190,155 @@ async fn a_referrer_fills_the_form_fixes_its_errors_follows_and_cancels_the_refe
     assert!(!at.contains("Amina"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_mediator_answers_an_offer_follows_the_person_closes_and_keeps_the_week() {
+    let oidc = OidcProvider::start().await;
+    let app = server(&oidc, oidc.client()).await;
+    app.structure("lieu-mediation", structure("Espace numérique", 45.65, 0.16, &["aide_demarches_administratives"], 5))
+        .await;
+    grant(
+        &app,
+        &[
+            "--email",
+            "karim.benali@regie-urbaine-angouleme.example",
+            "--role",
+            "mediator",
+            "--structure",
+            "lieu-mediation",
+        ],
+    )
+    .await;
+    let org = app.organisation("16").await;
+    let referrer = app.referrer(org);
+    let first = app.submit(&referrer, crate::support::referral()).await;
+    app.until_status(&first, &referrer, "offered").await;
+    let second = app.submit(&referrer, crate::support::referral()).await;
+    app.until_status(&second, &referrer, "offered").await;
+
+    let b = browser();
+    sign_in(&app, &oidc, &b, &Agent::Demo(KARIM), "/propositions").await;
+    let (status, _, html) = page(&app, &b, "/propositions").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains(&format!("/propositions/{first}")) && html.contains(&format!("/propositions/{second}")),
+        "{html}"
+    );
+
+    // Before acceptance: the need, never the person.
+    let (status, _, html) = page(&app, &b, &format!("/propositions/{first}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, person) = app.get(&format!("/api/v1/referrals/{first}"), &referrer).await;
+    let last_name = person["person"]["last_name"].as_str().unwrap().to_string();
+    assert!(!html.contains(&last_name), "no identity before acceptance: {html}");
+    assert!(html.contains("Aide aux démarches administratives") && html.contains("Motif du refus"), "{html}");
+    let csrf = csrf_of(&html);
+
+    // A refusal needs its reason; then the referral goes elsewhere (or waits).
+    let refuse = format!("{}/propositions/{second}/refus", app.base);
+    let r = b
+        .post(&refuse)
+        .header("origin", &app.base)
+        .form(&[("csrf", csrf.as_str()), ("reason", "")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(text(r).await.contains("Choisissez le motif du refus"));
+    let r = b
+        .post(&refuse)
+        .header("origin", &app.base)
+        .form(&[("csrf", csrf.as_str()), ("reason", "no_capacity"), ("comment", "Complet jusqu'à lundi")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&r), "/propositions?refusee=1");
+
+    let r = b
+        .post(format!("{}/propositions/{first}/acceptation", app.base))
+        .header("origin", &app.base)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&r), format!("/suivis/{first}?acceptee=1"));
+    let (_, _, html) = page(&app, &b, &location(&r)).await;
+    assert!(html.contains(&last_name) && html.contains("Proposition acceptée"), "{html}");
+    // Accepting again: the offer has moved on, a page says so (409), not a 500.
+    let again = b
+        .post(format!("{}/propositions/{first}/acceptation", app.base))
+        .header("origin", &app.base)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    let (_, _, list) = page(&app, &b, "/suivis").await;
+    assert!(list.contains(&format!("/suivis/{first}")), "{list}");
+
+    let r = b
+        .post(format!("{}/suivis/{first}/contact", app.base))
+        .header("origin", &app.base)
+        .form(&[("csrf", csrf.as_str()), ("kind", "first_contact")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let close = format!("{}/suivis/{first}/cloture", app.base);
+    let r = b.post(&close).header("origin", &app.base).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(text(r).await.contains("Choisissez le résultat"));
+    let r = b
+        .post(&close)
+        .header("origin", &app.base)
+        .form(&[("csrf", csrf.as_str()), ("outcome", "completed")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let v = app.until_status(&first, &referrer, "closed").await;
+    assert_eq!(v["outcome"], "completed");
+
+    // The week: places, accepting, and opening hours in OSM syntax.
+    let (status, _, html) = page(&app, &b, "/ma-structure").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("Places par semaine")
+            && html.contains("Accepte de nouvelles orientations")
+            && html.contains("Horaires")
+    );
+    let save = format!("{}/ma-structure", app.base);
+    let r = b
+        .post(&save)
+        .header("origin", &app.base)
+        .form(&[("csrf", csrf.as_str()), ("capacity", "3"), ("hours", "quand on peut")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(text(r).await.contains("id=\"hours-error\""));
+    let r = b
+        .post(&save)
+        .header("origin", &app.base)
+        .form(&[("csrf", csrf.as_str()), ("capacity", "3"), ("hours", "Mo-Fr 09:00-12:00; PH off")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&r), "/ma-structure?enregistre=1");
+    let (_, s) = app.get("/api/v1/structures/lieu-mediation", &app.admin).await;
+    assert_eq!((s["weekly_capacity"].as_u64(), s["accepting"].as_bool()), (Some(3), Some(false)), "{s}");
+    assert_eq!(s["opening_hours"], "Mo-Fr 09:00-12:00; PH off");
+
+    // A referrer has none of these pages.
+    let c = browser();
+    grant(
+        &app,
+        &["--email", "claire.dubois@ccas-angouleme.example", "--role", "referrer", "--organisation", &org.to_string()],
+    )
+    .await;
+    sign_in(&app, &oidc, &c, &Agent::Demo(CLAIRE), "/").await;
+    for path in ["/propositions", "/suivis", "/ma-structure", &format!("/suivis/{first}")] {
+        assert_eq!(page(&app, &c, path).await.0, StatusCode::NOT_FOUND, "{path}");
+    }
+    app.stop().await;
+}

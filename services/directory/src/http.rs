@@ -388,7 +388,22 @@ async fn put_capacity(
         }
         other => other.map(|c| c as u32),
     };
-    if weekly_capacity.is_none() && req.accepting.is_none() {
+    let opening_hours = match req.opening_hours.as_deref().map(str::trim) {
+        None => None,
+        Some("") => Some(None),
+        Some(hours) => {
+            let mut e = contracts::validate::Errors::new();
+            let hours = e.text("opening_hours", Some(hours), 500, false);
+            if let Some(h) = &hours
+                && let Err(err) = contracts::opening_hours::OpeningHours::parse(h)
+            {
+                e.add("opening_hours", format!("not a valid OpenStreetMap opening_hours value: {err}"));
+            }
+            e.finish(|| ()).map_err(ApiError::validation)?;
+            Some(hours)
+        }
+    };
+    if weekly_capacity.is_none() && req.accepting.is_none() && opening_hours.is_none() {
         return Err(ApiError::validation(vec![
             contracts::FieldError::new("weekly_capacity", "give weekly_capacity, accepting, or both"),
             contracts::FieldError::new("accepting", "give weekly_capacity, accepting, or both"),
@@ -407,6 +422,11 @@ async fn put_capacity(
     };
     if !allowed {
         return Err(ApiError::not_found());
+    }
+    if let Some(hours) = &opening_hours
+        && let Some(changed) = store::update_opening_hours(&mut tx, &id, hours.as_deref()).await?
+    {
+        publish_structure(&mut tx, &changed).await?;
     }
     let s = store::update_capacity(&mut tx, &id, &CapacityUpdate { weekly_capacity, accepting: req.accepting })
         .await?

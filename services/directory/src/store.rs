@@ -371,6 +371,26 @@ pub async fn update_capacity(conn: &mut PgConnection, id: &str, c: &CapacityUpda
     row.map(structure_of).transpose()
 }
 
+/// Sets a structure's opening hours; returns it when they changed.
+pub async fn update_opening_hours(
+    conn: &mut PgConnection,
+    id: &str,
+    hours: Option<&str>,
+) -> sqlx::Result<Option<Structure>> {
+    let done = sqlx::query(
+        "UPDATE directory.structures SET opening_hours = $2, updated_at = now()
+         WHERE id = $1 AND opening_hours IS DISTINCT FROM $2",
+    )
+    .bind(id)
+    .bind(hours)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(None);
+    }
+    structure(conn, id).await
+}
+
 pub async fn delete_structure(conn: &mut PgConnection, id: &str) -> sqlx::Result<bool> {
     let done = sqlx::query!("DELETE FROM directory.structures WHERE id = $1", id).execute(conn).await?;
     Ok(done.rows_affected() > 0)

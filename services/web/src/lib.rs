@@ -17,6 +17,7 @@ use url::Url;
 pub mod api;
 mod csrf;
 mod error;
+mod mediator;
 mod oidc;
 mod pages;
 mod referrer;

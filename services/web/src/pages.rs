@@ -59,6 +59,7 @@ pub fn router(state: WebState, api: Router) -> Router {
         .route("/mentions-legales", get(legal))
         .route("/static/aiguillage.css", get(css))
         .merge(crate::referrer::routes())
+        .merge(crate::mediator::routes())
         .layer(middleware::from_fn(move |request: Request, next: Next| security_headers(csp.clone(), request, next)))
         .with_state(state);
     // Everything else is the API's (and health, metrics); a browser asking for an
@@ -133,6 +134,11 @@ impl Agent {
                     Some(Role::Referrer) => vec![
                         ("/orientations", "Orientations", "orientations"),
                         ("/orientations/nouvelle", "Nouvelle orientation", "nouvelle"),
+                    ],
+                    Some(Role::Mediator) => vec![
+                        ("/propositions", "Propositions", "propositions"),
+                        ("/suivis", "Suivis", "suivis"),
+                        ("/ma-structure", "Ma structure", "ma-structure"),
                     ],
                     _ => vec![],
                 },
@@ -226,7 +232,11 @@ async fn home(State(state): State<WebState>, headers: HeaderMap) -> Result<Respo
             ("/orientations/nouvelle".to_string(), "Nouvelle orientation".to_string()),
             ("/orientations".to_string(), "Suivre les orientations de mon organisation".to_string()),
         ],
-        Role::Mediator => vec![("/compte".to_string(), "Gérer mes accès".to_string())],
+        Role::Mediator => vec![
+            ("/propositions".to_string(), "Répondre aux propositions".to_string()),
+            ("/suivis".to_string(), "Suivre les personnes accueillies".to_string()),
+            ("/ma-structure".to_string(), "Mettre à jour les places de la semaine".to_string()),
+        ],
         Role::Coordinator | Role::Admin => {
             vec![("/api/v1/openapi.json".to_string(), "Documentation de l'API (pour les outils)".to_string())]
         }

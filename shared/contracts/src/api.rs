@@ -361,6 +361,10 @@ pub struct CapacityRequest {
     #[schema(minimum = 0, maximum = 10000)]
     pub weekly_capacity: Option<i64>,
     pub accepting: Option<bool>,
+    /// OpenStreetMap `opening_hours` (a mediator keeps their place's hours); an empty
+    /// string removes them.
+    #[schema(max_length = 500)]
+    pub opening_hours: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
