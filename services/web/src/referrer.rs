@@ -412,6 +412,15 @@ async fn submit(
             None
         }
     };
+    if d.first_name.trim().is_empty() {
+        errors.insert("first_name", message_fr("first_name").into());
+    }
+    if d.last_name.trim().is_empty() {
+        errors.insert("last_name", message_fr("last_name").into());
+    }
+    if d.phone.trim().is_empty() && d.email.trim().is_empty() && d.contact_preference != "via_referrer" {
+        errors.insert("phone", "Indiquez un téléphone ou une adresse e-mail pour joindre la personne.".into());
+    }
     if !d.consent {
         errors.insert("consent", message_fr("consent").into());
     }
