@@ -108,6 +108,14 @@ async fn scope_of(conn: &mut PgConnection, grant: &Grant, field: &str) -> Result
     })
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct MeQuery {
+    /// `false` leaves out the agent's waiting requests (default `true`).
+    requests: Option<bool>,
+}
+
 /// Who is calling: a signed-in agent (with their memberships, the active one, and their
 /// waiting requests), a bearer token (its one scope) or a service.
 #[utoipa::path(
@@ -115,13 +123,18 @@ async fn scope_of(conn: &mut PgConnection, grant: &Grant, field: &str) -> Result
     path = "/api/v1/me",
     operation_id = "getMe",
     tag = "accounts",
+    params(MeQuery),
     responses(
         (status = 200, description = "The caller", body = MeView,
             headers(("Cache-Control" = String, description = "`no-store`: names and e-mail addresses are personal data"))),
-        Authenticated, Forbidden, NotFound,
+        Authenticated, Forbidden, NotFound, InvalidQuery,
     )
 )]
-async fn me(State(state): State<AccountsState>, caller: Caller) -> Result<Response, ApiError> {
+async fn me(
+    State(state): State<AccountsState>,
+    caller: Caller,
+    Query(q): Query<MeQuery>,
+) -> Result<Response, ApiError> {
     let view = match caller.principal {
         Principal::Agent { account, membership } => {
             let mut conn = state.pool.acquire().await?;
@@ -130,7 +143,12 @@ async fn me(State(state): State<AccountsState>, caller: Caller) -> Result<Respon
                 store::memberships(&mut conn, account).await?.iter().map(Membership::view).collect();
             let filter =
                 RequestFilter { status: Some("pending"), account_id: Some(account), territories: None, limit: 50 };
-            let requests = store::requests(&mut conn, &filter).await?.iter().map(|r| r.view(None)).collect();
+            // The web app asks on every page; it needs the requests only on /compte.
+            let requests = if q.requests.unwrap_or(true) {
+                store::requests(&mut conn, &filter).await?.iter().map(|r| r.view(None)).collect()
+            } else {
+                vec![]
+            };
             // A membership removed since the token was minted is no longer active.
             let active = membership.filter(|m| memberships.iter().any(|v| v.id == *m));
             MeView {

@@ -178,7 +178,8 @@ pub(crate) async fn agent(state: &WebState, headers: &HeaderMap) -> Result<Optio
     };
     let ring = state.auth.ring();
     let pending = ring.issue(&Claims::for_pending_account(session.account_id, PAGE_TOKEN_TTL));
-    let me: MeView = match state.api.get("/api/v1/me", &pending).await {
+    // Every page asks; the waiting requests are read only by /compte.
+    let me: MeView = match state.api.get("/api/v1/me?requests=false", &pending).await {
         Ok(me) => me,
         Err(err) if err.status() == Some(StatusCode::NOT_FOUND) => {
             session::delete(&state.pool, &cookie).await?;
@@ -534,8 +535,8 @@ async fn compte_page_with(
             active: agent.active.as_ref().is_some_and(|a| a.id == m.id),
         })
         .collect();
-    let requests = agent
-        .me
+    let me: MeView = state.api.get("/api/v1/me", &agent.token).await?;
+    let requests = me
         .requests
         .iter()
         .map(|r| {
