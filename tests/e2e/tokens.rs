@@ -56,6 +56,17 @@ async fn a_revoked_token_is_refused_and_the_list_shows_it() {
     assert_eq!(status, 200);
     let (ok, _, err) = app.sandbox.cli(&["token", "revoke", "0193b1a0-0000-7000-8000-000000000000"]).await;
     assert!(!ok && err.contains("no token"), "{err}");
+    // Issue and revocation are in the audit, for admins and the token's départements.
+    let (_, audit) = app.get("/api/v1/accounts/audit?limit=100", &app.admin).await;
+    let entries = audit["items"].as_array().unwrap();
+    for action in ["token_issued", "token_revoked"] {
+        let entry = entries.iter().find(|e| e["action"] == action && e.to_string().contains(&id));
+        let entry = entry.unwrap_or_else(|| panic!("no {action} for {id}: {audit}"));
+        assert_eq!(entry["actor"], "operator:cli", "{entry}");
+    }
+    let (_, theirs) = app.get("/api/v1/accounts/audit?limit=100", &app.coordinator(&["16"])).await;
+    assert!(theirs.to_string().contains("token_issued"), "{theirs}");
+    assert!(!token.is_empty() && !audit.to_string().contains(&token), "never the token itself");
     app.stop().await;
 }
 

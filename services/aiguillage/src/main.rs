@@ -227,6 +227,10 @@ async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
                 Claims::new(role, scope, chrono::Duration::from_std(ttl)?).map_err(|e| anyhow::anyhow!("{e}"))?;
             let ring = KeyRing::load(&pool, config.token_secret.as_deref()).await?;
             let token = platform::auth::issue_recorded(&pool, &ring, &claims, label.as_deref()).await?;
+            let territories = claims.territories.clone();
+            let detail = serde_json::json!({ "token_id": claims.sub, "role": role, "scope": claims.scope_json(),
+                                             "label": label, "kid": ring.current_kid() });
+            audit(&pool, "token_issued", &territories, detail).await?;
             eprintln!(
                 "token {} ({role}), expires {}",
                 claims.sub,
@@ -242,6 +246,7 @@ async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
                 platform::auth::revoke_token(&pool, id).await?,
                 "no token {id} (see `aiguillage token list`)"
             );
+            audit(&pool, "token_revoked", &[], serde_json::json!({ "token_id": id })).await?;
             eprintln!(
                 "revoked {id}: refused within {} s on every running server (AIGUILLAGE_AUTH_REFRESH)",
                 config.auth_refresh.as_secs()
@@ -313,6 +318,18 @@ async fn decide(pool: &sqlx::PgPool, id: uuid::Uuid, decision: accounts::service
         Err(DecideError::NotFound) => anyhow::bail!("no membership request {id}"),
         Err(err) => Err(err.into()),
     }
+}
+
+/// Records what the command line did in the audit (`GET /api/v1/accounts/audit`).
+async fn audit(
+    pool: &sqlx::PgPool,
+    action: &str,
+    territories: &[contracts::Territory],
+    detail: serde_json::Value,
+) -> anyhow::Result<()> {
+    let mut conn = pool.acquire().await?;
+    accounts::service::record(&mut conn, action, OPERATOR, None, None, territories, detail).await?;
+    Ok(())
 }
 
 /// Who the command line acts as, in the audit.
