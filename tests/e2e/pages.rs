@@ -342,3 +342,96 @@ async fn a_mediator_answers_an_offer_follows_the_person_closes_and_keeps_the_wee
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_coordinator_sees_queues_reroutes_a_waiting_referral_and_reads_the_figures() {
+    let oidc = OidcProvider::start().await;
+    let app = server(&oidc, oidc.client()).await;
+    app.structure("lieu-coord", structure("Maison numérique", 45.65, 0.16, &["aide_demarches_administratives"], 1))
+        .await;
+    app.structure("lieu-coord-2", structure("Tiers-lieu", 45.66, 0.17, &["aide_demarches_administratives"], 0)).await;
+    grant(
+        &app,
+        &["--email", "sophie.martin@departement-charente.example", "--role", "coordinator", "--territory", "16"],
+    )
+    .await;
+    grant(
+        &app,
+        &["--email", "karim.benali@regie-urbaine-angouleme.example", "--role", "mediator", "--structure", "lieu-coord"],
+    )
+    .await;
+    let org = app.organisation("16").await;
+    let referrer = app.referrer(org);
+    let offered = app.submit(&referrer, crate::support::referral()).await;
+    app.until_status(&offered, &referrer, "offered").await;
+    // The only place with room has none left: the next one waits.
+    let waiting = app.submit(&referrer, crate::support::referral()).await;
+    app.until_status(&waiting, &referrer, "waitlisted").await;
+
+    let b = browser();
+    sign_in(&app, &oidc, &b, &Agent::Demo(crate::support::oidc::SOPHIE), "/territoire").await;
+    let html = crate::support::eventually(
+        "insights to see the waiting referral",
+        std::time::Duration::from_secs(20),
+        || async {
+            let (status, _, html) = page(&app, &b, "/territoire").await;
+            (status == StatusCode::OK && html.contains(&format!("/territoire/orientations/{waiting}"))).then_some(html)
+        },
+    )
+    .await;
+    assert!(html.contains("<caption>Files d'attente</caption>") && html.contains("Maison numérique"), "{html}");
+
+    let (status, _, html) = page(&app, &b, &format!("/territoire/orientations/{waiting}")).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("Réorienter") && html.contains("<label for=\"structure\">Structure</label>"), "{html}");
+    let (_, person) = app.get(&format!("/api/v1/referrals/{waiting}"), &referrer).await;
+    assert!(!html.contains(person["person"]["last_name"].as_str().unwrap()), "no personal data for the coordinator");
+    let csrf = csrf_of(&html);
+    let r = b
+        .post(format!("{}/territoire/orientations/{waiting}/reorientation", app.base))
+        .header("origin", &app.base)
+        .form(&[("csrf", csrf.as_str()), ("structure", "lieu-coord-2"), ("force", "oui")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", text(r).await);
+    app.until_status(&waiting, &referrer, "offered").await;
+
+    let (status, _, html) = page(&app, &b, "/territoire/entonnoir?du=2020-01-01&au=2099-12-31").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("<caption>Entonnoir</caption>") && html.contains("role=\"img\""), "{html}");
+    assert!(html.contains("<th scope=\"row\">Envoyées</th><td>2</td>"), "{html}");
+    let (status, _, html) = page(&app, &b, "/territoire/entonnoir?du=demain&au=2020-01-01").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("id=\"du-error\""), "{html}");
+
+    let (status, _, html) = page(&app, &b, "/territoire/offre-et-demande").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("<caption>Offre et demande</caption>") && html.contains("Angoulême"), "{html}");
+
+    let month = chrono::Utc::now().format("%Y-%m").to_string();
+    let (status, _, html) = page(&app, &b, &format!("/territoire/structures/lieu-coord/rapport?mois={month}")).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("Télécharger (CSV)") && html.contains("<label for=\"mois\">Mois</label>"), "{html}");
+    let csv =
+        b.get(format!("{}/territoire/structures/lieu-coord/rapport.csv?mois={month}", app.base)).send().await.unwrap();
+    assert_eq!(csv.status(), StatusCode::OK);
+    assert!(csv.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(!csv.text().await.unwrap().is_empty());
+    assert_eq!(
+        page(&app, &b, "/territoire/structures/lieu-coord/rapport?mois=13-2026").await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+
+    let m = browser();
+    sign_in(&app, &oidc, &m, &Agent::Demo(KARIM), "/").await;
+    for path in [
+        "/territoire",
+        "/territoire/entonnoir",
+        "/territoire/offre-et-demande",
+        &format!("/territoire/orientations/{waiting}"),
+    ] {
+        assert_eq!(page(&app, &m, path).await.0, StatusCode::NOT_FOUND, "{path}");
+    }
+    app.stop().await;
+}

@@ -9,10 +9,10 @@ use axum::{Json as AxumJson, Router};
 use contracts::api::PreviewRequest;
 use contracts::events::Point;
 use contracts::validate::Errors;
-use contracts::{Accessibility, Language, Need, ReferralId, ReferralMode, StructureId, Urgency};
+use contracts::{Accessibility, Language, Need, ReferralId, ReferralMode, Role, StructureId, Urgency};
 use platform::ApiError;
 use platform::auth::Authorized;
-use platform::auth::roles::{Previewers, ReferrersOrAdmins};
+use platform::auth::roles::Previewers;
 use platform::json::Json;
 use platform::problem::responses::{Authenticated, Forbidden, JsonBody, NotFound};
 use serde::Serialize;
@@ -157,7 +157,8 @@ struct ReferralPath {
 }
 
 /// Why: the best feasible structures with score and explanation, and the excluded nearby
-/// ones with the constraint that excluded them (the referrer organisation; admin).
+/// ones with the constraint that excluded them (the referrer organisation; the
+/// coordinator of the referral's territory, to reroute it; admin).
 #[utoipa::path(
     get,
     path = "/api/v1/referrals/{id}/candidates",
@@ -168,13 +169,19 @@ struct ReferralPath {
 )]
 async fn candidates(
     State(state): State<MatcherState>,
-    caller: Authorized<ReferrersOrAdmins>,
+    caller: Authorized<Previewers>,
     Path(id): Path<String>,
 ) -> Result<AxumJson<AssessmentView>, ApiError> {
     let id: ReferralId = id.parse().map_err(|_| ApiError::not_found())?;
     let mut conn = state.pool.acquire().await?;
     let profile = store::profile(&mut conn, id).await?.ok_or_else(ApiError::not_found)?;
-    if !caller.is_admin() && profile.organisation_id != caller.organisation() {
+    let allowed = match caller.role {
+        Some(Role::Admin) => true,
+        Some(Role::Referrer) => profile.organisation_id.is_some() && profile.organisation_id == caller.organisation(),
+        Some(Role::Coordinator) => profile.territory.as_ref().is_some_and(|t| caller.covers_territory(t)),
+        _ => false,
+    };
+    if !allowed {
         return Err(ApiError::not_found());
     }
     let demand = profile.demand.clone().ok_or_else(ApiError::not_found)?;

@@ -135,6 +135,40 @@ impl Api {
         }
     }
 
+    /// A GET whose body is not JSON (a CSV export): the status and the bytes.
+    pub async fn raw(&self, path: &str, token: &str) -> Result<(StatusCode, Vec<u8>), ApiFailure> {
+        match self {
+            Api::Local(router) => {
+                let request = Request::builder()
+                    .method(Method::GET)
+                    .uri(path)
+                    .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                    .body(Body::empty())
+                    .map_err(|e| ApiFailure::Unreachable(e.to_string()))?;
+                let response =
+                    router.clone().oneshot(request).await.map_err(|e| ApiFailure::Unreachable(e.to_string()))?;
+                let status = response.status();
+                let bytes = axum::body::to_bytes(response.into_body(), BODY_LIMIT)
+                    .await
+                    .map_err(|e| ApiFailure::Unreachable(e.to_string()))?;
+                Ok((status, bytes.to_vec()))
+            }
+            Api::Remote { client, base } => {
+                let url =
+                    base.join(path.trim_start_matches('/')).map_err(|e| ApiFailure::Unreachable(e.to_string()))?;
+                let response = client
+                    .get(url)
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .map_err(|e| ApiFailure::Unreachable(e.without_url().to_string()))?;
+                let status = response.status();
+                let bytes = response.bytes().await.map_err(|e| ApiFailure::Unreachable(e.without_url().to_string()))?;
+                Ok((status, bytes.to_vec()))
+            }
+        }
+    }
+
     /// A call that must succeed, decoded into `T`.
     pub async fn call<T: DeserializeOwned>(
         &self,

@@ -15,6 +15,7 @@ use sqlx::PgPool;
 use url::Url;
 
 pub mod api;
+mod coordinator;
 mod csrf;
 mod error;
 mod mediator;

@@ -60,6 +60,7 @@ pub fn router(state: WebState, api: Router) -> Router {
         .route("/static/aiguillage.css", get(css))
         .merge(crate::referrer::routes())
         .merge(crate::mediator::routes())
+        .merge(crate::coordinator::routes())
         .layer(middleware::from_fn(move |request: Request, next: Next| security_headers(csp.clone(), request, next)))
         .with_state(state);
     // Everything else is the API's (and health, metrics); a browser asking for an
@@ -134,6 +135,11 @@ impl Agent {
                     Some(Role::Referrer) => vec![
                         ("/orientations", "Orientations", "orientations"),
                         ("/orientations/nouvelle", "Nouvelle orientation", "nouvelle"),
+                    ],
+                    Some(Role::Coordinator | Role::Admin) => vec![
+                        ("/territoire", "Territoire", "territoire"),
+                        ("/territoire/entonnoir", "Entonnoir", "entonnoir"),
+                        ("/territoire/offre-et-demande", "Offre et demande", "offre"),
                     ],
                     Some(Role::Mediator) => vec![
                         ("/propositions", "Propositions", "propositions"),
@@ -238,9 +244,11 @@ async fn home(State(state): State<WebState>, headers: HeaderMap) -> Result<Respo
             ("/suivis".to_string(), "Suivre les personnes accueillies".to_string()),
             ("/ma-structure".to_string(), "Mettre à jour les places de la semaine".to_string()),
         ],
-        Role::Coordinator | Role::Admin => {
-            vec![("/api/v1/openapi.json".to_string(), "Documentation de l'API (pour les outils)".to_string())]
-        }
+        Role::Coordinator | Role::Admin => vec![
+            ("/territoire".to_string(), "Voir les files d'attente et la liste d'attente".to_string()),
+            ("/territoire/entonnoir".to_string(), "Voir l'entonnoir d'une période".to_string()),
+            ("/territoire/offre-et-demande".to_string(), "Comparer l'offre et la demande par commune".to_string()),
+        ],
     };
     let page = Home {
         chrome: agent.chrome("Accueil", "accueil"),
