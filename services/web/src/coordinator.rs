@@ -345,7 +345,9 @@ async fn reroute(
     // Empty: matching runs again with the attempts reset.
     let structure = form.structure.as_deref().map(str::trim).filter(|s| !s.is_empty());
     let body = match structure {
-        Some(s) => json!({ "structure_id": s, "force": form.force.is_some(), "reason": "réorientée par la coordination" }),
+        Some(s) => {
+            json!({ "structure_id": s, "force": form.force.is_some(), "reason": "réorientée par la coordination" })
+        }
         None => json!({ "reason": "réorientée par la coordination" }),
     };
     let reply =
