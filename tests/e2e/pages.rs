@@ -435,3 +435,74 @@ async fn a_coordinator_sees_queues_reroutes_a_waiting_referral_and_reads_the_fig
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_coordinator_validates_a_request_and_invites_an_agent_from_the_accounts_page() {
+    let oidc = OidcProvider::start().await;
+    let app = server(&oidc, oidc.client()).await;
+    grant(
+        &app,
+        &["--email", "sophie.martin@departement-charente.example", "--role", "coordinator", "--territory", "16"],
+    )
+    .await;
+    let org = app.organisation("16").await.to_string();
+    crate::accounts::until_place(&app, &org).await;
+
+    // Léa asks for access to the organisation.
+    let lea = browser();
+    sign_in(&app, &oidc, &lea, &Agent::Demo(crate::support::oidc::LEA), "/compte").await;
+    let (_, _, html) = page(&app, &lea, "/compte?q=CCAS").await;
+    let csrf = csrf_of(&html);
+    let r = lea
+        .post(format!("{}/compte/demandes", app.base))
+        .header("origin", &app.base)
+        .form(&[("csrf", csrf.as_str()), ("place", &format!("organisation:{org}"))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", text(r).await);
+
+    let b = browser();
+    sign_in(&app, &oidc, &b, &Agent::Demo(crate::support::oidc::SOPHIE), "/admin/comptes").await;
+    let (status, _, html) = page(&app, &b, "/admin/comptes").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Léa Fontaine") && html.contains("CCAS test"), "{html}");
+    let id_at = html.find("/admin/comptes/demandes/").unwrap() + "/admin/comptes/demandes/".len();
+    let id = html[id_at..id_at + 36].to_string();
+    let csrf = csrf_of(&html);
+    let r = b
+        .post(format!("{}/admin/comptes/demandes/{id}", app.base))
+        .header("origin", &app.base)
+        .form(&[("csrf", csrf.as_str()), ("decision", "valider")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&r), "/admin/comptes?fait=valide");
+    let (_, _, html) = page(&app, &lea, "/").await;
+    assert!(html.contains("Prescription — CCAS test"), "Léa's next page has the space: {html}");
+
+    // An invitation: a bad address is refused beside its field; a good one is listed.
+    let invite = format!("{}/admin/comptes/invitations", app.base);
+    let r = b
+        .post(&invite)
+        .header("origin", &app.base)
+        .form(&[("csrf", csrf.as_str()), ("email", "pas-une-adresse"), ("place", "coordinator:16")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(text(r).await.contains("id=\"email-error\""));
+    let r = b
+        .post(&invite)
+        .header("origin", &app.base)
+        .form(&[("csrf", csrf.as_str()), ("email", "nouvelle.coordinatrice@example.org"), ("place", "coordinator:16")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&r), "/admin/comptes?fait=invite");
+    let (_, _, html) = page(&app, &b, "/admin/comptes?fait=invite").await;
+    assert!(html.contains("nouvelle.coordinatrice@example.org"), "{html}");
+    // A referrer has no such page.
+    assert_eq!(page(&app, &lea, "/admin/comptes").await.0, StatusCode::NOT_FOUND);
+    app.stop().await;
+}

@@ -14,6 +14,7 @@ use platform::auth::Authenticator;
 use sqlx::PgPool;
 use url::Url;
 
+mod admin;
 pub mod api;
 mod coordinator;
 mod csrf;

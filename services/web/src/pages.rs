@@ -61,6 +61,7 @@ pub fn router(state: WebState, api: Router) -> Router {
         .merge(crate::referrer::routes())
         .merge(crate::mediator::routes())
         .merge(crate::coordinator::routes())
+        .merge(crate::admin::routes())
         .layer(middleware::from_fn(move |request: Request, next: Next| security_headers(csp.clone(), request, next)))
         .with_state(state);
     // Everything else is the API's (and health, metrics); a browser asking for an
@@ -140,6 +141,7 @@ impl Agent {
                         ("/territoire", "Territoire", "territoire"),
                         ("/territoire/entonnoir", "Entonnoir", "entonnoir"),
                         ("/territoire/offre-et-demande", "Offre et demande", "offre"),
+                        ("/admin/comptes", "Comptes", "comptes"),
                     ],
                     Some(Role::Mediator) => vec![
                         ("/propositions", "Propositions", "propositions"),
