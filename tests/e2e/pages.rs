@@ -506,3 +506,37 @@ async fn a_coordinator_validates_a_request_and_invites_an_agent_from_the_account
     assert_eq!(page(&app, &lea, "/admin/comptes").await.0, StatusCode::NOT_FOUND);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_coordinator_imports_a_mednum_file_and_reads_its_report() {
+    let oidc = OidcProvider::start().await;
+    let app = server(&oidc, oidc.client()).await;
+    grant(
+        &app,
+        &["--email", "sophie.martin@departement-charente.example", "--role", "coordinator", "--territory", "16"],
+    )
+    .await;
+    let b = browser();
+    sign_in(&app, &oidc, &b, &Agent::Demo(crate::support::oidc::SOPHIE), "/territoire/import").await;
+    let (status, _, html) = page(&app, &b, "/territoire/import").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("<label for=\"fichier\">Fichier</label>") && html.contains("Importer"), "{html}");
+    let csrf = csrf_of(&html);
+    let upload = |bytes: Vec<u8>, name: &'static str| {
+        let form = reqwest::multipart::Form::new()
+            .text("csrf", csrf.clone())
+            .part("fichier", reqwest::multipart::Part::bytes(bytes).file_name(name));
+        b.post(format!("{}/territoire/import", app.base)).header("origin", &app.base).multipart(form).send()
+    };
+    // Not a Mednum file: said beside the field, nothing imported.
+    let r = upload(b"ceci n'est pas un fichier".to_vec(), "notes.txt").await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(text(r).await.contains("n'est pas un fichier Mednum"));
+    // The real Charente file: its report as a page.
+    let r = upload(directory::SAMPLE_DIRECTORY.to_vec(), "charente.json").await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = text(r).await;
+    assert!(html.contains("<caption>Rapport d'import</caption>"), "{html}");
+    assert!(html.contains("<th scope=\"row\">Créés</th><td>188</td>"), "{html}");
+    app.stop().await;
+}

@@ -135,6 +135,50 @@ impl Api {
         }
     }
 
+    /// A POST of raw bytes (a file) with its content type; the JSON answer.
+    pub async fn post_bytes(
+        &self,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Reply, ApiFailure> {
+        match self {
+            Api::Local(router) => {
+                let request = Request::builder()
+                    .method(Method::POST)
+                    .uri(path)
+                    .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                    .header(header::CONTENT_TYPE, content_type)
+                    .header(header::ACCEPT, "application/json")
+                    .body(Body::from(bytes))
+                    .map_err(|e| ApiFailure::Unreachable(e.to_string()))?;
+                let response =
+                    router.clone().oneshot(request).await.map_err(|e| ApiFailure::Unreachable(e.to_string()))?;
+                let status = response.status();
+                let bytes = axum::body::to_bytes(response.into_body(), BODY_LIMIT)
+                    .await
+                    .map_err(|e| ApiFailure::Unreachable(e.to_string()))?;
+                Ok(Reply { status, body: parse(&bytes) })
+            }
+            Api::Remote { client, base } => {
+                let url =
+                    base.join(path.trim_start_matches('/')).map_err(|e| ApiFailure::Unreachable(e.to_string()))?;
+                let response = client
+                    .post(url)
+                    .bearer_auth(token)
+                    .header(header::CONTENT_TYPE, content_type)
+                    .body(bytes)
+                    .send()
+                    .await
+                    .map_err(|e| ApiFailure::Unreachable(e.without_url().to_string()))?;
+                let status = response.status();
+                let bytes = response.bytes().await.map_err(|e| ApiFailure::Unreachable(e.without_url().to_string()))?;
+                Ok(Reply { status, body: parse(&bytes) })
+            }
+        }
+    }
+
     /// A GET whose body is not JSON (a CSV export): the status and the bytes.
     pub async fn raw(&self, path: &str, token: &str) -> Result<(StatusCode, Vec<u8>), ApiFailure> {
         match self {

@@ -31,6 +31,142 @@ pub fn routes() -> Router<WebState> {
         .route("/territoire/offre-et-demande", get(supply_demand))
         .route("/territoire/structures/{id}/rapport", get(report))
         .route("/territoire/structures/{id}/rapport.csv", get(report_csv))
+        .route(
+            "/territoire/import",
+            get(import_form).post(import).layer(axum::extract::DefaultBodyLimit::max(IMPORT_LIMIT)),
+        )
+}
+
+/// What the API takes (Mednum files of a whole region), and a little for the form.
+const IMPORT_LIMIT: usize = 51 * 1024 * 1024;
+
+#[derive(Deserialize)]
+struct Rejected {
+    index: usize,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    errors: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct ImportReport {
+    received: usize,
+    created: usize,
+    updated: usize,
+    unchanged: usize,
+    rejected: Vec<Rejected>,
+    #[serde(default)]
+    located_by_commune: usize,
+}
+
+#[derive(askama::Template)]
+#[template(path = "import.html")]
+struct ImportView {
+    chrome: Chrome,
+    csrf: String,
+    error: Option<String>,
+    summary: Vec<(&'static str, usize)>,
+    rejected: Vec<(String, String)>,
+    done: bool,
+}
+
+fn import_page(agent: &Agent, error: Option<String>, report: Option<ImportReport>) -> Response {
+    let done = report.is_some();
+    let (summary, rejected) = match report {
+        Some(r) => (
+            vec![
+                ("Lieux lus", r.received),
+                ("Créés", r.created),
+                ("Mis à jour", r.updated),
+                ("Inchangés", r.unchanged),
+                ("Refusés", r.rejected.len()),
+                ("Placés au centre de leur commune (sans coordonnées)", r.located_by_commune),
+            ],
+            r.rejected
+                .into_iter()
+                .take(200)
+                .map(|x| {
+                    let who = match x.id {
+                        Some(id) => format!("Lieu n° {} ({id})", x.index + 1),
+                        None => format!("Lieu n° {}", x.index + 1),
+                    };
+                    (who, x.errors.join(" ; "))
+                })
+                .collect(),
+        ),
+        None => (vec![], vec![]),
+    };
+    let invalid = error.is_some();
+    let view = ImportView {
+        chrome: agent.chrome(if invalid { "Erreur : import" } else { "Importer un fichier" }, "import"),
+        csrf: agent.session.csrf.clone(),
+        error,
+        summary,
+        rejected,
+        done,
+    };
+    render(if invalid { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK }, &view, true)
+}
+
+async fn import_form(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, PageError> {
+    let agent = match coordinator(&state, &headers, "/territoire/import").await? {
+        Ok(a) => a,
+        Err(r) => return Ok(r),
+    };
+    Ok(import_page(&agent, None, None))
+}
+
+async fn import(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<Response, PageError> {
+    let mut csrf = None;
+    let mut file: Option<(String, Vec<u8>)> = None;
+    if let Ok(mut multipart) = multipart {
+        while let Ok(Some(field)) = multipart.next_field().await {
+            match field.name() {
+                Some("csrf") => csrf = field.text().await.ok(),
+                Some("fichier") => {
+                    let name = field.file_name().unwrap_or("").to_ascii_lowercase();
+                    match field.bytes().await {
+                        Ok(bytes) => file = Some((name, bytes.to_vec())),
+                        Err(_) => file = Some((name, Vec::new())),
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let agent = form_agent(&state, &headers, csrf.as_deref()).await?;
+    if agent.active.as_ref().is_none_or(|m| !matches!(m.role, Role::Coordinator | Role::Admin)) {
+        return Err(PageError::not_found());
+    }
+    let Some((name, bytes)) = file.filter(|(_, b)| !b.is_empty()) else {
+        return Ok(import_page(&agent, Some("Choisissez un fichier Mednum (JSON ou CSV) à importer.".into()), None));
+    };
+    let trimmed = bytes.iter().copied().find(|b| !b.is_ascii_whitespace());
+    let content_type = if name.ends_with(".csv") || (!name.ends_with(".json") && trimmed != Some(b'[')) {
+        "text/csv"
+    } else {
+        "application/json"
+    };
+    let reply = state.api.post_bytes("/api/v1/structures/import", &agent.token, content_type, bytes).await?;
+    match reply.status {
+        s if s.is_success() => {
+            let report: ImportReport = serde_json::from_value(reply.body).map_err(PageError::unavailable)?;
+            Ok(import_page(&agent, None, Some(report)))
+        }
+        StatusCode::UNPROCESSABLE_ENTITY | StatusCode::PAYLOAD_TOO_LARGE => Ok(import_page(
+            &agent,
+            Some(
+                "Ce fichier n'est pas un fichier Mednum lisible (JSON ou CSV du standard), ou il dépasse 50 Mo.".into(),
+            ),
+            None,
+        )),
+        _ => Err(crate::api::ApiFailure::Status { status: reply.status, problem: reply.body }.into()),
+    }
 }
 
 async fn coordinator(state: &WebState, headers: &HeaderMap, here: &str) -> Result<Result<Agent, Response>, PageError> {

@@ -141,6 +141,7 @@ impl Agent {
                         ("/territoire", "Territoire", "territoire"),
                         ("/territoire/entonnoir", "Entonnoir", "entonnoir"),
                         ("/territoire/offre-et-demande", "Offre et demande", "offre"),
+                        ("/territoire/import", "Import", "import"),
                         ("/admin/comptes", "Comptes", "comptes"),
                     ],
                     Some(Role::Mediator) => vec![
