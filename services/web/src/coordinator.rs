@@ -257,26 +257,72 @@ pub struct WaitRow {
     pub urgent: bool,
 }
 
+/// Rows per page of the territory's tables: a département has hundreds of places and,
+/// on a bad week, hundreds of waiting referrals; a page stays small.
+const PER_PAGE: usize = 50;
+
+/// Links to the other pages of a table: (href, text).
+pub struct Pager {
+    pub caption: String,
+    pub previous: Option<String>,
+    pub next: Option<String>,
+}
+
+fn pager(total: usize, page: usize, param: &str, other: &str, what: &str) -> Pager {
+    let pages = total.div_ceil(PER_PAGE).max(1);
+    let link = |p: usize| format!("/territoire?{param}={p}{other}");
+    Pager {
+        caption: if pages > 1 {
+            format!("{what}, page {} sur {pages} ({total} en tout)", page + 1)
+        } else {
+            format!("{what} ({total})")
+        },
+        previous: (page > 0).then(|| link(page - 1)),
+        next: (page + 1 < pages).then(|| link(page + 1)),
+    }
+}
+
+fn page_param(q: &HashMap<String, String>, name: &str) -> usize {
+    q.get(name).and_then(|p| p.trim().parse::<usize>().ok()).unwrap_or(0).min(10_000)
+}
+
 #[derive(askama::Template)]
 #[template(path = "territoire.html")]
 struct QueuesView {
     chrome: Chrome,
     week: String,
     structures: Vec<QueueRow>,
+    structures_pager: Pager,
     waiting: Vec<WaitRow>,
+    waiting_pager: Pager,
     count: i64,
     escalated: i64,
 }
 
-async fn queues(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, PageError> {
+async fn queues(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, PageError> {
     let agent = match coordinator(&state, &headers, "/territoire").await? {
         Ok(a) => a,
         Err(r) => return Ok(r),
     };
     let q: Queues = state.api.get("/api/v1/insights/queues", &agent.token).await?;
+    let (lieux, attente) = (page_param(&params, "lieux"), page_param(&params, "attente"));
+    let structures_pager = pager(q.structures.len(), lieux, "lieux", &format!("&attente={attente}"), "Files d'attente");
+    let waiting_pager = pager(
+        q.waitlist.items.len(),
+        attente,
+        "attente",
+        &format!("&lieux={lieux}"),
+        "Liste d'attente, les orientations signalées d'abord",
+    );
     let structures = q
         .structures
         .into_iter()
+        .skip(lieux * PER_PAGE)
+        .take(PER_PAGE)
         .map(|s| QueueRow {
             name: s.name,
             pending: s.pending_offers,
@@ -291,6 +337,8 @@ async fn queues(State(state): State<WebState>, headers: HeaderMap) -> Result<Res
         .waitlist
         .items
         .into_iter()
+        .skip(attente * PER_PAGE)
+        .take(PER_PAGE)
         .map(|w| WaitRow {
             commune: w.commune_code.as_deref().map(commune_name).unwrap_or_default(),
             needs: w.needs.unwrap_or_default().iter().map(|n| n.label_fr()).collect::<Vec<_>>().join(", "),
@@ -310,7 +358,9 @@ async fn queues(State(state): State<WebState>, headers: HeaderMap) -> Result<Res
         chrome: agent.chrome("Territoire", "territoire"),
         week: q.week,
         structures,
+        structures_pager,
         waiting,
+        waiting_pager,
         count: q.waitlist.count,
         escalated: q.waitlist.escalated,
     };
@@ -672,6 +722,8 @@ pub struct Dot {
 struct SupplyView {
     chrome: Chrome,
     radius: String,
+    total: usize,
+    shown: usize,
     rows: Vec<SupplyRow>,
     dots: Vec<Dot>,
 }
@@ -697,9 +749,9 @@ async fn supply_demand(State(state): State<WebState>, headers: HeaderMap) -> Res
     let dots = located
         .iter()
         .map(|(i, p)| Dot {
-            x: 20.0 + (p.lon - lon0) / dlon * 560.0,
-            y: 20.0 + (lat1 - p.lat) / dlat * 360.0,
-            r: 4.0 + (i.referrals as f64).sqrt() * 3.0,
+            x: (20.0 + (p.lon - lon0) / dlon * 560.0).round(),
+            y: (20.0 + (lat1 - p.lat) / dlat * 360.0).round(),
+            r: (4.0 + (i.referrals as f64).sqrt() * 1.5).min(30.0).round(),
             class: match i.ratio {
                 None => "none",
                 Some(r) if r > 1.0 => "tense",
@@ -713,9 +765,11 @@ async fn supply_demand(State(state): State<WebState>, headers: HeaderMap) -> Res
             ),
         })
         .collect();
+    let shown = s.items.len().min(100);
     let rows = s
         .items
         .iter()
+        .take(100)
         .map(|i| SupplyRow {
             commune: i
                 .commune
@@ -732,6 +786,8 @@ async fn supply_demand(State(state): State<WebState>, headers: HeaderMap) -> Res
     let view = SupplyView {
         chrome: agent.chrome("Offre et demande", "offre"),
         radius: format!("{}", s.radius_km),
+        total: s.items.len(),
+        shown,
         rows,
         dots,
     };
