@@ -154,6 +154,10 @@ async fn a_referrer_fills_the_form_fixes_its_errors_follows_and_cancels_the_refe
     assert!(html.contains("Pourquoi ce lieu"), "{html}");
     let (_, _, list) = page(&app, &b, "/orientations").await;
     assert!(list.contains(&id) && list.contains("Angoulême (16015)"), "{list}");
+    assert!(
+        list.contains("Proposée à Médiathèque d&#39;Angoulême") || list.contains("Proposée à Médiathèque d'Angoulême"),
+        "{list}"
+    );
     let (_, _, filtered) = page(&app, &b, "/orientations?statut=closed").await;
     assert!(!filtered.contains(&id), "{filtered}");
 

@@ -64,6 +64,12 @@ fn commune_name(code: &str) -> String {
 // ---------------------------------------------------------------- list
 
 #[derive(Deserialize)]
+struct Named {
+    #[serde(alias = "structure_name")]
+    name: String,
+}
+
+#[derive(Deserialize)]
 struct Summary {
     id: String,
     status: ReferralStatus,
@@ -73,6 +79,40 @@ struct Summary {
     urgency: Urgency,
     #[serde(default)]
     escalated: bool,
+    #[serde(default)]
+    current_offer: Option<Named>,
+    #[serde(default)]
+    structure: Option<Named>,
+    #[serde(default)]
+    outcome: Option<contracts::Outcome>,
+}
+
+/// The status as a referrer reads it: where the referral is, and with whom.
+fn status_words(r: &Summary) -> String {
+    let place = |n: &Option<Named>| n.as_ref().map(|n| n.name.clone()).unwrap_or_else(|| "un lieu".into());
+    match r.status {
+        ReferralStatus::Submitted => "Envoyée, en recherche d'un lieu".into(),
+        ReferralStatus::Offered => format!("Proposée à {}", place(&r.current_offer)),
+        ReferralStatus::Waitlisted if r.escalated => "En attente d'une place (signalée à la coordination)".into(),
+        ReferralStatus::Waitlisted => "En attente d'une place".into(),
+        ReferralStatus::Accepted => format!("Acceptée par {}", place(&r.structure)),
+        ReferralStatus::InProgress => format!("Accompagnement en cours à {}", place(&r.structure)),
+        ReferralStatus::Closed => match r.outcome {
+            Some(o) => format!("Clôturée : {}", crate::mediator::outcome_fr(o).to_lowercase()),
+            None => "Clôturée".into(),
+        },
+        ReferralStatus::Cancelled => "Annulée".into(),
+    }
+}
+
+/// What needs the referrer's attention comes first: waiting, then offered, then the rest.
+fn attention(s: ReferralStatus) -> u8 {
+    match s {
+        ReferralStatus::Waitlisted => 0,
+        ReferralStatus::Submitted | ReferralStatus::Offered => 1,
+        ReferralStatus::Accepted | ReferralStatus::InProgress => 2,
+        ReferralStatus::Closed | ReferralStatus::Cancelled => 3,
+    }
 }
 
 #[derive(Deserialize)]
@@ -115,18 +155,15 @@ async fn list(
     };
     let page: ListPage = state.api.get(&path, &agent.token).await?;
     let mut items = page.items;
-    items.sort_by_key(|r| std::cmp::Reverse(r.created_at));
+    // Newest first, within what needs attention first.
+    items.sort_by_key(|r| (attention(r.status), std::cmp::Reverse(r.created_at)));
     let rows = items
         .into_iter()
         .map(|r| Row {
             created: paris(&r.created_at),
             commune: commune_name(&r.commune_code),
             needs: r.needs.iter().map(|n| n.label_fr()).collect::<Vec<_>>().join(", "),
-            status: format!(
-                "{}{}",
-                status_fr(r.status),
-                if r.escalated { " (signalée à la coordination)" } else { "" }
-            ),
+            status: status_words(&r),
             urgent: r.urgency == Urgency::Urgent,
             id: r.id,
         })
@@ -500,6 +537,7 @@ async fn submit(
 
 #[derive(Deserialize)]
 struct Offer {
+    structure_id: String,
     structure_name: String,
     expires_at: DateTime<Utc>,
     distance_km: f64,
@@ -509,6 +547,7 @@ struct Offer {
 
 #[derive(Deserialize)]
 struct Accepting {
+    id: String,
     name: String,
     accepted_at: Option<DateTime<Utc>>,
     contact: Option<AcceptingContact>,
@@ -562,6 +601,61 @@ struct Detail {
     history: Option<Vec<Step>>,
 }
 
+#[derive(Deserialize)]
+struct PlaceAddress {
+    street: Option<String>,
+    postcode: Option<String>,
+    commune: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PlaceInfo {
+    address: PlaceAddress,
+    opening_hours: Option<String>,
+}
+
+/// OpenStreetMap opening hours, read aloud in French: days and months by name, times
+/// as « 9 h 00 », public holidays as « jours fériés ». Rules are kept as they are.
+pub fn hours_fr(osm: &str) -> String {
+    const WORDS: [(&str, &str); 10] = [
+        ("Mo", "lundi"),
+        ("Tu", "mardi"),
+        ("We", "mercredi"),
+        ("Th", "jeudi"),
+        ("Fr", "vendredi"),
+        ("Sa", "samedi"),
+        ("Su", "dimanche"),
+        ("PH", "jours fériés"),
+        ("off", "fermé"),
+        ("closed", "fermé"),
+    ];
+    // One atom: a day, a keyword or a time (`09:00` → `9 h 00`).
+    let atom = |x: &str| -> String {
+        if let Some((_, fr)) = WORDS.iter().find(|(en, _)| *en == x) {
+            return fr.to_string();
+        }
+        match x.split_once(':') {
+            Some((h, m)) if !h.is_empty() && h.len() <= 2 && h.bytes().all(|b| b.is_ascii_digit()) && m.len() == 2 => {
+                let h = h.trim_start_matches('0');
+                format!("{} h {m}", if h.is_empty() { "0" } else { h })
+            }
+            _ => x.to_string(),
+        }
+    };
+    let token = |t: &str| -> String {
+        t.split(',')
+            .map(|part| part.split('-').map(atom).collect::<Vec<_>>().join(" – "))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    osm.split(';')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(|rule| rule.split_whitespace().map(token).collect::<Vec<_>>().join(" : "))
+        .collect::<Vec<_>>()
+        .join(" ; ")
+}
+
 pub struct TimelineItem {
     pub at: String,
     pub what: String,
@@ -584,6 +678,8 @@ struct DetailView {
     offer: Option<(String, String, String)>,
     reasons: Vec<String>,
     structure: Option<(String, String, Vec<String>)>,
+    /// The place's address and opening hours.
+    place: Option<(String, Option<String>)>,
     waiting: Option<String>,
     outcome: Option<String>,
     timeline: Vec<TimelineItem>,
@@ -657,6 +753,27 @@ async fn detail_page(
         })
         .collect();
     let cancellable = !matches!(r.status, ReferralStatus::Closed | ReferralStatus::Cancelled);
+    // Where the place is and when it opens, as the directory has them.
+    let place_id =
+        r.structure.as_ref().map(|s| s.id.clone()).or_else(|| r.current_offer.as_ref().map(|o| o.structure_id.clone()));
+    let place = match place_id {
+        Some(id) => {
+            let path =
+                format!("/api/v1/structures/{}", form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>());
+            state.api.get::<PlaceInfo>(&path, &agent.token).await.ok().map(|p| {
+                let a = p.address;
+                let address =
+                    [a.street, Some([a.postcode, a.commune].into_iter().flatten().collect::<Vec<_>>().join(" "))]
+                        .into_iter()
+                        .flatten()
+                        .filter(|l| !l.trim().is_empty())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                (address, p.opening_hours.as_deref().map(hours_fr))
+            })
+        }
+        None => None,
+    };
     let page = DetailView {
         chrome: agent
             .chrome(if cancel_error.is_some() { "Erreur : orientation" } else { "Orientation" }, "orientations"),
@@ -671,6 +788,7 @@ async fn detail_page(
         offer,
         reasons,
         structure,
+        place,
         waiting,
         outcome: r.outcome.map(|o| o.label_fr().to_string()),
         timeline,
@@ -752,6 +870,16 @@ mod tests {
         assert!(resolve_commune("Nullepartville").unwrap_err().contains("Nullepartville"));
         // Several communes share the name: the message asks for the postcode.
         assert!(resolve_commune("Saint-Denis").unwrap_err().contains("code postal"));
+    }
+
+    #[test]
+    fn opening_hours_are_read_in_french() {
+        assert_eq!(
+            hours_fr("Mo-Fr 09:00-12:00,14:00-17:30; Sa 09:00-12:00; PH off"),
+            "lundi – vendredi : 9 h 00 – 12 h 00, 14 h 00 – 17 h 30 ; samedi : 9 h 00 – 12 h 00 ; jours fériés : fermé"
+        );
+        assert_eq!(hours_fr("We 00:30-02:00"), "mercredi : 0 h 30 – 2 h 00");
+        assert_eq!(hours_fr(""), "");
     }
 
     #[test]
