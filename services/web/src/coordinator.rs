@@ -558,6 +558,7 @@ async fn reroute(
 #[derive(Deserialize)]
 struct Percentiles {
     p50: Option<i64>,
+    p90: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -570,6 +571,10 @@ struct Funnel {
     cancelled: i64,
     waitlisted_now: i64,
     expired_offers: i64,
+    #[serde(default)]
+    outcomes: std::collections::BTreeMap<String, i64>,
+    #[serde(default)]
+    declines: std::collections::BTreeMap<String, i64>,
     time_to_accept_seconds: Percentiles,
     time_to_first_contact_seconds: Percentiles,
     time_to_close_seconds: Percentiles,
@@ -592,6 +597,10 @@ struct FunnelView {
     errors: HashMap<&'static str, String>,
     bars: Vec<Bar>,
     others: Vec<(&'static str, String)>,
+    /// (step, p50, p90)
+    delays: Vec<(&'static str, String, String)>,
+    declines: Vec<(String, i64)>,
+    outcomes: Vec<(String, i64)>,
     chart_label: String,
 }
 
@@ -659,10 +668,30 @@ async fn funnel(
         ("Annulées", f.cancelled.to_string()),
         ("En liste d'attente aujourd'hui", f.waitlisted_now.to_string()),
         ("Propositions expirées sans réponse", f.expired_offers.to_string()),
-        ("Délai médian jusqu'à l'acceptation", duration_fr(f.time_to_accept_seconds.p50)),
-        ("Délai médian jusqu'au premier contact", duration_fr(f.time_to_first_contact_seconds.p50)),
-        ("Délai médian jusqu'à la clôture", duration_fr(f.time_to_close_seconds.p50)),
     ];
+    let delays = vec![
+        ("Jusqu'à l'acceptation", duration_fr(f.time_to_accept_seconds.p50), duration_fr(f.time_to_accept_seconds.p90)),
+        (
+            "Jusqu'au premier contact",
+            duration_fr(f.time_to_first_contact_seconds.p50),
+            duration_fr(f.time_to_first_contact_seconds.p90),
+        ),
+        ("Jusqu'à la clôture", duration_fr(f.time_to_close_seconds.p50), duration_fr(f.time_to_close_seconds.p90)),
+    ];
+    let declines: Vec<(String, i64)> = f
+        .declines
+        .iter()
+        .map(|(k, v)| {
+            (k.parse::<contracts::DeclineReason>().map(crate::mediator::decline_fr).unwrap_or("Autre").to_string(), *v)
+        })
+        .collect();
+    let outcomes: Vec<(String, i64)> = f
+        .outcomes
+        .iter()
+        .map(|(k, v)| {
+            (k.parse::<contracts::Outcome>().map(crate::mediator::outcome_fr).unwrap_or("Autre").to_string(), *v)
+        })
+        .collect();
     let invalid = !errors.is_empty();
     let status = if invalid { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     let view = FunnelView {
@@ -678,6 +707,9 @@ async fn funnel(
         errors,
         bars,
         others,
+        delays,
+        declines,
+        outcomes,
     };
     Ok(render(status, &view, true))
 }
