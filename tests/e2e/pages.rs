@@ -124,6 +124,21 @@ async fn a_referrer_fills_the_form_fixes_its_errors_follows_and_cancels_the_refe
     let html = text(r).await;
     assert!(html.contains("id=\"phone-error\""), "{html}");
 
+    // Before sending: where it could go, from match/preview, and nothing typed is lost.
+    let mut ask: Vec<(&str, &str)> = almost.to_vec();
+    ask.push(("apercu", "1"));
+    let r = b
+        .post(format!("{}/orientations/nouvelle", app.base))
+        .header("origin", &app.base)
+        .form(&ask)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = text(r).await;
+    assert!(html.contains("1 lieu possible à moins de") && html.contains("Médiathèque d'Angoulême"), "{html}");
+    assert!(html.contains("value=\"Amina\""), "{html}");
+
     let good: Vec<(&str, &str)> =
         almost.iter().map(|(k, v)| (*k, if *k == "phone" { "06 12 34 56 78" } else { *v })).collect();
     let r = b

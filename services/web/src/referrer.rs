@@ -201,6 +201,8 @@ pub struct Draft {
     pub note: String,
     pub consent: bool,
     pub consent_method: String,
+    /// "Voir les lieux possibles" was pressed, not "Envoyer l'orientation".
+    pub preview: bool,
 }
 
 impl Draft {
@@ -227,6 +229,7 @@ impl Draft {
                 "note" => d.note = v,
                 "consent" => d.consent = v == "oui",
                 "consent_method" => d.consent_method = v,
+                "apercu" => d.preview = true,
                 _ => {}
             }
         }
@@ -255,6 +258,8 @@ struct FormView {
     accessibility: Vec<Choice>,
     preferences: Vec<Choice>,
     urgencies: Vec<Choice>,
+    /// Where the referral could go, when asked before sending.
+    preview: Option<String>,
 }
 
 impl FormView {
@@ -289,6 +294,16 @@ const FIELDS: [(&str, &str); 15] = [
 ];
 
 fn form_page(agent: &Agent, d: Draft, errors: HashMap<&'static str, String>, status: StatusCode) -> Response {
+    form_page_with(agent, d, errors, None, status)
+}
+
+fn form_page_with(
+    agent: &Agent,
+    d: Draft,
+    errors: HashMap<&'static str, String>,
+    preview: Option<String>,
+    status: StatusCode,
+) -> Response {
     let summary = FIELDS
         .iter()
         .filter_map(|(f, _)| errors.get(f).map(|m| (*f, m.clone())))
@@ -334,6 +349,7 @@ fn form_page(agent: &Agent, d: Draft, errors: HashMap<&'static str, String>, sta
         d,
         errors,
         summary,
+        preview,
     };
     render(status, &page, true)
 }
@@ -377,6 +393,32 @@ fn resolve_commune(raw: &str) -> Result<String, String> {
             several[0].name
         )),
     }
+}
+
+/// "3 lieux possibles à moins de 30 km : A (2,1 km), B …", from `match/preview`.
+fn preview_words(body: &Value) -> String {
+    let candidates = body["candidates"].as_array().cloned().unwrap_or_default();
+    let radius = body["max_distance_km"].as_f64().unwrap_or(30.0);
+    if candidates.is_empty() {
+        return format!(
+            "Aucun lieu possible à moins de {radius} km pour ces besoins cette semaine : l'orientation attendrait une place, et la coordination en serait prévenue."
+        );
+    }
+    let names: Vec<String> = candidates
+        .iter()
+        .filter_map(|c| {
+            let km = c["distance_km"].as_f64()?;
+            Some(format!("{} ({} km)", c["name"].as_str()?, format!("{km:.1}").replace('.', ",")))
+        })
+        .collect();
+    let n = candidates.len();
+    let more = if n >= 5 { " ou plus" } else { "" };
+    format!(
+        "{n}{more} lieu{} possible{} à moins de {radius} km : {}. Aiguillage proposera la personne au plus adapté.",
+        if n > 1 { "x" } else { "" },
+        if n > 1 { "s" } else { "" },
+        names.join(", ")
+    )
 }
 
 /// The API's field path, as the form's field.
@@ -490,6 +532,32 @@ async fn submit(
         languages.push(code);
     }
     let text = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    if d.preview {
+        // Only what matching needs: the commune and the need must be there, nothing else.
+        let mut errors: HashMap<&'static str, String> =
+            errors.into_iter().filter(|(f, _)| matches!(*f, "commune" | "needs" | "max_distance_km")).collect();
+        let mut preview = None;
+        if errors.is_empty() {
+            let body = json!({
+                "commune_code": commune_code,
+                "needs": d.needs,
+                "modes": d.modes,
+                "languages": languages,
+                "accessibility": d.accessibility,
+                "max_distance_km": distance,
+                "urgency": text(&d.urgency),
+                "limit": 5,
+            });
+            let reply = state.api.send(Method::POST, "/api/v1/match/preview", &agent.token, Some(&body)).await?;
+            if reply.status.is_success() {
+                preview = Some(preview_words(&reply.body));
+            } else {
+                errors.insert("form", message_fr("form").into());
+            }
+        }
+        let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+        return Ok(form_page_with(&agent, d, errors, preview, status));
+    }
     if errors.is_empty() {
         let body = json!({
             "person": {
