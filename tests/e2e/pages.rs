@@ -559,3 +559,53 @@ async fn a_coordinator_imports_a_mednum_file_and_reads_its_report() {
     assert!(html.contains("<th scope=\"row\">Créés</th><td>188</td>"), "{html}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_admin_creates_an_organisation_and_lists_the_structures() {
+    let oidc = OidcProvider::start().await;
+    let app = server(&oidc, oidc.client()).await;
+    app.structure(
+        "lieu-admin",
+        structure("Espace public numérique", 45.65, 0.16, &["aide_demarches_administratives"], 4),
+    )
+    .await;
+    grant(&app, &["--email", "camille.lefevre@aiguillage.example", "--role", "admin"]).await;
+    let b = browser();
+    sign_in(&app, &oidc, &b, &Agent::Demo(crate::support::oidc::CAMILLE), "/admin/organisations").await;
+    let (status, _, html) = page(&app, &b, "/admin/organisations").await;
+    assert_eq!(status, StatusCode::OK);
+    let csrf = csrf_of(&html);
+    let create = format!("{}/admin/organisations", app.base);
+    let r = b
+        .post(&create)
+        .header("origin", &app.base)
+        .form(&[("csrf", csrf.as_str()), ("name", "CCAS de Cognac"), ("kind", "social_service"), ("territory", "99x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = text(r).await;
+    assert!(html.contains("id=\"territory-error\"") && html.contains("value=\"CCAS de Cognac\""), "{html}");
+    let r = b
+        .post(&create)
+        .header("origin", &app.base)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("name", "CCAS de Cognac"),
+            ("kind", "social_service"),
+            ("territory", "16"),
+            ("siret", "261 601 023 00012"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&r), "/admin/organisations?creee=1");
+    let (_, _, html) = page(&app, &b, "/admin/organisations?creee=1").await;
+    assert!(html.contains("CCAS de Cognac") && html.contains("26160102300012"), "{html}");
+
+    let (status, _, html) = page(&app, &b, "/admin/structures?departement=16").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("<caption>Structures</caption>") && html.contains("Espace public numérique"), "{html}");
+    assert_eq!(page(&app, &b, "/admin/structures?departement=zz9").await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    app.stop().await;
+}

@@ -22,6 +22,8 @@ use crate::views::{Chrome, render};
 
 pub fn routes() -> Router<WebState> {
     Router::new()
+        .route("/admin/organisations", get(organisations).post(create_organisation))
+        .route("/admin/structures", get(structures))
         .route("/admin/comptes", get(accounts))
         .route("/admin/comptes/demandes/{id}", post(decide))
         .route("/admin/comptes/invitations", post(invite))
@@ -267,4 +269,244 @@ async fn invite(
         }
     }
     page(&state, &agent, InviteForm { email: Some(email), place: Some(place), ..form }, errors).await
+}
+
+// ---------------------------------------------------------------- organisations
+
+#[derive(Deserialize)]
+struct Organisation {
+    name: String,
+    kind: contracts::OrganisationKind,
+    territory: String,
+    #[serde(default)]
+    siret: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct OrganisationPage {
+    items: Vec<Organisation>,
+    #[serde(default)]
+    next_cursor: Option<String>,
+}
+
+#[derive(askama::Template)]
+#[template(path = "admin_organisations.html")]
+struct OrganisationsView {
+    chrome: Chrome,
+    csrf: String,
+    rows: Vec<(String, String, String, String)>,
+    next: Option<String>,
+    done: bool,
+    name: String,
+    kind: String,
+    territory: String,
+    siret: String,
+    kinds: Vec<(&'static str, &'static str)>,
+    errors: HashMap<&'static str, String>,
+}
+
+impl OrganisationsView {
+    fn error(&self, field: &str) -> Option<&String> {
+        self.errors.get(field)
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct OrganisationForm {
+    #[serde(default)]
+    csrf: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    territory: Option<String>,
+    #[serde(default)]
+    siret: Option<String>,
+    #[serde(default)]
+    apres: Option<String>,
+    #[serde(default)]
+    creee: Option<String>,
+}
+
+fn admin_only(agent: &Agent) -> bool {
+    agent.active.as_ref().is_some_and(|m| m.role == Role::Admin)
+}
+
+async fn organisations_page(
+    state: &WebState,
+    agent: &Agent,
+    form: OrganisationForm,
+    errors: HashMap<&'static str, String>,
+) -> Result<Response, PageError> {
+    let cursor = form.apres.as_deref().filter(|c| c.bytes().all(|b| b.is_ascii_digit()) && !c.is_empty());
+    let path = match cursor {
+        Some(c) => format!("/api/v1/organisations?limit=100&cursor={c}"),
+        None => "/api/v1/organisations?limit=100".to_string(),
+    };
+    let page: OrganisationPage = state.api.get(&path, &agent.token).await?;
+    let invalid = !errors.is_empty();
+    let view = OrganisationsView {
+        chrome: agent.chrome(if invalid { "Erreur : organisations" } else { "Organisations" }, "organisations"),
+        csrf: agent.session.csrf.clone(),
+        rows: page
+            .items
+            .into_iter()
+            .map(|o| (o.name, o.kind.label_fr().to_string(), o.territory, o.siret.unwrap_or_default()))
+            .collect(),
+        next: page.next_cursor.map(|c| format!("/admin/organisations?apres={c}")),
+        done: form.creee.is_some(),
+        name: form.name.unwrap_or_default(),
+        kind: form.kind.unwrap_or_default(),
+        territory: form.territory.unwrap_or_default(),
+        siret: form.siret.unwrap_or_default(),
+        kinds: contracts::OrganisationKind::ALL.iter().map(|k| (k.slug(), k.label_fr())).collect(),
+        errors,
+    };
+    Ok(render(if invalid { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK }, &view, true))
+}
+
+async fn organisations(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Query(q): Query<OrganisationForm>,
+) -> Result<Response, PageError> {
+    let agent = match required(&state, &headers, "/admin/organisations").await? {
+        Ok(a) if admin_only(&a) => a,
+        Ok(_) => return Err(PageError::not_found()),
+        Err(r) => return Ok(r),
+    };
+    organisations_page(&state, &agent, q, HashMap::new()).await
+}
+
+async fn create_organisation(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    form: Result<Form<OrganisationForm>, FormRejection>,
+) -> Result<Response, PageError> {
+    let form = form.map(|Form(f)| f).unwrap_or_default();
+    let agent = form_agent(&state, &headers, form.csrf.as_deref()).await?;
+    if !admin_only(&agent) {
+        return Err(PageError::not_found());
+    }
+    let text = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    let body = json!({
+        "name": text(&form.name),
+        "kind": text(&form.kind),
+        "territory": text(&form.territory),
+        "siret": text(&form.siret).map(|s| s.replace(' ', "")),
+    });
+    let reply = state.api.send(Method::POST, "/api/v1/organisations", &agent.token, Some(&body)).await?;
+    if reply.status.is_success() {
+        return Ok(Redirect::to("/admin/organisations?creee=1").into_response());
+    }
+    if reply.status != StatusCode::UNPROCESSABLE_ENTITY {
+        return Err(crate::api::ApiFailure::Status { status: reply.status, problem: reply.body }.into());
+    }
+    let failure = crate::api::ApiFailure::Status { status: reply.status, problem: reply.body };
+    let mut errors = HashMap::new();
+    for (field, _) in failure.field_errors() {
+        let (f, message) = match field.as_str() {
+            "name" => ("name", "Indiquez le nom de l'organisation (300 caractères au plus)."),
+            "kind" => ("kind", "Choisissez le type d'organisation."),
+            "territory" => ("territory", "Indiquez un code de département, par exemple 16, 2A ou 971."),
+            "siret" => ("siret", "Un SIRET a 14 chiffres."),
+            _ => ("name", "L'organisation n'a pas pu être créée."),
+        };
+        errors.entry(f).or_insert_with(|| message.to_string());
+    }
+    organisations_page(&state, &agent, OrganisationForm { creee: None, apres: None, ..form }, errors).await
+}
+
+// ---------------------------------------------------------------- structures
+
+#[derive(Deserialize)]
+struct StructureRow {
+    id: String,
+    name: String,
+    territory: String,
+    weekly_capacity: u32,
+    accepting: bool,
+    #[serde(default)]
+    address: Option<StructureAddress>,
+}
+
+#[derive(Deserialize)]
+struct StructureAddress {
+    commune: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct StructurePage {
+    items: Vec<StructureRow>,
+    #[serde(default)]
+    next_cursor: Option<String>,
+}
+
+pub struct StructureLine {
+    pub href: String,
+    pub name: String,
+    pub commune: String,
+    pub territory: String,
+    pub capacity: String,
+}
+
+#[derive(askama::Template)]
+#[template(path = "admin_structures.html")]
+struct StructuresView {
+    chrome: Chrome,
+    territory: String,
+    rows: Vec<StructureLine>,
+    next: Option<String>,
+    error: Option<String>,
+}
+
+async fn structures(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    let agent = match required(&state, &headers, "/admin/structures").await? {
+        Ok(a) if manages(&a) => a,
+        Ok(_) => return Err(PageError::not_found()),
+        Err(r) => return Ok(r),
+    };
+    let territory = q.get("departement").map(|t| t.trim().to_string()).unwrap_or_default();
+    let mut error = None;
+    let mut path = "/api/v1/structures?limit=100".to_string();
+    if !territory.is_empty() {
+        if territory.parse::<contracts::Territory>().is_ok() {
+            path.push_str(&format!("&territory={territory}"));
+        } else {
+            error = Some("Indiquez un code de département, par exemple 16, 2A ou 971.".to_string());
+        }
+    }
+    if let Some(c) = q.get("apres").filter(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit())) {
+        path.push_str(&format!("&cursor={c}"));
+    }
+    let page: StructurePage = state.api.get(&path, &agent.token).await?;
+    let rows = page
+        .items
+        .into_iter()
+        .map(|s| StructureLine {
+            href: format!(
+                "/territoire/structures/{}/rapport",
+                form_urlencoded::byte_serialize(s.id.as_bytes()).collect::<String>()
+            ),
+            commune: s.address.and_then(|a| a.commune).unwrap_or_default(),
+            capacity: format!("{}{}", s.weekly_capacity, if s.accepting { "" } else { " (n'accepte plus)" }),
+            name: s.name,
+            territory: s.territory,
+        })
+        .collect();
+    let next = page.next_cursor.map(|c| format!("/admin/structures?departement={territory}&apres={c}"));
+    let invalid = error.is_some();
+    let view = StructuresView {
+        chrome: agent.chrome(if invalid { "Erreur : structures" } else { "Structures" }, "structures"),
+        territory,
+        rows,
+        next,
+        error,
+    };
+    Ok(render(if invalid { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK }, &view, true))
 }

@@ -137,11 +137,19 @@ impl Agent {
                         ("/orientations", "Orientations", "orientations"),
                         ("/orientations/nouvelle", "Nouvelle orientation", "nouvelle"),
                     ],
-                    Some(Role::Coordinator | Role::Admin) => vec![
+                    Some(Role::Coordinator) => vec![
                         ("/territoire", "Territoire", "territoire"),
                         ("/territoire/entonnoir", "Entonnoir", "entonnoir"),
                         ("/territoire/offre-et-demande", "Offre et demande", "offre"),
                         ("/territoire/import", "Import", "import"),
+                        ("/admin/structures", "Structures", "structures"),
+                        ("/admin/comptes", "Comptes", "comptes"),
+                    ],
+                    Some(Role::Admin) => vec![
+                        ("/territoire", "Territoire", "territoire"),
+                        ("/territoire/entonnoir", "Entonnoir", "entonnoir"),
+                        ("/admin/organisations", "Organisations", "organisations"),
+                        ("/admin/structures", "Structures", "structures"),
                         ("/admin/comptes", "Comptes", "comptes"),
                     ],
                     Some(Role::Mediator) => vec![
