@@ -35,6 +35,7 @@ before(async () => {
   await system.cli('account', 'grant', '--email', 'claire.dubois@ccas-angouleme.example', '--role', 'referrer', '--organisation', org.id);
   await system.cli('account', 'grant', '--email', 'karim.benali@regie-urbaine-angouleme.example', '--role', 'mediator', '--structure', STRUCTURE);
   await system.cli('account', 'grant', '--email', 'sophie.martin@departement-charente.example', '--role', 'coordinator', '--territory', '16');
+  await system.cli('account', 'grant', '--email', 'camille.lefevre@aiguillage.example', '--role', 'admin');
   // The matcher learns of the structure from the bus.
   await system.until('the structure in the matcher', async () => {
     const r = await system.api('POST', '/api/v1/match/preview', {
@@ -153,6 +154,18 @@ async function journey(javaScript) {
   await check(page, `${tag}-offre-et-demande`);
   await page.goto(`${system.base}/territoire/structures/${STRUCTURE}/rapport`);
   await check(page, `${tag}-rapport`);
+  for (const p of ['/territoire/import', '/admin/structures', '/admin/comptes']) {
+    await page.goto(`${system.base}${p}`);
+    await check(page, `${tag}${p.replaceAll('/', '-')}`);
+  }
+  await signOut(page);
+
+  // The admin's pages.
+  page = await signIn(context, 'camille', '/admin/organisations');
+  await check(page, `${tag}-admin-organisations`);
+  await page.getByRole('button', { name: "Créer l'organisation" }).click();
+  await page.waitForLoadState();
+  await check(page, `${tag}-admin-organisations-erreur`);
   await context.close();
 }
 
