@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::WebState;
 use crate::error::PageError;
-use crate::pages::{Agent, form_agent, required, role_label};
+use crate::pages::{Agent, form_agent, required_as, role_label};
 use crate::views::{Chrome, render};
 
 pub fn routes() -> Router<WebState> {
@@ -29,9 +29,8 @@ pub fn routes() -> Router<WebState> {
         .route("/admin/comptes/invitations", post(invite))
 }
 
-fn manages(agent: &Agent) -> bool {
-    agent.active.as_ref().is_some_and(|m| matches!(m.role, Role::Admin | Role::Coordinator))
-}
+/// Who manages access: admins, and coordinators within their départements.
+const MANAGERS: &[Role] = &[Role::Admin, Role::Coordinator];
 
 pub struct RequestLine {
     pub id: String,
@@ -179,9 +178,8 @@ async fn accounts(
     headers: HeaderMap,
     Query(q): Query<InviteForm>,
 ) -> Result<Response, PageError> {
-    let agent = match required(&state, &headers, "/admin/comptes").await? {
-        Ok(a) if manages(&a) => a,
-        Ok(_) => return Err(PageError::not_found()),
+    let agent = match required_as(&state, &headers, "/admin/comptes", MANAGERS).await? {
+        Ok(a) => a,
         Err(r) => return Ok(r),
     };
     page(&state, &agent, q, HashMap::new()).await
@@ -203,7 +201,7 @@ async fn decide(
 ) -> Result<Response, PageError> {
     let form = form.map(|Form(f)| f).unwrap_or_default();
     let agent = form_agent(&state, &headers, form.csrf.as_deref()).await?;
-    if !manages(&agent) || id.parse::<uuid::Uuid>().is_err() {
+    if !agent.acts_as(MANAGERS) || id.parse::<uuid::Uuid>().is_err() {
         return Err(PageError::not_found());
     }
     let (path, done) = match form.decision.as_deref() {
@@ -222,7 +220,7 @@ async fn decide(
             reference: None,
             back_to_sign_in: false,
         }),
-        _ => Err(crate::api::ApiFailure::Status { status: reply.status, problem: reply.body }.into()),
+        _ => Err(reply.failure().into()),
     }
 }
 
@@ -233,7 +231,7 @@ async fn invite(
 ) -> Result<Response, PageError> {
     let form = form.map(|Form(f)| f).unwrap_or_default();
     let agent = form_agent(&state, &headers, form.csrf.as_deref()).await?;
-    if !manages(&agent) {
+    if !agent.acts_as(MANAGERS) {
         return Err(PageError::not_found());
     }
     let email = form.email.as_deref().map(str::trim).unwrap_or_default().to_string();
@@ -265,7 +263,7 @@ async fn invite(
                     "Cet accès ne peut pas être donné depuis votre espace, ou il l'est déjà.".to_string(),
                 );
             }
-            _ => return Err(crate::api::ApiFailure::Status { status: reply.status, problem: reply.body }.into()),
+            _ => return Err(reply.failure().into()),
         }
     }
     page(&state, &agent, InviteForm { email: Some(email), place: Some(place), ..form }, errors).await
@@ -329,10 +327,6 @@ struct OrganisationForm {
     creee: Option<String>,
 }
 
-fn admin_only(agent: &Agent) -> bool {
-    agent.active.as_ref().is_some_and(|m| m.role == Role::Admin)
-}
-
 async fn organisations_page(
     state: &WebState,
     agent: &Agent,
@@ -371,9 +365,8 @@ async fn organisations(
     headers: HeaderMap,
     Query(q): Query<OrganisationForm>,
 ) -> Result<Response, PageError> {
-    let agent = match required(&state, &headers, "/admin/organisations").await? {
-        Ok(a) if admin_only(&a) => a,
-        Ok(_) => return Err(PageError::not_found()),
+    let agent = match required_as(&state, &headers, "/admin/organisations", &[Role::Admin]).await? {
+        Ok(a) => a,
         Err(r) => return Ok(r),
     };
     organisations_page(&state, &agent, q, HashMap::new()).await
@@ -386,7 +379,7 @@ async fn create_organisation(
 ) -> Result<Response, PageError> {
     let form = form.map(|Form(f)| f).unwrap_or_default();
     let agent = form_agent(&state, &headers, form.csrf.as_deref()).await?;
-    if !admin_only(&agent) {
+    if !agent.acts_as(&[Role::Admin]) {
         return Err(PageError::not_found());
     }
     let text = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
@@ -401,9 +394,9 @@ async fn create_organisation(
         return Ok(Redirect::to("/admin/organisations?creee=1").into_response());
     }
     if reply.status != StatusCode::UNPROCESSABLE_ENTITY {
-        return Err(crate::api::ApiFailure::Status { status: reply.status, problem: reply.body }.into());
+        return Err(reply.failure().into());
     }
-    let failure = crate::api::ApiFailure::Status { status: reply.status, problem: reply.body };
+    let failure = reply.failure();
     let mut errors = HashMap::new();
     for (field, _) in failure.field_errors() {
         let (f, message) = match field.as_str() {
@@ -466,9 +459,8 @@ async fn structures(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
-    let agent = match required(&state, &headers, "/admin/structures").await? {
-        Ok(a) if manages(&a) => a,
-        Ok(_) => return Err(PageError::not_found()),
+    let agent = match required_as(&state, &headers, "/admin/structures", MANAGERS).await? {
+        Ok(a) => a,
         Err(r) => return Ok(r),
     };
     let territory = q.get("departement").map(|t| t.trim().to_string()).unwrap_or_default();

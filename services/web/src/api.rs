@@ -26,6 +26,13 @@ pub struct Reply {
     pub body: Value,
 }
 
+impl Reply {
+    /// An answer the page did not expect, as the error it is.
+    pub fn failure(self) -> ApiFailure {
+        ApiFailure::Status { status: self.status, problem: self.body }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiFailure {
     #[error("the API could not be reached: {0}")]
@@ -223,7 +230,7 @@ impl Api {
     ) -> Result<T, ApiFailure> {
         let reply = self.send(method, path, token, body).await?;
         if !reply.status.is_success() {
-            return Err(ApiFailure::Status { status: reply.status, problem: reply.body });
+            return Err(reply.failure());
         }
         serde_json::from_value(reply.body).map_err(|e| ApiFailure::Shape(e.to_string()))
     }

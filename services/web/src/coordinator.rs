@@ -19,8 +19,8 @@ use serde_json::json;
 
 use crate::WebState;
 use crate::error::PageError;
-use crate::pages::{Agent, form_agent, required};
-use crate::views::{Chrome, render};
+use crate::pages::{Agent, form_agent, required_as};
+use crate::views::{Chrome, commune_name, render};
 
 pub fn routes() -> Router<WebState> {
     Router::new()
@@ -140,7 +140,7 @@ async fn import(
         }
     }
     let agent = form_agent(&state, &headers, csrf.as_deref()).await?;
-    if agent.active.as_ref().is_none_or(|m| !matches!(m.role, Role::Coordinator | Role::Admin)) {
+    if !agent.acts_as(COORDINATING) {
         return Err(PageError::not_found());
     }
     let Some((name, bytes)) = file.filter(|(_, b)| !b.is_empty()) else {
@@ -165,18 +165,15 @@ async fn import(
             ),
             None,
         )),
-        _ => Err(crate::api::ApiFailure::Status { status: reply.status, problem: reply.body }.into()),
+        _ => Err(reply.failure().into()),
     }
 }
 
+/// Who sees a territory's pages.
+const COORDINATING: &[Role] = &[Role::Coordinator, Role::Admin];
+
 async fn coordinator(state: &WebState, headers: &HeaderMap, here: &str) -> Result<Result<Agent, Response>, PageError> {
-    match required(state, headers, here).await? {
-        Ok(agent) if agent.active.as_ref().is_some_and(|m| matches!(m.role, Role::Coordinator | Role::Admin)) => {
-            Ok(Ok(agent))
-        }
-        Ok(_) => Err(PageError::not_found()),
-        Err(redirect) => Ok(Err(redirect)),
-    }
+    required_as(state, headers, here, COORDINATING).await
 }
 
 fn duration_fr(seconds: Option<i64>) -> String {
@@ -187,10 +184,6 @@ fn duration_fr(seconds: Option<i64>) -> String {
         (0, h) => format!("{h} h {m:02} min"),
         (d, h) => format!("{d} j {h} h"),
     }
-}
-
-fn commune_name(code: &str) -> String {
-    geo::communes().by_code(code).map(|c| format!("{} ({})", c.name, code)).unwrap_or_else(|| code.to_string())
 }
 
 fn encode(s: &str) -> String {
@@ -523,9 +516,7 @@ async fn reroute(
 ) -> Result<Response, PageError> {
     let form = form.map(|Form(f)| f).unwrap_or_default();
     let agent = form_agent(&state, &headers, form.csrf.as_deref()).await?;
-    if agent.active.as_ref().is_none_or(|m| !matches!(m.role, Role::Coordinator | Role::Admin))
-        || id.parse::<uuid::Uuid>().is_err()
-    {
+    if !agent.acts_as(COORDINATING) || id.parse::<uuid::Uuid>().is_err() {
         return Err(PageError::not_found());
     }
     // Empty: matching runs again with the attempts reset.
@@ -548,7 +539,7 @@ async fn reroute(
         StatusCode::UNPROCESSABLE_ENTITY => {
             "Cette structure ne peut pas recevoir l'orientation : choisissez-en une dans la liste."
         }
-        _ => return Err(crate::api::ApiFailure::Status { status: reply.status, problem: reply.body }.into()),
+        _ => return Err(reply.failure().into()),
     };
     waiting_page(&state, &agent, &id, Some(message.into()), false).await
 }

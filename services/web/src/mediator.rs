@@ -22,7 +22,7 @@ use serde_json::json;
 use crate::WebState;
 use crate::error::PageError;
 use crate::pages::{Agent, form_agent, required};
-use crate::views::{Chrome, render};
+use crate::views::{Chrome, commune_name, paris, render};
 
 pub fn routes() -> Router<WebState> {
     Router::new()
@@ -91,14 +91,6 @@ async fn mediator_form(
         Some(s) => Ok((agent, s.to_string())),
         None => Err(PageError::not_found()),
     }
-}
-
-fn paris(t: &DateTime<Utc>) -> String {
-    t.with_timezone(&chrono_tz::Europe::Paris).format("%d/%m/%Y à %H:%M").to_string()
-}
-
-fn commune_name(code: &str) -> String {
-    geo::communes().by_code(code).map(|c| format!("{} ({})", c.name, code)).unwrap_or_else(|| code.to_string())
 }
 
 fn time_left(until: &DateTime<Utc>) -> String {
@@ -368,8 +360,7 @@ async fn accept(
     if reply.status.is_success() {
         return Ok(Redirect::to(&format!("/suivis/{id}?acceptee=1")).into_response());
     }
-    Err(moved_on(reply.status)
-        .unwrap_or_else(|| crate::api::ApiFailure::Status { status: reply.status, problem: reply.body }.into()))
+    Err(moved_on(reply.status).unwrap_or_else(|| reply.failure().into()))
 }
 
 async fn decline(
@@ -407,8 +398,7 @@ async fn decline(
         let message = "Le commentaire contient des caractères refusés ou est trop long.".to_string();
         return offer_page(&state, &agent, &mine, &id, Some(message), comment).await;
     }
-    Err(moved_on(reply.status)
-        .unwrap_or_else(|| crate::api::ApiFailure::Status { status: reply.status, problem: reply.body }.into()))
+    Err(moved_on(reply.status).unwrap_or_else(|| reply.failure().into()))
 }
 
 async fn followed(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, PageError> {
@@ -566,8 +556,7 @@ async fn contact(
     if reply.status.is_success() {
         return Ok(Redirect::to(&format!("/suivis/{id}?contact=1")).into_response());
     }
-    Err(moved_on(reply.status)
-        .unwrap_or_else(|| crate::api::ApiFailure::Status { status: reply.status, problem: reply.body }.into()))
+    Err(moved_on(reply.status).unwrap_or_else(|| reply.failure().into()))
 }
 
 async fn close(
@@ -601,8 +590,7 @@ async fn close(
         let message = "Le commentaire contient des caractères refusés ou est trop long.".to_string();
         return follow_page(&state, &agent, &id, &HashMap::new(), Some(message), comment).await;
     }
-    Err(moved_on(reply.status)
-        .unwrap_or_else(|| crate::api::ApiFailure::Status { status: reply.status, problem: reply.body }.into()))
+    Err(moved_on(reply.status).unwrap_or_else(|| reply.failure().into()))
 }
 
 #[derive(Deserialize)]
@@ -701,7 +689,7 @@ async fn save_structure(
             return Ok(Redirect::to("/ma-structure?enregistre=1").into_response());
         }
         if reply.status != StatusCode::UNPROCESSABLE_ENTITY {
-            return Err(crate::api::ApiFailure::Status { status: reply.status, problem: reply.body }.into());
+            return Err(reply.failure().into());
         }
         errors.insert("hours", "Ces horaires n'ont pas été acceptés.".to_string());
     }

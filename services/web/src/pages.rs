@@ -123,6 +123,11 @@ impl Agent {
         if parts.is_empty() { "Agent".to_string() } else { parts.join(" ") }
     }
 
+    /// The active membership has one of `roles`.
+    pub(crate) fn acts_as(&self, roles: &[Role]) -> bool {
+        self.active.as_ref().is_some_and(|m| roles.contains(&m.role))
+    }
+
     pub(crate) fn chrome(&self, title: &str, section: &'static str) -> Chrome {
         Chrome {
             title: title.to_string(),
@@ -220,6 +225,21 @@ pub(crate) async fn agent(state: &WebState, headers: &HeaderMap) -> Result<Optio
         None => pending,
     };
     Ok(Some(Agent { cookie, session, me, active, token }))
+}
+
+/// The agent acting as one of `roles`; another membership gets 404, as the API
+/// answers, and no session a redirect to `/connexion?next=`.
+pub(crate) async fn required_as(
+    state: &WebState,
+    headers: &HeaderMap,
+    here: &str,
+    roles: &[Role],
+) -> Result<Result<Agent, Response>, PageError> {
+    match required(state, headers, here).await? {
+        Ok(agent) if agent.acts_as(roles) => Ok(Ok(agent)),
+        Ok(_) => Err(PageError::not_found()),
+        Err(redirect) => Ok(Err(redirect)),
+    }
 }
 
 /// The agent, or a redirect to `/connexion?next=` this page.
@@ -621,7 +641,7 @@ async fn request_access(
     if reply.status.is_success() {
         return Ok(Redirect::to("/compte?demande=envoyee").into_response());
     }
-    let failure = crate::api::ApiFailure::Status { status: reply.status, problem: reply.body };
+    let failure = reply.failure();
     let errors = match failure.status() {
         Some(StatusCode::CONFLICT) => FieldErrors {
             place: Some("Vous avez déjà cet accès, ou une demande est déjà en attente pour ce lieu.".into()),

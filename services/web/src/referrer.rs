@@ -17,9 +17,9 @@ use serde_json::{Value, json};
 
 use crate::WebState;
 use crate::error::PageError;
-use crate::pages::{Agent, form_agent, required};
+use crate::pages::{Agent, form_agent, required_as};
 use crate::session::random_token;
-use crate::views::{Chrome, render};
+use crate::views::{Chrome, commune_name, paris, render};
 
 pub fn routes() -> Router<WebState> {
     Router::new()
@@ -34,11 +34,7 @@ const LANGUAGES: [&str; 10] = ["fr", "en", "ar", "es", "pt", "tr", "ru", "uk", "
 
 /// The agent, if their active membership is a referrer's; else 404 (or sign-in).
 async fn referrer(state: &WebState, headers: &HeaderMap, here: &str) -> Result<Result<Agent, Response>, PageError> {
-    match required(state, headers, here).await? {
-        Ok(agent) if agent.active.as_ref().is_some_and(|m| m.role == Role::Referrer) => Ok(Ok(agent)),
-        Ok(_) => Err(PageError::not_found()),
-        Err(redirect) => Ok(Err(redirect)),
-    }
+    required_as(state, headers, here, &[Role::Referrer]).await
 }
 
 fn status_fr(s: ReferralStatus) -> &'static str {
@@ -51,14 +47,6 @@ fn status_fr(s: ReferralStatus) -> &'static str {
         ReferralStatus::Closed => "Clôturée",
         ReferralStatus::Cancelled => "Annulée",
     }
-}
-
-fn paris(t: &DateTime<Utc>) -> String {
-    t.with_timezone(&chrono_tz::Europe::Paris).format("%d/%m/%Y à %H:%M").to_string()
-}
-
-fn commune_name(code: &str) -> String {
-    geo::communes().by_code(code).map(|c| format!("{} ({})", c.name, code)).unwrap_or_else(|| code.to_string())
 }
 
 // ---------------------------------------------------------------- list
@@ -480,7 +468,7 @@ async fn submit(
     };
     let d = Draft::from_pairs(pairs);
     let agent = form_agent(&state, &headers, Some(&d.csrf)).await?;
-    if agent.active.as_ref().is_none_or(|m| m.role != Role::Referrer) {
+    if !agent.acts_as(&[Role::Referrer]) {
         return Err(PageError::not_found());
     }
     let mut errors: HashMap<&'static str, String> = HashMap::new();
@@ -586,9 +574,9 @@ async fn submit(
             return Ok(Redirect::to(&format!("/orientations/{id}")).into_response());
         }
         if reply.status != StatusCode::UNPROCESSABLE_ENTITY {
-            return Err(crate::api::ApiFailure::Status { status: reply.status, problem: reply.body }.into());
+            return Err(reply.failure().into());
         }
-        let failure = crate::api::ApiFailure::Status { status: reply.status, problem: reply.body };
+        let failure = reply.failure();
         for (field, _) in failure.field_errors() {
             let f = form_field(&field);
             errors.entry(f).or_insert_with(|| message_fr(f).to_string());
@@ -898,7 +886,7 @@ async fn cancel(
 ) -> Result<Response, PageError> {
     let form = form.map(|axum::extract::Form(f)| f).unwrap_or_default();
     let agent = form_agent(&state, &headers, form.csrf.as_deref()).await?;
-    if agent.active.as_ref().is_none_or(|m| m.role != Role::Referrer) || id.parse::<uuid::Uuid>().is_err() {
+    if !agent.acts_as(&[Role::Referrer]) || id.parse::<uuid::Uuid>().is_err() {
         return Err(PageError::not_found());
     }
     let reason = form.reason.unwrap_or_default();
@@ -917,7 +905,7 @@ async fn cancel(
         StatusCode::UNPROCESSABLE_ENTITY => {
             "Le motif est trop long (500 caractères au plus) ou contient des caractères refusés."
         }
-        _ => return Err(crate::api::ApiFailure::Status { status: reply.status, problem: reply.body }.into()),
+        _ => return Err(reply.failure().into()),
     };
     let mut response = detail_page(&state, &agent, &id, Some(message.into()), reason, false).await?;
     *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;

@@ -30,6 +30,16 @@ impl Chrome {
     }
 }
 
+/// A time as people read it in France.
+pub fn paris(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.with_timezone(&chrono_tz::Europe::Paris).format("%d/%m/%Y à %H:%M").to_string()
+}
+
+/// "Angoulême (16015)", or the code when it is not a known commune.
+pub fn commune_name(code: &str) -> String {
+    geo::communes().by_code(code).map(|c| format!("{} ({})", c.name, code)).unwrap_or_else(|| code.to_string())
+}
+
 /// Renders `page` with `status`. Pages of a signed-in agent show personal data (at
 /// least the agent's name): nobody caches them.
 pub fn render<T: Template>(status: StatusCode, page: &T, signed_in: bool) -> Response {
