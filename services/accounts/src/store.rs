@@ -758,3 +758,15 @@ mod tests {
         assert_eq!(fold("50%_x"), "50  x");
     }
 }
+
+/// The e-mail addresses of some accounts, for the notifications sender: the one place
+/// outside sign-in that reads agents' addresses. Notifications keep account ids only and
+/// call this at send time, so an address is never copied out of this schema. An account
+/// that does not exist is left out.
+pub async fn recipients(conn: &mut PgConnection, accounts: &[Uuid]) -> sqlx::Result<Vec<(Uuid, Personal<String>)>> {
+    let rows: Vec<(Uuid, String)> = sqlx::query_as("SELECT id, email FROM accounts.accounts WHERE id = ANY($1)")
+        .bind(accounts)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.into_iter().map(|(id, email)| (id, Personal::new(email))).collect())
+}

@@ -37,6 +37,7 @@ use utoipa_axum::routes;
         (name = "matching", description = "Why a referral goes where it goes"),
         (name = "insights", description = "Coordinators' view of a territory"),
         (name = "accounts", description = "Agents, their memberships, requests and invitations"),
+        (name = "notifications", description = "Webhooks, refused e-mails and structures nobody can be told about"),
         (name = "operations", description = "Health, metrics and this document"),
     )
 )]
@@ -67,6 +68,7 @@ pub fn generated() -> utoipa::openapi::OpenApi {
     doc.merge(matcher::openapi());
     doc.merge(insights::openapi());
     doc.merge(accounts::openapi());
+    doc.merge(notify::openapi());
     doc
 }
 
@@ -321,6 +323,7 @@ mod tests {
             matcher::openapi(),
             insights::openapi(),
             ::accounts::openapi(),
+            notify::openapi(),
         ];
         let mut seen: std::collections::BTreeMap<String, Value> = Default::default();
         for part in parts {
