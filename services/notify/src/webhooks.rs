@@ -117,9 +117,6 @@ pub fn check_url(raw: &str, allow_private: bool) -> Result<url::Url, &'static st
         Some(url::Host::Ipv6(ip)) if !allow_private && is_private(IpAddr::V6(ip)) => {
             return Err("is a loopback or private address");
         }
-        Some(url::Host::Domain(d)) if !allow_private && (d == "localhost" || d.ends_with(".localhost")) => {
-            return Err("is a loopback or private address");
-        }
         _ => {}
     }
     Ok(url)
@@ -421,10 +418,12 @@ mod tests {
     #[test]
     fn target_urls_are_checked() {
         assert!(check_url("https://hooks.example.org/x", false).is_ok());
-        for bad in ["ftp://x.example", "http://127.0.0.1:9/x", "http://[::1]/", "http://localhost/", "http://10.0.0.1/", "not a url", "http://u:p@x.example/"] {
+        for bad in ["ftp://x.example", "http://127.0.0.1:9/x", "http://[::1]/", "http://10.0.0.1/", "not a url", "http://u:p@x.example/"] {
             assert!(check_url(bad, false).is_err(), "{bad}");
         }
         assert!(check_url("http://127.0.0.1:9/x", true).is_ok());
+        // A name is checked where it matters, at connect time, on what it resolves to.
+        assert!(check_url("http://localhost:9/x", false).is_ok());
     }
 
     #[test]
