@@ -143,11 +143,14 @@ mod tests {
             ("OrganisationKind", slugs(OrganisationKind::ALL)),
             ("HistoryStep", slugs(HistoryStep::ALL)),
             ("Role", slugs(Role::ALL)),
+            ("DeliveryMode", slugs(DeliveryMode::ALL)),
+            ("MessageKind", slugs(MessageKind::ALL)),
         ]
     }
 
     /// Vocabularies no operation takes or returns.
-    const NOT_ON_THE_WIRE: [&str; 0] = [];
+    /// (Preferences name each kind as a field of their body.)
+    const NOT_ON_THE_WIRE: [&str; 1] = ["MessageKind"];
 
     #[test]
     fn the_test_knows_every_vocabulary_of_contracts() {
