@@ -364,6 +364,12 @@ async fn preferences_are_honoured_never_daily_and_immediate() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["offer_received"], "never");
     assert_eq!(v["referral_update"], "immediate", "the others keep theirs");
+    // Unsubscribed from everything (what the e-mails' link leads to).
+    let everything: serde_json::Map<String, Value> =
+        contracts::MessageKind::ALL.iter().map(|k| (k.slug().to_string(), json!("never"))).collect();
+    let (s, v) = app.put("/api/v1/me/preferences", &never, Value::Object(everything)).await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v.as_object().unwrap().values().all(|m| m == "never"), "{v}");
     let (s, v) = app.put("/api/v1/me/preferences", &daily, json!({"offer_received": "daily"})).await;
     assert_eq!(s, 200, "{v}");
     // Bad input: 422 naming the field; a bare token has no preferences.
@@ -392,6 +398,7 @@ async fn preferences_are_honoured_never_daily_and_immediate() {
     assert!(digest.text().contains(&format!("/propositions/{id}")), "{}", digest.text());
     let all = smtp.messages();
     assert!(all.iter().all(|m| m.rcpt_tos != ["never@lieux.example"]), "never means never");
+    assert!(count(&all, "now@lieux.example", "Nouvelle proposition") == 1);
     assert_eq!(count(&all, "daily@lieux.example", "Nouvelle proposition"), 0, "daily waits for the digest");
     // The digest went once: stepping again sends no second one.
     fire_timers_ahead(&app, chrono::Duration::days(2)).await;
@@ -596,5 +603,71 @@ async fn a_webhook_to_a_private_address_is_refused_by_url_and_at_connect_time() 
     pool.close().await;
     assert!(error.contains("private"), "{error}");
     assert_eq!(*receiver.tries.lock().unwrap(), 0, "nothing reached the private address");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_preferences_page_changes_what_an_agent_receives_without_javascript() {
+    use crate::signin::{browser, csrf_of, grant, page, server, sign_in, text};
+    use crate::support::oidc::{Agent, KARIM, OidcProvider};
+    use reqwest::StatusCode;
+
+    let oidc = OidcProvider::start().await;
+    let app = server(&oidc, oidc.client()).await;
+    app.structure("lieu-angouleme", structure("Médiathèque d'Angoulême", 45.65, 0.16, &[AIDE], 5)).await;
+    grant(
+        &app,
+        &["--email", "karim.benali@regie-urbaine-angouleme.example", "--role", "mediator", "--structure", "lieu-angouleme"],
+    )
+    .await;
+    let b = browser();
+    // The link of every e-mail: signed out, it leads to sign-in and back.
+    assert_eq!(
+        sign_in(&app, &oidc, &b, &Agent::Demo(KARIM), "/compte/notifications").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let (status, _, html) = page(&app, &b, "/compte").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("href=\"/compte/notifications\""), "a link from the account page");
+    let (status, _, html) = page(&app, &b, "/compte/notifications").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    for label in ["Nouvelle proposition d'orientation pour ma structure", "Immédiatement", "Jamais", "Enregistrer mes préférences"] {
+        assert!(html.contains(label), "{label}: {html}");
+    }
+    assert!(html.contains("id=\"offer_received-immediate\" name=\"offer_received\" value=\"immediate\" checked"), "{html}");
+    let csrf = csrf_of(&html);
+    let r = b
+        .post(format!("{}/compte/notifications", app.base))
+        .header("origin", &app.base)
+        .form(&[("csrf", csrf.as_str()), ("offer_received", "never"), ("territory_waitlist", "immediate")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, _, html) = page(&app, &b, "/compte/notifications?enregistre=1").await;
+    assert!(html.contains("Vos préférences de notification sont enregistrées"), "{html}");
+    assert!(html.contains("id=\"offer_received-never\" name=\"offer_received\" value=\"never\" checked"), "{html}");
+    assert!(html.contains("id=\"territory_waitlist-immediate\" name=\"territory_waitlist\" value=\"immediate\" checked"));
+    // A value no radio offers: 422, in French, nothing changed.
+    let r = b
+        .post(format!("{}/compte/notifications", app.base))
+        .header("origin", &app.base)
+        .form(&[("csrf", csrf.as_str()), ("offer_received", "sometimes")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = text(r).await;
+    assert!(html.contains("<title>Erreur : Mes notifications"), "{html}");
+    assert!(html.contains("id=\"offer_received-never\" name=\"offer_received\" value=\"never\" checked"));
+    // Without the form's token: refused.
+    let r = b
+        .post(format!("{}/compte/notifications", app.base))
+        .header("origin", &app.base)
+        .form(&[("offer_received", "immediate")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
     app.stop().await;
 }
