@@ -573,6 +573,33 @@ async fn webhooks_are_signed_retried_and_a_bad_receiver_never_blocks_the_others(
     .await;
     assert!(*hanging.tries.lock().unwrap() >= 1);
     assert!(hanging.received().is_empty());
+
+    // 24 hours of failures (made to have passed): the delivery is dropped, the
+    // subscription marked failing; the others are not.
+    let pool = app.sandbox.pool().await;
+    sqlx::query(
+        "UPDATE notify.webhook_deliveries d SET created_at = now() - interval '25 hours', next_attempt_at = now()
+         FROM notify.webhooks w WHERE w.id = d.webhook_id AND w.url = $1",
+    )
+    .bind(&down_url)
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let failing = eventually("the down subscription marked failing", Duration::from_secs(30), || async {
+        let (_, v) = app.get("/api/v1/webhooks", &app.admin).await;
+        let items = v["items"].as_array().unwrap().clone();
+        items.iter().any(|w| w["failing"] == true).then_some(items)
+    })
+    .await;
+    for w in &failing {
+        assert_eq!(w["failing"] == true, w["url"] == json!(down_url), "{w}");
+    }
+    assert_eq!(
+        scalar_i64(&app, "SELECT count(*) FROM notify.webhook_deliveries WHERE status = 'dead'").await,
+        2,
+        "both deliveries to the down receiver given up"
+    );
     app.stop().await;
 }
 
@@ -670,4 +697,38 @@ async fn the_preferences_page_changes_what_an_agent_receives_without_javascript(
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     app.stop().await;
+}
+
+#[tokio::test]
+async fn mail_goes_over_starttls_with_credentials_and_over_implicit_tls() {
+    for (tls, scheme, query) in [("starttls", "smtp", "?tls=starttls"), ("implicit", "smtps", "")] {
+        let smtp = SmtpServer::start(&[("SMTP_AUTH", "aiguillage:s3cret"), ("SMTP_TLS", tls), ("SMTP_REQUIRE_TLS", "1")]).await;
+        let url = format!("{scheme}://aiguillage:s3cret@localhost:{}{query}", smtp.port);
+        let ca = smtp.state.join("tls/ca.pem").to_string_lossy().into_owned();
+        let app = TestApp::spawn_with(|c| {
+            c.smtp_url = Some(url);
+            c.smtp_ca_file = Some(ca);
+        })
+        .await;
+        let org = app.organisation("16").await;
+        app.structure("lieu-un", structure("Lieu Un", 45.6500, 0.1600, &[AIDE], 5)).await;
+        agent(&app, "med1@lieux.example", Role::Mediator, structure_scope("lieu-un")).await;
+        let referrer = app.referrer(org);
+        let id = app.submit(&referrer, person_referral(&[AIDE])).await;
+        app.until_status(&id, &referrer, "offered").await;
+        let m = until_mail(&smtp, "med1@lieux.example", "Nouvelle proposition").await;
+        assert!(m.text().contains(&format!("/propositions/{id}")));
+        let envelope: Value = {
+            let dir = smtp.maildir();
+            let json = std::fs::read_dir(&dir)
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .find(|e| e.path().extension().is_some_and(|x| x == "json"))
+                .unwrap();
+            serde_json::from_str(&std::fs::read_to_string(json.path()).unwrap()).unwrap()
+        };
+        assert_eq!(envelope["tls"], true, "{tls}");
+        assert_eq!(envelope["auth_user"], "aiguillage", "{tls}");
+        app.stop().await;
+    }
 }
