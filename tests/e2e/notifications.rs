@@ -121,8 +121,11 @@ async fn every_message_of_the_table_reaches_its_recipients_and_carries_nothing_o
     .await;
     let org = app.organisation("16").await;
     app.structure("lieu-un", structure("Lieu Un", 45.6500, 0.1600, &[AIDE], 5)).await;
-    app.structure("lieu-deux", with_contact(structure("Lieu Deux", 45.7500, 0.2500, &[AIDE], 5), "accueil@lieu-deux.example"))
-        .await;
+    app.structure(
+        "lieu-deux",
+        with_contact(structure("Lieu Deux", 45.7500, 0.2500, &[AIDE], 5), "accueil@lieu-deux.example"),
+    )
+    .await;
     let (_, referrer) = agent(&app, "ref@social.example", Role::Referrer, Scope::Organisation(org.into())).await;
     agent(&app, "med1@lieux.example", Role::Mediator, structure_scope("lieu-un")).await;
     let (bounced, _) = agent(&app, "med2@rejected.example", Role::Mediator, structure_scope("lieu-un")).await;
@@ -183,9 +186,7 @@ async fn every_message_of_the_table_reaches_its_recipients_and_carries_nothing_o
     assert!(weekly.text().contains("Lieu Deux"), "{}", weekly.text());
 
     // The coordinator sees which structures have no one; the admin sees the refusal.
-    let (s, v) = app
-        .get("/api/v1/notifications/unreached-structures", &app.coordinator(&["16"]))
-        .await;
+    let (s, v) = app.get("/api/v1/notifications/unreached-structures", &app.coordinator(&["16"])).await;
     assert_eq!(s, 200, "{v}");
     let ids: Vec<&str> = v["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["lieu-deux"], "{v}");
@@ -208,7 +209,10 @@ async fn every_message_of_the_table_reaches_its_recipients_and_carries_nothing_o
     // Who was told what, and nobody else.
     assert!(count(&all, "med1@lieux.example", "Nouvelle proposition") >= 2);
     for subject in ["Nouvelle proposition", "Rappel", "premier contact"] {
-        assert!(all.iter().filter(|m| m.subject().contains(subject)).all(|m| m.rcpt_tos == ["med1@lieux.example"]), "{subject}");
+        assert!(
+            all.iter().filter(|m| m.subject().contains(subject)).all(|m| m.rcpt_tos == ["med1@lieux.example"]),
+            "{subject}"
+        );
     }
     for subject in ["acceptée", "refusée", "clôturée", "liste d'attente"] {
         assert_eq!(count(&all, "ref@social.example", subject), 1, "{subject}");
@@ -260,7 +264,8 @@ async fn with_the_smtp_server_down_nothing_is_lost_and_a_replayed_event_sends_no
     // The offers, and the reminders that fell due while the server was stopped, wait in
     // the outbox; the sender has tried and failed.
     eventually("3 offers and 3 reminders queued and tried", Duration::from_secs(30), || async {
-        let queued = scalar_i64(&app, "SELECT count(*) FROM notify.messages WHERE status = 'pending' AND attempts > 0").await;
+        let queued =
+            scalar_i64(&app, "SELECT count(*) FROM notify.messages WHERE status = 'pending' AND attempts > 0").await;
         (queued == 6).then_some(())
     })
     .await;
@@ -506,7 +511,8 @@ async fn webhooks_are_signed_retried_and_a_bad_receiver_never_blocks_the_others(
 
     // A referrer subscribes for their organisation and sees only their own.
     let referrer = app.referrer(org);
-    let (s, mine) = app.post("/api/v1/webhooks", &referrer, json!({"url": good_url, "events": ["referral.accepted"]})).await;
+    let (s, mine) =
+        app.post("/api/v1/webhooks", &referrer, json!({"url": good_url, "events": ["referral.accepted"]})).await;
     assert_eq!(s, 201, "{mine}");
     assert_eq!(mine["scope"], "organisation");
     let (s, v) = app.get("/api/v1/webhooks", &referrer).await;
@@ -545,9 +551,11 @@ async fn webhooks_are_signed_retried_and_a_bad_receiver_never_blocks_the_others(
         good.received().iter().any(|(_, b)| b.contains("\"referral.accepted\"")).then_some(())
     })
     .await;
-    let (s, _, _) = app.request(reqwest::Method::DELETE, &format!("/api/v1/webhooks/{hook}"), Some(&referrer), None).await;
+    let (s, _, _) =
+        app.request(reqwest::Method::DELETE, &format!("/api/v1/webhooks/{hook}"), Some(&referrer), None).await;
     assert_eq!(s, 204);
-    let (s, _, _) = app.request(reqwest::Method::DELETE, &format!("/api/v1/webhooks/{hook}"), Some(&referrer), None).await;
+    let (s, _, _) =
+        app.request(reqwest::Method::DELETE, &format!("/api/v1/webhooks/{hook}"), Some(&referrer), None).await;
     assert_eq!(s, 404);
 
     // The flaky one answered 500 twice: retried with backoff, then delivered.
@@ -610,21 +618,25 @@ async fn a_webhook_to_a_private_address_is_refused_by_url_and_at_connect_time() 
     app.structure("lieu-un", structure("Lieu Un", 45.6500, 0.1600, &[AIDE], 10)).await;
     let receiver = Receiver::default();
     let literal = receiver.clone().start("127.0.0.1").await;
-    let (s, v) = app.post("/api/v1/webhooks", &app.admin, json!({"url": literal, "events": ["referral.submitted"]})).await;
+    let (s, v) =
+        app.post("/api/v1/webhooks", &app.admin, json!({"url": literal, "events": ["referral.submitted"]})).await;
     assert_eq!(s, 422, "{v}");
     assert!(v.to_string().contains("private"), "{v}");
     // A name is only known for what it resolves to when connecting: refused then.
     let named = literal.replace("127.0.0.1", "localhost");
-    let (s, v) = app.post("/api/v1/webhooks", &app.admin, json!({"url": named, "events": ["referral.submitted"]})).await;
+    let (s, v) =
+        app.post("/api/v1/webhooks", &app.admin, json!({"url": named, "events": ["referral.submitted"]})).await;
     assert_eq!(s, 201, "{v}");
     let referrer = app.referrer(org);
     app.submit(&referrer, person_referral(&[AIDE])).await;
     let pool = app.sandbox.pool().await;
     let error: String = eventually("the refused delivery", Duration::from_secs(30), || async {
-        sqlx::query_scalar("SELECT last_error FROM notify.webhook_deliveries WHERE attempts >= 1 AND last_error IS NOT NULL")
-            .fetch_optional(&pool)
-            .await
-            .unwrap()
+        sqlx::query_scalar(
+            "SELECT last_error FROM notify.webhook_deliveries WHERE attempts >= 1 AND last_error IS NOT NULL",
+        )
+        .fetch_optional(&pool)
+        .await
+        .unwrap()
     })
     .await;
     pool.close().await;
@@ -644,7 +656,14 @@ async fn the_preferences_page_changes_what_an_agent_receives_without_javascript(
     app.structure("lieu-angouleme", structure("Médiathèque d'Angoulême", 45.65, 0.16, &[AIDE], 5)).await;
     grant(
         &app,
-        &["--email", "karim.benali@regie-urbaine-angouleme.example", "--role", "mediator", "--structure", "lieu-angouleme"],
+        &[
+            "--email",
+            "karim.benali@regie-urbaine-angouleme.example",
+            "--role",
+            "mediator",
+            "--structure",
+            "lieu-angouleme",
+        ],
     )
     .await;
     let b = browser();
@@ -658,10 +677,18 @@ async fn the_preferences_page_changes_what_an_agent_receives_without_javascript(
     assert!(html.contains("href=\"/compte/notifications\""), "a link from the account page");
     let (status, _, html) = page(&app, &b, "/compte/notifications").await;
     assert_eq!(status, StatusCode::OK, "{html}");
-    for label in ["Nouvelle proposition d'orientation pour ma structure", "Immédiatement", "Jamais", "Enregistrer mes préférences"] {
+    for label in [
+        "Nouvelle proposition d'orientation pour ma structure",
+        "Immédiatement",
+        "Jamais",
+        "Enregistrer mes préférences",
+    ] {
         assert!(html.contains(label), "{label}: {html}");
     }
-    assert!(html.contains("id=\"offer_received-immediate\" name=\"offer_received\" value=\"immediate\" checked"), "{html}");
+    assert!(
+        html.contains("id=\"offer_received-immediate\" name=\"offer_received\" value=\"immediate\" checked"),
+        "{html}"
+    );
     let csrf = csrf_of(&html);
     let r = b
         .post(format!("{}/compte/notifications", app.base))
@@ -674,7 +701,9 @@ async fn the_preferences_page_changes_what_an_agent_receives_without_javascript(
     let (_, _, html) = page(&app, &b, "/compte/notifications?enregistre=1").await;
     assert!(html.contains("Vos préférences de notification sont enregistrées"), "{html}");
     assert!(html.contains("id=\"offer_received-never\" name=\"offer_received\" value=\"never\" checked"), "{html}");
-    assert!(html.contains("id=\"territory_waitlist-immediate\" name=\"territory_waitlist\" value=\"immediate\" checked"));
+    assert!(
+        html.contains("id=\"territory_waitlist-immediate\" name=\"territory_waitlist\" value=\"immediate\" checked")
+    );
     // A value no radio offers: 422, in French, nothing changed.
     let r = b
         .post(format!("{}/compte/notifications", app.base))
@@ -702,7 +731,9 @@ async fn the_preferences_page_changes_what_an_agent_receives_without_javascript(
 #[tokio::test]
 async fn mail_goes_over_starttls_with_credentials_and_over_implicit_tls() {
     for (tls, scheme, query) in [("starttls", "smtp", "?tls=starttls"), ("implicit", "smtps", "")] {
-        let smtp = SmtpServer::start(&[("SMTP_AUTH", "aiguillage:s3cret"), ("SMTP_TLS", tls), ("SMTP_REQUIRE_TLS", "1")]).await;
+        let smtp =
+            SmtpServer::start(&[("SMTP_AUTH", "aiguillage:s3cret"), ("SMTP_TLS", tls), ("SMTP_REQUIRE_TLS", "1")])
+                .await;
         let url = format!("{scheme}://aiguillage:s3cret@localhost:{}{query}", smtp.port);
         let ca = smtp.state.join("tls/ca.pem").to_string_lossy().into_owned();
         let app = TestApp::spawn_with(|c| {

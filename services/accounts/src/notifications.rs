@@ -55,7 +55,10 @@ pub async fn all_coordinators(conn: &mut PgConnection) -> sqlx::Result<Vec<(Uuid
 }
 
 /// Of these structures, those that have at least one mediator.
-pub async fn structures_with_mediators(conn: &mut PgConnection, structures: &[String]) -> sqlx::Result<HashSet<String>> {
+pub async fn structures_with_mediators(
+    conn: &mut PgConnection,
+    structures: &[String],
+) -> sqlx::Result<HashSet<String>> {
     let rows: Vec<String> = sqlx::query_scalar(
         "SELECT DISTINCT structure_id FROM accounts.memberships
          WHERE role = 'mediator' AND structure_id = ANY($1) AND removed_at IS NULL",
@@ -72,12 +75,13 @@ pub async fn modes(
     accounts: &[Uuid],
     kind: MessageKind,
 ) -> sqlx::Result<HashMap<Uuid, DeliveryMode>> {
-    let rows: Vec<(Uuid, String)> =
-        sqlx::query_as("SELECT account_id, mode FROM accounts.notification_preferences WHERE account_id = ANY($1) AND kind = $2")
-            .bind(accounts)
-            .bind(kind.slug())
-            .fetch_all(conn)
-            .await?;
+    let rows: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT account_id, mode FROM accounts.notification_preferences WHERE account_id = ANY($1) AND kind = $2",
+    )
+    .bind(accounts)
+    .bind(kind.slug())
+    .fetch_all(conn)
+    .await?;
     let set: HashMap<Uuid, DeliveryMode> =
         rows.into_iter().filter_map(|(id, mode)| Some((id, mode.parse().ok()?))).collect();
     Ok(accounts.iter().map(|id| (*id, set.get(id).copied().unwrap_or(kind.default_mode()))).collect())

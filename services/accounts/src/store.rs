@@ -747,18 +747,6 @@ pub async fn audit_log(conn: &mut PgConnection, f: &AuditFilter<'_>) -> sqlx::Re
     Ok((items, last))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn folding_ignores_case_and_french_accents_and_neutralises_like_wildcards() {
-        assert_eq!(fold(" Angoulême "), "angouleme");
-        assert_eq!(fold("CCAS d'Aïgre"), "ccas d'aigre");
-        assert_eq!(fold("50%_x"), "50  x");
-    }
-}
-
 /// The e-mail addresses of some accounts, for the notifications sender: the one place
 /// outside sign-in that reads agents' addresses. Notifications keep account ids only and
 /// call this at send time, so an address is never copied out of this schema. An account
@@ -769,4 +757,16 @@ pub async fn recipients(conn: &mut PgConnection, accounts: &[Uuid]) -> sqlx::Res
         .fetch_all(conn)
         .await?;
     Ok(rows.into_iter().map(|(id, email)| (id, Personal::new(email))).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folding_ignores_case_and_french_accents_and_neutralises_like_wildcards() {
+        assert_eq!(fold(" Angoulême "), "angouleme");
+        assert_eq!(fold("CCAS d'Aïgre"), "ccas d'aigre");
+        assert_eq!(fold("50%_x"), "50  x");
+    }
 }

@@ -62,7 +62,9 @@ impl FromStr for Service {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Service::ALL.into_iter().find(|x| x.name() == s.trim()).ok_or_else(|| {
-            format!("unknown service {s:?}; expected all, referrals, directory, matcher, insights, accounts, notify or web")
+            format!(
+                "unknown service {s:?}; expected all, referrals, directory, matcher, insights, accounts, notify or web"
+            )
         })
     }
 }
@@ -85,7 +87,10 @@ pub fn parse_services(s: &str) -> Result<Vec<Service>, String> {
 /// Every queue of the deployment. Every process declares all of them, so events are
 /// routable whichever services run where.
 pub fn topology(namespace: &str) -> Topology {
-    Topology::new(namespace, vec![referrals::queue(), matcher::queue(), insights::queue(), accounts::queue(), notify::queue()])
+    Topology::new(
+        namespace,
+        vec![referrals::queue(), matcher::queue(), insights::queue(), accounts::queue(), notify::queue()],
+    )
 }
 
 /// Creates the database if needed, then every schema. Idempotent.

@@ -132,7 +132,8 @@ async fn create_webhook(
     }
     for (i, e) in body.events.iter().enumerate() {
         if !EVENT_TYPES.contains(&e.as_str()) {
-            errors.push(FieldError::new(format!("events[{i}]"), format!("expected one of: {}", EVENT_TYPES.join(", "))));
+            errors
+                .push(FieldError::new(format!("events[{i}]"), format!("expected one of: {}", EVENT_TYPES.join(", "))));
         }
     }
     if !errors.is_empty() {
@@ -174,7 +175,10 @@ struct WebhookList {
     tag = "notifications",
     responses((status = 200, description = "The subscriptions", body = WebhookList), Authenticated, Forbidden)
 )]
-async fn list_webhooks(State(state): State<NotifyState>, caller: Authorized<Subscribers>) -> Result<Response, ApiError> {
+async fn list_webhooks(
+    State(state): State<NotifyState>,
+    caller: Authorized<Subscribers>,
+) -> Result<Response, ApiError> {
     let (kind, scope) = scope_of(&caller)?;
     let rows: Vec<WebhookRow> = sqlx::query_as(
         "SELECT id, url, events, scope_kind, failing, created_at FROM notify.webhooks
@@ -224,10 +228,12 @@ async fn delete_webhook(
     if done.rows_affected() == 0 {
         return Err(ApiError::not_found());
     }
-    sqlx::query("UPDATE notify.webhook_deliveries SET status = 'cancelled' WHERE webhook_id = $1 AND status = 'pending'")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE notify.webhook_deliveries SET status = 'cancelled' WHERE webhook_id = $1 AND status = 'pending'",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

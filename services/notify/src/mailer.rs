@@ -86,7 +86,8 @@ impl SmtpUrl {
             Security::StartTls => 587,
             Security::None => 25,
         });
-        let decode = |s: &str| percent_decode(s).ok_or_else(|| bad("the user or password is not valid percent-encoding"));
+        let decode =
+            |s: &str| percent_decode(s).ok_or_else(|| bad("the user or password is not valid percent-encoding"));
         let credentials = if url.username().is_empty() {
             None
         } else {
@@ -320,7 +321,8 @@ mod tests {
 
     #[test]
     fn bad_smtp_urls_say_why() {
-        for bad in ["http://x", "smtp://", "smtp://x?tls=maybe", "smtps://x?tls=starttls", "smtp://x?foo=1", "nonsense"] {
+        for bad in ["http://x", "smtp://", "smtp://x?tls=maybe", "smtps://x?tls=starttls", "smtp://x?foo=1", "nonsense"]
+        {
             assert!(SmtpUrl::parse(bad).is_err(), "{bad}");
         }
     }

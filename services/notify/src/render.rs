@@ -102,10 +102,8 @@ pub fn offer_received(site: &Site, about: &About, structure: &str, expires_at: D
 }
 
 pub fn offer_reminder(site: &Site, about: &About, structure: &str, offered_at: DateTime<Utc>) -> Mail {
-    let mut lines = vec![format!(
-        "Une orientation proposée à {structure} le {} attend toujours votre réponse.",
-        date(offered_at)
-    )];
+    let mut lines =
+        vec![format!("Une orientation proposée à {structure} le {} attend toujours votre réponse.", date(offered_at))];
     lines.extend(about.facts());
     Draft {
         subject: "Rappel : une proposition d'orientation attend votre réponse".into(),
@@ -143,7 +141,10 @@ pub enum Update {
 pub fn referral_update(site: &Site, about: &About, structure: Option<&str>, update: Update, at: DateTime<Utc>) -> Mail {
     let structure = structure.unwrap_or("la structure");
     let (subject, first) = match update {
-        Update::Accepted => ("Votre orientation a été acceptée".to_string(), format!("{structure} a accepté votre orientation le {}.", date(at))),
+        Update::Accepted => (
+            "Votre orientation a été acceptée".to_string(),
+            format!("{structure} a accepté votre orientation le {}.", date(at)),
+        ),
         Update::Declined(reason) => (
             "Votre orientation a été refusée par une structure".to_string(),
             format!(
@@ -181,7 +182,13 @@ pub fn referral_update(site: &Site, about: &About, structure: Option<&str>, upda
     .finish(site)
 }
 
-pub fn territory_waitlist(site: &Site, about: &About, reason: WaitlistReason, escalated: bool, at: DateTime<Utc>) -> Mail {
+pub fn territory_waitlist(
+    site: &Site,
+    about: &About,
+    reason: WaitlistReason,
+    escalated: bool,
+    at: DateTime<Utc>,
+) -> Mail {
     let mut lines = vec![format!(
         "Une orientation est {} depuis le {} ({}).",
         if escalated { "escaladée" } else { "en liste d'attente" },
@@ -190,7 +197,11 @@ pub fn territory_waitlist(site: &Site, about: &About, reason: WaitlistReason, es
     )];
     lines.extend(about.facts());
     Draft {
-        subject: if escalated { "Orientation escaladée sur votre territoire".into() } else { "Orientation en attente sur votre territoire".into() },
+        subject: if escalated {
+            "Orientation escaladée sur votre territoire".into()
+        } else {
+            "Orientation en attente sur votre territoire".into()
+        },
         lines,
         link_label: "Voir l'orientation en attente".into(),
         link: site.url(&format!("/territoire/orientations/{}", about.referral_id)),

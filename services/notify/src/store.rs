@@ -92,7 +92,11 @@ pub async fn referral(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<
 }
 
 /// Referrals in these départements, still open, that no event moved since `before`.
-pub async fn stale(conn: &mut PgConnection, territories: &[String], before: DateTime<Utc>) -> sqlx::Result<Vec<Referral>> {
+pub async fn stale(
+    conn: &mut PgConnection,
+    territories: &[String],
+    before: DateTime<Utc>,
+) -> sqlx::Result<Vec<Referral>> {
     sqlx::query_as(
         "SELECT referral_id, organisation_id, submitted_by, commune_code, territory, needs, submitted_at, status,
                 structure_id, last_event_at
@@ -152,12 +156,10 @@ pub async fn remove_structure(conn: &mut PgConnection, id: &str, sequence: i64) 
 }
 
 pub async fn structure(conn: &mut PgConnection, id: &str) -> sqlx::Result<Option<Structure>> {
-    sqlx::query_as(
-        "SELECT id, name, territory, contact_email, invited_at FROM notify.structures WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(conn)
-    .await
+    sqlx::query_as("SELECT id, name, territory, contact_email, invited_at FROM notify.structures WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await
 }
 
 pub async fn structures_in(conn: &mut PgConnection, territories: &[String]) -> sqlx::Result<Vec<Structure>> {

@@ -161,7 +161,8 @@ async fn remind(tx: &mut PgConnection, settings: &Settings, t: &Due) -> sqlx::Re
     if !still || referral.structure_id.as_deref() != Some(structure.as_str()) {
         return Ok(());
     }
-    let name = store::structure(tx, structure.as_str()).await?.map(|s| s.name).unwrap_or_else(|| "votre structure".into());
+    let name =
+        store::structure(tx, structure.as_str()).await?.map(|s| s.name).unwrap_or_else(|| "votre structure".into());
     let about = messaging::about(t.referral_id, Some(&referral));
     let (kind, mail) = match t.kind.as_str() {
         OFFER_REMINDER => {

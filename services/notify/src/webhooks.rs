@@ -368,11 +368,7 @@ async fn post(client: &Client, d: &Claimed) -> Result<(), String> {
         .send()
         .await
         .map_err(|e| describe(&e))?;
-    if response.status().is_success() {
-        Ok(())
-    } else {
-        Err(format!("HTTP {}", response.status().as_u16()))
-    }
+    if response.status().is_success() { Ok(()) } else { Err(format!("HTTP {}", response.status().as_u16())) }
 }
 
 fn describe(e: &reqwest::Error) -> String {
@@ -407,7 +403,19 @@ mod tests {
 
     #[test]
     fn private_and_loopback_addresses_are_known() {
-        for ip in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0", "100.64.0.1", "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1"] {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
             assert!(is_private(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["93.184.216.34", "2606:2800:220:1::1", "1.1.1.1"] {
@@ -418,7 +426,14 @@ mod tests {
     #[test]
     fn target_urls_are_checked() {
         assert!(check_url("https://hooks.example.org/x", false).is_ok());
-        for bad in ["ftp://x.example", "http://127.0.0.1:9/x", "http://[::1]/", "http://10.0.0.1/", "not a url", "http://u:p@x.example/"] {
+        for bad in [
+            "ftp://x.example",
+            "http://127.0.0.1:9/x",
+            "http://[::1]/",
+            "http://10.0.0.1/",
+            "not a url",
+            "http://u:p@x.example/",
+        ] {
             assert!(check_url(bad, false).is_err(), "{bad}");
         }
         assert!(check_url("http://127.0.0.1:9/x", true).is_ok());

@@ -86,8 +86,7 @@ async fn save(
             body.insert(kind.slug().to_string(), Value::String(v.clone()));
         }
     }
-    let reply =
-        state.api.send(Method::PUT, "/api/v1/me/preferences", &agent.token, Some(&Value::Object(body))).await?;
+    let reply = state.api.send(Method::PUT, "/api/v1/me/preferences", &agent.token, Some(&Value::Object(body))).await?;
     if reply.status.is_success() {
         return Ok(Redirect::to("/compte/notifications?enregistre=1").into_response());
     }
@@ -95,12 +94,7 @@ async fn save(
         return Err(reply.failure().into());
     }
     let current: Value = state.api.get("/api/v1/me/preferences", &agent.token).await?;
-    let p = page(
-        agent.chrome("Erreur : Mes notifications", "compte"),
-        agent.session.csrf.clone(),
-        &current,
-        None,
-        true,
-    );
+    let p =
+        page(agent.chrome("Erreur : Mes notifications", "compte"), agent.session.csrf.clone(), &current, None, true);
     Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &p, true))
 }

@@ -37,10 +37,10 @@ impl Captured {
                 }
                 break;
             }
-            if let Some((k, v)) = line.split_once(':') {
-                if k.eq_ignore_ascii_case(name) {
-                    value = Some(v.trim().to_string());
-                }
+            if let Some((k, v)) = line.split_once(':')
+                && k.eq_ignore_ascii_case(name)
+            {
+                value = Some(v.trim().to_string());
             }
         }
         value
@@ -71,11 +71,8 @@ impl SmtpServer {
         let port = free_port();
         let state = std::env::temp_dir().join(format!("notify_smtp_{port}_{}", uuid::Uuid::now_v7().simple()));
         std::fs::create_dir_all(&state).unwrap();
-        let server = Self {
-            port,
-            state,
-            settings: settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        };
+        let server =
+            Self { port, state, settings: settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() };
         server.run("start.sh").await;
         server
     }
@@ -197,12 +194,12 @@ fn quoted_printable(s: &str) -> Vec<u8> {
                 i += 2;
                 continue;
             }
-            if let Some(h) = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()) {
-                if let Ok(v) = u8::from_str_radix(h, 16) {
-                    out.push(v);
-                    i += 3;
-                    continue;
-                }
+            if let Some(h) = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok())
+                && let Ok(v) = u8::from_str_radix(h, 16)
+            {
+                out.push(v);
+                i += 3;
+                continue;
             }
         }
         out.push(b[i]);
@@ -219,7 +216,9 @@ fn decode_body(eml: &str) -> String {
         let (head, body) = part.split_once("\r\n\r\n").unwrap_or(("", part));
         let head_l = head.to_ascii_lowercase();
         let bytes = if head_l.contains("content-transfer-encoding: base64") {
-            base64::engine::general_purpose::STANDARD.decode(body.split_whitespace().collect::<String>()).unwrap_or_default()
+            base64::engine::general_purpose::STANDARD
+                .decode(body.split_whitespace().collect::<String>())
+                .unwrap_or_default()
         } else if head_l.contains("content-transfer-encoding: quoted-printable") {
             quoted_printable(body)
         } else {

@@ -172,12 +172,14 @@ async fn add_agent(
 ) -> sqlx::Result<()> {
     let account = uuid::Uuid::now_v7();
     let email = format!("{role}-{}@load.example", account.simple());
-    sqlx::query("INSERT INTO accounts.accounts (id, issuer, subject, email, email_key) VALUES ($1, 'load', $2, $3, $3)")
-        .bind(account)
-        .bind(account.to_string())
-        .bind(&email)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO accounts.accounts (id, issuer, subject, email, email_key) VALUES ($1, 'load', $2, $3, $3)",
+    )
+    .bind(account)
+    .bind(account.to_string())
+    .bind(&email)
+    .execute(&mut *conn)
+    .await?;
     sqlx::query(
         "INSERT INTO accounts.memberships (id, account_id, role, organisation_id, structure_id, granted_by)
          VALUES ($1, $2, $3, $4, $5, 'load')",
