@@ -725,6 +725,23 @@ async fn the_preferences_page_changes_what_an_agent_receives_without_javascript(
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // The coordinator's page names the structures nobody can be told about.
+    app.structure("lieu-vide", structure("Lieu sans personne", 45.70, 0.20, &[AIDE], 5)).await;
+    grant(
+        &app,
+        &["--email", "sophie.martin@departement-charente.example", "--role", "coordinator", "--territory", "16"],
+    )
+    .await;
+    let c = browser();
+    sign_in(&app, &oidc, &c, &Agent::Demo(crate::support::oidc::SOPHIE), "/territoire").await;
+    let html = eventually("notifications to know the structure", Duration::from_secs(20), || async {
+        let (status, _, html) = page(&app, &c, "/territoire").await;
+        (status == StatusCode::OK && html.contains("Lieu sans personne")).then_some(html)
+    })
+    .await;
+    let at = html.find("Structures sans médiateur inscrit (1)").expect("the section");
+    assert!(!html[at..].contains("Médiathèque d'Angoulême"), "a structure with a mediator is not listed");
     app.stop().await;
 }
 
