@@ -181,7 +181,7 @@ mod tests {
         // And the other way: a named enum is a vocabulary, a Rust enum whose schema is
         // derived from it, or data (the départements of the communes table).
         let known: BTreeSet<&str> = vocabularies().iter().map(|(n, _)| *n).collect();
-        let derived = ["FlowNodeKind", "CallerKind", "RequestStatus", "PlaceKind"];
+        let derived = ["FlowNodeKind", "CallerKind", "RequestStatus", "PlaceKind", "WebhookEventType"];
         for (name, schema) in schemas {
             if schema.get("enum").is_some() {
                 assert!(

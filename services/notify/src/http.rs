@@ -53,15 +53,47 @@ fn scope_of(caller: &Caller) -> Result<(&'static str, String), ApiError> {
     }
 }
 
+/// An event type a webhook may receive (the public events).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+enum WebhookEventType {
+    #[schema(rename = "referral.submitted")]
+    ReferralSubmitted,
+    #[schema(rename = "referral.offered")]
+    ReferralOffered,
+    #[schema(rename = "referral.accepted")]
+    ReferralAccepted,
+    #[schema(rename = "referral.declined")]
+    ReferralDeclined,
+    #[schema(rename = "referral.offer_expired")]
+    ReferralOfferExpired,
+    #[schema(rename = "referral.waitlisted")]
+    ReferralWaitlisted,
+    #[schema(rename = "referral.contacted")]
+    ReferralContacted,
+    #[schema(rename = "referral.closed")]
+    ReferralClosed,
+    #[schema(rename = "referral.cancelled")]
+    ReferralCancelled,
+    #[schema(rename = "referral.rerouted")]
+    ReferralRerouted,
+    #[schema(rename = "structure.upserted")]
+    StructureUpserted,
+    #[schema(rename = "structure.removed")]
+    StructureRemoved,
+    #[schema(rename = "capacity.changed")]
+    CapacityChanged,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct WebhookBody {
     /// Where deliveries are posted: `http` or `https`, not on a loopback or private
-    /// address unless the operator allows it.
-    #[schema(max_length = 2000)]
+    /// address unless the operator allows it, with no credentials in it.
+    #[schema(max_length = 2000, pattern = "^https?://[^/@:?#\\s]+")]
     url: String,
-    /// The event types to receive (at least one): `referral.offered`, `structure.upserted` …
-    #[schema(min_items = 1, max_items = 13)]
+    /// The event types to receive (at least one).
+    #[schema(value_type = Vec<WebhookEventType>, min_items = 1, max_items = 13)]
     events: Vec<String>,
 }
 
@@ -127,8 +159,8 @@ async fn create_webhook(
     } else if let Err(why) = webhooks::check_url(&body.url, state.settings.webhook_allow_private) {
         errors.push(FieldError::new("url", why));
     }
-    if body.events.is_empty() {
-        errors.push(FieldError::new("events", "must name at least one event type"));
+    if body.events.is_empty() || body.events.len() > EVENT_TYPES.len() {
+        errors.push(FieldError::new("events", format!("must name between 1 and {} event types", EVENT_TYPES.len())));
     }
     for (i, e) in body.events.iter().enumerate() {
         if !EVENT_TYPES.contains(&e.as_str()) {
@@ -283,7 +315,7 @@ async fn failures(State(state): State<NotifyState>, _caller: Authorized<Admins>)
 #[into_params(parameter_in = Query)]
 struct UnreachedQuery {
     /// One département the caller covers (default: all of theirs).
-    #[param(max_length = 3)]
+    #[param(value_type = Option<contracts::Territory>)]
     territory: Option<String>,
 }
 
@@ -319,10 +351,15 @@ async fn unreached(
     caller: Authorized<Coordinators>,
     Query(q): Query<UnreachedQuery>,
 ) -> Result<Response, ApiError> {
-    let asked = q.territory.as_deref().map(str::trim).filter(|t| !t.is_empty());
-    if asked.is_some_and(contracts::validate::has_control_characters) {
-        return Err(ApiError::invalid_field("territory", "contains control characters"));
-    }
+    let asked = match q.territory.as_deref() {
+        None => None,
+        Some(t) => Some(
+            t.parse::<contracts::Territory>()
+                .map_err(|_| ApiError::invalid_field("territory", "is not a département code"))?
+                .to_string(),
+        ),
+    };
+    let asked = asked.as_deref();
     let territories: Vec<String> = match (asked, caller.role) {
         (Some(t), _) if caller.covers_territory(t) => vec![t.to_string()],
         (Some(_), _) => return Err(ApiError::not_found()),
@@ -344,4 +381,18 @@ async fn unreached(
         })
         .collect();
     Ok(AxumJson(UnreachedList { items }).into_response())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use utoipa::PartialSchema;
+
+    #[test]
+    fn the_documented_event_types_are_the_ones_accepted() {
+        let schema = serde_json::to_value(WebhookEventType::schema()).unwrap();
+        let documented: Vec<&str> = schema["enum"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        assert_eq!(documented, EVENT_TYPES);
+    }
 }
