@@ -322,6 +322,20 @@ async fn with_the_smtp_server_down_nothing_is_lost_and_a_replayed_event_sends_no
     assert_eq!(scalar_i64(&app, "SELECT count(*) FROM notify.messages WHERE status <> 'sent'").await, 0);
     assert_eq!(smtp.messages().len(), 6);
     assert_no_personal_data(&smtp.messages());
+
+    // Sent messages are kept 30 days, then purged; the others stay.
+    let pool = app.sandbox.pool().await;
+    sqlx::query(
+        "UPDATE notify.messages SET created_at = now() - interval '31 days'
+         WHERE id IN (SELECT id FROM notify.messages ORDER BY id LIMIT 2)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(notify::timers::purge(&pool).await.unwrap(), 2);
+    assert_eq!(notify::timers::purge(&pool).await.unwrap(), 0);
+    pool.close().await;
+    assert_eq!(scalar_i64(&app, "SELECT count(*) FROM notify.messages").await, 4);
     app.stop().await;
 }
 

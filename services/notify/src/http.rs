@@ -90,7 +90,10 @@ enum WebhookEventType {
 struct WebhookBody {
     /// Where deliveries are posted: `http` or `https`, not on a loopback or private
     /// address unless the operator allows it, with no credentials in it.
-    #[schema(max_length = 2000, pattern = "^https?://[^/@:?#\\s]+")]
+    #[schema(
+        max_length = 2000,
+        pattern = "^https?://[^\\u0000-\\u0020\\u007F-\\u009F/@:?#]+([:/?#][^\\u0000-\\u0020\\u007F-\\u009F]*)?$"
+    )]
     url: String,
     /// The event types to receive (at least one).
     #[schema(value_type = Vec<WebhookEventType>, min_items = 1, max_items = 13)]
@@ -154,8 +157,8 @@ async fn create_webhook(
 ) -> Result<Response, ApiError> {
     let (kind, scope) = scope_of(&caller)?;
     let mut errors = Vec::new();
-    if contracts::validate::has_control_characters(&body.url) {
-        errors.push(FieldError::new("url", "contains control characters"));
+    if body.url.chars().any(|c| c <= ' ' || ('\u{7f}'..='\u{9f}').contains(&c)) {
+        errors.push(FieldError::new("url", "contains spaces or control characters"));
     } else if let Err(why) = webhooks::check_url(&body.url, state.settings.webhook_allow_private) {
         errors.push(FieldError::new("url", why));
     }
@@ -337,7 +340,7 @@ struct UnreachedList {
 }
 
 /// The structures of the caller's départements with no mediator signed up: their
-/// offers reach nobody (coordinators; admin with `territory`).
+/// offers reach nobody (coordinators; admin: every département, or the one asked).
 #[utoipa::path(
     get,
     path = "/api/v1/notifications/unreached-structures",
@@ -364,7 +367,9 @@ async fn unreached(
         (Some(t), _) if caller.covers_territory(t) => vec![t.to_string()],
         (Some(_), _) => return Err(ApiError::not_found()),
         (None, Some(Role::Admin)) => {
-            return Err(ApiError::invalid_field("territory", "is required for an administrator"));
+            sqlx::query_scalar("SELECT DISTINCT territory FROM notify.structures WHERE NOT removed ORDER BY 1")
+                .fetch_all(&state.pool)
+                .await?
         }
         (None, _) => caller.territories().map(|t| t.iter().map(ToString::to_string).collect()).unwrap_or_default(),
     };

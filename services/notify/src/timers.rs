@@ -28,9 +28,43 @@ const TICK: Duration = Duration::from_millis(500);
 /// When digests go out, Paris time.
 const DIGEST_HOUR: u32 = 7;
 
+/// How long sent e-mails and made webhook deliveries are kept (for the admins' view and
+/// for the uniqueness of what was sent), and how often they are purged.
+const KEEP_SENT: &str = "30 days";
+const PURGE_EVERY: Duration = Duration::from_secs(600);
+
+/// Deletes e-mails sent (or folded into a digest) and webhook deliveries made or given up
+/// more than [`KEEP_SENT`] ago, a batch at a time. Returns how many rows went.
+pub async fn purge(pool: &PgPool) -> sqlx::Result<u64> {
+    let messages = sqlx::query(
+        "DELETE FROM notify.messages WHERE id IN (
+             SELECT id FROM notify.messages
+             WHERE status IN ('sent', 'digested') AND created_at < now() - $1::interval LIMIT 10000)",
+    )
+    .bind(KEEP_SENT)
+    .execute(pool)
+    .await?;
+    let deliveries = sqlx::query(
+        "DELETE FROM notify.webhook_deliveries WHERE id IN (
+             SELECT id FROM notify.webhook_deliveries
+             WHERE status IN ('delivered', 'dead', 'cancelled') AND created_at < now() - $1::interval LIMIT 10000)",
+    )
+    .bind(KEEP_SENT)
+    .execute(pool)
+    .await?;
+    Ok(messages.rows_affected() + deliveries.rows_affected())
+}
+
 pub async fn run(pool: PgPool, settings: Arc<Settings>, shutdown: CancellationToken) {
     let mut scheduled = false;
+    let mut purged_at = tokio::time::Instant::now();
     while !shutdown.is_cancelled() {
+        if purged_at.elapsed() >= PURGE_EVERY {
+            purged_at = tokio::time::Instant::now();
+            if let Err(err) = purge(&pool).await {
+                tracing::warn!(error = %err, "purge of sent notifications failed; retrying later");
+            }
+        }
         if !scheduled {
             match schedule_digests(&pool, Utc::now()).await {
                 Ok(()) => scheduled = true,
