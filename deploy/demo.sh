@@ -25,4 +25,15 @@ if [ -z "${AIGUILLAGE_OIDC_ISSUER:-}" ]; then
   export AIGUILLAGE_OIDC_CLIENT_SECRET="${OIDC_CLIENT_SECRET:-aiguillage-demo-secret-dev-only-0000000000}"
   export AIGUILLAGE_DEMO_AGENTS="$PWD/deploy/dev/oidc/agents.json"
 fi
+# E-mail: the capture SMTP server of deploy/dev/smtp on 127.0.0.1:2525, which writes every
+# message the demo sends to a folder instead of delivering it. Set AIGUILLAGE_SMTP_URL
+# yourself to use another server.
+if [ -z "${AIGUILLAGE_SMTP_URL:-}" ]; then
+  source deploy/dev/tools.sh
+  export SMTP_PORT="${SMTP_PORT:-2525}"
+  export SMTP_MAILDIR="${SMTP_MAILDIR:-$AIGUILLAGE_CACHE_DIR/smtp-$SMTP_PORT/mail}"
+  ensure_smtp_server "$SMTP_PORT"
+  export AIGUILLAGE_SMTP_URL="smtp://127.0.0.1:$SMTP_PORT"
+  echo "E-mails sent by the demo: read them in $SMTP_MAILDIR (one .eml and one .json each)"
+fi
 cargo run --release --locked -p aiguillage -- demo "$@"

@@ -11,6 +11,7 @@ mod faults;
 mod foundation;
 mod importing;
 mod matching;
+mod notifications;
 mod pages;
 mod signin;
 mod support;

@@ -43,6 +43,9 @@ NOT_IN_THE_DOCUMENT = [
     (r"at", r"is more than a year ahead"),
     # Across two query parameters: a period ends after it starts.
     (r"to", r"must be after from"),
+    # Where a URL points (webhooks): a loopback or private address is refused unless the
+    # operator allows it; a URL the pattern lets through that the URL parser refuses.
+    (r"url", r"is a loopback or private address|is not a URL|has no host|must not carry credentials"),
 ]
 
 

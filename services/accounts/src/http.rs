@@ -51,6 +51,7 @@ pub fn routes() -> OpenApiRouter<AccountsState> {
         .routes(routes!(invite, list_invitations))
         .routes(routes!(remove_membership))
         .routes(routes!(audit))
+        .routes(routes!(get_preferences, put_preferences))
 }
 
 pub fn router(state: AccountsState) -> Router {
@@ -817,4 +818,107 @@ mod tests {
         use platform::auth::Roles;
         assert_eq!(Managers::ROLES, &[Role::Admin, Role::Coordinator]);
     }
+}
+
+/// An agent's notification preferences: for each kind of message, `immediate`, `daily`
+/// (in the morning digest) or `never`. In a `PUT`, a kind left out keeps its setting.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreferencesBody {
+    /// A new offer for my structure (mediators).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer_received: Option<contracts::DeliveryMode>,
+    /// An offer still pending after a day (mediators).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer_reminder: Option<contracts::DeliveryMode>,
+    /// What became of my referrals: accepted, declined, closed, waitlisted (referrers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referral_update: Option<contracts::DeliveryMode>,
+    /// An accepted referral with no first contact after a week (mediators).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_reminder: Option<contracts::DeliveryMode>,
+    /// Referrals waitlisted or escalated in my départements (coordinators; default `daily`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub territory_waitlist: Option<contracts::DeliveryMode>,
+    /// The weekly digest of stale referrals (coordinators): `never` turns it off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weekly_digest: Option<contracts::DeliveryMode>,
+}
+
+impl PreferencesBody {
+    fn choices(&self) -> std::collections::BTreeMap<contracts::MessageKind, contracts::DeliveryMode> {
+        use contracts::MessageKind as K;
+        [
+            (K::OfferReceived, self.offer_received),
+            (K::OfferReminder, self.offer_reminder),
+            (K::ReferralUpdate, self.referral_update),
+            (K::ContactReminder, self.contact_reminder),
+            (K::TerritoryWaitlist, self.territory_waitlist),
+            (K::WeeklyDigest, self.weekly_digest),
+        ]
+        .into_iter()
+        .filter_map(|(k, m)| Some((k, m?)))
+        .collect()
+    }
+
+    fn of(all: &std::collections::BTreeMap<contracts::MessageKind, contracts::DeliveryMode>) -> Self {
+        use contracts::MessageKind as K;
+        let get = |k: K| Some(all.get(&k).copied().unwrap_or(k.default_mode()));
+        Self {
+            offer_received: get(K::OfferReceived),
+            offer_reminder: get(K::OfferReminder),
+            referral_update: get(K::ReferralUpdate),
+            contact_reminder: get(K::ContactReminder),
+            territory_waitlist: get(K::TerritoryWaitlist),
+            weekly_digest: get(K::WeeklyDigest),
+        }
+    }
+}
+
+/// The signed-in agent's account: preferences belong to a person, not to a token.
+fn agent_account(caller: &Caller) -> Result<Uuid, ApiError> {
+    match caller.principal {
+        Principal::Agent { account, .. } => Ok(account),
+        _ => Err(ApiError::forbidden()),
+    }
+}
+
+/// The signed-in agent's notification preferences, every kind with its setting.
+#[utoipa::path(
+    get,
+    path = "/api/v1/me/preferences",
+    operation_id = "getMyPreferences",
+    tag = "accounts",
+    responses((status = 200, description = "The preferences", body = PreferencesBody), Authenticated, Forbidden)
+)]
+async fn get_preferences(State(state): State<AccountsState>, caller: Caller) -> Result<Response, ApiError> {
+    let account = agent_account(&caller)?;
+    let mut conn = state.pool.acquire().await?;
+    let all = crate::notifications::preferences(&mut conn, account).await?;
+    Ok(AxumJson(PreferencesBody::of(&all)).into_response())
+}
+
+/// Change some of the signed-in agent's notification preferences; answers all of them.
+#[utoipa::path(
+    put,
+    path = "/api/v1/me/preferences",
+    operation_id = "putMyPreferences",
+    tag = "accounts",
+    request_body = PreferencesBody,
+    responses((status = 200, description = "The preferences", body = PreferencesBody), Authenticated, Forbidden, NotFound, JsonBody)
+)]
+async fn put_preferences(
+    State(state): State<AccountsState>,
+    caller: Caller,
+    Json(body): Json<PreferencesBody>,
+) -> Result<Response, ApiError> {
+    let account = agent_account(&caller)?;
+    let mut tx = state.pool.begin().await?;
+    if store::agent(&mut tx, account).await?.is_none() {
+        return Err(ApiError::not_found());
+    }
+    crate::notifications::set_preferences(&mut tx, account, &body.choices()).await?;
+    let all = crate::notifications::preferences(&mut tx, account).await?;
+    tx.commit().await?;
+    Ok(AxumJson(PreferencesBody::of(&all)).into_response())
 }

@@ -14,6 +14,7 @@ use sqlx::PgPool;
 pub mod domain;
 mod http;
 pub mod messaging;
+pub mod notifications;
 pub mod service;
 mod store;
 

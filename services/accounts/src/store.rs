@@ -747,6 +747,18 @@ pub async fn audit_log(conn: &mut PgConnection, f: &AuditFilter<'_>) -> sqlx::Re
     Ok((items, last))
 }
 
+/// The e-mail addresses of some accounts, for the notifications sender: the one place
+/// outside sign-in that reads agents' addresses. Notifications keep account ids only and
+/// call this at send time, so an address is never copied out of this schema. An account
+/// that does not exist is left out.
+pub async fn recipients(conn: &mut PgConnection, accounts: &[Uuid]) -> sqlx::Result<Vec<(Uuid, Personal<String>)>> {
+    let rows: Vec<(Uuid, String)> = sqlx::query_as("SELECT id, email FROM accounts.accounts WHERE id = ANY($1)")
+        .bind(accounts)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.into_iter().map(|(id, email)| (id, Personal::new(email))).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

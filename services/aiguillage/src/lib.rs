@@ -28,13 +28,22 @@ pub enum Service {
     Matcher,
     Insights,
     Accounts,
+    /// E-mails, reminders, digests and webhooks.
+    Notify,
     /// The pages and sign-in.
     Web,
 }
 
 impl Service {
-    pub const ALL: [Service; 6] =
-        [Service::Referrals, Service::Directory, Service::Matcher, Service::Insights, Service::Accounts, Service::Web];
+    pub const ALL: [Service; 7] = [
+        Service::Referrals,
+        Service::Directory,
+        Service::Matcher,
+        Service::Insights,
+        Service::Accounts,
+        Service::Notify,
+        Service::Web,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -43,6 +52,7 @@ impl Service {
             Service::Matcher => matcher::SERVICE,
             Service::Insights => insights::SERVICE,
             Service::Accounts => accounts::SERVICE,
+            Service::Notify => notify::SERVICE,
             Service::Web => web::SERVICE,
         }
     }
@@ -52,7 +62,9 @@ impl FromStr for Service {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Service::ALL.into_iter().find(|x| x.name() == s.trim()).ok_or_else(|| {
-            format!("unknown service {s:?}; expected all, referrals, directory, matcher, insights, accounts or web")
+            format!(
+                "unknown service {s:?}; expected all, referrals, directory, matcher, insights, accounts, notify or web"
+            )
         })
     }
 }
@@ -75,7 +87,10 @@ pub fn parse_services(s: &str) -> Result<Vec<Service>, String> {
 /// Every queue of the deployment. Every process declares all of them, so events are
 /// routable whichever services run where.
 pub fn topology(namespace: &str) -> Topology {
-    Topology::new(namespace, vec![referrals::queue(), matcher::queue(), insights::queue(), accounts::queue()])
+    Topology::new(
+        namespace,
+        vec![referrals::queue(), matcher::queue(), insights::queue(), accounts::queue(), notify::queue()],
+    )
 }
 
 /// Creates the database if needed, then every schema. Idempotent.
@@ -95,6 +110,7 @@ pub async fn migrate_pool(pool: &PgPool) -> anyhow::Result<()> {
     referrals::migrate(pool).await?;
     insights::migrate(pool).await?;
     accounts::migrate(pool).await?;
+    notify::migrate(pool).await?;
     web::migrate(pool).await?;
     Ok(())
 }
@@ -169,6 +185,7 @@ pub async fn run(
             Service::Matcher => router.merge(matcher::router(matcher::start(&ctx))),
             Service::Insights => router.merge(insights::router(insights::start(&ctx))),
             Service::Accounts => router.merge(accounts::router(accounts::start(&ctx))),
+            Service::Notify => router.merge(notify::router(notify::start(&ctx)?)),
             Service::Web => router,
         };
     }

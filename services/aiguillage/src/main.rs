@@ -32,7 +32,7 @@ enum Command {
     Migrate,
     /// Runs services until SIGTERM/SIGINT.
     Serve {
-        /// `all`, or a comma-separated list of referrals, directory, matcher, insights, accounts.
+        /// `all`, or a comma-separated list of referrals, directory, matcher, insights, accounts, notify.
         #[arg(long, default_value = "all", value_parser = parse_services)]
         services: std::vec::Vec<Service>,
         /// Listen address (default: AIGUILLAGE_LISTEN, else 127.0.0.1:8080).

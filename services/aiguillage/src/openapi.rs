@@ -37,6 +37,7 @@ use utoipa_axum::routes;
         (name = "matching", description = "Why a referral goes where it goes"),
         (name = "insights", description = "Coordinators' view of a territory"),
         (name = "accounts", description = "Agents, their memberships, requests and invitations"),
+        (name = "notifications", description = "Webhooks, refused e-mails and structures nobody can be told about"),
         (name = "operations", description = "Health, metrics and this document"),
     )
 )]
@@ -67,6 +68,7 @@ pub fn generated() -> utoipa::openapi::OpenApi {
     doc.merge(matcher::openapi());
     doc.merge(insights::openapi());
     doc.merge(accounts::openapi());
+    doc.merge(notify::openapi());
     doc
 }
 
@@ -141,11 +143,14 @@ mod tests {
             ("OrganisationKind", slugs(OrganisationKind::ALL)),
             ("HistoryStep", slugs(HistoryStep::ALL)),
             ("Role", slugs(Role::ALL)),
+            ("DeliveryMode", slugs(DeliveryMode::ALL)),
+            ("MessageKind", slugs(MessageKind::ALL)),
         ]
     }
 
     /// Vocabularies no operation takes or returns.
-    const NOT_ON_THE_WIRE: [&str; 0] = [];
+    /// (Preferences name each kind as a field of their body.)
+    const NOT_ON_THE_WIRE: [&str; 1] = ["MessageKind"];
 
     #[test]
     fn the_test_knows_every_vocabulary_of_contracts() {
@@ -176,7 +181,7 @@ mod tests {
         // And the other way: a named enum is a vocabulary, a Rust enum whose schema is
         // derived from it, or data (the départements of the communes table).
         let known: BTreeSet<&str> = vocabularies().iter().map(|(n, _)| *n).collect();
-        let derived = ["FlowNodeKind", "CallerKind", "RequestStatus", "PlaceKind"];
+        let derived = ["FlowNodeKind", "CallerKind", "RequestStatus", "PlaceKind", "WebhookEventType"];
         for (name, schema) in schemas {
             if schema.get("enum").is_some() {
                 assert!(
@@ -321,6 +326,7 @@ mod tests {
             matcher::openapi(),
             insights::openapi(),
             ::accounts::openapi(),
+            notify::openapi(),
         ];
         let mut seen: std::collections::BTreeMap<String, Value> = Default::default();
         for part in parts {

@@ -290,6 +290,8 @@ struct QueuesView {
     waiting_pager: Pager,
     count: i64,
     escalated: i64,
+    /// Structures with no mediator signed up (from notifications): their offers reach nobody.
+    unreached: Vec<String>,
 }
 
 async fn queues(
@@ -356,6 +358,7 @@ async fn queues(
         waiting_pager,
         count: q.waitlist.count,
         escalated: q.waitlist.escalated,
+        unreached: unreached(&state, &agent.token).await,
     };
     Ok(render(StatusCode::OK, &view, true))
 }
@@ -955,4 +958,19 @@ async fn report_csv(
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+/// The names of the structures nobody can be told about; none when the notifications
+/// service does not answer (the rest of the page does not depend on it).
+async fn unreached(state: &WebState, token: &str) -> Vec<String> {
+    match state.api.get::<serde_json::Value>("/api/v1/notifications/unreached-structures", token).await {
+        Ok(v) => v["items"]
+            .as_array()
+            .map(|items| items.iter().filter_map(|i| i["name"].as_str().map(str::to_string)).collect())
+            .unwrap_or_default(),
+        Err(err) => {
+            tracing::warn!(error = %err, "structures without mediators unavailable");
+            vec![]
+        }
+    }
 }

@@ -22,6 +22,7 @@ mod error;
 mod mediator;
 mod oidc;
 mod pages;
+mod preferences;
 mod referrer;
 pub mod session;
 mod views;

@@ -409,3 +409,35 @@ mod tests {
         }
     }
 }
+
+vocabulary! {
+    /// A kind of notification message, as agents set their preferences for it.
+    pub enum MessageKind {
+        OfferReceived = ("offer_received", "Nouvelle proposition d'orientation pour ma structure"),
+        OfferReminder = ("offer_reminder", "Rappel : proposition toujours en attente"),
+        ReferralUpdate = ("referral_update", "Suite donnée à mes orientations (acceptée, refusée, clôturée, en attente)"),
+        ContactReminder = ("contact_reminder", "Rappel : orientation acceptée sans premier contact"),
+        TerritoryWaitlist = ("territory_waitlist", "Orientations en attente ou escaladées sur mon territoire"),
+        WeeklyDigest = ("weekly_digest", "Bilan hebdomadaire des orientations qui stagnent"),
+    }
+}
+
+impl MessageKind {
+    /// What an agent gets without having set a preference: the coordinators' waitlist
+    /// comes in the daily digest, everything else at once.
+    pub fn default_mode(self) -> DeliveryMode {
+        match self {
+            MessageKind::TerritoryWaitlist => DeliveryMode::Daily,
+            _ => DeliveryMode::Immediate,
+        }
+    }
+}
+
+vocabulary! {
+    /// When an agent gets a kind of message.
+    pub enum DeliveryMode {
+        Immediate = ("immediate", "Immédiatement"),
+        Daily = ("daily", "Dans un récapitulatif quotidien"),
+        Never = ("never", "Jamais"),
+    }
+}

@@ -30,6 +30,20 @@ pub struct Config {
     pub oidc: Vec<(String, String)>,
     pub session_idle: Duration,
     pub session_max: Duration,
+    /// `AIGUILLAGE_SMTP_URL`: `smtp://host:port`, `smtps://…`, `smtp://…?tls=starttls`,
+    /// with `user:password@`. Unset: no e-mail is sent (messages still queue).
+    pub smtp_url: Option<String>,
+    /// `AIGUILLAGE_MAIL_FROM`, the sender of every message.
+    pub mail_from: String,
+    /// `AIGUILLAGE_SMTP_CA_FILE`: a PEM certificate authority to trust for the SMTP
+    /// server's TLS certificate, besides the usual roots (a private relay, the tests).
+    pub smtp_ca_file: Option<String>,
+    /// `AIGUILLAGE_OFFER_REMINDER_AFTER`: a pending offer is recalled to its structure.
+    pub offer_reminder_after: Duration,
+    /// `AIGUILLAGE_CONTACT_REMINDER_AFTER`: an accepted referral with no first contact.
+    pub contact_reminder_after: Duration,
+    /// `AIGUILLAGE_WEBHOOK_ALLOW_PRIVATE`: webhook targets may be loopback or private.
+    pub webhook_allow_private: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +98,21 @@ impl Config {
             oidc: OIDC_VARIABLES.iter().filter_map(|k| Some((k.to_string(), get(k)?))).collect(),
             session_idle: duration("AIGUILLAGE_SESSION_IDLE", "12h")?,
             session_max: duration("AIGUILLAGE_SESSION_MAX", "7d")?,
+            smtp_url: get("AIGUILLAGE_SMTP_URL").filter(|s| !s.trim().is_empty()),
+            mail_from: var("AIGUILLAGE_MAIL_FROM", "Aiguillage <ne-pas-repondre@localhost>"),
+            smtp_ca_file: get("AIGUILLAGE_SMTP_CA_FILE").filter(|s| !s.trim().is_empty()),
+            offer_reminder_after: duration("AIGUILLAGE_OFFER_REMINDER_AFTER", "24h")?,
+            contact_reminder_after: duration("AIGUILLAGE_CONTACT_REMINDER_AFTER", "7d")?,
+            webhook_allow_private: match var("AIGUILLAGE_WEBHOOK_ALLOW_PRIVATE", "false").trim() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                other => {
+                    return Err(ConfigError {
+                        variable: "AIGUILLAGE_WEBHOOK_ALLOW_PRIVATE",
+                        message: format!("expected true or false, got {other:?}"),
+                    });
+                }
+            },
         })
     }
 }

@@ -89,6 +89,10 @@ struct Cli {
     /// Leave the run's structures accepting referrals afterwards.
     #[arg(long)]
     keep_structures: bool,
+    /// Sign up one mediator per structure and one referrer for the organisation (rows in
+    /// the accounts schema), so that notifications have someone to tell by e-mail.
+    #[arg(long)]
+    recipients: bool,
     /// Seed of the synthetic data (default: random).
     #[arg(long)]
     seed: Option<u64>,
@@ -161,6 +165,10 @@ async fn run(cli: &Cli) -> anyhow::Result<Value> {
     let plans = territory::structures(&mut rng, &territory, &run, cli.structures, total_capacity);
     let setup_started = Instant::now();
     setup::create_structures(&deployment.admin, &plans).await?;
+    if cli.recipients {
+        let n = setup::create_recipients(&deployment.pool, organisation, &plans).await?;
+        eprintln!("{n} agents signed up to be told by e-mail");
+    }
     let prefix = format!("load-{run}-");
     let visible_after =
         setup::wait_for_matcher(&deployment.admin, &deployment.pool, &prefix, &plans, Duration::from_secs(120)).await?;

@@ -109,6 +109,10 @@ pub async fn outboxes(pool: &PgPool) -> Value {
         "referrals": count(pool, "SELECT count(*) FROM referrals.outbox").await,
         "matcher": count(pool, "SELECT count(*) FROM matcher.outbox").await,
         "directory": count(pool, "SELECT count(*) FROM directory.outbox").await,
+        // E-mails not yet sent (and webhook deliveries not yet made), when notify runs.
+        "notify_emails_pending": count(pool, "SELECT count(*) FROM notify.messages WHERE status = 'pending'").await,
+        "notify_emails_sent": count(pool, "SELECT count(*) FROM notify.messages WHERE status = 'sent'").await,
+        "notify_webhooks_pending": count(pool, "SELECT count(*) FROM notify.webhook_deliveries WHERE status = 'pending'").await,
     })
 }
 
@@ -116,7 +120,7 @@ pub async fn outboxes(pool: &PgPool) -> Value {
 /// each on its own channel, since a missing queue closes the channel).
 pub async fn queues(connection: &Connection, namespace: &str) -> Value {
     let mut out = serde_json::Map::new();
-    for service in ["referrals", "matcher", "insights"] {
+    for service in ["referrals", "matcher", "insights", "notify"] {
         for name in [format!("{namespace}.{service}"), format!("{namespace}.{service}.dlq")] {
             let depth = async {
                 let channel = connection.create_channel().await?;

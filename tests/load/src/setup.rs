@@ -146,3 +146,50 @@ pub async fn retire_structures(admin: &Api, plans: &[StructurePlan]) -> usize {
         .count()
         .await
 }
+
+/// One mediator account per structure and one referrer for the organisation, written
+/// straight into the accounts schema (as signing in and an approval would leave them),
+/// so that the notifications service has agents to e-mail. Returns how many.
+pub async fn create_recipients(
+    pool: &sqlx::PgPool,
+    organisation: uuid::Uuid,
+    plans: &[StructurePlan],
+) -> anyhow::Result<usize> {
+    let mut tx = pool.begin().await?;
+    add_agent(&mut tx, "referrer", Some(organisation), None).await?;
+    for plan in plans {
+        add_agent(&mut tx, "mediator", None, Some(plan.id.as_str())).await?;
+    }
+    tx.commit().await?;
+    Ok(plans.len() + 1)
+}
+
+async fn add_agent(
+    conn: &mut sqlx::PgConnection,
+    role: &str,
+    organisation: Option<uuid::Uuid>,
+    structure: Option<&str>,
+) -> sqlx::Result<()> {
+    let account = uuid::Uuid::now_v7();
+    let email = format!("{role}-{}@load.example", account.simple());
+    sqlx::query(
+        "INSERT INTO accounts.accounts (id, issuer, subject, email, email_key) VALUES ($1, 'load', $2, $3, $3)",
+    )
+    .bind(account)
+    .bind(account.to_string())
+    .bind(&email)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO accounts.memberships (id, account_id, role, organisation_id, structure_id, granted_by)
+         VALUES ($1, $2, $3, $4, $5, 'load')",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(account)
+    .bind(role)
+    .bind(organisation)
+    .bind(structure)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

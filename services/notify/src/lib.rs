@@ -1,0 +1,97 @@
+//! Notifications: tells the right people, at the right time, with no personal data of
+//! the person. A consumer derives e-mails and webhook deliveries from events into an
+//! outbox (with its inbox, so a replayed event sends nothing more); a sender delivers
+//! e-mails over SMTP with retries and backoff; durable timers send reminders and digests;
+//! a deliverer posts signed webhooks.
+//!
+//! Agents' e-mail addresses stay in `accounts`: the outbox holds account ids, and the
+//! sender asks `accounts::notifications::recipients` for the address at send time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::FromRef;
+use platform::Config;
+use platform::auth::Authenticator;
+use sqlx::PgPool;
+
+mod http;
+pub mod mailer;
+pub mod messaging;
+pub mod render;
+mod store;
+pub mod timers;
+pub mod webhooks;
+
+pub const SCHEMA: &str = "notify";
+pub const SERVICE: &str = "notify";
+
+pub use messaging::queue;
+
+/// What notifications need from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub site: render::Site,
+    pub offer_reminder_after: Duration,
+    pub contact_reminder_after: Duration,
+    pub webhook_allow_private: bool,
+}
+
+impl Settings {
+    pub fn from_config(config: &Config) -> Self {
+        let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{}", config.listen));
+        Self {
+            site: render::Site { public_url },
+            offer_reminder_after: config.offer_reminder_after,
+            contact_reminder_after: config.contact_reminder_after,
+            webhook_allow_private: config.webhook_allow_private,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct NotifyState {
+    pub pool: PgPool,
+    pub auth: Authenticator,
+    pub settings: Arc<Settings>,
+}
+
+impl FromRef<NotifyState> for Authenticator {
+    fn from_ref(s: &NotifyState) -> Self {
+        s.auth.clone()
+    }
+}
+
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    platform::db::migrate(pool, SCHEMA, sqlx::migrate!("./migrations")).await?;
+    bus::schema::migrate(pool, SCHEMA).await?;
+    Ok(())
+}
+
+pub fn router(state: NotifyState) -> Router {
+    http::router(state)
+}
+
+/// This service's part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    http::routes().into_openapi()
+}
+
+/// Starts the consumer, the e-mail sender (when `AIGUILLAGE_SMTP_URL` is set), the
+/// timers and the webhook deliverer.
+pub fn start(ctx: &bus::ServiceContext) -> anyhow::Result<NotifyState> {
+    let settings = Arc::new(Settings::from_config(&ctx.config));
+    ctx.spawn_consumer(SCHEMA, SERVICE, messaging::Notifier { settings: Arc::clone(&settings) });
+    ctx.spawn_housekeeping(SCHEMA);
+    match mailer::Mailer::from_config(&ctx.config)? {
+        Some(mailer) => {
+            ctx.tasks.spawn(mailer::run(ctx.pool.clone(), Arc::new(mailer), ctx.shutdown.clone()));
+        }
+        None => tracing::warn!("AIGUILLAGE_SMTP_URL is not set: e-mails are queued but not sent"),
+    }
+    ctx.tasks.spawn(timers::run(ctx.pool.clone(), Arc::clone(&settings), ctx.shutdown.clone()));
+    let client = webhooks::client(settings.webhook_allow_private)?;
+    ctx.tasks.spawn(webhooks::run(ctx.pool.clone(), client, ctx.shutdown.clone()));
+    Ok(NotifyState { pool: ctx.pool.clone(), auth: ctx.auth.clone(), settings })
+}

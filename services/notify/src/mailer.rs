@@ -1,0 +1,338 @@
+//! The e-mail sender: claims due messages from the outbox in a short transaction, looks
+//! up agents' addresses in `accounts` at that moment, sends over SMTP (lettre), and
+//! records the result. A temporary failure (server down, 4xx) retries with backoff; a
+//! permanent refusal (5xx) is recorded against the recipient and never blocks the others.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use platform::Config;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const BATCH: i64 = 32;
+const CONCURRENCY: usize = 4;
+const IDLE: Duration = Duration::from_millis(250);
+/// Longest wait between two attempts of one message: a server down for ten minutes is
+/// tried again within this of coming back.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    /// The `List-Unsubscribe` target: the preferences page (no token, nothing personal).
+    unsubscribe: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailerConfigError {
+    #[error("invalid AIGUILLAGE_SMTP_URL: {0}")]
+    Url(String),
+    #[error("invalid AIGUILLAGE_MAIL_FROM: {0}")]
+    From(String),
+    #[error("invalid AIGUILLAGE_SMTP_CA_FILE: {0}")]
+    Ca(String),
+}
+
+/// How the SMTP URL asks for TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// `smtp://host:port`: plain (loopback relays, the capture server).
+    None,
+    /// `smtp://…?tls=starttls` (or `required`): STARTTLS, refusing to go on without it.
+    StartTls,
+    /// `smtps://`: TLS from the first byte.
+    Implicit,
+}
+
+/// The parts of `AIGUILLAGE_SMTP_URL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpUrl {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub credentials: Option<(String, String)>,
+}
+
+impl SmtpUrl {
+    pub fn parse(raw: &str) -> Result<Self, MailerConfigError> {
+        let bad = |m: &str| MailerConfigError::Url(m.to_string());
+        let url = url::Url::parse(raw.trim()).map_err(|e| MailerConfigError::Url(e.to_string()))?;
+        let mut security = match url.scheme() {
+            "smtp" => Security::None,
+            "smtps" => Security::Implicit,
+            _ => return Err(bad("the scheme must be smtp or smtps")),
+        };
+        for (k, v) in url.query_pairs() {
+            match (k.as_ref(), v.as_ref()) {
+                ("tls", "starttls" | "required") if security == Security::None => security = Security::StartTls,
+                ("tls", "starttls" | "required") => return Err(bad("smtps:// is already TLS; drop ?tls=")),
+                ("tls", "none" | "off") if security == Security::None => {}
+                ("tls", other) => return Err(MailerConfigError::Url(format!("unknown tls={other}: use starttls"))),
+                (other, _) => return Err(MailerConfigError::Url(format!("unknown parameter {other}"))),
+            }
+        }
+        let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("no host"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let port = url.port().unwrap_or(match security {
+            Security::Implicit => 465,
+            Security::StartTls => 587,
+            Security::None => 25,
+        });
+        let decode =
+            |s: &str| percent_decode(s).ok_or_else(|| bad("the user or password is not valid percent-encoding"));
+        let credentials = if url.username().is_empty() {
+            None
+        } else {
+            Some((decode(url.username())?, decode(url.password().unwrap_or(""))?))
+        };
+        Ok(Self { host, port, security, credentials })
+    }
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+impl Mailer {
+    /// `None` when `AIGUILLAGE_SMTP_URL` is unset (e-mail off).
+    pub fn from_config(config: &Config) -> Result<Option<Self>, MailerConfigError> {
+        let Some(raw) = config.smtp_url.as_deref() else { return Ok(None) };
+        let url = SmtpUrl::parse(raw)?;
+        let from: Mailbox = config.mail_from.parse().map_err(|e| MailerConfigError::From(format!("{e}")))?;
+        let tls = |host: &str| -> Result<TlsParameters, MailerConfigError> {
+            let mut builder = TlsParameters::builder(host.to_string());
+            if let Some(path) = &config.smtp_ca_file {
+                let pem = std::fs::read(path).map_err(|e| MailerConfigError::Ca(format!("{path}: {e}")))?;
+                let cert = Certificate::from_pem(&pem).map_err(|e| MailerConfigError::Ca(e.to_string()))?;
+                builder = builder.add_root_certificate(cert);
+            }
+            builder.build().map_err(|e| MailerConfigError::Ca(e.to_string()))
+        };
+        let tls = match url.security {
+            Security::None => Tls::None,
+            Security::StartTls => Tls::Required(tls(&url.host)?),
+            Security::Implicit => Tls::Wrapper(tls(&url.host)?),
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(url.host.as_str())
+            .port(url.port)
+            .tls(tls)
+            .timeout(Some(Duration::from_secs(20)));
+        if let Some((user, password)) = url.credentials {
+            builder = builder.credentials(Credentials::new(user, password));
+        }
+        let unsubscribe = crate::Settings::from_config(config).site.preferences();
+        Ok(Some(Self { transport: builder.build(), from, unsubscribe }))
+    }
+
+    async fn send(&self, to: &str, m: &Claimed) -> Result<(), Outcome> {
+        let to: Mailbox = to.parse().map_err(|_| Outcome::Permanent("invalid address".into()))?;
+        let list_unsubscribe = HeaderName::new_from_ascii_str("List-Unsubscribe");
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(m.subject.clone())
+            .message_id(Some(format!("<{}@aiguillage>", m.id)))
+            .raw_header(HeaderValue::new(list_unsubscribe, format!("<{}>", self.unsubscribe)))
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(m.body_text.clone()))
+                    .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(m.body_html.clone())),
+            )
+            .map_err(|e| Outcome::Permanent(format!("message: {e}")))?;
+        match self.transport.send(message).await {
+            Ok(_) => Ok(()),
+            // Only the reply code is kept: the server's text may repeat the address.
+            Err(e) if e.is_permanent() => {
+                Err(Outcome::Permanent(e.status().map(|c| c.to_string()).unwrap_or_else(|| "5xx".into())))
+            }
+            Err(e) if e.is_transient() => {
+                Err(Outcome::Retry(e.status().map(|c| c.to_string()).unwrap_or_else(|| "4xx".into())))
+            }
+            Err(e) => Err(Outcome::Retry(kind_of(&e))),
+        }
+    }
+}
+
+/// An error without a reply code, in words that carry no address.
+fn kind_of(e: &lettre::transport::smtp::Error) -> String {
+    if e.is_timeout() {
+        "timeout".into()
+    } else if e.is_tls() {
+        "tls".into()
+    } else if e.is_client() {
+        "client".into()
+    } else {
+        "connection".into()
+    }
+}
+
+#[derive(Debug)]
+enum Outcome {
+    Retry(String),
+    Permanent(String),
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct Claimed {
+    id: Uuid,
+    account_id: Option<Uuid>,
+    address: Option<String>,
+    subject: String,
+    body_text: String,
+    body_html: String,
+    attempts: i32,
+}
+
+pub async fn run(pool: PgPool, mailer: Arc<Mailer>, shutdown: CancellationToken) {
+    while !shutdown.is_cancelled() {
+        let pause = match send_due(&pool, &mailer).await {
+            Ok(n) if n > 0 => Duration::ZERO,
+            Ok(_) => IDLE,
+            Err(err) => {
+                tracing::warn!(error = %err, "e-mail outbox unavailable; retrying");
+                Duration::from_secs(1)
+            }
+        };
+        if pause > Duration::ZERO {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+}
+
+/// Backoff after `attempts` failed tries: 1 s, 2 s, 4 s … up to [`MAX_BACKOFF`].
+pub fn backoff(attempts: i32) -> Duration {
+    let exp = attempts.clamp(0, 16) as u32;
+    Duration::from_secs(1u64 << exp).min(MAX_BACKOFF)
+}
+
+/// Sends every message that is due, and returns how many were tried. Tests step the
+/// sender with this.
+pub async fn send_due(pool: &PgPool, mailer: &Mailer) -> sqlx::Result<usize> {
+    // Claimed for two minutes in a short transaction: no lock is held across SMTP, and a
+    // sender that dies leaves its claim to expire.
+    let claimed: Vec<Claimed> = sqlx::query_as(
+        "UPDATE notify.messages SET claimed_until = now() + interval '2 minutes'
+         WHERE id IN (SELECT id FROM notify.messages
+                      WHERE status = 'pending' AND next_attempt_at <= now()
+                        AND (claimed_until IS NULL OR claimed_until < now())
+                      ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+         RETURNING id, account_id, address, subject, body_text, body_html, attempts",
+    )
+    .bind(BATCH)
+    .fetch_all(pool)
+    .await?;
+    if claimed.is_empty() {
+        return Ok(0);
+    }
+    let accounts: Vec<Uuid> = claimed.iter().filter_map(|m| m.account_id).collect();
+    let addresses = {
+        let mut conn = pool.acquire().await?;
+        accounts::notifications::recipients(&mut conn, &accounts).await?
+    };
+    let n = claimed.len();
+    let mut sends = Vec::with_capacity(n);
+    for m in &claimed {
+        let to = match (m.account_id, &m.address) {
+            (Some(a), _) => addresses.iter().find(|(id, _)| *id == a).map(|(_, e)| e.expose().clone()),
+            (None, Some(address)) => Some(address.clone()),
+            (None, None) => None,
+        };
+        sends.push(async move {
+            let result = match to {
+                Some(to) => mailer.send(&to, m).await,
+                None => Err(Outcome::Permanent("no address for the recipient".into())),
+            };
+            (m.id, m.attempts, result)
+        });
+    }
+    let results: Vec<(Uuid, i32, Result<(), Outcome>)> =
+        futures::stream::iter(sends).buffer_unordered(CONCURRENCY).collect().await;
+    for (id, attempts, result) in results {
+        let q = match &result {
+            Ok(()) => sqlx::query(
+                "UPDATE notify.messages SET status = 'sent', sent_at = now(), attempts = attempts + 1,
+                     claimed_until = NULL, error = NULL WHERE id = $1",
+            )
+            .bind(id),
+            Err(Outcome::Retry(reason)) => sqlx::query(
+                "UPDATE notify.messages SET attempts = attempts + 1, next_attempt_at = now() + $2,
+                     claimed_until = NULL, error = $3 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(backoff(attempts))
+            .bind(reason),
+            Err(Outcome::Permanent(reason)) => sqlx::query(
+                "UPDATE notify.messages SET status = 'failed', attempts = attempts + 1, claimed_until = NULL,
+                     error = $2 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(reason),
+        };
+        q.execute(pool).await?;
+        match result {
+            Ok(()) => tracing::debug!(message_id = %id, "e-mail sent"),
+            Err(Outcome::Retry(reason)) => tracing::info!(message_id = %id, attempts, %reason, "e-mail deferred"),
+            Err(Outcome::Permanent(reason)) => tracing::warn!(message_id = %id, %reason, "e-mail refused for good"),
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smtp_urls_of_the_contract() {
+        let u = SmtpUrl::parse("smtp://127.0.0.1:2525").unwrap();
+        assert_eq!((u.host.as_str(), u.port, u.security, u.credentials), ("127.0.0.1", 2525, Security::None, None));
+        let u = SmtpUrl::parse("smtp://user:p%40ss@localhost:2526?tls=starttls").unwrap();
+        assert_eq!(u.security, Security::StartTls);
+        assert_eq!(u.credentials, Some(("user".into(), "p@ss".into())));
+        let u = SmtpUrl::parse("smtps://a:b@mail.example").unwrap();
+        assert_eq!((u.port, u.security), (465, Security::Implicit));
+        assert_eq!(SmtpUrl::parse("smtp://mail.example?tls=required").unwrap().security, Security::StartTls);
+    }
+
+    #[test]
+    fn bad_smtp_urls_say_why() {
+        for bad in ["http://x", "smtp://", "smtp://x?tls=maybe", "smtps://x?tls=starttls", "smtp://x?foo=1", "nonsense"]
+        {
+            assert!(SmtpUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_a_minute() {
+        assert_eq!(backoff(0), Duration::from_secs(1));
+        assert_eq!(backoff(3), Duration::from_secs(8));
+        assert_eq!(backoff(10), MAX_BACKOFF);
+        assert_eq!(backoff(1000), MAX_BACKOFF);
+        assert_eq!(backoff(-1), Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,317 @@
+//! Derives messages from events. Each event is handled in the transaction that records
+//! it in the inbox: the read model moves, reminders are set or cleared, and every message
+//! and webhook delivery it causes is stored in the outbox — before anything is sent. A
+//! replayed event finds itself in the inbox; a message is unique per (event, recipient,
+//! kind) besides.
+
+use std::sync::Arc;
+
+use bus::{Handler, HandlerError, ServiceQueue};
+use chrono::{DateTime, Utc};
+use contracts::events::{
+    CapacityChanged, ReferralAccepted, ReferralCancelled, ReferralClosed, ReferralContacted, ReferralDeclined,
+    ReferralOfferExpired, ReferralOffered, ReferralRerouted, ReferralSubmitted, ReferralWaitlisted, StructureRemoved,
+    StructureUpserted,
+};
+use contracts::{DeliveryMode, Envelope, MessageKind, Need, StructureId};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::Settings;
+use crate::render::{self, About, Mail, Update};
+use crate::store::{self, NewMessage};
+
+contracts::event_set! {
+    /// Every event the notify queue is bound to.
+    pub enum Inbound {
+        ReferralSubmitted,
+        ReferralOffered,
+        ReferralAccepted,
+        ReferralDeclined,
+        ReferralOfferExpired,
+        ReferralWaitlisted,
+        ReferralContacted,
+        ReferralClosed,
+        ReferralCancelled,
+        ReferralRerouted,
+        StructureUpserted,
+        StructureRemoved,
+        CapacityChanged,
+    }
+}
+
+pub fn queue() -> ServiceQueue {
+    ServiceQueue { service: crate::SERVICE, bindings: &["referral.*", "structure.*", "capacity.changed"] }
+}
+
+pub const OFFER_REMINDER: &str = "offer_reminder";
+pub const CONTACT_REMINDER: &str = "contact_reminder";
+pub const INVITATION: &str = "structure_invitation";
+
+/// How long an event about a referral this service has not heard of yet is held back,
+/// waiting for its `referral.submitted` (events may arrive out of order). Older ones are
+/// handled with what is known: a deployment that starts notifications late must not
+/// block on referrals submitted before it.
+const WAIT_FOR_SUBMITTED: chrono::Duration = chrono::Duration::minutes(2);
+
+pub struct Notifier {
+    pub settings: Arc<Settings>,
+}
+
+impl Handler for Notifier {
+    type Event = Inbound;
+
+    /// Only database writes: safe to share a transaction with other messages.
+    const BATCH: usize = 8;
+
+    async fn handle(&self, tx: &mut PgConnection, env: &Envelope, event: Inbound) -> Result<(), HandlerError> {
+        let s = &self.settings;
+        let seq = env.sequence;
+        match &event {
+            Inbound::ReferralSubmitted(e) => {
+                let sub = store::Submitted {
+                    referral_id: e.referral_id.into(),
+                    organisation_id: e.organisation_id.into(),
+                    submitted_by: e.submitted_by,
+                    commune_code: e.profile.commune_code.as_str(),
+                    territory: e.profile.territory.as_str(),
+                    needs: e.profile.needs.iter().map(|n| n.slug().to_string()).collect(),
+                    submitted_at: e.submitted_at,
+                };
+                store::submitted(tx, &sub, seq).await?;
+            }
+            Inbound::ReferralOffered(e) => {
+                let id: Uuid = e.referral_id.into();
+                let referral = known(tx, env, id).await?;
+                store::moved(tx, id, "offered", Some(e.structure_id.as_str()), e.offered_at, seq).await?;
+                let due = e.offered_at + chrono::Duration::from_std(s.offer_reminder_after).unwrap_or_default();
+                store::set_timer(tx, OFFER_REMINDER, id, Some(e.structure_id.as_str()), due, seq).await?;
+                let about = about(id, referral.as_ref());
+                let name = structure_name(tx, &e.structure_id).await?;
+                let mail = render::offer_received(&s.site, &about, &name, e.expires_at);
+                tell_structure(tx, s, env.id, &e.structure_id, MessageKind::OfferReceived, id, &mail).await?;
+            }
+            Inbound::ReferralAccepted(e) => {
+                let id: Uuid = e.referral_id.into();
+                let referral = known(tx, env, id).await?;
+                store::moved(tx, id, "accepted", Some(e.structure_id.as_str()), e.accepted_at, seq).await?;
+                store::clear_timer(tx, OFFER_REMINDER, id, seq).await?;
+                let due = e.accepted_at + chrono::Duration::from_std(s.contact_reminder_after).unwrap_or_default();
+                store::set_timer(tx, CONTACT_REMINDER, id, Some(e.structure_id.as_str()), due, seq).await?;
+                let name = structure_name(tx, &e.structure_id).await?;
+                let mail = render::referral_update(
+                    &s.site,
+                    &about(id, referral.as_ref()),
+                    Some(&name),
+                    Update::Accepted,
+                    e.accepted_at,
+                );
+                tell_referrer(tx, env.id, referral.as_ref(), &mail).await?;
+            }
+            Inbound::ReferralDeclined(e) => {
+                let id: Uuid = e.referral_id.into();
+                let referral = known(tx, env, id).await?;
+                store::moved(tx, id, "submitted", None, e.declined_at, seq).await?;
+                store::clear_timer(tx, OFFER_REMINDER, id, seq).await?;
+                let name = structure_name(tx, &e.structure_id).await?;
+                let mail = render::referral_update(
+                    &s.site,
+                    &about(id, referral.as_ref()),
+                    Some(&name),
+                    Update::Declined(e.reason),
+                    e.declined_at,
+                );
+                tell_referrer(tx, env.id, referral.as_ref(), &mail).await?;
+            }
+            Inbound::ReferralOfferExpired(e) => {
+                let id: Uuid = e.referral_id.into();
+                store::moved(tx, id, "submitted", None, e.expired_at, seq).await?;
+                store::clear_timer(tx, OFFER_REMINDER, id, seq).await?;
+            }
+            Inbound::ReferralWaitlisted(e) => {
+                let id: Uuid = e.referral_id.into();
+                let referral = known(tx, env, id).await?;
+                store::moved(tx, id, "waitlisted", None, e.waitlisted_at, seq).await?;
+                let a = about(id, referral.as_ref());
+                let update = Update::Waitlisted { reason: e.reason, escalated: e.escalated };
+                let mail = render::referral_update(&s.site, &a, None, update, e.waitlisted_at);
+                tell_referrer(tx, env.id, referral.as_ref(), &mail).await?;
+                if let Some(territory) = referral.as_ref().and_then(|r| r.territory.as_deref()) {
+                    let territory = territory.parse().map_err(|e| HandlerError::Poison(format!("territory: {e}")))?;
+                    let coordinators = accounts::notifications::coordinators(tx, &territory).await?;
+                    let mail = render::territory_waitlist(&s.site, &a, e.reason, e.escalated, e.waitlisted_at);
+                    tell(tx, env.id, &coordinators, MessageKind::TerritoryWaitlist, Some(id), None, &mail).await?;
+                }
+            }
+            Inbound::ReferralContacted(e) => {
+                let id: Uuid = e.referral_id.into();
+                store::moved(tx, id, "in_progress", Some(e.structure_id.as_str()), e.at, seq).await?;
+                store::clear_timer(tx, CONTACT_REMINDER, id, seq).await?;
+            }
+            Inbound::ReferralClosed(e) => {
+                let id: Uuid = e.referral_id.into();
+                let referral = known(tx, env, id).await?;
+                store::moved(tx, id, "closed", Some(e.structure_id.as_str()), e.closed_at, seq).await?;
+                store::clear_timer(tx, OFFER_REMINDER, id, seq).await?;
+                store::clear_timer(tx, CONTACT_REMINDER, id, seq).await?;
+                let name = structure_name(tx, &e.structure_id).await?;
+                let mail = render::referral_update(
+                    &s.site,
+                    &about(id, referral.as_ref()),
+                    Some(&name),
+                    Update::Closed(e.outcome),
+                    e.closed_at,
+                );
+                tell_referrer(tx, env.id, referral.as_ref(), &mail).await?;
+            }
+            Inbound::ReferralCancelled(e) => {
+                let id: Uuid = e.referral_id.into();
+                store::moved(tx, id, "cancelled", None, e.cancelled_at, seq).await?;
+                store::clear_timer(tx, OFFER_REMINDER, id, seq).await?;
+                store::clear_timer(tx, CONTACT_REMINDER, id, seq).await?;
+            }
+            Inbound::ReferralRerouted(e) => {
+                let id: Uuid = e.referral_id.into();
+                store::moved(tx, id, "submitted", None, e.rerouted_at, seq).await?;
+                store::clear_timer(tx, OFFER_REMINDER, id, seq).await?;
+            }
+            Inbound::StructureUpserted(e) => store::upsert_structure(tx, &e.structure, seq).await?,
+            Inbound::StructureRemoved(e) => store::remove_structure(tx, e.structure_id.as_str(), seq).await?,
+            Inbound::CapacityChanged(_) => {}
+        }
+        crate::webhooks::derive(tx, env, &event).await?;
+        Ok(())
+    }
+}
+
+/// The referral as known here. Unknown and recent: held back (transient) until its
+/// `referral.submitted` arrives.
+async fn known(tx: &mut PgConnection, env: &Envelope, id: Uuid) -> Result<Option<store::Referral>, HandlerError> {
+    let referral = store::referral(tx, id).await?;
+    match &referral {
+        Some(r) if r.organisation_id.is_some() => Ok(referral),
+        _ if Utc::now() - env.occurred_at < WAIT_FOR_SUBMITTED => Err(HandlerError::Transient(anyhow::anyhow!(
+            "{} for a referral whose submission has not arrived yet",
+            env.event_type
+        ))),
+        _ => {
+            tracing::warn!(event_type = %env.event_type, referral_id = %id, "event for an unknown referral: nobody to tell");
+            Ok(referral)
+        }
+    }
+}
+
+pub fn about(id: Uuid, r: Option<&store::Referral>) -> About {
+    About {
+        referral_id: id,
+        needs: r.map(|r| r.needs.iter().filter_map(|n| n.parse::<Need>().ok()).collect()).unwrap_or_default(),
+        commune_code: r.and_then(|r| r.commune_code.clone()),
+        submitted_at: r.and_then(|r| r.submitted_at),
+    }
+}
+
+async fn structure_name(tx: &mut PgConnection, id: &StructureId) -> sqlx::Result<String> {
+    Ok(store::structure(tx, id.as_str()).await?.map(|s| s.name).unwrap_or_else(|| "la structure".to_string()))
+}
+
+/// The referrer who submitted the referral; without one (a machine client), the
+/// organisation's referrers.
+async fn tell_referrer(
+    tx: &mut PgConnection,
+    source: Uuid,
+    referral: Option<&store::Referral>,
+    mail: &Mail,
+) -> sqlx::Result<()> {
+    let Some(r) = referral else { return Ok(()) };
+    let accounts = match (r.submitted_by, r.organisation_id) {
+        (Some(agent), _) => vec![agent],
+        (None, Some(org)) => accounts::notifications::referrers(tx, org).await?,
+        (None, None) => vec![],
+    };
+    tell(tx, source, &accounts, MessageKind::ReferralUpdate, Some(r.referral_id), None, mail).await
+}
+
+/// A structure's mediators; when it has none, its public contact address is invited to
+/// join (at most once a week).
+pub async fn tell_structure(
+    tx: &mut PgConnection,
+    settings: &Settings,
+    source: Uuid,
+    structure: &StructureId,
+    kind: MessageKind,
+    referral: Uuid,
+    mail: &Mail,
+) -> sqlx::Result<()> {
+    let mediators = accounts::notifications::mediators(tx, structure).await?;
+    if !mediators.is_empty() {
+        return tell(tx, source, &mediators, kind, Some(referral), Some(structure.as_str()), mail).await;
+    }
+    let Some(s) = store::structure(tx, structure.as_str()).await? else { return Ok(()) };
+    let Some(address) = s.contact_email.as_deref() else { return Ok(()) };
+    if store::claim_invitation(tx, &s.id, Utc::now()).await? {
+        let invitation = render::invitation(&settings.site, &s.name);
+        let m = NewMessage {
+            source_id: source,
+            kind: INVITATION,
+            account_id: None,
+            address: Some(address),
+            referral_id: None,
+            structure_id: Some(&s.id),
+            mail: &invitation,
+            status: "pending",
+        };
+        store::enqueue(tx, &m).await?;
+    }
+    Ok(())
+}
+
+/// Stores one message per account, as each chose for this kind: at once, held for the
+/// daily digest, or not at all.
+pub async fn tell(
+    tx: &mut PgConnection,
+    source: Uuid,
+    accounts: &[Uuid],
+    kind: MessageKind,
+    referral: Option<Uuid>,
+    structure: Option<&str>,
+    mail: &Mail,
+) -> sqlx::Result<()> {
+    if accounts.is_empty() {
+        return Ok(());
+    }
+    let modes = accounts::notifications::modes(tx, accounts, kind).await?;
+    for account in accounts {
+        let status = match modes.get(account).copied().unwrap_or(kind.default_mode()) {
+            DeliveryMode::Never => continue,
+            DeliveryMode::Daily if kind != MessageKind::WeeklyDigest => "held",
+            _ => "pending",
+        };
+        let m = NewMessage {
+            source_id: source,
+            kind: kind.slug(),
+            account_id: Some(*account),
+            address: None,
+            referral_id: referral,
+            structure_id: structure,
+            mail,
+            status,
+        };
+        store::enqueue(tx, &m).await?;
+    }
+    Ok(())
+}
+
+/// `at` + `after`, saturating.
+pub fn after(at: DateTime<Utc>, after: std::time::Duration) -> DateTime<Utc> {
+    at + chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_queue_is_bound_to_exactly_the_events_it_knows() {
+        assert_eq!(queue().mismatches::<Inbound>(), Vec::<String>::new());
+    }
+}
