@@ -24,7 +24,7 @@ use crate::domain::organisation::parse_organisation;
 use crate::domain::structure::{parse_structure, valid_structure_id};
 use crate::import::ImportReport;
 use crate::store::{self, CapacityUpdate, StructureFilter, Upserted};
-use crate::view::{OrganisationPage, OrganisationView, StructurePage, StructureView};
+use crate::view::{CommuneList, OrganisationPage, OrganisationView, StructurePage, StructureView};
 use crate::{Directory, SCHEMA, import};
 
 /// The routes with their OpenAPI operations: one list, so the document cannot describe a
@@ -37,6 +37,7 @@ pub fn routes() -> OpenApiRouter<Directory> {
         .routes(routes!(import_structures))
         .routes(routes!(put_structure, get_structure, delete_structure))
         .routes(routes!(put_capacity))
+        .routes(routes!(search_communes))
 }
 
 pub fn router(state: Directory) -> Router {
@@ -537,4 +538,47 @@ async fn import_structures(
         import::import(&state.pool, &bytes, format, territories.as_deref(), state.config.default_weekly_capacity)
             .await?;
     Ok(AxumJson(report).into_response())
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct CommuneQuery {
+    /// What was typed: a name (accents and case ignored), a postcode or an INSEE code, or
+    /// their start (`angou`, `16`).
+    #[param(min_length = 1, max_length = 100)]
+    q: String,
+    /// Default 10.
+    #[param(minimum = 1, maximum = 50)]
+    limit: Option<usize>,
+}
+
+/// Communes matching what someone typed, best first: for the referral form's suggestions.
+/// Public reference data, open without a token; it holds nothing about anyone.
+#[utoipa::path(
+    get,
+    path = "/api/v1/communes",
+    operation_id = "searchCommunes",
+    tag = "directory",
+    security(()),
+    params(CommuneQuery),
+    responses((status = 200, description = "The communes found, possibly none", body = CommuneList), InvalidQuery)
+)]
+async fn search_communes(Query(q): Query<CommuneQuery>) -> Result<Response, ApiError> {
+    let text = q.q.trim();
+    if text.is_empty() || q.q.chars().count() > 100 {
+        return Err(ApiError::invalid_field("q", "must be 1 to 100 characters"));
+    }
+    if contracts::validate::has_control_characters(text) {
+        return Err(ApiError::invalid_field("q", "contains control characters"));
+    }
+    let limit = q.limit.unwrap_or(10);
+    if !(1..=50).contains(&limit) {
+        return Err(ApiError::invalid_field("limit", "must be between 1 and 50"));
+    }
+    let communes = geo::communes().search(text, limit).into_iter().map(Into::into).collect();
+    let mut response = AxumJson(CommuneList { communes }).into_response();
+    // The table changes with the binary only.
+    response.headers_mut().insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("public, max-age=3600"));
+    Ok(response)
 }
