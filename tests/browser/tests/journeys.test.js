@@ -77,11 +77,17 @@ async function journey(javaScript) {
   const tag = javaScript ? 'js' : 'nojs';
   const last = javaScript ? 'Garnier' : 'Lambert';
   const context = await newContext(browser, { javaScriptEnabled: javaScript });
+  const requests = [];
+  context.on('request', (r) => requests.push(r.url()));
 
   // 1. The referrer submits: first with mistakes, then right.
   let page = await signIn(context, 'claire', '/orientations/nouvelle');
   assert.equal(new URL(page.url()).pathname, '/orientations/nouvelle');
   await check(page, `${tag}-nouvelle`);
+  if (javaScript) {
+    const font = await page.evaluate(() => getComputedStyle(document.body).fontFamily);
+    assert.ok(!/marianne/i.test(font), `system fonts without the State brand: ${font}`);
+  }
   await page.getByLabel(/^Prénom/).fill('Inès');
   await page.getByLabel(/^Nom/).fill(last);
   await page.getByLabel(/^Commune/).fill('Nullepartville');
@@ -167,6 +173,13 @@ async function journey(javaScript) {
   await page.waitForLoadState();
   await check(page, `${tag}-admin-organisations-erreur`);
   await context.close();
+
+  // Nothing from another host (the provider's pages are where sign-in goes, not loads),
+  // and no font at all: the neutral mode uses the system's fonts.
+  const elsewhere = requests.filter((u) => !u.startsWith(`${system.base}/`) && !u.startsWith(system.issuer) && !u.startsWith('data:'));
+  assert.deepEqual(elsewhere, [], 'nothing loaded from another host');
+  assert.deepEqual(requests.filter((u) => /\.(woff2?|ttf|otf)([?#]|$)/.test(u) || u.includes('/fonts/')), [], 'no font file');
+  assert.ok(requests.some((u) => u.includes('/static/dsfr/')), 'the DSFR from this server');
 }
 
 test('the three journeys, end to end, with JavaScript', async () => {
@@ -217,4 +230,55 @@ test('the referral form by keyboard alone: focus order and a visible focus ring'
     assert.ok(at(a) >= 0 && at(a) < at(b), `${a} before ${b} in ${JSON.stringify(order)}`);
   }
   await context.close();
+});
+
+test('with JavaScript, the commune field suggests communes and the form says where the referral could go as it changes', async () => {
+  const context = await newContext(browser);
+  const page = await signIn(context, 'claire', '/orientations/nouvelle');
+  const posted = [];
+  page.on('request', (r) => r.method() === 'POST' && posted.push(r.postData() ?? ''));
+  await page.getByLabel(/^Prénom/).fill('Zéphyrine');
+  await page.getByLabel(/^Téléphone/).fill('06 98 76 54 32');
+  const commune = page.getByLabel(/^Commune/);
+  assert.equal(await commune.getAttribute('list'), 'commune-suggestions');
+  await commune.pressSequentially('angou');
+  await page.locator('#commune-suggestions option[value="16000 Angoulême"]').waitFor({ state: 'attached' });
+  await commune.fill('16000 Angoulême');
+  await page.getByRole('group', { name: /^Besoins/ }).getByLabel('Aide aux démarches administratives').check();
+  const preview = page.locator('#apercu-direct');
+  await preview.getByText(/lieux? possibles? à moins de 30 km/).waitFor();
+  assert.match(await preview.innerText(), /Médiathèque Alpha/);
+  assert.equal(await preview.getAttribute('role'), 'status', 'read out as it changes');
+  await check(page, 'js-nouvelle-apercu');
+  // A commune that is not one: the preview says why, as the server would.
+  await commune.fill('Nullepartville');
+  await commune.press('Tab');
+  await preview.getByText(/Aucune commune ne s'appelle « Nullepartville »/).waitFor();
+  assert.equal(new URL(page.url()).pathname, '/orientations/nouvelle', 'nothing was sent');
+  assert.ok(posted.length >= 2, `the previews were asked: ${posted.length}`);
+  for (const body of posted) {
+    assert.ok(!body.includes('Z%C3%A9phyrine') && !body.includes('Zéphyrine') && !body.includes('98+76'), `no personal data in a preview: ${body}`);
+  }
+  await context.close();
+});
+
+test('the State brand, when the operator sets AIGUILLAGE_STATE_BRAND=true: the République française block and Marianne', async () => {
+  const branded = await startSystem({ AIGUILLAGE_STATE_BRAND: 'true' });
+  try {
+    const context = await newContext(browser);
+    const fonts = [];
+    context.on('response', (r) => r.url().includes('/fonts/') && fonts.push([r.url(), r.status()]));
+    const page = await context.newPage();
+    await page.goto(`${branded.base}/connexion`);
+    assert.match(await page.locator('header .fr-logo').innerText(), /République\s+française/i);
+    const font = await page.evaluate(() => getComputedStyle(document.body).fontFamily);
+    assert.match(font, /Marianne/);
+    await page.evaluate(() => document.fonts.ready);
+    assert.ok(fonts.some(([u, s]) => /Marianne-Regular\.woff2$/.test(u) && s === 200), `Marianne from this server: ${JSON.stringify(fonts)}`);
+    assert.ok(fonts.every(([u]) => u.startsWith(`${branded.base}/static/dsfr/`)), JSON.stringify(fonts));
+    await check(page, 'etat-connexion');
+    await context.close();
+  } finally {
+    await branded.stop();
+  }
 });
