@@ -110,8 +110,12 @@ async function journey(javaScript) {
   await page.waitForURL(/\/orientations\/[0-9a-f-]{36}$/);
   const referral = new URL(page.url()).pathname.split('/').pop();
   assert.ok(!(await page.title()).includes(last), 'no personal data in the title');
-  await page.reload();
-  await page.getByText(/Proposée à Médiathèque Alpha/).waitFor();
+  // The matcher proposes asynchronously, and without JavaScript the page does not update:
+  // reload until it says so.
+  await system.until('the offer on the referral page', async () => {
+    await page.reload();
+    return (await page.getByText(/Proposée à Médiathèque Alpha/).count()) > 0;
+  });
   await check(page, `${tag}-orientation`);
   await page.goto(`${system.base}/orientations`);
   await check(page, `${tag}-orientations`);
@@ -197,6 +201,13 @@ test('the sign-in page, the waiting page and the footer pages pass axe', async (
     await page.goto(`${system.base}${p}`);
     await check(page, `public${p.replaceAll('/', '-')}`);
   }
+  // A failed sign-in (a forged state) is a French page with a way back.
+  await page.goto(`${system.base}/auth/callback?code=forged&state=forged`);
+  await page.getByRole('link', { name: /connexion/i }).first().waitFor();
+  await check(page, 'erreur-connexion');
+  const claire = await signIn(context, 'claire', '/compte');
+  await check(claire, 'compte-claire');
+  await signOut(claire);
   const lea = await signIn(context, 'lea', '/');
   await lea.getByRole('heading', { level: 1, name: /^Votre compte est en attente/ }).waitFor();
   await check(lea, 'attente');
