@@ -25,6 +25,7 @@ mod oidc;
 mod pages;
 mod referrer;
 pub mod session;
+mod structures;
 mod views;
 
 pub use api::Api;

@@ -60,6 +60,7 @@ pub fn router(state: WebState, api: Router) -> Router {
         .merge(crate::mediator::routes())
         .merge(crate::coordinator::routes())
         .merge(crate::admin::routes())
+        .merge(crate::structures::routes())
         .layer(middleware::from_fn(move |request: Request, next: Next| security_headers(csp.clone(), request, next)))
         .with_state(state);
     // Everything else is the API's (and health, metrics); a browser asking for an

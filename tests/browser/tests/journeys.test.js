@@ -168,6 +168,20 @@ async function journey(javaScript) {
     await page.goto(`${system.base}${p}`);
     await check(page, `${tag}${p.replaceAll('/', '-')}`);
   }
+  // A structure by hand: the empty form, its errors, and the form of an existing one.
+  await page.goto(`${system.base}/admin/structures`);
+  await page.getByRole('link', { name: 'Ajouter une structure' }).click();
+  await page.waitForURL((u) => u.pathname === '/admin/structures/nouvelle');
+  await check(page, `${tag}-admin-structure-nouvelle`);
+  await page.getByRole('button', { name: 'Ajouter la structure' }).click();
+  await page.waitForLoadState();
+  await page.getByRole('alert').getByRole('link').first().waitFor();
+  await check(page, `${tag}-admin-structure-erreurs`);
+  await page.goto(`${system.base}/admin/structures`);
+  await page.getByRole('link', { name: /^Modifier Médiathèque Alpha/ }).click();
+  await page.waitForURL((u) => u.pathname === `/admin/structures/${STRUCTURE}/modifier`);
+  assert.equal(await page.getByLabel(/^Nom/).inputValue(), 'Médiathèque Alpha');
+  await check(page, `${tag}-admin-structure-modifier`);
   await signOut(page);
 
   // The admin's pages.
