@@ -5,6 +5,9 @@
 //! Each file is embedded as is and gzip-compressed; the page's links carry the DSFR's
 //! version or the file's content hash, so the server can say "immutable".
 
+// A build script fails the build by panicking, with the message cargo shows.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -12,7 +15,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-const HELP: &str = "run `npm ci --prefix services/web/assets` (it installs the DSFR from services/web/assets/package-lock.json)";
+const HELP: &str =
+    "run `npm ci --prefix services/web/assets` (it installs the DSFR from services/web/assets/package-lock.json)";
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));

@@ -85,7 +85,8 @@ async fn pages_load_only_this_binarys_assets_and_they_are_cached_for_a_year() {
 async fn the_commune_search_finds_angouleme_by_name_or_postcode_without_a_token() {
     let app = TestApp::spawn().await;
     for q in ["Angoul%C3%AAme", "angouleme", "16000", "ANGOU"] {
-        let (status, body, headers) = app.request(reqwest::Method::GET, &format!("/api/v1/communes?q={q}"), None, None).await;
+        let (status, body, headers) =
+            app.request(reqwest::Method::GET, &format!("/api/v1/communes?q={q}"), None, None).await;
         assert_eq!(status, 200, "{q}: {body}");
         let first = &body["communes"][0];
         assert_eq!(first["code"], "16015", "{q}: {body}");
@@ -116,9 +117,11 @@ async fn the_commune_search_finds_angouleme_by_name_or_postcode_without_a_token(
             app.request(reqwest::Method::GET, &format!("/api/v1/communes?{query}"), None, None).await;
         assert_eq!(status, 422, "{query}: {body}");
         assert_eq!(headers[CONTENT_TYPE], "application/problem+json", "{query}");
-        let named = body["errors"].as_array().into_iter().flatten().any(|e| {
-            e["field"].as_str().is_some_and(|f| f.contains(field))
-        });
+        let named = body["errors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["field"].as_str().is_some_and(|f| f.contains(field)));
         assert!(named, "{query}: the problem names {field}: {body}");
     }
     app.stop().await;

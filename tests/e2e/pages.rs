@@ -402,7 +402,10 @@ async fn a_coordinator_sees_queues_reroutes_a_waiting_referral_and_reads_the_fig
 
     let (status, _, html) = page(&app, &b, &format!("/territoire/orientations/{waiting}")).await;
     assert_eq!(status, StatusCode::OK, "{html}");
-    assert!(html.contains("Réorienter") && html.contains("<label for=\"structure\">Structure</label>"), "{html}");
+    assert!(
+        html.contains("Réorienter") && html.contains("<label class=\"fr-label\" for=\"structure\">Structure</label>"),
+        "{html}"
+    );
     let (_, person) = app.get(&format!("/api/v1/referrals/{waiting}"), &referrer).await;
     assert!(!html.contains(person["person"]["last_name"].as_str().unwrap()), "no personal data for the coordinator");
     let csrf = csrf_of(&html);
@@ -431,7 +434,10 @@ async fn a_coordinator_sees_queues_reroutes_a_waiting_referral_and_reads_the_fig
     let month = chrono::Utc::now().format("%Y-%m").to_string();
     let (status, _, html) = page(&app, &b, &format!("/territoire/structures/lieu-coord/rapport?mois={month}")).await;
     assert_eq!(status, StatusCode::OK, "{html}");
-    assert!(html.contains("Télécharger (CSV)") && html.contains("<label for=\"mois\">Mois</label>"), "{html}");
+    assert!(
+        html.contains("Télécharger (CSV)") && html.contains("<label class=\"fr-label\" for=\"mois\">Mois</label>"),
+        "{html}"
+    );
     let csv =
         b.get(format!("{}/territoire/structures/lieu-coord/rapport.csv?mois={month}", app.base)).send().await.unwrap();
     assert_eq!(csv.status(), StatusCode::OK);
@@ -539,7 +545,10 @@ async fn a_coordinator_imports_a_mednum_file_and_reads_its_report() {
     sign_in(&app, &oidc, &b, &Agent::Demo(crate::support::oidc::SOPHIE), "/territoire/import").await;
     let (status, _, html) = page(&app, &b, "/territoire/import").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(html.contains("<label for=\"fichier\">Fichier</label>") && html.contains("Importer"), "{html}");
+    assert!(
+        html.contains("<label class=\"fr-label\" for=\"fichier\">Fichier</label>") && html.contains("Importer"),
+        "{html}"
+    );
     let csrf = csrf_of(&html);
     let upload = |bytes: Vec<u8>, name: &'static str| {
         let form = reqwest::multipart::Form::new()
@@ -615,13 +624,18 @@ async fn a_coordinator_adds_a_structure_by_hand_then_edits_it_keeping_what_the_f
     let oidc = OidcProvider::start().await;
     let app = server(&oidc, oidc.client()).await;
     app.structure("lieu-existant", structure("Déjà là", 45.65, 0.16, &["aide_demarches_administratives"], 4)).await;
-    grant(&app, &["--email", "sophie.martin@departement-charente.example", "--role", "coordinator", "--territory", "16"])
-        .await;
+    grant(
+        &app,
+        &["--email", "sophie.martin@departement-charente.example", "--role", "coordinator", "--territory", "16"],
+    )
+    .await;
     let b = browser();
     sign_in(&app, &oidc, &b, &Agent::Demo(crate::support::oidc::SOPHIE), "/admin/structures/nouvelle").await;
     let (status, _, html) = page(&app, &b, "/admin/structures/nouvelle").await;
     assert_eq!(status, StatusCode::OK);
-    for name in ["Identifiant", "Nom", "Services", "Code postal", "Horaires", "Places par semaine", "Ajouter la structure"] {
+    for name in
+        ["Identifiant", "Nom", "Services", "Code postal", "Horaires", "Places par semaine", "Ajouter la structure"]
+    {
         assert!(html.contains(name), "{name} is missing from the form");
     }
     let csrf = csrf_of(&html);
@@ -633,11 +647,8 @@ async fn a_coordinator_adds_a_structure_by_hand_then_edits_it_keeping_what_the_f
     };
 
     // Nothing right: an identifier with an accent, no name, no service, a bad capacity.
-    let r = post(
-        new.clone(),
-        vec![("csrf", csrf.clone()), ("id", "médiathèque".into()), ("capacity", "huit".into())],
-    )
-    .await;
+    let r = post(new.clone(), vec![("csrf", csrf.clone()), ("id", "médiathèque".into()), ("capacity", "huit".into())])
+        .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = text(r).await;
     assert!(html.contains("id=\"id-error\"") && html.contains("value=\"médiathèque\""), "{html}");

@@ -206,7 +206,12 @@ pub struct CommuneView {
 
 impl From<&geo::Commune> for CommuneView {
     fn from(c: &geo::Commune) -> Self {
-        Self { code: c.code.clone(), name: c.name.clone(), postcodes: c.postcodes.clone(), departement: c.departement.clone() }
+        Self {
+            code: c.code.clone(),
+            name: c.name.clone(),
+            postcodes: c.postcodes.clone(),
+            departement: c.departement.clone(),
+        }
     }
 }
 

@@ -88,7 +88,13 @@ impl Fields {
             csrf: String::new(),
             id: id.to_string(),
             name: text(&s["name"]),
-            services: s["services"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect(),
+            services: s["services"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
             street: text(&s["address"]["street"]),
             postcode: text(&s["address"]["postcode"]),
             commune: text(&s["address"]["commune"]),
@@ -208,7 +214,11 @@ fn form_page(
     };
     let services = Need::ALL
         .iter()
-        .map(|n| ServiceChoice { value: n.slug(), label: n.label_fr(), checked: f.services.iter().any(|s| s == n.slug()) })
+        .map(|n| ServiceChoice {
+            value: n.slug(),
+            label: n.label_fr(),
+            checked: f.services.iter().any(|s| s == n.slug()),
+        })
         .collect();
     let view = FormView {
         chrome: agent.chrome(&title, "structures"),
@@ -243,7 +253,8 @@ async fn edit_form(
         Ok(a) => a,
         Err(r) => return Ok(r),
     };
-    let reply = state.api.send(Method::GET, &format!("/api/v1/structures/{}", encoded(&id)), &agent.token, None).await?;
+    let reply =
+        state.api.send(Method::GET, &format!("/api/v1/structures/{}", encoded(&id)), &agent.token, None).await?;
     if !reply.status.is_success() {
         return Err(reply.failure().into());
     }
@@ -283,7 +294,8 @@ async fn create(
         if !existing.status.is_success() {
             return Err(existing.failure().into());
         }
-        let errors = HashMap::from([("id", "Une structure a déjà cet identifiant : choisissez-en un autre.".to_string())]);
+        let errors =
+            HashMap::from([("id", "Une structure a déjà cet identifiant : choisissez-en un autre.".to_string())]);
         return Ok(form_page(&agent, None, f, errors, false));
     }
     save(&state, &agent, None, id, f, json!({})).await
@@ -300,7 +312,8 @@ async fn update(
     if !agent.acts_as(MANAGERS) {
         return Err(PageError::not_found());
     }
-    let reply = state.api.send(Method::GET, &format!("/api/v1/structures/{}", encoded(&id)), &agent.token, None).await?;
+    let reply =
+        state.api.send(Method::GET, &format!("/api/v1/structures/{}", encoded(&id)), &agent.token, None).await?;
     if !reply.status.is_success() {
         return Err(reply.failure().into());
     }

@@ -341,7 +341,7 @@ impl Communes {
                 .filter(|c| rest.is_empty() || normalize_name(&c.name).starts_with(&rest))
                 .collect();
             found.sort_by(|a, b| {
-                let exact = |c: &Commune| !(c.code == digits || c.postcodes.iter().any(|p| *p == digits));
+                let exact = |c: &Commune| !(c.code == digits || c.postcodes.contains(&digits));
                 exact(a).cmp(&exact(b)).then(b.population.cmp(&a.population)).then(a.code.cmp(&b.code))
             });
             found
