@@ -108,6 +108,7 @@ async fn the_commune_search_finds_angouleme_by_name_or_postcode_without_a_token(
         ("q=%20%20".to_string(), "q"),
         (format!("q={long}"), "q"),
         ("q=a%00b".to_string(), "q"),
+        ("q=angou%0B".to_string(), "q"),
         ("q=angou&limit=0".to_string(), "limit"),
         ("q=angou&limit=51".to_string(), "limit"),
         ("q=angou&limit=dix".to_string(), "limit"),
