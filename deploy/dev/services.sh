@@ -48,9 +48,26 @@ ensure_mold() {
 # The development OpenID provider (deploy/dev/oidc): Node.js and its npm packages.
 source "$(dirname "${BASH_SOURCE[0]}")/oidc/env.sh"
 
+# The web app's third-party assets (the DSFR), from services/web/assets/package-lock.json:
+# the web crate's build.rs embeds them, so this must run before cargo. Needs Node.js
+# (ensure_oidc_provider installs it). node_modules is git-ignored; a stamp of the lock
+# file says when it is stale.
+WEB_ASSETS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../services/web/assets" && pwd)"
+ensure_web_assets() {
+  local stamp="$WEB_ASSETS_DIR/node_modules/.aiguillage-lock-sha256"
+  local lock
+  lock=$(sha256sum "$WEB_ASSETS_DIR/package-lock.json" | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock" ]; then
+    echo "installing the web app's npm assets (DSFR)"
+    (cd "$WEB_ASSETS_DIR" && npm ci --ignore-scripts --no-audit --no-fund --prefer-offline --loglevel=error) || return 1
+    echo "$lock" >"$stamp"
+  fi
+}
+
 ensure_services() {
   ensure_postgres
   ensure_rabbitmq
   ensure_mold
   ensure_oidc_provider
+  ensure_web_assets
 }

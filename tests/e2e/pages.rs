@@ -402,7 +402,10 @@ async fn a_coordinator_sees_queues_reroutes_a_waiting_referral_and_reads_the_fig
 
     let (status, _, html) = page(&app, &b, &format!("/territoire/orientations/{waiting}")).await;
     assert_eq!(status, StatusCode::OK, "{html}");
-    assert!(html.contains("Réorienter") && html.contains("<label for=\"structure\">Structure</label>"), "{html}");
+    assert!(
+        html.contains("Réorienter") && html.contains("<label class=\"fr-label\" for=\"structure\">Structure</label>"),
+        "{html}"
+    );
     let (_, person) = app.get(&format!("/api/v1/referrals/{waiting}"), &referrer).await;
     assert!(!html.contains(person["person"]["last_name"].as_str().unwrap()), "no personal data for the coordinator");
     let csrf = csrf_of(&html);
@@ -431,7 +434,10 @@ async fn a_coordinator_sees_queues_reroutes_a_waiting_referral_and_reads_the_fig
     let month = chrono::Utc::now().format("%Y-%m").to_string();
     let (status, _, html) = page(&app, &b, &format!("/territoire/structures/lieu-coord/rapport?mois={month}")).await;
     assert_eq!(status, StatusCode::OK, "{html}");
-    assert!(html.contains("Télécharger (CSV)") && html.contains("<label for=\"mois\">Mois</label>"), "{html}");
+    assert!(
+        html.contains("Télécharger (CSV)") && html.contains("<label class=\"fr-label\" for=\"mois\">Mois</label>"),
+        "{html}"
+    );
     let csv =
         b.get(format!("{}/territoire/structures/lieu-coord/rapport.csv?mois={month}", app.base)).send().await.unwrap();
     assert_eq!(csv.status(), StatusCode::OK);
@@ -539,7 +545,10 @@ async fn a_coordinator_imports_a_mednum_file_and_reads_its_report() {
     sign_in(&app, &oidc, &b, &Agent::Demo(crate::support::oidc::SOPHIE), "/territoire/import").await;
     let (status, _, html) = page(&app, &b, "/territoire/import").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(html.contains("<label for=\"fichier\">Fichier</label>") && html.contains("Importer"), "{html}");
+    assert!(
+        html.contains("<label class=\"fr-label\" for=\"fichier\">Fichier</label>") && html.contains("Importer"),
+        "{html}"
+    );
     let csrf = csrf_of(&html);
     let upload = |bytes: Vec<u8>, name: &'static str| {
         let form = reqwest::multipart::Form::new()
@@ -607,5 +616,130 @@ async fn an_admin_creates_an_organisation_and_lists_the_structures() {
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("<caption>Structures</caption>") && html.contains("Espace public numérique"), "{html}");
     assert_eq!(page(&app, &b, "/admin/structures?departement=zz9").await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_coordinator_adds_a_structure_by_hand_then_edits_it_keeping_what_the_form_does_not_show() {
+    let oidc = OidcProvider::start().await;
+    let app = server(&oidc, oidc.client()).await;
+    app.structure("lieu-existant", structure("Déjà là", 45.65, 0.16, &["aide_demarches_administratives"], 4)).await;
+    grant(
+        &app,
+        &["--email", "sophie.martin@departement-charente.example", "--role", "coordinator", "--territory", "16"],
+    )
+    .await;
+    let b = browser();
+    sign_in(&app, &oidc, &b, &Agent::Demo(crate::support::oidc::SOPHIE), "/admin/structures/nouvelle").await;
+    let (status, _, html) = page(&app, &b, "/admin/structures/nouvelle").await;
+    assert_eq!(status, StatusCode::OK);
+    for name in
+        ["Identifiant", "Nom", "Services", "Code postal", "Horaires", "Places par semaine", "Ajouter la structure"]
+    {
+        assert!(html.contains(name), "{name} is missing from the form");
+    }
+    let csrf = csrf_of(&html);
+    let new = format!("{}/admin/structures/nouvelle", app.base);
+    let post = |url: String, fields: Vec<(&'static str, String)>| {
+        let b = b.clone();
+        let origin = app.base.clone();
+        async move { b.post(url).header("origin", origin).form(&fields).send().await.unwrap() }
+    };
+
+    // Nothing right: an identifier with an accent, no name, no service, a bad capacity.
+    let r = post(new.clone(), vec![("csrf", csrf.clone()), ("id", "médiathèque".into()), ("capacity", "huit".into())])
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = text(r).await;
+    assert!(html.contains("id=\"id-error\"") && html.contains("value=\"médiathèque\""), "{html}");
+    // An identifier that is taken: refused, not replaced.
+    let r = post(
+        new.clone(),
+        vec![
+            ("csrf", csrf.clone()),
+            ("id", "lieu-existant".into()),
+            ("name", "Autre".into()),
+            ("services", "aide_demarches_administratives".into()),
+            ("postcode", "16000".into()),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(text(r).await.contains("Une structure a déjà cet identifiant"));
+    assert_eq!(app.get("/api/v1/structures/lieu-existant", &app.admin).await.1["name"], "Déjà là");
+    // The API's own refusals, beside their fields: no service, bad hours.
+    let r = post(
+        new.clone(),
+        vec![
+            ("csrf", csrf.clone()),
+            ("id", "france-services-mansle".into()),
+            ("name", "France services Mansle".into()),
+            ("postcode", "16230".into()),
+            ("hours", "tous les jours".into()),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = text(r).await;
+    assert!(html.contains("id=\"services-error\"") && html.contains("id=\"hours-error\""), "{html}");
+    assert_eq!(app.get("/api/v1/structures/france-services-mansle", &app.admin).await.0, 404, "nothing half-written");
+
+    let r = post(
+        new.clone(),
+        vec![
+            ("csrf", csrf.clone()),
+            ("id", "france-services-mansle".into()),
+            ("name", "France services Mansle".into()),
+            ("services", "aide_demarches_administratives".into()),
+            ("services", "insertion_professionnelle".into()),
+            ("street", "21 rue Martin".into()),
+            ("postcode", "16230".into()),
+            ("commune", "Mansle".into()),
+            ("hours", "Mo-Fr 10:00-12:00,14:00-17:30".into()),
+            ("capacity", "6".into()),
+            ("accepting", "oui".into()),
+            ("phone", "05 45 20 72 08".into()),
+        ],
+    )
+    .await;
+    assert_eq!(location(&r), "/admin/structures/france-services-mansle/modifier?enregistree=1");
+    let (status, stored) = app.get("/api/v1/structures/france-services-mansle", &app.admin).await;
+    assert_eq!(status, 200);
+    assert_eq!((stored["territory"].as_str(), stored["weekly_capacity"].as_i64()), (Some("16"), Some(6)));
+
+    // Languages set through the API stay when the page edits the structure.
+    let mut with_languages = stored.clone();
+    with_languages["languages"] = serde_json::json!(["fr", "ar"]);
+    let (status, _) = app.put("/api/v1/structures/france-services-mansle", &app.admin, with_languages).await;
+    assert!(status == 200 || status == 201, "{status}");
+    let (status, _, html) = page(&app, &b, "/admin/structures/france-services-mansle/modifier?enregistree=1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Enregistré.") && html.contains("value=\"France services Mansle\""), "{html}");
+    let edit = format!("{}/admin/structures/france-services-mansle/modifier", app.base);
+    let r = post(
+        edit,
+        vec![
+            ("csrf", csrf.clone()),
+            ("name", "France services de Mansle".into()),
+            ("services", "aide_demarches_administratives".into()),
+            ("street", "21 rue Martin".into()),
+            ("postcode", "16230".into()),
+            ("commune", "Mansle".into()),
+            ("hours", "Mo-Fr 10:00-12:00".into()),
+            ("capacity", "3".into()),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, after) = app.get("/api/v1/structures/france-services-mansle", &app.admin).await;
+    assert_eq!(after["name"], "France services de Mansle");
+    assert_eq!((after["weekly_capacity"].as_i64(), after["accepting"].as_bool()), (Some(3), Some(false)));
+    assert_eq!(after["languages"], serde_json::json!(["ar", "fr"]), "kept: {after}");
+    assert_eq!(after["location"], stored["location"]);
+
+    let (_, _, html) = page(&app, &b, "/admin/structures?departement=16").await;
+    assert!(html.contains("href=\"/admin/structures/france-services-mansle/modifier\""), "{html}");
+    // A structure outside the coordinator's territory, or none: not theirs.
+    assert_eq!(page(&app, &b, "/admin/structures/inconnue/modifier").await.0, StatusCode::NOT_FOUND);
     app.stop().await;
 }

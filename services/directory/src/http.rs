@@ -24,7 +24,7 @@ use crate::domain::organisation::parse_organisation;
 use crate::domain::structure::{parse_structure, valid_structure_id};
 use crate::import::ImportReport;
 use crate::store::{self, CapacityUpdate, StructureFilter, Upserted};
-use crate::view::{OrganisationPage, OrganisationView, StructurePage, StructureView};
+use crate::view::{CommuneList, OrganisationPage, OrganisationView, StructurePage, StructureView};
 use crate::{Directory, SCHEMA, import};
 
 /// The routes with their OpenAPI operations: one list, so the document cannot describe a
@@ -37,6 +37,7 @@ pub fn routes() -> OpenApiRouter<Directory> {
         .routes(routes!(import_structures))
         .routes(routes!(put_structure, get_structure, delete_structure))
         .routes(routes!(put_capacity))
+        .routes(routes!(search_communes))
 }
 
 pub fn router(state: Directory) -> Router {
@@ -537,4 +538,70 @@ async fn import_structures(
         import::import(&state.pool, &bytes, format, territories.as_deref(), state.config.default_weekly_capacity)
             .await?;
     Ok(AxumJson(report).into_response())
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct CommuneQuery {
+    /// What was typed: a name (accents and case ignored), a postcode or an INSEE code, or
+    /// their start (`angou`, `16`).
+    /// Not blank (the pattern is `contracts::api::schema::NOT_BLANK`).
+    #[param(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
+    q: String,
+    /// Default 10.
+    #[param(minimum = 1, maximum = 50)]
+    limit: Option<usize>,
+}
+
+/// Communes matching what someone typed, best first: for the referral form's suggestions.
+/// Public reference data, open without a token; it holds nothing about anyone.
+#[utoipa::path(
+    get,
+    path = "/api/v1/communes",
+    operation_id = "searchCommunes",
+    tag = "directory",
+    security(()),
+    params(CommuneQuery),
+    responses((status = 200, description = "The communes found, possibly none", body = CommuneList), InvalidQuery)
+)]
+async fn search_communes(Query(q): Query<CommuneQuery>) -> Result<Response, ApiError> {
+    let text = q.q.trim();
+    if text.is_empty() || q.q.chars().count() > 100 {
+        return Err(ApiError::invalid_field("q", "must be 1 to 100 characters"));
+    }
+    if contracts::validate::has_control_characters(&q.q) {
+        return Err(ApiError::invalid_field("q", "contains control characters"));
+    }
+    let limit = q.limit.unwrap_or(10);
+    if !(1..=50).contains(&limit) {
+        return Err(ApiError::invalid_field("limit", "must be between 1 and 50"));
+    }
+    let communes = geo::communes().search(text, limit).into_iter().map(Into::into).collect();
+    let mut response = AxumJson(CommuneList { communes }).into_response();
+    // The table changes with the binary only.
+    response.headers_mut().insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("public, max-age=3600"));
+    Ok(response)
+}
+
+#[cfg(test)]
+mod commune_search_tests {
+    #[test]
+    fn the_documented_query_is_required_and_not_blank_as_the_handler_checks() {
+        let doc = serde_json::to_value(super::routes().into_openapi()).unwrap_or_default();
+        let params = doc["paths"]["/api/v1/communes"]["get"]["parameters"].as_array().cloned().unwrap_or_default();
+        let q = params.iter().find(|p| p["name"] == "q").cloned().unwrap_or_default();
+        assert_eq!(q["required"], true, "{q}");
+        assert_eq!(q["schema"]["pattern"], contracts::api::schema::NOT_BLANK, "{q}");
+        assert_eq!((q["schema"]["minLength"].as_u64(), q["schema"]["maxLength"].as_u64()), (Some(1), Some(100)));
+        assert_eq!(
+            doc["paths"]["/api/v1/communes"]["get"]["security"],
+            serde_json::json!([{}]),
+            "open without a token"
+        );
+    }
 }

@@ -190,3 +190,33 @@ mod tests {
         }
     }
 }
+
+/// A commune of the *Code officiel géographique*, as the commune search shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Commune)]
+pub struct CommuneView {
+    /// INSEE code (`16015`).
+    pub code: String,
+    pub name: String,
+    /// Its postcodes, the commonest first.
+    pub postcodes: Vec<String>,
+    /// Département code (`16`, `2A`, `971`).
+    pub departement: String,
+}
+
+impl From<&geo::Commune> for CommuneView {
+    fn from(c: &geo::Commune) -> Self {
+        Self {
+            code: c.code.clone(),
+            name: c.name.clone(),
+            postcodes: c.postcodes.clone(),
+            departement: c.departement.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CommuneList {
+    /// Best match first.
+    pub communes: Vec<CommuneView>,
+}

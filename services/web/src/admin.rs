@@ -438,6 +438,8 @@ struct StructurePage {
 
 pub struct StructureLine {
     pub href: String,
+    /// Its form (`/admin/structures/{id}/modifier`).
+    pub edit: String,
     pub name: String,
     pub commune: String,
     pub territory: String,
@@ -483,6 +485,10 @@ async fn structures(
         .map(|s| StructureLine {
             href: format!(
                 "/territoire/structures/{}/rapport",
+                form_urlencoded::byte_serialize(s.id.as_bytes()).collect::<String>()
+            ),
+            edit: format!(
+                "/admin/structures/{}/modifier",
                 form_urlencoded::byte_serialize(s.id.as_bytes()).collect::<String>()
             ),
             commune: s.address.and_then(|a| a.commune).unwrap_or_default(),

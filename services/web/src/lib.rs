@@ -16,6 +16,7 @@ use url::Url;
 
 mod admin;
 pub mod api;
+mod assets;
 mod coordinator;
 mod csrf;
 mod error;
@@ -25,6 +26,7 @@ mod pages;
 mod preferences;
 mod referrer;
 pub mod session;
+mod structures;
 mod views;
 
 pub use api::Api;
@@ -43,6 +45,10 @@ pub struct WebConfig {
     pub oidc: Option<OidcSettings>,
     pub session_idle: Duration,
     pub session_max: Duration,
+    /// `AIGUILLAGE_STATE_BRAND=true`: the operator is a State entity, entitled to the
+    /// DSFR's "République française" block and the Marianne font. Off by default: DSFR
+    /// components with a neutral header and system fonts.
+    pub state_brand: bool,
 }
 
 impl WebConfig {
@@ -57,7 +63,8 @@ impl WebConfig {
                 anyhow::anyhow!("invalid AIGUILLAGE_PUBLIC_URL: expected http(s)://host[:port], got {public:?}")
             })?;
         let oidc = OidcSettings::from_lookup(|k| config.oidc_value(k)).map_err(|e| anyhow::anyhow!("invalid {e}"))?;
-        Ok(Self { public_url, oidc, session_idle: config.session_idle, session_max: config.session_max })
+        let state_brand = state_brand(std::env::var("AIGUILLAGE_STATE_BRAND").ok().as_deref())?;
+        Ok(Self { public_url, oidc, session_idle: config.session_idle, session_max: config.session_max, state_brand })
     }
 
     /// Cookies are `Secure` and `__Host-` prefixed under an https public URL.
@@ -72,6 +79,16 @@ impl WebConfig {
     /// `path` on this site, as an absolute URL.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.public_url.as_str().trim_end_matches('/'))
+    }
+}
+
+/// `AIGUILLAGE_STATE_BRAND`: unset or empty is off; anything but a yes or a no is refused,
+/// so a typo does not silently show (or hide) the State's brand.
+fn state_brand(raw: Option<&str>) -> anyhow::Result<bool> {
+    match raw.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("" | "false" | "0" | "no" | "off") => Ok(false),
+        Some("true" | "1" | "yes" | "on") => Ok(true),
+        Some(other) => anyhow::bail!("invalid AIGUILLAGE_STATE_BRAND: expected true or false, got {other:?}"),
     }
 }
 
@@ -92,6 +109,7 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
 /// The web app's state; starts the sweep of ended sessions and abandoned sign-ins.
 pub fn start(ctx: &bus::ServiceContext, api: Api, config: WebConfig) -> WebState {
     let config = Arc::new(config);
+    assets::set_state_brand(config.state_brand);
     let oidc =
         config.oidc.clone().map(|settings| Arc::new(oidc::Provider::new(settings, config.url("/auth/callback"))));
     ctx.tasks.spawn(session::sweep(ctx.pool.clone(), ctx.shutdown.clone()));
@@ -101,4 +119,19 @@ pub fn start(ctx: &bus::ServiceContext, api: Api, config: WebConfig) -> WebState
 /// The pages, and `api` for everything else (the API, health, metrics).
 pub fn router(state: WebState, api: Router) -> Router {
     pages::router(state, api)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_state_brand_switch_takes_a_yes_or_a_no() {
+        for off in [None, Some(""), Some("false"), Some("0"), Some(" No ")] {
+            assert!(!super::state_brand(off).unwrap(), "{off:?}");
+        }
+        for on in [Some("true"), Some("1"), Some("TRUE"), Some("yes")] {
+            assert!(super::state_brand(on).unwrap(), "{on:?}");
+        }
+        let err = super::state_brand(Some("vrai")).unwrap_err().to_string();
+        assert!(err.contains("AIGUILLAGE_STATE_BRAND"), "{err}");
+    }
 }

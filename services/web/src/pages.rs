@@ -30,8 +30,6 @@ use crate::views::{AgentChrome, Chrome, Compte, Connexion, Home, Info, Membershi
 /// The tokens a page mints to call the API live this long: they are used within the request.
 const PAGE_TOKEN_TTL: ChronoDuration = ChronoDuration::minutes(5);
 
-const CSS: &str = include_str!("../static/aiguillage.css");
-
 pub fn router(state: WebState, api: Router) -> Router {
     // Chromium applies form-action to the redirects that follow a form: sign-out's goes
     // to the provider's end_session_endpoint.
@@ -57,12 +55,13 @@ pub fn router(state: WebState, api: Router) -> Router {
         .route("/accessibilite", get(accessibility))
         .route("/donnees-personnelles", get(personal_data))
         .route("/mentions-legales", get(legal))
-        .route("/static/aiguillage.css", get(css))
+        .merge(crate::assets::routes())
         .merge(crate::referrer::routes())
         .merge(crate::mediator::routes())
         .merge(crate::coordinator::routes())
         .merge(crate::admin::routes())
         .merge(crate::preferences::routes())
+        .merge(crate::structures::routes())
         .layer(middleware::from_fn(move |request: Request, next: Next| security_headers(csp.clone(), request, next)))
         .with_state(state);
     // Everything else is the API's (and health, metrics); a browser asking for an
@@ -96,11 +95,6 @@ async fn security_headers(csp: HeaderValue, request: Request, next: Next) -> Res
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     response
-}
-
-async fn css() -> Response {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], CSS)
-        .into_response()
 }
 
 /// A signed-in agent, as this request sees them.

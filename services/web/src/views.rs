@@ -28,6 +28,28 @@ impl Chrome {
     pub fn public(title: &str, section: &'static str) -> Self {
         Self { title: title.to_string(), section, agent: None }
     }
+
+    /// The "République française" block and Marianne (`AIGUILLAGE_STATE_BRAND`).
+    pub fn state_brand(&self) -> bool {
+        crate::assets::state_brand()
+    }
+
+    pub fn dsfr_css(&self) -> String {
+        crate::assets::dsfr_css_href()
+    }
+
+    pub fn dsfr_version(&self) -> &'static str {
+        crate::assets::DSFR_VERSION
+    }
+
+    pub fn own_css(&self) -> String {
+        crate::assets::own_css_href()
+    }
+
+    /// The referral form's enhancements.
+    pub fn own_js(&self) -> String {
+        crate::assets::own_js_href()
+    }
 }
 
 /// A time as people read it in France.

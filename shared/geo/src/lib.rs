@@ -95,6 +95,8 @@ pub struct Communes {
     by_code: HashMap<String, Commune>,
     by_postcode: HashMap<String, Vec<String>>,
     departements: BTreeMap<String, Departement>,
+    /// (normalised name, code) of every commune, sorted by name: built on the first search.
+    names: OnceLock<Vec<(String, String)>>,
 }
 
 /// The embedded table, parsed on first use.
@@ -220,7 +222,7 @@ impl Communes {
             codes.retain(|c| by_code.contains_key(c));
         }
 
-        Self { by_code, by_postcode, departements }
+        Self { by_code, by_postcode, departements, names: OnceLock::new() }
     }
 
     /// Paris, Lyon and Marseille are published as arrondissements only; the commune
@@ -322,6 +324,58 @@ impl Communes {
         Ok(candidates[0])
     }
 
+    /// The communes someone typing `query` may mean, best first, at most `limit`: by
+    /// postcode or INSEE code when `query` starts with digits (`16`, `16000`, `16015`), else by
+    /// name, accents, case and hyphens ignored (`angouleme`, `st yrieix`): the names that
+    /// start with it, then those with a word that does, the most populous first. A postcode
+    /// followed by a name (`16000 Angoulême`, what a suggestion reads) narrows to that name.
+    pub fn search(&self, query: &str, limit: usize) -> Vec<&Commune> {
+        let query = query.trim();
+        let digits: String = query.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+        let code_like = digits.len() >= 2 && digits.chars().take(2).all(|c| c.is_ascii_digit());
+        let mut found: Vec<&Commune> = if code_like {
+            let rest = normalize_name(&query[digits.len()..]);
+            let mut found: Vec<&Commune> = self
+                .iter()
+                .filter(|c| c.code == digits || c.postcodes.iter().any(|p| p.starts_with(digits.as_str())))
+                .filter(|c| rest.is_empty() || normalize_name(&c.name).starts_with(&rest))
+                .collect();
+            found.sort_by(|a, b| {
+                let exact = |c: &Commune| !(c.code == digits || c.postcodes.contains(&digits));
+                exact(a).cmp(&exact(b)).then(b.population.cmp(&a.population)).then(a.code.cmp(&b.code))
+            });
+            found
+        } else {
+            let wanted = normalize_name(query);
+            if wanted.is_empty() {
+                return Vec::new();
+            }
+            let names = self.names.get_or_init(|| {
+                let mut names: Vec<(String, String)> =
+                    self.iter().map(|c| (normalize_name(&c.name), c.code.clone())).collect();
+                names.sort();
+                names
+            });
+            let word = format!(" {wanted}");
+            let mut found: Vec<(bool, &Commune)> = names
+                .iter()
+                .filter_map(|(name, code)| {
+                    let prefix = name.starts_with(&wanted);
+                    if !prefix && !name.contains(&word) {
+                        return None;
+                    }
+                    self.by_code.get(code).map(|c| (!prefix, c))
+                })
+                .collect();
+            found.sort_by(|(a_later, a), (b_later, b)| {
+                a_later.cmp(b_later).then(b.population.cmp(&a.population)).then(a.code.cmp(&b.code))
+            });
+            found.into_iter().map(|(_, c)| c).collect()
+        };
+        found.truncate(limit);
+        found
+    }
+
     pub fn departement(&self, code: &str) -> Option<&Departement> {
         self.departements.get(code)
     }
@@ -370,6 +424,41 @@ fn mean(points: &[LatLon]) -> Option<LatLon> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn search_finds_a_commune_by_name_in_any_case_or_by_postcode() {
+        let t = communes();
+        for q in ["Angoulême", "angouleme", "ANGOUL", "16000", "16015", "16000 Angoulême"] {
+            let found = t.search(q, 10);
+            assert_eq!(found.first().map(|c| c.code.as_str()), Some("16015"), "{q}: {found:?}");
+        }
+        assert!(t.search("16", 10).len() == 10, "a département's postcodes");
+        assert!(t.search("16", 10).iter().all(|c| c.postcodes.iter().any(|p| p.starts_with("16"))));
+        // A word inside the name: "Saint-Yrieix-sur-Charente" for "yrieix", after prefixes.
+        assert!(t.search("yrieix", 20).iter().any(|c| c.name == "Saint-Yrieix-sur-Charente"));
+        assert!(t.search("st yrieix sur", 5).iter().any(|c| c.name == "Saint-Yrieix-sur-Charente"));
+        assert!(t.search("Nullepartville", 10).is_empty());
+        assert!(t.search("  ", 10).is_empty());
+        assert!(t.search("-", 10).is_empty());
+        assert!(t.search("99999", 10).is_empty());
+        assert!(t.search("a", 3).len() == 3);
+        assert!(t.search("Paris", 0).is_empty());
+    }
+
+    proptest::proptest! {
+        /// Whatever is typed: no panic, never more than asked, and every answer matches.
+        #[test]
+        fn search_never_panics_and_keeps_to_its_limit(q in "\\PC{0,40}", limit in 0usize..30) {
+            let found = communes().search(&q, limit);
+            proptest::prop_assert!(found.len() <= limit);
+            let wanted = normalize_name(&q);
+            for c in found {
+                let by_name = normalize_name(&c.name).contains(&wanted);
+                let by_code = c.postcodes.iter().chain([&c.code]).any(|p| q.trim().starts_with(&p[..2.min(p.len())]));
+                proptest::prop_assert!(by_name || by_code, "{q:?} found {}", c.name);
+            }
+        }
+    }
 
     #[test]
     fn the_table_holds_every_french_commune() {

@@ -42,7 +42,8 @@ async function until(what, check, timeoutMs = 60_000) {
   }
 }
 
-export async function startSystem() {
+/** `env`: more variables for the server (e.g. `AIGUILLAGE_STATE_BRAND`). */
+export async function startSystem(env = {}) {
   const id = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
   const database = `aig_browser_${id}`;
   const namespace = `b${id}`;
@@ -62,7 +63,7 @@ export async function startSystem() {
   const ready = await until('the OpenID provider', async () => JSON.parse(await readFile(path.join(dataDir, 'ready.json'), 'utf8')));
   const issuer = ready.issuer;
 
-  const env = {
+  const serverEnv = {
     ...process.env,
     DATABASE_URL: `${PG_BASE}/${database}`,
     AIGUILLAGE_NAMESPACE: namespace,
@@ -73,10 +74,11 @@ export async function startSystem() {
     AIGUILLAGE_AUTH_REFRESH: '1s',
     AIGUILLAGE_DB_POOL_SIZE: '8',
     RUST_LOG: 'warn',
+    ...env,
   };
-  const cli = async (...args) => (await run(BIN, args, { env })).stdout.trim();
+  const cli = async (...args) => (await run(BIN, args, { env: serverEnv })).stdout.trim();
   await cli('migrate');
-  const server = spawn(BIN, ['serve', '--services', 'all'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const server = spawn(BIN, ['serve', '--services', 'all'], { env: serverEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   server.stdout.on('data', (d) => (logs.server += d));
   server.stderr.on('data', (d) => (logs.server += d));
   await until('the server', async () => (await fetch(`${base}/readyz`)).ok);

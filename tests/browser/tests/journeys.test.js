@@ -77,11 +77,17 @@ async function journey(javaScript) {
   const tag = javaScript ? 'js' : 'nojs';
   const last = javaScript ? 'Garnier' : 'Lambert';
   const context = await newContext(browser, { javaScriptEnabled: javaScript });
+  const requests = [];
+  context.on('request', (r) => requests.push(r.url()));
 
   // 1. The referrer submits: first with mistakes, then right.
   let page = await signIn(context, 'claire', '/orientations/nouvelle');
   assert.equal(new URL(page.url()).pathname, '/orientations/nouvelle');
   await check(page, `${tag}-nouvelle`);
+  if (javaScript) {
+    const font = await page.evaluate(() => getComputedStyle(document.body).fontFamily);
+    assert.ok(!/marianne/i.test(font), `system fonts without the State brand: ${font}`);
+  }
   await page.getByLabel(/^Prénom/).fill('Inès');
   await page.getByLabel(/^Nom/).fill(last);
   await page.getByLabel(/^Commune/).fill('Nullepartville');
@@ -104,8 +110,12 @@ async function journey(javaScript) {
   await page.waitForURL(/\/orientations\/[0-9a-f-]{36}$/);
   const referral = new URL(page.url()).pathname.split('/').pop();
   assert.ok(!(await page.title()).includes(last), 'no personal data in the title');
-  await page.reload();
-  await page.getByText(/Proposée à Médiathèque Alpha/).waitFor();
+  // The matcher proposes asynchronously, and without JavaScript the page does not update:
+  // reload until it says so.
+  await system.until('the offer on the referral page', async () => {
+    await page.reload();
+    return (await page.getByText(/Proposée à Médiathèque Alpha/).count()) > 0;
+  });
   await check(page, `${tag}-orientation`);
   await page.goto(`${system.base}/orientations`);
   await check(page, `${tag}-orientations`);
@@ -158,6 +168,20 @@ async function journey(javaScript) {
     await page.goto(`${system.base}${p}`);
     await check(page, `${tag}${p.replaceAll('/', '-')}`);
   }
+  // A structure by hand: the empty form, its errors, and the form of an existing one.
+  await page.goto(`${system.base}/admin/structures`);
+  await page.getByRole('link', { name: 'Ajouter une structure' }).click();
+  await page.waitForURL((u) => u.pathname === '/admin/structures/nouvelle');
+  await check(page, `${tag}-admin-structure-nouvelle`);
+  await page.getByRole('button', { name: 'Ajouter la structure' }).click();
+  await page.waitForLoadState();
+  await page.getByRole('alert').getByRole('link').first().waitFor();
+  await check(page, `${tag}-admin-structure-erreurs`);
+  await page.goto(`${system.base}/admin/structures`);
+  await page.getByRole('link', { name: /^Modifier Médiathèque Alpha/ }).click();
+  await page.waitForURL((u) => u.pathname === `/admin/structures/${STRUCTURE}/modifier`);
+  assert.equal(await page.getByLabel(/^Nom/).inputValue(), 'Médiathèque Alpha');
+  await check(page, `${tag}-admin-structure-modifier`);
   await signOut(page);
 
   // The admin's pages.
@@ -167,6 +191,13 @@ async function journey(javaScript) {
   await page.waitForLoadState();
   await check(page, `${tag}-admin-organisations-erreur`);
   await context.close();
+
+  // Nothing from another host (the provider's pages are where sign-in goes, not loads),
+  // and no font at all: the neutral mode uses the system's fonts.
+  const elsewhere = requests.filter((u) => !u.startsWith(`${system.base}/`) && !u.startsWith(system.issuer) && !u.startsWith('data:'));
+  assert.deepEqual(elsewhere, [], 'nothing loaded from another host');
+  assert.deepEqual(requests.filter((u) => /\.(woff2?|ttf|otf)([?#]|$)/.test(u) || u.includes('/fonts/')), [], 'no font file');
+  assert.ok(requests.some((u) => u.includes('/static/dsfr/')), 'the DSFR from this server');
 }
 
 test('the three journeys, end to end, with JavaScript', async () => {
@@ -184,6 +215,13 @@ test('the sign-in page, the waiting page and the footer pages pass axe', async (
     await page.goto(`${system.base}${p}`);
     await check(page, `public${p.replaceAll('/', '-')}`);
   }
+  // A failed sign-in (a forged state) is a French page with a way back.
+  await page.goto(`${system.base}/auth/callback?code=forged&state=forged`);
+  await page.getByRole('link', { name: /connexion/i }).first().waitFor();
+  await check(page, 'erreur-connexion');
+  const claire = await signIn(context, 'claire', '/compte');
+  await check(claire, 'compte-claire');
+  await signOut(claire);
   const lea = await signIn(context, 'lea', '/');
   await lea.getByRole('heading', { level: 1, name: /^Votre compte est en attente/ }).waitFor();
   await check(lea, 'attente');
@@ -217,4 +255,55 @@ test('the referral form by keyboard alone: focus order and a visible focus ring'
     assert.ok(at(a) >= 0 && at(a) < at(b), `${a} before ${b} in ${JSON.stringify(order)}`);
   }
   await context.close();
+});
+
+test('with JavaScript, the commune field suggests communes and the form says where the referral could go as it changes', async () => {
+  const context = await newContext(browser);
+  const page = await signIn(context, 'claire', '/orientations/nouvelle');
+  const posted = [];
+  page.on('request', (r) => r.method() === 'POST' && posted.push(r.postData() ?? ''));
+  await page.getByLabel(/^Prénom/).fill('Zéphyrine');
+  await page.getByLabel(/^Téléphone/).fill('06 98 76 54 32');
+  const commune = page.getByLabel(/^Commune/);
+  assert.equal(await commune.getAttribute('list'), 'commune-suggestions');
+  await commune.pressSequentially('angou');
+  await page.locator('#commune-suggestions option[value="16000 Angoulême"]').waitFor({ state: 'attached' });
+  await commune.fill('16000 Angoulême');
+  await page.getByRole('group', { name: /^Besoins/ }).getByLabel('Aide aux démarches administratives').check();
+  const preview = page.locator('#apercu-direct');
+  await preview.getByText(/lieux? possibles? à moins de 30 km/).waitFor();
+  assert.match(await preview.innerText(), /Médiathèque Alpha/);
+  assert.equal(await preview.getAttribute('role'), 'status', 'read out as it changes');
+  await check(page, 'js-nouvelle-apercu');
+  // A commune that is not one: the preview says why, as the server would.
+  await commune.fill('Nullepartville');
+  await commune.press('Tab');
+  await preview.getByText(/Aucune commune ne s'appelle « Nullepartville »/).waitFor();
+  assert.equal(new URL(page.url()).pathname, '/orientations/nouvelle', 'nothing was sent');
+  assert.ok(posted.length >= 2, `the previews were asked: ${posted.length}`);
+  for (const body of posted) {
+    assert.ok(!body.includes('Z%C3%A9phyrine') && !body.includes('Zéphyrine') && !body.includes('98+76'), `no personal data in a preview: ${body}`);
+  }
+  await context.close();
+});
+
+test('the State brand, when the operator sets AIGUILLAGE_STATE_BRAND=true: the République française block and Marianne', async () => {
+  const branded = await startSystem({ AIGUILLAGE_STATE_BRAND: 'true' });
+  try {
+    const context = await newContext(browser);
+    const fonts = [];
+    context.on('response', (r) => r.url().includes('/fonts/') && fonts.push([r.url(), r.status()]));
+    const page = await context.newPage();
+    await page.goto(`${branded.base}/connexion`);
+    assert.match(await page.locator('header .fr-logo').innerText(), /République\s+française/i);
+    const font = await page.evaluate(() => getComputedStyle(document.body).fontFamily);
+    assert.match(font, /Marianne/);
+    await page.evaluate(() => document.fonts.ready);
+    assert.ok(fonts.some(([u, s]) => /Marianne-Regular\.woff2$/.test(u) && s === 200), `Marianne from this server: ${JSON.stringify(fonts)}`);
+    assert.ok(fonts.every(([u]) => u.startsWith(`${branded.base}/static/dsfr/`)), JSON.stringify(fonts));
+    await check(page, 'etat-connexion');
+    await context.close();
+  } finally {
+    await branded.stop();
+  }
 });
