@@ -12,6 +12,7 @@ mod foundation;
 mod importing;
 mod matching;
 mod pages;
+mod privacy;
 mod signin;
 mod support;
 mod tokens;

@@ -131,9 +131,16 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    // Personal data cannot be read or written without the master key: refuse to start.
+    let (master, previous) = config.master_keys()?;
     let config = Arc::new(config);
     let pool = platform::db::pool(&config.database_url, config.db_pool_size)?;
     migrate_when_ready(&config, &pool, &shutdown).await?;
+    let referrals_vault = if services.contains(&Service::Referrals) {
+        Some(referrals::open_vault(&pool, master.clone(), previous.clone()).await.context("the referrals' data keys")?)
+    } else {
+        None
+    };
     let auth = Authenticator::new(KeyRing::load(&pool, config.token_secret.as_deref()).await?);
     let names: Vec<&str> = services.iter().map(|s| s.name()).collect();
     let broker = Broker::start(
@@ -164,7 +171,10 @@ pub async fn run(
     let mut router = Router::new().merge(platform::health::router(dependencies)).merge(openapi::router());
     for service in services {
         router = match service {
-            Service::Referrals => router.merge(referrals::router(referrals::start(&ctx))),
+            Service::Referrals => match &referrals_vault {
+                Some(vault) => router.merge(referrals::router(referrals::start(&ctx, vault.clone()))),
+                None => router,
+            },
             Service::Directory => router.merge(directory::router(directory::start(&ctx))),
             Service::Matcher => router.merge(matcher::router(matcher::start(&ctx))),
             Service::Insights => router.merge(insights::router(insights::start(&ctx))),

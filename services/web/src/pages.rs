@@ -175,6 +175,7 @@ pub(crate) fn role_label(role: Role) -> &'static str {
         Role::Mediator => "Médiation",
         Role::Coordinator => "Coordination",
         Role::Admin => "Administration",
+        Role::Dpo => "Protection des données",
     }
 }
 
@@ -188,6 +189,7 @@ fn scope_of(m: &MembershipView) -> Option<Scope> {
         Role::Referrer => Scope::Organisation(m.organisation_id?),
         Role::Mediator => Scope::Structure(m.structure_id.clone()?),
         Role::Coordinator => Scope::Territories(m.territories.clone()),
+        Role::Dpo => Scope::Dpo,
     })
 }
 
@@ -280,6 +282,8 @@ async fn home(State(state): State<WebState>, headers: HeaderMap) -> Result<Respo
             ("/territoire/entonnoir".to_string(), "Voir l'entonnoir d'une période".to_string()),
             ("/territoire/offre-et-demande".to_string(), "Comparer l'offre et la demande par commune".to_string()),
         ],
+        // The audit log is read through the API and the command line (no page yet).
+        Role::Dpo => vec![],
     };
     let page = Home {
         chrome: agent.chrome("Accueil", "accueil"),

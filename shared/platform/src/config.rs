@@ -30,6 +30,14 @@ pub struct Config {
     pub oidc: Vec<(String, String)>,
     pub session_idle: Duration,
     pub session_max: Duration,
+    /// The master key that wraps the data keys (`AIGUILLAGE_MASTER_KEY` or
+    /// `AIGUILLAGE_MASTER_KEY_FILE`), and a previous one during a master-key change
+    /// (`AIGUILLAGE_MASTER_KEY_PREVIOUS`). `None` when unset: the server refuses to start
+    /// ([`Config::master_keys`]); commands that touch no personal data still run.
+    pub master_keys: Option<(crate::vault::MasterKey, Option<crate::vault::MasterKey>)>,
+    /// Time after a referral's end or last activity before its personal data is purged
+    /// (`AIGUILLAGE_RETENTION`, default 730 days).
+    pub retention: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +92,21 @@ impl Config {
             oidc: OIDC_VARIABLES.iter().filter_map(|k| Some((k.to_string(), get(k)?))).collect(),
             session_idle: duration("AIGUILLAGE_SESSION_IDLE", "12h")?,
             session_max: duration("AIGUILLAGE_SESSION_MAX", "7d")?,
+            master_keys: match crate::vault::MasterKey::from_env(&get) {
+                Ok(keys) => Some(keys),
+                Err(crate::vault::VaultError::Missing) => None,
+                Err(crate::vault::VaultError::Invalid(variable)) => {
+                    return Err(ConfigError { variable, message: "expected 32 bytes, base64-encoded".into() });
+                }
+                Err(err) => return Err(ConfigError { variable: "AIGUILLAGE_MASTER_KEY_FILE", message: err.to_string() }),
+            },
+            retention: duration("AIGUILLAGE_RETENTION", "730d")?,
         })
+    }
+
+    /// The master keys, or the error that says how to provide one.
+    pub fn master_keys(&self) -> Result<(crate::vault::MasterKey, Option<crate::vault::MasterKey>), crate::vault::VaultError> {
+        self.master_keys.clone().ok_or(crate::vault::VaultError::Missing)
     }
 }
 

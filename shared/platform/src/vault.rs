@@ -54,6 +54,8 @@ pub enum VaultError {
     Malformed,
     #[error("the value does not open here (moved, altered, or sealed elsewhere)")]
     Open,
+    #[error("the vault of {0} has no data key or no blind-index key")]
+    NoKey(&'static str),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -223,12 +225,12 @@ impl Vault {
     }
 
     /// Reads and unwraps every data key again (after a rotation elsewhere).
-    pub async fn reload(&self, pool: &PgPool) -> Result<(), VaultError> {
+    pub async fn reload<'e, E: sqlx::PgExecutor<'e>>(&self, executor: E) -> Result<(), VaultError> {
         let schema = self.schema;
         let rows: Vec<(i32, String, Vec<u8>, String)> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT id, purpose, wrapped, master_id FROM {schema}.data_keys ORDER BY id"
         )))
-        .fetch_all(pool)
+        .fetch_all(executor)
         .await?;
         let mut keys = Keys::default();
         for (id, purpose, wrapped, master_id) in rows {
@@ -247,6 +249,9 @@ impl Vault {
                 keys.current = keys.current.max(id);
             }
         }
+        if keys.data.is_empty() || keys.blind.is_empty() {
+            return Err(VaultError::NoKey(schema));
+        }
         *self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = keys;
         Ok(())
     }
@@ -256,11 +261,15 @@ impl Vault {
         self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner).current
     }
 
-    /// Seals `plain` for `place` (`table.column:row id`).
+    /// Seals `plain` for `place` (`table.column:row id`). A vault always holds its current
+    /// key ([`Vault::open`] and [`Vault::reload`] refuse to leave it without one), so this
+    /// cannot fail.
     pub fn seal(&self, place: &str, plain: &str) -> Vec<u8> {
         let keys = self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let id = keys.current;
-        let Some(cipher) = keys.data.get(&id) else { return Vec::new() };
+        let Some(cipher) = keys.data.get(&id) else {
+            unreachable!("a vault is never without its current key")
+        };
         let nonce = random_nonce();
         let mut out = Vec::with_capacity(HEADER + plain.len() + 16);
         out.push(VERSION);
@@ -272,6 +281,16 @@ impl Vault {
                 .unwrap_or_default(),
         );
         out
+    }
+
+    /// Seals an optional value.
+    pub fn seal_opt(&self, place: &str, plain: Option<&str>) -> Option<Vec<u8>> {
+        plain.map(|p| self.seal(place, p))
+    }
+
+    /// The schema this vault serves.
+    pub fn schema(&self) -> &'static str {
+        self.schema
     }
 
     /// Opens a sealed value for `place`. An unknown key id is [`VaultError::UnknownKey`]:
