@@ -295,11 +295,13 @@ async fn the_purge_removes_old_personal_data_once_keeps_the_timeline_and_leaves_
 
     // Three years pass for the first three (their last activity).
     let pool = app.sandbox.pool().await;
-    sqlx::query("UPDATE referrals.referrals SET updated_at = updated_at - interval '3 years' WHERE id = ANY($1::uuid[])")
-        .bind(&old)
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE referrals.referrals SET updated_at = updated_at - interval '3 years' WHERE id = ANY($1::uuid[])",
+    )
+    .bind(&old)
+    .execute(&pool)
+    .await
+    .unwrap();
     let (ok, out, err) = app.sandbox.cli(&["purge", "--dry-run"]).await;
     assert!(ok, "{err}");
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["referrals"], 3, "{out}");
@@ -483,7 +485,8 @@ async fn the_audit_is_append_only_for_the_service_role_of_deploy_roles_sql() {
     let sandbox = Sandbox::new().await;
     let roles = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/postgres/roles.sql");
     let admin_url = format!("{}/postgres", crate::support::postgres_base());
-    let (ok, out) = psql(&sandbox, &["-d", &admin_url, "-f", roles, "-v", &format!("dbname={}", sandbox.database)]).await;
+    let (ok, out) =
+        psql(&sandbox, &["-d", &admin_url, "-f", roles, "-v", &format!("dbname={}", sandbox.database)]).await;
     assert!(ok, "{out}");
     let as_referrals = format!("postgres://aiguillage_referrals@%2Fvar%2Frun%2Fpostgresql/{}", sandbox.database);
     let insert = "INSERT INTO referrals.audit (actor, principal, action) VALUES ('t', 't', 'read')";
@@ -491,7 +494,8 @@ async fn the_audit_is_append_only_for_the_service_role_of_deploy_roles_sql() {
     assert!(ok, "the service may append: {out}");
     let (ok, out) = psql(&sandbox, &["-d", &as_referrals, "-c", "SELECT count(*) FROM referrals.audit"]).await;
     assert!(ok, "and read: {out}");
-    for change in ["UPDATE referrals.audit SET action = 'x'", "DELETE FROM referrals.audit", "TRUNCATE referrals.audit"] {
+    for change in ["UPDATE referrals.audit SET action = 'x'", "DELETE FROM referrals.audit", "TRUNCATE referrals.audit"]
+    {
         let (ok, out) = psql(&sandbox, &["-d", &as_referrals, "-c", change]).await;
         assert!(!ok, "{change} must be refused");
         assert!(out.contains("permission denied"), "{change}: {out}");
@@ -530,9 +534,7 @@ async fn logs_at_trace_in_json_hold_no_personal_value_of_a_whole_journey() {
     })
     .await;
     let key = sandbox.key().await;
-    let token = |role, scope| {
-        key.issue(&platform::auth::Claims::new(role, scope, chrono::Duration::hours(1)).unwrap())
-    };
+    let token = |role, scope| key.issue(&platform::auth::Claims::new(role, scope, chrono::Duration::hours(1)).unwrap());
     let admin = token(Role::Admin, Scope::All);
     let call = |method: reqwest::Method, path: String, token: String, body: Option<Value>| {
         let client = client.clone();
@@ -547,11 +549,21 @@ async fn logs_at_trace_in_json_hold_no_personal_value_of_a_whole_journey() {
             (status, resp.json::<Value>().await.unwrap_or(Value::Null))
         }
     };
-    let (s, v) = call(reqwest::Method::PUT, "/api/v1/structures/a".into(), admin.clone(),
-        Some(structure("A", 45.6500, 0.1550, &[AIDE], 5))).await;
+    let (s, v) = call(
+        reqwest::Method::PUT,
+        "/api/v1/structures/a".into(),
+        admin.clone(),
+        Some(structure("A", 45.6500, 0.1550, &[AIDE], 5)),
+    )
+    .await;
     assert!(s == 200 || s == 201, "{v}");
-    let (s, org) = call(reqwest::Method::POST, "/api/v1/organisations".into(), admin.clone(),
-        Some(json!({"name": "CCAS test", "kind": "social_service", "territory": "16"}))).await;
+    let (s, org) = call(
+        reqwest::Method::POST,
+        "/api/v1/organisations".into(),
+        admin.clone(),
+        Some(json!({"name": "CCAS test", "kind": "social_service", "territory": "16"})),
+    )
+    .await;
     assert_eq!(s, 201, "{org}");
     let referrer = token(Role::Referrer, Scope::Organisation(org["id"].as_str().unwrap().parse().unwrap()));
     let mediator = token(Role::Mediator, Scope::Structure("a".parse().unwrap()));
@@ -572,15 +584,23 @@ async fn logs_at_trace_in_json_hold_no_personal_value_of_a_whole_journey() {
         ("contact", &mediator, json!({})),
         ("close", &mediator, json!({"outcome": "completed", "comment": comment})),
     ] {
-        let (s, v) = call(reqwest::Method::POST, format!("/api/v1/referrals/{id}/{step}"), token.clone(), Some(body)).await;
+        let (s, v) =
+            call(reqwest::Method::POST, format!("/api/v1/referrals/{id}/{step}"), token.clone(), Some(body)).await;
         assert_eq!(s, 200, "{step}: {v}");
     }
-    let (s, _) = call(reqwest::Method::GET, format!("/api/v1/referrals/{id}/personal-data"), referrer.clone(), None).await;
+    let (s, _) =
+        call(reqwest::Method::GET, format!("/api/v1/referrals/{id}/personal-data"), referrer.clone(), None).await;
     assert_eq!(s, 200);
-    let (s, v) = call(reqwest::Method::PATCH, format!("/api/v1/referrals/{id}/person"), referrer.clone(),
-        Some(json!({"first_name": "Prénomjournalcorrigé"}))).await;
+    let (s, v) = call(
+        reqwest::Method::PATCH,
+        format!("/api/v1/referrals/{id}/person"),
+        referrer.clone(),
+        Some(json!({"first_name": "Prénomjournalcorrigé"})),
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
-    let (s, _) = call(reqwest::Method::DELETE, format!("/api/v1/referrals/{id}/personal-data"), referrer.clone(), None).await;
+    let (s, _) =
+        call(reqwest::Method::DELETE, format!("/api/v1/referrals/{id}/personal-data"), referrer.clone(), None).await;
     assert_eq!(s, 204);
     let _ = std::process::Command::new("kill").args(["-TERM", &child.id().unwrap().to_string()]).status();
     let status = tokio::time::timeout(Duration::from_secs(40), child.wait()).await.unwrap().unwrap();

@@ -779,9 +779,15 @@ async fn correct_person(
         None => current.note.clone(),
         Some(given) => e.text("note", given.as_deref(), crate::domain::referral::MAX_NOTE_CHARS, false),
     };
-    let preference =
-        e.one::<ContactPreference>("contact_preference", body.contact_preference.as_deref(), Some(current.contact_preference));
-    let invalid_contact = body.phone.as_ref().is_some_and(|p| p.as_deref().is_some_and(|p| !p.trim().is_empty()) && phone.is_none())
+    let preference = e.one::<ContactPreference>(
+        "contact_preference",
+        body.contact_preference.as_deref(),
+        Some(current.contact_preference),
+    );
+    let invalid_contact = body
+        .phone
+        .as_ref()
+        .is_some_and(|p| p.as_deref().is_some_and(|p| !p.trim().is_empty()) && phone.is_none())
         || body.email.as_ref().is_some_and(|m| m.as_deref().is_some_and(|m| !m.trim().is_empty()) && email.is_none());
     if phone.is_none() && email.is_none() && !invalid_contact {
         e.add("phone", "give a phone number or an e-mail address");
@@ -796,9 +802,8 @@ async fn correct_person(
         }
         _ => {}
     }
-    let (first_name, last_name, preference) = e
-        .finish(|| (first_name, last_name, preference))
-        .map_err(ApiError::validation)?;
+    let (first_name, last_name, preference) =
+        e.finish(|| (first_name, last_name, preference)).map_err(ApiError::validation)?;
     let (Some(first_name), Some(last_name), Some(preference)) = (first_name, last_name, preference) else {
         return Err(ApiError::invalid_field("first_name", "is required"));
     };

@@ -431,7 +431,11 @@ pub async fn insert(
             contact_preference: p.contact_preference,
             note: r.note.expose().as_deref(),
         },
-        Some((&r.commune_name, r.consent.method.as_deref(), r.consent.at)),
+        Some(Created {
+            commune_name: &r.commune_name,
+            consent_method: r.consent.method.as_deref(),
+            consent_at: r.consent.at,
+        }),
     )
     .await?;
     typed(row)
@@ -447,14 +451,21 @@ pub struct PersonFields<'a> {
     pub note: Option<&'a str>,
 }
 
-/// Seals and writes the person: a new row when `created` (commune name, consent method
-/// and time) is given, else the correction of an existing one.
+/// What a new person row holds besides the fields that can be corrected.
+pub struct Created<'a> {
+    pub commune_name: &'a str,
+    pub consent_method: Option<&'a str>,
+    pub consent_at: Option<DateTime<Utc>>,
+}
+
+/// Seals and writes the person: a new row when `created` is given, else the correction
+/// of an existing one.
 pub async fn write_person(
     conn: &mut PgConnection,
     vault: &Vault,
     id: ReferralId,
     f: &PersonFields<'_>,
-    created: Option<(&str, Option<&str>, Option<DateTime<Utc>>)>,
+    created: Option<Created<'_>>,
 ) -> sqlx::Result<u64> {
     let key_id = vault.current_key() as i32;
     let first = vault.seal(&place("persons.first_name", id), f.first_name);
@@ -464,9 +475,9 @@ pub async fn write_person(
     let note = vault.seal_opt(&place("persons.note", id), f.note);
     let phone_key = f.phone.map(|v| phone_key(vault, v));
     let email_key = f.email.map(|v| email_key(vault, v));
-    let done = match created {
-        Some((commune_name, consent_method, consent_at)) => {
-            sqlx::query(
+    let done =
+        match created {
+            Some(Created { commune_name, consent_method, consent_at }) => sqlx::query(
                 "INSERT INTO referrals.persons (referral_id, first_name, last_name, phone, email, contact_preference,
                                                 commune_name, note, consent_method, consent_at, key_id, phone_key,
                                                 email_key)
@@ -486,28 +497,27 @@ pub async fn write_person(
             .bind(phone_key)
             .bind(email_key)
             .execute(conn)
-            .await?
-        }
-        None => {
-            sqlx::query(
-                "UPDATE referrals.persons SET first_name = $2, last_name = $3, phone = $4, email = $5,
+            .await?,
+            None => {
+                sqlx::query(
+                    "UPDATE referrals.persons SET first_name = $2, last_name = $3, phone = $4, email = $5,
                         contact_preference = $6, note = $7, key_id = $8, phone_key = $9, email_key = $10
                  WHERE referral_id = $1",
-            )
-            .bind(id.as_uuid())
-            .bind(first)
-            .bind(last)
-            .bind(phone)
-            .bind(email)
-            .bind(f.contact_preference.slug())
-            .bind(note)
-            .bind(key_id)
-            .bind(phone_key)
-            .bind(email_key)
-            .execute(conn)
-            .await?
-        }
-    };
+                )
+                .bind(id.as_uuid())
+                .bind(first)
+                .bind(last)
+                .bind(phone)
+                .bind(email)
+                .bind(f.contact_preference.slug())
+                .bind(note)
+                .bind(key_id)
+                .bind(phone_key)
+                .bind(email_key)
+                .execute(conn)
+                .await?
+            }
+        };
     Ok(done.rows_affected())
 }
 
@@ -640,7 +650,8 @@ pub async fn add_history(
     let (id, comment, key_id) = match (s.comment, vault) {
         (None, _) => (None, None, None),
         (Some(comment), Some(vault)) => {
-            let id: i64 = sqlx::query_scalar("SELECT nextval('referrals.history_id_seq')").fetch_one(&mut *conn).await?;
+            let id: i64 =
+                sqlx::query_scalar("SELECT nextval('referrals.history_id_seq')").fetch_one(&mut *conn).await?;
             (Some(id), Some(vault.seal(&place("history.comment", id), comment)), Some(vault.current_key() as i32))
         }
         (Some(_), None) => {

@@ -169,6 +169,14 @@ impl Agent {
     }
 }
 
+/// What a page shows in place of a person whose data is gone (the API's `personal_data`).
+pub(crate) fn removed_label(personal_data: Option<&str>) -> Option<&'static str> {
+    match personal_data? {
+        "purged" => Some("données supprimées (durée de conservation)"),
+        _ => Some("données supprimées (à la demande de la personne)"),
+    }
+}
+
 pub(crate) fn role_label(role: Role) -> &'static str {
     match role {
         Role::Referrer => "Prescription",

@@ -98,14 +98,18 @@ impl Config {
                 Err(crate::vault::VaultError::Invalid(variable)) => {
                     return Err(ConfigError { variable, message: "expected 32 bytes, base64-encoded".into() });
                 }
-                Err(err) => return Err(ConfigError { variable: "AIGUILLAGE_MASTER_KEY_FILE", message: err.to_string() }),
+                Err(err) => {
+                    return Err(ConfigError { variable: "AIGUILLAGE_MASTER_KEY_FILE", message: err.to_string() });
+                }
             },
             retention: duration("AIGUILLAGE_RETENTION", "730d")?,
         })
     }
 
     /// The master keys, or the error that says how to provide one.
-    pub fn master_keys(&self) -> Result<(crate::vault::MasterKey, Option<crate::vault::MasterKey>), crate::vault::VaultError> {
+    pub fn master_keys(
+        &self,
+    ) -> Result<(crate::vault::MasterKey, Option<crate::vault::MasterKey>), crate::vault::VaultError> {
         self.master_keys.clone().ok_or(crate::vault::VaultError::Missing)
     }
 }
