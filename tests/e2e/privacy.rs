@@ -613,3 +613,39 @@ async fn logs_at_trace_in_json_hold_no_personal_value_of_a_whole_journey() {
     let _ = std::fs::remove_file(&log);
     sandbox.destroy().await;
 }
+
+#[tokio::test]
+async fn two_purges_at_once_share_the_work_and_purge_each_referral_once() {
+    let sandbox = Sandbox::new().await;
+    let pool = sandbox.pool().await;
+    // 5000 referrals whose last activity was three years ago, with sealed-looking data.
+    sqlx::raw_sql(
+        "INSERT INTO referrals.referrals (id, organisation_id, status, territory, commune_code, lat, lon, needs, modes,
+             languages, accessibility, urgency, max_distance_km, created_at, updated_at)
+         SELECT gen_random_uuid(), gen_random_uuid(), 'cancelled', '16', '16015', 45.6, 0.15, '{aide_demarches_administratives}',
+                '{in_person}', '{fr}', '{}', 'normal', 30, now() - interval '3 years',
+                now() - interval '3 years' - (g || ' seconds')::interval
+         FROM generate_series(1, 5000) g;
+         INSERT INTO referrals.persons (referral_id, first_name, last_name, contact_preference, commune_name, key_id)
+         SELECT id, '\\x01'::bytea, '\\x01'::bytea, 'phone', 'Angoulême', 2 FROM referrals.referrals;
+         INSERT INTO referrals.history (referral_id, step, status, comment, key_id)
+         SELECT id, 'cancelled', 'cancelled', '\\x01'::bytea, 2 FROM referrals.referrals;",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (a, b) = tokio::join!(sandbox.cli(&["purge"]), sandbox.cli(&["purge"]));
+    assert!(a.0 && b.0, "{} {}", a.2, b.2);
+    let purged = |out: &str| serde_json::from_str::<Value>(out).unwrap()["referrals"].as_u64().unwrap();
+    assert_eq!(purged(&a.1) + purged(&b.1), 5000, "{} {}", a.1, b.1);
+    let left: (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM referrals.persons), (SELECT count(*) FROM referrals.history WHERE comment IS NOT NULL),
+                (SELECT count(*) FROM referrals.erasures)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(left, (0, 0, 5000));
+    pool.close().await;
+    sandbox.destroy().await;
+}

@@ -131,15 +131,21 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    // Personal data cannot be read or written without the master key: refuse to start.
-    let (master, previous) = config.master_keys()?;
+    // A process that holds personal data cannot read or write it without the master key:
+    // it refuses to start. (The matcher, the directory and insights hold none.)
+    let keys = if services.iter().any(|s| matches!(s, Service::Referrals | Service::Accounts)) {
+        Some(config.master_keys()?)
+    } else {
+        None
+    };
     let config = Arc::new(config);
     let pool = platform::db::pool(&config.database_url, config.db_pool_size)?;
     migrate_when_ready(&config, &pool, &shutdown).await?;
-    let referrals_vault = if services.contains(&Service::Referrals) {
-        Some(referrals::open_vault(&pool, master.clone(), previous.clone()).await.context("the referrals' data keys")?)
-    } else {
-        None
+    let referrals_vault = match (&keys, services.contains(&Service::Referrals)) {
+        (Some((master, previous)), true) => Some(
+            referrals::open_vault(&pool, master.clone(), previous.clone()).await.context("the referrals' data keys")?,
+        ),
+        _ => None,
     };
     let auth = Authenticator::new(KeyRing::load(&pool, config.token_secret.as_deref()).await?);
     let names: Vec<&str> = services.iter().map(|s| s.name()).collect();
