@@ -26,6 +26,8 @@ tag=st$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base=http://127.0.0.1:$port
 export DATABASE_URL="postgres:///$tag?host=/var/run/postgresql" AIGUILLAGE_NAMESPACE=$tag
+# A throw-away master key for the throw-away database (personal data is sealed with it).
+export AIGUILLAGE_MASTER_KEY="${AIGUILLAGE_MASTER_KEY:-$(openssl rand -base64 32)}"
 log=$(mktemp -t "aiguillage-$tag.XXXXXX.log")
 
 server=

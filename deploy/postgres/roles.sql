@@ -178,6 +178,20 @@ BEGIN
 END
 $$;
 
+-- The audit of access to personal data: append-only ---------------------------------
+-- aiguillage_referrals may add to referrals.audit and read it, never change or remove
+-- an entry. (Its migration revokes the same when the role exists before the table; a
+-- trigger refuses UPDATE, DELETE and TRUNCATE to every role, owner included.)
+
+DO $$
+BEGIN
+    IF to_regclass('referrals.audit') IS NOT NULL THEN
+        REVOKE UPDATE, DELETE, TRUNCATE ON referrals.audit FROM aiguillage_referrals, aiguillage_service, PUBLIC;
+        GRANT SELECT, INSERT ON referrals.audit TO aiguillage_referrals;
+    END IF;
+END
+$$;
+
 -- Every service: the token signing key -----------------------------------------------
 -- With AIGUILLAGE_TOKEN_SECRET set (as deploy/ does), the key is not read at all. Without
 -- it, each process inserts a random key if none exists (INSERT … ON CONFLICT DO NOTHING)

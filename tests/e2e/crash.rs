@@ -20,6 +20,7 @@ impl Server {
             .env("DATABASE_URL", &c.database_url)
             .env("AMQP_URL", &c.amqp_url)
             .env("AIGUILLAGE_NAMESPACE", &c.namespace)
+            .env("AIGUILLAGE_MASTER_KEY", &sandbox.master_key)
             .env("AIGUILLAGE_DB_POOL_SIZE", "6")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())

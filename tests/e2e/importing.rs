@@ -150,10 +150,15 @@ async fn the_demo_loads_charente_prints_a_token_per_role_and_serves() {
     use tokio::io::AsyncBufReadExt;
     let sandbox = Sandbox::new().await;
     let port = crate::crash::free_port();
+    // Without a master key, the demo makes one in a file outside the repository.
+    let cache = std::env::temp_dir().join(format!("{}-cache", sandbox.namespace));
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_aiguillage"))
         .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
         .env("DATABASE_URL", &sandbox.config.database_url)
         .env("AIGUILLAGE_NAMESPACE", &sandbox.namespace)
+        .env_remove("AIGUILLAGE_MASTER_KEY")
+        .env_remove("AIGUILLAGE_MASTER_KEY_FILE")
+        .env("XDG_CACHE_HOME", &cache)
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -171,6 +176,9 @@ async fn the_demo_loads_charente_prints_a_token_per_role_and_serves() {
             tokens.insert(name.to_string(), value.split_whitespace().next().unwrap().to_string());
         }
     }
+    let key_file = cache.join("aiguillage").join("master.key");
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    assert!(platform::vault::MasterKey::from_base64(&key, "test").is_ok(), "the demo's key file holds a key");
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     eventually("the demo to serve", Duration::from_secs(30), || async {
@@ -232,5 +240,6 @@ async fn the_demo_loads_charente_prints_a_token_per_role_and_serves() {
     let _ = std::process::Command::new("kill").args(["-TERM", &child.id().unwrap().to_string()]).status();
     let status = tokio::time::timeout(Duration::from_secs(40), child.wait()).await.unwrap().unwrap();
     assert!(status.success());
+    let _ = std::fs::remove_dir_all(&cache);
     sandbox.destroy().await;
 }

@@ -14,6 +14,7 @@ mod importing;
 mod matching;
 mod notifications;
 mod pages;
+mod privacy;
 mod signin;
 mod support;
 mod tokens;

@@ -45,6 +45,8 @@ impl Grant {
             Scope::Organisation(o) => Grant::Referrer(o),
             Scope::Structure(s) => Grant::Mediator(s),
             Scope::Territories(t) => Grant::Coordinator(t),
+            // The data protection officer works with a token (`token issue --role dpo`).
+            Scope::Dpo => return Err("the dpo role is given by token, not as a membership".into()),
             Scope::Pending | Scope::Service(_) => return Err("not a membership".into()),
         })
     }
@@ -124,7 +126,7 @@ pub fn parse_grant(body: &MembershipBody, prefix: &str, allow_admin: bool) -> Re
             Role::Referrer => "organisation_id",
             Role::Mediator => "structure_id",
             Role::Coordinator => "territories",
-            Role::Admin => "role",
+            Role::Admin | Role::Dpo => "role",
         };
         vec![FieldError::new(field(which), message)]
     })

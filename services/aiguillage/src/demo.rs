@@ -15,7 +15,8 @@ use uuid::Uuid;
 pub const DEMO_ORGANISATION: OrganisationId =
     OrganisationId::from_uuid(Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0016));
 
-pub async fn run(config: Config, listen: Option<String>) -> anyhow::Result<()> {
+pub async fn run(mut config: Config, listen: Option<String>) -> anyhow::Result<()> {
+    let key_note = ensure_master_key(&mut config)?;
     let pool = crate::migrate(&config).await?;
     let report =
         directory::import::import(&pool, directory::SAMPLE_DIRECTORY, None, None, config.default_weekly_capacity)
@@ -52,6 +53,9 @@ pub async fn run(config: Config, listen: Option<String>) -> anyhow::Result<()> {
         tokio::net::TcpListener::bind(&listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     let base = format!("http://{}", listener.local_addr()?);
     println!("Aiguillage demo on {base} (namespace {})", config.namespace);
+    if let Some(note) = key_note {
+        println!("{note}");
+    }
     println!();
     println!("export BASE={base}");
     println!("export ADMIN={}", token(Role::Admin, Scope::All)?);
@@ -155,4 +159,50 @@ fn example_structure(structures: Vec<Structure>, max_distance_km: f64) -> Option
     let feasible = engine::feasible(&index, &demand, &Default::default());
     let (candidates, _) = engine::rank(&feasible, |_| 0, Some(contracts::week::paris_local(chrono::Utc::now())));
     candidates.into_iter().next().map(|c| (c.structure_id, c.name))
+}
+
+/// Without a master key in the environment, the demo keeps one in a file outside the
+/// repository (`$XDG_CACHE_HOME/aiguillage/master.key`, else `~/.cache/…`), made on the
+/// first run and reused after, so the demo's database stays readable between runs.
+/// Returns the line that says where it is.
+fn ensure_master_key(config: &mut Config) -> anyhow::Result<Option<String>> {
+    if config.master_keys.is_some() {
+        return Ok(None);
+    }
+    let dir = match std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        Some(cache) => std::path::PathBuf::from(cache),
+        None => std::path::PathBuf::from(
+            std::env::var_os("HOME").ok_or_else(|| anyhow::anyhow!("set HOME or AIGUILLAGE_MASTER_KEY"))?,
+        )
+        .join(".cache"),
+    }
+    .join("aiguillage");
+    let path = dir.join("master.key");
+    let made = if path.exists() {
+        false
+    } else {
+        std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+        write_private(&path, &platform::vault::MasterKey::generate_base64())
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        true
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let master = platform::vault::MasterKey::from_base64(&text, "AIGUILLAGE_MASTER_KEY_FILE")?;
+    config.master_keys = Some((master, None));
+    Ok(Some(format!(
+        "master key: {} ({}; AIGUILLAGE_MASTER_KEY_FILE={} reads the same data)",
+        path.display(),
+        if made { "made now" } else { "kept from a previous run" },
+        path.display()
+    )))
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(text.as_bytes())
 }

@@ -147,9 +147,22 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    // A process that holds personal data cannot read or write it without the master key:
+    // it refuses to start. (The matcher, the directory and insights hold none.)
+    let keys = if services.iter().any(|s| matches!(s, Service::Referrals | Service::Accounts)) {
+        Some(config.master_keys()?)
+    } else {
+        None
+    };
     let config = Arc::new(config);
     let pool = platform::db::pool(&config.database_url, config.db_pool_size)?;
     migrate_when_ready(&config, &pool, &shutdown).await?;
+    let referrals_vault = match (&keys, services.contains(&Service::Referrals)) {
+        (Some((master, previous)), true) => Some(
+            referrals::open_vault(&pool, master.clone(), previous.clone()).await.context("the referrals' data keys")?,
+        ),
+        _ => None,
+    };
     let auth = Authenticator::new(KeyRing::load(&pool, config.token_secret.as_deref()).await?);
     let names: Vec<&str> = services.iter().map(|s| s.name()).collect();
     let broker = Broker::start(
@@ -180,7 +193,10 @@ pub async fn run(
     let mut router = Router::new().merge(platform::health::router(dependencies)).merge(openapi::router());
     for service in services {
         router = match service {
-            Service::Referrals => router.merge(referrals::router(referrals::start(&ctx))),
+            Service::Referrals => match &referrals_vault {
+                Some(vault) => router.merge(referrals::router(referrals::start(&ctx, vault.clone()))),
+                None => router,
+            },
             Service::Directory => router.merge(directory::router(directory::start(&ctx))),
             Service::Matcher => router.merge(matcher::router(matcher::start(&ctx))),
             Service::Insights => router.merge(insights::router(insights::start(&ctx))),

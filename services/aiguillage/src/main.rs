@@ -68,6 +68,48 @@ enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// Runs the retention purge now (it also runs daily): removes the personal data of
+    /// referrals inactive for longer than AIGUILLAGE_RETENTION, and prints what it did.
+    Purge {
+        /// Only count what would be purged.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// The data keys that seal personal data.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// The audit of access to personal data.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Adds a data key that seals from now on and re-wraps every data key under the
+    /// current master key (moving them off AIGUILLAGE_MASTER_KEY_PREVIOUS). Online:
+    /// running servers keep reading everything and pick the new key up.
+    Rotate,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Prints the audit, oldest first, as JSON.
+    List {
+        #[arg(long)]
+        referral: Option<uuid::Uuid>,
+        /// An account or token id.
+        #[arg(long)]
+        agent: Option<uuid::Uuid>,
+        /// RFC 3339 (2026-12-01T00:00:00Z) or a date (2026-12-01).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        limit: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -213,7 +255,70 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo { listen } => aiguillage::demo::run(config, listen).await,
         Command::Openapi => Ok(()),
         Command::Dlq { command } => dlq(config, command).await,
+        Command::Purge { dry_run } => {
+            let pool = aiguillage::migrate(&config).await?;
+            let report = referrals::privacy::purge(&pool, config.retention, dry_run).await?;
+            if !dry_run {
+                let mut conn = pool.acquire().await?;
+                referrals::privacy::record_operator(&mut conn, "purge", None).await?;
+            }
+            pool.close().await;
+            eprintln!(
+                "{} {} referral(s) inactive since before {}",
+                if dry_run { "would purge" } else { "purged" },
+                report.referrals,
+                report.cutoff.format("%Y-%m-%d %H:%M UTC")
+            );
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        Command::Keys { command: KeysCommand::Rotate } => {
+            let (master, previous) = config.master_keys()?;
+            let pool = aiguillage::migrate(&config).await?;
+            // The first keys exist before a rotation adds one.
+            platform::vault::Vault::open(&pool, referrals::SCHEMA, master.clone(), previous.clone()).await?;
+            let rotation = platform::vault::rotate(&pool, referrals::SCHEMA, &master, previous.as_ref()).await?;
+            let mut conn = pool.acquire().await?;
+            referrals::privacy::record_operator(&mut conn, "keys_rotated", None).await?;
+            drop(conn);
+            pool.close().await;
+            eprintln!(
+                "{}: data key {} seals from now on; {} key(s) re-wrapped under master key {}; running servers pick it up within {} s",
+                rotation.schema,
+                rotation.new_key,
+                rotation.rewrapped,
+                rotation.master_key,
+                config.auth_refresh.as_secs()
+            );
+            println!("{}", serde_json::to_string_pretty(&rotation)?);
+            Ok(())
+        }
+        Command::Audit { command: AuditCommand::List { referral, agent, since, limit } } => {
+            anyhow::ensure!((1..=100_000).contains(&limit), "--limit: between 1 and 100000");
+            let from = match since.as_deref() {
+                None => None,
+                Some(s) => Some(parse_since(s)?),
+            };
+            let pool = aiguillage::migrate(&config).await?;
+            let mut conn = pool.acquire().await?;
+            let filter =
+                referrals::privacy::AuditFilter { referral_id: referral, agent, from, to: None, after: None, limit };
+            let items = referrals::privacy::audit(&mut conn, &filter).await?;
+            drop(conn);
+            pool.close().await;
+            println!("{}", serde_json::to_string_pretty(&items)?);
+            Ok(())
+        }
     }
+}
+
+fn parse_since(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s.trim()) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    let day = chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map_err(|_| anyhow::anyhow!("--since: expected 2026-12-01T00:00:00Z or 2026-12-01, got {s:?}"))?;
+    Ok(day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
 }
 
 async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {

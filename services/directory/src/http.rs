@@ -419,7 +419,7 @@ async fn put_capacity(
         Scope::All => true,
         Scope::Territories(t) => t.iter().any(|t| *t == territory),
         Scope::Structure(s) => *s == id,
-        Scope::Organisation(_) | Scope::Pending | Scope::Service(_) => false,
+        Scope::Organisation(_) | Scope::Pending | Scope::Service(_) | Scope::Dpo => false,
     };
     if !allowed {
         return Err(ApiError::not_found());

@@ -15,7 +15,7 @@ use contracts::events::ReferralSubmitted;
 use contracts::validate::Errors;
 use contracts::{ContactKind, DeclineReason, Envelope, HistoryStep, Outcome, ReferralId, ReferralStatus, StructureId};
 use platform::ApiError;
-use platform::auth::roles::{Coordinators, Mediators, Referrers, ReferrersOrAdmins};
+use platform::auth::roles::{Auditors, Coordinators, Mediators, Referrers, ReferrersOrAdmins};
 use platform::auth::{Authorized, Caller, Scope};
 use platform::idempotency::{FingerprintedJson, IdempotencyKey};
 use platform::json::{OptionalJson, Query};
@@ -32,6 +32,7 @@ use uuid::Uuid;
 use crate::domain::lifecycle::{Action, transition};
 use crate::domain::referral::parse_referral;
 use crate::lifecycle::{self, StepError};
+use crate::privacy::{self, Action as Audited};
 use crate::store::{self, ListFilter, ListScope, Referral, Step};
 use crate::view::{self, Disclosure, Parts, ReferralPage, ReferralView};
 use crate::{ReferralsState, SCHEMA};
@@ -48,6 +49,9 @@ pub fn routes() -> OpenApiRouter<ReferralsState> {
         .routes(routes!(close))
         .routes(routes!(cancel))
         .routes(routes!(reroute))
+        .routes(routes!(personal_data, erase_personal_data))
+        .routes(routes!(correct_person))
+        .routes(routes!(audit_log))
 }
 
 pub fn router(state: ReferralsState) -> Router {
@@ -78,7 +82,7 @@ fn disclosure(caller: &Caller, r: &Referral) -> Option<Disclosure> {
             }
         }
         Scope::Territories(t) => t.contains(&r.territory).then_some(Disclosure::Matching),
-        Scope::Pending | Scope::Service(_) => None,
+        Scope::Pending | Scope::Service(_) | Scope::Dpo => None,
     }
 }
 
@@ -88,20 +92,40 @@ fn parse_id(id: &str) -> Result<ReferralId, ApiError> {
 
 async fn render(
     conn: &mut PgConnection,
+    vault: &platform::vault::Vault,
     r: Referral,
     disclosure: Disclosure,
     with_history: bool,
 ) -> Result<view::ReferralView, ApiError> {
     let person = match disclosure {
-        Disclosure::Personal => store::person(&mut *conn, r.id).await?,
+        Disclosure::Personal => store::person(&mut *conn, vault, r.id).await?,
         Disclosure::Matching => None,
     };
-    let history = if with_history { Some(store::history(&mut *conn, r.id).await?) } else { None };
+    let removal = match (disclosure, &person) {
+        (Disclosure::Personal, None) => privacy::removal(&mut *conn, r.id).await?,
+        _ => None,
+    };
+    let history = if with_history { Some(store::history(&mut *conn, vault, r.id).await?) } else { None };
     let structure = match &r.structure_id {
         Some(s) => store::structure_contact(&mut *conn, s).await?,
         None => None,
     };
-    Ok(view::render(r, Parts { person, history, structure }, disclosure))
+    Ok(view::render(r, Parts { person, removal, history, structure }, disclosure))
+}
+
+/// Renders a referral for a caller and, when it shows the person, audits the read.
+async fn render_audited(
+    state: &ReferralsState,
+    conn: &mut PgConnection,
+    caller: &Caller,
+    r: Referral,
+    disclosure: Disclosure,
+) -> Result<view::ReferralView, ApiError> {
+    let view = render(&mut *conn, &state.vault, r, disclosure, true).await?;
+    if matches!(view.person, Some(Some(_))) {
+        privacy::record(conn, caller, Audited::Read, &[view.id]).await?;
+    }
+    Ok(view)
 }
 
 /// Submit a referral (referrer).
@@ -153,11 +177,19 @@ async fn submit(
             }
             let mut conn = state.pool.acquire().await?;
             let r = store::get(&mut conn, existing).await?.ok_or_else(ApiError::not_found)?;
-            let view = render(&mut conn, r, Disclosure::Personal, true).await?;
+            let view = render_audited(&state, &mut conn, &caller, r, Disclosure::Personal).await?;
             return Ok(created(view));
         }
     }
-    let row = store::insert(&mut tx, id, organisation_id, caller.account(), &referral).await?;
+    let duplicates = store::possible_duplicates(
+        &mut tx,
+        &state.vault,
+        organisation_id,
+        referral.person.phone.expose().as_deref(),
+        referral.person.email.expose().as_deref(),
+    )
+    .await?;
+    let row = store::insert(&mut tx, &state.vault, id, organisation_id, caller.account(), &referral).await?;
     let event = ReferralSubmitted {
         referral_id: id,
         organisation_id,
@@ -168,16 +200,20 @@ async fn submit(
     bus::enqueue(&mut tx, SCHEMA, &Envelope::new(id.to_string(), 1, &event)).await?;
     let actor = caller.actor();
     let step = Step { actor: Some(&actor), ..Step::new(HistoryStep::Submitted) };
-    store::add_history(&mut tx, id, ReferralStatus::Submitted, step).await?;
+    store::add_history(&mut tx, None, id, ReferralStatus::Submitted, step).await?;
+    privacy::record(&mut tx, &caller, Audited::Change("submit"), &[id]).await?;
     tx.commit().await?;
     tracing::info!(referral_id = %id, territory = %referral.territory, needs = ?referral.needs, "referral submitted");
     // Everything the response shows is at hand: no need to read it back.
     let parts = Parts {
         person: Some(store::PersonRow::from_new(&referral)),
+        removal: None,
         history: Some(vec![store::HistoryRow::submitted(row.created_at, &actor)]),
         structure: None,
     };
-    Ok(created(view::render(row, parts, Disclosure::Personal)))
+    let mut view = view::render(row, parts, Disclosure::Personal);
+    view.possible_duplicates = Some(duplicates);
+    Ok(created(view))
 }
 
 fn created(view: view::ReferralView) -> Response {
@@ -203,7 +239,7 @@ async fn read(
     let mut conn = state.pool.acquire().await?;
     let r = store::get(&mut conn, id).await?.ok_or_else(ApiError::not_found)?;
     let d = disclosure(&caller, &r).ok_or_else(ApiError::not_found)?;
-    Ok(AxumJson(render(&mut conn, r, d, true).await?).into_response())
+    Ok(AxumJson(render_audited(&state, &mut conn, &caller, r, d).await?).into_response())
 }
 
 /// `{id}`: a referral's id. Anything else answers 404.
@@ -299,7 +335,7 @@ async fn list(
         Scope::Organisation(o) => ListScope::Organisation(*o),
         Scope::Structure(s) => ListScope::Structure(s.clone()),
         Scope::Territories(t) => ListScope::Territories(t.clone()),
-        Scope::Pending | Scope::Service(_) => return Err(ApiError::forbidden()),
+        Scope::Pending | Scope::Service(_) | Scope::Dpo => return Err(ApiError::forbidden()),
     };
     let unchanged_since = unchanged_since(q.stale_days, Utc::now())?;
     let filter = ListFilter { scope, status, escalated: q.escalated, unchanged_since, before, limit };
@@ -314,7 +350,12 @@ async fn list(
         rows.into_iter().filter_map(|r| disclosure(&caller, &r).map(|d| (r, d))).collect();
     let personal: Vec<ReferralId> =
         visible.iter().filter(|(_, d)| *d == Disclosure::Personal).map(|(r, _)| r.id).collect();
-    let mut persons = if personal.is_empty() { HashMap::new() } else { store::persons(&mut conn, &personal).await? };
+    let mut persons =
+        if personal.is_empty() { HashMap::new() } else { store::persons(&mut conn, &state.vault, &personal).await? };
+    let gone: Vec<ReferralId> = personal.iter().filter(|id| !persons.contains_key(id)).copied().collect();
+    let removals = if gone.is_empty() { HashMap::new() } else { privacy::removals(&mut conn, &gone).await? };
+    let shown: Vec<ReferralId> = persons.keys().copied().collect();
+    privacy::record(&mut conn, &caller, Audited::Read, &shown).await?;
     let accepted: Vec<StructureId> = visible.iter().filter_map(|(r, _)| r.structure_id.clone()).collect();
     let contacts =
         if accepted.is_empty() { HashMap::new() } else { store::structure_contacts(&mut conn, &accepted).await? };
@@ -322,8 +363,9 @@ async fn list(
         .into_iter()
         .map(|(r, d)| {
             let person = persons.remove(&r.id);
+            let removal = removals.get(&r.id).copied();
             let structure = r.structure_id.as_ref().and_then(|s| contacts.get(s.as_str())).cloned();
-            view::render(r, Parts { person, history: None, structure }, d)
+            view::render(r, Parts { person, removal, history: None, structure }, d)
         })
         .collect();
     Ok(AxumJson(ReferralPage { items, next_cursor }).into_response())
@@ -361,7 +403,7 @@ async fn respond(state: &ReferralsState, caller: &Caller, id: ReferralId) -> Res
     let mut conn = state.pool.acquire().await?;
     let r = store::get(&mut conn, id).await?.ok_or_else(ApiError::not_found)?;
     let d = disclosure(caller, &r).unwrap_or(Disclosure::Matching);
-    Ok(AxumJson(render(&mut conn, r, d, true).await?).into_response())
+    Ok(AxumJson(render(&mut conn, &state.vault, r, d, true).await?).into_response())
 }
 
 /// Accept the offer (mediator of the offered structure).
@@ -386,7 +428,8 @@ async fn accept(
     let mut tx = state.pool.begin().await?;
     let mut r = load(&mut tx, &caller, &id).await?;
     require_offer_holder(&caller, &r)?;
-    lifecycle::accept(&mut tx, &mut r, &caller.actor(), mediator_name.as_deref()).await?;
+    lifecycle::accept(&mut tx, &state.vault, &mut r, &caller.actor(), mediator_name.as_deref()).await?;
+    privacy::record(&mut tx, &caller, Audited::Change("accept"), &[r.id]).await?;
     tx.commit().await?;
     tracing::info!(referral_id = %r.id, structure_id = ?r.structure_id, "accepted");
     respond(&state, &caller, r.id).await
@@ -415,7 +458,8 @@ async fn decline(
     let mut tx = state.pool.begin().await?;
     let mut r = load(&mut tx, &caller, &id).await?;
     require_offer_holder(&caller, &r)?;
-    lifecycle::decline(&mut tx, &mut r, &caller.actor(), reason, comment.as_deref()).await?;
+    lifecycle::decline(&mut tx, &state.vault, &mut r, &caller.actor(), reason, comment.as_deref()).await?;
+    privacy::record(&mut tx, &caller, Audited::Change("decline"), &[r.id]).await?;
     tx.commit().await?;
     tracing::info!(referral_id = %r.id, reason = %reason, "declined");
     respond(&state, &caller, r.id).await
@@ -459,6 +503,7 @@ async fn contact(
     let mut r = load(&mut tx, &caller, &id).await?;
     require_accepting_structure(&caller, &r, Action::Contact)?;
     lifecycle::contact(&mut tx, &mut r, &caller.actor(), kind, at.unwrap_or_else(Utc::now)).await?;
+    privacy::record(&mut tx, &caller, Audited::Change("contact"), &[r.id]).await?;
     tx.commit().await?;
     respond(&state, &caller, r.id).await
 }
@@ -486,7 +531,8 @@ async fn close(
     let mut tx = state.pool.begin().await?;
     let mut r = load(&mut tx, &caller, &id).await?;
     require_accepting_structure(&caller, &r, Action::Close)?;
-    lifecycle::close(&mut tx, &mut r, &caller.actor(), outcome, comment.as_deref()).await?;
+    lifecycle::close(&mut tx, &state.vault, &mut r, &caller.actor(), outcome, comment.as_deref()).await?;
+    privacy::record(&mut tx, &caller, Audited::Change("close"), &[r.id]).await?;
     tx.commit().await?;
     tracing::info!(referral_id = %r.id, outcome = %outcome, "closed");
     respond(&state, &caller, r.id).await
@@ -513,7 +559,8 @@ async fn cancel(
     e.finish(|| ()).map_err(ApiError::validation)?;
     let mut tx = state.pool.begin().await?;
     let mut r = load(&mut tx, &caller, &id).await?;
-    lifecycle::cancel(&mut tx, &mut r, &caller.actor(), reason.as_deref()).await?;
+    lifecycle::cancel(&mut tx, &state.vault, &mut r, &caller.actor(), reason.as_deref()).await?;
+    privacy::record(&mut tx, &caller, Audited::Change("cancel"), &[r.id]).await?;
     tx.commit().await?;
     tracing::info!(referral_id = %r.id, "cancelled");
     respond(&state, &caller, r.id).await
@@ -554,10 +601,291 @@ async fn reroute(
     }
     let mut tx = state.pool.begin().await?;
     let mut r = load(&mut tx, &caller, &id).await?;
-    lifecycle::reroute(&mut tx, &mut r, &caller.actor(), structure_id.as_ref(), force, reason.as_deref()).await?;
+    lifecycle::reroute(&mut tx, &state.vault, &mut r, &caller.actor(), structure_id.as_ref(), force, reason.as_deref())
+        .await?;
+    privacy::record(&mut tx, &caller, Audited::Change("reroute"), &[r.id]).await?;
     tx.commit().await?;
     tracing::info!(referral_id = %r.id, to = ?structure_id, force, "rerouted");
     respond(&state, &caller, r.id).await
+}
+
+/// The referrer organisation's referral (or any, for admin), locked; 404 otherwise. The
+/// person's rights are exercised by the organisation that referred them.
+async fn load_for_rights(
+    conn: &mut PgConnection,
+    caller: &Authorized<ReferrersOrAdmins>,
+    id: &str,
+) -> Result<Referral, ApiError> {
+    let id = parse_id(id)?;
+    let r = store::lock(conn, id).await?.ok_or_else(ApiError::not_found)?;
+    match &caller.scope {
+        Scope::All => Ok(r),
+        Scope::Organisation(o) if *o == r.organisation_id => Ok(r),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+/// Everything held about the person of a referral (GDPR art. 15).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct PersonalDataExport {
+    pub referral_id: ReferralId,
+    pub exported_at: DateTime<Utc>,
+    /// `held`, `purged` or `erased`.
+    pub personal_data: String,
+    /// The referral with its person, note, consent and full history (comments included).
+    pub referral: ReferralView,
+}
+
+/// Everything held about the person (the referrer organisation; admin), as JSON (GDPR
+/// art. 15). Audited.
+#[utoipa::path(
+    get,
+    path = "/api/v1/referrals/{id}/personal-data",
+    operation_id = "exportPersonalData",
+    tag = "privacy",
+    params(ReferralPath),
+    responses((status = 200, description = "Everything held", body = PersonalDataExport), Authenticated, Forbidden, NotFound)
+)]
+async fn personal_data(
+    State(state): State<ReferralsState>,
+    caller: Authorized<ReferrersOrAdmins>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let r = load_for_rights(&mut tx, &caller, &id).await?;
+    let view = render(&mut tx, &state.vault, r, Disclosure::Personal, true).await?;
+    privacy::record(&mut tx, &caller, Audited::Export, &[view.id]).await?;
+    tx.commit().await?;
+    let held = match view.personal_data {
+        None => "held",
+        Some(privacy::Removal::Purged) => "purged",
+        Some(privacy::Removal::Erased) => "erased",
+    };
+    tracing::info!(referral_id = %view.id, "personal data exported");
+    Ok(AxumJson(PersonalDataExport {
+        referral_id: view.id,
+        exported_at: Utc::now(),
+        personal_data: held.to_string(),
+        referral: view,
+    })
+    .into_response())
+}
+
+/// Erase the person's data ahead of retention (the referrer organisation; admin; GDPR
+/// art. 17). The referral keeps its facts and timeline, so statistics do not change.
+/// Audited; erasing again is a no-op.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/referrals/{id}/personal-data",
+    operation_id = "erasePersonalData",
+    tag = "privacy",
+    params(ReferralPath),
+    responses((status = 204, description = "Erased"), Authenticated, Forbidden, NotFound)
+)]
+async fn erase_personal_data(
+    State(state): State<ReferralsState>,
+    caller: Authorized<ReferrersOrAdmins>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let r = load_for_rights(&mut tx, &caller, &id).await?;
+    privacy::remove(&mut tx, &[r.id.as_uuid()], privacy::Removal::Erased).await?;
+    privacy::record(&mut tx, &caller, Audited::Erase, &[r.id]).await?;
+    tx.commit().await?;
+    tracing::info!(referral_id = %r.id, "personal data erased");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn some<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// A correction of the person (GDPR art. 16): the fields given replace the stored ones;
+/// `null` clears `phone`, `email` or `note`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PersonCorrection {
+    first_name: Option<String>,
+    last_name: Option<String>,
+    #[serde(default, deserialize_with = "some")]
+    #[schema(value_type = Option<String>)]
+    phone: Option<Option<String>>,
+    #[serde(default, deserialize_with = "some")]
+    #[schema(value_type = Option<String>)]
+    email: Option<Option<String>>,
+    #[schema(value_type = Option<contracts::ContactPreference>)]
+    contact_preference: Option<String>,
+    #[serde(default, deserialize_with = "some")]
+    #[schema(value_type = Option<String>)]
+    note: Option<Option<String>>,
+}
+
+/// Correct the person (the referrer organisation; admin; GDPR art. 16). Audited.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/referrals/{id}/person",
+    operation_id = "correctPerson",
+    tag = "privacy",
+    params(ReferralPath),
+    request_body = PersonCorrection,
+    responses((status = 200, description = "The referral", body = ReferralView), Authenticated, Forbidden, NotFound, Conflict, JsonBody)
+)]
+async fn correct_person(
+    State(state): State<ReferralsState>,
+    caller: Authorized<ReferrersOrAdmins>,
+    Path(id): Path<String>,
+    platform::json::Json(body): platform::json::Json<PersonCorrection>,
+) -> Result<Response, ApiError> {
+    use contracts::ContactPreference;
+    let mut tx = state.pool.begin().await?;
+    let r = load_for_rights(&mut tx, &caller, &id).await?;
+    let Some(current) = store::person(&mut tx, &state.vault, r.id).await? else {
+        return Err(ApiError::conflict("the personal data of this referral was purged or erased"));
+    };
+    let mut e = Errors::new();
+    let first_name = match body.first_name.as_deref() {
+        None => Some(current.first_name.clone()),
+        given => e.text("first_name", given, 100, true),
+    };
+    let last_name = match body.last_name.as_deref() {
+        None => Some(current.last_name.clone()),
+        given => e.text("last_name", given, 100, true),
+    };
+    let phone = match &body.phone {
+        None => current.phone.clone(),
+        Some(given) => match e.text("phone", given.as_deref(), 40, false) {
+            Some(p) => match contracts::phone::PhoneNumber::parse(&p) {
+                Ok(n) => Some(n.into_string()),
+                Err(err) => {
+                    e.add("phone", err.to_string());
+                    None
+                }
+            },
+            None => None,
+        },
+    };
+    let email = match &body.email {
+        None => current.email.clone(),
+        Some(given) => match e.text("email", given.as_deref(), 254, false) {
+            Some(m) if contracts::email::is_email_address(&m) => Some(m),
+            Some(_) => {
+                e.add("email", "is not an e-mail address");
+                None
+            }
+            None => None,
+        },
+    };
+    let note = match &body.note {
+        None => current.note.clone(),
+        Some(given) => e.text("note", given.as_deref(), crate::domain::referral::MAX_NOTE_CHARS, false),
+    };
+    let preference = e.one::<ContactPreference>(
+        "contact_preference",
+        body.contact_preference.as_deref(),
+        Some(current.contact_preference),
+    );
+    let invalid_contact = body
+        .phone
+        .as_ref()
+        .is_some_and(|p| p.as_deref().is_some_and(|p| !p.trim().is_empty()) && phone.is_none())
+        || body.email.as_ref().is_some_and(|m| m.as_deref().is_some_and(|m| !m.trim().is_empty()) && email.is_none());
+    if phone.is_none() && email.is_none() && !invalid_contact {
+        e.add("phone", "give a phone number or an e-mail address");
+        e.add("email", "give a phone number or an e-mail address");
+    }
+    match preference {
+        Some(ContactPreference::Phone) if phone.is_none() && !invalid_contact => {
+            e.add("contact_preference", "is phone, but there is no phone number")
+        }
+        Some(ContactPreference::Email) if email.is_none() && !invalid_contact => {
+            e.add("contact_preference", "is email, but there is no e-mail address")
+        }
+        _ => {}
+    }
+    let (first_name, last_name, preference) =
+        e.finish(|| (first_name, last_name, preference)).map_err(ApiError::validation)?;
+    let (Some(first_name), Some(last_name), Some(preference)) = (first_name, last_name, preference) else {
+        return Err(ApiError::invalid_field("first_name", "is required"));
+    };
+    let fields = store::PersonFields {
+        first_name: &first_name,
+        last_name: &last_name,
+        phone: phone.as_deref(),
+        email: email.as_deref(),
+        contact_preference: preference,
+        note: note.as_deref(),
+    };
+    store::write_person(&mut tx, &state.vault, r.id, &fields, None).await?;
+    privacy::record(&mut tx, &caller, Audited::Correct, &[r.id]).await?;
+    tx.commit().await?;
+    tracing::info!(referral_id = %r.id, "person corrected");
+    respond(&state, &caller, r.id).await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct AuditQuery {
+    referral_id: Option<Uuid>,
+    /// An account id (a signed-in agent) or a token id.
+    agent: Option<Uuid>,
+    /// RFC 3339; inclusive.
+    from: Option<String>,
+    /// RFC 3339; exclusive.
+    to: Option<String>,
+    /// Default 100.
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{0,19}$")]
+    cursor: Option<String>,
+}
+
+/// A page of the audit of access to personal data.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct AuditPage {
+    pub items: Vec<privacy::AuditEntry>,
+    pub next_cursor: Option<String>,
+}
+
+/// The audit of access to personal data (admin; the data protection officer), oldest
+/// first: who read, exported or changed which referral's personal data, and when.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    operation_id = "listAudit",
+    tag = "privacy",
+    params(AuditQuery),
+    responses((status = 200, description = "A page of the audit", body = AuditPage), Authenticated, Forbidden, InvalidQuery)
+)]
+async fn audit_log(
+    State(state): State<ReferralsState>,
+    _caller: Authorized<Auditors>,
+    Query(q): Query<AuditQuery>,
+) -> Result<Response, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid_field("limit", "must be between 1 and 1000"));
+    }
+    let mut e = Errors::new();
+    let from = parse_time(&mut e, "from", q.from.as_deref());
+    let to = parse_time(&mut e, "to", q.to.as_deref());
+    let after = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => match c.parse::<i64>() {
+            Ok(n) if n >= 0 => Some(n),
+            _ => {
+                e.add("cursor", "is not a cursor this API returned");
+                None
+            }
+        },
+    };
+    e.finish(|| ()).map_err(ApiError::validation)?;
+    let filter = privacy::AuditFilter { referral_id: q.referral_id, agent: q.agent, from, to, after, limit };
+    let mut conn = state.pool.acquire().await?;
+    let items = privacy::audit(&mut conn, &filter).await?;
+    let next_cursor = (items.len() as i64 == limit).then(|| items.last().map(|i| i.id.to_string())).flatten();
+    Ok(AxumJson(AuditPage { items, next_cursor }).into_response())
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod domain;
 mod http;
 pub mod lifecycle;
 pub mod messaging;
+pub mod privacy;
 mod store;
 pub mod timers;
 mod view;
@@ -29,6 +30,8 @@ pub struct ReferralsState {
     pub pool: PgPool,
     pub auth: Authenticator,
     pub config: Arc<Config>,
+    /// Seals and opens the person's data and comments (`referrals.data_keys`).
+    pub vault: platform::vault::Vault,
 }
 
 impl FromRef<ReferralsState> for Authenticator {
@@ -40,6 +43,7 @@ impl FromRef<ReferralsState> for Authenticator {
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     platform::db::migrate(pool, SCHEMA, sqlx::migrate!("./migrations")).await?;
     bus::schema::migrate(pool, SCHEMA).await?;
+    platform::vault::migrate(pool, SCHEMA).await?;
     Ok(())
 }
 
@@ -52,14 +56,37 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     http::routes().into_openapi()
 }
 
-/// Starts the consumer, the relay and the offer timers.
-pub fn start(ctx: &bus::ServiceContext) -> ReferralsState {
+/// Opens this service's vault (creating its first data keys on first use) and seals any
+/// row a database migrated from before encryption still holds in plain text.
+pub async fn open_vault(
+    pool: &PgPool,
+    master: platform::vault::MasterKey,
+    previous: Option<platform::vault::MasterKey>,
+) -> anyhow::Result<platform::vault::Vault> {
+    let vault = platform::vault::Vault::open(pool, SCHEMA, master, previous).await?;
+    let sealed = privacy::seal_legacy(pool, &vault).await?;
+    if sealed > 0 {
+        tracing::info!(values = sealed, "sealed personal data stored in plain text before encryption");
+    }
+    Ok(vault)
+}
+
+/// Starts the consumer, the relay, the offer timers, the daily retention purge and the
+/// data keys' refresh.
+pub fn start(ctx: &bus::ServiceContext, vault: platform::vault::Vault) -> ReferralsState {
     ctx.spawn_relay(SCHEMA, SERVICE);
     ctx.spawn_housekeeping(SCHEMA);
     ctx.spawn_consumer(SCHEMA, SERVICE, messaging::ReferralsHandler { offer_ttl: ctx.config.offer_ttl });
     ctx.tasks.spawn(timers::run(ctx.pool.clone(), ctx.shutdown.clone()));
+    ctx.tasks.spawn(privacy::run_daily_purge(ctx.pool.clone(), ctx.config.retention, ctx.shutdown.clone()));
+    ctx.tasks.spawn(privacy::keep_keys_fresh(
+        ctx.pool.clone(),
+        vault.clone(),
+        ctx.config.auth_refresh,
+        ctx.shutdown.clone(),
+    ));
     platform::metrics::metrics().add_collector(Arc::new(Gauges(ctx.pool.clone(), Default::default())));
-    ReferralsState { pool: ctx.pool.clone(), auth: ctx.auth.clone(), config: Arc::clone(&ctx.config) }
+    ReferralsState { pool: ctx.pool.clone(), auth: ctx.auth.clone(), config: Arc::clone(&ctx.config), vault }
 }
 
 /// Pending offers and waitlist per territory, read at scrape time. Only the territories

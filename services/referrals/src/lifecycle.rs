@@ -9,6 +9,7 @@ use contracts::events::{
     ReferralDeclined, ReferralOfferExpired, ReferralOffered, ReferralRerouted, ReferralWaitlisted,
 };
 use contracts::{ContactKind, DeclineReason, Envelope, EventData, HistoryStep, Outcome, ReferralStatus, StructureId};
+use platform::vault::Vault;
 use sqlx::PgConnection;
 
 use crate::SCHEMA;
@@ -50,9 +51,11 @@ async fn emit<E: EventData>(
     bus::enqueue(conn, SCHEMA, &envelope).await
 }
 
-async fn save(conn: &mut PgConnection, r: &Referral, step: Step<'_>) -> sqlx::Result<()> {
+/// `vault` seals the step's comment; steps without one (the matcher's, the timer's) pass
+/// `None`.
+async fn save(conn: &mut PgConnection, vault: Option<&Vault>, r: &Referral, step: Step<'_>) -> sqlx::Result<()> {
     store::update(&mut *conn, r).await?;
-    store::add_history(conn, r.id, r.status, step).await
+    store::add_history(conn, vault, r.id, r.status, step).await
 }
 
 /// The accepting structure of an accepted referral (`store` refuses to read an accepted
@@ -108,6 +111,7 @@ pub async fn offer(
     let detail = serde_json::json!({ "attempt": r.attempts, "distance_km": m.distance_km, "expires_at": expires_at });
     save(
         conn,
+        None,
         r,
         Step {
             structure_id: Some(&m.structure_id),
@@ -135,6 +139,7 @@ pub async fn waitlist(
     let detail = serde_json::json!({ "escalated": m.escalated });
     save(
         conn,
+        None,
         r,
         Step {
             reason: Some(m.reason.slug()),
@@ -149,6 +154,7 @@ pub async fn waitlist(
 
 pub async fn accept(
     conn: &mut PgConnection,
+    vault: &Vault,
     r: &mut Referral,
     actor: &str,
     mediator_name: Option<&str>,
@@ -169,6 +175,7 @@ pub async fn accept(
     emit(conn, r, &event, None).await?;
     save(
         conn,
+        Some(vault),
         r,
         Step {
             structure_id: Some(&structure_id),
@@ -183,6 +190,7 @@ pub async fn accept(
 
 pub async fn decline(
     conn: &mut PgConnection,
+    vault: &Vault,
     r: &mut Referral,
     actor: &str,
     reason: DeclineReason,
@@ -202,6 +210,7 @@ pub async fn decline(
     emit(conn, r, &event, None).await?;
     save(
         conn,
+        Some(vault),
         r,
         Step {
             structure_id: Some(&structure_id),
@@ -232,6 +241,7 @@ pub async fn expire(conn: &mut PgConnection, r: &mut Referral) -> Result<(), Ste
     let detail = serde_json::json!({ "expires_at": expired_at });
     save(
         conn,
+        None,
         r,
         Step {
             structure_id: Some(&structure_id),
@@ -258,6 +268,7 @@ pub async fn contact(
     let detail = serde_json::json!({ "kind": kind, "contact_at": at });
     save(
         conn,
+        None,
         r,
         Step {
             structure_id: Some(&structure_id),
@@ -273,6 +284,7 @@ pub async fn contact(
 
 pub async fn close(
     conn: &mut PgConnection,
+    vault: &Vault,
     r: &mut Referral,
     actor: &str,
     outcome: Outcome,
@@ -287,6 +299,7 @@ pub async fn close(
     emit(conn, r, &event, None).await?;
     save(
         conn,
+        Some(vault),
         r,
         Step {
             structure_id: Some(&structure_id),
@@ -302,6 +315,7 @@ pub async fn close(
 
 pub async fn cancel(
     conn: &mut PgConnection,
+    vault: &Vault,
     r: &mut Referral,
     actor: &str,
     reason: Option<&str>,
@@ -321,6 +335,7 @@ pub async fn cancel(
     emit(conn, r, &event, None).await?;
     save(
         conn,
+        Some(vault),
         r,
         Step {
             structure_id: structure_id.as_ref(),
@@ -336,6 +351,7 @@ pub async fn cancel(
 /// A coordinator sends the referral to a chosen structure, or through matching again.
 pub async fn reroute(
     conn: &mut PgConnection,
+    vault: &Vault,
     r: &mut Referral,
     actor: &str,
     structure_id: Option<&StructureId>,
@@ -348,6 +364,7 @@ pub async fn reroute(
     if let Some(offer) = &withdrawn {
         store::add_history(
             &mut *conn,
+            Some(vault),
             r.id,
             ReferralStatus::Offered,
             Step {
@@ -373,6 +390,7 @@ pub async fn reroute(
     let detail = serde_json::json!({ "force": force, "round": r.round, "attempts_reset": structure_id.is_none() });
     save(
         conn,
+        Some(vault),
         r,
         Step {
             structure_id,

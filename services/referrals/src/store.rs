@@ -10,6 +10,7 @@ use contracts::{
     ReferralMode, ReferralStatus, StructureId, Territory, Urgency, WaitlistReason,
 };
 use platform::row::{Columns, RowError};
+use platform::vault::{Vault, VaultError};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -186,17 +187,93 @@ fn typed(record: ReferralRecord) -> sqlx::Result<Referral> {
     Ok(Referral::try_from(record)?)
 }
 
+/// A persons row as stored: every personal field sealed (see [`open`]).
+#[derive(sqlx::FromRow)]
 struct PersonRecord {
     referral_id: Uuid,
-    first_name: String,
-    last_name: String,
-    phone: Option<String>,
-    email: Option<String>,
+    first_name: Vec<u8>,
+    last_name: Vec<u8>,
+    phone: Option<Vec<u8>>,
+    email: Option<Vec<u8>>,
     contact_preference: String,
     commune_name: String,
-    note: Option<String>,
+    note: Option<Vec<u8>>,
     consent_method: Option<String>,
     consent_at: Option<DateTime<Utc>>,
+    key_id: Option<i32>,
+}
+
+const PERSON_COLUMNS: &str = "referral_id, first_name, last_name, phone, email, contact_preference, commune_name, note,
+                              consent_method, consent_at, key_id";
+
+/// Where a sealed value lives: what its associated data binds it to.
+pub fn place(table_column: &str, row: impl std::fmt::Display) -> String {
+    format!("{table_column}:{row}")
+}
+
+fn vault_error(err: VaultError) -> sqlx::Error {
+    sqlx::Error::Decode(Box::new(err))
+}
+
+/// Opens a sealed value of `place`. A row with no key id (`legacy`) holds the plain
+/// text of a database migrated from before encryption, until the service seals it.
+async fn open(
+    conn: &mut PgConnection,
+    vault: &Vault,
+    legacy: bool,
+    place: &str,
+    sealed: &[u8],
+) -> sqlx::Result<String> {
+    if legacy {
+        return String::from_utf8(sealed.to_vec()).map_err(|e| sqlx::Error::Decode(Box::new(e)));
+    }
+    match vault.open_value(place, sealed) {
+        Err(VaultError::UnknownKey(_)) => {
+            vault.reload(&mut *conn).await.map_err(vault_error)?;
+            vault.open_value(place, sealed).map_err(vault_error)
+        }
+        other => other.map_err(vault_error),
+    }
+}
+
+async fn open_opt(
+    conn: &mut PgConnection,
+    vault: &Vault,
+    legacy: bool,
+    place: &str,
+    sealed: Option<&[u8]>,
+) -> sqlx::Result<Option<String>> {
+    match sealed {
+        None => Ok(None),
+        Some(s) => Ok(Some(open(conn, vault, legacy, place, s).await?)),
+    }
+}
+
+async fn open_person(conn: &mut PgConnection, vault: &Vault, p: PersonRecord) -> sqlx::Result<PersonRow> {
+    let id = p.referral_id;
+    let legacy = p.key_id.is_none();
+    let c = Columns::of("referrals.persons", id);
+    Ok(PersonRow {
+        contact_preference: c.parse("contact_preference", &p.contact_preference)?,
+        first_name: open(conn, vault, legacy, &place("persons.first_name", id), &p.first_name).await?,
+        last_name: open(conn, vault, legacy, &place("persons.last_name", id), &p.last_name).await?,
+        phone: open_opt(conn, vault, legacy, &place("persons.phone", id), p.phone.as_deref()).await?,
+        email: open_opt(conn, vault, legacy, &place("persons.email", id), p.email.as_deref()).await?,
+        commune_name: p.commune_name,
+        note: open_opt(conn, vault, legacy, &place("persons.note", id), p.note.as_deref()).await?,
+        consent_method: p.consent_method,
+        consent_at: p.consent_at,
+    })
+}
+
+/// The blind index of a phone number (E.164, as stored).
+pub fn phone_key(vault: &Vault, phone: &str) -> Vec<u8> {
+    vault.blind_index("phone", phone.trim())
+}
+
+/// The blind index of an e-mail address (compared case-insensitively).
+pub fn email_key(vault: &Vault, email: &str) -> Vec<u8> {
+    vault.blind_index("email", &email.trim().to_lowercase())
 }
 
 pub struct PersonRow {
@@ -227,25 +304,7 @@ impl PersonRow {
     }
 }
 
-impl TryFrom<PersonRecord> for PersonRow {
-    type Error = RowError;
-
-    fn try_from(p: PersonRecord) -> Result<Self, RowError> {
-        let c = Columns::of("referrals.persons", p.referral_id);
-        Ok(PersonRow {
-            contact_preference: c.parse("contact_preference", &p.contact_preference)?,
-            first_name: p.first_name,
-            last_name: p.last_name,
-            phone: p.phone,
-            email: p.email,
-            commune_name: p.commune_name,
-            note: p.note,
-            consent_method: p.consent_method,
-            consent_at: p.consent_at,
-        })
-    }
-}
-
+#[derive(sqlx::FromRow)]
 struct HistoryRecord {
     id: i64,
     at: DateTime<Utc>,
@@ -254,7 +313,8 @@ struct HistoryRecord {
     structure_id: Option<String>,
     reason: Option<String>,
     actor: Option<String>,
-    comment: Option<String>,
+    comment: Option<Vec<u8>>,
+    key_id: Option<i32>,
     detail: serde_json::Value,
 }
 
@@ -272,22 +332,20 @@ pub struct HistoryRow {
     pub detail: serde_json::Value,
 }
 
-impl TryFrom<HistoryRecord> for HistoryRow {
-    type Error = RowError;
-
-    fn try_from(h: HistoryRecord) -> Result<Self, RowError> {
-        let c = Columns::of("referrals.history", h.id);
-        Ok(HistoryRow {
-            at: h.at,
-            step: c.parse("step", &h.step)?,
-            status: c.parse("status", &h.status)?,
-            structure_id: c.parse_opt("structure_id", h.structure_id.as_deref())?,
-            reason: h.reason,
-            actor: h.actor,
-            comment: h.comment,
-            detail: h.detail,
-        })
-    }
+async fn open_history(conn: &mut PgConnection, vault: &Vault, h: HistoryRecord) -> sqlx::Result<HistoryRow> {
+    let c = Columns::of("referrals.history", h.id);
+    let comment =
+        open_opt(conn, vault, h.key_id.is_none(), &place("history.comment", h.id), h.comment.as_deref()).await?;
+    Ok(HistoryRow {
+        at: h.at,
+        step: c.parse("step", &h.step)?,
+        status: c.parse("status", &h.status)?,
+        structure_id: c.parse_opt("structure_id", h.structure_id.as_deref())?,
+        reason: h.reason,
+        actor: h.actor,
+        comment,
+        detail: h.detail,
+    })
 }
 
 impl HistoryRow {
@@ -330,6 +388,7 @@ fn slugs<T: std::fmt::Display>(values: &[T]) -> Vec<String> {
 /// sequence 1.
 pub async fn insert(
     conn: &mut PgConnection,
+    vault: &Vault,
     id: ReferralId,
     organisation_id: OrganisationId,
     submitted_by: Option<Uuid>,
@@ -359,24 +418,133 @@ pub async fn insert(
     )
     .fetch_one(&mut *conn)
     .await?;
-    sqlx::query!(
-        "INSERT INTO referrals.persons (referral_id, first_name, last_name, phone, email, contact_preference,
-                                        commune_name, note, consent_method, consent_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        id.as_uuid(),
-        r.person.first_name.expose(),
-        r.person.last_name.expose(),
-        r.person.phone.expose().as_deref(),
-        r.person.email.expose().as_deref(),
-        r.person.contact_preference.slug(),
-        r.commune_name,
-        r.note.expose().as_deref(),
-        r.consent.method,
-        r.consent.at,
+    let p = &r.person;
+    write_person(
+        conn,
+        vault,
+        id,
+        &PersonFields {
+            first_name: p.first_name.expose(),
+            last_name: p.last_name.expose(),
+            phone: p.phone.expose().as_deref(),
+            email: p.email.expose().as_deref(),
+            contact_preference: p.contact_preference,
+            note: r.note.expose().as_deref(),
+        },
+        Some(Created {
+            commune_name: &r.commune_name,
+            consent_method: r.consent.method.as_deref(),
+            consent_at: r.consent.at,
+        }),
     )
-    .execute(conn)
     .await?;
     typed(row)
+}
+
+/// The person's fields that can be given and corrected.
+pub struct PersonFields<'a> {
+    pub first_name: &'a str,
+    pub last_name: &'a str,
+    pub phone: Option<&'a str>,
+    pub email: Option<&'a str>,
+    pub contact_preference: ContactPreference,
+    pub note: Option<&'a str>,
+}
+
+/// What a new person row holds besides the fields that can be corrected.
+pub struct Created<'a> {
+    pub commune_name: &'a str,
+    pub consent_method: Option<&'a str>,
+    pub consent_at: Option<DateTime<Utc>>,
+}
+
+/// Seals and writes the person: a new row when `created` is given, else the correction
+/// of an existing one.
+pub async fn write_person(
+    conn: &mut PgConnection,
+    vault: &Vault,
+    id: ReferralId,
+    f: &PersonFields<'_>,
+    created: Option<Created<'_>>,
+) -> sqlx::Result<u64> {
+    let key_id = vault.current_key() as i32;
+    let first = vault.seal(&place("persons.first_name", id), f.first_name);
+    let last = vault.seal(&place("persons.last_name", id), f.last_name);
+    let phone = vault.seal_opt(&place("persons.phone", id), f.phone);
+    let email = vault.seal_opt(&place("persons.email", id), f.email);
+    let note = vault.seal_opt(&place("persons.note", id), f.note);
+    let phone_key = f.phone.map(|v| phone_key(vault, v));
+    let email_key = f.email.map(|v| email_key(vault, v));
+    let done =
+        match created {
+            Some(Created { commune_name, consent_method, consent_at }) => sqlx::query(
+                "INSERT INTO referrals.persons (referral_id, first_name, last_name, phone, email, contact_preference,
+                                                commune_name, note, consent_method, consent_at, key_id, phone_key,
+                                                email_key)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .bind(id.as_uuid())
+            .bind(first)
+            .bind(last)
+            .bind(phone)
+            .bind(email)
+            .bind(f.contact_preference.slug())
+            .bind(commune_name)
+            .bind(note)
+            .bind(consent_method)
+            .bind(consent_at)
+            .bind(key_id)
+            .bind(phone_key)
+            .bind(email_key)
+            .execute(conn)
+            .await?,
+            None => {
+                sqlx::query(
+                    "UPDATE referrals.persons SET first_name = $2, last_name = $3, phone = $4, email = $5,
+                        contact_preference = $6, note = $7, key_id = $8, phone_key = $9, email_key = $10
+                 WHERE referral_id = $1",
+                )
+                .bind(id.as_uuid())
+                .bind(first)
+                .bind(last)
+                .bind(phone)
+                .bind(email)
+                .bind(f.contact_preference.slug())
+                .bind(note)
+                .bind(key_id)
+                .bind(phone_key)
+                .bind(email_key)
+                .execute(conn)
+                .await?
+            }
+        };
+    Ok(done.rows_affected())
+}
+
+/// Open referrals of the organisation about the same phone number or e-mail address
+/// (compared through their blind indexes), newest first.
+pub async fn possible_duplicates(
+    conn: &mut PgConnection,
+    vault: &Vault,
+    organisation_id: OrganisationId,
+    phone: Option<&str>,
+    email: Option<&str>,
+) -> sqlx::Result<Vec<ReferralId>> {
+    if phone.is_none() && email.is_none() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT r.id FROM referrals.persons p JOIN referrals.referrals r ON r.id = p.referral_id
+         WHERE r.organisation_id = $1 AND r.status NOT IN ('closed', 'cancelled')
+           AND (p.phone_key = $2 OR p.email_key = $3)
+         ORDER BY r.created_at DESC LIMIT 10",
+    )
+    .bind(organisation_id.as_uuid())
+    .bind(phone.map(|v| phone_key(vault, v)))
+    .bind(email.map(|v| email_key(vault, v)))
+    .fetch_all(conn)
+    .await?;
+    Ok(ids.into_iter().map(ReferralId::from).collect())
 }
 
 pub async fn get(conn: &mut PgConnection, id: ReferralId) -> sqlx::Result<Option<Referral>> {
@@ -435,71 +603,94 @@ pub async fn update(conn: &mut PgConnection, r: &Referral) -> sqlx::Result<()> {
     Ok(())
 }
 
-pub async fn person(conn: &mut PgConnection, id: ReferralId) -> sqlx::Result<Option<PersonRow>> {
-    let record = sqlx::query_as!(
-        PersonRecord,
-        "SELECT referral_id, first_name, last_name, phone, email, contact_preference, commune_name, note, consent_method, consent_at
-         FROM referrals.persons WHERE referral_id = $1",
-        id.as_uuid()
-    )
-    .fetch_optional(conn)
+pub async fn person(conn: &mut PgConnection, vault: &Vault, id: ReferralId) -> sqlx::Result<Option<PersonRow>> {
+    let record: Option<PersonRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {PERSON_COLUMNS} FROM referrals.persons WHERE referral_id = $1"
+    )))
+    .bind(id.as_uuid())
+    .fetch_optional(&mut *conn)
     .await?;
-    Ok(record.map(PersonRow::try_from).transpose()?)
+    match record {
+        None => Ok(None),
+        Some(r) => Ok(Some(open_person(conn, vault, r).await?)),
+    }
 }
 
 /// The persons of several referrals in one query (a list page), by referral.
-pub async fn persons(conn: &mut PgConnection, ids: &[ReferralId]) -> sqlx::Result<HashMap<ReferralId, PersonRow>> {
+pub async fn persons(
+    conn: &mut PgConnection,
+    vault: &Vault,
+    ids: &[ReferralId],
+) -> sqlx::Result<HashMap<ReferralId, PersonRow>> {
     let ids: Vec<Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
-    let records = sqlx::query_as!(
-        PersonRecord,
-        "SELECT referral_id, first_name, last_name, phone, email, contact_preference, commune_name, note, consent_method, consent_at
-         FROM referrals.persons WHERE referral_id = ANY($1)",
-        &ids
-    )
-    .fetch_all(conn)
+    let records: Vec<PersonRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {PERSON_COLUMNS} FROM referrals.persons WHERE referral_id = ANY($1)"
+    )))
+    .bind(&ids)
+    .fetch_all(&mut *conn)
     .await?;
-    records
-        .into_iter()
-        .map(|r| {
-            let id = ReferralId::from(r.referral_id);
-            Ok((id, PersonRow::try_from(r)?))
-        })
-        .collect()
+    let mut out = HashMap::with_capacity(records.len());
+    for r in records {
+        let id = ReferralId::from(r.referral_id);
+        out.insert(id, open_person(conn, vault, r).await?);
+    }
+    Ok(out)
 }
 
+/// Appends a step. A comment (free text written by a person) is sealed, bound to the
+/// history row, so it needs the vault; steps without one (the matcher's, the timer's)
+/// may pass `None`.
 pub async fn add_history(
     conn: &mut PgConnection,
+    vault: Option<&Vault>,
     referral_id: ReferralId,
     status: ReferralStatus,
     s: Step<'_>,
 ) -> sqlx::Result<()> {
-    sqlx::query!(
-        "INSERT INTO referrals.history (referral_id, step, status, structure_id, reason, actor, comment, detail)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        referral_id.as_uuid(),
-        s.step.slug(),
-        status.slug(),
-        s.structure_id.map(StructureId::as_str),
-        s.reason,
-        s.actor,
-        s.comment,
-        s.detail.unwrap_or_else(|| serde_json::json!({})),
+    let (id, comment, key_id) = match (s.comment, vault) {
+        (None, _) => (None, None, None),
+        (Some(comment), Some(vault)) => {
+            let id: i64 =
+                sqlx::query_scalar("SELECT nextval('referrals.history_id_seq')").fetch_one(&mut *conn).await?;
+            (Some(id), Some(vault.seal(&place("history.comment", id), comment)), Some(vault.current_key() as i32))
+        }
+        (Some(_), None) => {
+            return Err(sqlx::Error::Protocol("a history comment must be sealed: no vault was given".into()));
+        }
+    };
+    sqlx::query(
+        "INSERT INTO referrals.history (id, referral_id, step, status, structure_id, reason, actor, comment, key_id,
+                                        detail)
+         VALUES (COALESCE($1, nextval('referrals.history_id_seq')), $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
+    .bind(id)
+    .bind(referral_id.as_uuid())
+    .bind(s.step.slug())
+    .bind(status.slug())
+    .bind(s.structure_id.map(StructureId::as_str))
+    .bind(s.reason)
+    .bind(s.actor)
+    .bind(comment)
+    .bind(key_id)
+    .bind(s.detail.unwrap_or_else(|| serde_json::json!({})))
     .execute(conn)
     .await?;
     Ok(())
 }
 
-pub async fn history(conn: &mut PgConnection, id: ReferralId) -> sqlx::Result<Vec<HistoryRow>> {
-    let records = sqlx::query_as!(
-        HistoryRecord,
-        "SELECT id, at, step, status, structure_id, reason, actor, comment, detail
+pub async fn history(conn: &mut PgConnection, vault: &Vault, id: ReferralId) -> sqlx::Result<Vec<HistoryRow>> {
+    let records: Vec<HistoryRecord> = sqlx::query_as(
+        "SELECT id, at, step, status, structure_id, reason, actor, comment, key_id, detail
          FROM referrals.history WHERE referral_id = $1 ORDER BY id",
-        id.as_uuid()
     )
-    .fetch_all(conn)
+    .bind(id.as_uuid())
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(records.into_iter().map(HistoryRow::try_from).collect::<Result<_, _>>()?)
+    let mut out = Vec::with_capacity(records.len());
+    for h in records {
+        out.push(open_history(conn, vault, h).await?);
+    }
+    Ok(out)
 }
 
 /// Who may be listed: the scope of the caller.

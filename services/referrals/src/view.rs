@@ -10,6 +10,7 @@ use contracts::{
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::privacy::Removal;
 use crate::store::{HistoryRow, PersonRow, Referral, StructureContactRow};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,9 +51,20 @@ pub struct ReferralView {
     pub structure: Option<StructureView>,
     pub outcome: Option<Outcome>,
     pub closed_at: Option<DateTime<Utc>>,
-    /// Only for the referrer organisation, the accepting structure and admin.
+    /// Only for the referrer organisation, the accepting structure and admin; `null`
+    /// once the personal data is purged or erased (see `personal_data`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub person: Option<PersonView>,
+    #[schema(value_type = Option<PersonView>, nullable = true)]
+    pub person: Option<Option<PersonView>>,
+    /// `purged` (the retention time ran out) or `erased` (at the person's request): the
+    /// person, the note, the consent and the comments are gone. Absent while held.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, nullable = false)]
+    pub personal_data: Option<Removal>,
+    /// On submission: open referrals of the organisation about the same phone number or
+    /// e-mail address (compared through keyed hashes), newest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub possible_duplicates: Option<Vec<ReferralId>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -149,6 +161,8 @@ pub struct ReferralPage {
 
 pub struct Parts {
     pub person: Option<PersonRow>,
+    /// Why the person is gone, if they are.
+    pub removal: Option<Removal>,
     pub history: Option<Vec<HistoryRow>>,
     pub structure: Option<StructureContactRow>,
 }
@@ -183,9 +197,11 @@ pub fn render(r: Referral, parts: Parts, disclosure: Disclosure) -> ReferralView
             contact,
         }
     });
+    let removal = parts.removal;
     let (person, note, consent) = match (personal, parts.person) {
+        (true, None) if removal.is_some() => (Some(None), None, None),
         (true, Some(p)) => (
-            Some(PersonView {
+            Some(Some(PersonView {
                 first_name: p.first_name,
                 last_name: p.last_name,
                 phone: p.phone,
@@ -195,7 +211,7 @@ pub fn render(r: Referral, parts: Parts, disclosure: Disclosure) -> ReferralView
                 commune: p.commune_name,
                 languages: r.languages.clone(),
                 accessibility: r.accessibility.clone(),
-            }),
+            })),
             p.note,
             Some(ConsentView { obtained: true, method: p.consent_method, at: p.consent_at }),
         ),
@@ -248,6 +264,8 @@ pub fn render(r: Referral, parts: Parts, disclosure: Disclosure) -> ReferralView
         outcome: r.outcome,
         closed_at: r.closed_at,
         person,
+        personal_data: removal,
+        possible_duplicates: None,
         note,
         consent,
         history,

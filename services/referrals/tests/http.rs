@@ -24,7 +24,10 @@ impl App {
         referrals::migrate(&pool).await.unwrap();
         let keys = Keys::default();
         let config = Arc::new(platform::Config::from_lookup(|_| None).unwrap());
-        let state = referrals::ReferralsState { pool, auth: keys.authenticator(), config };
+        let master =
+            platform::vault::MasterKey::from_base64(&platform::vault::MasterKey::generate_base64(), "test").unwrap();
+        let vault = referrals::open_vault(&pool, master, None).await.unwrap();
+        let state = referrals::ReferralsState { pool, auth: keys.authenticator(), config, vault };
         Self { router: referrals::router(state), keys }
     }
 

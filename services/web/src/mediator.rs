@@ -149,6 +149,9 @@ struct Referral {
     current_offer: Option<OfferPart>,
     #[serde(default)]
     person: Option<PersonPart>,
+    /// `purged` or `erased` once the person's data is gone.
+    #[serde(default)]
+    personal_data: Option<String>,
     #[serde(default)]
     note: Option<String>,
     #[serde(default)]
@@ -415,7 +418,12 @@ async fn followed(State(state): State<WebState>, headers: HeaderMap) -> Result<R
     let lines = items
         .iter()
         .map(|r| {
-            let who = r.person.as_ref().map(|p| format!("{} {}", p.first_name, p.last_name)).unwrap_or_default();
+            let who = r
+                .person
+                .as_ref()
+                .map(|p| format!("{} {}", p.first_name, p.last_name))
+                .or_else(|| crate::pages::removed_label(r.personal_data.as_deref()).map(str::to_string))
+                .unwrap_or_default();
             let state = if r.status == ReferralStatus::Accepted { "à contacter" } else { "accompagnement en cours" };
             Line {
                 href: format!("/suivis/{}", r.id),
@@ -474,7 +482,14 @@ async fn follow_page(
 ) -> Result<Response, PageError> {
     valid_id(id)?;
     let r: Referral = state.api.get(&format!("/api/v1/referrals/{id}"), &agent.token).await?;
-    let Some(p) = r.person.as_ref() else { return Err(PageError::not_found()) };
+    let removed = crate::pages::removed_label(r.personal_data.as_deref());
+    if r.person.is_none() && removed.is_none() {
+        return Err(PageError::not_found());
+    }
+    let name = match (&r.person, removed) {
+        (Some(p), _) => format!("{} {}", p.first_name, p.last_name),
+        (None, label) => label.unwrap_or_default().to_string(),
+    };
     let done = if q.contains_key("contact") {
         Some("Le contact est enregistré.".to_string())
     } else if q.contains_key("cloturee") {
@@ -489,16 +504,26 @@ async fn follow_page(
         id: r.id.clone(),
         accepted_now: q.contains_key("acceptee"),
         done,
-        name: format!("{} {}", p.first_name, p.last_name),
-        contact: [
-            p.phone.as_ref().map(|t| format!("Téléphone : {t}")),
-            p.email.as_ref().map(|e| format!("E-mail : {e}")),
-        ]
-        .into_iter()
-        .flatten()
-        .collect(),
-        preference: p.contact_preference.label_fr().to_string(),
-        commune: p.commune.clone(),
+        name,
+        contact: r
+            .person
+            .as_ref()
+            .map(|p| {
+                [
+                    p.phone.as_ref().map(|t| format!("Téléphone : {t}")),
+                    p.email.as_ref().map(|e| format!("E-mail : {e}")),
+                ]
+                .into_iter()
+                .flatten()
+                .collect()
+            })
+            .unwrap_or_default(),
+        preference: r
+            .person
+            .as_ref()
+            .map(|p| p.contact_preference.label_fr().to_string())
+            .unwrap_or_else(|| "—".into()),
+        commune: r.person.as_ref().map(|p| p.commune.clone()).unwrap_or_else(|| "—".into()),
         needs: r.needs.iter().map(|n| n.label_fr()).collect(),
         languages: r.languages.iter().map(|l| l.name_fr()).collect::<Vec<_>>().join(", "),
         deadline: r.deadline.map(|d| d.format("%d/%m/%Y").to_string()),

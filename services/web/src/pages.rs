@@ -164,12 +164,21 @@ impl Agent {
     }
 }
 
+/// What a page shows in place of a person whose data is gone (the API's `personal_data`).
+pub(crate) fn removed_label(personal_data: Option<&str>) -> Option<&'static str> {
+    match personal_data? {
+        "purged" => Some("données supprimées (durée de conservation)"),
+        _ => Some("données supprimées (à la demande de la personne)"),
+    }
+}
+
 pub(crate) fn role_label(role: Role) -> &'static str {
     match role {
         Role::Referrer => "Prescription",
         Role::Mediator => "Médiation",
         Role::Coordinator => "Coordination",
         Role::Admin => "Administration",
+        Role::Dpo => "Protection des données",
     }
 }
 
@@ -183,6 +192,7 @@ fn scope_of(m: &MembershipView) -> Option<Scope> {
         Role::Referrer => Scope::Organisation(m.organisation_id?),
         Role::Mediator => Scope::Structure(m.structure_id.clone()?),
         Role::Coordinator => Scope::Territories(m.territories.clone()),
+        Role::Dpo => Scope::Dpo,
     })
 }
 
@@ -275,6 +285,8 @@ async fn home(State(state): State<WebState>, headers: HeaderMap) -> Result<Respo
             ("/territoire/entonnoir".to_string(), "Voir l'entonnoir d'une période".to_string()),
             ("/territoire/offre-et-demande".to_string(), "Comparer l'offre et la demande par commune".to_string()),
         ],
+        // The audit log is read through the API and the command line (no page yet).
+        Role::Dpo => vec![],
     };
     let page = Home {
         chrome: agent.chrome("Accueil", "accueil"),

@@ -652,6 +652,9 @@ struct Detail {
     structure: Option<Accepting>,
     outcome: Option<contracts::Outcome>,
     person: Option<Person>,
+    /// `purged` or `erased` once the person's data is gone.
+    #[serde(default)]
+    personal_data: Option<String>,
     note: Option<String>,
     #[serde(default)]
     history: Option<Vec<Step>>,
@@ -758,6 +761,8 @@ async fn detail_page(
         return Err(PageError::not_found());
     }
     let r: Detail = state.api.get(&format!("/api/v1/referrals/{id}"), &agent.token).await?;
+    let removed = crate::pages::removed_label(r.personal_data.as_deref())
+        .map(|label| (label.to_string(), "—".to_string(), "—".to_string()));
     let person = r.person.as_ref().map(|p| {
         let reach = match p.contact_preference {
             ContactPreference::Phone => p.phone.clone().unwrap_or_default(),
@@ -839,7 +844,7 @@ async fn detail_page(
         needs: r.needs.iter().map(|n| n.label_fr()).collect(),
         urgent: r.urgency == Urgency::Urgent,
         deadline: r.deadline.map(|d| d.format("%d/%m/%Y").to_string()),
-        person,
+        person: person.or(removed),
         note: r.note,
         offer,
         reasons,

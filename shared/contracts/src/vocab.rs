@@ -220,6 +220,7 @@ vocabulary! {
         Referrer = ("referrer", "Prescripteur"),
         Mediator = ("mediator", "Médiateur"),
         Coordinator = ("coordinator", "Coordinateur"),
+        Dpo = ("dpo", "Délégué à la protection des données"),
     }
 }
 

@@ -48,6 +48,9 @@ pub enum Scope {
     Structure(StructureId),
     /// Coordinator: aggregates of some départements.
     Territories(Vec<Territory>),
+    /// The data protection officer: the audit log of access to personal data, and no
+    /// personal data itself.
+    Dpo,
     /// A signed-in agent with no active membership: may read who they are and ask for
     /// a membership, nothing else.
     Pending,
@@ -71,13 +74,14 @@ impl Scope {
             Role::Mediator => Scope::Structure(structure.ok_or("a mediator needs a structure")?),
             Role::Coordinator if territories.is_empty() => return Err("a coordinator needs territories".into()),
             Role::Coordinator => Scope::Territories(territories),
+            Role::Dpo => Scope::Dpo,
         };
-        let expected = usize::from(role != Role::Admin);
+        let expected = usize::from(!matches!(role, Role::Admin | Role::Dpo));
         if given != expected {
             return Err(format!(
                 "a {role} takes {} and nothing else",
                 match role {
-                    Role::Admin => "no organisation, structure or territory",
+                    Role::Admin | Role::Dpo => "no organisation, structure or territory",
                     Role::Referrer => "one organisation",
                     Role::Mediator => "one structure",
                     Role::Coordinator => "territories",
@@ -300,7 +304,7 @@ impl Claims {
         let mut claims = Self::blank(ttl);
         claims.role = Some(role);
         match scope {
-            Scope::All => {}
+            Scope::All | Scope::Dpo => {}
             Scope::Organisation(o) => claims.organisation = Some(o),
             Scope::Structure(s) => claims.structure = Some(s),
             Scope::Territories(t) => claims.territories = t,
@@ -350,6 +354,7 @@ impl Claims {
             (None, ..) => Err(TokenError::BadScope),
             _ if self.service.is_some() => Err(TokenError::BadScope),
             (Some(Role::Admin), None, None, true) => Ok(Scope::All),
+            (Some(Role::Dpo), None, None, true) => Ok(Scope::Dpo),
             (Some(Role::Referrer), Some(o), None, true) => Ok(Scope::Organisation(*o)),
             (Some(Role::Mediator), None, Some(s), true) => Ok(Scope::Structure(s.clone())),
             (Some(Role::Coordinator), None, None, false) => Ok(Scope::Territories(self.territories.clone())),
@@ -603,6 +608,7 @@ impl Caller {
                 format!("coordinator:{}:{who}", t.iter().map(Territory::as_str).collect::<Vec<_>>().join(","))
             }
             Scope::Pending => format!("pending:{who}"),
+            Scope::Dpo => format!("dpo:{who}"),
             Scope::Service(s) => format!("service:{s}"),
         }
     }
@@ -692,6 +698,8 @@ pub mod roles {
         pub StructureKeepers = [Mediator, Coordinator, Admin];
         /// Who may preview where a referral could go.
         pub Previewers = [Referrer, Coordinator, Admin];
+        /// Who may read the audit log of access to personal data.
+        pub Auditors = [Admin, Dpo];
     }
 }
 

@@ -44,6 +44,14 @@ pub struct Config {
     pub contact_reminder_after: Duration,
     /// `AIGUILLAGE_WEBHOOK_ALLOW_PRIVATE`: webhook targets may be loopback or private.
     pub webhook_allow_private: bool,
+    /// The master key that wraps the data keys (`AIGUILLAGE_MASTER_KEY` or
+    /// `AIGUILLAGE_MASTER_KEY_FILE`), and a previous one during a master-key change
+    /// (`AIGUILLAGE_MASTER_KEY_PREVIOUS`). `None` when unset: the server refuses to start
+    /// ([`Config::master_keys`]); commands that touch no personal data still run.
+    pub master_keys: Option<(crate::vault::MasterKey, Option<crate::vault::MasterKey>)>,
+    /// Time after a referral's end or last activity before its personal data is purged
+    /// (`AIGUILLAGE_RETENTION`, default 730 days).
+    pub retention: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,7 +121,25 @@ impl Config {
                     });
                 }
             },
+            master_keys: match crate::vault::MasterKey::from_env(&get) {
+                Ok(keys) => Some(keys),
+                Err(crate::vault::VaultError::Missing) => None,
+                Err(crate::vault::VaultError::Invalid(variable)) => {
+                    return Err(ConfigError { variable, message: "expected 32 bytes, base64-encoded".into() });
+                }
+                Err(err) => {
+                    return Err(ConfigError { variable: "AIGUILLAGE_MASTER_KEY_FILE", message: err.to_string() });
+                }
+            },
+            retention: duration("AIGUILLAGE_RETENTION", "730d")?,
         })
+    }
+
+    /// The master keys, or the error that says how to provide one.
+    pub fn master_keys(
+        &self,
+    ) -> Result<(crate::vault::MasterKey, Option<crate::vault::MasterKey>), crate::vault::VaultError> {
+        self.master_keys.clone().ok_or(crate::vault::VaultError::Missing)
     }
 }
 

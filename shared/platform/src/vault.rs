@@ -54,6 +54,8 @@ pub enum VaultError {
     Malformed,
     #[error("the value does not open here (moved, altered, or sealed elsewhere)")]
     Open,
+    #[error("the vault of {0} has no data key or no blind-index key")]
+    NoKey(&'static str),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -223,12 +225,12 @@ impl Vault {
     }
 
     /// Reads and unwraps every data key again (after a rotation elsewhere).
-    pub async fn reload(&self, pool: &PgPool) -> Result<(), VaultError> {
+    pub async fn reload<'e, E: sqlx::PgExecutor<'e>>(&self, executor: E) -> Result<(), VaultError> {
         let schema = self.schema;
         let rows: Vec<(i32, String, Vec<u8>, String)> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT id, purpose, wrapped, master_id FROM {schema}.data_keys ORDER BY id"
         )))
-        .fetch_all(pool)
+        .fetch_all(executor)
         .await?;
         let mut keys = Keys::default();
         for (id, purpose, wrapped, master_id) in rows {
@@ -247,6 +249,9 @@ impl Vault {
                 keys.current = keys.current.max(id);
             }
         }
+        if keys.data.is_empty() || keys.blind.is_empty() {
+            return Err(VaultError::NoKey(schema));
+        }
         *self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = keys;
         Ok(())
     }
@@ -256,11 +261,13 @@ impl Vault {
         self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner).current
     }
 
-    /// Seals `plain` for `place` (`table.column:row id`).
+    /// Seals `plain` for `place` (`table.column:row id`). A vault always holds its current
+    /// key ([`Vault::open`] and [`Vault::reload`] refuse to leave it without one), so this
+    /// cannot fail.
     pub fn seal(&self, place: &str, plain: &str) -> Vec<u8> {
         let keys = self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let id = keys.current;
-        let Some(cipher) = keys.data.get(&id) else { return Vec::new() };
+        let Some(cipher) = keys.data.get(&id) else { unreachable!("a vault is never without its current key") };
         let nonce = random_nonce();
         let mut out = Vec::with_capacity(HEADER + plain.len() + 16);
         out.push(VERSION);
@@ -272,6 +279,16 @@ impl Vault {
                 .unwrap_or_default(),
         );
         out
+    }
+
+    /// Seals an optional value.
+    pub fn seal_opt(&self, place: &str, plain: Option<&str>) -> Option<Vec<u8>> {
+        plain.map(|p| self.seal(place, p))
+    }
+
+    /// The schema this vault serves.
+    pub fn schema(&self) -> &'static str {
+        self.schema
     }
 
     /// Opens a sealed value for `place`. An unknown key id is [`VaultError::UnknownKey`]:
@@ -452,5 +469,81 @@ mod tests {
         assert!(matches!(short, VaultError::Invalid("AIGUILLAGE_MASTER_KEY")));
         let missing = MasterKey::from_env(|k| (k == "AIGUILLAGE_MASTER_KEY_FILE").then(|| "/nonexistent/key".into()));
         assert!(matches!(missing, Err(VaultError::File { .. })));
+    }
+
+    #[test]
+    fn a_value_sealed_by_one_key_opens_after_a_new_current_key_is_added() {
+        let v = vault();
+        let old = v.seal("persons.note:1", "avant");
+        {
+            let mut keys = v.keys.write().unwrap();
+            keys.data.insert(3, XChaCha20Poly1305::new_from_slice(&[8u8; 32]).unwrap());
+            keys.current = 3;
+        }
+        let new = v.seal("persons.note:1", "après");
+        assert_eq!(u32::from_be_bytes([new[1], new[2], new[3], new[4]]), 3);
+        assert_eq!(v.open_value("persons.note:1", &old).unwrap(), "avant");
+        assert_eq!(v.open_value("persons.note:1", &new).unwrap(), "après");
+        assert!(v.knows(&old) && v.knows(&new));
+        assert!(!v.knows(b"\x01"));
+    }
+
+    #[test]
+    fn a_short_or_foreign_version_value_is_malformed_not_a_panic() {
+        let v = vault();
+        for bad in [&b""[..], &[1u8; 10], &[2u8; 64], &[1u8; HEADER + 15]] {
+            assert!(matches!(v.open_value("p", bad), Err(VaultError::Malformed) | Err(VaultError::UnknownKey(_))));
+        }
+    }
+
+    #[test]
+    fn the_master_key_file_is_read_and_trimmed() {
+        let key = MasterKey::generate_base64();
+        let path = std::env::temp_dir().join(format!("vault-test-{}.key", uuid::Uuid::now_v7()));
+        std::fs::write(&path, format!("{key}\n")).unwrap();
+        let p = path.to_string_lossy().into_owned();
+        let (m, previous) = MasterKey::from_env(|k| (k == "AIGUILLAGE_MASTER_KEY_FILE").then(|| p.clone())).unwrap();
+        assert_eq!(m.id(), MasterKey::from_base64(&key, "t").unwrap().id());
+        assert!(previous.is_none());
+        let _ = std::fs::remove_file(&path);
+        // The variable wins over the file.
+        let (m2, _) = MasterKey::from_env(|k| match k {
+            "AIGUILLAGE_MASTER_KEY" => Some(key.clone()),
+            "AIGUILLAGE_MASTER_KEY_FILE" => Some("/nonexistent".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(m2.id(), m.id());
+        assert_eq!(MasterKey::generate_base64().len(), 44);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_round_trips_in_its_place_only(plain in ".{0,300}", row in 0u64..u64::MAX, other in 0u64..u64::MAX) {
+            let v = vault();
+            let place = format!("persons.first_name:{row}");
+            let sealed = v.seal(&place, &plain);
+            proptest::prop_assert_eq!(v.open_value(&place, &sealed).unwrap(), plain.clone());
+            proptest::prop_assert_eq!(sealed.len(), HEADER + plain.len() + 16);
+            if other != row {
+                let elsewhere = format!("persons.first_name:{other}");
+                proptest::prop_assert!(matches!(v.open_value(&elsewhere, &sealed), Err(VaultError::Open)));
+            }
+        }
+
+        #[test]
+        fn any_flipped_bit_is_refused(plain in ".{1,100}", bit in 0usize..8, at in 0usize..1000) {
+            let v = vault();
+            let mut sealed = v.seal("p:1", &plain);
+            let i = at % sealed.len();
+            sealed[i] ^= 1 << bit;
+            proptest::prop_assert!(v.open_value("p:1", &sealed).is_err());
+        }
+
+        #[test]
+        fn blind_indexes_differ_for_different_values(a in "[+0-9a-z@.]{1,40}", b in "[+0-9a-z@.]{1,40}") {
+            let v = vault();
+            proptest::prop_assert_eq!(v.blind_index("email", &a) == v.blind_index("email", &b), a == b);
+        }
     }
 }

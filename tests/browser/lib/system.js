@@ -3,6 +3,7 @@
 // free loopback ports, with a database and a namespace of their own, on the machine's
 // PostgreSQL and RabbitMQ. `stop()` kills both and drops the database.
 import { spawn, execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -73,6 +74,8 @@ export async function startSystem(env = {}) {
     AIGUILLAGE_OIDC_CLIENT_SECRET: 'aiguillage-demo-secret-dev-only-0000000000',
     AIGUILLAGE_AUTH_REFRESH: '1s',
     AIGUILLAGE_DB_POOL_SIZE: '8',
+    // A throw-away master key for the throw-away database (personal data is sealed with it).
+    AIGUILLAGE_MASTER_KEY: process.env.AIGUILLAGE_MASTER_KEY ?? randomBytes(32).toString('base64'),
     RUST_LOG: 'warn',
     ...env,
   };

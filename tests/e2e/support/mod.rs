@@ -78,6 +78,8 @@ pub struct Sandbox {
     pub namespace: String,
     pub config: Config,
     pub broker_use: BrokerUse,
+    /// The sandbox's master key, base64 (`AIGUILLAGE_MASTER_KEY` of the binary's runs).
+    pub master_key: String,
 }
 
 impl Sandbox {
@@ -104,6 +106,7 @@ impl Sandbox {
             namespace: self.namespace.clone(),
             config: self.config.clone(),
             broker_use: BrokerUse::Borrowed,
+            master_key: self.master_key.clone(),
         }
     }
 
@@ -111,6 +114,8 @@ impl Sandbox {
         let database = unique("aig_test_");
         let namespace = unique("t");
         let database_url = format!("{}/{database}", postgres_base());
+        // Each sandbox has a master key of its own, as each deployment does.
+        let master_key = platform::vault::MasterKey::generate_base64();
         let mut config = Config::from_lookup(|k| match k {
             "DATABASE_URL" => Some(database_url.clone()),
             "AMQP_URL" => Some(amqp_url()),
@@ -118,12 +123,13 @@ impl Sandbox {
             "AIGUILLAGE_DB_POOL_SIZE" => Some("6".to_string()),
             // Revocations and key rotations reach the server in a second, not twenty.
             "AIGUILLAGE_AUTH_REFRESH" => Some("1s".to_string()),
+            "AIGUILLAGE_MASTER_KEY" => Some(master_key.clone()),
             _ => None,
         })
         .unwrap();
         adjust(&mut config);
         aiguillage::migrate(&config).await.unwrap().close().await;
-        Self { database, namespace, config, broker_use }
+        Self { database, namespace, config, broker_use, master_key }
     }
 
     pub async fn pool(&self) -> sqlx::PgPool {
@@ -405,6 +411,8 @@ impl Sandbox {
             .env("DATABASE_URL", &self.config.database_url)
             .env("AMQP_URL", &self.config.amqp_url)
             .env("AIGUILLAGE_NAMESPACE", &self.namespace)
+            .env("AIGUILLAGE_MASTER_KEY", &self.master_key)
+            .env_remove("AIGUILLAGE_MASTER_KEY_FILE")
             .env("RUST_LOG", "warn")
             .output()
             .await
