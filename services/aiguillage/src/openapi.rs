@@ -38,6 +38,7 @@ use utoipa_axum::routes;
         (name = "insights", description = "Coordinators' view of a territory"),
         (name = "accounts", description = "Agents, their memberships, requests and invitations"),
         (name = "notifications", description = "Webhooks, refused e-mails and structures nobody can be told about"),
+        (name = "privacy", description = "The person's rights (GDPR) and the audit of access to personal data"),
         (name = "operations", description = "Health, metrics and this document"),
     )
 )]

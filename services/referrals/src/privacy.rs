@@ -102,6 +102,7 @@ pub async fn record_operator(conn: &mut PgConnection, action: &str, referral: Op
 
 /// One audit entry, as the API and the command line show it.
 #[derive(Debug, Serialize, utoipa::ToSchema, sqlx::FromRow)]
+#[schema(as = PersonalDataAuditEntry)]
 pub struct AuditEntry {
     #[serde(skip)]
     pub id: i64,
