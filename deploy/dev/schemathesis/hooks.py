@@ -34,7 +34,7 @@ NOT_IN_THE_DOCUMENT = [
     # A membership names a place this service knows (an organisation, a structure).
     (r"(membership\.)?(organisation_id|structure_id)", r"is not a known place"),
     # What a phone number library accepts, and OpenStreetMap's opening_hours grammar.
-    (r"person\.phone", r"is not a phone number"),
+    (r"(person\.)?phone", r"is not a phone number"),
     (r"opening_hours", r"not a valid OpenStreetMap opening_hours value"),
     # A file format: a CSV import starts with a header line of Mednum fields; a JSON
     # export holds its records in an array.
@@ -46,6 +46,10 @@ NOT_IN_THE_DOCUMENT = [
     # Where a URL points (webhooks): a loopback or private address is refused unless the
     # operator allows it; a URL the pattern lets through that the URL parser refuses.
     (r"url", r"is a loopback or private address|is not a URL|has no host|must not carry credentials"),
+    # Across the fields of a correction and what is stored (GDPR art. 16): the person stays
+    # reachable, and the contact preference names a way that is still there.
+    (r"phone|email", r"give a phone number or an e-mail address"),
+    (r"contact_preference", r"but there is no (phone number|e-mail address)"),
 ]
 
 

@@ -830,8 +830,10 @@ struct AuditQuery {
     /// An account id (a signed-in agent) or a token id.
     agent: Option<Uuid>,
     /// RFC 3339; inclusive.
+    #[param(format = DateTime)]
     from: Option<String>,
     /// RFC 3339; exclusive.
+    #[param(format = DateTime)]
     to: Option<String>,
     /// Default 100.
     #[param(minimum = 1, maximum = 1000)]
