@@ -203,6 +203,25 @@ async fn keys_rotate_twice_while_the_server_runs_and_everything_stays_readable()
             })
             .await;
             made.extend(probes.into_inner().unwrap());
+            // The accounts' keys rotate too, and sign-ins seal with the new one.
+            let accounts = &rotation["accounts"];
+            assert_eq!(accounts["schema"], "accounts", "{rotation}");
+            assert_eq!(accounts["new_key"], 2 + round, "{rotation}");
+            let key = accounts["new_key"].as_i64().unwrap() as i32;
+            let tries = std::sync::atomic::AtomicU32::new(0);
+            eventually("sign-ins to seal with the accounts' new key", Duration::from_secs(20), || async {
+                let n = tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let id = app
+                    .sign_in_agent(&format!("sub-rot{round}-{n}"), &format!("rot{round}.{n}@exemple.fr"), None)
+                    .await;
+                let k: i32 = sqlx::query_scalar("SELECT key_id FROM accounts.accounts WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&pool)
+                    .await
+                    .ok()?;
+                (k == key).then_some(())
+            })
+            .await;
         }
         let (body, values) = person(&format!("rot{round}"), "+33612345670");
         let id = app.submit(&referrer, body).await;
@@ -219,6 +238,13 @@ async fn keys_rotate_twice_while_the_server_runs_and_everything_stays_readable()
     let keys: Vec<i32> =
         sqlx::query_scalar("SELECT DISTINCT key_id FROM referrals.persons ORDER BY 1").fetch_all(&pool).await.unwrap();
     assert_eq!(keys, vec![2, 3, 4]);
+    // Every agent's address, sealed under whichever accounts key, still opens.
+    let (ok, out, err) = app.sandbox.cli(&["account", "list"]).await;
+    assert!(ok, "{err}");
+    let listed: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM accounts.accounts").fetch_one(&pool).await.unwrap();
+    assert!(stored >= 2 && listed.len() as i64 == stored, "{stored} {out}");
+    assert!(listed.iter().all(|a| a["email"].as_str().is_some_and(|e| e.starts_with("rot"))), "{out}");
     // A server started now (a new replica) reads them all too.
     let (ok, _, err) = app.sandbox.cli(&["purge", "--dry-run"]).await;
     assert!(ok, "{err}");
@@ -648,4 +674,232 @@ async fn two_purges_at_once_share_the_work_and_purge_each_referral_once() {
     assert_eq!(left, (0, 0, 5000));
     pool.close().await;
     sandbox.destroy().await;
+}
+
+/// Agents' names and e-mail addresses (issue 15): sealed in accounts.accounts and
+/// accounts.invitations, matched by a keyed hash, and readable only through the API.
+#[tokio::test]
+async fn a_database_dump_holds_no_agents_name_or_email() {
+    use crate::signin::{browser, page, server, sign_in};
+    use crate::support::oidc::{Agent, NewAgent, OidcProvider};
+    let oidc = OidcProvider::start().await;
+    let app = server(&oidc, oidc.client()).await;
+    let mut secrets = Vec::new();
+
+    // An agent signing in through the OpenID provider and the web app.
+    let mut nina = NewAgent::new("agente.unique.oidc@exemple-prive.fr");
+    nina.given_name = "Prénomagentoidc".into();
+    nina.usual_name = "Nomagentoidc".into();
+    secrets.extend([nina.email.clone(), nina.given_name.clone(), nina.usual_name.clone()]);
+    let b = browser();
+    let r = sign_in(&app, &oidc, &b, &Agent::New(nina.clone()), "/compte").await;
+    assert_eq!(r.status(), reqwest::StatusCode::SEE_OTHER);
+    let (_, _, html) = page(&app, &b, "/compte").await;
+    assert!(html.contains("Prénomagentoidc Nomagentoidc"), "{html}");
+
+    // An agent invited by address (upper case) before signing in with it (lower case).
+    let (ok, _, err) =
+        app.sandbox.cli(&["account", "grant", "--email", "Invitee.Unique@Exemple-Prive.fr", "--role", "admin"]).await;
+    assert!(ok && err.contains("invitation"), "{err}");
+    secrets.extend(["Invitee.Unique@Exemple-Prive.fr".to_string(), "invitee.unique@exemple-prive.fr".to_string()]);
+    let body = json!({"issuer": "http://127.0.0.1:1/test", "subject": "sub-invitee", "email": "invitee.unique@exemple-prive.fr",
+                      "given_name": "Prénominvitee", "usual_name": "Nominvitee"});
+    secrets.extend(["Prénominvitee".to_string(), "Nominvitee".to_string()]);
+    let (s, v) = app.post("/api/v1/accounts/sign-ins", &app.web_service(), body).await;
+    assert_eq!(s, 200, "{v}");
+    let invitee: uuid::Uuid = v["account_id"].as_str().unwrap().parse().unwrap();
+    let (_, me) = app.get("/api/v1/me", &app.agent(invitee, None)).await;
+    assert_eq!(me["email"], "invitee.unique@exemple-prive.fr", "{me}");
+    assert_eq!(me["given_name"], "Prénominvitee", "{me}");
+    assert_eq!(me["memberships"][0]["role"], "admin", "the invitation was matched by its keyed hash: {me}");
+
+    // An invitation nobody accepted yet, listed with its address.
+    let coordinator = app.coordinator(&["16"]);
+    let invitation = json!({"email": "Pas.Encore@Exemple-Prive.fr",
+                            "membership": {"role": "coordinator", "territories": ["16"]}});
+    let (s, v) = app.post("/api/v1/accounts/invitations", &coordinator, invitation).await;
+    assert_eq!(s, 201, "{v}");
+    secrets.extend(["Pas.Encore@Exemple-Prive.fr".to_string(), "pas.encore@exemple-prive.fr".to_string()]);
+    let (s, v) = app.get("/api/v1/accounts/invitations", &coordinator).await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v.to_string().contains("Pas.Encore@Exemple-Prive.fr"), "{v}");
+    let (ok, out, err) = app.sandbox.cli(&["account", "list"]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("agente.unique.oidc@exemple-prive.fr") && out.contains("Prénominvitee"), "{out}");
+
+    let dump = pg_dump(&app.sandbox).await;
+    assert!(dump.contains(&invitee.to_string()) && dump.contains("accounts.accounts"), "the dump has the accounts");
+    assert_none_in(&dump, &secrets, "pg_dump");
+
+    let pool = app.sandbox.pool().await;
+    let unsealed: i64 =
+        sqlx::query_scalar("SELECT (SELECT count(*) FROM accounts.accounts WHERE key_id IS NULL) + (SELECT count(*) FROM accounts.invitations WHERE key_id IS NULL)")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(unsealed, 0);
+    // A value moved to another row does not open.
+    sqlx::query(
+        "UPDATE accounts.accounts SET email = (SELECT email FROM accounts.accounts WHERE subject = $1) WHERE id = $2",
+    )
+    .bind(&nina.sub)
+    .bind(invitee)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (s, v) = app.get("/api/v1/me", &app.agent(invitee, None)).await;
+    assert_eq!(s, 500, "a value moved to another row must not open: {v}");
+    assert!(!v.to_string().contains("agente.unique"), "{v}");
+    pool.close().await;
+    app.stop().await;
+}
+
+/// A database migrated from before encryption holds plain names and addresses: the
+/// first process that opens the accounts' vault seals them, and they read as before.
+#[tokio::test]
+async fn plain_agents_rows_from_before_encryption_are_sealed_at_open() {
+    let app = TestApp::spawn().await;
+    let pool = app.sandbox.pool().await;
+    let id = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO accounts.accounts (id, issuer, subject, given_name, usual_name, email, email_key)
+         VALUES ($1, 'legacy', 'sub-legacy', convert_to('Prénomancien', 'UTF8'), convert_to('Nomancien', 'UTF8'),
+                 convert_to('Ancien.Agent@Exemple-Prive.fr', 'UTF8'), convert_to('ancien.agent@exemple-prive.fr', 'UTF8'))",
+    )
+    .bind(id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let invitation = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO accounts.invitations (id, email, email_key, role, invited_by)
+         VALUES ($1, convert_to('Ancienne.Invitation@Exemple-Prive.fr', 'UTF8'),
+                 convert_to('ancienne.invitation@exemple-prive.fr', 'UTF8'), 'admin', 'test')",
+    )
+    .bind(invitation)
+    .execute(&pool)
+    .await
+    .unwrap();
+    // The command line opens the vault (as a starting server does).
+    let (ok, out, err) = app.sandbox.cli(&["account", "list"]).await;
+    assert!(ok, "{err}");
+    let listed: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let legacy = listed.iter().find(|a| a["account_id"] == id.to_string()).expect("the legacy account");
+    assert_eq!(legacy["email"], "Ancien.Agent@Exemple-Prive.fr");
+    assert_eq!(legacy["given_name"], "Prénomancien");
+    let dump = pg_dump(&app.sandbox).await;
+    let secrets: Vec<String> =
+        ["Prénomancien", "Nomancien", "Ancien.Agent@", "ancien.agent@", "ncienne.invitation@"].map(String::from).into();
+    assert_none_in(&dump, &secrets, "pg_dump after sealing");
+    // The invitation is still matched at sign-in by its (now keyed) index, and the old
+    // account is found by its address.
+    let account = app.sign_in_agent("sub-ancienne", "ancienne.invitation@exemple-prive.fr", None).await;
+    let (_, me) = app.get("/api/v1/me", &app.agent(account, None)).await;
+    assert_eq!(me["memberships"][0]["role"], "admin", "{me}");
+    let (ok, _, err) =
+        app.sandbox.cli(&["account", "grant", "--email", "ancien.agent@exemple-prive.fr", "--role", "admin"]).await;
+    assert!(ok && err.contains(&format!("given to account {id}")), "{err}");
+    pool.close().await;
+    app.stop().await;
+}
+
+/// Agents' accounts are purged after the account retention without a sign-in: names,
+/// address and memberships go, once; other accounts stay; a later sign-in starts afresh.
+#[tokio::test]
+async fn accounts_without_a_sign_in_for_the_retention_are_purged_once() {
+    let app = TestApp::spawn().await;
+    let (ok, _, err) =
+        app.sandbox.cli(&["account", "grant", "--email", "endormi.unique@exemple-prive.fr", "--role", "admin"]).await;
+    assert!(ok, "{err}");
+    let asleep = app.sign_in_agent("sub-endormi", "endormi.unique@exemple-prive.fr", None).await;
+    let awake = app.sign_in_agent("sub-eveille", "eveille.unique@exemple-prive.fr", None).await;
+    let (_, me) = app.get("/api/v1/me", &app.agent(asleep, None)).await;
+    assert_eq!(me["memberships"][0]["role"], "admin", "{me}");
+    let (s, _) = app
+        .post(
+            "/api/v1/accounts/requests",
+            &app.agent(asleep, None),
+            json!({"role": "coordinator", "territories": ["16"],
+               "message": "Message très personnel de l'endormi"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+
+    let pool = app.sandbox.pool().await;
+    // 25 months without a sign-in for one; 23 for the other.
+    sqlx::query("UPDATE accounts.accounts SET last_sign_in_at = now() - interval '25 months' WHERE id = $1")
+        .bind(asleep)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE accounts.accounts SET last_sign_in_at = now() - interval '23 months' WHERE id = $1")
+        .bind(awake)
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let (ok, out, err) = app.sandbox.cli(&["purge", "--dry-run"]).await;
+    assert!(ok, "{err}");
+    assert!(err.contains("would purge 1 account(s)"), "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["accounts"]["accounts"], 1, "{v}");
+    let (_, me) = app.get("/api/v1/me", &app.agent(asleep, None)).await;
+    assert_eq!(me["email"], "endormi.unique@exemple-prive.fr", "a dry run changes nothing");
+
+    let (ok, out, err) = app.sandbox.cli(&["purge"]).await;
+    assert!(ok, "{err}");
+    assert!(err.contains("purged 1 account(s)"), "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["accounts"]["accounts"], 1, "{v}");
+    assert!(v["referrals"].is_u64(), "the referrals' report stays as it was: {v}");
+    let (ok, out, _) = app.sandbox.cli(&["purge"]).await;
+    assert!(ok);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["accounts"]["accounts"], 0, "only once");
+
+    type Row = (Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>, String, bool);
+    let (given, usual, email, key, subject, purged): Row = sqlx::query_as(
+        "SELECT given_name, usual_name, email, email_key, subject, purged_at IS NOT NULL FROM accounts.accounts WHERE id = $1",
+    )
+    .bind(asleep)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(given.is_none() && usual.is_none() && email.is_none() && key.is_none() && purged);
+    assert_eq!(subject, format!("purged:{asleep}"));
+    let (memberships, messages, preferences): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM accounts.memberships WHERE account_id = $1 AND removed_at IS NULL),
+                (SELECT count(*) FROM accounts.requests WHERE account_id = $1 AND (message IS NOT NULL OR status = 'pending')),
+                (SELECT count(*) FROM accounts.notification_preferences WHERE account_id = $1)",
+    )
+    .bind(asleep)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((memberships, messages, preferences), (0, 0, 0));
+    let audited: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM accounts.audit WHERE action = 'account_purged' AND account_id = $1")
+            .bind(asleep)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(audited, 1);
+
+    // The purged account is gone from the API; the other one is as it was.
+    let (s, _) = app.get("/api/v1/me", &app.agent(asleep, None)).await;
+    assert_eq!(s, 404);
+    let (s, me) = app.get("/api/v1/me", &app.agent(awake, None)).await;
+    assert_eq!(s, 200);
+    assert_eq!(me["email"], "eveille.unique@exemple-prive.fr");
+    let (ok, out, _) = app.sandbox.cli(&["account", "list"]).await;
+    assert!(ok && !out.contains(&asleep.to_string()) && out.contains(&awake.to_string()), "{out}");
+    let dump = pg_dump(&app.sandbox).await;
+    assert_none_in(&dump, &["Message très personnel".to_string()], "pg_dump after the account purge");
+
+    // Signing in again with the same identity makes a new account, without memberships.
+    let again = app.sign_in_agent("sub-endormi", "endormi.unique@exemple-prive.fr", None).await;
+    assert_ne!(again, asleep);
+    let (_, me) = app.get("/api/v1/me", &app.agent(again, None)).await;
+    assert_eq!(me["memberships"], json!([]), "{me}");
+    pool.close().await;
+    app.stop().await;
 }

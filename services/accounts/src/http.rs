@@ -139,7 +139,7 @@ async fn me(
     let view = match caller.principal {
         Principal::Agent { account, membership } => {
             let mut conn = state.pool.acquire().await?;
-            let agent = store::agent(&mut conn, account).await?.ok_or_else(ApiError::not_found)?;
+            let agent = store::agent(&mut conn, &state.vault, account).await?.ok_or_else(ApiError::not_found)?;
             let memberships: Vec<MembershipView> =
                 store::memberships(&mut conn, account).await?.iter().map(Membership::view).collect();
             let filter =
@@ -231,7 +231,7 @@ async fn sign_in(
     e.text("siret", body.siret.as_deref(), 40, false);
     e.finish(|| ()).map_err(ApiError::validation)?;
     let actor = format!("service:{service}");
-    let response = service::sign_in(&state.pool, &body, &actor).await.map_err(|err| match err {
+    let response = service::sign_in(&state.pool, &state.vault, &body, &actor).await.map_err(|err| match err {
         SignInError::BadEmail => ApiError::invalid_field("email", "is not an e-mail address"),
         SignInError::Database(e) => e.into(),
     })?;
@@ -341,7 +341,7 @@ async fn places(
     // Without a SIRET in the query, an agent's own (from ProConnect) is used.
     let siret = match (asked_siret, caller.account()) {
         (Some(s), _) => Some(s),
-        (None, Some(account)) => store::agent(&mut conn, account).await?.and_then(|a| a.siret),
+        (None, Some(account)) => store::agent(&mut conn, &state.vault, account).await?.and_then(|a| a.siret),
         (None, None) => None,
     };
     let items = store::search_places(&mut conn, text.as_deref(), siret.as_deref(), limit).await?;
@@ -468,7 +468,7 @@ async fn list_requests(
     let filter = RequestFilter { status, account_id: None, territories: territories.as_deref(), limit };
     let mut items = Vec::new();
     for r in store::requests(&mut conn, &filter).await? {
-        let agent = store::agent(&mut conn, r.account_id).await?;
+        let agent = store::agent(&mut conn, &state.vault, r.account_id).await?;
         items.push(r.view(agent));
     }
     // Who asked, with their e-mail address: never cached by anyone in between.
@@ -617,10 +617,12 @@ async fn invite(
     if !manager.may_manage(&scope) {
         return Err(ApiError::forbidden());
     }
-    let granted = service::grant_by_email(&state.pool, email, &grant, &caller.actor()).await.map_err(|e| match e {
-        GrantError::BadEmail(_) => ApiError::invalid_field("email", "is not an e-mail address"),
-        GrantError::Database(e) => e.into(),
-    })?;
+    let granted = service::grant_by_email(&state.pool, &state.vault, email, &grant, &caller.actor()).await.map_err(
+        |e| match e {
+            GrantError::BadEmail(_) => ApiError::invalid_field("email", "is not an e-mail address"),
+            GrantError::Database(e) => e.into(),
+        },
+    )?;
     let result = match granted {
         service::Granted::Now { account_id, membership_id } => {
             InvitationResult { status: "granted", invitation_id: None, account_id: Some(account_id), membership_id }
@@ -665,7 +667,7 @@ async fn list_invitations(
     let limit = limit_of(q.limit)?;
     let territories = manager(&caller)?.territories();
     let mut conn = state.pool.acquire().await?;
-    let items = store::invitations(&mut conn, territories.as_deref(), limit).await?;
+    let items = store::invitations(&mut conn, &state.vault, territories.as_deref(), limit).await?;
     Ok(([(axum::http::header::CACHE_CONTROL, "no-store")], AxumJson(Page { items, next_cursor: None })).into_response())
 }
 
@@ -690,14 +692,15 @@ async fn list_accounts(
     let limit = limit_of(q.limit)?;
     let territories = manager(&caller)?.territories();
     let mut conn = state.pool.acquire().await?;
-    let items: Vec<contracts::accounts::AccountView> = store::accounts(&mut conn, territories.as_deref(), limit)
-        .await?
-        .into_iter()
-        .map(|(agent, memberships)| contracts::accounts::AccountView {
-            agent,
-            memberships: memberships.iter().map(Membership::view).collect(),
-        })
-        .collect();
+    let items: Vec<contracts::accounts::AccountView> =
+        store::accounts(&mut conn, &state.vault, territories.as_deref(), limit)
+            .await?
+            .into_iter()
+            .map(|(agent, memberships)| contracts::accounts::AccountView {
+                agent,
+                memberships: memberships.iter().map(Membership::view).collect(),
+            })
+            .collect();
     Ok(([(axum::http::header::CACHE_CONTROL, "no-store")], AxumJson(Page { items, next_cursor: None })).into_response())
 }
 
@@ -914,7 +917,7 @@ async fn put_preferences(
 ) -> Result<Response, ApiError> {
     let account = agent_account(&caller)?;
     let mut tx = state.pool.begin().await?;
-    if store::agent(&mut tx, account).await?.is_none() {
+    if store::agent(&mut tx, &state.vault, account).await?.is_none() {
         return Err(ApiError::not_found());
     }
     crate::notifications::set_preferences(&mut tx, account, &body.choices()).await?;

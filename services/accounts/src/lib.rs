@@ -15,6 +15,7 @@ pub mod domain;
 mod http;
 pub mod messaging;
 pub mod notifications;
+pub mod privacy;
 pub mod service;
 mod store;
 
@@ -28,6 +29,8 @@ pub struct AccountsState {
     pub pool: PgPool,
     pub auth: Authenticator,
     pub config: Arc<Config>,
+    /// Seals and opens agents' names and e-mail addresses (`accounts.data_keys`).
+    pub vault: platform::vault::Vault,
 }
 
 impl FromRef<AccountsState> for Authenticator {
@@ -39,6 +42,7 @@ impl FromRef<AccountsState> for Authenticator {
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     platform::db::migrate(pool, SCHEMA, sqlx::migrate!("./migrations")).await?;
     bus::schema::migrate(pool, SCHEMA).await?;
+    platform::vault::migrate(pool, SCHEMA).await?;
     Ok(())
 }
 
@@ -51,9 +55,33 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     http::routes().into_openapi()
 }
 
-/// Starts the consumer of the directory's public records.
-pub fn start(ctx: &bus::ServiceContext) -> AccountsState {
+/// Opens this service's vault (creating its first data keys on first use) and seals any
+/// row a database migrated from before encryption still holds in plain text. The
+/// notifications sender opens it too (it reads addresses at send time).
+pub async fn open_vault(
+    pool: &PgPool,
+    master: platform::vault::MasterKey,
+    previous: Option<platform::vault::MasterKey>,
+) -> anyhow::Result<platform::vault::Vault> {
+    let vault = platform::vault::Vault::open(pool, SCHEMA, master, previous).await?;
+    let sealed = privacy::seal_legacy(pool, &vault).await?;
+    if sealed > 0 {
+        tracing::info!(rows = sealed, "sealed agents' data stored in plain text before encryption");
+    }
+    Ok(vault)
+}
+
+/// Starts the consumer of the directory's public records, the daily account purge and
+/// the data keys' refresh.
+pub fn start(ctx: &bus::ServiceContext, vault: platform::vault::Vault) -> AccountsState {
     ctx.spawn_consumer(SCHEMA, SERVICE, messaging::AccountsHandler);
     ctx.spawn_housekeeping(SCHEMA);
-    AccountsState { pool: ctx.pool.clone(), auth: ctx.auth.clone(), config: Arc::clone(&ctx.config) }
+    ctx.tasks.spawn(privacy::run_daily_purge(ctx.pool.clone(), ctx.config.account_retention, ctx.shutdown.clone()));
+    ctx.tasks.spawn(privacy::keep_keys_fresh(
+        ctx.pool.clone(),
+        vault.clone(),
+        ctx.config.auth_refresh,
+        ctx.shutdown.clone(),
+    ));
+    AccountsState { pool: ctx.pool.clone(), auth: ctx.auth.clone(), config: Arc::clone(&ctx.config), vault }
 }

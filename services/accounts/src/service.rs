@@ -2,6 +2,7 @@
 
 use contracts::accounts::{AccountView, SignInRequest, SignInResponse};
 use contracts::{Personal, Role, Territory};
+use platform::vault::Vault;
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -21,7 +22,12 @@ pub enum SignInError {
 
 /// A verified sign-in: creates or refreshes the account, turns the open invitations for
 /// its e-mail address into memberships, and audits it.
-pub async fn sign_in(pool: &PgPool, req: &SignInRequest, actor: &str) -> Result<SignInResponse, SignInError> {
+pub async fn sign_in(
+    pool: &PgPool,
+    vault: &Vault,
+    req: &SignInRequest,
+    actor: &str,
+) -> Result<SignInResponse, SignInError> {
     let email_key = domain::email_key(req.email.expose()).ok_or(SignInError::BadEmail)?;
     let siret = req.siret.as_deref().and_then(domain::siret);
     let mut tx = pool.begin().await?;
@@ -34,9 +40,9 @@ pub async fn sign_in(pool: &PgPool, req: &SignInRequest, actor: &str) -> Result<
         usual_name: req.usual_name.as_ref(),
         siret: siret.as_deref(),
     };
-    let (account_id, created) = store::sign_in(&mut tx, &identity).await?;
+    let (account_id, created) = store::sign_in(&mut tx, vault, &identity).await?;
     let mut accepted = 0;
-    for invitation in store::open_invitations(&mut tx, &email_key).await? {
+    for invitation in store::open_invitations(&mut tx, vault, &email_key).await? {
         store::grant(&mut tx, account_id, &invitation.grant, &format!("invitation:{}", invitation.id)).await?;
         store::accept_invitation(&mut tx, invitation.id, account_id).await?;
         accepted += 1;
@@ -88,10 +94,16 @@ pub enum GrantError {
 
 /// Gives the agent with this e-mail address a membership, now or at their first
 /// sign-in (how the first admin is made).
-pub async fn grant_by_email(pool: &PgPool, email: &str, grant: &Grant, actor: &str) -> Result<Granted, GrantError> {
+pub async fn grant_by_email(
+    pool: &PgPool,
+    vault: &Vault,
+    email: &str,
+    grant: &Grant,
+    actor: &str,
+) -> Result<Granted, GrantError> {
     let key = domain::email_key(email).ok_or_else(|| GrantError::BadEmail(email.to_string()))?;
     let mut tx = pool.begin().await?;
-    let granted = match store::account_by_email(&mut tx, &key).await? {
+    let granted = match store::account_by_email(&mut tx, vault, &key).await? {
         Some(account_id) => {
             let membership_id = store::grant(&mut tx, account_id, grant, actor).await?;
             let detail = json!({ "role": grant.role(), "membership_id": membership_id });
@@ -100,7 +112,7 @@ pub async fn grant_by_email(pool: &PgPool, email: &str, grant: &Grant, actor: &s
         }
         None => {
             let invitation_id =
-                store::invite(&mut tx, &Personal::new(email.trim().to_string()), &key, grant, actor).await?;
+                store::invite(&mut tx, vault, &Personal::new(email.trim().to_string()), &key, grant, actor).await?;
             let detail = json!({ "role": grant.role(), "invitation_id": invitation_id });
             record(&mut tx, "invitation_created", actor, None, None, &[], detail).await?;
             Granted::Invited { invitation_id }
@@ -112,10 +124,16 @@ pub async fn grant_by_email(pool: &PgPool, email: &str, grant: &Grant, actor: &s
 
 /// Removes the memberships of the agent with this e-mail address (of one role, or all).
 /// Returns how many were removed; takes effect on the agent's next request.
-pub async fn revoke_by_email(pool: &PgPool, email: &str, role: Option<Role>, actor: &str) -> Result<usize, GrantError> {
+pub async fn revoke_by_email(
+    pool: &PgPool,
+    vault: &Vault,
+    email: &str,
+    role: Option<Role>,
+    actor: &str,
+) -> Result<usize, GrantError> {
     let key = domain::email_key(email).ok_or_else(|| GrantError::BadEmail(email.to_string()))?;
     let mut tx = pool.begin().await?;
-    let Some(account_id) = store::account_by_email(&mut tx, &key).await? else { return Ok(0) };
+    let Some(account_id) = store::account_by_email(&mut tx, vault, &key).await? else { return Ok(0) };
     let mut removed = 0;
     for m in store::memberships(&mut tx, account_id).await? {
         if role.is_none_or(|r| r == m.grant.role()) {
@@ -130,9 +148,9 @@ pub async fn revoke_by_email(pool: &PgPool, email: &str, role: Option<Role>, act
 }
 
 /// Every account and its memberships (for the operator's `account list`).
-pub async fn list(pool: &PgPool) -> sqlx::Result<Vec<AccountView>> {
+pub async fn list(pool: &PgPool, vault: &Vault) -> sqlx::Result<Vec<AccountView>> {
     let mut conn = pool.acquire().await?;
-    let accounts = store::accounts(&mut conn, None, 10_000).await?;
+    let accounts = store::accounts(&mut conn, vault, None, 10_000).await?;
     Ok(accounts
         .into_iter()
         .map(|(agent, memberships)| AccountView {
@@ -201,13 +219,33 @@ pub async fn decide(
 }
 
 /// The pending requests, oldest first, with who asked (for the operator).
-pub async fn pending_requests(pool: &PgPool) -> sqlx::Result<Vec<contracts::accounts::RequestView>> {
+pub async fn pending_requests(pool: &PgPool, vault: &Vault) -> sqlx::Result<Vec<contracts::accounts::RequestView>> {
     let mut conn = pool.acquire().await?;
     let filter = store::RequestFilter { status: Some("pending"), account_id: None, territories: None, limit: 500 };
     let mut items = Vec::new();
     for r in store::requests(&mut conn, &filter).await? {
-        let agent = store::agent(&mut conn, r.account_id).await?;
+        let agent = store::agent(&mut conn, vault, r.account_id).await?;
         items.push(r.view(agent));
     }
     Ok(items)
+}
+
+/// Whether an invitation or an account exists for this address (the demo seeds once).
+pub async fn known_email(pool: &PgPool, vault: &Vault, email: &str) -> Result<bool, GrantError> {
+    let key = domain::email_key(email).ok_or_else(|| GrantError::BadEmail(email.to_string()))?;
+    let mut conn = pool.acquire().await?;
+    Ok(store::known_email(&mut conn, vault, &key).await?)
+}
+
+/// Writes an account with one membership directly, sealed like a sign-in's (the load
+/// generator's recipients of notifications). Returns its id.
+pub async fn create_agent(
+    conn: &mut PgConnection,
+    vault: &Vault,
+    issuer: &str,
+    email: &str,
+    grant: &Grant,
+    by: &str,
+) -> sqlx::Result<Uuid> {
+    store::create_agent(conn, vault, issuer, email, grant, by).await
 }

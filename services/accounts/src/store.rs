@@ -7,83 +7,182 @@ use contracts::accounts::{
 };
 use contracts::{OrganisationId, Personal, Role, StructureId, Territory};
 use platform::row::{Columns, RowError};
+use platform::vault::{Vault, VaultError};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::Grant;
+
+/// Where a sealed value lives (`table.column:row id`): the associated data that binds it
+/// there, so a value copied to another row or column does not open.
+pub fn place(table_column: &str, row: Uuid) -> String {
+    format!("{table_column}:{row}")
+}
+
+/// The blind index of a normalised e-mail address ([`crate::domain::email_key`]): what
+/// `email_key` columns hold and lookups compare, never the address.
+pub fn email_index(vault: &Vault, normalised: &str) -> Vec<u8> {
+    vault.blind_index("accounts.email", normalised)
+}
+
+fn vault_error(err: VaultError) -> sqlx::Error {
+    match err {
+        VaultError::Database(err) => err,
+        other => sqlx::Error::Decode(Box::new(other)),
+    }
+}
+
+/// Opens a sealed value, reloading the keys first if it names one this process has not
+/// loaded yet (a rotation by another process).
+async fn open(conn: &mut PgConnection, vault: &Vault, place: &str, sealed: &[u8]) -> sqlx::Result<String> {
+    if !vault.knows(sealed) {
+        vault.reload(&mut *conn).await.map_err(vault_error)?;
+    }
+    vault.open_value(place, sealed).map_err(vault_error)
+}
+
+async fn open_opt(
+    conn: &mut PgConnection,
+    vault: &Vault,
+    place: &str,
+    sealed: Option<&[u8]>,
+) -> sqlx::Result<Option<String>> {
+    match sealed {
+        Some(s) => Ok(Some(open(conn, vault, place, s).await?)),
+        None => Ok(None),
+    }
+}
 
 /// An agent's identity, as the web app verified it with the provider.
 pub struct Identity<'a> {
     pub issuer: &'a str,
     pub subject: &'a str,
     pub email: &'a Personal<String>,
+    /// The normalised address ([`crate::domain::email_key`]), before its blind index.
     pub email_key: &'a str,
     pub given_name: Option<&'a Personal<String>>,
     pub usual_name: Option<&'a Personal<String>>,
     pub siret: Option<&'a str>,
 }
 
-/// Creates the account of a first sign-in, or refreshes its names, e-mail and SIRET.
-/// Returns the account id and whether it was created.
-pub async fn sign_in(conn: &mut PgConnection, who: &Identity<'_>) -> sqlx::Result<(Uuid, bool)> {
-    let row = sqlx::query!(
-        r#"INSERT INTO accounts.accounts (id, issuer, subject, given_name, usual_name, email, email_key, siret, last_sign_in_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
-           ON CONFLICT (issuer, subject) DO UPDATE SET given_name = EXCLUDED.given_name,
-               usual_name = EXCLUDED.usual_name, email = EXCLUDED.email, email_key = EXCLUDED.email_key,
-               siret = EXCLUDED.siret, last_sign_in_at = now()
-           RETURNING id, (xmax = 0) AS "created!""#,
-        Uuid::now_v7(),
-        who.issuer,
-        who.subject,
-        who.given_name.map(|n| n.expose().as_str()),
-        who.usual_name.map(|n| n.expose().as_str()),
-        who.email.expose(),
-        who.email_key,
-        who.siret,
+/// Creates the account of a first sign-in, or refreshes its names, e-mail and SIRET,
+/// sealed for the account's row. Returns the account id and whether it was created.
+pub async fn sign_in(conn: &mut PgConnection, vault: &Vault, who: &Identity<'_>) -> sqlx::Result<(Uuid, bool)> {
+    // The row first (its id is what the values are sealed for), then its values: two
+    // concurrent first sign-ins meet on the unique (issuer, subject) and the row lock.
+    let inserted: Option<Uuid> = sqlx::query_scalar(
+        "INSERT INTO accounts.accounts (id, issuer, subject) VALUES ($1, $2, $3)
+         ON CONFLICT (issuer, subject) DO NOTHING RETURNING id",
     )
-    .fetch_one(conn)
+    .bind(Uuid::now_v7())
+    .bind(who.issuer)
+    .bind(who.subject)
+    .fetch_optional(&mut *conn)
     .await?;
-    Ok((row.id, row.created))
+    let (id, created) = match inserted {
+        Some(id) => (id, true),
+        None => {
+            let id: Uuid =
+                sqlx::query_scalar("SELECT id FROM accounts.accounts WHERE issuer = $1 AND subject = $2 FOR UPDATE")
+                    .bind(who.issuer)
+                    .bind(who.subject)
+                    .fetch_one(&mut *conn)
+                    .await?;
+            (id, false)
+        }
+    };
+    sqlx::query(
+        "UPDATE accounts.accounts SET given_name = $2, usual_name = $3, email = $4, email_key = $5, siret = $6,
+                key_id = $7, last_sign_in_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(who.given_name.map(|n| vault.seal(&place("accounts.given_name", id), n.expose())))
+    .bind(who.usual_name.map(|n| vault.seal(&place("accounts.usual_name", id), n.expose())))
+    .bind(vault.seal(&place("accounts.email", id), who.email.expose()))
+    .bind(email_index(vault, who.email_key))
+    .bind(who.siret)
+    .bind(vault.current_key() as i32)
+    .execute(&mut *conn)
+    .await?;
+    Ok((id, created))
 }
 
+/// An account written directly (the load generator's recipients): sealed like a
+/// sign-in's, with one membership.
+pub async fn create_agent(
+    conn: &mut PgConnection,
+    vault: &Vault,
+    issuer: &str,
+    email: &str,
+    grant: &Grant,
+    by: &str,
+) -> sqlx::Result<Uuid> {
+    let id = Uuid::now_v7();
+    let normalised = crate::domain::email_key(email).unwrap_or_else(|| email.trim().to_lowercase());
+    sqlx::query(
+        "INSERT INTO accounts.accounts (id, issuer, subject, email, email_key, key_id) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(issuer)
+    .bind(id.to_string())
+    .bind(vault.seal(&place("accounts.email", id), email))
+    .bind(email_index(vault, &normalised))
+    .bind(vault.current_key() as i32)
+    .execute(&mut *conn)
+    .await?;
+    self::grant(conn, id, grant, by).await?;
+    Ok(id)
+}
+
+#[derive(sqlx::FromRow)]
 struct AgentRow {
     id: Uuid,
-    given_name: Option<String>,
-    usual_name: Option<String>,
-    email: String,
+    given_name: Option<Vec<u8>>,
+    usual_name: Option<Vec<u8>>,
+    email: Vec<u8>,
     siret: Option<String>,
     last_sign_in_at: Option<DateTime<Utc>>,
 }
 
-impl From<AgentRow> for AgentView {
-    fn from(r: AgentRow) -> Self {
-        AgentView {
-            account_id: r.id,
-            given_name: r.given_name.map(Personal::new),
-            usual_name: r.usual_name.map(Personal::new),
-            email: Personal::new(r.email),
-            siret: r.siret,
-            last_sign_in_at: r.last_sign_in_at,
-        }
+async fn agent_view(conn: &mut PgConnection, vault: &Vault, r: AgentRow) -> sqlx::Result<AgentView> {
+    Ok(AgentView {
+        account_id: r.id,
+        given_name: open_opt(conn, vault, &place("accounts.given_name", r.id), r.given_name.as_deref())
+            .await?
+            .map(Personal::new),
+        usual_name: open_opt(conn, vault, &place("accounts.usual_name", r.id), r.usual_name.as_deref())
+            .await?
+            .map(Personal::new),
+        email: Personal::new(open(conn, vault, &place("accounts.email", r.id), &r.email).await?),
+        siret: r.siret,
+        last_sign_in_at: r.last_sign_in_at,
+    })
+}
+
+/// An account that has not been purged.
+pub async fn agent(conn: &mut PgConnection, vault: &Vault, id: Uuid) -> sqlx::Result<Option<AgentView>> {
+    let row: Option<AgentRow> = sqlx::query_as(
+        "SELECT id, given_name, usual_name, email, siret, last_sign_in_at FROM accounts.accounts
+         WHERE id = $1 AND purged_at IS NULL AND email IS NOT NULL",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match row {
+        Some(r) => Ok(Some(agent_view(conn, vault, r).await?)),
+        None => Ok(None),
     }
 }
 
-pub async fn agent(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<AgentView>> {
-    let row = sqlx::query_as!(
-        AgentRow,
-        "SELECT id, given_name, usual_name, email, siret, last_sign_in_at FROM accounts.accounts WHERE id = $1",
-        id
+/// The account with this (normalised) address, by its blind index.
+pub async fn account_by_email(conn: &mut PgConnection, vault: &Vault, email_key: &str) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT id FROM accounts.accounts WHERE email_key = $1 AND purged_at IS NULL ORDER BY created_at LIMIT 1",
     )
+    .bind(email_index(vault, email_key))
     .fetch_optional(conn)
-    .await?;
-    Ok(row.map(AgentView::from))
-}
-
-pub async fn account_by_email(conn: &mut PgConnection, email_key: &str) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar!("SELECT id FROM accounts.accounts WHERE email_key = $1 ORDER BY created_at LIMIT 1", email_key)
-        .fetch_optional(conn)
-        .await
+    .await
 }
 
 /// A stored grant (membership, request or invitation), before it is typed.
@@ -224,20 +323,20 @@ pub async fn remove_membership(conn: &mut PgConnection, id: Uuid, by: &str) -> s
 /// a membership within their départements (`territories`).
 pub async fn accounts(
     conn: &mut PgConnection,
+    vault: &Vault,
     territories: Option<&[String]>,
     limit: i64,
 ) -> sqlx::Result<Vec<(AgentView, Vec<Membership>)>> {
-    let agents = sqlx::query_as!(
-        AgentRow,
-        r#"SELECT a.id, a.given_name, a.usual_name, a.email, a.siret, a.last_sign_in_at FROM accounts.accounts a
-           WHERE $1::text[] IS NULL OR EXISTS (
-               SELECT 1 FROM accounts.memberships m WHERE m.account_id = a.id AND m.removed_at IS NULL
-                 AND accounts.grant_scope(m.role, m.organisation_id, m.structure_id, m.territories) <@ $1
-                 AND cardinality(accounts.grant_scope(m.role, m.organisation_id, m.structure_id, m.territories)) > 0)
-           ORDER BY a.created_at DESC, a.id LIMIT $2"#,
-        territories,
-        limit
+    let agents: Vec<AgentRow> = sqlx::query_as(
+        "SELECT a.id, a.given_name, a.usual_name, a.email, a.siret, a.last_sign_in_at FROM accounts.accounts a
+         WHERE a.purged_at IS NULL AND a.email IS NOT NULL AND ($1::text[] IS NULL OR EXISTS (
+             SELECT 1 FROM accounts.memberships m WHERE m.account_id = a.id AND m.removed_at IS NULL
+               AND accounts.grant_scope(m.role, m.organisation_id, m.structure_id, m.territories) <@ $1
+               AND cardinality(accounts.grant_scope(m.role, m.organisation_id, m.structure_id, m.territories)) > 0))
+         ORDER BY a.created_at DESC, a.id LIMIT $2",
     )
+    .bind(territories)
+    .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
     let ids: Vec<Uuid> = agents.iter().map(|a| a.id).collect();
@@ -249,16 +348,15 @@ pub async fn accounts(
            FROM accounts.memberships WHERE account_id = ANY($1) AND removed_at IS NULL ORDER BY granted_at, id"#,
         &ids
     )
-    .fetch_all(conn)
+    .fetch_all(&mut *conn)
     .await?;
     let memberships = memberships_of(rows)?;
-    Ok(agents
-        .into_iter()
-        .map(|a| {
-            let mine = memberships.iter().filter(|m| m.account_id == a.id).cloned().collect();
-            (AgentView::from(a), mine)
-        })
-        .collect())
+    let mut out = Vec::with_capacity(agents.len());
+    for a in agents {
+        let mine = memberships.iter().filter(|m| m.account_id == a.id).cloned().collect();
+        out.push((agent_view(conn, vault, a).await?, mine));
+    }
+    Ok(out)
 }
 
 /// An invitation not yet accepted.
@@ -268,24 +366,24 @@ pub struct Invitation {
 }
 
 /// Open invitations for an e-mail address, locked so two sign-ins accept each once.
-pub async fn open_invitations(conn: &mut PgConnection, email_key: &str) -> sqlx::Result<Vec<Invitation>> {
-    let rows = sqlx::query!(
+pub async fn open_invitations(
+    conn: &mut PgConnection,
+    vault: &Vault,
+    email_key: &str,
+) -> sqlx::Result<Vec<Invitation>> {
+    type Row = (Uuid, String, Option<Uuid>, Option<String>, Vec<String>);
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, role, organisation_id, structure_id, territories FROM accounts.invitations
          WHERE email_key = $1 AND accepted_at IS NULL ORDER BY created_at FOR UPDATE",
-        email_key
     )
+    .bind(email_index(vault, email_key))
     .fetch_all(conn)
     .await?;
     let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let c = Columns::of("accounts.invitations", r.id);
-        let g = GrantColumns {
-            role: r.role,
-            organisation_id: r.organisation_id,
-            structure_id: r.structure_id,
-            territories: r.territories,
-        };
-        out.push(Invitation { id: r.id, grant: grant_of(&c, g)? });
+    for (id, role, organisation_id, structure_id, territories) in rows {
+        let c = Columns::of("accounts.invitations", id);
+        let g = GrantColumns { role, organisation_id, structure_id, territories };
+        out.push(Invitation { id, grant: grant_of(&c, g)? });
     }
     Ok(out)
 }
@@ -299,46 +397,75 @@ pub async fn accept_invitation(conn: &mut PgConnection, id: Uuid, account_id: Uu
 
 pub async fn invite(
     conn: &mut PgConnection,
+    vault: &Vault,
     email: &Personal<String>,
     email_key: &str,
     grant: &Grant,
     by: &str,
 ) -> sqlx::Result<Uuid> {
     let (role, organisation, structure, territories) = grant.columns();
-    sqlx::query_scalar!(
-        "INSERT INTO accounts.invitations (id, email, email_key, role, organisation_id, structure_id, territories, invited_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        Uuid::now_v7(),
-        email.expose(),
-        email_key,
-        role.slug(),
-        organisation.map(OrganisationId::as_uuid),
-        structure.map(StructureId::as_str),
-        &territories,
-        by
+    let id = Uuid::now_v7();
+    sqlx::query_scalar(
+        "INSERT INTO accounts.invitations
+             (id, email, email_key, key_id, role, organisation_id, structure_id, territories, invited_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
     )
+    .bind(id)
+    .bind(vault.seal(&place("invitations.email", id), email.expose()))
+    .bind(email_index(vault, email_key))
+    .bind(vault.current_key() as i32)
+    .bind(role.slug())
+    .bind(organisation.map(OrganisationId::as_uuid))
+    .bind(structure.map(StructureId::as_str))
+    .bind(&territories)
+    .bind(by)
+    .fetch_one(conn)
+    .await
+}
+
+/// Whether an invitation or an account exists for this (normalised) address.
+pub async fn known_email(conn: &mut PgConnection, vault: &Vault, email_key: &str) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM accounts.invitations WHERE email_key = $1)
+             OR EXISTS (SELECT 1 FROM accounts.accounts WHERE email_key = $1)",
+    )
+    .bind(email_index(vault, email_key))
     .fetch_one(conn)
     .await
 }
 
 /// Invitations, newest first; for a coordinator, those within their départements.
+#[derive(sqlx::FromRow)]
+struct InvitationRow {
+    id: Uuid,
+    email: Vec<u8>,
+    role: String,
+    organisation_id: Option<Uuid>,
+    structure_id: Option<String>,
+    territories: Vec<String>,
+    created_at: DateTime<Utc>,
+    accepted_at: Option<DateTime<Utc>>,
+    label: String,
+}
+
 pub async fn invitations(
     conn: &mut PgConnection,
+    vault: &Vault,
     territories: Option<&[String]>,
     limit: i64,
 ) -> sqlx::Result<Vec<InvitationView>> {
-    let rows = sqlx::query!(
-        r#"SELECT id, email, role, organisation_id, structure_id, territories, created_at, accepted_at,
-                  accounts.grant_label(role, organisation_id, structure_id, territories) AS "label!"
-           FROM accounts.invitations
-           WHERE $1::text[] IS NULL OR (
-               accounts.grant_scope(role, organisation_id, structure_id, territories) <@ $1
-               AND cardinality(accounts.grant_scope(role, organisation_id, structure_id, territories)) > 0)
-           ORDER BY created_at DESC, id LIMIT $2"#,
-        territories,
-        limit
+    let rows: Vec<InvitationRow> = sqlx::query_as(
+        "SELECT id, email, role, organisation_id, structure_id, territories, created_at, accepted_at,
+                accounts.grant_label(role, organisation_id, structure_id, territories) AS label
+         FROM accounts.invitations
+         WHERE $1::text[] IS NULL OR (
+             accounts.grant_scope(role, organisation_id, structure_id, territories) <@ $1
+             AND cardinality(accounts.grant_scope(role, organisation_id, structure_id, territories)) > 0)
+         ORDER BY created_at DESC, id LIMIT $2",
     )
-    .fetch_all(conn)
+    .bind(territories)
+    .bind(limit)
+    .fetch_all(&mut *conn)
     .await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
@@ -350,9 +477,10 @@ pub async fn invitations(
             territories: r.territories,
         };
         let v = membership_view(r.id, &grant_of(&c, g)?, r.label);
+        let email = open(conn, vault, &place("invitations.email", r.id), &r.email).await?;
         out.push(InvitationView {
             id: r.id,
-            email: Personal::new(r.email),
+            email: Personal::new(email),
             role: v.role,
             organisation_id: v.organisation_id,
             structure_id: v.structure_id,
@@ -751,12 +879,23 @@ pub async fn audit_log(conn: &mut PgConnection, f: &AuditFilter<'_>) -> sqlx::Re
 /// outside sign-in that reads agents' addresses. Notifications keep account ids only and
 /// call this at send time, so an address is never copied out of this schema. An account
 /// that does not exist is left out.
-pub async fn recipients(conn: &mut PgConnection, accounts: &[Uuid]) -> sqlx::Result<Vec<(Uuid, Personal<String>)>> {
-    let rows: Vec<(Uuid, String)> = sqlx::query_as("SELECT id, email FROM accounts.accounts WHERE id = ANY($1)")
-        .bind(accounts)
-        .fetch_all(conn)
-        .await?;
-    Ok(rows.into_iter().map(|(id, email)| (id, Personal::new(email))).collect())
+/// A purged account has no address and is left out too.
+pub async fn recipients(
+    conn: &mut PgConnection,
+    vault: &Vault,
+    accounts: &[Uuid],
+) -> sqlx::Result<Vec<(Uuid, Personal<String>)>> {
+    let rows: Vec<(Uuid, Vec<u8>)> = sqlx::query_as(
+        "SELECT id, email FROM accounts.accounts WHERE id = ANY($1) AND email IS NOT NULL AND purged_at IS NULL",
+    )
+    .bind(accounts)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (id, sealed) in rows {
+        out.push((id, Personal::new(open(conn, vault, &place("accounts.email", id), &sealed).await?)));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ pub async fn run(mut config: Config, listen: Option<String>) -> anyhow::Result<(
     let nearest = example_structure(directory::structures_of(&pool, "16").await?, config.max_distance_km);
     let key = TokenKey::load(&pool, config.token_secret.as_deref()).await?;
     let agents = match std::env::var("AIGUILLAGE_DEMO_AGENTS") {
-        Ok(path) if !path.trim().is_empty() => invite_demo_agents(&pool, &path).await?,
+        Ok(path) if !path.trim().is_empty() => invite_demo_agents(&pool, &config, &path).await?,
         _ => vec![],
     };
     pool.close().await;
@@ -95,7 +95,9 @@ pub async fn run(mut config: Config, listen: Option<String>) -> anyhow::Result<(
 
 /// Grants the demo agents of the development provider (`deploy/dev/oidc/agents.json`)
 /// their memberships, at their first sign-in. Returns (name, what) for the banner.
-async fn invite_demo_agents(pool: &sqlx::PgPool, path: &str) -> anyhow::Result<Vec<(String, String)>> {
+async fn invite_demo_agents(pool: &sqlx::PgPool, config: &Config, path: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let (master, previous) = config.master_keys()?;
+    let vault = accounts::open_vault(pool, master, previous).await?;
     #[derive(serde::Deserialize)]
     struct File {
         agents: Vec<DemoAgent>,
@@ -126,17 +128,10 @@ async fn invite_demo_agents(pool: &sqlx::PgPool, path: &str) -> anyhow::Result<V
             ),
             _ => continue,
         };
-        let key = accounts::domain::email_key(&agent.email).ok_or_else(|| anyhow::anyhow!("bad demo e-mail"))?;
-        // Once: a second run of the demo finds the invitation or the account.
-        let known: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM accounts.invitations WHERE email_key = $1)
-                 OR EXISTS (SELECT 1 FROM accounts.accounts WHERE email_key = $1)",
-        )
-        .bind(&key)
-        .fetch_one(pool)
-        .await?;
-        if !known {
-            accounts::service::grant_by_email(pool, &agent.email, &grant, "demo").await?;
+        // Once: a second run of the demo finds the invitation or the account (by the
+        // address's blind index).
+        if !accounts::service::known_email(pool, &vault, &agent.email).await? {
+            accounts::service::grant_by_email(pool, &vault, &agent.email, &grant, "demo").await?;
         }
     }
     Ok(banner)

@@ -148,8 +148,9 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     // A process that holds personal data cannot read or write it without the master key:
-    // it refuses to start. (The matcher, the directory and insights hold none.)
-    let keys = if services.iter().any(|s| matches!(s, Service::Referrals | Service::Accounts)) {
+    // it refuses to start. (The matcher, the directory and insights hold none; notify
+    // opens agents' addresses at send time.)
+    let keys = if services.iter().any(|s| matches!(s, Service::Referrals | Service::Accounts | Service::Notify)) {
         Some(config.master_keys()?)
     } else {
         None
@@ -160,6 +161,12 @@ pub async fn run(
     let referrals_vault = match (&keys, services.contains(&Service::Referrals)) {
         (Some((master, previous)), true) => Some(
             referrals::open_vault(&pool, master.clone(), previous.clone()).await.context("the referrals' data keys")?,
+        ),
+        _ => None,
+    };
+    let accounts_vault = match (&keys, services.iter().any(|s| matches!(s, Service::Accounts | Service::Notify))) {
+        (Some((master, previous)), true) => Some(
+            accounts::open_vault(&pool, master.clone(), previous.clone()).await.context("the accounts' data keys")?,
         ),
         _ => None,
     };
@@ -200,8 +207,14 @@ pub async fn run(
             Service::Directory => router.merge(directory::router(directory::start(&ctx))),
             Service::Matcher => router.merge(matcher::router(matcher::start(&ctx))),
             Service::Insights => router.merge(insights::router(insights::start(&ctx))),
-            Service::Accounts => router.merge(accounts::router(accounts::start(&ctx))),
-            Service::Notify => router.merge(notify::router(notify::start(&ctx)?)),
+            Service::Accounts => match &accounts_vault {
+                Some(vault) => router.merge(accounts::router(accounts::start(&ctx, vault.clone()))),
+                None => router,
+            },
+            Service::Notify => match &accounts_vault {
+                Some(vault) => router.merge(notify::router(notify::start(&ctx, vault.clone())?)),
+                None => router,
+            },
             Service::Web => router,
         };
     }

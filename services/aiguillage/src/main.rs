@@ -258,6 +258,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Purge { dry_run } => {
             let pool = aiguillage::migrate(&config).await?;
             let report = referrals::privacy::purge(&pool, config.retention, dry_run).await?;
+            let accounts = accounts::privacy::purge(&pool, config.account_retention, dry_run).await?;
             if !dry_run {
                 let mut conn = pool.acquire().await?;
                 referrals::privacy::record_operator(&mut conn, "purge", None).await?;
@@ -269,28 +270,48 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 report.referrals,
                 report.cutoff.format("%Y-%m-%d %H:%M UTC")
             );
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            eprintln!(
+                "{} {} account(s) without a sign-in since before {}",
+                if dry_run { "would purge" } else { "purged" },
+                accounts.accounts,
+                accounts.cutoff.format("%Y-%m-%d %H:%M UTC")
+            );
+            // The referrals' report as before, with the accounts' beside it.
+            let mut out = serde_json::to_value(&report)?;
+            out["accounts"] = serde_json::to_value(&accounts)?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
         }
         Command::Keys { command: KeysCommand::Rotate } => {
             let (master, previous) = config.master_keys()?;
             let pool = aiguillage::migrate(&config).await?;
-            // The first keys exist before a rotation adds one.
-            platform::vault::Vault::open(&pool, referrals::SCHEMA, master.clone(), previous.clone()).await?;
-            let rotation = platform::vault::rotate(&pool, referrals::SCHEMA, &master, previous.as_ref()).await?;
+            // Every schema holding personal data; the first keys exist before a rotation
+            // adds one.
+            let mut rotations = Vec::new();
+            for schema in [referrals::SCHEMA, accounts::SCHEMA] {
+                platform::vault::Vault::open(&pool, schema, master.clone(), previous.clone()).await?;
+                rotations.push(platform::vault::rotate(&pool, schema, &master, previous.as_ref()).await?);
+            }
             let mut conn = pool.acquire().await?;
             referrals::privacy::record_operator(&mut conn, "keys_rotated", None).await?;
+            accounts::service::record(&mut conn, "keys_rotated", OPERATOR, None, None, &[], serde_json::json!({}))
+                .await?;
             drop(conn);
             pool.close().await;
-            eprintln!(
-                "{}: data key {} seals from now on; {} key(s) re-wrapped under master key {}; running servers pick it up within {} s",
-                rotation.schema,
-                rotation.new_key,
-                rotation.rewrapped,
-                rotation.master_key,
-                config.auth_refresh.as_secs()
-            );
-            println!("{}", serde_json::to_string_pretty(&rotation)?);
+            for rotation in &rotations {
+                eprintln!(
+                    "{}: data key {} seals from now on; {} key(s) re-wrapped under master key {}; running servers pick it up within {} s",
+                    rotation.schema,
+                    rotation.new_key,
+                    rotation.rewrapped,
+                    rotation.master_key,
+                    config.auth_refresh.as_secs()
+                );
+            }
+            // The referrals' rotation as before, with the accounts' beside it.
+            let mut out = serde_json::to_value(&rotations[0])?;
+            out["accounts"] = serde_json::to_value(&rotations[1])?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
         }
         Command::Audit { command: AuditCommand::List { referral, agent, since, limit } } => {
@@ -373,11 +394,17 @@ async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
 
 async fn account(config: Config, command: AccountCommand) -> anyhow::Result<()> {
     let pool = aiguillage::migrate(&config).await?;
+    // Agents' names and addresses are sealed: the commands that read or write them open
+    // the accounts' vault (and so need the master key).
+    let vault = || async {
+        let (master, previous) = config.master_keys()?;
+        accounts::open_vault(&pool, master, previous).await
+    };
     match command {
         AccountCommand::Grant { email, role, organisation, structure, territories } => {
             let grant = accounts::domain::Grant::from_parts(role, organisation, structure, territories)
                 .map_err(|e| anyhow::anyhow!("{e} (--organisation, --structure, --territory)"))?;
-            match accounts::service::grant_by_email(&pool, &email, &grant, OPERATOR).await? {
+            match accounts::service::grant_by_email(&pool, &vault().await?, &email, &grant, OPERATOR).await? {
                 accounts::service::Granted::Now { account_id, membership_id: Some(id) } => {
                     eprintln!("membership {id} ({role}) given to account {account_id}")
                 }
@@ -390,14 +417,17 @@ async fn account(config: Config, command: AccountCommand) -> anyhow::Result<()> 
             }
         }
         AccountCommand::List => {
-            println!("{}", serde_json::to_string_pretty(&accounts::service::list(&pool).await?)?);
+            println!("{}", serde_json::to_string_pretty(&accounts::service::list(&pool, &vault().await?).await?)?);
         }
         AccountCommand::Revoke { email, role } => {
-            let removed = accounts::service::revoke_by_email(&pool, &email, role, OPERATOR).await?;
+            let removed = accounts::service::revoke_by_email(&pool, &vault().await?, &email, role, OPERATOR).await?;
             eprintln!("{removed} membership(s) removed; they take effect on the agent's next request");
         }
         AccountCommand::Requests => {
-            println!("{}", serde_json::to_string_pretty(&accounts::service::pending_requests(&pool).await?)?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&accounts::service::pending_requests(&pool, &vault().await?).await?)?
+            );
         }
         AccountCommand::Approve { id } => {
             decide(&pool, id, accounts::service::Decision::Approve).await?;

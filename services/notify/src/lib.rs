@@ -80,13 +80,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Starts the consumer, the e-mail sender (when `AIGUILLAGE_SMTP_URL` is set), the
 /// timers and the webhook deliverer.
-pub fn start(ctx: &bus::ServiceContext) -> anyhow::Result<NotifyState> {
+/// `accounts_vault` opens agents' addresses at send time ([`accounts::open_vault`]).
+pub fn start(ctx: &bus::ServiceContext, accounts_vault: platform::vault::Vault) -> anyhow::Result<NotifyState> {
     let settings = Arc::new(Settings::from_config(&ctx.config));
     ctx.spawn_consumer(SCHEMA, SERVICE, messaging::Notifier { settings: Arc::clone(&settings) });
     ctx.spawn_housekeeping(SCHEMA);
     match mailer::Mailer::from_config(&ctx.config)? {
         Some(mailer) => {
-            ctx.tasks.spawn(mailer::run(ctx.pool.clone(), Arc::new(mailer), ctx.shutdown.clone()));
+            ctx.tasks.spawn(mailer::run(ctx.pool.clone(), Arc::new(mailer), accounts_vault, ctx.shutdown.clone()));
         }
         None => tracing::warn!("AIGUILLAGE_SMTP_URL is not set: e-mails are queued but not sent"),
     }

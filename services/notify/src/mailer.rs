@@ -204,9 +204,9 @@ struct Claimed {
     attempts: i32,
 }
 
-pub async fn run(pool: PgPool, mailer: Arc<Mailer>, shutdown: CancellationToken) {
+pub async fn run(pool: PgPool, mailer: Arc<Mailer>, accounts: platform::vault::Vault, shutdown: CancellationToken) {
     while !shutdown.is_cancelled() {
-        let pause = match send_due(&pool, &mailer).await {
+        let pause = match send_due(&pool, &mailer, &accounts).await {
             Ok(n) if n > 0 => Duration::ZERO,
             Ok(_) => IDLE,
             Err(err) => {
@@ -231,7 +231,8 @@ pub fn backoff(attempts: i32) -> Duration {
 
 /// Sends every message that is due, and returns how many were tried. Tests step the
 /// sender with this.
-pub async fn send_due(pool: &PgPool, mailer: &Mailer) -> sqlx::Result<usize> {
+/// `vault` is the accounts' vault: addresses are sealed there and opened only here.
+pub async fn send_due(pool: &PgPool, mailer: &Mailer, vault: &platform::vault::Vault) -> sqlx::Result<usize> {
     // Claimed for two minutes in a short transaction: no lock is held across SMTP, and a
     // sender that dies leaves its claim to expire.
     let claimed: Vec<Claimed> = sqlx::query_as(
@@ -251,7 +252,7 @@ pub async fn send_due(pool: &PgPool, mailer: &Mailer) -> sqlx::Result<usize> {
     let accounts: Vec<Uuid> = claimed.iter().filter_map(|m| m.account_id).collect();
     let addresses = {
         let mut conn = pool.acquire().await?;
-        accounts::notifications::recipients(&mut conn, &accounts).await?
+        accounts::notifications::recipients(&mut conn, vault, &accounts).await?
     };
     let n = claimed.len();
     let mut sends = Vec::with_capacity(n);

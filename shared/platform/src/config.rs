@@ -52,6 +52,9 @@ pub struct Config {
     /// Time after a referral's end or last activity before its personal data is purged
     /// (`AIGUILLAGE_RETENTION`, default 730 days).
     pub retention: Duration,
+    /// Time without a sign-in before an agent's account is purged: its names, e-mail
+    /// address and memberships (`AIGUILLAGE_ACCOUNT_RETENTION`, default 730 days).
+    pub account_retention: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +135,7 @@ impl Config {
                 }
             },
             retention: duration("AIGUILLAGE_RETENTION", "730d")?,
+            account_retention: duration("AIGUILLAGE_ACCOUNT_RETENTION", "730d")?,
         })
     }
 

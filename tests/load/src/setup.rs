@@ -149,16 +149,21 @@ pub async fn retire_structures(admin: &Api, plans: &[StructurePlan]) -> usize {
 
 /// One mediator account per structure and one referrer for the organisation, written
 /// straight into the accounts schema (as signing in and an approval would leave them),
-/// so that the notifications service has agents to e-mail. Returns how many.
+/// so that the notifications service has agents to e-mail. Returns how many. Their
+/// addresses are sealed like a sign-in's, so this needs the server's master key
+/// (`AIGUILLAGE_MASTER_KEY` or `AIGUILLAGE_MASTER_KEY_FILE`).
 pub async fn create_recipients(
     pool: &sqlx::PgPool,
     organisation: uuid::Uuid,
     plans: &[StructurePlan],
 ) -> anyhow::Result<usize> {
+    let (master, previous) = platform::vault::MasterKey::from_env(|k| std::env::var(k).ok())
+        .context("--recipients writes sealed addresses: give the server's master key")?;
+    let vault = accounts::open_vault(pool, master, previous).await?;
     let mut tx = pool.begin().await?;
-    add_agent(&mut tx, "referrer", Some(organisation), None).await?;
+    add_agent(&mut tx, &vault, accounts::domain::Grant::Referrer(organisation.into())).await?;
     for plan in plans {
-        add_agent(&mut tx, "mediator", None, Some(plan.id.as_str())).await?;
+        add_agent(&mut tx, &vault, accounts::domain::Grant::Mediator(plan.id.parse()?)).await?;
     }
     tx.commit().await?;
     Ok(plans.len() + 1)
@@ -166,30 +171,10 @@ pub async fn create_recipients(
 
 async fn add_agent(
     conn: &mut sqlx::PgConnection,
-    role: &str,
-    organisation: Option<uuid::Uuid>,
-    structure: Option<&str>,
+    vault: &platform::vault::Vault,
+    grant: accounts::domain::Grant,
 ) -> sqlx::Result<()> {
-    let account = uuid::Uuid::now_v7();
-    let email = format!("{role}-{}@load.example", account.simple());
-    sqlx::query(
-        "INSERT INTO accounts.accounts (id, issuer, subject, email, email_key) VALUES ($1, 'load', $2, $3, $3)",
-    )
-    .bind(account)
-    .bind(account.to_string())
-    .bind(&email)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "INSERT INTO accounts.memberships (id, account_id, role, organisation_id, structure_id, granted_by)
-         VALUES ($1, $2, $3, $4, $5, 'load')",
-    )
-    .bind(uuid::Uuid::now_v7())
-    .bind(account)
-    .bind(role)
-    .bind(organisation)
-    .bind(structure)
-    .execute(&mut *conn)
-    .await?;
+    let email = format!("{}-{}@load.example", grant.role().slug(), uuid::Uuid::now_v7().simple());
+    accounts::service::create_agent(conn, vault, "load", &email, &grant, "load").await?;
     Ok(())
 }
