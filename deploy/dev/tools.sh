@@ -60,6 +60,12 @@ ensure_python_venv() {
 # The capture SMTP server on PORT (default SMTP_PORT, else 2525), started in the
 # background unless it already runs with the same settings. The SMTP_* variables of
 # deploy/dev/smtp/README.md configure it; SMTP_MAILDIR says where messages go.
+# Only the capture SMTP server's virtual environment, for tests that start their own
+# servers on their own ports (start.sh makes the same one).
+ensure_smtp_venv() {
+  ensure_python_venv "$AIGUILLAGE_CACHE_DIR/smtp-venv" "$AIGUILLAGE_REPO/deploy/dev/smtp/requirements.txt"
+}
+
 ensure_smtp_server() {
   SMTP_PORT=${1:-${SMTP_PORT:-2525}} "$AIGUILLAGE_REPO/deploy/dev/smtp/start.sh"
 }
