@@ -705,7 +705,9 @@ fn some<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PersonCorrection {
+    #[schema(schema_with = correction_name)]
     first_name: Option<String>,
+    #[schema(schema_with = correction_name)]
     last_name: Option<String>,
     #[serde(default, deserialize_with = "some")]
     #[schema(value_type = Option<String>)]
@@ -718,6 +720,18 @@ pub struct PersonCorrection {
     #[serde(default, deserialize_with = "some")]
     #[schema(value_type = Option<String>)]
     note: Option<Option<String>>,
+}
+
+/// A name in a correction: absent or `null` keeps the stored one; given, it is not blank.
+fn correction_name() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::SchemaType;
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .min_length(Some(1))
+        .max_length(Some(100))
+        .pattern(Some(contracts::api::schema::NOT_BLANK))
+        .build()
 }
 
 /// Correct the person (the referrer organisation; admin; GDPR art. 16). Audited.
@@ -870,6 +884,12 @@ async fn audit_log(
         return Err(ApiError::invalid_field("limit", "must be between 1 and 1000"));
     }
     let mut e = Errors::new();
+    // Unlike a step's optional time, an empty bound is a mistake, not "no bound".
+    for (field, value) in [("from", &q.from), ("to", &q.to)] {
+        if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            e.add(field, "expected an RFC 3339 timestamp");
+        }
+    }
     let from = parse_time(&mut e, "from", q.from.as_deref());
     let to = parse_time(&mut e, "to", q.to.as_deref());
     let after = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
