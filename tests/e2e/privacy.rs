@@ -374,6 +374,8 @@ async fn the_purge_removes_old_personal_data_once_keeps_the_timeline_and_leaves_
     let (s, v, _) = app.request(reqwest::Method::PATCH, &path, Some(&referrer), Some(&correction)).await;
     assert_eq!(s, 409, "{v}");
     let (s, v) = app.get(&format!("/api/v1/referrals/{}/personal-data", old[0]), &referrer).await;
+    assert_eq!(s, 404, "nothing is held any more: {v}");
+    let (s, v) = app.get(&format!("/api/v1/referrals/{}", old[0]), &referrer).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["personal_data"], "purged");
     pool.close().await;
@@ -442,6 +444,7 @@ async fn the_persons_rights_export_correct_erase_are_scoped_validated_and_audite
     let (_, v) = app.get(&format!("/api/v1/referrals/{id}"), &referrer).await;
     assert_eq!(v["person"], Value::Null);
     assert_eq!(v["personal_data"], "erased");
+    assert_eq!(app.get(&path, &referrer).await.0, 404, "the export is gone with the data");
     assert_eq!(patch(&referrer, json!({"first_name": "Trop tard"})).await.0, 409);
     let dump = pg_dump(&app.sandbox).await;
     assert_none_in(&dump, &values, "pg_dump after erasure");

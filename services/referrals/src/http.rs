@@ -630,7 +630,7 @@ async fn load_for_rights(
 pub struct PersonalDataExport {
     pub referral_id: ReferralId,
     pub exported_at: DateTime<Utc>,
-    /// `held`, `purged` or `erased`.
+    /// `held` (once purged or erased, the export answers 404).
     pub personal_data: String,
     /// The referral with its person, note, consent and full history (comments included).
     pub referral: ReferralView,
@@ -656,11 +656,12 @@ async fn personal_data(
     let view = render(&mut tx, &state.vault, r, Disclosure::Personal, true).await?;
     privacy::record(&mut tx, &caller, Audited::Export, &[view.id]).await?;
     tx.commit().await?;
-    let held = match view.personal_data {
-        None => "held",
-        Some(privacy::Removal::Purged) => "purged",
-        Some(privacy::Removal::Erased) => "erased",
-    };
+    // Once purged or erased, nothing is held: the export is gone, as a deleted resource
+    // is (the referral itself still reads, saying `"personal_data": "purged"|"erased"`).
+    if view.personal_data.is_some() {
+        return Err(ApiError::not_found());
+    }
+    let held = "held";
     tracing::info!(referral_id = %view.id, "personal data exported");
     Ok(AxumJson(PersonalDataExport {
         referral_id: view.id,
