@@ -76,12 +76,14 @@ pub async fn open_vault(
 pub fn start(ctx: &bus::ServiceContext, vault: platform::vault::Vault) -> AccountsState {
     ctx.spawn_consumer(SCHEMA, SERVICE, messaging::AccountsHandler);
     ctx.spawn_housekeeping(SCHEMA);
-    ctx.tasks.spawn(privacy::run_daily_purge(ctx.pool.clone(), ctx.config.account_retention, ctx.shutdown.clone()));
-    ctx.tasks.spawn(privacy::keep_keys_fresh(
+    let retention = ctx.config.account_retention;
+    ctx.tasks.spawn(platform::jobs::run_daily(
         ctx.pool.clone(),
-        vault.clone(),
-        ctx.config.auth_refresh,
+        SCHEMA,
+        "account_purge",
         ctx.shutdown.clone(),
+        move |pool| async move { privacy::purge(&pool, retention, false).await },
     ));
+    ctx.tasks.spawn(vault.clone().keep_fresh(ctx.pool.clone(), ctx.config.auth_refresh, ctx.shutdown.clone()));
     AccountsState { pool: ctx.pool.clone(), auth: ctx.auth.clone(), config: Arc::clone(&ctx.config), vault }
 }

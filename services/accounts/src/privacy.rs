@@ -19,7 +19,6 @@ use chrono::{DateTime, Utc};
 use platform::vault::Vault;
 use serde::Serialize;
 use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::store::{email_index, place};
@@ -115,53 +114,6 @@ pub async fn purge(pool: &PgPool, retention: Duration, dry_run: bool) -> sqlx::R
         }
     }
     Ok(report)
-}
-
-/// Claims today's run of a daily job: true for exactly one caller a day, whichever
-/// replica asks first.
-pub async fn claim_daily(pool: &PgPool, name: &str) -> sqlx::Result<bool> {
-    let claimed = sqlx::query(
-        "INSERT INTO accounts.jobs (name, last_run_at) VALUES ($1, now())
-         ON CONFLICT (name) DO UPDATE SET last_run_at = now()
-         WHERE accounts.jobs.last_run_at IS NULL OR accounts.jobs.last_run_at < now() - interval '1 day'",
-    )
-    .bind(name)
-    .execute(pool)
-    .await?
-    .rows_affected();
-    Ok(claimed == 1)
-}
-
-/// The daily account purge: checks hourly whether today's run is due, and runs it.
-pub async fn run_daily_purge(pool: PgPool, retention: Duration, shutdown: CancellationToken) {
-    loop {
-        match claim_daily(&pool, "account_purge").await {
-            Ok(true) => match purge(&pool, retention, false).await {
-                Ok(r) => tracing::info!(accounts = r.accounts, batches = r.batches, "account purge done"),
-                Err(err) => tracing::warn!(error = %err, "account purge failed; the next run resumes it"),
-            },
-            Ok(false) => {}
-            Err(err) => tracing::warn!(error = %err, "could not claim the account purge"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
-        }
-    }
-}
-
-/// Reloads the data keys now and then, so a rotation by another process (the command
-/// line) is picked up: new values are sealed with its new key.
-pub async fn keep_keys_fresh(pool: PgPool, vault: Vault, every: Duration, shutdown: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
-        if let Err(err) = vault.reload(&pool).await {
-            tracing::warn!(error = %err, "could not reload the accounts' data keys");
-        }
-    }
 }
 
 /// Seals the rows a database migrated from before encryption holds in plain text, and

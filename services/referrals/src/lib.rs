@@ -78,13 +78,15 @@ pub fn start(ctx: &bus::ServiceContext, vault: platform::vault::Vault) -> Referr
     ctx.spawn_housekeeping(SCHEMA);
     ctx.spawn_consumer(SCHEMA, SERVICE, messaging::ReferralsHandler { offer_ttl: ctx.config.offer_ttl });
     ctx.tasks.spawn(timers::run(ctx.pool.clone(), ctx.shutdown.clone()));
-    ctx.tasks.spawn(privacy::run_daily_purge(ctx.pool.clone(), ctx.config.retention, ctx.shutdown.clone()));
-    ctx.tasks.spawn(privacy::keep_keys_fresh(
+    let retention = ctx.config.retention;
+    ctx.tasks.spawn(platform::jobs::run_daily(
         ctx.pool.clone(),
-        vault.clone(),
-        ctx.config.auth_refresh,
+        SCHEMA,
+        "retention_purge",
         ctx.shutdown.clone(),
+        move |pool| async move { privacy::purge(&pool, retention, false).await },
     ));
+    ctx.tasks.spawn(vault.clone().keep_fresh(ctx.pool.clone(), ctx.config.auth_refresh, ctx.shutdown.clone()));
     platform::metrics::metrics().add_collector(Arc::new(Gauges(ctx.pool.clone(), Default::default())));
     ReferralsState { pool: ctx.pool.clone(), auth: ctx.auth.clone(), config: Arc::clone(&ctx.config), vault }
 }

@@ -23,7 +23,6 @@ use platform::auth::{Caller, Principal};
 use platform::vault::Vault;
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// What was done with a person's data, as the audit names it.
@@ -290,53 +289,6 @@ pub async fn purge(pool: &PgPool, retention: Duration, dry_run: bool) -> sqlx::R
         }
     }
     Ok(report)
-}
-
-/// Claims today's run of a daily job: true for exactly one caller a day, whichever
-/// replica asks first.
-pub async fn claim_daily(pool: &PgPool, name: &str) -> sqlx::Result<bool> {
-    let claimed = sqlx::query(
-        "INSERT INTO referrals.jobs (name, last_run_at) VALUES ($1, now())
-         ON CONFLICT (name) DO UPDATE SET last_run_at = now()
-         WHERE referrals.jobs.last_run_at IS NULL OR referrals.jobs.last_run_at < now() - interval '1 day'",
-    )
-    .bind(name)
-    .execute(pool)
-    .await?
-    .rows_affected();
-    Ok(claimed == 1)
-}
-
-/// The daily purge: checks hourly whether today's run is due, and runs it.
-pub async fn run_daily_purge(pool: PgPool, retention: Duration, shutdown: CancellationToken) {
-    loop {
-        match claim_daily(&pool, "retention_purge").await {
-            Ok(true) => match purge(&pool, retention, false).await {
-                Ok(r) => tracing::info!(referrals = r.referrals, batches = r.batches, "retention purge done"),
-                Err(err) => tracing::warn!(error = %err, "retention purge failed; the next run resumes it"),
-            },
-            Ok(false) => {}
-            Err(err) => tracing::warn!(error = %err, "could not claim the retention purge"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
-        }
-    }
-}
-
-/// Reloads the data keys now and then, so a rotation by another process (the command
-/// line) is picked up: new values are sealed with its new key.
-pub async fn keep_keys_fresh(pool: PgPool, vault: Vault, every: Duration, shutdown: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
-        if let Err(err) = vault.reload(&pool).await {
-            tracing::warn!(error = %err, "could not reload the data keys");
-        }
-    }
 }
 
 /// Seals the rows a database migrated from before encryption holds in plain text.

@@ -9,6 +9,7 @@ pub mod fault;
 pub mod health;
 pub mod http;
 pub mod idempotency;
+pub mod jobs;
 pub mod json;
 pub mod metrics;
 pub mod problem;

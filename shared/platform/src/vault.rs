@@ -256,6 +256,26 @@ impl Vault {
         Ok(())
     }
 
+    /// Reloads the data keys every `every` until `shutdown`, so a rotation made by
+    /// another process (the command line) is picked up: new values are then sealed with
+    /// its new key.
+    pub async fn keep_fresh(
+        self,
+        pool: PgPool,
+        every: std::time::Duration,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            if let Err(err) = self.reload(&pool).await {
+                tracing::warn!(schema = self.schema, error = %err, "could not reload the data keys");
+            }
+        }
+    }
+
     /// The id of the data key that seals new values.
     pub fn current_key(&self) -> u32 {
         self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner).current
