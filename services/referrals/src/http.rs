@@ -711,15 +711,15 @@ pub struct PersonCorrection {
     #[schema(schema_with = correction_name)]
     last_name: Option<String>,
     #[serde(default, deserialize_with = "some")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = contracts::api::schema::person_phone)]
     phone: Option<Option<String>>,
     #[serde(default, deserialize_with = "some")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = contracts::api::schema::person_email)]
     email: Option<Option<String>>,
     #[schema(value_type = Option<contracts::ContactPreference>)]
     contact_preference: Option<String>,
     #[serde(default, deserialize_with = "some")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = contracts::api::schema::optional_text::<1000>)]
     note: Option<Option<String>>,
 }
 

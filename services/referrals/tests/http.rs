@@ -165,3 +165,43 @@ async fn a_transition_the_status_does_not_allow_is_a_conflict_naming_the_status(
     assert_eq!(s, 422, "{problem}");
     assert_eq!(fields(&problem), vec!["outcome"]);
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_correction_with_a_control_character_is_refused_naming_the_field_and_changes_nothing(pool: PgPool) {
+    let app = App::new(pool.clone()).await;
+    let org = OrganisationId::new();
+    let referrer = app.referrer(org);
+    let (_, created) = app.post("/api/v1/referrals", &referrer, referral()).await;
+    let id = created["id"].as_str().unwrap();
+    let path = format!("/api/v1/referrals/{id}/person");
+    for (field, value) in [("email", "k\u{7}@example.org"), ("phone", "06 12\u{1}34 56 78"), ("note", "a\u{0}b")] {
+        let body = json!({ field: value });
+        let (s, problem, _) = call(&app.router, "PATCH", &path, Some(&referrer), Some(&body), &[]).await;
+        assert_eq!(s, 422, "{field}: {problem}");
+        assert_eq!(fields(&problem), vec![field.to_string()], "{problem}");
+    }
+    let (s, held) = app.get(&format!("/api/v1/referrals/{id}/personal-data"), &referrer).await;
+    assert_eq!(s, 200, "{held}");
+    assert_eq!(held["referral"]["person"]["phone"], "+33612345678", "{held}");
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_daily_job_is_claimed_once_a_day_whichever_replica_asks(pool: PgPool) {
+    migrate_platform(&pool).await;
+    referrals::migrate(&pool).await.unwrap();
+    // Two replicas asking at once: one claim between them.
+    let (a, b) = tokio::join!(
+        platform::jobs::claim_daily(&pool, "referrals", "retention_purge"),
+        platform::jobs::claim_daily(&pool, "referrals", "retention_purge"),
+    );
+    assert_eq!([a.unwrap(), b.unwrap()].iter().filter(|c| **c).count(), 1);
+    assert!(!platform::jobs::claim_daily(&pool, "referrals", "retention_purge").await.unwrap(), "not twice a day");
+    // Another job has a day of its own.
+    assert!(platform::jobs::claim_daily(&pool, "referrals", "other_job").await.unwrap());
+    // A day later, it is due again.
+    sqlx::query("UPDATE referrals.jobs SET last_run_at = now() - interval '25 hours' WHERE name = 'retention_purge'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(platform::jobs::claim_daily(&pool, "referrals", "retention_purge").await.unwrap());
+}
