@@ -61,15 +61,14 @@ fn main() {
     writeln!(code, "/// (path under dist/, content type, bytes, gzip-compressed bytes or empty).").unwrap();
     writeln!(code, "pub static DSFR_FILES: &[(&str, &str, &[u8], &[u8])] = &[").unwrap();
     for (i, file) in files.iter().enumerate() {
-        let path = dist.join(file);
-        let bytes = read(&path);
+        let bytes = read(&dist.join(file));
         let gz = compressed(&out, &format!("dsfr-{i}"), file, &bytes);
         writeln!(
             code,
-            "    ({file:?}, {:?}, include_bytes!({:?}), include_bytes!({:?})),",
+            "    ({file:?}, {:?}, {}, {}),",
             content_type(file),
-            path.display().to_string(),
-            gz.display().to_string()
+            embed("CARGO_MANIFEST_DIR", &format!("assets/node_modules/@gouvfr/dsfr/dist/{file}")),
+            embed("OUT_DIR", &gz)
         )
         .unwrap();
     }
@@ -87,14 +86,22 @@ fn main() {
         let gz = compressed(&out, constant, file, &bytes);
         writeln!(
             code,
-            "pub static {constant}: (&str, &str, &[u8], &[u8]) = ({name:?}, {:?}, include_bytes!({:?}), include_bytes!({:?}));",
+            "pub static {constant}: (&str, &str, &[u8], &[u8]) = ({name:?}, {:?}, {}, {});",
             content_type(file),
-            path.display().to_string(),
-            gz.display().to_string()
+            embed("CARGO_MANIFEST_DIR", &format!("static/{file}")),
+            embed("OUT_DIR", &gz)
         )
         .unwrap();
     }
     std::fs::write(out.join("assets.rs"), code).expect("write assets.rs");
+}
+
+/// `include_bytes!` of `relative` under the directory the variable `base` names when the
+/// web crate compiles, not of an absolute path written now: the generated code stays
+/// right when the target directory or the checkout moves (a CI cache, a second clone),
+/// which does not rerun this script.
+fn embed(base: &str, relative: &str) -> String {
+    format!("include_bytes!(concat!(env!({base:?}), {:?}))", format!("/{relative}"))
 }
 
 fn read(path: &Path) -> Vec<u8> {
@@ -103,8 +110,9 @@ fn read(path: &Path) -> Vec<u8> {
 
 /// Text files, gzip-compressed into OUT_DIR; fonts and images that do not shrink stay as
 /// they are (an empty file: serve the original).
-fn compressed(out: &Path, key: &str, file: &str, bytes: &[u8]) -> PathBuf {
-    let path = out.join(format!("{key}.gz"));
+fn compressed(out: &Path, key: &str, file: &str, bytes: &[u8]) -> String {
+    let name = format!("{key}.gz");
+    let path = out.join(&name);
     let text = matches!(file.rsplit('.').next(), Some("css" | "js" | "svg"));
     let gz = if text {
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
@@ -114,7 +122,7 @@ fn compressed(out: &Path, key: &str, file: &str, bytes: &[u8]) -> PathBuf {
         Vec::new()
     };
     std::fs::write(&path, gz).expect("write a compressed asset");
-    path
+    name
 }
 
 fn content_type(file: &str) -> &'static str {
