@@ -350,7 +350,13 @@ async fn the_purge_removes_old_personal_data_once_keeps_the_timeline_and_leaves_
         let history = v["history"].as_array().unwrap();
         assert!(history.len() >= 2, "the timeline stays: {v}");
         assert!(history.iter().all(|h| h.get("comment").is_none()), "{v}");
-        // The list says the same.
+        // Only the month is left of its dates and of its timeline's.
+        let month_only = |t: &Value| t.as_str().is_some_and(|t| t.contains("-01T00:00:00"));
+        assert!(month_only(&v["created_at"]) && month_only(&v["status_changed_at"]), "month-level dates: {v}");
+        assert!(history.iter().all(|h| month_only(&h["at"])), "month-level timeline: {v}");
+        if v["status"] == "closed" {
+            assert!(month_only(&v["closed_at"]), "{v}");
+        }
     }
     let (_, page) = app.get("/api/v1/referrals", &referrer).await;
     let listed: Vec<&Value> = page["items"].as_array().unwrap().iter().collect();
@@ -435,6 +441,7 @@ async fn the_persons_rights_export_correct_erase_are_scoped_validated_and_audite
     assert!(v.get("note").is_none_or(Value::is_null), "{v}");
 
     // Art. 17: erased ahead of retention; again is a no-op.
+    let (_, under_way) = app.get(&format!("/api/v1/referrals/{id}"), &referrer).await;
     let (s, _, _) = app.request(reqwest::Method::DELETE, &path, Some(&other), None).await;
     assert_eq!(s, 404);
     let (s, _, _) = app.request(reqwest::Method::DELETE, &path, Some(&referrer), None).await;
@@ -444,6 +451,8 @@ async fn the_persons_rights_export_correct_erase_are_scoped_validated_and_audite
     let (_, v) = app.get(&format!("/api/v1/referrals/{id}"), &referrer).await;
     assert_eq!(v["person"], Value::Null);
     assert_eq!(v["personal_data"], "erased");
+    // Still under way: its exact dates stay, which its waiting order runs on.
+    assert_eq!(v["created_at"], under_way["created_at"], "{v}");
     assert_eq!(app.get(&path, &referrer).await.0, 404, "the export is gone with the data");
     assert_eq!(patch(&referrer, json!({"first_name": "Trop tard"})).await.0, 409);
     let dump = pg_dump(&app.sandbox).await;
@@ -904,5 +913,65 @@ async fn accounts_without_a_sign_in_for_the_retention_are_purged_once() {
     let (_, me) = app.get("/api/v1/me", &app.agent(again, None)).await;
     assert_eq!(me["memberships"], json!([]), "{me}");
     pool.close().await;
+    app.stop().await;
+}
+
+/// The referrer's page of a purged referral: the person is "données supprimées", its
+/// timeline is still there, month by month, and nothing of the person or of the free
+/// text is left in it.
+#[tokio::test]
+async fn a_purged_referral_reads_as_removed_on_its_page_with_months_only() {
+    use crate::signin::{browser, grant, page, server, sign_in};
+    use crate::support::oidc::{Agent, CLAIRE, OidcProvider};
+    use chrono::Datelike;
+
+    let oidc = OidcProvider::start().await;
+    let app = server(&oidc, oidc.client()).await;
+    let org = app.organisation("16").await;
+    let organisation = org.to_string();
+    grant(
+        &app,
+        &["--email", "claire.dubois@ccas-angouleme.example", "--role", "referrer", "--organisation", &organisation],
+    )
+    .await;
+    let referrer = app.referrer(org);
+    let (body, mut secrets) = person("pagepurge", "+33612345677");
+    let id = app.submit(&referrer, body).await;
+    app.step(&id, "cancel", &referrer, json!({"reason": "raison pagepurge"})).await;
+    secrets.push("raison pagepurge".into());
+    let pool = app.sandbox.pool().await;
+    sqlx::query("UPDATE referrals.referrals SET updated_at = updated_at - interval '3 years' WHERE id = $1::uuid")
+        .bind(&id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let (ok, out, err) = app.sandbox.cli(&["purge"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["referrals"], 1, "{out}");
+
+    let b = browser();
+    sign_in(&app, &oidc, &b, &Agent::Demo(CLAIRE), "/").await;
+    let (status, _, html) = page(&app, &b, &format!("/orientations/{id}")).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{html}");
+    assert!(html.contains("données supprimées (durée de conservation)"), "{html}");
+    assert_none_in(&html, &secrets, "the purged referral's page");
+    const MONTHS: [&str; 12] = [
+        "janvier",
+        "février",
+        "mars",
+        "avril",
+        "mai",
+        "juin",
+        "juillet",
+        "août",
+        "septembre",
+        "octobre",
+        "novembre",
+        "décembre",
+    ];
+    let now = chrono::Utc::now();
+    let month = format!("{} {}", MONTHS[now.month0() as usize], now.year());
+    assert!(html.contains(&month), "the timeline by month ({month}): {html}");
     app.stop().await;
 }

@@ -226,7 +226,38 @@ pub async fn remove(conn: &mut PgConnection, ids: &[Uuid], kind: Removal) -> sql
         .bind(ids)
         .execute(&mut *conn)
         .await?;
+    coarsen_dates(conn, ids, kind).await?;
     Ok(removed)
+}
+
+/// Keeps only the month of a removed referral's dates, and of its timeline's: what is
+/// left of it is a pseudonymous fact (needs, commune, statuses, month by month), not a
+/// record of a person's days. A purged referral (the retention time ran out) always;
+/// an erased one once it has ended (closed or cancelled): a referral still under way
+/// keeps its exact dates, which its waiting order and its offer's expiry run on. The
+/// statistics are not touched: insights keeps its own facts, with no identity.
+async fn coarsen_dates(conn: &mut PgConnection, ids: &[Uuid], kind: Removal) -> sqlx::Result<()> {
+    let ended_only = kind == Removal::Erased;
+    let coarsened: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE referrals.referrals SET
+             created_at = date_trunc('month', created_at, 'UTC'),
+             updated_at = date_trunc('month', updated_at, 'UTC'),
+             status_changed_at = date_trunc('month', status_changed_at, 'UTC'),
+             offered_at = date_trunc('month', offered_at, 'UTC'),
+             accepted_at = date_trunc('month', accepted_at, 'UTC'),
+             closed_at = date_trunc('month', closed_at, 'UTC')
+         WHERE id = ANY($1) AND (NOT $2 OR status IN ('closed', 'cancelled'))
+         RETURNING id",
+    )
+    .bind(ids)
+    .bind(ended_only)
+    .fetch_all(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE referrals.history SET at = date_trunc('month', at, 'UTC') WHERE referral_id = ANY($1)")
+        .bind(&coarsened)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// What a purge did (or, dry, would do).

@@ -798,7 +798,7 @@ async fn detail_page(
         .unwrap_or_default()
         .into_iter()
         .map(|s| TimelineItem {
-            at: paris(&s.at),
+            at: crate::views::referral_time(&s.at, removed.is_some()),
             what: s.status.label_fr().to_string(),
             detail: s
                 .reason
