@@ -739,13 +739,30 @@ async fn a_database_dump_holds_no_agents_name_or_email() {
     assert!(ok, "{err}");
     assert!(out.contains("agente.unique.oidc@exemple-prive.fr") && out.contains("Prénominvitee"), "{out}");
 
+    // Membership requests' free text: the agent's message, and a refusal's reason.
+    let asking = app.sign_in_agent("sub-asking", "demandeuse.unique@exemple-prive.fr", None).await;
+    secrets.push("demandeuse.unique@exemple-prive.fr".into());
+    let message = "Messagedemandeunique : je suis conseillère au centre social";
+    let request = json!({"role": "coordinator", "territories": ["16"], "message": message});
+    let (s, v) = app.post("/api/v1/accounts/requests", &app.agent(asking, None), request).await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["message"], message, "{v}");
+    let request_id = v["id"].as_str().unwrap().to_string();
+    secrets.push(message.into());
+    let (_, listed) = app.get("/api/v1/accounts/requests", &coordinator).await;
+    assert!(listed.to_string().contains(message), "the coordinator reads the message: {listed}");
+    let reason = "Raisonrefusunique : adressez-vous à votre département";
+    let (ok, _, err) = app.sandbox.cli(&["account", "refuse", &request_id, "--reason", reason]).await;
+    assert!(ok, "{err}");
+    secrets.push(reason.into());
+
     let dump = pg_dump(&app.sandbox).await;
     assert!(dump.contains(&invitee.to_string()) && dump.contains("accounts.accounts"), "the dump has the accounts");
     assert_none_in(&dump, &secrets, "pg_dump");
 
     let pool = app.sandbox.pool().await;
     let unsealed: i64 =
-        sqlx::query_scalar("SELECT (SELECT count(*) FROM accounts.accounts WHERE key_id IS NULL) + (SELECT count(*) FROM accounts.invitations WHERE key_id IS NULL)")
+        sqlx::query_scalar("SELECT (SELECT count(*) FROM accounts.accounts WHERE key_id IS NULL) + (SELECT count(*) FROM accounts.invitations WHERE key_id IS NULL) + (SELECT count(*) FROM accounts.requests WHERE key_id IS NULL)")
             .fetch_one(&pool)
             .await
             .unwrap();
@@ -792,16 +809,30 @@ async fn plain_agents_rows_from_before_encryption_are_sealed_at_open() {
     .execute(&pool)
     .await
     .unwrap();
+    // A request from before, with its message in plain text.
+    sqlx::query(
+        "INSERT INTO accounts.requests (id, account_id, role, territories, message)
+         VALUES ($1, $2, 'coordinator', '{16}', convert_to('Messageancien de demande', 'UTF8'))",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(id)
+    .execute(&pool)
+    .await
+    .unwrap();
     // The command line opens the vault (as a starting server does).
     let (ok, out, err) = app.sandbox.cli(&["account", "list"]).await;
     assert!(ok, "{err}");
+    let (ok, requests, err) = app.sandbox.cli(&["account", "requests"]).await;
+    assert!(ok && requests.contains("Messageancien de demande"), "the sealed message still reads: {requests}{err}");
     let listed: Vec<Value> = serde_json::from_str(&out).unwrap();
     let legacy = listed.iter().find(|a| a["account_id"] == id.to_string()).expect("the legacy account");
     assert_eq!(legacy["email"], "Ancien.Agent@Exemple-Prive.fr");
     assert_eq!(legacy["given_name"], "Prénomancien");
     let dump = pg_dump(&app.sandbox).await;
     let secrets: Vec<String> =
-        ["Prénomancien", "Nomancien", "Ancien.Agent@", "ancien.agent@", "ncienne.invitation@"].map(String::from).into();
+        ["Prénomancien", "Nomancien", "Ancien.Agent@", "ancien.agent@", "ncienne.invitation@", "Messageancien"]
+            .map(String::from)
+            .into();
     assert_none_in(&dump, &secrets, "pg_dump after sealing");
     // The invitation is still matched at sign-in by its (now keyed) index, and the old
     // account is found by its address.

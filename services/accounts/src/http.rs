@@ -146,7 +146,7 @@ async fn me(
                 RequestFilter { status: Some("pending"), account_id: Some(account), territories: None, limit: 50 };
             // The web app asks on every page; it needs the requests only on /compte.
             let requests = if q.requests.unwrap_or(true) {
-                store::requests(&mut conn, &filter).await?.iter().map(|r| r.view(None)).collect()
+                store::requests(&mut conn, &state.vault, &filter).await?.iter().map(|r| r.view(None)).collect()
             } else {
                 vec![]
             };
@@ -397,7 +397,7 @@ async fn file_request(
     if store::memberships(&mut tx, account).await?.iter().any(|m| m.grant == grant) {
         return Err(ApiError::conflict("you already hold this membership"));
     }
-    let Some(id) = store::request(&mut tx, account, &grant, message.as_deref()).await? else {
+    let Some(id) = store::request(&mut tx, &state.vault, account, &grant, message.as_deref()).await? else {
         return Err(ApiError::conflict("the same request is already waiting for a decision"));
     };
     let detail = json!({ "request_id": id, "role": grant.role() });
@@ -413,7 +413,7 @@ async fn file_request(
     )
     .await?;
     let filter = RequestFilter { status: None, account_id: Some(account), territories: None, limit: MAX_LIMIT };
-    let view = store::requests(&mut tx, &filter).await?.into_iter().find(|r| r.id == id).map(|r| r.view(None));
+    let view = store::requests(&mut tx, &state.vault, &filter).await?.into_iter().find(|r| r.id == id).map(|r| r.view(None));
     tx.commit().await?;
     tracing::info!(request_id = %id, role = %grant.role(), "membership requested");
     Ok((StatusCode::CREATED, AxumJson(view)).into_response())
@@ -467,7 +467,7 @@ async fn list_requests(
     let mut conn = state.pool.acquire().await?;
     let filter = RequestFilter { status, account_id: None, territories: territories.as_deref(), limit };
     let mut items = Vec::new();
-    for r in store::requests(&mut conn, &filter).await? {
+    for r in store::requests(&mut conn, &state.vault, &filter).await? {
         let agent = store::agent(&mut conn, &state.vault, r.account_id).await?;
         items.push(r.view(agent));
     }
@@ -504,7 +504,7 @@ async fn decided(
 ) -> Result<Response, ApiError> {
     let id = parse_id(id)?;
     let from = acting_membership(caller);
-    let account = service::decide(&state.pool, id, &decision, &manager(caller)?, &caller.actor(), from.as_deref())
+    let account = service::decide(&state.pool, &state.vault, id, &decision, &manager(caller)?, &caller.actor(), from.as_deref())
         .await
         .map_err(|err| match err {
             service::DecideError::NotFound => ApiError::not_found(),
@@ -515,7 +515,7 @@ async fn decided(
         })?;
     let mut conn = state.pool.acquire().await?;
     let filter = RequestFilter { status: None, account_id: Some(account), territories: None, limit: MAX_LIMIT };
-    let view = store::requests(&mut conn, &filter).await?.into_iter().find(|r| r.id == id).map(|r| r.view(None));
+    let view = store::requests(&mut conn, &state.vault, &filter).await?.into_iter().find(|r| r.id == id).map(|r| r.view(None));
     Ok(AxumJson(view).into_response())
 }
 

@@ -161,6 +161,23 @@ pub async fn seal_legacy(pool: &PgPool, vault: &Vault) -> sqlx::Result<u64> {
         .await?;
         sealed += 1;
     }
+    type LegacyRequest = (Uuid, Option<Vec<u8>>, Option<Vec<u8>>);
+    let requests: Vec<LegacyRequest> =
+        sqlx::query_as("SELECT id, message, decision_reason FROM accounts.requests WHERE key_id IS NULL")
+            .fetch_all(pool)
+            .await?;
+    for (id, message, reason) in requests {
+        sqlx::query(
+            "UPDATE accounts.requests SET message = $2, decision_reason = $3, key_id = $4 WHERE id = $1 AND key_id IS NULL",
+        )
+        .bind(id)
+        .bind(message.as_deref().map(|v| vault.seal(&place("requests.message", id), &text(v))))
+        .bind(reason.as_deref().map(|v| vault.seal(&place("requests.decision_reason", id), &text(v))))
+        .bind(key_id)
+        .execute(pool)
+        .await?;
+        sealed += 1;
+    }
     Ok(sealed)
 }
 

@@ -182,6 +182,7 @@ pub enum DecideError {
 /// it, in one transaction. Returns the request's account.
 pub async fn decide(
     pool: &PgPool,
+    vault: &Vault,
     id: Uuid,
     decision: &Decision,
     manager: &Manager,
@@ -189,7 +190,7 @@ pub async fn decide(
     from: Option<&str>,
 ) -> Result<Uuid, DecideError> {
     let mut tx = pool.begin().await?;
-    let request = store::lock_request(&mut tx, id).await?.ok_or(DecideError::NotFound)?;
+    let request = store::lock_request(&mut tx, vault, id).await?.ok_or(DecideError::NotFound)?;
     if !manager.may_manage(&request.scope) {
         return Err(DecideError::NotFound);
     }
@@ -201,14 +202,14 @@ pub async fn decide(
     let (action, detail) = match decision {
         Decision::Approve => {
             let membership_id = store::grant(&mut tx, request.account_id, &request.grant, actor).await?;
-            store::decide(&mut tx, request.id, RequestStatus::Approved, actor, None).await?;
+            store::decide(&mut tx, vault, request.id, RequestStatus::Approved, actor, None).await?;
             (
                 "request_approved",
                 json!({ "request_id": request.id, "membership_id": membership_id, "role": request.grant.role() }),
             )
         }
         Decision::Refuse { reason } => {
-            store::decide(&mut tx, request.id, RequestStatus::Refused, actor, reason.as_deref()).await?;
+            store::decide(&mut tx, vault, request.id, RequestStatus::Refused, actor, reason.as_deref()).await?;
             ("request_refused", json!({ "request_id": request.id, "role": request.grant.role() }))
         }
     };
@@ -223,7 +224,7 @@ pub async fn pending_requests(pool: &PgPool, vault: &Vault) -> sqlx::Result<Vec<
     let mut conn = pool.acquire().await?;
     let filter = store::RequestFilter { status: Some("pending"), account_id: None, territories: None, limit: 500 };
     let mut items = Vec::new();
-    for r in store::requests(&mut conn, &filter).await? {
+    for r in store::requests(&mut conn, vault, &filter).await? {
         let agent = store::agent(&mut conn, vault, r.account_id).await?;
         items.push(r.view(agent));
     }

@@ -525,6 +525,7 @@ impl Request {
     }
 }
 
+#[derive(sqlx::FromRow)]
 struct RequestRow {
     id: Uuid,
     account_id: Uuid,
@@ -535,63 +536,67 @@ struct RequestRow {
     label: String,
     scope: Vec<String>,
     status: String,
-    message: Option<String>,
+    message: Option<Vec<u8>>,
     created_at: DateTime<Utc>,
     decided_at: Option<DateTime<Utc>>,
 }
 
-impl TryFrom<RequestRow> for Request {
-    type Error = RowError;
-    fn try_from(r: RequestRow) -> Result<Self, RowError> {
-        let c = Columns::of("accounts.requests", r.id);
+impl RequestRow {
+    /// The typed request, its message opened from where it was sealed.
+    async fn open(self, conn: &mut PgConnection, vault: &Vault) -> sqlx::Result<Request> {
+        let c = Columns::of("accounts.requests", self.id);
+        let message = open_opt(conn, vault, &place("requests.message", self.id), self.message.as_deref()).await?;
         let grant = grant_of(
             &c,
             GrantColumns {
-                role: r.role,
-                organisation_id: r.organisation_id,
-                structure_id: r.structure_id,
-                territories: r.territories,
+                role: self.role,
+                organisation_id: self.organisation_id,
+                structure_id: self.structure_id,
+                territories: self.territories,
             },
         )?;
-        let status = match r.status.as_str() {
+        let status = match self.status.as_str() {
             "pending" => RequestStatus::Pending,
             "approved" => RequestStatus::Approved,
             "refused" => RequestStatus::Refused,
-            other => return Err(c.error("status", format!("unknown status `{other}`"))),
+            other => return Err(c.error("status", format!("unknown status `{other}`")).into()),
         };
         Ok(Request {
-            id: r.id,
-            account_id: r.account_id,
+            id: self.id,
+            account_id: self.account_id,
             grant,
-            label: r.label,
-            scope: c.set("scope", &r.scope)?,
+            label: self.label,
+            scope: c.set("scope", &self.scope)?,
             status,
-            message: r.message.map(Personal::new),
-            created_at: r.created_at,
-            decided_at: r.decided_at,
+            message: message.map(Personal::new),
+            created_at: self.created_at,
+            decided_at: self.decided_at,
         })
     }
 }
 
-/// Files a request; `None` if the same one is already waiting.
+/// Files a request, its message sealed; `None` if the same one is already waiting.
 pub async fn request(
     conn: &mut PgConnection,
+    vault: &Vault,
     account_id: Uuid,
     grant: &Grant,
     message: Option<&str>,
 ) -> sqlx::Result<Option<Uuid>> {
     let (role, organisation, structure, territories) = grant.columns();
-    sqlx::query_scalar!(
-        "INSERT INTO accounts.requests (id, account_id, role, organisation_id, structure_id, territories, message)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING id",
-        Uuid::now_v7(),
-        account_id,
-        role.slug(),
-        organisation.map(OrganisationId::as_uuid),
-        structure.map(StructureId::as_str),
-        &territories,
-        message
+    let id = Uuid::now_v7();
+    sqlx::query_scalar(
+        "INSERT INTO accounts.requests (id, account_id, role, organisation_id, structure_id, territories, message, key_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING id",
     )
+    .bind(id)
+    .bind(account_id)
+    .bind(role.slug())
+    .bind(organisation.map(OrganisationId::as_uuid))
+    .bind(structure.map(StructureId::as_str))
+    .bind(&territories)
+    .bind(message.map(|m| vault.seal(&place("requests.message", id), m)))
+    .bind(vault.current_key() as i32)
     .fetch_optional(conn)
     .await
 }
@@ -605,44 +610,50 @@ pub struct RequestFilter<'a> {
     pub limit: i64,
 }
 
-pub async fn requests(conn: &mut PgConnection, f: &RequestFilter<'_>) -> sqlx::Result<Vec<Request>> {
-    let rows = sqlx::query_as!(
-        RequestRow,
-        r#"SELECT id, account_id, role, organisation_id, structure_id, territories, status, message, created_at, decided_at,
-                  accounts.grant_label(role, organisation_id, structure_id, territories) AS "label!",
-                  accounts.grant_scope(role, organisation_id, structure_id, territories) AS "scope!"
-           FROM accounts.requests
-           WHERE ($1::text IS NULL OR status = $1) AND ($2::uuid IS NULL OR account_id = $2)
-             AND ($3::text[] IS NULL OR (
-                 accounts.grant_scope(role, organisation_id, structure_id, territories) <@ $3
-                 AND cardinality(accounts.grant_scope(role, organisation_id, structure_id, territories)) > 0))
-           ORDER BY created_at DESC, id LIMIT $4"#,
-        f.status,
-        f.account_id,
-        f.territories,
-        f.limit
-    )
-    .fetch_all(conn)
+const REQUEST_COLUMNS: &str = "id, account_id, role, organisation_id, structure_id, territories, status, message,
+    created_at, decided_at,
+    accounts.grant_label(role, organisation_id, structure_id, territories) AS label,
+    accounts.grant_scope(role, organisation_id, structure_id, territories) AS scope";
+
+pub async fn requests(conn: &mut PgConnection, vault: &Vault, f: &RequestFilter<'_>) -> sqlx::Result<Vec<Request>> {
+    let rows: Vec<RequestRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {REQUEST_COLUMNS}
+         FROM accounts.requests
+         WHERE ($1::text IS NULL OR status = $1) AND ($2::uuid IS NULL OR account_id = $2)
+           AND ($3::text[] IS NULL OR (
+               accounts.grant_scope(role, organisation_id, structure_id, territories) <@ $3
+               AND cardinality(accounts.grant_scope(role, organisation_id, structure_id, territories)) > 0))
+         ORDER BY created_at DESC, id LIMIT $4"
+    )))
+    .bind(f.status)
+    .bind(f.account_id)
+    .bind(f.territories)
+    .bind(f.limit)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(rows.into_iter().map(Request::try_from).collect::<Result<_, _>>()?)
+    let mut requests = Vec::with_capacity(rows.len());
+    for row in rows {
+        requests.push(row.open(conn, vault).await?);
+    }
+    Ok(requests)
 }
 
-pub async fn lock_request(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Request>> {
-    let row = sqlx::query_as!(
-        RequestRow,
-        r#"SELECT id, account_id, role, organisation_id, structure_id, territories, status, message, created_at, decided_at,
-                  accounts.grant_label(role, organisation_id, structure_id, territories) AS "label!",
-                  accounts.grant_scope(role, organisation_id, structure_id, territories) AS "scope!"
-           FROM accounts.requests WHERE id = $1 FOR UPDATE"#,
-        id
-    )
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.map(Request::try_from).transpose()?)
+pub async fn lock_request(conn: &mut PgConnection, vault: &Vault, id: Uuid) -> sqlx::Result<Option<Request>> {
+    let row: Option<RequestRow> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {REQUEST_COLUMNS} FROM accounts.requests WHERE id = $1 FOR UPDATE")))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    match row {
+        Some(row) => Ok(Some(row.open(conn, vault).await?)),
+        None => Ok(None),
+    }
 }
 
+/// Records a decision; a refusal's reason is sealed like the request's message.
 pub async fn decide(
     conn: &mut PgConnection,
+    vault: &Vault,
     id: Uuid,
     status: RequestStatus,
     by: &str,
@@ -653,13 +664,16 @@ pub async fn decide(
         RequestStatus::Approved => "approved",
         RequestStatus::Refused => "refused",
     };
-    sqlx::query!(
-        "UPDATE accounts.requests SET status = $2, decided_at = now(), decided_by = $3, decision_reason = $4 WHERE id = $1",
-        id,
-        status,
-        by,
-        reason
+    sqlx::query(
+        "UPDATE accounts.requests SET status = $2, decided_at = now(), decided_by = $3, decision_reason = $4,
+                key_id = COALESCE(key_id, $5)
+         WHERE id = $1",
     )
+    .bind(id)
+    .bind(status)
+    .bind(by)
+    .bind(reason.map(|r| vault.seal(&place("requests.decision_reason", id), r)))
+    .bind(vault.current_key() as i32)
     .execute(conn)
     .await?;
     Ok(())

@@ -430,14 +430,14 @@ async fn account(config: Config, command: AccountCommand) -> anyhow::Result<()> 
             );
         }
         AccountCommand::Approve { id } => {
-            decide(&pool, id, accounts::service::Decision::Approve).await?;
+            decide(&pool, &vault().await?, id, accounts::service::Decision::Approve).await?;
             eprintln!("request {id} approved");
         }
         AccountCommand::Refuse { id, reason } => {
             if reason.as_deref().is_some_and(|r| r.chars().count() > 500 || r.chars().any(char::is_control)) {
                 anyhow::bail!("--reason: at most 500 characters, no control characters");
             }
-            decide(&pool, id, accounts::service::Decision::Refuse { reason }).await?;
+            decide(&pool, &vault().await?, id, accounts::service::Decision::Refuse { reason }).await?;
             eprintln!("request {id} refused");
         }
     }
@@ -445,10 +445,15 @@ async fn account(config: Config, command: AccountCommand) -> anyhow::Result<()> 
     Ok(())
 }
 
-async fn decide(pool: &sqlx::PgPool, id: uuid::Uuid, decision: accounts::service::Decision) -> anyhow::Result<()> {
+async fn decide(
+    pool: &sqlx::PgPool,
+    vault: &platform::vault::Vault,
+    id: uuid::Uuid,
+    decision: accounts::service::Decision,
+) -> anyhow::Result<()> {
     use accounts::service::DecideError;
     let manager = accounts::domain::Manager::Admin;
-    match accounts::service::decide(pool, id, &decision, &manager, OPERATOR, None).await {
+    match accounts::service::decide(pool, vault, id, &decision, &manager, OPERATOR, None).await {
         Ok(_) => Ok(()),
         Err(DecideError::NotFound) => anyhow::bail!("no membership request {id}"),
         Err(err) => Err(err.into()),
