@@ -413,7 +413,8 @@ async fn file_request(
     )
     .await?;
     let filter = RequestFilter { status: None, account_id: Some(account), territories: None, limit: MAX_LIMIT };
-    let view = store::requests(&mut tx, &state.vault, &filter).await?.into_iter().find(|r| r.id == id).map(|r| r.view(None));
+    let view =
+        store::requests(&mut tx, &state.vault, &filter).await?.into_iter().find(|r| r.id == id).map(|r| r.view(None));
     tx.commit().await?;
     tracing::info!(request_id = %id, role = %grant.role(), "membership requested");
     Ok((StatusCode::CREATED, AxumJson(view)).into_response())
@@ -504,18 +505,20 @@ async fn decided(
 ) -> Result<Response, ApiError> {
     let id = parse_id(id)?;
     let from = acting_membership(caller);
-    let account = service::decide(&state.pool, &state.vault, id, &decision, &manager(caller)?, &caller.actor(), from.as_deref())
-        .await
-        .map_err(|err| match err {
-            service::DecideError::NotFound => ApiError::not_found(),
-            service::DecideError::AlreadyDecided(status) => {
-                ApiError::conflict(format!("the request is already {status}"))
-            }
-            service::DecideError::Database(e) => e.into(),
-        })?;
+    let account =
+        service::decide(&state.pool, &state.vault, id, &decision, &manager(caller)?, &caller.actor(), from.as_deref())
+            .await
+            .map_err(|err| match err {
+                service::DecideError::NotFound => ApiError::not_found(),
+                service::DecideError::AlreadyDecided(status) => {
+                    ApiError::conflict(format!("the request is already {status}"))
+                }
+                service::DecideError::Database(e) => e.into(),
+            })?;
     let mut conn = state.pool.acquire().await?;
     let filter = RequestFilter { status: None, account_id: Some(account), territories: None, limit: MAX_LIMIT };
-    let view = store::requests(&mut conn, &state.vault, &filter).await?.into_iter().find(|r| r.id == id).map(|r| r.view(None));
+    let view =
+        store::requests(&mut conn, &state.vault, &filter).await?.into_iter().find(|r| r.id == id).map(|r| r.view(None));
     Ok(AxumJson(view).into_response())
 }
 

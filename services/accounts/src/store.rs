@@ -639,11 +639,12 @@ pub async fn requests(conn: &mut PgConnection, vault: &Vault, f: &RequestFilter<
 }
 
 pub async fn lock_request(conn: &mut PgConnection, vault: &Vault, id: Uuid) -> sqlx::Result<Option<Request>> {
-    let row: Option<RequestRow> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {REQUEST_COLUMNS} FROM accounts.requests WHERE id = $1 FOR UPDATE")))
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
+    let row: Option<RequestRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {REQUEST_COLUMNS} FROM accounts.requests WHERE id = $1 FOR UPDATE"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
     match row {
         Some(row) => Ok(Some(row.open(conn, vault).await?)),
         None => Ok(None),
