@@ -954,7 +954,6 @@ async fn accounts_without_a_sign_in_for_the_retention_are_purged_once() {
 async fn a_purged_referral_reads_as_removed_on_its_page_with_months_only() {
     use crate::signin::{browser, grant, page, server, sign_in};
     use crate::support::oidc::{Agent, CLAIRE, OidcProvider};
-    use chrono::Datelike;
 
     let oidc = OidcProvider::start().await;
     let app = server(&oidc, oidc.client()).await;
@@ -992,22 +991,7 @@ async fn a_purged_referral_reads_as_removed_on_its_page_with_months_only() {
     assert_eq!(status, reqwest::StatusCode::OK, "{html}");
     assert!(html.contains("données supprimées (durée de conservation)"), "{html}");
     assert_none_in(&html, &secrets, "the purged referral's page");
-    const MONTHS: [&str; 12] = [
-        "janvier",
-        "février",
-        "mars",
-        "avril",
-        "mai",
-        "juin",
-        "juillet",
-        "août",
-        "septembre",
-        "octobre",
-        "novembre",
-        "décembre",
-    ];
-    let now = chrono::Utc::now();
-    let month = format!("{} {}", MONTHS[now.month0() as usize], now.year());
+    let month = contracts::explain::month_year_fr(chrono::Utc::now());
     assert!(html.contains(&month), "the timeline by month ({month}): {html}");
     app.stop().await;
 }

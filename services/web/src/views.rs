@@ -57,32 +57,12 @@ pub fn paris(t: &chrono::DateTime<chrono::Utc>) -> String {
     t.with_timezone(&chrono_tz::Europe::Paris).format("%d/%m/%Y à %H:%M").to_string()
 }
 
-/// A month as people read it ("novembre 2024"), in UTC as the purge keeps it.
-pub fn month(t: &chrono::DateTime<chrono::Utc>) -> String {
-    use chrono::Datelike;
-    const MONTHS: [&str; 12] = [
-        "janvier",
-        "février",
-        "mars",
-        "avril",
-        "mai",
-        "juin",
-        "juillet",
-        "août",
-        "septembre",
-        "octobre",
-        "novembre",
-        "décembre",
-    ];
-    format!("{} {}", MONTHS[t.month0() as usize], t.year())
-}
-
 /// A time of a referral: only its month once the person's data is removed and the date
 /// with it cut to the month (the purge keeps no more), else as [`paris`] shows it.
 pub fn referral_time(t: &chrono::DateTime<chrono::Utc>, removed: bool) -> String {
     use chrono::{Datelike, Timelike};
     let month_start = t.day() == 1 && t.num_seconds_from_midnight() == 0 && t.nanosecond() == 0;
-    if removed && month_start { month(t) } else { paris(t) }
+    if removed && month_start { contracts::explain::month_year_fr(*t) } else { paris(t) }
 }
 
 /// "Angoulême (16015)", or the code when it is not a known commune.
@@ -194,6 +174,7 @@ mod time_tests {
         assert_eq!(referral_time(&month_start, false), "01/08/2024 à 02:00");
         let exact = chrono::Utc.with_ymd_and_hms(2024, 8, 1, 0, 0, 5).unwrap();
         assert_eq!(referral_time(&exact, true), "01/08/2024 à 02:00");
-        assert_eq!(month(&chrono::Utc.with_ymd_and_hms(2026, 12, 31, 23, 0, 0).unwrap()), "décembre 2026");
+        let december = chrono::Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+        assert_eq!(referral_time(&december, true), "décembre 2026");
     }
 }

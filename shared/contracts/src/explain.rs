@@ -83,6 +83,11 @@ const MONTHS_FR: [&str; 12] = [
     "décembre",
 ];
 
+/// `novembre 2024`: a month as people read it.
+pub fn month_year_fr(date: impl chrono::Datelike) -> String {
+    format!("{} {}", MONTHS_FR[date.month0() as usize], date.year())
+}
+
 /// `lundi 7 décembre à 9 h 30`.
 pub fn date_time_fr(at: NaiveDateTime) -> String {
     use chrono::{Datelike, Timelike};

@@ -15,7 +15,7 @@ const CHECK_EVERY: Duration = Duration::from_secs(3600);
 /// Claims today's run of the job `name` in `schema.jobs`: true for exactly one caller a
 /// day, whichever replica asks first.
 pub async fn claim_daily(pool: &PgPool, schema: &'static str, name: &str) -> sqlx::Result<bool> {
-    assert!(schema.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "schema names are constants");
+    assert!(crate::vault::valid_schema(schema), "schema names are constants");
     let claimed = sqlx::query(AssertSqlSafe(format!(
         "INSERT INTO {schema}.jobs (name, last_run_at) VALUES ($1, now())
          ON CONFLICT (name) DO UPDATE SET last_run_at = now()

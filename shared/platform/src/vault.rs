@@ -169,7 +169,7 @@ struct Keys {
 const PURPOSE_DATA: &str = "data";
 const PURPOSE_BLIND: &str = "blind_index";
 
-fn valid_schema(schema: &str) -> bool {
+pub(crate) fn valid_schema(schema: &str) -> bool {
     !schema.is_empty() && schema.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
 }
 
