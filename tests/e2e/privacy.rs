@@ -131,6 +131,10 @@ async fn duplicates_are_found_by_keyed_hashes_of_the_phone_or_email() {
     let other = app.referrer(app.organisation("16").await);
     let (_, third) = app.post("/api/v1/referrals", &other, body).await;
     assert_eq!(third["possible_duplicates"], json!([]));
+    // Found by phone and by e-mail at once: each once, newest first.
+    let (s, fourth) = app.post("/api/v1/referrals", &referrer, person("dup", "+33699887766").0).await;
+    assert_eq!(s, 201, "{fourth}");
+    assert_eq!(fourth["possible_duplicates"], json!([second["id"], first["id"]]));
     app.stop().await;
 }
 

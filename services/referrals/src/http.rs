@@ -13,7 +13,7 @@ use contracts::api::{
 };
 use contracts::events::ReferralSubmitted;
 use contracts::validate::Errors;
-use contracts::{ContactKind, DeclineReason, Envelope, HistoryStep, Outcome, ReferralId, ReferralStatus, StructureId};
+use contracts::{ContactKind, DeclineReason, Envelope, Outcome, ReferralId, ReferralStatus, StructureId};
 use platform::ApiError;
 use platform::auth::roles::{Auditors, Coordinators, Mediators, Referrers, ReferrersOrAdmins};
 use platform::auth::{Authorized, Caller, Scope};
@@ -33,7 +33,7 @@ use crate::domain::lifecycle::{Action, transition};
 use crate::domain::referral::parse_referral;
 use crate::lifecycle::{self, StepError};
 use crate::privacy::{self, Action as Audited};
-use crate::store::{self, ListFilter, ListScope, Referral, Step};
+use crate::store::{self, ListFilter, ListScope, Referral};
 use crate::view::{self, Disclosure, Parts, ReferralPage, ReferralView};
 use crate::{ReferralsState, SCHEMA};
 
@@ -181,15 +181,9 @@ async fn submit(
             return Ok(created(view));
         }
     }
-    let duplicates = store::possible_duplicates(
-        &mut tx,
-        &state.vault,
-        organisation_id,
-        referral.person.phone.expose().as_deref(),
-        referral.person.email.expose().as_deref(),
-    )
-    .await?;
-    let row = store::insert(&mut tx, &state.vault, id, organisation_id, caller.account(), &referral).await?;
+    let audit = privacy::Entry::of(&caller, Audited::Change("submit"));
+    let store::Submitted { referral: row, possible_duplicates } =
+        store::submit(&mut tx, &state.vault, id, organisation_id, caller.account(), &referral, &audit).await?;
     let event = ReferralSubmitted {
         referral_id: id,
         organisation_id,
@@ -198,21 +192,17 @@ async fn submit(
         profile: referral.matching_profile(),
     };
     bus::enqueue(&mut tx, SCHEMA, &Envelope::new(id.to_string(), 1, &event)).await?;
-    let actor = caller.actor();
-    let step = Step { actor: Some(&actor), ..Step::new(HistoryStep::Submitted) };
-    store::add_history(&mut tx, None, id, ReferralStatus::Submitted, step).await?;
-    privacy::record(&mut tx, &caller, Audited::Change("submit"), &[id]).await?;
     tx.commit().await?;
     tracing::info!(referral_id = %id, territory = %referral.territory, needs = ?referral.needs, "referral submitted");
     // Everything the response shows is at hand: no need to read it back.
     let parts = Parts {
         person: Some(store::PersonRow::from_new(&referral)),
         removal: None,
-        history: Some(vec![store::HistoryRow::submitted(row.created_at, &actor)]),
+        history: Some(vec![store::HistoryRow::submitted(row.created_at, &audit.actor)]),
         structure: None,
     };
     let mut view = view::render(row, parts, Disclosure::Personal);
-    view.possible_duplicates = Some(duplicates);
+    view.possible_duplicates = Some(possible_duplicates);
     Ok(created(view))
 }
 
@@ -830,7 +820,7 @@ async fn correct_person(
         contact_preference: preference,
         note: note.as_deref(),
     };
-    store::write_person(&mut tx, &state.vault, r.id, &fields, None).await?;
+    store::correct_person(&mut tx, &state.vault, r.id, &fields).await?;
     privacy::record(&mut tx, &caller, Audited::Correct, &[r.id]).await?;
     tx.commit().await?;
     tracing::info!(referral_id = %r.id, "person corrected");

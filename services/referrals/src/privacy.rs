@@ -53,11 +53,25 @@ impl Action {
     }
 }
 
-fn principal(caller: &Caller) -> (String, Option<Uuid>) {
-    match caller.principal {
-        Principal::Agent { account, membership } => (format!("account:{account}"), membership),
-        Principal::Token(id) => (format!("token:{id}"), None),
-        Principal::Service => ("service".to_string(), None),
+/// Who did what, as an audit entry records it (ids and names of actions only).
+pub struct Entry {
+    /// [`Caller::actor`]: role, scope and who.
+    pub actor: String,
+    /// `account:<uuid>`, `token:<uuid>` or `service`.
+    pub principal: String,
+    /// The active membership of a signed-in agent.
+    pub membership: Option<Uuid>,
+    pub action: &'static str,
+}
+
+impl Entry {
+    pub fn of(caller: &Caller, action: Action) -> Self {
+        let (principal, membership) = match caller.principal {
+            Principal::Agent { account, membership } => (format!("account:{account}"), membership),
+            Principal::Token(id) => (format!("token:{id}"), None),
+            Principal::Service => ("service".to_string(), None),
+        };
+        Self { actor: caller.actor(), principal, membership, action: action.name() }
     }
 }
 
@@ -71,16 +85,16 @@ pub async fn record(
     if referrals.is_empty() {
         return Ok(());
     }
-    let (who, membership) = principal(caller);
+    let entry = Entry::of(caller, action);
     let ids: Vec<Uuid> = referrals.iter().map(|r| r.as_uuid()).collect();
     sqlx::query(
         "INSERT INTO referrals.audit (actor, principal, membership, action, referral_id)
          SELECT $1, $2, $3, $4, unnest($5::uuid[])",
     )
-    .bind(caller.actor())
-    .bind(who)
-    .bind(membership)
-    .bind(action.name())
+    .bind(&entry.actor)
+    .bind(&entry.principal)
+    .bind(entry.membership)
+    .bind(entry.action)
     .bind(&ids)
     .execute(conn)
     .await?;

@@ -18,6 +18,7 @@ use crate::domain::referral::NewReferral;
 
 /// One referral as stored (no personal data: that is in [`PersonRow`]). Private: the
 /// rest of the service sees only [`Referral`], whose every field is typed.
+#[derive(sqlx::FromRow)]
 struct ReferralRecord {
     id: Uuid,
     organisation_id: Uuid,
@@ -384,43 +385,43 @@ fn slugs<T: std::fmt::Display>(values: &[T]) -> Vec<String> {
     values.iter().map(ToString::to_string).collect()
 }
 
-/// Stores a new referral and its person; its first event (`referral.submitted`) is
-/// sequence 1.
-pub async fn insert(
+/// What a submission stored.
+pub struct Submitted {
+    pub referral: Referral,
+    /// Open referrals of the same organisation about the same phone number or e-mail
+    /// address (compared through their blind indexes), newest first, at most ten.
+    pub possible_duplicates: Vec<ReferralId>,
+}
+
+#[derive(sqlx::FromRow)]
+struct SubmittedRecord {
+    #[sqlx(flatten)]
+    referral: ReferralRecord,
+    possible_duplicates: Vec<Uuid>,
+}
+
+/// Stores a new referral with its sealed person, its first step and its audit entry, and
+/// finds the possible duplicates, in one statement: one round trip on the submission's
+/// path instead of five (each costs more than the statement itself on a busy machine).
+/// Its first event (`referral.submitted`) is sequence 1.
+///
+/// The sub-statements see the database as it was before the statement, so the new
+/// person is not among its own duplicates. The duplicates start from the persons with
+/// the same keyed hash, through their indexes, and reach each referral by its key
+/// (`LATERAL`): left to itself, the planner may walk the organisation's referrals newest
+/// first looking for ten matches, which, when there are none (nearly always), reads
+/// every one of them (seen at 100/s: 1,400 index probes per referral).
+pub async fn submit(
     conn: &mut PgConnection,
     vault: &Vault,
     id: ReferralId,
     organisation_id: OrganisationId,
     submitted_by: Option<Uuid>,
     r: &NewReferral,
-) -> sqlx::Result<Referral> {
-    let row = sqlx::query_as!(
-        ReferralRecord,
-        "INSERT INTO referrals.referrals (id, organisation_id, status, territory, commune_code, lat, lon, needs, modes,
-                                          languages, accessibility, urgency, deadline, max_distance_km, event_sequence,
-                                          submitted_by)
-         VALUES ($1, $2, 'submitted', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14)
-         RETURNING *",
-        id.as_uuid(),
-        organisation_id.as_uuid(),
-        r.territory.as_str(),
-        r.commune_code.as_str(),
-        r.location.lat,
-        r.location.lon,
-        &slugs(&r.needs),
-        &slugs(&r.modes),
-        &slugs(&r.languages),
-        &slugs(&r.accessibility),
-        r.urgency.slug(),
-        r.deadline,
-        r.max_distance_km,
-        submitted_by,
-    )
-    .fetch_one(&mut *conn)
-    .await?;
+    audit: &crate::privacy::Entry,
+) -> sqlx::Result<Submitted> {
     let p = &r.person;
-    write_person(
-        conn,
+    let sealed = SealedPerson::seal(
         vault,
         id,
         &PersonFields {
@@ -431,14 +432,81 @@ pub async fn insert(
             contact_preference: p.contact_preference,
             note: r.note.expose().as_deref(),
         },
-        Some(Created {
-            commune_name: &r.commune_name,
-            consent_method: r.consent.method.as_deref(),
-            consent_at: r.consent.at,
-        }),
+    );
+    let record: SubmittedRecord = sqlx::query_as(
+        "WITH same AS MATERIALIZED (
+             SELECT referral_id FROM referrals.persons WHERE phone_key = $18
+             UNION
+             SELECT referral_id FROM referrals.persons WHERE email_key = $19
+         ),
+         duplicates AS (
+             SELECT o.id, o.created_at FROM same CROSS JOIN LATERAL (
+                 SELECT id, created_at FROM referrals.referrals
+                 WHERE id = same.referral_id AND organisation_id = $2 AND status NOT IN ('closed', 'cancelled')
+             ) o
+             ORDER BY o.created_at DESC LIMIT 10
+         ),
+         referral AS (
+             INSERT INTO referrals.referrals (id, organisation_id, status, territory, commune_code, lat, lon, needs,
+                                              modes, languages, accessibility, urgency, deadline, max_distance_km,
+                                              event_sequence, submitted_by)
+             VALUES ($1, $2, 'submitted', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14)
+             RETURNING *
+         ),
+         person AS (
+             INSERT INTO referrals.persons (referral_id, first_name, last_name, phone, email, contact_preference,
+                                            commune_name, note, consent_method, consent_at, key_id, phone_key,
+                                            email_key)
+             VALUES ($1, $20, $21, $22, $23, $24, $15, $25, $16, $17, $26, $18, $19)
+         ),
+         step AS (
+             INSERT INTO referrals.history (referral_id, step, status, actor, detail)
+             VALUES ($1, 'submitted', 'submitted', $27, '{}'::jsonb)
+         ),
+         audit AS (
+             INSERT INTO referrals.audit (actor, principal, membership, action, referral_id)
+             VALUES ($28, $29, $30, $31, $1)
+         )
+         SELECT referral.*, ARRAY(SELECT id FROM duplicates ORDER BY created_at DESC) AS possible_duplicates
+         FROM referral",
     )
+    .bind(id.as_uuid())
+    .bind(organisation_id.as_uuid())
+    .bind(r.territory.as_str())
+    .bind(r.commune_code.as_str())
+    .bind(r.location.lat)
+    .bind(r.location.lon)
+    .bind(slugs(&r.needs))
+    .bind(slugs(&r.modes))
+    .bind(slugs(&r.languages))
+    .bind(slugs(&r.accessibility))
+    .bind(r.urgency.slug())
+    .bind(r.deadline)
+    .bind(r.max_distance_km)
+    .bind(submitted_by)
+    .bind(&r.commune_name)
+    .bind(r.consent.method.as_deref())
+    .bind(r.consent.at)
+    .bind(sealed.phone_key)
+    .bind(sealed.email_key)
+    .bind(sealed.first_name)
+    .bind(sealed.last_name)
+    .bind(sealed.phone)
+    .bind(sealed.email)
+    .bind(p.contact_preference.slug())
+    .bind(sealed.note)
+    .bind(sealed.key_id)
+    .bind(&audit.actor)
+    .bind(&audit.actor)
+    .bind(&audit.principal)
+    .bind(audit.membership)
+    .bind(audit.action)
+    .fetch_one(conn)
     .await?;
-    typed(row)
+    Ok(Submitted {
+        referral: typed(record.referral)?,
+        possible_duplicates: record.possible_duplicates.into_iter().map(ReferralId::from).collect(),
+    })
 }
 
 /// The person's fields that can be given and corrected.
@@ -451,108 +519,61 @@ pub struct PersonFields<'a> {
     pub note: Option<&'a str>,
 }
 
-/// What a new person row holds besides the fields that can be corrected.
-pub struct Created<'a> {
-    pub commune_name: &'a str,
-    pub consent_method: Option<&'a str>,
-    pub consent_at: Option<DateTime<Utc>>,
+/// A person's fields sealed for their row, with the blind indexes of the phone number
+/// and the e-mail address.
+struct SealedPerson {
+    key_id: i32,
+    first_name: Vec<u8>,
+    last_name: Vec<u8>,
+    phone: Option<Vec<u8>>,
+    email: Option<Vec<u8>>,
+    note: Option<Vec<u8>>,
+    phone_key: Option<Vec<u8>>,
+    email_key: Option<Vec<u8>>,
 }
 
-/// Seals and writes the person: a new row when `created` is given, else the correction
-/// of an existing one.
-pub async fn write_person(
+impl SealedPerson {
+    fn seal(vault: &Vault, id: ReferralId, f: &PersonFields<'_>) -> Self {
+        Self {
+            key_id: vault.current_key() as i32,
+            first_name: vault.seal(&place("persons.first_name", id), f.first_name),
+            last_name: vault.seal(&place("persons.last_name", id), f.last_name),
+            phone: vault.seal_opt(&place("persons.phone", id), f.phone),
+            email: vault.seal_opt(&place("persons.email", id), f.email),
+            note: vault.seal_opt(&place("persons.note", id), f.note),
+            phone_key: f.phone.map(|v| phone_key(vault, v)),
+            email_key: f.email.map(|v| email_key(vault, v)),
+        }
+    }
+}
+
+/// Seals and writes the correction of a person. Returns the rows changed (0 when the
+/// person's data is gone).
+pub async fn correct_person(
     conn: &mut PgConnection,
     vault: &Vault,
     id: ReferralId,
     f: &PersonFields<'_>,
-    created: Option<Created<'_>>,
 ) -> sqlx::Result<u64> {
-    let key_id = vault.current_key() as i32;
-    let first = vault.seal(&place("persons.first_name", id), f.first_name);
-    let last = vault.seal(&place("persons.last_name", id), f.last_name);
-    let phone = vault.seal_opt(&place("persons.phone", id), f.phone);
-    let email = vault.seal_opt(&place("persons.email", id), f.email);
-    let note = vault.seal_opt(&place("persons.note", id), f.note);
-    let phone_key = f.phone.map(|v| phone_key(vault, v));
-    let email_key = f.email.map(|v| email_key(vault, v));
-    let done =
-        match created {
-            Some(Created { commune_name, consent_method, consent_at }) => sqlx::query(
-                "INSERT INTO referrals.persons (referral_id, first_name, last_name, phone, email, contact_preference,
-                                                commune_name, note, consent_method, consent_at, key_id, phone_key,
-                                                email_key)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            )
-            .bind(id.as_uuid())
-            .bind(first)
-            .bind(last)
-            .bind(phone)
-            .bind(email)
-            .bind(f.contact_preference.slug())
-            .bind(commune_name)
-            .bind(note)
-            .bind(consent_method)
-            .bind(consent_at)
-            .bind(key_id)
-            .bind(phone_key)
-            .bind(email_key)
-            .execute(conn)
-            .await?,
-            None => {
-                sqlx::query(
-                    "UPDATE referrals.persons SET first_name = $2, last_name = $3, phone = $4, email = $5,
-                        contact_preference = $6, note = $7, key_id = $8, phone_key = $9, email_key = $10
-                 WHERE referral_id = $1",
-                )
-                .bind(id.as_uuid())
-                .bind(first)
-                .bind(last)
-                .bind(phone)
-                .bind(email)
-                .bind(f.contact_preference.slug())
-                .bind(note)
-                .bind(key_id)
-                .bind(phone_key)
-                .bind(email_key)
-                .execute(conn)
-                .await?
-            }
-        };
-    Ok(done.rows_affected())
-}
-
-/// Open referrals of the organisation about the same phone number or e-mail address
-/// (compared through their blind indexes), newest first.
-pub async fn possible_duplicates(
-    conn: &mut PgConnection,
-    vault: &Vault,
-    organisation_id: OrganisationId,
-    phone: Option<&str>,
-    email: Option<&str>,
-) -> sqlx::Result<Vec<ReferralId>> {
-    if phone.is_none() && email.is_none() {
-        return Ok(Vec::new());
-    }
-    // The persons with the same keyed hash first, through their indexes: left to itself,
-    // the planner may walk the organisation's referrals newest first looking for ten
-    // matches, which, when there are none (nearly always), reads every one of them on
-    // every submission (seen at 100/s: 1,400 index probes per referral).
-    let ids: Vec<Uuid> = sqlx::query_scalar(
-        "WITH same AS MATERIALIZED (
-             SELECT referral_id FROM referrals.persons WHERE phone_key = $2
-             UNION
-             SELECT referral_id FROM referrals.persons WHERE email_key = $3
-         )
-         SELECT r.id FROM same JOIN referrals.referrals r ON r.id = same.referral_id
-         WHERE r.organisation_id = $1 AND r.status NOT IN ('closed', 'cancelled')
-         ORDER BY r.created_at DESC LIMIT 10",
+    let sealed = SealedPerson::seal(vault, id, f);
+    let done = sqlx::query(
+        "UPDATE referrals.persons SET first_name = $2, last_name = $3, phone = $4, email = $5,
+            contact_preference = $6, note = $7, key_id = $8, phone_key = $9, email_key = $10
+         WHERE referral_id = $1",
     )
-    .bind(organisation_id.as_uuid())
-    .bind(phone.map(|v| phone_key(vault, v)))
-    .bind(email.map(|v| email_key(vault, v)))
-    .fetch_all(conn)
+    .bind(id.as_uuid())
+    .bind(sealed.first_name)
+    .bind(sealed.last_name)
+    .bind(sealed.phone)
+    .bind(sealed.email)
+    .bind(f.contact_preference.slug())
+    .bind(sealed.note)
+    .bind(sealed.key_id)
+    .bind(sealed.phone_key)
+    .bind(sealed.email_key)
+    .execute(conn)
     .await?;
-    Ok(ids.into_iter().map(ReferralId::from).collect())
+    Ok(done.rows_affected())
 }
 
 pub async fn get(conn: &mut PgConnection, id: ReferralId) -> sqlx::Result<Option<Referral>> {
