@@ -373,6 +373,7 @@ async fn preferences_are_honoured_never_daily_and_immediate() {
     let (_, never) = agent(&app, "never@lieux.example", Role::Mediator, structure_scope("lieu-un")).await;
     let (_, daily) = agent(&app, "daily@lieux.example", Role::Mediator, structure_scope("lieu-un")).await;
     agent(&app, "now@lieux.example", Role::Mediator, structure_scope("lieu-un")).await;
+    let (_, changed) = agent(&app, "changed@lieux.example", Role::Mediator, structure_scope("lieu-un")).await;
 
     let (s, v) = app.get("/api/v1/me/preferences", &never).await;
     assert_eq!(s, 200, "{v}");
@@ -389,8 +390,10 @@ async fn preferences_are_honoured_never_daily_and_immediate() {
     let (s, v) = app.put("/api/v1/me/preferences", &never, Value::Object(everything)).await;
     assert_eq!(s, 200, "{v}");
     assert!(v.as_object().unwrap().values().all(|m| m == "never"), "{v}");
-    let (s, v) = app.put("/api/v1/me/preferences", &daily, json!({"offer_received": "daily"})).await;
-    assert_eq!(s, 200, "{v}");
+    for token in [&daily, &changed] {
+        let (s, v) = app.put("/api/v1/me/preferences", token, json!({"offer_received": "daily"})).await;
+        assert_eq!(s, 200, "{v}");
+    }
     // Bad input: 422 naming the field; a bare token has no preferences.
     let (s, v) = app.put("/api/v1/me/preferences", &never, json!({"offer_received": "sometimes"})).await;
     assert_eq!(s, 422, "{v}");
@@ -408,15 +411,25 @@ async fn preferences_are_honoured_never_daily_and_immediate() {
     let id = app.submit(&referrer, person_referral(&[AIDE])).await;
     app.until_status(&id, &referrer, "offered").await;
     until_mail(&smtp, "now@lieux.example", "Nouvelle proposition").await;
-    eventually("the daily one held", Duration::from_secs(20), || async {
-        (scalar_i64(&app, "SELECT count(*) FROM notify.messages WHERE status = 'held'").await == 1).then_some(())
+    eventually("the daily ones held", Duration::from_secs(20), || async {
+        (scalar_i64(&app, "SELECT count(*) FROM notify.messages WHERE status = 'held'").await == 2).then_some(())
     })
     .await;
+    // One of them changes their mind before the digest: what was held for them is
+    // withdrawn, not sent.
+    let (s, v) = app.put("/api/v1/me/preferences", &changed, json!({"offer_received": "never"})).await;
+    assert_eq!(s, 200, "{v}");
     assert!(fire_timers_ahead(&app, chrono::Duration::days(2)).await >= 1);
     let digest = until_mail(&smtp, "daily@lieux.example", "récapitulatif").await;
     assert!(digest.text().contains(&format!("/propositions/{id}")), "{}", digest.text());
     let all = smtp.messages();
     assert!(all.iter().all(|m| m.rcpt_tos != ["never@lieux.example"]), "never means never");
+    // (The offer reminder, which they still want, reaches them: the two days stepped
+    // ahead made it due.)
+    for subject in ["Nouvelle proposition", "récapitulatif"] {
+        assert_eq!(count(&all, "changed@lieux.example", subject), 0, "never, chosen after the hold, too: {subject}");
+    }
+    assert_eq!(scalar_i64(&app, "SELECT count(*) FROM notify.messages WHERE status = 'withdrawn'").await, 1);
     assert!(count(&all, "now@lieux.example", "Nouvelle proposition") == 1);
     assert_eq!(count(&all, "daily@lieux.example", "Nouvelle proposition"), 0, "daily waits for the digest");
     // The digest went once: stepping again sends no second one.

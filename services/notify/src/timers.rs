@@ -39,7 +39,7 @@ pub async fn purge(pool: &PgPool) -> sqlx::Result<u64> {
     let messages = sqlx::query(
         "DELETE FROM notify.messages WHERE id IN (
              SELECT id FROM notify.messages
-             WHERE status IN ('sent', 'digested') AND created_at < now() - $1::interval LIMIT 10000)",
+             WHERE status IN ('sent', 'digested', 'withdrawn') AND created_at < now() - $1::interval LIMIT 10000)",
     )
     .bind(KEEP_SENT)
     .execute(pool)
@@ -215,18 +215,40 @@ async fn remind(tx: &mut PgConnection, settings: &Settings, t: &Due) -> sqlx::Re
 struct Held {
     id: Uuid,
     account_id: Uuid,
+    kind: String,
     subject: String,
     link: String,
 }
 
-/// Every message held for the daily digest, one digest per agent.
+/// Every message held for the daily digest, one digest per agent. Each agent's choice is
+/// read again: a message held for someone who has since chosen "never" for its kind is
+/// withdrawn, not sent.
 async fn daily(tx: &mut PgConnection, settings: &Settings, now: DateTime<Utc>) -> sqlx::Result<()> {
     let held: Vec<Held> = sqlx::query_as(
-        "SELECT id, account_id, subject, link FROM notify.messages
+        "SELECT id, account_id, kind, subject, link FROM notify.messages
          WHERE status = 'held' AND account_id IS NOT NULL ORDER BY created_at, id FOR UPDATE",
     )
     .fetch_all(&mut *tx)
     .await?;
+    let mut by_kind: BTreeMap<String, Vec<Uuid>> = BTreeMap::new();
+    for h in &held {
+        by_kind.entry(h.kind.clone()).or_default().push(h.account_id);
+    }
+    let mut unwanted: std::collections::HashSet<(String, Uuid)> = std::collections::HashSet::new();
+    for (slug, accounts) in by_kind {
+        let Ok(kind) = slug.parse::<MessageKind>() else { continue };
+        let modes = accounts::notifications::modes(tx, &accounts, kind).await?;
+        unwanted.extend(modes.into_iter().filter(|(_, m)| *m == DeliveryMode::Never).map(|(a, _)| (slug.clone(), a)));
+    }
+    let (withdrawn, held): (Vec<Held>, Vec<Held>) =
+        held.into_iter().partition(|h| unwanted.contains(&(h.kind.clone(), h.account_id)));
+    if !withdrawn.is_empty() {
+        let ids: Vec<Uuid> = withdrawn.iter().map(|h| h.id).collect();
+        sqlx::query("UPDATE notify.messages SET status = 'withdrawn' WHERE id = ANY($1)")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+    }
     let mut by_account: BTreeMap<Uuid, Vec<Held>> = BTreeMap::new();
     for h in held {
         by_account.entry(h.account_id).or_default().push(h);
