@@ -313,7 +313,12 @@ async fn settle(deployment: &Deployment, timeout: Duration) -> Option<()> {
         let outbox = probe::outboxes(&deployment.pool).await;
         let queues = probe::queues(&deployment.probes, &deployment.namespace).await;
         let waiting = |v: &Value, skip_dlq: bool| -> Option<u64> {
-            v.as_object()?.iter().filter(|(k, _)| !(skip_dlq && k.ends_with(".dlq"))).map(|(_, n)| n.as_u64()).sum()
+            // Sent e-mails are done, not waiting.
+            v.as_object()?
+                .iter()
+                .filter(|(k, _)| !(k.ends_with("_sent") || skip_dlq && k.ends_with(".dlq")))
+                .map(|(_, n)| n.as_u64())
+                .sum()
         };
         if waiting(&outbox, false).zip(waiting(&queues, true)).is_some_and(|(a, b)| a + b == 0) {
             return Some(());
