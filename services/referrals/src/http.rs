@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json as AxumJson, Router};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use contracts::api::{
     AcceptRequest, CancelRequest, CloseRequest, ContactRequest, DeclineRequest, ReferralRequest, RerouteRequest,
 };
@@ -165,34 +165,53 @@ async fn submit(
     let referral =
         parse_referral(&body.value, geo::communes(), state.config.max_distance_km).map_err(ApiError::validation)?;
     let id = ReferralId::new();
-    let mut tx = state.pool.begin().await?;
-    if let Some(key) = &key {
-        let scope = organisation_id.to_string();
-        if let Some((hash, existing)) =
-            store::claim_idempotency_key(&mut tx, &scope, key, &body.fingerprint, id).await?
-        {
-            tx.rollback().await?;
-            if hash != body.fingerprint {
-                return Err(ApiError::conflict("this Idempotency-Key was used with a different body"));
-            }
-            let mut conn = state.pool.acquire().await?;
-            let r = store::get(&mut conn, existing).await?.ok_or_else(ApiError::not_found)?;
-            let view = render_audited(&state, &mut conn, &caller, r, Disclosure::Personal).await?;
-            return Ok(created(view));
-        }
-    }
+    // The database keeps microseconds: the event carries the time exactly as stored.
+    let at = Utc::now().trunc_subsecs(6);
     let audit = privacy::Entry::of(&caller, Audited::Change("submit"));
-    let store::Submitted { referral: row, possible_duplicates } =
-        store::submit(&mut tx, &state.vault, id, organisation_id, caller.account(), &referral, &audit).await?;
     let event = ReferralSubmitted {
         referral_id: id,
         organisation_id,
         submitted_by: caller.account(),
-        submitted_at: row.created_at,
+        submitted_at: at,
         profile: referral.matching_profile(),
     };
-    bus::enqueue(&mut tx, SCHEMA, &Envelope::new(id.to_string(), 1, &event)).await?;
-    tx.commit().await?;
+    let event = bus::Outgoing::new(SCHEMA, &Envelope::new(id.to_string(), 1, &event))?;
+    let submission = store::Submission {
+        id,
+        organisation_id,
+        submitted_by: caller.account(),
+        referral: &referral,
+        at,
+        audit: &audit,
+        event: &event,
+    };
+    let submitted = match &key {
+        // Without a key the submission is one statement, atomic by itself.
+        None => {
+            let mut conn = state.pool.acquire().await?;
+            store::submit(&mut conn, &state.vault, &submission).await?
+        }
+        Some(key) => {
+            let mut tx = state.pool.begin().await?;
+            let scope = organisation_id.to_string();
+            if let Some((hash, existing)) =
+                store::claim_idempotency_key(&mut tx, &scope, key, &body.fingerprint, id).await?
+            {
+                tx.rollback().await?;
+                if hash != body.fingerprint {
+                    return Err(ApiError::conflict("this Idempotency-Key was used with a different body"));
+                }
+                let mut conn = state.pool.acquire().await?;
+                let r = store::get(&mut conn, existing).await?.ok_or_else(ApiError::not_found)?;
+                let view = render_audited(&state, &mut conn, &caller, r, Disclosure::Personal).await?;
+                return Ok(created(view));
+            }
+            let submitted = store::submit(&mut tx, &state.vault, &submission).await?;
+            tx.commit().await?;
+            submitted
+        }
+    };
+    let store::Submitted { referral: row, possible_duplicates } = submitted;
     tracing::info!(referral_id = %id, territory = %referral.territory, needs = ?referral.needs, "referral submitted");
     // Everything the response shows is at hand: no need to read it back.
     let parts = Parts {

@@ -393,6 +393,20 @@ pub struct Submitted {
     pub possible_duplicates: Vec<ReferralId>,
 }
 
+/// What [`submit`] stores.
+#[derive(Clone, Copy)]
+pub struct Submission<'a> {
+    pub id: ReferralId,
+    pub organisation_id: OrganisationId,
+    pub submitted_by: Option<Uuid>,
+    pub referral: &'a NewReferral,
+    /// The submission's time, the one its event carries.
+    pub at: DateTime<Utc>,
+    pub audit: &'a crate::privacy::Entry,
+    /// `referral.submitted`, for the outbox.
+    pub event: &'a bus::Outgoing,
+}
+
 #[derive(sqlx::FromRow)]
 struct SubmittedRecord {
     #[sqlx(flatten)]
@@ -400,10 +414,11 @@ struct SubmittedRecord {
     possible_duplicates: Vec<Uuid>,
 }
 
-/// Stores a new referral with its sealed person, its first step and its audit entry, and
-/// finds the possible duplicates, in one statement: one round trip on the submission's
-/// path instead of five (each costs more than the statement itself on a busy machine).
-/// Its first event (`referral.submitted`) is sequence 1.
+/// Stores a new referral with its sealed person, its first step, its audit entry and its
+/// first event (`referral.submitted`, sequence 1, in the outbox), and finds the possible
+/// duplicates, in one statement. One statement is atomic by itself: without an
+/// Idempotency-Key the submission is one round trip, not BEGIN, the statements and
+/// COMMIT (on a busy machine each round trip costs more than its statement).
 ///
 /// The sub-statements see the database as it was before the statement, so the new
 /// person is not among its own duplicates. The duplicates start from the persons with
@@ -411,15 +426,8 @@ struct SubmittedRecord {
 /// (`LATERAL`): left to itself, the planner may walk the organisation's referrals newest
 /// first looking for ten matches, which, when there are none (nearly always), reads
 /// every one of them (seen at 100/s: 1,400 index probes per referral).
-pub async fn submit(
-    conn: &mut PgConnection,
-    vault: &Vault,
-    id: ReferralId,
-    organisation_id: OrganisationId,
-    submitted_by: Option<Uuid>,
-    r: &NewReferral,
-    audit: &crate::privacy::Entry,
-) -> sqlx::Result<Submitted> {
+pub async fn submit(conn: &mut PgConnection, vault: &Vault, submission: &Submission<'_>) -> sqlx::Result<Submitted> {
+    let Submission { id, organisation_id, submitted_by, referral: r, at, audit, event } = *submission;
     let p = &r.person;
     let sealed = SealedPerson::seal(
         vault,
@@ -449,8 +457,8 @@ pub async fn submit(
          referral AS (
              INSERT INTO referrals.referrals (id, organisation_id, status, territory, commune_code, lat, lon, needs,
                                               modes, languages, accessibility, urgency, deadline, max_distance_km,
-                                              event_sequence, submitted_by)
-             VALUES ($1, $2, 'submitted', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14)
+                                              event_sequence, submitted_by, created_at, updated_at)
+             VALUES ($1, $2, 'submitted', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $32, $32)
              RETURNING *
          ),
          person AS (
@@ -460,14 +468,19 @@ pub async fn submit(
              VALUES ($1, $20, $21, $22, $23, $24, $15, $25, $16, $17, $26, $18, $19)
          ),
          step AS (
-             INSERT INTO referrals.history (referral_id, step, status, actor, detail)
-             VALUES ($1, 'submitted', 'submitted', $27, '{}'::jsonb)
+             INSERT INTO referrals.history (referral_id, step, status, actor, detail, at)
+             VALUES ($1, 'submitted', 'submitted', $27, '{}'::jsonb, $32)
          ),
          audit AS (
-             INSERT INTO referrals.audit (actor, principal, membership, action, referral_id)
-             VALUES ($28, $29, $30, $31, $1)
+             INSERT INTO referrals.audit (actor, principal, membership, action, referral_id, at)
+             VALUES ($28, $29, $30, $31, $1, $32)
+         ),
+         event AS (
+             INSERT INTO referrals.outbox (id, event_type, aggregate_id, envelope, traceparent)
+             VALUES ($33, $34, $35, $36::text::jsonb, $37)
          )
-         SELECT referral.*, ARRAY(SELECT id FROM duplicates ORDER BY created_at DESC) AS possible_duplicates
+         SELECT referral.*, ARRAY(SELECT id FROM duplicates ORDER BY created_at DESC) AS possible_duplicates,
+                CASE WHEN $39 THEN pg_notify($38, '') END::text AS woke
          FROM referral",
     )
     .bind(id.as_uuid())
@@ -501,6 +514,14 @@ pub async fn submit(
     .bind(&audit.principal)
     .bind(audit.membership)
     .bind(audit.action)
+    .bind(at)
+    .bind(event.id)
+    .bind(&event.event_type)
+    .bind(&event.aggregate_id)
+    .bind(&event.envelope)
+    .bind(&event.traceparent)
+    .bind(&event.channel)
+    .bind(event.wake)
     .fetch_one(conn)
     .await?;
     Ok(Submitted {

@@ -22,7 +22,7 @@ mod trace;
 pub use broker::Broker;
 pub use consumer::{Consumer, Handler, HandlerError};
 pub use context::ServiceContext;
-pub use outbox::{Relay, enqueue};
+pub use outbox::{Outgoing, Relay, enqueue};
 pub use topology::{ServiceQueue, Topology};
 
 pub use lapin::Connection;

@@ -60,24 +60,56 @@ fn notify_channel(schema: &str) -> String {
 pub async fn enqueue(conn: &mut PgConnection, schema: &'static str, envelope: &Envelope) -> Result<(), sqlx::Error> {
     // One round trip: the row, and a notification sent at commit (identical ones in a
     // transaction fold into one).
-    let notify = !draining(schema).load(Ordering::Acquire);
+    let e = Outgoing::new(schema, envelope)?;
     let insert = format!(
         "WITH row AS (INSERT INTO {schema}.outbox (id, event_type, aggregate_id, envelope, traceparent) \
                       VALUES ($1, $2, $3, $4::text::jsonb, $5)) \
          SELECT CASE WHEN $7 THEN pg_notify($6, '') END"
     );
-    let body = serde_json::to_string(envelope).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sqlx::query(AssertSqlSafe(insert))
-        .bind(envelope.id)
-        .bind(&envelope.event_type)
-        .bind(&envelope.aggregate_id)
-        .bind(body)
-        .bind(crate::trace::traceparent(envelope))
-        .bind(notify_channel(schema))
-        .bind(notify)
+        .bind(e.id)
+        .bind(&e.event_type)
+        .bind(&e.aggregate_id)
+        .bind(&e.envelope)
+        .bind(&e.traceparent)
+        .bind(&e.channel)
+        .bind(e.wake)
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+/// An outbox row, for a service that writes its change and its event in one statement of
+/// its own (which then needs no transaction: BEGIN, [`enqueue`] and COMMIT are three
+/// round trips saved). The statement inserts `(id, event_type, aggregate_id, envelope,
+/// traceparent)` into `{schema}.outbox`, `envelope` as `$n::text::jsonb`, and selects
+/// `CASE WHEN wake THEN pg_notify(channel, '') END`, exactly as [`enqueue`] does.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub id: uuid::Uuid,
+    pub event_type: String,
+    pub aggregate_id: String,
+    /// The envelope as JSON text.
+    pub envelope: String,
+    pub traceparent: String,
+    /// The channel that wakes the relay…
+    pub channel: String,
+    /// …unless this process's relay is draining the outbox anyway.
+    pub wake: bool,
+}
+
+impl Outgoing {
+    pub fn new(schema: &'static str, envelope: &Envelope) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: envelope.id,
+            event_type: envelope.event_type.clone(),
+            aggregate_id: envelope.aggregate_id.clone(),
+            envelope: serde_json::to_string(envelope).map_err(|e| sqlx::Error::Encode(Box::new(e)))?,
+            traceparent: crate::trace::traceparent(envelope),
+            channel: notify_channel(schema),
+            wake: !draining(schema).load(Ordering::Acquire),
+        })
+    }
 }
 
 /// Publishes one service's outbox.
