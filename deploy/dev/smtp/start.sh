@@ -61,7 +61,7 @@ fi
 
 # What this server was asked for; a running one with other settings is restarted.
 settings=$(printf '%s\n' "$SMTP_HOST" "$SMTP_PORT" "$SMTP_MAILDIR" "$SMTP_TLS" \
-  "${SMTP_REQUIRE_TLS:-0}" "${SMTP_AUTH:-}" "${SMTP_REJECT:-}" "${SMTP_DEFER:-}" \
+  "${SMTP_REQUIRE_TLS:-0}" "${SMTP_AUTH:-}" "${SMTP_REJECT:-}" "${SMTP_DEFER:-}" "${SMTP_FSYNC:-0}" \
   "${SMTP_TLS_CERT:-}" "${SMTP_TLS_KEY:-}" "$(sha256sum <"$here/server.py")" | sha256sum | cut -d' ' -f1)
 
 # The pid in the pid file, if it is a live server.py (not a reused pid).

@@ -82,8 +82,10 @@ impl Handler for Notifier {
             }
             Inbound::ReferralOffered(e) => {
                 let id: Uuid = e.referral_id.into();
-                let referral = known(tx, env, id).await?;
-                store::moved(tx, id, "offered", Some(e.structure_id.as_str()), e.offered_at, seq).await?;
+                let referral = known(
+                    env,
+                    store::moved(tx, id, "offered", Some(e.structure_id.as_str()), e.offered_at, seq).await?,
+                )?;
                 let due = e.offered_at + chrono::Duration::from_std(s.offer_reminder_after).unwrap_or_default();
                 store::set_timer(tx, OFFER_REMINDER, id, Some(e.structure_id.as_str()), due, seq).await?;
                 let about = about(id, referral.as_ref());
@@ -93,8 +95,10 @@ impl Handler for Notifier {
             }
             Inbound::ReferralAccepted(e) => {
                 let id: Uuid = e.referral_id.into();
-                let referral = known(tx, env, id).await?;
-                store::moved(tx, id, "accepted", Some(e.structure_id.as_str()), e.accepted_at, seq).await?;
+                let referral = known(
+                    env,
+                    store::moved(tx, id, "accepted", Some(e.structure_id.as_str()), e.accepted_at, seq).await?,
+                )?;
                 store::clear_timer(tx, OFFER_REMINDER, id, seq).await?;
                 let due = e.accepted_at + chrono::Duration::from_std(s.contact_reminder_after).unwrap_or_default();
                 store::set_timer(tx, CONTACT_REMINDER, id, Some(e.structure_id.as_str()), due, seq).await?;
@@ -110,8 +114,7 @@ impl Handler for Notifier {
             }
             Inbound::ReferralDeclined(e) => {
                 let id: Uuid = e.referral_id.into();
-                let referral = known(tx, env, id).await?;
-                store::moved(tx, id, "submitted", None, e.declined_at, seq).await?;
+                let referral = known(env, store::moved(tx, id, "submitted", None, e.declined_at, seq).await?)?;
                 store::clear_timer(tx, OFFER_REMINDER, id, seq).await?;
                 let name = structure_name(tx, &e.structure_id).await?;
                 let mail = render::referral_update(
@@ -130,8 +133,7 @@ impl Handler for Notifier {
             }
             Inbound::ReferralWaitlisted(e) => {
                 let id: Uuid = e.referral_id.into();
-                let referral = known(tx, env, id).await?;
-                store::moved(tx, id, "waitlisted", None, e.waitlisted_at, seq).await?;
+                let referral = known(env, store::moved(tx, id, "waitlisted", None, e.waitlisted_at, seq).await?)?;
                 let a = about(id, referral.as_ref());
                 let update = Update::Waitlisted { reason: e.reason, escalated: e.escalated };
                 let mail = render::referral_update(&s.site, &a, None, update, e.waitlisted_at);
@@ -150,8 +152,8 @@ impl Handler for Notifier {
             }
             Inbound::ReferralClosed(e) => {
                 let id: Uuid = e.referral_id.into();
-                let referral = known(tx, env, id).await?;
-                store::moved(tx, id, "closed", Some(e.structure_id.as_str()), e.closed_at, seq).await?;
+                let referral =
+                    known(env, store::moved(tx, id, "closed", Some(e.structure_id.as_str()), e.closed_at, seq).await?)?;
                 store::clear_timer(tx, OFFER_REMINDER, id, seq).await?;
                 store::clear_timer(tx, CONTACT_REMINDER, id, seq).await?;
                 let name = structure_name(tx, &e.structure_id).await?;
@@ -184,10 +186,10 @@ impl Handler for Notifier {
     }
 }
 
-/// The referral as known here. Unknown and recent: held back (transient) until its
+/// The referral as known here before this event. Unknown and recent: held back
+/// (transient, so the transaction that moved it rolls back) until its
 /// `referral.submitted` arrives.
-async fn known(tx: &mut PgConnection, env: &Envelope, id: Uuid) -> Result<Option<store::Referral>, HandlerError> {
-    let referral = store::referral(tx, id).await?;
+fn known(env: &Envelope, referral: Option<store::Referral>) -> Result<Option<store::Referral>, HandlerError> {
     match &referral {
         Some(r) if r.organisation_id.is_some() => Ok(referral),
         _ if Utc::now() - env.occurred_at < WAIT_FOR_SUBMITTED => Err(HandlerError::Transient(anyhow::anyhow!(
@@ -195,7 +197,7 @@ async fn known(tx: &mut PgConnection, env: &Envelope, id: Uuid) -> Result<Option
             env.event_type
         ))),
         _ => {
-            tracing::warn!(event_type = %env.event_type, referral_id = %id, "event for an unknown referral: nobody to tell");
+            tracing::warn!(event_type = %env.event_type, aggregate_id = %env.aggregate_id, "event for an unknown referral: nobody to tell");
             Ok(referral)
         }
     }
@@ -280,25 +282,18 @@ pub async fn tell(
         return Ok(());
     }
     let modes = accounts::notifications::modes(tx, accounts, kind).await?;
+    let mut to = Vec::with_capacity(accounts.len());
     for account in accounts {
         let status = match modes.get(account).copied().unwrap_or(kind.default_mode()) {
             DeliveryMode::Never => continue,
             DeliveryMode::Daily if kind != MessageKind::WeeklyDigest => "held",
             _ => "pending",
         };
-        let m = NewMessage {
-            source_id: source,
-            kind: kind.slug(),
-            account_id: Some(*account),
-            address: None,
-            referral_id: referral,
-            structure_id: structure,
-            mail,
-            status,
-        };
-        store::enqueue(tx, &m).await?;
+        to.push((*account, status));
     }
-    Ok(())
+    let common =
+        store::Common { source_id: source, kind: kind.slug(), referral_id: referral, structure_id: structure, mail };
+    store::enqueue_for_accounts(tx, &common, &to).await
 }
 
 /// `at` + `after`, saturating.

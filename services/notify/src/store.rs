@@ -53,7 +53,8 @@ pub async fn submitted(conn: &mut PgConnection, s: &Submitted<'_>, sequence: i64
     Ok(())
 }
 
-/// Records the state an event leaves the referral in, unless a later event already did.
+/// Records the state an event leaves the referral in, unless a later event already did,
+/// and returns the referral as it was known before (one round trip for both).
 pub async fn moved(
     conn: &mut PgConnection,
     referral_id: Uuid,
@@ -61,23 +62,33 @@ pub async fn moved(
     structure_id: Option<&str>,
     at: DateTime<Utc>,
     sequence: i64,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO notify.referrals (referral_id, status, structure_id, last_event_at, last_sequence)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (referral_id) DO UPDATE SET
-             status = EXCLUDED.status, structure_id = COALESCE(EXCLUDED.structure_id, notify.referrals.structure_id),
-             last_event_at = EXCLUDED.last_event_at, last_sequence = EXCLUDED.last_sequence
-         WHERE notify.referrals.last_sequence < EXCLUDED.last_sequence",
+) -> sqlx::Result<Option<Referral>> {
+    // Every part of one statement sees the same snapshot: `known` is the row before the
+    // upsert.
+    sqlx::query_as(
+        "WITH known AS (
+             SELECT referral_id, organisation_id, submitted_by, commune_code, territory, needs, submitted_at, status,
+                    structure_id, last_event_at
+             FROM notify.referrals WHERE referral_id = $1
+         ),
+         moved AS (
+             INSERT INTO notify.referrals (referral_id, status, structure_id, last_event_at, last_sequence)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (referral_id) DO UPDATE SET
+                 status = EXCLUDED.status,
+                 structure_id = COALESCE(EXCLUDED.structure_id, notify.referrals.structure_id),
+                 last_event_at = EXCLUDED.last_event_at, last_sequence = EXCLUDED.last_sequence
+             WHERE notify.referrals.last_sequence < EXCLUDED.last_sequence
+         )
+         SELECT * FROM known",
     )
     .bind(referral_id)
     .bind(status)
     .bind(structure_id)
     .bind(at)
     .bind(sequence)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .fetch_optional(conn)
+    .await
 }
 
 pub async fn referral(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Referral>> {
@@ -223,6 +234,47 @@ pub async fn enqueue(conn: &mut PgConnection, m: &NewMessage<'_>) -> sqlx::Resul
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// What the messages of one event to several agents share.
+pub struct Common<'a> {
+    pub source_id: Uuid,
+    pub kind: &'a str,
+    pub referral_id: Option<Uuid>,
+    pub structure_id: Option<&'a str>,
+    pub mail: &'a crate::render::Mail,
+}
+
+/// Stores the same message for each (account, status) in one statement, once per
+/// (source, recipient, kind) as [`enqueue`] does.
+pub async fn enqueue_for_accounts(conn: &mut PgConnection, m: &Common<'_>, to: &[(Uuid, &str)]) -> sqlx::Result<()> {
+    if to.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = to.iter().map(|_| Uuid::now_v7()).collect();
+    let accounts: Vec<Uuid> = to.iter().map(|(a, _)| *a).collect();
+    let statuses: Vec<&str> = to.iter().map(|(_, s)| *s).collect();
+    sqlx::query(
+        "INSERT INTO notify.messages
+             (id, source_id, kind, account_id, referral_id, structure_id, subject, body_text, body_html, link, status)
+         SELECT r.id, $4, $5, r.account_id, $6, $7, $8, $9, $10, $11, r.status
+         FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS r(id, account_id, status)
+         ON CONFLICT (source_id, recipient, kind) DO NOTHING",
+    )
+    .bind(&ids)
+    .bind(&accounts)
+    .bind(&statuses)
+    .bind(m.source_id)
+    .bind(m.kind)
+    .bind(m.referral_id)
+    .bind(m.structure_id)
+    .bind(&m.mail.subject)
+    .bind(&m.mail.text)
+    .bind(&m.mail.html)
+    .bind(&m.mail.link)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Sets (or moves) a reminder, unless a later event already set or cleared it.

@@ -188,35 +188,28 @@ pub async fn derive(tx: &mut PgConnection, env: &Envelope, event: &Inbound) -> s
         Inbound::StructureRemoved(e) => (None, Some(e.structure_id.to_string())),
         Inbound::CapacityChanged(e) => (None, Some(e.structure_id.to_string())),
     };
-    let (organisation, referral_territory) = match referral {
-        Some(id) => match crate::store::referral(tx, id).await? {
-            Some(r) => (r.organisation_id.map(|o| o.to_string()), r.territory),
-            None => (None, None),
-        },
-        None => (None, None),
-    };
-    let structure_territory = match &structure {
-        Some(s) => crate::store::structure(tx, s).await?.map(|s| s.territory),
-        None => None,
-    };
-    let territory = referral_territory.or(structure_territory);
+    // One statement, whether or not anyone subscribed: the referral's organisation and
+    // territory (else the structure's) are looked up beside the subscriptions.
     let body = serde_json::to_string(env).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sqlx::query(
         "INSERT INTO notify.webhook_deliveries (id, webhook_id, event_id, event_type, body)
-         SELECT gen_random_uuid(), w.id, $1, $2, $3 FROM notify.webhooks w
+         SELECT gen_random_uuid(), w.id, $1, $2, $3
+         FROM notify.webhooks w
+         LEFT JOIN notify.referrals r ON r.referral_id = $4
+         LEFT JOIN notify.structures s ON s.id = $5
          WHERE w.deleted_at IS NULL AND $2 = ANY(w.events)
            AND (w.scope_kind = 'all'
-                OR (w.scope_kind = 'organisation' AND w.scope_id = $4)
+                OR (w.scope_kind = 'organisation' AND w.scope_id = r.organisation_id::text)
                 OR (w.scope_kind = 'structure' AND w.scope_id = $5)
-                OR (w.scope_kind = 'territory' AND $6 = ANY(string_to_array(w.scope_id, ','))))
+                OR (w.scope_kind = 'territory'
+                    AND COALESCE(r.territory, s.territory) = ANY(string_to_array(w.scope_id, ','))))
          ON CONFLICT (webhook_id, event_id) DO NOTHING",
     )
     .bind(env.id)
     .bind(&env.event_type)
     .bind(body)
-    .bind(organisation)
+    .bind(referral)
     .bind(structure)
-    .bind(territory)
     .execute(tx)
     .await?;
     Ok(())
