@@ -62,7 +62,12 @@ impl Handler for Notifier {
     type Event = Inbound;
 
     /// Only database writes: safe to share a transaction with other messages.
-    const BATCH: usize = 8;
+    const BATCH: usize = 16;
+    /// An offer, an acceptance or a decline needs the referral's submission, which comes
+    /// from another service: handled in order, the submission is always known first
+    /// (with concurrent workers, hundreds of events a minute waited for it, each holding
+    /// a worker in backoff, and the queue behind them).
+    const IN_ORDER: bool = true;
 
     async fn handle(&self, tx: &mut PgConnection, env: &Envelope, event: Inbound) -> Result<(), HandlerError> {
         let s = &self.settings;

@@ -94,6 +94,15 @@ pub trait Handler: Send + Sync + 'static {
     /// correct when other messages' writes precede it in the same transaction.
     const BATCH: usize = 1;
 
+    /// Handle the queue strictly in delivery order, one batch after another (a single
+    /// worker), for a handler that needs an event's predecessors from other services
+    /// already handled: `referral.submitted` (from referrals) is always in the queue
+    /// ahead of its `referral.offered` (from the matcher), but two concurrent workers
+    /// can take them in two transactions at once, and the later one then cannot see the
+    /// earlier one. Such a consumer is also background work that never takes more than
+    /// one database connection at a time.
+    const IN_ORDER: bool = false;
+
     fn handle(
         &self,
         tx: &mut PgConnection,
@@ -193,7 +202,13 @@ impl<H: Handler> Consumer<H> {
         // A batching consumer runs enough workers to hold every prefetched message in full
         // batches; handling is mostly waiting on the database, so they overlap.
         let prefetch = usize::from(self.prefetch);
-        let workers = if H::BATCH > 1 { prefetch.div_ceil(H::BATCH).max(2) } else { prefetch };
+        let workers = if H::IN_ORDER {
+            1
+        } else if H::BATCH > 1 {
+            prefetch.div_ceil(H::BATCH).max(2)
+        } else {
+            prefetch
+        };
         let tracker = TaskTracker::new();
         for _ in 0..workers {
             let this = Arc::clone(&self);
