@@ -461,7 +461,7 @@ impl Reporter {
 async fn cleanup_namespace(cli: &Cli) -> anyhow::Result<Value> {
     let ns = &cli.namespace;
     let connection = Connection::connect(&cli.amqp_url, ConnectionProperties::default()).await?;
-    let services = ["referrals", "directory", "matcher", "insights"];
+    let services = ["referrals", "directory", "matcher", "insights", "accounts", "notify"];
     let queues: Vec<String> = services.iter().flat_map(|s| [format!("{ns}.{s}"), format!("{ns}.{s}.dlq")]).collect();
     for queue in &queues {
         let channel = connection.create_channel().await?;
