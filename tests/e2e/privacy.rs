@@ -256,6 +256,121 @@ async fn keys_rotate_twice_while_the_server_runs_and_everything_stays_readable()
     app.stop().await;
 }
 
+async fn first_name(app: &TestApp, id: &str, token: &str) -> String {
+    let (s, v) = app.get(&format!("/api/v1/referrals/{id}"), token).await;
+    assert_eq!(s, 200, "{v}");
+    v["person"]["first_name"].as_str().unwrap_or_default().to_string()
+}
+
+/// The master key changes as the operations guide says: every replica restarts with the
+/// new key and the old one as `AIGUILLAGE_MASTER_KEY_PREVIOUS`, `keys rotate` re-wraps the
+/// data keys under the new one, then the old key is dropped. Nothing is unreadable at any
+/// step, duplicates are still found (the blind-index key is re-wrapped, not replaced), and
+/// the old key alone opens nothing any more.
+#[tokio::test]
+async fn the_master_key_changes_with_previous_then_rotate_and_the_old_key_opens_nothing() {
+    use platform::vault::MasterKey;
+    let old = TestApp::spawn().await;
+    let org = old.organisation("16").await;
+    let referrer = old.referrer(org);
+    let (body, values) = person("maitre", "+33613579246");
+    let first = old.submit(&referrer, body.clone()).await;
+    let agent = old.sign_in_agent("sub-maitre", "maitre.agent@exemple.fr", None).await;
+    let (a, b) = (old.sandbox.master_key.clone(), MasterKey::generate_base64());
+    let b_id = MasterKey::from_base64(&b, "test").unwrap().id().to_string();
+    let keys = |current: &str, previous: Option<&str>| {
+        Some((
+            MasterKey::from_base64(current, "test").unwrap(),
+            previous.map(|p| MasterKey::from_base64(p, "test").unwrap()),
+        ))
+    };
+
+    // A replica with the new key and the previous one starts beside the old replica.
+    let mut during = old.sandbox.alias();
+    during.config.master_keys = keys(&b, Some(&a));
+    let during = TestApp::start(during).await;
+    assert_eq!(first_name(&during, &first, &referrer).await, values[0]);
+    let sandbox = old.halt().await;
+
+    // Without the previous key the rotation is refused and changes nothing.
+    let (ok, _, err) = sandbox.cli_with(&["keys", "rotate"], &[("AIGUILLAGE_MASTER_KEY", &b)]).await;
+    assert!(!ok && err.contains("wrapped by a master key this process does not have"), "{err}");
+    let (ok, out, err) = sandbox
+        .cli_with(&["keys", "rotate"], &[("AIGUILLAGE_MASTER_KEY", &b), ("AIGUILLAGE_MASTER_KEY_PREVIOUS", &a)])
+        .await;
+    assert!(ok, "{err}");
+    let rotation: Value = serde_json::from_str(&out).unwrap();
+    for r in [&rotation, &rotation["accounts"]] {
+        // The blind-index key and the first data key moved to the new master key.
+        assert_eq!(r["rewrapped"], 2, "{rotation}");
+        assert_eq!(r["new_key"], 3, "{rotation}");
+        assert_eq!(r["master_key"], b_id.as_str(), "{rotation}");
+    }
+    let pool = sandbox.pool().await;
+    let masters: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT master_id FROM referrals.data_keys UNION SELECT DISTINCT master_id FROM accounts.data_keys",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(masters, vec![b_id.clone()]);
+
+    // The replica during the change seals with the new data key within a reload.
+    let probes = std::sync::Mutex::new(Vec::new());
+    eventually("the replica to seal with the new data key", Duration::from_secs(20), || async {
+        let n = probes.lock().unwrap().len();
+        let id = during.submit(&referrer, person(&format!("sonde{n}"), "+33612000000").0).await;
+        probes.lock().unwrap().push(id.clone());
+        let k: i32 = sqlx::query_scalar("SELECT key_id FROM referrals.persons WHERE referral_id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&pool)
+            .await
+            .ok()?;
+        (k == 3).then_some(())
+    })
+    .await;
+    let (body2, values2) = person("apres", "+33624681357");
+    let second = during.submit(&referrer, body2).await;
+    during.halt().await;
+
+    // The old key alone opens nothing: the server refuses to start, and says why.
+    let (ok, _, err) = sandbox.cli_with(&["keys", "rotate"], &[("AIGUILLAGE_MASTER_KEY", &a)]).await;
+    assert!(!ok && err.contains("wrapped by a master key this process does not have"), "{err}");
+    let mut stale = sandbox.alias();
+    stale.config.master_keys = keys(&a, None);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let refused = tokio::time::timeout(
+        Duration::from_secs(30),
+        aiguillage::run(stale.config.clone(), &aiguillage::Service::ALL, listener, Default::default()),
+    )
+    .await
+    .expect("a server with the old key alone stops at once");
+    let err = format!("{:#}", refused.expect_err("a server with the old key alone must not start"));
+    assert!(err.contains("wrapped by a master key this process does not have"), "{err}");
+
+    // The new key alone reads everything, sealed before and after, and finds duplicates.
+    let mut after = sandbox.alias();
+    after.config.master_keys = keys(&b, None);
+    let after = TestApp::start(after).await;
+    assert_eq!(first_name(&after, &first, &referrer).await, values[0]);
+    assert_eq!(first_name(&after, &second, &referrer).await, values2[0]);
+    for id in probes.into_inner().unwrap() {
+        let (s, v) = after.get(&format!("/api/v1/referrals/{id}"), &referrer).await;
+        assert_eq!(s, 200, "{v}");
+    }
+    let (s, again) = after.post("/api/v1/referrals", &referrer, body).await;
+    assert_eq!(s, 201, "{again}");
+    assert_eq!(again["possible_duplicates"], json!([first]), "{again}");
+    let (ok, out, err) = sandbox.cli_with(&["account", "list"], &[("AIGUILLAGE_MASTER_KEY", &b)]).await;
+    assert!(ok, "{err}");
+    let listed: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let me = listed.iter().find(|x| x["account_id"] == agent.to_string()).expect("the agent is listed");
+    assert_eq!(me["email"], "maitre.agent@exemple.fr", "{out}");
+    pool.close().await;
+    after.halt().await;
+    sandbox.destroy().await;
+}
+
 /// Every figure the insights API gives for the territory.
 /// A past period: up to `to`.
 async fn statistics(app: &TestApp, to: &str) -> Vec<(String, Value)> {

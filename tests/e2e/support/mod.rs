@@ -355,12 +355,18 @@ impl TestApp {
     }
 
     /// Stops the server gracefully and removes the database and namespace.
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
+        self.halt().await.destroy().await;
+    }
+
+    /// Stops the server gracefully and gives its sandbox back, database and namespace
+    /// kept (a replica replaced by another).
+    pub async fn halt(mut self) -> Sandbox {
         self.shutdown.cancel();
         if let Some(task) = self.task.take() {
             let _ = tokio::time::timeout(Duration::from_secs(40), task).await;
         }
-        self.sandbox.destroy().await;
+        self.sandbox
     }
 }
 
@@ -406,6 +412,11 @@ impl Sandbox {
     /// Runs the real binary's command line against this sandbox's database and namespace,
     /// and returns (success, stdout, stderr).
     pub async fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        self.cli_with(args, &[]).await
+    }
+
+    /// [`Sandbox::cli`] with more (or other) environment variables.
+    pub async fn cli_with(&self, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_aiguillage"))
             .args(args)
             .env("DATABASE_URL", &self.config.database_url)
@@ -413,7 +424,9 @@ impl Sandbox {
             .env("AIGUILLAGE_NAMESPACE", &self.namespace)
             .env("AIGUILLAGE_MASTER_KEY", &self.master_key)
             .env_remove("AIGUILLAGE_MASTER_KEY_FILE")
+            .env_remove("AIGUILLAGE_MASTER_KEY_PREVIOUS")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .output()
             .await
             .unwrap();
