@@ -743,3 +743,97 @@ async fn a_coordinator_adds_a_structure_by_hand_then_edits_it_keeping_what_the_f
     assert_eq!(page(&app, &b, "/admin/structures/inconnue/modifier").await.0, StatusCode::NOT_FOUND);
     app.stop().await;
 }
+
+/// The data protection officer signs in like any agent and reads the audit of access on
+/// `/journal`: who did what to which referral, filtered, page by page, with errors in
+/// French beside the field; never a person's values; nothing else of Aiguillage.
+#[tokio::test]
+async fn the_data_protection_officer_reads_the_audit_of_access_on_the_journal_page() {
+    use crate::support::oidc::NADIA;
+    let oidc = OidcProvider::start().await;
+    let app = server(&oidc, oidc.client()).await;
+    let organisation = app.organisation("16").await;
+    let referrer = app.referrer(organisation);
+    let body = crate::support::merged(
+        crate::support::referral(),
+        serde_json::json!({"person": {"first_name": "Prénomjournal", "last_name": "Nomjournal"}}),
+    );
+    let first = app.submit(&referrer, body.clone()).await;
+    let other = app.submit(&referrer, body).await;
+    // 51 reads of the first: the journal's first page holds 50 entries.
+    for _ in 0..51 {
+        assert_eq!(app.get(&format!("/api/v1/referrals/{first}"), &referrer).await.0, 200);
+    }
+    grant(&app, &["--email", "nadia.roussel@departement-charente.example", "--role", "dpo"]).await;
+    let b = browser();
+    sign_in(&app, &oidc, &b, &Agent::Demo(NADIA), "/").await;
+    let (status, _, html) = page(&app, &b, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Consulter le journal des accès aux données personnelles"), "{html}");
+    assert!(html.contains("Protection des données"), "{html}");
+
+    let (status, _, html) = page(&app, &b, "/journal").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("<caption>Entrées du journal"), "{html}");
+    assert!(html.contains(&first) && html.contains(&other), "{html}");
+    assert!(html.contains("Envoi de l'orientation") && html.contains("Lecture des données de la personne"));
+    assert!(html.contains("Prescription") && html.contains("jeton"), "{html}");
+    assert!(!html.contains("Prénomjournal") && !html.contains("Nomjournal"), "no person's value");
+
+    // One referral, page by page: its submission and 51 reads, as the API counts them.
+    let (_, audit) = app.get(&format!("/api/v1/audit?referral_id={first}&limit=1000"), &app.admin).await;
+    let entries = audit["items"].as_array().unwrap().len();
+    assert!((52..100).contains(&entries), "{audit}");
+    let (status, _, html) = page(&app, &b, &format!("/journal?orientation={first}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!html.contains(&other), "only the referral asked for");
+    assert_eq!(html.matches("<tr>").count() - 1, 50, "a page of 50 entries and the header");
+    let tail = html.rfind("Entrées suivantes").expect("Entrées suivantes");
+    let link = html[..tail].rfind("href=\"").unwrap();
+    // As a browser reads the attribute (askama writes `&` as `&#38;`).
+    let next = html[link + 6..tail].split('"').next().unwrap().replace("&#38;", "&").replace("&amp;", "&");
+    assert!(next.starts_with("/journal?orientation=") && next.contains("apres="), "{next}");
+    let (status, _, html) = page(&app, &b, &next).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(html.matches("<tr>").count() - 1, entries - 50, "the last entries, at {next}");
+    assert!(!html.contains("Entrées suivantes"), "{html}");
+
+    // Bad filters: 422, a French message beside the field, nothing half-shown.
+    let (status, _, html) = page(&app, &b, "/journal?orientation=pas-un-identifiant").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("id=\"orientation-error\"") && html.contains("Indiquez l'identifiant d'une orientation"));
+    assert!(html.contains("value=\"pas-un-identifiant\"") && !html.contains("<caption>Entrées"), "{html}");
+    let (status, _, html) = page(&app, &b, "/journal?du=2026-12-10&au=2026-12-01").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("id=\"au-error\""), "{html}");
+    let (status, _, html) = page(&app, &b, "/journal?agent=123&du=31%2F12").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("id=\"agent-error\"") && html.contains("id=\"du-error\""), "{html}");
+    assert_eq!(page(&app, &b, "/journal?apres=abc").await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    // A period with nothing in it.
+    let (status, _, html) = page(&app, &b, "/journal?du=2020-01-01&au=2020-01-31").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Aucune entrée pour ce filtre."), "{html}");
+
+    // The officer reads the audit, not the referrals nor the territory.
+    for path in ["/orientations", "/territoire", "/admin/comptes", &format!("/orientations/{first}")] {
+        assert_eq!(page(&app, &b, path).await.0, StatusCode::NOT_FOUND, "{path}");
+    }
+    // A referrer does not read the audit.
+    grant(
+        &app,
+        &[
+            "--email",
+            "claire.dubois@ccas-angouleme.example",
+            "--role",
+            "referrer",
+            "--organisation",
+            &organisation.to_string(),
+        ],
+    )
+    .await;
+    let claire = browser();
+    sign_in(&app, &oidc, &claire, &Agent::Demo(CLAIRE), "/").await;
+    assert_eq!(page(&app, &claire, "/journal").await.0, StatusCode::NOT_FOUND);
+    app.stop().await;
+}

@@ -9,6 +9,8 @@ use platform::auth::Scope;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Grant {
     Admin,
+    /// The data protection officer: the audit of access to personal data, nationally.
+    Dpo,
     Referrer(OrganisationId),
     Mediator(StructureId),
     Coordinator(Vec<Territory>),
@@ -18,6 +20,7 @@ impl Grant {
     pub fn role(&self) -> Role {
         match self {
             Grant::Admin => Role::Admin,
+            Grant::Dpo => Role::Dpo,
             Grant::Referrer(_) => Role::Referrer,
             Grant::Mediator(_) => Role::Mediator,
             Grant::Coordinator(_) => Role::Coordinator,
@@ -28,6 +31,7 @@ impl Grant {
     pub fn scope(&self) -> Scope {
         match self {
             Grant::Admin => Scope::All,
+            Grant::Dpo => Scope::Dpo,
             Grant::Referrer(o) => Scope::Organisation(*o),
             Grant::Mediator(s) => Scope::Structure(s.clone()),
             Grant::Coordinator(t) => Scope::Territories(t.clone()),
@@ -45,8 +49,7 @@ impl Grant {
             Scope::Organisation(o) => Grant::Referrer(o),
             Scope::Structure(s) => Grant::Mediator(s),
             Scope::Territories(t) => Grant::Coordinator(t),
-            // The data protection officer works with a token (`token issue --role dpo`).
-            Scope::Dpo => return Err("the dpo role is given by token, not as a membership".into()),
+            Scope::Dpo => Grant::Dpo,
             Scope::Pending | Scope::Service(_) => return Err("not a membership".into()),
         })
     }
@@ -55,6 +58,7 @@ impl Grant {
     pub fn columns(&self) -> (Role, Option<OrganisationId>, Option<&StructureId>, Vec<String>) {
         match self {
             Grant::Admin => (Role::Admin, None, None, vec![]),
+            Grant::Dpo => (Role::Dpo, None, None, vec![]),
             Grant::Referrer(o) => (Role::Referrer, Some(*o), None, vec![]),
             Grant::Mediator(s) => (Role::Mediator, None, Some(s), vec![]),
             Grant::Coordinator(t) => (Role::Coordinator, None, None, t.iter().map(ToString::to_string).collect()),
@@ -107,6 +111,9 @@ pub fn parse_grant(body: &MembershipBody, prefix: &str, allow_admin: bool) -> Re
     let role: Option<Role> = e.one(&field("role"), body.role.as_deref(), None);
     if role == Some(Role::Admin) && !allow_admin {
         e.add(field("role"), "an administrator is appointed by another administrator, not requested");
+    }
+    if role == Some(Role::Dpo) && !allow_admin {
+        e.add(field("role"), "the data protection officer is appointed by an administrator, not requested");
     }
     let organisation: Option<OrganisationId> = e.parsed(&field("organisation_id"), body.organisation_id.as_deref());
     let structure: Option<StructureId> = e.parsed(&field("structure_id"), body.structure_id.as_deref());
@@ -172,9 +179,13 @@ mod tests {
     }
 
     #[test]
-    fn nobody_requests_to_be_an_admin() {
+    fn nobody_requests_to_be_an_admin_or_the_data_protection_officer() {
         assert!(parse_grant(&body("admin"), "", false).is_err());
         assert_eq!(parse_grant(&body("admin"), "", true).unwrap(), Grant::Admin);
+        assert_eq!(parse_grant(&body("dpo"), "", true).unwrap(), Grant::Dpo);
+        assert_eq!(parse_grant(&body("dpo"), "", false).unwrap_err()[0].field, "role");
+        assert_eq!(Grant::Dpo.scope(), Scope::Dpo);
+        assert!(!Manager::Coordinator(vec!["16".parse().unwrap()]).may_manage(&[]), "only admins appoint one");
     }
 
     #[test]

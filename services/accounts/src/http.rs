@@ -97,7 +97,7 @@ fn manager(caller: &Caller) -> Result<Manager, ApiError> {
 /// structure or an organisation this service does not know is refused.
 async fn scope_of(conn: &mut PgConnection, grant: &Grant, field: &str) -> Result<Vec<Territory>, ApiError> {
     let (kind, id) = match grant {
-        Grant::Admin => return Ok(vec![]),
+        Grant::Admin | Grant::Dpo => return Ok(vec![]),
         Grant::Coordinator(t) => return Ok(t.clone()),
         Grant::Referrer(o) => (PlaceKind::Organisation, o.to_string()),
         Grant::Mediator(s) => (PlaceKind::Structure, s.to_string()),

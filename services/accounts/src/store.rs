@@ -204,6 +204,7 @@ fn grant_of(c: &Columns, g: GrantColumns) -> Result<Grant, RowError> {
 fn membership_view(id: Uuid, grant: &Grant, label: String) -> MembershipView {
     let (role, organisation_id, structure_id, territories) = match grant {
         Grant::Admin => (Role::Admin, None, None, vec![]),
+        Grant::Dpo => (Role::Dpo, None, None, vec![]),
         Grant::Referrer(o) => (Role::Referrer, Some(*o), None, vec![]),
         Grant::Mediator(s) => (Role::Mediator, None, Some(s.clone()), vec![]),
         Grant::Coordinator(t) => (Role::Coordinator, None, None, t.clone()),

@@ -118,6 +118,7 @@ async fn invite_demo_agents(pool: &sqlx::PgPool, config: &Config, path: &str) ->
         let Some(m) = agent.membership else { continue };
         let grant = match m["role"].as_str() {
             Some("admin") => accounts::domain::Grant::Admin,
+            Some("dpo") => accounts::domain::Grant::Dpo,
             Some("referrer") => accounts::domain::Grant::Referrer(DEMO_ORGANISATION),
             Some("mediator") => match m["structure_id"].as_str() {
                 Some(id) => accounts::domain::Grant::Mediator(id.parse()?),

@@ -99,6 +99,7 @@ async fn page(
     let mut options: Vec<PlaceOption> = Vec::new();
     if agent.active.as_ref().is_some_and(|m| m.role == Role::Admin) {
         options.push(PlaceOption { value: "admin".into(), text: "Administration de la plateforme".into() });
+        options.push(PlaceOption { value: "dpo".into(), text: "Protection des données (journal des accès)".into() });
     }
     for t in agent.active.as_ref().map(|m| m.territories.clone()).unwrap_or_default() {
         options.push(PlaceOption {
@@ -242,6 +243,7 @@ async fn invite(
     }
     let membership = match place.split_once(':') {
         _ if place == "admin" => Some(json!({ "role": "admin" })),
+        _ if place == "dpo" => Some(json!({ "role": "dpo" })),
         Some(("coordinator", t)) => Some(json!({ "role": "coordinator", "territories": [t] })),
         Some(("organisation", id)) => Some(json!({ "role": "referrer", "organisation_id": id })),
         Some(("structure", id)) => Some(json!({ "role": "mediator", "structure_id": id })),

@@ -604,7 +604,7 @@ impl FunnelView {
     }
 }
 
-fn date_field(
+pub(crate) fn date_field(
     raw: Option<&String>,
     field: &'static str,
     errors: &mut HashMap<&'static str, String>,

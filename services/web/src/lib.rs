@@ -20,6 +20,7 @@ mod assets;
 mod coordinator;
 mod csrf;
 mod error;
+mod journal;
 mod mediator;
 mod oidc;
 mod pages;

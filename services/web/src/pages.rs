@@ -60,6 +60,7 @@ pub fn router(state: WebState, api: Router) -> Router {
         .merge(crate::mediator::routes())
         .merge(crate::coordinator::routes())
         .merge(crate::admin::routes())
+        .merge(crate::journal::routes())
         .merge(crate::preferences::routes())
         .merge(crate::structures::routes())
         .layer(middleware::from_fn(move |request: Request, next: Next| security_headers(csp.clone(), request, next)))
@@ -151,7 +152,9 @@ impl Agent {
                         ("/admin/organisations", "Organisations", "organisations"),
                         ("/admin/structures", "Structures", "structures"),
                         ("/admin/comptes", "Comptes", "comptes"),
+                        ("/journal", "Journal des accès", "journal"),
                     ],
+                    Some(Role::Dpo) => vec![("/journal", "Journal des accès", "journal")],
                     Some(Role::Mediator) => vec![
                         ("/propositions", "Propositions", "propositions"),
                         ("/suivis", "Suivis", "suivis"),
@@ -262,6 +265,8 @@ pub(crate) async fn required(
     })
 }
 
+const JOURNAL_LINK: &str = "Consulter le journal des accès aux données personnelles";
+
 async fn home(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, PageError> {
     let agent = match required(&state, &headers, "/").await? {
         Ok(a) => a,
@@ -280,13 +285,18 @@ async fn home(State(state): State<WebState>, headers: HeaderMap) -> Result<Respo
             ("/suivis".to_string(), "Suivre les personnes accueillies".to_string()),
             ("/ma-structure".to_string(), "Mettre à jour les places de la semaine".to_string()),
         ],
-        Role::Coordinator | Role::Admin => vec![
+        Role::Coordinator => vec![
             ("/territoire".to_string(), "Voir les files d'attente et la liste d'attente".to_string()),
             ("/territoire/entonnoir".to_string(), "Voir l'entonnoir d'une période".to_string()),
             ("/territoire/offre-et-demande".to_string(), "Comparer l'offre et la demande par commune".to_string()),
         ],
-        // The audit log is read through the API and the command line (no page yet).
-        Role::Dpo => vec![],
+        Role::Admin => vec![
+            ("/territoire".to_string(), "Voir les files d'attente et la liste d'attente".to_string()),
+            ("/territoire/entonnoir".to_string(), "Voir l'entonnoir d'une période".to_string()),
+            ("/territoire/offre-et-demande".to_string(), "Comparer l'offre et la demande par commune".to_string()),
+            ("/journal".to_string(), JOURNAL_LINK.to_string()),
+        ],
+        Role::Dpo => vec![("/journal".to_string(), JOURNAL_LINK.to_string())],
     };
     let page = Home {
         chrome: agent.chrome("Accueil", "accueil"),

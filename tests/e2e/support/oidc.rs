@@ -38,6 +38,7 @@ pub const CLAIRE: &str = "claire"; // referrer, CCAS d'Angoulême, SIRET 2616001
 pub const KARIM: &str = "karim"; // mediator, Association Régie Urbaine, SIRET 40262787100054
 pub const SOPHIE: &str = "sophie"; // coordinator of 16, Département de la Charente
 pub const CAMILLE: &str = "camille"; // admin, acr eidas2
+pub const NADIA: &str = "nadia"; // data protection officer
 pub const LEA: &str = "lea"; // no membership, MJC Mosaïque (a SIRET shared by 3 places)
 
 const START_TIMEOUT: Duration = Duration::from_secs(30);
