@@ -12,6 +12,7 @@ import { startSystem } from '../lib/system.js';
 
 let browser;
 let system;
+let organisation;
 const STRUCTURE = 'lieu-journey-angouleme';
 
 before(async () => {
@@ -22,6 +23,7 @@ before(async () => {
     kind: 'social_service',
     territory: '16',
   });
+  organisation = org.id;
   await system.api('PUT', `/api/v1/structures/${STRUCTURE}`, {
     name: 'Médiathèque Alpha',
     services: ['aide_demarches_administratives', 'maitrise_outils_numeriques'],
@@ -36,6 +38,7 @@ before(async () => {
   await system.cli('account', 'grant', '--email', 'karim.benali@regie-urbaine-angouleme.example', '--role', 'mediator', '--structure', STRUCTURE);
   await system.cli('account', 'grant', '--email', 'sophie.martin@departement-charente.example', '--role', 'coordinator', '--territory', '16');
   await system.cli('account', 'grant', '--email', 'camille.lefevre@aiguillage.example', '--role', 'admin');
+  await system.cli('account', 'grant', '--email', 'nadia.roussel@departement-charente.example', '--role', 'dpo');
   // The matcher learns of the structure from the bus.
   await system.until('the structure in the matcher', async () => {
     const r = await system.api('POST', '/api/v1/match/preview', {
@@ -228,6 +231,38 @@ test('the sign-in page, the waiting page and the footer pages pass axe', async (
   await lea.getByRole('button', { name: 'Demander un accès' }).click();
   await lea.waitForLoadState();
   await check(lea, 'attente-erreur');
+  await context.close();
+});
+
+test('the data protection officer finds who read a referral in the journal, and a wrong filter says why beside the field', async () => {
+  const referrer = await system.cli('token', 'issue', '--role', 'referrer', '--organisation', organisation);
+  const submitted = await system.api('POST', '/api/v1/referrals', {
+    person: { first_name: 'Prénomjournal', last_name: 'Nomjournal', phone: '+33611112222', email: null,
+              contact_preference: 'phone', commune_code: '16015', languages: ['fr'], accessibility: [] },
+    needs: ['aide_demarches_administratives'], modes: ['in_person'], urgency: 'normal', note: null,
+    consent: { obtained: true, method: 'oral', at: new Date().toISOString() },
+  }, referrer);
+  await system.api('GET', `/api/v1/referrals/${submitted.id}`, undefined, referrer);
+  const context = await newContext(browser);
+  const page = await signIn(context, 'nadia', '/');
+  await page.getByRole('link', { name: 'Consulter le journal des accès aux données personnelles' }).click();
+  await page.waitForURL((u) => u.pathname === '/journal');
+  await check(page, 'journal');
+  await page.getByLabel(/^Orientation/).fill(submitted.id);
+  await page.getByRole('button', { name: 'Filtrer le journal' }).click();
+  await page.waitForURL((u) => u.searchParams.get('orientation') === submitted.id);
+  const rows = page.getByRole('table', { name: /^Entrées du journal/ }).getByRole('row');
+  assert.equal(await rows.count(), 3, 'the header, the submission and the read');
+  await rows.nth(2).getByText('Lecture des données de la personne').waitFor();
+  assert.equal(await page.getByText(/Prénomjournal|Nomjournal/).count(), 0, 'no value of the person');
+  await check(page, 'journal-orientation');
+  await page.getByLabel(/^Orientation/).fill('pas-un-identifiant');
+  await page.getByRole('button', { name: 'Filtrer le journal' }).click();
+  await page.waitForLoadState();
+  assert.match(await page.title(), /^Erreur/);
+  const described = await page.getByLabel(/^Orientation/).getAttribute('aria-describedby');
+  assert.ok(described?.includes('orientation-error'), `the error is linked to the field: ${described}`);
+  await check(page, 'journal-erreur');
   await context.close();
 });
 
