@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod api;
+pub mod audit;
 pub mod email;
 pub mod events;
 pub mod explain;
@@ -10,10 +11,13 @@ pub mod ids;
 pub mod opening_hours;
 pub mod personal;
 pub mod phone;
+#[cfg(feature = "sqlx")]
+mod sql;
 pub mod validate;
 pub mod vocab;
 pub mod week;
 
+pub use audit::{Actor, Principal};
 pub use events::{Envelope, EventData, EventSet};
 pub use ids::{CommuneCode, InvalidId, OrganisationId, ReferralId, StructureId, Territory};
 pub use personal::Personal;

@@ -81,6 +81,9 @@ macro_rules! vocabulary {
                 std::borrow::Cow::Borrowed(stringify!($name))
             }
         }
+
+        #[cfg(feature = "sqlx")]
+        crate::sql::text_column!($name);
     };
 }
 
@@ -225,6 +228,26 @@ vocabulary! {
 }
 
 vocabulary! {
+    /// What an entry of the audit of access to personal data records: a read, a right
+    /// exercised, a step of the referral's life, or the command line's work.
+    pub enum AuditAction {
+        Read = ("read", "Lecture des données de la personne"),
+        Export = ("export", "Export de tout ce qui est détenu (RGPD, art. 15)"),
+        Correct = ("correct", "Rectification (RGPD, art. 16)"),
+        Erase = ("erase", "Effacement à la demande (RGPD, art. 17)"),
+        Submit = ("submit", "Envoi de l'orientation"),
+        Accept = ("accept", "Acceptation par le lieu"),
+        Decline = ("decline", "Refus par le lieu"),
+        Contact = ("contact", "Premier contact"),
+        Close = ("close", "Clôture"),
+        Cancel = ("cancel", "Annulation"),
+        Reroute = ("reroute", "Réorientation"),
+        Purge = ("purge", "Purge (durée de conservation)"),
+        KeysRotated = ("keys_rotated", "Rotation des clés de chiffrement"),
+    }
+}
+
+vocabulary! {
     pub enum OrganisationKind {
         SocialService = ("social_service", "Service social"),
         Partner = ("partner", "Partenaire"),
@@ -364,6 +387,9 @@ impl utoipa::PartialSchema for Language {
 }
 
 impl utoipa::ToSchema for Language {}
+
+#[cfg(feature = "sqlx")]
+crate::sql::text_column!(Language);
 
 /// Parses a list of slugs, sorting and de-duplicating it.
 pub fn parse_set<T: FromStr<Err = UnknownValue> + Ord>(values: &[String]) -> Result<Vec<T>, UnknownValue> {
