@@ -261,7 +261,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let accounts = accounts::privacy::purge(&pool, config.account_retention, dry_run).await?;
             if !dry_run {
                 let mut conn = pool.acquire().await?;
-                referrals::privacy::record_operator(&mut conn, "purge", None).await?;
+                referrals::privacy::record_operator(&mut conn, contracts::AuditAction::Purge, None).await?;
             }
             pool.close().await;
             eprintln!(
@@ -293,7 +293,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 rotations.push(platform::vault::rotate(&pool, schema, &master, previous.as_ref()).await?);
             }
             let mut conn = pool.acquire().await?;
-            referrals::privacy::record_operator(&mut conn, "keys_rotated", None).await?;
+            referrals::privacy::record_operator(&mut conn, contracts::AuditAction::KeysRotated, None).await?;
             accounts::service::record(&mut conn, "keys_rotated", OPERATOR, None, None, &[], serde_json::json!({}))
                 .await?;
             drop(conn);
