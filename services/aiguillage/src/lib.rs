@@ -104,25 +104,40 @@ pub async fn migrate(config: &Config) -> anyhow::Result<PgPool> {
 }
 
 pub async fn migrate_pool(pool: &PgPool) -> anyhow::Result<()> {
+    migrate_services(pool, &Service::ALL).await
+}
+
+/// The platform's objects, then the schemas of these services only: a service's database
+/// role reaches its own schema and nothing else.
+pub async fn migrate_services(pool: &PgPool, services: &[Service]) -> anyhow::Result<()> {
     platform::db::migrate_platform(pool).await?;
-    directory::migrate(pool).await?;
-    matcher::migrate(pool).await?;
-    referrals::migrate(pool).await?;
-    insights::migrate(pool).await?;
-    accounts::migrate(pool).await?;
-    notify::migrate(pool).await?;
-    web::migrate(pool).await?;
+    for service in services {
+        match service {
+            Service::Directory => directory::migrate(pool).await?,
+            Service::Matcher => matcher::migrate(pool).await?,
+            Service::Referrals => referrals::migrate(pool).await?,
+            Service::Insights => insights::migrate(pool).await?,
+            Service::Accounts => accounts::migrate(pool).await?,
+            Service::Notify => notify::migrate(pool).await?,
+            Service::Web => web::migrate(pool).await?,
+        }
+    }
     Ok(())
 }
 
-/// Waits for the database and migrates, retrying with backoff, so a process started
-/// before PostgreSQL comes up once it does.
-async fn migrate_when_ready(config: &Config, pool: &PgPool, shutdown: &CancellationToken) -> anyhow::Result<()> {
+/// Waits for the database and migrates the schemas of `services`, retrying with backoff,
+/// so a process started before PostgreSQL comes up once it does.
+async fn migrate_when_ready(
+    config: &Config,
+    pool: &PgPool,
+    services: &[Service],
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
     let mut wait = Duration::from_millis(200);
     loop {
         let result = async {
             platform::db::create_database_if_missing(&config.database_url).await?;
-            migrate_pool(pool).await
+            migrate_services(pool, services).await
         }
         .await;
         match result {
@@ -147,24 +162,28 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    // In the order of [`Service::ALL`]: accounts starts before notify, which calls it.
+    let mut services = services.to_vec();
+    services.sort();
+    services.dedup();
     // A process that holds personal data cannot read or write it without the master key:
-    // it refuses to start. (The matcher, the directory and insights hold none; notify
-    // opens agents' addresses at send time.)
-    let keys = if services.iter().any(|s| matches!(s, Service::Referrals | Service::Accounts | Service::Notify)) {
+    // it refuses to start. (The matcher, the directory, insights, notify and web hold none:
+    // notify asks accounts' API for an agent's address at send time.)
+    let keys = if services.iter().any(|s| matches!(s, Service::Referrals | Service::Accounts)) {
         Some(config.master_keys()?)
     } else {
         None
     };
     let config = Arc::new(config);
     let pool = platform::db::pool(&config.database_url, config.db_pool_size)?;
-    migrate_when_ready(&config, &pool, &shutdown).await?;
+    migrate_when_ready(&config, &pool, &services, &shutdown).await?;
     let referrals_vault = match (&keys, services.contains(&Service::Referrals)) {
         (Some((master, previous)), true) => Some(
             referrals::open_vault(&pool, master.clone(), previous.clone()).await.context("the referrals' data keys")?,
         ),
         _ => None,
     };
-    let accounts_vault = match (&keys, services.iter().any(|s| matches!(s, Service::Accounts | Service::Notify))) {
+    let accounts_vault = match (&keys, services.contains(&Service::Accounts)) {
         (Some((master, previous)), true) => Some(
             accounts::open_vault(&pool, master.clone(), previous.clone()).await.context("the accounts' data keys")?,
         ),
@@ -197,8 +216,16 @@ pub async fn run(
 
     let dependencies: Vec<Arc<dyn Dependency>> =
         vec![Arc::new(Database(pool.clone())), Arc::new(bus::broker::BrokerDependency(Arc::clone(&broker)))];
+    let api_url = match &config.api_url {
+        Some(url) => Some(url.parse::<url::Url>().map_err(|e| anyhow::anyhow!("invalid AIGUILLAGE_API_URL: {e}"))?),
+        None => None,
+    };
+    // Accounts' API, for notify: in process when accounts runs here, else through the
+    // deployment's base URL.
+    let mut accounts_api: Option<platform::client::ApiClient> =
+        api_url.clone().map(platform::client::ApiClient::remote);
     let mut router = Router::new().merge(platform::health::router(dependencies)).merge(openapi::router());
-    for service in services {
+    for service in &services {
         router = match service {
             Service::Referrals => match &referrals_vault {
                 Some(vault) => router.merge(referrals::router(referrals::start(&ctx, vault.clone()))),
@@ -208,13 +235,19 @@ pub async fn run(
             Service::Matcher => router.merge(matcher::router(matcher::start(&ctx))),
             Service::Insights => router.merge(insights::router(insights::start(&ctx))),
             Service::Accounts => match &accounts_vault {
-                Some(vault) => router.merge(accounts::router(accounts::start(&ctx, vault.clone()))),
+                Some(vault) => {
+                    let accounts = accounts::router(accounts::start(&ctx, vault.clone()));
+                    accounts_api = Some(platform::client::ApiClient::Local(platform::http::finish(accounts.clone())));
+                    router.merge(accounts)
+                }
                 None => router,
             },
-            Service::Notify => match &accounts_vault {
-                Some(vault) => router.merge(notify::router(notify::start(&ctx, vault.clone())?)),
-                None => router,
-            },
+            Service::Notify => {
+                let accounts = accounts_api.clone().context(
+                    "notify asks accounts' API for agents' addresses: run accounts in this process, or set AIGUILLAGE_API_URL",
+                )?;
+                router.merge(notify::router(notify::start(&ctx, accounts)?))
+            }
             Service::Web => router,
         };
     }
@@ -222,8 +255,8 @@ pub async fn run(
     let router = if services.contains(&Service::Web) {
         let web_config = web::WebConfig::from_config(&config, listener.local_addr()?)?;
         // In process when this process serves the API, else through its public base URL.
-        let client = match &config.api_url {
-            Some(url) => web::Api::remote(url.parse().map_err(|e| anyhow::anyhow!("invalid AIGUILLAGE_API_URL: {e}"))?),
+        let client = match &api_url {
+            Some(url) => web::Api::remote(url.clone()),
             None => web::Api::Local(api.clone()),
         };
         web::router(web::start(&ctx, client, web_config), api)
