@@ -297,3 +297,124 @@ pub fn cancel_on_signals(token: CancellationToken) {
         token.cancel();
     });
 }
+
+/// The API paths each service serves (its part of the OpenAPI document): what a proxy in
+/// front of a split deployment routes to it.
+pub fn api_paths(service: Service) -> Vec<String> {
+    let doc = match service {
+        Service::Referrals => referrals::openapi(),
+        Service::Directory => directory::openapi(),
+        Service::Matcher => matcher::openapi(),
+        Service::Insights => insights::openapi(),
+        Service::Accounts => accounts::openapi(),
+        Service::Notify => notify::openapi(),
+        Service::Web => return vec![],
+    };
+    doc.paths.paths.keys().cloned().collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod proxy_routes {
+    //! `deploy/proxy/Caddyfile` routes every API path of every service to that service,
+    //! and everything that is not the API to the web app.
+
+    use super::*;
+
+    /// A `handle @name` block of the Caddyfile: its path patterns, the ones it excludes,
+    /// and the service it proxies to (`None`: it answers itself).
+    #[derive(Debug)]
+    struct Route {
+        paths: Vec<String>,
+        not_paths: Vec<String>,
+        upstream: Option<String>,
+    }
+
+    /// Caddy's path matcher: a trailing `*` is a prefix; elsewhere `*` stays in a segment.
+    fn matches(pattern: &str, path: &str) -> bool {
+        if let Some(prefix) = pattern.strip_suffix('*').filter(|p| !p.contains('*')) {
+            return path.starts_with(prefix);
+        }
+        let (p, s): (Vec<&str>, Vec<&str>) = (pattern.split('/').collect(), path.split('/').collect());
+        p.len() == s.len() && p.iter().zip(&s).all(|(p, s)| *p == "*" || p == s)
+    }
+
+    /// The `handle` blocks in the order Caddy tries them (named matchers keep the file's
+    /// order; the bare `handle` comes last).
+    fn routes(caddyfile: &str) -> Vec<Route> {
+        let mut matchers: std::collections::HashMap<String, (Vec<String>, Vec<String>)> = Default::default();
+        let mut routes = vec![];
+        let lines: Vec<&str> = caddyfile.lines().map(str::trim).collect();
+        let mut i = 0;
+        while i < lines.len() {
+            let line = lines[i];
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                [name, "path", paths @ ..] if name.starts_with('@') => {
+                    matchers.insert(name.to_string(), (paths.iter().map(|p| p.to_string()).collect(), vec![]));
+                }
+                [name, "{"] if name.starts_with('@') => {
+                    let (mut paths, mut not) = (vec![], vec![]);
+                    i += 1;
+                    while lines[i] != "}" {
+                        let w: Vec<&str> = lines[i].split_whitespace().collect();
+                        match w.as_slice() {
+                            ["path", p @ ..] => paths.extend(p.iter().map(|p| p.to_string())),
+                            ["not", "path", p @ ..] => not.extend(p.iter().map(|p| p.to_string())),
+                            _ => {}
+                        }
+                        i += 1;
+                    }
+                    matchers.insert(name.to_string(), (paths, not));
+                }
+                ["handle", rest @ ..] => {
+                    let upstream = lines[i + 1..]
+                        .iter()
+                        .take_while(|l| **l != "}")
+                        .find_map(|l| l.strip_prefix("import upstream {$AIGUILLAGE_"))
+                        .and_then(|r| r.split('_').next())
+                        .map(|s| s.to_lowercase());
+                    let (paths, not_paths) = match rest {
+                        [name, "{"] => matchers.get(*name).cloned().unwrap_or_default(),
+                        _ => (vec!["*".to_string()], vec![]),
+                    };
+                    routes.push(Route { paths, not_paths, upstream });
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        routes
+    }
+
+    fn route<'a>(routes: &'a [Route], path: &str) -> Option<&'a Route> {
+        routes.iter().find(|r| {
+            r.paths.iter().any(|p| p == "*" || matches(p, path)) && !r.not_paths.iter().any(|p| matches(p, path))
+        })
+    }
+
+    #[test]
+    fn the_proxy_sends_every_api_path_to_the_service_that_serves_it() {
+        let caddyfile = include_str!("../../../deploy/proxy/Caddyfile");
+        let routes = routes(caddyfile);
+        assert!(routes.len() > 10, "{routes:?}");
+        for service in Service::ALL {
+            for path in api_paths(service) {
+                let concrete = path.replace("{id}", "x1");
+                let to = route(&routes, &concrete).and_then(|r| r.upstream.as_deref());
+                assert_eq!(to, Some(service.name()), "{path} (as {concrete})");
+            }
+        }
+        for page in
+            ["/", "/connexion", "/auth/callback", "/orientations/x1", "/territoire/entonnoir", "/static/dsfr.css"]
+        {
+            let to = route(&routes, page).and_then(|r| r.upstream.as_deref());
+            assert_eq!(to, Some("web"), "{page}");
+        }
+        for service in Service::ALL {
+            let probe = format!("/readyz/{}", service.name());
+            assert_eq!(route(&routes, &probe).and_then(|r| r.upstream.as_deref()), Some(service.name()), "{probe}");
+        }
+        assert!(route(&routes, "/api/v1/unknown").is_some_and(|r| r.upstream.is_none()), "an unknown API path: 404");
+    }
+}
