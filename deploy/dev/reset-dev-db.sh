@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 db=${DEV_DATABASE:-aiguillage_dev}
 psql -q -d postgres -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" -c "CREATE DATABASE \"$db\""
-for dir in shared/platform services/directory services/matcher services/referrals services/insights services/accounts; do
+for dir in shared/platform services/directory services/matcher services/referrals services/insights services/accounts services/notify services/web; do
   schema=$(basename "$dir")
   psql -q -v ON_ERROR_STOP=1 -d "$db" -c "CREATE SCHEMA IF NOT EXISTS $schema"
   for f in "$dir"/migrations/*.sql; do
