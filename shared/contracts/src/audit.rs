@@ -189,12 +189,7 @@ impl serde::Serialize for Actor {
     }
 }
 
-impl<'de> serde::Deserialize<'de> for Actor {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+crate::vocab::deserialize_from_str!(Actor);
 
 impl utoipa::PartialSchema for Actor {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {

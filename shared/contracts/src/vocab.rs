@@ -12,6 +12,21 @@ pub struct UnknownValue {
     pub expected: String,
 }
 
+/// `Deserialize` through `FromStr`: a value is read from the wire by the same parser as
+/// from a row or a form, and refused with its error.
+macro_rules! deserialize_from_str {
+    ($name:ty) => {
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+pub(crate) use deserialize_from_str;
+
 macro_rules! vocabulary {
     (
         $(#[$meta:meta])*
@@ -61,12 +76,7 @@ macro_rules! vocabulary {
             }
         }
 
-        impl<'de> serde::Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-                s.parse().map_err(serde::de::Error::custom)
-            }
-        }
+        deserialize_from_str!($name);
 
         /// The OpenAPI schema: a string whose `enum` is this vocabulary's slugs, so the
         /// document cannot drift from the type.
@@ -368,12 +378,7 @@ impl fmt::Display for Language {
     }
 }
 
-impl<'de> serde::Deserialize<'de> for Language {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+deserialize_from_str!(Language);
 
 impl utoipa::PartialSchema for Language {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
