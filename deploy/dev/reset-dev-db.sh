@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Recreates the development database that sqlx's query macros check against at compile
-# time (DATABASE_URL in .env). Only needed when changing SQL; builds use the offline data
-# in .sqlx/ (SQLX_OFFLINE=true) and need no database.
-#   deploy/dev/reset-dev-db.sh            then   cargo sqlx prepare --workspace
+# time, from every schema's SQL migrations. Only needed when changing SQL, and
+# deploy/dev/sqlx-prepare.sh runs it; builds use the offline data in .sqlx/
+# (SQLX_OFFLINE=true) and need no database.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 db=${DEV_DATABASE:-aiguillage_dev}

@@ -719,7 +719,7 @@ async fn a_webhook_to_a_private_address_is_refused_by_url_and_at_connect_time() 
 
 #[tokio::test]
 async fn the_preferences_page_changes_what_an_agent_receives_without_javascript() {
-    use crate::signin::{browser, csrf_of, grant, page, server, sign_in, text};
+    use crate::signin::{browser, csrf_of, grant, page, server, sign_in, submit, text};
     use crate::support::oidc::{Agent, KARIM, OidcProvider};
     use reqwest::StatusCode;
 
@@ -762,13 +762,13 @@ async fn the_preferences_page_changes_what_an_agent_receives_without_javascript(
         "{html}"
     );
     let csrf = csrf_of(&html);
-    let r = b
-        .post(format!("{}/compte/notifications", app.base))
-        .header("origin", &app.base)
-        .form(&[("csrf", csrf.as_str()), ("offer_received", "never"), ("territory_waitlist", "immediate")])
-        .send()
-        .await
-        .unwrap();
+    let r = submit(
+        &app,
+        &b,
+        "/compte/notifications",
+        &[("csrf", csrf.as_str()), ("offer_received", "never"), ("territory_waitlist", "immediate")],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let (_, _, html) = page(&app, &b, "/compte/notifications?enregistre=1").await;
     assert!(html.contains("Vos préférences de notification sont enregistrées"), "{html}");
@@ -777,25 +777,14 @@ async fn the_preferences_page_changes_what_an_agent_receives_without_javascript(
         html.contains("id=\"territory_waitlist-immediate\" name=\"territory_waitlist\" value=\"immediate\" checked")
     );
     // A value no radio offers: 422, in French, nothing changed.
-    let r = b
-        .post(format!("{}/compte/notifications", app.base))
-        .header("origin", &app.base)
-        .form(&[("csrf", csrf.as_str()), ("offer_received", "sometimes")])
-        .send()
-        .await
-        .unwrap();
+    let r =
+        submit(&app, &b, "/compte/notifications", &[("csrf", csrf.as_str()), ("offer_received", "sometimes")]).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = text(r).await;
     assert!(html.contains("<title>Erreur : Mes notifications"), "{html}");
     assert!(html.contains("id=\"offer_received-never\" name=\"offer_received\" value=\"never\" checked"));
     // Without the form's token: refused.
-    let r = b
-        .post(format!("{}/compte/notifications", app.base))
-        .header("origin", &app.base)
-        .form(&[("offer_received", "immediate")])
-        .send()
-        .await
-        .unwrap();
+    let r = submit(&app, &b, "/compte/notifications", &[("offer_received", "immediate")]).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
     // The coordinator's page names the structures nobody can be told about.
