@@ -146,6 +146,7 @@ mod tests {
             ("Role", slugs(Role::ALL)),
             ("DeliveryMode", slugs(DeliveryMode::ALL)),
             ("MessageKind", slugs(MessageKind::ALL)),
+            ("AuditAction", slugs(AuditAction::ALL)),
         ]
     }
 
