@@ -366,11 +366,7 @@ async fn unreached(
     let territories: Vec<String> = match (asked, caller.role) {
         (Some(t), _) if caller.covers_territory(t) => vec![t.to_string()],
         (Some(_), _) => return Err(ApiError::not_found()),
-        (None, Some(Role::Admin)) => {
-            sqlx::query_scalar("SELECT DISTINCT territory FROM notify.structures WHERE NOT removed ORDER BY 1")
-                .fetch_all(&state.pool)
-                .await?
-        }
+        (None, Some(Role::Admin)) => crate::store::territories(&mut *state.pool.acquire().await?).await?,
         (None, _) => caller.territories().map(|t| t.iter().map(ToString::to_string).collect()).unwrap_or_default(),
     };
     let mut conn = state.pool.acquire().await?;
@@ -378,9 +374,9 @@ async fn unreached(
         .await?
         .into_iter()
         .map(|s| Unreached {
-            id: s.id,
+            id: s.id.to_string(),
             name: s.name,
-            territory: s.territory,
+            territory: s.territory.to_string(),
             has_contact_email: s.contact_email.is_some(),
             invited_at: s.invited_at,
         })

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::recipients::Recipients;
+use crate::store::MessageStatus;
 
 const BATCH: i64 = 32;
 const CONCURRENCY: usize = 4;
@@ -195,7 +196,7 @@ enum Outcome {
     Permanent(String),
 }
 
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug)]
 struct Claimed {
     id: Uuid,
     account_id: Option<Uuid>,
@@ -238,15 +239,17 @@ pub fn backoff(attempts: i32) -> Duration {
 pub async fn send_due(pool: &PgPool, mailer: &Mailer, recipients: &Recipients) -> sqlx::Result<usize> {
     // Claimed for two minutes in a short transaction: no lock is held across SMTP, and a
     // sender that dies leaves its claim to expire.
-    let claimed: Vec<Claimed> = sqlx::query_as(
+    let claimed = sqlx::query_as!(
+        Claimed,
         "UPDATE notify.messages SET claimed_until = now() + interval '2 minutes'
          WHERE id IN (SELECT id FROM notify.messages
-                      WHERE status = 'pending' AND next_attempt_at <= now()
+                      WHERE status = $2 AND next_attempt_at <= now()
                         AND (claimed_until IS NULL OR claimed_until < now())
                       ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
          RETURNING id, account_id, address, subject, body_text, body_html, attempts",
+        BATCH,
+        MessageStatus::Pending.slug()
     )
-    .bind(BATCH)
     .fetch_all(pool)
     .await?;
     if claimed.is_empty() {
@@ -291,29 +294,32 @@ pub async fn send_due(pool: &PgPool, mailer: &Mailer, recipients: &Recipients) -
     let mut errors: Vec<Option<&str>> = Vec::with_capacity(n);
     for (id, attempts, result) in &results {
         ids.push(*id);
+        // `None`: tried again later, the status unchanged.
         let (outcome, error) = match result {
-            Ok(()) => ("sent", None),
-            Err(Outcome::Retry(reason)) => ("retry", Some(reason.as_str())),
-            Err(Outcome::Permanent(reason)) => ("failed", Some(reason.as_str())),
+            Ok(()) => (Some(MessageStatus::Sent), None),
+            Err(Outcome::Retry(reason)) => (None, Some(reason.as_str())),
+            Err(Outcome::Permanent(reason)) => (Some(MessageStatus::Failed), Some(reason.as_str())),
         };
         outcomes.push(outcome);
         errors.push(error);
         backoffs.push(i64::try_from(backoff(*attempts).as_millis()).unwrap_or(i64::MAX));
     }
-    sqlx::query(
+    let outcomes: Vec<Option<&str>> = outcomes.iter().map(|o| o.map(MessageStatus::slug)).collect();
+    sqlx::query!(
         "UPDATE notify.messages m SET
-             status = CASE r.outcome WHEN 'retry' THEN m.status ELSE r.outcome END,
-             sent_at = CASE WHEN r.outcome = 'sent' THEN now() ELSE m.sent_at END,
-             next_attempt_at = CASE WHEN r.outcome = 'retry' THEN now() + r.backoff_ms * interval '1 millisecond'
+             status = COALESCE(r.outcome, m.status),
+             sent_at = CASE WHEN r.outcome = $5 THEN now() ELSE m.sent_at END,
+             next_attempt_at = CASE WHEN r.outcome IS NULL THEN now() + r.backoff_ms * interval '1 millisecond'
                                     ELSE m.next_attempt_at END,
              attempts = m.attempts + 1, claimed_until = NULL, error = r.error
          FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[]) AS r(id, outcome, backoff_ms, error)
          WHERE m.id = r.id",
+        &ids,
+        &outcomes as &[Option<&str>],
+        &backoffs,
+        &errors as &[Option<&str>],
+        MessageStatus::Sent.slug()
     )
-    .bind(&ids)
-    .bind(&outcomes)
-    .bind(&backoffs)
-    .bind(&errors)
     .execute(pool)
     .await?;
     for (id, attempts, result) in results {

@@ -13,14 +13,14 @@ use contracts::events::{
     ReferralContacted, ReferralDeclined, ReferralOfferExpired, ReferralOffered, ReferralRerouted, ReferralSubmitted,
     ReferralWaitlisted, StructureRemoved, StructureUpserted,
 };
-use contracts::{DeliveryMode, Envelope, MessageKind, Need, StructureId};
+use contracts::{DeliveryMode, Envelope, MessageKind, ReferralStatus, StructureId};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::Settings;
 use crate::agents;
 use crate::render::{self, About, Mail, Update};
-use crate::store::{self, NewMessage};
+use crate::store::{self, MessageStatus, Recipient, TimerKind};
 
 contracts::event_set! {
     /// Every event the notify queue is bound to.
@@ -47,8 +47,6 @@ pub fn queue() -> ServiceQueue {
     ServiceQueue { service: crate::SERVICE, bindings: &["referral.*", "structure.*", "capacity.changed", "account.*"] }
 }
 
-pub const OFFER_REMINDER: &str = "offer_reminder";
-pub const CONTACT_REMINDER: &str = "contact_reminder";
 pub const INVITATION: &str = "structure_invitation";
 
 /// How long an event about a referral this service has not heard of yet is held back,
@@ -81,9 +79,9 @@ impl Handler for Notifier {
                     referral_id: e.referral_id.into(),
                     organisation_id: e.organisation_id.into(),
                     submitted_by: e.submitted_by,
-                    commune_code: e.profile.commune_code.as_str(),
-                    territory: e.profile.territory.as_str(),
-                    needs: e.profile.needs.iter().map(|n| n.slug().to_string()).collect(),
+                    commune_code: &e.profile.commune_code,
+                    territory: &e.profile.territory,
+                    needs: &e.profile.needs,
                     submitted_at: e.submitted_at,
                 };
                 store::submitted(tx, &sub, seq).await?;
@@ -92,10 +90,10 @@ impl Handler for Notifier {
                 let id: Uuid = e.referral_id.into();
                 let referral = known(
                     env,
-                    store::moved(tx, id, "offered", Some(e.structure_id.as_str()), e.offered_at, seq).await?,
+                    store::moved(tx, id, ReferralStatus::Offered, Some(&e.structure_id), e.offered_at, seq).await?,
                 )?;
                 let due = e.offered_at + chrono::Duration::from_std(s.offer_reminder_after).unwrap_or_default();
-                store::set_timer(tx, OFFER_REMINDER, id, Some(e.structure_id.as_str()), due, seq).await?;
+                store::set_timer(tx, TimerKind::OfferReminder, id, Some(&e.structure_id), due, seq).await?;
                 let about = about(id, referral.as_ref());
                 let name = structure_name(tx, &e.structure_id).await?;
                 let mail = render::offer_received(&s.site, &about, &name, e.expires_at);
@@ -105,11 +103,11 @@ impl Handler for Notifier {
                 let id: Uuid = e.referral_id.into();
                 let referral = known(
                     env,
-                    store::moved(tx, id, "accepted", Some(e.structure_id.as_str()), e.accepted_at, seq).await?,
+                    store::moved(tx, id, ReferralStatus::Accepted, Some(&e.structure_id), e.accepted_at, seq).await?,
                 )?;
-                store::clear_timer(tx, OFFER_REMINDER, id, seq).await?;
+                store::clear_timer(tx, TimerKind::OfferReminder, id, seq).await?;
                 let due = e.accepted_at + chrono::Duration::from_std(s.contact_reminder_after).unwrap_or_default();
-                store::set_timer(tx, CONTACT_REMINDER, id, Some(e.structure_id.as_str()), due, seq).await?;
+                store::set_timer(tx, TimerKind::ContactReminder, id, Some(&e.structure_id), due, seq).await?;
                 let name = structure_name(tx, &e.structure_id).await?;
                 let mail = render::referral_update(
                     &s.site,
@@ -122,8 +120,9 @@ impl Handler for Notifier {
             }
             Inbound::ReferralDeclined(e) => {
                 let id: Uuid = e.referral_id.into();
-                let referral = known(env, store::moved(tx, id, "submitted", None, e.declined_at, seq).await?)?;
-                store::clear_timer(tx, OFFER_REMINDER, id, seq).await?;
+                let referral =
+                    known(env, store::moved(tx, id, ReferralStatus::Submitted, None, e.declined_at, seq).await?)?;
+                store::clear_timer(tx, TimerKind::OfferReminder, id, seq).await?;
                 let name = structure_name(tx, &e.structure_id).await?;
                 let mail = render::referral_update(
                     &s.site,
@@ -136,34 +135,36 @@ impl Handler for Notifier {
             }
             Inbound::ReferralOfferExpired(e) => {
                 let id: Uuid = e.referral_id.into();
-                store::moved(tx, id, "submitted", None, e.expired_at, seq).await?;
-                store::clear_timer(tx, OFFER_REMINDER, id, seq).await?;
+                store::moved(tx, id, ReferralStatus::Submitted, None, e.expired_at, seq).await?;
+                store::clear_timer(tx, TimerKind::OfferReminder, id, seq).await?;
             }
             Inbound::ReferralWaitlisted(e) => {
                 let id: Uuid = e.referral_id.into();
-                let referral = known(env, store::moved(tx, id, "waitlisted", None, e.waitlisted_at, seq).await?)?;
+                let referral =
+                    known(env, store::moved(tx, id, ReferralStatus::Waitlisted, None, e.waitlisted_at, seq).await?)?;
                 let a = about(id, referral.as_ref());
                 let update = Update::Waitlisted { reason: e.reason, escalated: e.escalated };
                 let mail = render::referral_update(&s.site, &a, None, update, e.waitlisted_at);
                 tell_referrer(tx, env.id, referral.as_ref(), &mail).await?;
-                if let Some(territory) = referral.as_ref().and_then(|r| r.territory.as_deref()) {
-                    let territory = territory.parse().map_err(|e| HandlerError::Poison(format!("territory: {e}")))?;
-                    let coordinators = agents::coordinators(tx, &territory).await?;
+                if let Some(territory) = referral.as_ref().and_then(|r| r.territory.as_ref()) {
+                    let coordinators = agents::coordinators(tx, territory).await?;
                     let mail = render::territory_waitlist(&s.site, &a, e.reason, e.escalated, e.waitlisted_at);
                     tell(tx, env.id, &coordinators, MessageKind::TerritoryWaitlist, Some(id), None, &mail).await?;
                 }
             }
             Inbound::ReferralContacted(e) => {
                 let id: Uuid = e.referral_id.into();
-                store::moved(tx, id, "in_progress", Some(e.structure_id.as_str()), e.at, seq).await?;
-                store::clear_timer(tx, CONTACT_REMINDER, id, seq).await?;
+                store::moved(tx, id, ReferralStatus::InProgress, Some(&e.structure_id), e.at, seq).await?;
+                store::clear_timer(tx, TimerKind::ContactReminder, id, seq).await?;
             }
             Inbound::ReferralClosed(e) => {
                 let id: Uuid = e.referral_id.into();
-                let referral =
-                    known(env, store::moved(tx, id, "closed", Some(e.structure_id.as_str()), e.closed_at, seq).await?)?;
-                store::clear_timer(tx, OFFER_REMINDER, id, seq).await?;
-                store::clear_timer(tx, CONTACT_REMINDER, id, seq).await?;
+                let referral = known(
+                    env,
+                    store::moved(tx, id, ReferralStatus::Closed, Some(&e.structure_id), e.closed_at, seq).await?,
+                )?;
+                store::clear_timer(tx, TimerKind::OfferReminder, id, seq).await?;
+                store::clear_timer(tx, TimerKind::ContactReminder, id, seq).await?;
                 let name = structure_name(tx, &e.structure_id).await?;
                 let mail = render::referral_update(
                     &s.site,
@@ -176,17 +177,17 @@ impl Handler for Notifier {
             }
             Inbound::ReferralCancelled(e) => {
                 let id: Uuid = e.referral_id.into();
-                store::moved(tx, id, "cancelled", None, e.cancelled_at, seq).await?;
-                store::clear_timer(tx, OFFER_REMINDER, id, seq).await?;
-                store::clear_timer(tx, CONTACT_REMINDER, id, seq).await?;
+                store::moved(tx, id, ReferralStatus::Cancelled, None, e.cancelled_at, seq).await?;
+                store::clear_timer(tx, TimerKind::OfferReminder, id, seq).await?;
+                store::clear_timer(tx, TimerKind::ContactReminder, id, seq).await?;
             }
             Inbound::ReferralRerouted(e) => {
                 let id: Uuid = e.referral_id.into();
-                store::moved(tx, id, "submitted", None, e.rerouted_at, seq).await?;
-                store::clear_timer(tx, OFFER_REMINDER, id, seq).await?;
+                store::moved(tx, id, ReferralStatus::Submitted, None, e.rerouted_at, seq).await?;
+                store::clear_timer(tx, TimerKind::OfferReminder, id, seq).await?;
             }
             Inbound::StructureUpserted(e) => store::upsert_structure(tx, &e.structure, seq).await?,
-            Inbound::StructureRemoved(e) => store::remove_structure(tx, e.structure_id.as_str(), seq).await?,
+            Inbound::StructureRemoved(e) => store::remove_structure(tx, &e.structure_id, seq).await?,
             Inbound::CapacityChanged(_) => {}
             Inbound::AccountUpserted(e) => agents::upserted(tx, e, seq).await?,
             Inbound::AccountRemoved(e) => agents::removed(tx, e, seq).await?,
@@ -216,14 +217,14 @@ fn known(env: &Envelope, referral: Option<store::Referral>) -> Result<Option<sto
 pub fn about(id: Uuid, r: Option<&store::Referral>) -> About {
     About {
         referral_id: id,
-        needs: r.map(|r| r.needs.iter().filter_map(|n| n.parse::<Need>().ok()).collect()).unwrap_or_default(),
-        commune_code: r.and_then(|r| r.commune_code.clone()),
+        needs: r.map(|r| r.needs.clone()).unwrap_or_default(),
+        commune_code: r.and_then(|r| r.commune_code.as_ref().map(|c| c.to_string())),
         submitted_at: r.and_then(|r| r.submitted_at),
     }
 }
 
 async fn structure_name(tx: &mut PgConnection, id: &StructureId) -> sqlx::Result<String> {
-    Ok(store::structure(tx, id.as_str()).await?.map(|s| s.name).unwrap_or_else(|| "la structure".to_string()))
+    Ok(store::structure(tx, id).await?.map(|s| s.name).unwrap_or_else(|| "la structure".to_string()))
 }
 
 /// The referrer who submitted the referral; without one (a machine client), the
@@ -256,23 +257,20 @@ pub async fn tell_structure(
 ) -> sqlx::Result<()> {
     let mediators = agents::mediators(tx, structure).await?;
     if !mediators.is_empty() {
-        return tell(tx, source, &mediators, kind, Some(referral), Some(structure.as_str()), mail).await;
+        return tell(tx, source, &mediators, kind, Some(referral), Some(structure), mail).await;
     }
-    let Some(s) = store::structure(tx, structure.as_str()).await? else { return Ok(()) };
+    let Some(s) = store::structure(tx, structure).await? else { return Ok(()) };
     let Some(address) = s.contact_email.as_deref() else { return Ok(()) };
     if store::claim_invitation(tx, &s.id, Utc::now()).await? {
         let invitation = render::invitation(&settings.site, &s.name);
-        let m = NewMessage {
+        let common = store::Common {
             source_id: source,
             kind: INVITATION,
-            account_id: None,
-            address: Some(address),
             referral_id: None,
             structure_id: Some(&s.id),
             mail: &invitation,
-            status: "pending",
         };
-        store::enqueue(tx, &m).await?;
+        store::enqueue(tx, &common, &[(Recipient::Address(address), MessageStatus::Pending)]).await?;
     }
     Ok(())
 }
@@ -285,7 +283,7 @@ pub async fn tell(
     accounts: &[Uuid],
     kind: MessageKind,
     referral: Option<Uuid>,
-    structure: Option<&str>,
+    structure: Option<&StructureId>,
     mail: &Mail,
 ) -> sqlx::Result<()> {
     if accounts.is_empty() {
@@ -296,14 +294,14 @@ pub async fn tell(
     for account in accounts {
         let status = match modes.get(account).copied().unwrap_or(kind.default_mode()) {
             DeliveryMode::Never => continue,
-            DeliveryMode::Daily if kind != MessageKind::WeeklyDigest => "held",
-            _ => "pending",
+            DeliveryMode::Daily if kind != MessageKind::WeeklyDigest => MessageStatus::Held,
+            _ => MessageStatus::Pending,
         };
-        to.push((*account, status));
+        to.push((Recipient::Account(*account), status));
     }
     let common =
         store::Common { source_id: source, kind: kind.slug(), referral_id: referral, structure_id: structure, mail };
-    store::enqueue_for_accounts(tx, &common, &to).await
+    store::enqueue(tx, &common, &to).await
 }
 
 /// `at` + `after`, saturating.

@@ -11,18 +11,16 @@ use std::time::Duration;
 
 use chrono::{DateTime, Datelike, NaiveTime, TimeZone, Utc, Weekday};
 use chrono_tz::Europe::Paris;
-use contracts::{DeliveryMode, MessageKind, StructureId};
+use contracts::{DeliveryMode, MessageKind, ReferralStatus, StructureId};
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::Settings;
-use crate::messaging::{self, CONTACT_REMINDER, OFFER_REMINDER};
+use crate::messaging;
 use crate::render::{self, Item, Stale};
-use crate::store::{self, NewMessage};
+use crate::store::{self, DeliveryStatus, MessageStatus, Recipient, TimerKind};
 
-pub const DAILY_DIGEST: &str = "daily_digest";
-pub const WEEKLY_DIGEST: &str = "weekly_digest";
 const BATCH: i64 = 100;
 const TICK: Duration = Duration::from_millis(500);
 /// When digests go out, Paris time.
@@ -36,20 +34,26 @@ const PURGE_EVERY: Duration = Duration::from_secs(600);
 /// Deletes e-mails sent (or folded into a digest) and webhook deliveries made or given up
 /// more than [`KEEP_SENT`] ago, a batch at a time. Returns how many rows went.
 pub async fn purge(pool: &PgPool) -> sqlx::Result<u64> {
-    let messages = sqlx::query(
+    let done: Vec<&str> =
+        [MessageStatus::Sent, MessageStatus::Digested, MessageStatus::Withdrawn].iter().map(|s| s.slug()).collect();
+    let messages = sqlx::query!(
         "DELETE FROM notify.messages WHERE id IN (
              SELECT id FROM notify.messages
-             WHERE status IN ('sent', 'digested', 'withdrawn') AND created_at < now() - $1::interval LIMIT 10000)",
+             WHERE status = ANY($2) AND created_at < now() - $1::interval LIMIT 10000)",
+        KEEP_SENT as _,
+        &done as &[&str]
     )
-    .bind(KEEP_SENT)
     .execute(pool)
     .await?;
-    let deliveries = sqlx::query(
+    let done: Vec<&str> =
+        [DeliveryStatus::Delivered, DeliveryStatus::Dead, DeliveryStatus::Cancelled].iter().map(|s| s.slug()).collect();
+    let deliveries = sqlx::query!(
         "DELETE FROM notify.webhook_deliveries WHERE id IN (
              SELECT id FROM notify.webhook_deliveries
-             WHERE status IN ('delivered', 'dead', 'cancelled') AND created_at < now() - $1::interval LIMIT 10000)",
+             WHERE status = ANY($2) AND created_at < now() - $1::interval LIMIT 10000)",
+        KEEP_SENT as _,
+        &done as &[&str]
     )
-    .bind(KEEP_SENT)
     .execute(pool)
     .await?;
     Ok(messages.rows_affected() + deliveries.rows_affected())
@@ -90,14 +94,14 @@ pub async fn run(pool: PgPool, settings: Arc<Settings>, shutdown: CancellationTo
 
 /// Makes sure both digest timers exist (idempotent; an existing one keeps its time).
 pub async fn schedule_digests(pool: &PgPool, now: DateTime<Utc>) -> sqlx::Result<()> {
-    for (kind, due) in [(DAILY_DIGEST, next_daily(now)), (WEEKLY_DIGEST, next_weekly(now))] {
-        sqlx::query(
+    for (kind, due) in [(TimerKind::DailyDigest, next_daily(now)), (TimerKind::WeeklyDigest, next_weekly(now))] {
+        sqlx::query!(
             "INSERT INTO notify.timers (kind, referral_id, due_at, active) VALUES ($1, $2, $3, true)
              ON CONFLICT (kind, referral_id) DO NOTHING",
+            kind.slug(),
+            Uuid::nil(),
+            due
         )
-        .bind(kind)
-        .bind(Uuid::nil())
-        .bind(due)
         .execute(pool)
         .await?;
     }
@@ -126,11 +130,11 @@ pub fn next_weekly(now: DateTime<Utc>) -> DateTime<Utc> {
     t
 }
 
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug)]
 struct Due {
-    kind: String,
+    kind: TimerKind,
     referral_id: Uuid,
-    structure_id: Option<String>,
+    structure_id: Option<StructureId>,
     due_at: DateTime<Utc>,
 }
 
@@ -138,42 +142,40 @@ struct Due {
 /// giving a `now` in the future to see tomorrow's digest.
 pub async fn fire_due(pool: &PgPool, settings: &Settings, now: DateTime<Utc>) -> sqlx::Result<usize> {
     let mut tx = pool.begin().await?;
-    let due: Vec<Due> = sqlx::query_as(
-        "SELECT kind, referral_id, structure_id, due_at FROM notify.timers
-         WHERE active AND due_at <= $1 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+    let due = sqlx::query_as!(
+        Due,
+        r#"SELECT kind AS "kind: TimerKind", referral_id, structure_id AS "structure_id: StructureId", due_at
+           FROM notify.timers
+           WHERE active AND due_at <= $1 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED"#,
+        now,
+        BATCH
     )
-    .bind(now)
-    .bind(BATCH)
     .fetch_all(&mut *tx)
     .await?;
     for t in &due {
-        let next = match t.kind.as_str() {
-            OFFER_REMINDER | CONTACT_REMINDER => {
+        let next = match t.kind {
+            TimerKind::OfferReminder | TimerKind::ContactReminder => {
                 remind(&mut tx, settings, t).await?;
                 None
             }
-            DAILY_DIGEST => {
+            TimerKind::DailyDigest => {
                 daily(&mut tx, settings, now).await?;
                 Some(next_daily(now))
             }
-            WEEKLY_DIGEST => {
+            TimerKind::WeeklyDigest => {
                 weekly(&mut tx, settings, now).await?;
                 Some(next_weekly(now))
             }
-            other => {
-                tracing::error!(kind = other, "unknown timer kind: cleared");
-                None
-            }
         };
-        sqlx::query(
+        sqlx::query!(
             "UPDATE notify.timers SET active = $3, due_at = COALESCE($4, due_at), fired_at = $5
              WHERE kind = $1 AND referral_id = $2",
+            t.kind.slug(),
+            t.referral_id,
+            next.is_some(),
+            next,
+            now
         )
-        .bind(&t.kind)
-        .bind(t.referral_id)
-        .bind(next.is_some())
-        .bind(next)
-        .bind(now)
         .execute(&mut *tx)
         .await?;
     }
@@ -186,20 +188,19 @@ pub async fn fire_due(pool: &PgPool, settings: &Settings, now: DateTime<Utc>) ->
 
 async fn remind(tx: &mut PgConnection, settings: &Settings, t: &Due) -> sqlx::Result<()> {
     let Some(referral) = store::referral(tx, t.referral_id).await? else { return Ok(()) };
-    let Some(structure) = t.structure_id.as_deref().and_then(|s| s.parse::<StructureId>().ok()) else { return Ok(()) };
+    let Some(structure) = t.structure_id.as_ref() else { return Ok(()) };
     // The events clear a reminder; this is a second guard, on the state the events left.
-    let still = match t.kind.as_str() {
-        OFFER_REMINDER => referral.status == "offered",
-        _ => referral.status == "accepted",
+    let still = match t.kind {
+        TimerKind::OfferReminder => referral.status == ReferralStatus::Offered,
+        _ => referral.status == ReferralStatus::Accepted,
     };
-    if !still || referral.structure_id.as_deref() != Some(structure.as_str()) {
+    if !still || referral.structure_id.as_ref() != Some(structure) {
         return Ok(());
     }
-    let name =
-        store::structure(tx, structure.as_str()).await?.map(|s| s.name).unwrap_or_else(|| "votre structure".into());
+    let name = store::structure(tx, structure).await?.map(|s| s.name).unwrap_or_else(|| "votre structure".into());
     let about = messaging::about(t.referral_id, Some(&referral));
-    let (kind, mail) = match t.kind.as_str() {
-        OFFER_REMINDER => {
+    let (kind, mail) = match t.kind {
+        TimerKind::OfferReminder => {
             let since = t.due_at - chrono::Duration::from_std(settings.offer_reminder_after).unwrap_or_default();
             (MessageKind::OfferReminder, render::offer_reminder(&settings.site, &about, &name, since))
         }
@@ -208,14 +209,14 @@ async fn remind(tx: &mut PgConnection, settings: &Settings, t: &Due) -> sqlx::Re
             (MessageKind::ContactReminder, render::contact_reminder(&settings.site, &about, &name, since))
         }
     };
-    messaging::tell_structure(tx, settings, Uuid::now_v7(), &structure, kind, t.referral_id, &mail).await
+    messaging::tell_structure(tx, settings, Uuid::now_v7(), structure, kind, t.referral_id, &mail).await
 }
 
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug)]
 struct Held {
     id: Uuid,
     account_id: Uuid,
-    kind: String,
+    kind: MessageKind,
     subject: String,
     link: String,
 }
@@ -224,30 +225,34 @@ struct Held {
 /// read again: a message held for someone who has since chosen "never" for its kind is
 /// withdrawn, not sent.
 async fn daily(tx: &mut PgConnection, settings: &Settings, now: DateTime<Utc>) -> sqlx::Result<()> {
-    let held: Vec<Held> = sqlx::query_as(
-        "SELECT id, account_id, kind, subject, link FROM notify.messages
-         WHERE status = 'held' AND account_id IS NOT NULL ORDER BY created_at, id FOR UPDATE",
+    let held = sqlx::query_as!(
+        Held,
+        r#"SELECT id, account_id AS "account_id!", kind AS "kind: MessageKind", subject, link FROM notify.messages
+           WHERE status = $1 AND account_id IS NOT NULL ORDER BY created_at, id FOR UPDATE"#,
+        MessageStatus::Held.slug()
     )
     .fetch_all(&mut *tx)
     .await?;
-    let mut by_kind: BTreeMap<String, Vec<Uuid>> = BTreeMap::new();
+    let mut by_kind: BTreeMap<MessageKind, Vec<Uuid>> = BTreeMap::new();
     for h in &held {
-        by_kind.entry(h.kind.clone()).or_default().push(h.account_id);
+        by_kind.entry(h.kind).or_default().push(h.account_id);
     }
-    let mut unwanted: std::collections::HashSet<(String, Uuid)> = std::collections::HashSet::new();
-    for (slug, accounts) in by_kind {
-        let Ok(kind) = slug.parse::<MessageKind>() else { continue };
+    let mut unwanted: std::collections::HashSet<(MessageKind, Uuid)> = std::collections::HashSet::new();
+    for (kind, accounts) in by_kind {
         let modes = crate::agents::modes(tx, &accounts, kind).await?;
-        unwanted.extend(modes.into_iter().filter(|(_, m)| *m == DeliveryMode::Never).map(|(a, _)| (slug.clone(), a)));
+        unwanted.extend(modes.into_iter().filter(|(_, m)| *m == DeliveryMode::Never).map(|(a, _)| (kind, a)));
     }
     let (withdrawn, held): (Vec<Held>, Vec<Held>) =
-        held.into_iter().partition(|h| unwanted.contains(&(h.kind.clone(), h.account_id)));
+        held.into_iter().partition(|h| unwanted.contains(&(h.kind, h.account_id)));
     if !withdrawn.is_empty() {
         let ids: Vec<Uuid> = withdrawn.iter().map(|h| h.id).collect();
-        sqlx::query("UPDATE notify.messages SET status = 'withdrawn' WHERE id = ANY($1)")
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "UPDATE notify.messages SET status = $2 WHERE id = ANY($1)",
+            &ids,
+            MessageStatus::Withdrawn.slug()
+        )
+        .execute(&mut *tx)
+        .await?;
     }
     let mut by_account: BTreeMap<Uuid, Vec<Held>> = BTreeMap::new();
     for h in held {
@@ -257,23 +262,23 @@ async fn daily(tx: &mut PgConnection, settings: &Settings, now: DateTime<Utc>) -
     for (account, items) in by_account {
         let list: Vec<Item> = items.iter().map(|h| Item { subject: h.subject.clone(), link: h.link.clone() }).collect();
         let mail = render::daily_digest(&settings.site, &list, now);
-        let digest = NewMessage {
+        let digest = store::Common {
             source_id: source,
-            kind: DAILY_DIGEST,
-            account_id: Some(account),
-            address: None,
+            kind: TimerKind::DailyDigest.slug(),
             referral_id: None,
             structure_id: None,
             mail: &mail,
-            status: "pending",
         };
-        store::enqueue(tx, &digest).await?;
+        store::enqueue(tx, &digest, &[(Recipient::Account(account), MessageStatus::Pending)]).await?;
         let ids: Vec<Uuid> = items.iter().map(|h| h.id).collect();
-        sqlx::query("UPDATE notify.messages SET status = 'digested', digest_id = $2 WHERE id = ANY($1)")
-            .bind(&ids)
-            .bind(source)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "UPDATE notify.messages SET status = $3, digest_id = $2 WHERE id = ANY($1)",
+            &ids,
+            source,
+            MessageStatus::Digested.slug()
+        )
+        .execute(&mut *tx)
+        .await?;
     }
     Ok(())
 }
@@ -294,11 +299,7 @@ async fn weekly(tx: &mut PgConnection, settings: &Settings, now: DateTime<Utc>) 
             .iter()
             .map(|r| Stale {
                 about: messaging::about(r.referral_id, Some(r)),
-                status: contracts::ReferralStatus::ALL
-                    .iter()
-                    .find(|s| s.slug() == r.status)
-                    .map(|s| s.label_fr().to_string())
-                    .unwrap_or_else(|| r.status.clone()),
+                status: r.status.label_fr().to_string(),
                 since: r.last_event_at,
             })
             .collect();
@@ -308,17 +309,14 @@ async fn weekly(tx: &mut PgConnection, settings: &Settings, now: DateTime<Utc>) 
         }
         let names: Vec<String> = unreached.into_iter().map(|s| s.name).collect();
         let mail = render::weekly_digest(&settings.site, &stale, &names, now);
-        let m = NewMessage {
+        let m = store::Common {
             source_id: source,
-            kind: WEEKLY_DIGEST,
-            account_id: Some(account),
-            address: None,
+            kind: TimerKind::WeeklyDigest.slug(),
             referral_id: None,
             structure_id: None,
             mail: &mail,
-            status: "pending",
         };
-        store::enqueue(tx, &m).await?;
+        store::enqueue(tx, &m, &[(Recipient::Account(account), MessageStatus::Pending)]).await?;
     }
     Ok(())
 }
@@ -326,9 +324,9 @@ async fn weekly(tx: &mut PgConnection, settings: &Settings, now: DateTime<Utc>) 
 /// The structures of these départements with no mediator signed up.
 pub async fn unreached(tx: &mut PgConnection, territories: &[String]) -> sqlx::Result<Vec<store::Structure>> {
     let all = store::structures_in(tx, territories).await?;
-    let ids: Vec<String> = all.iter().map(|s| s.id.clone()).collect();
+    let ids: Vec<String> = all.iter().map(|s| s.id.to_string()).collect();
     let reached = crate::agents::structures_with_mediators(tx, &ids).await?;
-    Ok(all.into_iter().filter(|s| !reached.contains(&s.id)).collect())
+    Ok(all.into_iter().filter(|s| !reached.contains(s.id.as_str())).collect())
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::messaging::Inbound;
+use crate::store::DeliveryStatus;
 
 /// The events a subscription may ask for: the public events, no personal data.
 pub const EVENT_TYPES: &[&str] = &[
@@ -193,7 +194,7 @@ pub async fn derive(tx: &mut PgConnection, env: &Envelope, event: &Inbound) -> s
     // One statement, whether or not anyone subscribed: the referral's organisation and
     // territory (else the structure's) are looked up beside the subscriptions.
     let body = serde_json::to_string(env).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO notify.webhook_deliveries (id, webhook_id, event_id, event_type, body)
          SELECT gen_random_uuid(), w.id, $1, $2, $3
          FROM notify.webhooks w
@@ -206,18 +207,18 @@ pub async fn derive(tx: &mut PgConnection, env: &Envelope, event: &Inbound) -> s
                 OR (w.scope_kind = 'territory'
                     AND COALESCE(r.territory, s.territory) = ANY(string_to_array(w.scope_id, ','))))
          ON CONFLICT (webhook_id, event_id) DO NOTHING",
+        env.id,
+        &env.event_type,
+        body,
+        referral,
+        structure
     )
-    .bind(env.id)
-    .bind(&env.event_type)
-    .bind(body)
-    .bind(referral)
-    .bind(structure)
     .execute(tx)
     .await?;
     Ok(())
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 struct Claimed {
     id: Uuid,
     webhook_id: Uuid,
@@ -275,18 +276,21 @@ pub async fn run(pool: PgPool, client: Client, shutdown: CancellationToken) {
 }
 
 async fn claim(pool: &PgPool, limit: i64) -> sqlx::Result<Vec<Claimed>> {
-    sqlx::query_as(
-        "WITH c AS (
+    sqlx::query_as!(
+        Claimed,
+        r#"WITH c AS (
              UPDATE notify.webhook_deliveries SET claimed_until = now() + interval '1 minute'
              WHERE id IN (SELECT id FROM notify.webhook_deliveries
-                          WHERE status = 'pending' AND next_attempt_at <= now()
+                          WHERE status = $2 AND next_attempt_at <= now()
                             AND (claimed_until IS NULL OR claimed_until < now())
                           ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
              RETURNING id, webhook_id, event_id, body, attempts, created_at)
-         SELECT c.id, c.webhook_id, c.event_id, c.body, c.attempts, c.created_at, w.url, w.secret
-         FROM c JOIN notify.webhooks w ON w.id = c.webhook_id",
+           SELECT c.id AS "id!", c.webhook_id AS "webhook_id!", c.event_id AS "event_id!", c.body AS "body!",
+                  c.attempts AS "attempts!", c.created_at AS "created_at!", w.url, w.secret
+           FROM c JOIN notify.webhooks w ON w.id = c.webhook_id"#,
+        limit,
+        DeliveryStatus::Pending.slug()
     )
-    .bind(limit)
     .fetch_all(pool)
     .await
 }
@@ -305,36 +309,36 @@ async fn deliver(pool: &PgPool, client: &Client, d: &Claimed) -> sqlx::Result<()
     let result = post(client, d).await;
     match result {
         Ok(()) => {
-            sqlx::query(
-                "UPDATE notify.webhook_deliveries SET status = 'delivered', delivered_at = now(),
+            sqlx::query!(
+                "UPDATE notify.webhook_deliveries SET status = $2, delivered_at = now(),
                      attempts = attempts + 1, claimed_until = NULL, last_error = NULL WHERE id = $1",
+                d.id,
+                DeliveryStatus::Delivered.slug()
             )
-            .bind(d.id)
             .execute(pool)
             .await?;
             // A subscription that answers again is no longer failing.
-            sqlx::query("UPDATE notify.webhooks SET failing = false WHERE id = $1 AND failing")
-                .bind(d.webhook_id)
+            sqlx::query!("UPDATE notify.webhooks SET failing = false WHERE id = $1 AND failing", d.webhook_id)
                 .execute(pool)
                 .await?;
         }
         Err(reason) => {
             let give_up = Utc::now() - d.created_at >= GIVE_UP_AFTER;
-            sqlx::query(
+            let status = if give_up { DeliveryStatus::Dead } else { DeliveryStatus::Pending };
+            let retry_in = chrono::Duration::from_std(backoff(d.attempts)).unwrap_or(chrono::Duration::hours(1));
+            sqlx::query!(
                 "UPDATE notify.webhook_deliveries SET attempts = attempts + 1, claimed_until = NULL,
-                     last_error = $2, next_attempt_at = now() + $3,
-                     status = CASE WHEN $4 THEN 'dead' ELSE status END
+                     last_error = $2, next_attempt_at = $3, status = $4
                  WHERE id = $1",
+                d.id,
+                &reason,
+                Utc::now() + retry_in,
+                status.slug()
             )
-            .bind(d.id)
-            .bind(&reason)
-            .bind(backoff(d.attempts))
-            .bind(give_up)
             .execute(pool)
             .await?;
             if give_up {
-                sqlx::query("UPDATE notify.webhooks SET failing = true WHERE id = $1")
-                    .bind(d.webhook_id)
+                sqlx::query!("UPDATE notify.webhooks SET failing = true WHERE id = $1", d.webhook_id)
                     .execute(pool)
                     .await?;
                 tracing::warn!(webhook = %d.webhook_id, "webhook failing: 24 hours without an answer");

@@ -12,6 +12,85 @@ use std::str::FromStr;
 
 use serde::de::DeserializeOwned;
 
+/// A service's own closed set of values stored as `text` (a message's status, a timer's
+/// kind): each variant's slug, `Display` and `FromStr` by it, and a column type that
+/// fails the read on a value no variant has, never a default.
+///
+/// ```ignore
+/// platform::text_enum! {
+///     /// Where a message stands.
+///     pub enum MessageStatus { Pending = "pending", Sent = "sent" }
+/// }
+/// ```
+#[macro_export]
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident { $( $(#[$vmeta:meta])* $variant:ident = $slug:literal ),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        $vis enum $name { $( $(#[$vmeta])* $variant ),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[ $( $name::$variant ),+ ];
+
+            /// As stored.
+            pub fn slug(self) -> &'static str {
+                match self { $( $name::$variant => $slug ),+ }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.slug())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $( $slug => Ok($name::$variant), )+
+                    other => Err(format!(
+                        "`{other}` is not a {}: expected one of {}",
+                        stringify!($name),
+                        [$( $slug ),+].join(", ")
+                    )),
+                }
+            }
+        }
+
+        impl sqlx::Type<sqlx::Postgres> for $name {
+            fn type_info() -> sqlx::postgres::PgTypeInfo {
+                <str as sqlx::Type<sqlx::Postgres>>::type_info()
+            }
+
+            fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+                <str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+            }
+        }
+
+        impl sqlx::postgres::PgHasArrayType for $name {
+            fn array_type_info() -> sqlx::postgres::PgTypeInfo {
+                <&str as sqlx::postgres::PgHasArrayType>::array_type_info()
+            }
+        }
+
+        impl sqlx::Encode<'_, sqlx::Postgres> for $name {
+            fn encode_by_ref(
+                &self,
+                buf: &mut sqlx::postgres::PgArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&str as sqlx::Encode<'_, sqlx::Postgres>>::encode(self.slug(), buf)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, sqlx::Postgres> for $name {
+            fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                Ok(<&str as sqlx::Decode<'r, sqlx::Postgres>>::decode(value)?.parse::<$name>()?)
+            }
+        }
+    };
+}
+
 /// A stored value that is not what its column promises.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("corrupt row in {table} (id {id}): column {column}: {problem}")]
