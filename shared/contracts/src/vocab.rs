@@ -165,25 +165,27 @@ impl ReferralStatus {
 }
 
 vocabulary! {
+    /// How an accepted referral ended (UI.md's words).
     pub enum Outcome {
         Completed = ("completed", "Accompagnement réalisé"),
-        PartiallyCompleted = ("partially_completed", "Accompagnement partiellement réalisé"),
+        PartiallyCompleted = ("partially_completed", "Partiellement réalisé"),
         Unreachable = ("unreachable", "Personne injoignable"),
-        NoShow = ("no_show", "Personne absente au rendez-vous"),
-        DeclinedByPerson = ("declined_by_person", "Refusé par la personne"),
+        NoShow = ("no_show", "Absent au rendez-vous"),
+        DeclinedByPerson = ("declined_by_person", "Refus de la personne"),
         Redirected = ("redirected", "Réorientée"),
         Other = ("other", "Autre"),
     }
 }
 
 vocabulary! {
-    /// Why a structure declines an offer (the refusal reasons of the French inclusion services).
+    /// Why a structure declines an offer (the refusal reasons of the French inclusion services,
+    /// in UI.md's words).
     pub enum DeclineReason {
-        NoCapacity = ("no_capacity", "Plus de place"),
-        OutOfScope = ("out_of_scope", "Hors de nos compétences"),
-        OutOfArea = ("out_of_area", "Hors de notre territoire"),
-        Language = ("language", "Langue non parlée"),
-        Accessibility = ("accessibility", "Accessibilité non assurée"),
+        NoCapacity = ("no_capacity", "Plus de place cette semaine"),
+        OutOfScope = ("out_of_scope", "Hors de nos services"),
+        OutOfArea = ("out_of_area", "Hors de notre zone"),
+        Language = ("language", "Langue"),
+        Accessibility = ("accessibility", "Accessibilité"),
         Duplicate = ("duplicate", "Doublon"),
         PersonUnreachable = ("person_unreachable", "Personne injoignable"),
         Other = ("other", "Autre"),
