@@ -162,24 +162,8 @@ pub async fn audit(conn: &mut PgConnection, f: &AuditFilter) -> sqlx::Result<Vec
     .await
 }
 
-/// Why a referral's personal data is gone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Removal {
-    /// The retention time ran out.
-    Purged,
-    /// The person asked (art. 17).
-    Erased,
-}
-
-impl Removal {
-    fn slug(self) -> &'static str {
-        match self {
-            Removal::Purged => "purged",
-            Removal::Erased => "erased",
-        }
-    }
-}
+/// Why a referral's personal data is gone (the API's `personal_data`).
+pub use contracts::referrals::Removal;
 
 /// Whether (and why) a referral's personal data is gone.
 pub async fn removal(conn: &mut PgConnection, id: ReferralId) -> sqlx::Result<Option<Removal>> {

@@ -444,3 +444,17 @@ vocabulary! {
         Never = ("never", "Jamais"),
     }
 }
+
+vocabulary! {
+    /// Why a nearby structure cannot take a referral (the matcher's assessment).
+    pub enum ExclusionCode {
+        NotAccepting = ("not_accepting", "N'accepte pas de nouvelles orientations"),
+        MissingService = ("missing_service", "Ne propose pas ce service"),
+        Mode = ("mode", "Ne propose pas la modalité demandée"),
+        BeyondDistance = ("beyond_distance", "Au-delà de la distance maximale"),
+        NoSharedLanguage = ("no_shared_language", "Aucune langue en commun"),
+        Accessibility = ("accessibility", "Accessibilité"),
+        AlreadyTried = ("already_tried", "Déjà sollicitée pour cette orientation"),
+        NoCapacity = ("no_capacity", "Plus de place cette semaine"),
+    }
+}
