@@ -12,6 +12,7 @@ use contracts::api::{
     AcceptRequest, CancelRequest, CloseRequest, ContactRequest, DeclineRequest, ReferralRequest, RerouteRequest,
 };
 use contracts::events::ReferralSubmitted;
+use contracts::referrals::{AuditEntry, AuditPage};
 use contracts::validate::Errors;
 use contracts::{ContactKind, DeclineReason, Envelope, Outcome, ReferralId, ReferralStatus, StructureId};
 use platform::ApiError;
@@ -867,11 +868,9 @@ struct AuditQuery {
     cursor: Option<String>,
 }
 
-/// A page of the audit of access to personal data.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct AuditPage {
-    pub items: Vec<privacy::AuditEntry>,
-    pub next_cursor: Option<String>,
+/// An audit row, as the API shows it.
+fn audit_entry(e: privacy::AuditEntry) -> AuditEntry {
+    AuditEntry { at: e.at, actor: e.actor, membership: e.membership, action: e.action, referral_id: e.referral_id }
 }
 
 /// The audit of access to personal data (admin; the data protection officer), oldest
@@ -917,7 +916,7 @@ async fn audit_log(
     let mut conn = state.pool.acquire().await?;
     let items = privacy::audit(&mut conn, &filter).await?;
     let next_cursor = (items.len() as i64 == limit).then(|| items.last().map(|i| i.id.to_string())).flatten();
-    Ok(AxumJson(AuditPage { items, next_cursor }).into_response())
+    Ok(AxumJson(AuditPage { items: items.into_iter().map(audit_entry).collect(), next_cursor }).into_response())
 }
 
 #[cfg(test)]

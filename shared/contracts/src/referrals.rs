@@ -6,6 +6,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 use crate::{
     Accessibility, CommuneCode, ContactPreference, HistoryStep, Language, Need, OrganisationId, Outcome, ReferralId,
@@ -27,6 +28,14 @@ impl Removal {
         match self {
             Removal::Purged => "purged",
             Removal::Erased => "erased",
+        }
+    }
+
+    /// What a page shows in place of the person.
+    pub fn label_fr(self) -> &'static str {
+        match self {
+            Removal::Purged => "données supprimées (durée de conservation)",
+            Removal::Erased => "données supprimées (à la demande de la personne)",
         }
     }
 }
@@ -178,6 +187,28 @@ pub struct HistoryView {
 pub struct ReferralPage {
     pub items: Vec<ReferralView>,
     /// Pass as `cursor` for the next page; `null` on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// One entry of the audit of access to personal data (`GET /api/v1/audit`): who read,
+/// exported or changed which referral's personal data, and when. No personal value.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = PersonalDataAuditEntry)]
+pub struct AuditEntry {
+    pub at: DateTime<Utc>,
+    /// The role, scope and who (`account:…` or `token:…`).
+    pub actor: String,
+    /// The active membership of a signed-in agent.
+    pub membership: Option<Uuid>,
+    /// `read`, `export`, `correct`, `erase`, or a step (`submit`, `accept` …).
+    pub action: String,
+    pub referral_id: Option<Uuid>,
+}
+
+/// A page of the audit of access to personal data.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditPage {
+    pub items: Vec<AuditEntry>,
     pub next_cursor: Option<String>,
 }
 

@@ -226,6 +226,19 @@ vocabulary! {
     }
 }
 
+impl Role {
+    /// The space a membership of this role opens, as the pages name it.
+    pub fn space_fr(self) -> &'static str {
+        match self {
+            Role::Referrer => "Prescription",
+            Role::Mediator => "Médiation",
+            Role::Coordinator => "Coordination",
+            Role::Admin => "Administration",
+            Role::Dpo => "Protection des données",
+        }
+    }
+}
+
 vocabulary! {
     pub enum OrganisationKind {
         SocialService = ("social_service", "Service social"),
