@@ -1,12 +1,14 @@
-//! The public API, as the pages call it: in process when the API's services run in this
+//! The public API, as the pages reach it: in process when the API's services run in this
 //! process, else over HTTP at `AIGUILLAGE_API_URL` (the proxy of a split deployment).
+//! This is the transport; [`crate::client::Client`] names the endpoints and their types.
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
+use contracts::FieldError;
 use http::{Method, Request, StatusCode, header};
+use platform::ApiError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 use tower::ServiceExt;
 use url::Url;
 
@@ -19,26 +21,15 @@ pub enum Api {
     Remote { client: reqwest::Client, base: Url },
 }
 
-/// What the API answered.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: StatusCode,
-    pub body: Value,
-}
-
-impl Reply {
-    /// An answer the page did not expect, as the error it is.
-    pub fn failure(self) -> ApiFailure {
-        ApiFailure::Status { status: self.status, problem: self.body }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ApiFailure {
     #[error("the API could not be reached: {0}")]
     Unreachable(String),
-    #[error("the API answered {status}: {problem}")]
-    Status { status: StatusCode, problem: Value },
+    /// The API refused, with its problem+json when it sent one.
+    #[error("the API answered {status}{}", problem.as_ref().map(|p| format!(": {p}")).unwrap_or_default())]
+    Status { status: StatusCode, problem: Option<ApiError> },
+    /// The answer is not what the page reads: a field missing, a value outside its
+    /// vocabulary. Never filled in with a guess.
     #[error("the API's answer is not the expected one: {0}")]
     Shape(String),
 }
@@ -52,20 +43,28 @@ impl ApiFailure {
     }
 
     /// The fields a 422 problem names, with their messages.
-    pub fn field_errors(&self) -> Vec<(String, String)> {
-        let ApiFailure::Status { problem, .. } = self else { return vec![] };
-        problem
-            .get("errors")
-            .and_then(Value::as_array)
-            .map(|errors| {
-                errors
-                    .iter()
-                    .filter_map(|e| {
-                        Some((e.get("field")?.as_str()?.to_string(), e.get("message")?.as_str()?.to_string()))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+    pub fn field_errors(&self) -> &[FieldError] {
+        match self {
+            ApiFailure::Status { problem: Some(p), .. } => &p.errors,
+            _ => &[],
+        }
+    }
+}
+
+/// What a request carries.
+pub enum Payload {
+    Empty,
+    Json(Vec<u8>),
+    /// A file, with its content type.
+    Bytes {
+        content_type: String,
+        bytes: Vec<u8>,
+    },
+}
+
+impl Payload {
+    pub fn json<B: Serialize>(body: &B) -> Result<Self, ApiFailure> {
+        serde_json::to_vec(body).map(Payload::Json).map_err(|e| ApiFailure::Shape(e.to_string()))
     }
 }
 
@@ -79,26 +78,21 @@ impl Api {
         Api::Remote { client, base }
     }
 
-    /// One call; any status is returned.
-    pub async fn send(
+    /// One exchange, whatever its status: the status and the body.
+    pub async fn exchange(
         &self,
         method: Method,
         path: &str,
         token: &str,
-        body: Option<&Value>,
-    ) -> Result<Reply, ApiFailure> {
-        self.send_idempotent(method, path, token, body, None).await
-    }
-
-    /// One call with an `Idempotency-Key` (a form sent twice creates one thing).
-    pub async fn send_idempotent(
-        &self,
-        method: Method,
-        path: &str,
-        token: &str,
-        body: Option<&Value>,
-        key: Option<&str>,
-    ) -> Result<Reply, ApiFailure> {
+        payload: Payload,
+        idempotency_key: Option<&str>,
+    ) -> Result<(StatusCode, Bytes), ApiFailure> {
+        let unreachable = |e: &dyn std::fmt::Display| ApiFailure::Unreachable(e.to_string());
+        let (content_type, body) = match payload {
+            Payload::Empty => (None, Vec::new()),
+            Payload::Json(bytes) => (Some("application/json".to_string()), bytes),
+            Payload::Bytes { content_type, bytes } => (Some(content_type), bytes),
+        };
         match self {
             Api::Local(router) => {
                 let mut request = Request::builder()
@@ -106,150 +100,60 @@ impl Api {
                     .uri(path)
                     .header(header::AUTHORIZATION, format!("Bearer {token}"))
                     .header(header::ACCEPT, "application/json");
-                if let Some(key) = key {
+                if let Some(key) = idempotency_key {
                     request = request.header("idempotency-key", key);
                 }
-                let body = match body {
-                    Some(b) => {
-                        request = request.header(header::CONTENT_TYPE, "application/json");
-                        Body::from(serde_json::to_vec(b).map_err(|e| ApiFailure::Shape(e.to_string()))?)
-                    }
-                    None => Body::empty(),
-                };
-                let request = request.body(body).map_err(|e| ApiFailure::Unreachable(e.to_string()))?;
-                let response =
-                    router.clone().oneshot(request).await.map_err(|e| ApiFailure::Unreachable(e.to_string()))?;
+                if let Some(content_type) = content_type {
+                    request = request.header(header::CONTENT_TYPE, content_type);
+                }
+                let request = request.body(Body::from(body)).map_err(|e| unreachable(&e))?;
+                let response = router.clone().oneshot(request).await.map_err(|e| unreachable(&e))?;
                 let status = response.status();
-                let bytes = axum::body::to_bytes(response.into_body(), BODY_LIMIT)
-                    .await
-                    .map_err(|e| ApiFailure::Unreachable(e.to_string()))?;
-                Ok(Reply { status, body: parse(&bytes) })
+                let bytes =
+                    axum::body::to_bytes(response.into_body(), BODY_LIMIT).await.map_err(|e| unreachable(&e))?;
+                Ok((status, bytes))
             }
             Api::Remote { client, base } => {
-                let url =
-                    base.join(path.trim_start_matches('/')).map_err(|e| ApiFailure::Unreachable(e.to_string()))?;
+                let url = base.join(path.trim_start_matches('/')).map_err(|e| unreachable(&e))?;
                 let mut request =
                     client.request(method, url).bearer_auth(token).header(header::ACCEPT, "application/json");
-                if let Some(b) = body {
-                    request = request.json(b);
+                if let Some(key) = idempotency_key {
+                    request = request.header("idempotency-key", key);
                 }
-                let response =
-                    request.send().await.map_err(|e| ApiFailure::Unreachable(e.without_url().to_string()))?;
+                if let Some(content_type) = content_type {
+                    request = request.header(header::CONTENT_TYPE, content_type).body(body);
+                }
+                let response = request.send().await.map_err(|e| unreachable(&e.without_url()))?;
                 let status = response.status();
-                let bytes = response.bytes().await.map_err(|e| ApiFailure::Unreachable(e.without_url().to_string()))?;
-                Ok(Reply { status, body: parse(&bytes) })
+                let bytes = response.bytes().await.map_err(|e| unreachable(&e.without_url()))?;
+                Ok((status, bytes))
             }
         }
     }
 
-    /// A POST of raw bytes (a file) with its content type; the JSON answer.
-    pub async fn post_bytes(
-        &self,
-        path: &str,
-        token: &str,
-        content_type: &str,
-        bytes: Vec<u8>,
-    ) -> Result<Reply, ApiFailure> {
-        match self {
-            Api::Local(router) => {
-                let request = Request::builder()
-                    .method(Method::POST)
-                    .uri(path)
-                    .header(header::AUTHORIZATION, format!("Bearer {token}"))
-                    .header(header::CONTENT_TYPE, content_type)
-                    .header(header::ACCEPT, "application/json")
-                    .body(Body::from(bytes))
-                    .map_err(|e| ApiFailure::Unreachable(e.to_string()))?;
-                let response =
-                    router.clone().oneshot(request).await.map_err(|e| ApiFailure::Unreachable(e.to_string()))?;
-                let status = response.status();
-                let bytes = axum::body::to_bytes(response.into_body(), BODY_LIMIT)
-                    .await
-                    .map_err(|e| ApiFailure::Unreachable(e.to_string()))?;
-                Ok(Reply { status, body: parse(&bytes) })
-            }
-            Api::Remote { client, base } => {
-                let url =
-                    base.join(path.trim_start_matches('/')).map_err(|e| ApiFailure::Unreachable(e.to_string()))?;
-                let response = client
-                    .post(url)
-                    .bearer_auth(token)
-                    .header(header::CONTENT_TYPE, content_type)
-                    .body(bytes)
-                    .send()
-                    .await
-                    .map_err(|e| ApiFailure::Unreachable(e.without_url().to_string()))?;
-                let status = response.status();
-                let bytes = response.bytes().await.map_err(|e| ApiFailure::Unreachable(e.without_url().to_string()))?;
-                Ok(Reply { status, body: parse(&bytes) })
-            }
-        }
-    }
-
-    /// A GET whose body is not JSON (a CSV export): the status and the bytes.
-    pub async fn raw(&self, path: &str, token: &str) -> Result<(StatusCode, Vec<u8>), ApiFailure> {
-        match self {
-            Api::Local(router) => {
-                let request = Request::builder()
-                    .method(Method::GET)
-                    .uri(path)
-                    .header(header::AUTHORIZATION, format!("Bearer {token}"))
-                    .body(Body::empty())
-                    .map_err(|e| ApiFailure::Unreachable(e.to_string()))?;
-                let response =
-                    router.clone().oneshot(request).await.map_err(|e| ApiFailure::Unreachable(e.to_string()))?;
-                let status = response.status();
-                let bytes = axum::body::to_bytes(response.into_body(), BODY_LIMIT)
-                    .await
-                    .map_err(|e| ApiFailure::Unreachable(e.to_string()))?;
-                Ok((status, bytes.to_vec()))
-            }
-            Api::Remote { client, base } => {
-                let url =
-                    base.join(path.trim_start_matches('/')).map_err(|e| ApiFailure::Unreachable(e.to_string()))?;
-                let response = client
-                    .get(url)
-                    .bearer_auth(token)
-                    .send()
-                    .await
-                    .map_err(|e| ApiFailure::Unreachable(e.without_url().to_string()))?;
-                let status = response.status();
-                let bytes = response.bytes().await.map_err(|e| ApiFailure::Unreachable(e.without_url().to_string()))?;
-                Ok((status, bytes.to_vec()))
-            }
-        }
-    }
-
-    /// A call that must succeed, decoded into `T`.
+    /// A call that must succeed, its answer read as a `T` (`()` for an empty one).
     pub async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         token: &str,
-        body: Option<&Value>,
+        payload: Payload,
+        idempotency_key: Option<&str>,
     ) -> Result<T, ApiFailure> {
-        let reply = self.send(method, path, token, body).await?;
-        if !reply.status.is_success() {
-            return Err(reply.failure());
+        let (status, bytes) = self.exchange(method, path, token, payload, idempotency_key).await?;
+        if !status.is_success() {
+            return Err(ApiFailure::Status { status, problem: serde_json::from_slice(&bytes).ok() });
         }
-        serde_json::from_value(reply.body).map_err(|e| ApiFailure::Shape(e.to_string()))
+        let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+        serde_json::from_slice(bytes).map_err(|e| ApiFailure::Shape(format!("{path}: {e}")))
     }
 
-    pub async fn get<T: DeserializeOwned>(&self, path: &str, token: &str) -> Result<T, ApiFailure> {
-        self.call(Method::GET, path, token, None).await
+    /// A GET whose answer is not JSON (a CSV export): its bytes.
+    pub async fn raw(&self, path: &str, token: &str) -> Result<Vec<u8>, ApiFailure> {
+        let (status, bytes) = self.exchange(Method::GET, path, token, Payload::Empty, None).await?;
+        if !status.is_success() {
+            return Err(ApiFailure::Status { status, problem: serde_json::from_slice(&bytes).ok() });
+        }
+        Ok(bytes.to_vec())
     }
-
-    pub async fn post<T: DeserializeOwned, B: Serialize>(
-        &self,
-        path: &str,
-        token: &str,
-        body: &B,
-    ) -> Result<T, ApiFailure> {
-        let body = serde_json::to_value(body).map_err(|e| ApiFailure::Shape(e.to_string()))?;
-        self.call(Method::POST, path, token, Some(&body)).await
-    }
-}
-
-fn parse(bytes: &[u8]) -> Value {
-    if bytes.is_empty() { Value::Null } else { serde_json::from_slice(bytes).unwrap_or(Value::Null) }
 }

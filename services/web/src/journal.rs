@@ -7,41 +7,24 @@
 use std::collections::HashMap;
 
 use axum::Router;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::Query;
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
-use chrono::{DateTime, NaiveDate, SecondsFormat, TimeZone, Utc};
+use chrono::{NaiveDate, SecondsFormat, TimeZone};
 use contracts::Role;
-use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::WebState;
-use crate::coordinator::date_field;
 use crate::error::PageError;
-use crate::pages::required_as;
+use crate::extract::{Auditor, SignedIn};
+use crate::form;
 use crate::views::{Chrome, paris, render};
 
-const AUDITORS: &[Role] = &[Role::Dpo, Role::Admin];
 const PAGE: usize = 50;
 
 pub fn routes() -> Router<WebState> {
     Router::new().route("/journal", get(journal))
-}
-
-#[derive(Deserialize)]
-struct AuditPage {
-    items: Vec<AuditItem>,
-    next_cursor: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct AuditItem {
-    at: DateTime<Utc>,
-    actor: String,
-    membership: Option<Uuid>,
-    action: String,
-    referral_id: Option<Uuid>,
 }
 
 /// One line of the table.
@@ -101,16 +84,15 @@ fn paris_midnight(day: NaiveDate) -> String {
 /// The actor as recorded (`role:scope:account:id`, `dpo:token:id`, `operator:cli` …):
 /// the role as people name it, and the account or token.
 fn actor_parts(actor: &str) -> (&'static str, Option<(&'static str, String)>) {
-    let role = match actor.split(':').next().unwrap_or_default() {
-        "referrer" => "Prescription",
-        "mediator" => "Médiation",
-        "coordinator" => "Coordination",
-        "admin" => "Administration",
-        "dpo" => "Protection des données",
-        "pending" => "Sans accès",
-        "operator" => "Exploitation (ligne de commande)",
-        "service" => "Service d'Aiguillage",
-        _ => "Autre",
+    let head = actor.split(':').next().unwrap_or_default();
+    let role = match head.parse::<Role>() {
+        Ok(role) => role.space_fr(),
+        Err(_) => match head {
+            "pending" => "Sans accès",
+            "operator" => "Exploitation (ligne de commande)",
+            "service" => "Service d'Aiguillage",
+            _ => "Autre",
+        },
     };
     let parts: Vec<&str> = actor.rsplitn(3, ':').collect();
     let who = match parts.as_slice() {
@@ -149,20 +131,12 @@ fn query_string(pairs: &[(&str, &str)]) -> String {
     q.finish()
 }
 
-async fn journal(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Response, PageError> {
-    let agent = match required_as(&state, &headers, "/journal", AUDITORS).await? {
-        Ok(a) => a,
-        Err(r) => return Ok(r),
-    };
+async fn journal(auditor: SignedIn<Auditor>, Query(q): Query<HashMap<String, String>>) -> Result<Response, PageError> {
     let mut errors = HashMap::new();
     let referral = uuid_field(q.get("orientation"), "orientation", &mut errors);
     let who = uuid_field(q.get("agent"), "agent", &mut errors);
-    let from = date_field(q.get("du"), "du", &mut errors);
-    let to = date_field(q.get("au"), "au", &mut errors);
+    let from = form::date(q.get("du"), "du", &mut errors);
+    let to = form::date(q.get("au"), "au", &mut errors);
     if let (Some(from), Some(to)) = (from, to)
         && to < from
     {
@@ -177,15 +151,17 @@ async fn journal(
         let (referral_q, agent_q) = (referral.map(|r| r.to_string()), who.map(|a| a.to_string()));
         let (from_q, to_q) = (from.map(paris_midnight), to.map(|d| paris_midnight(d + chrono::Days::new(1))));
         let limit = PAGE.to_string();
-        let api_query = query_string(&[
-            ("referral_id", referral_q.as_deref().unwrap_or_default()),
-            ("agent", agent_q.as_deref().unwrap_or_default()),
-            ("from", from_q.as_deref().unwrap_or_default()),
-            ("to", to_q.as_deref().unwrap_or_default()),
-            ("cursor", cursor.unwrap_or_default()),
-            ("limit", &limit),
-        ]);
-        let page: AuditPage = state.api.get(&format!("/api/v1/audit?{api_query}"), &agent.token).await?;
+        let page = auditor
+            .api
+            .audit(&[
+                ("referral_id", referral_q.as_deref()),
+                ("agent", agent_q.as_deref()),
+                ("from", from_q.as_deref()),
+                ("to", to_q.as_deref()),
+                ("cursor", cursor),
+                ("limit", Some(&limit)),
+            ])
+            .await?;
         lines = page
             .items
             .into_iter()
@@ -210,7 +186,7 @@ async fn journal(
     let invalid = !errors.is_empty();
     let field = |k: &str| q.get(k).cloned().unwrap_or_default();
     let view = JournalView {
-        chrome: agent.chrome(if invalid { "Erreur : journal des accès" } else { "Journal des accès" }, "journal"),
+        chrome: auditor.chrome(if invalid { "Erreur : journal des accès" } else { "Journal des accès" }, "journal"),
         referral: field("orientation"),
         agent: field("agent"),
         from: field("du"),
