@@ -10,6 +10,8 @@
 #   ensure_schemathesis                   schemathesis in its venv (deploy/dev/schemathesis)
 #   ensure_chromium                       Debian's chromium at /usr/bin/chromium
 #   ensure_browser_deps                   node, npm and tests/browser/node_modules
+#   ensure_caddy                          Debian's caddy: the proxy of a split deployment
+#                                         (deploy/proxy/Caddyfile), which tests/e2e/split.rs runs
 
 # as_root and apt_install come from services.sh.
 if ! declare -F apt_install >/dev/null; then
@@ -88,6 +90,15 @@ ensure_chromium() {
   fonts=$(fc-list 2>/dev/null || true)
   if ! grep -qi 'dejavu\|liberation' <<<"$fonts"; then
     apt_install fonts-dejavu-core fonts-liberation
+  fi
+}
+
+# Caddy, the reverse proxy of deploy/proxy/Caddyfile. Only the binary: the package's
+# own service is not started (no systemd here), each test runs its own proxy.
+ensure_caddy() {
+  if ! command -v caddy >/dev/null 2>&1; then
+    echo "installing Caddy" >&2
+    apt_install caddy
   fi
 }
 

@@ -18,7 +18,7 @@ aiguillage_roles() {
               --username "${POSTGRES_USER:-postgres}" --dbname postgres
               -v dbname="${AIGUILLAGE_DB_NAME:-aiguillage}")
   local role var
-  for role in migrator directory matcher referrals insights; do
+  for role in migrator directory matcher referrals insights accounts notify web; do
     var="AIGUILLAGE_${role^^}_DB_PASSWORD"
     if [ -n "${!var:-}" ]; then
       args+=(-v "${role}_password=${!var}")

@@ -3,8 +3,9 @@
 --
 --   psql -v ON_ERROR_STOP=1 -d postgres -f deploy/postgres/roles.sql \
 --        -v dbname=aiguillage \
---        -v migrator_password='…' -v directory_password='…' -v matcher_password='…' \
---        -v referrals_password='…' -v insights_password='…'
+--        -v migrator_password='…' -v referrals_password='…' -v directory_password='…' \
+--        -v matcher_password='…' -v insights_password='…' -v accounts_password='…' \
+--        -v notify_password='…' -v web_password='…'
 --
 -- Run it as a superuser. Without one (a managed database whose admin has CREATEROLE and
 -- CREATEDB), everything but the DDL guard at the end still applies, and the guard is
@@ -17,39 +18,44 @@
 -- Who connects as whom (DATABASE_URL of each process):
 --
 --   aiguillage migrate                    postgres://aiguillage_migrator:…@db:5432/aiguillage
+--   aiguillage serve --services referrals postgres://aiguillage_referrals:…@db:5432/aiguillage
 --   aiguillage serve --services directory postgres://aiguillage_directory:…@db:5432/aiguillage
 --   aiguillage serve --services matcher   postgres://aiguillage_matcher:…@db:5432/aiguillage
---   aiguillage serve --services referrals postgres://aiguillage_referrals:…@db:5432/aiguillage
 --   aiguillage serve --services insights  postgres://aiguillage_insights:…@db:5432/aiguillage
---   aiguillage token issue | import | dlq  the migrator's URL (an operator's tool)
+--   aiguillage serve --services accounts  postgres://aiguillage_accounts:…@db:5432/aiguillage
+--   aiguillage serve --services notify    postgres://aiguillage_notify:…@db:5432/aiguillage
+--   aiguillage serve --services web       postgres://aiguillage_web:…@db:5432/aiguillage
+--   aiguillage token | import | dlq | account | purge | keys | audit
+--                                         the migrator's URL (an operator's tools)
 --
 -- A process that runs several services at once (`serve --services all`, the demo) needs
--- every schema's data, so it uses the migrator's URL, or a role granted all four
--- service roles (GRANT aiguillage_directory, aiguillage_matcher, … TO that_role).
+-- every one of their schemas, so it uses the migrator's URL, or a role granted those
+-- service roles (GRANT aiguillage_referrals, aiguillage_matcher, … TO that_role).
 --
 -- What each role may do:
 --
---   aiguillage_migrator   owns the database, the five schemas (platform, directory,
---                         matcher, referrals, insights) and every object in them. Only it
---                         changes the schema, so `aiguillage migrate` runs as it, once per
---                         release, before the services roll out.
---   aiguillage_<service>  reads and writes the tables of its own schema only; reads the
---                         token signing key (platform.signing_key). It cannot read another
---                         service's tables: the referrals schema holds personal data, and
---                         only aiguillage_referrals sees it.
+--   aiguillage_migrator   owns the database, the eight schemas (platform and one per
+--                         service) and every object in them. Only it changes the schema,
+--                         so `aiguillage migrate` runs as it, once per release, before the
+--                         services roll out.
+--   aiguillage_<service>  reads and writes the tables of its own schema only, and reads
+--                         the platform's token signing keys and revoked tokens
+--                         (platform.signing_keys, platform.tokens). It cannot even see
+--                         another service's schema: referrals and accounts hold personal
+--                         data, and only their own roles reach it. What a service needs of
+--                         another it learns from events, or asks of that service's API.
 --
--- Why the service roles also hold CREATE on the database and on every schema: each
--- `serve` process runs the migrations of all five schemas at start, under an advisory
--- lock (so a process started alone, as in the demo, needs no separate step). When they
--- are already applied that is a no-op, but PostgreSQL checks the CREATE privilege of
--- `CREATE SCHEMA IF NOT EXISTS` and `CREATE TABLE IF NOT EXISTS` before it notices that
--- the object exists, and sqlx then reads each migration history table. So the service
--- roles get CREATE, plus SELECT on the history tables (which this script creates, with
--- sqlx's own definition, so they can be granted before the first migration). The DDL
--- guard at the end makes sure they never actually create anything: a service that
--- starts before `aiguillage migrate` has run waits (it retries with backoff) instead of
--- creating tables that the other roles could not use. If `serve` one day migrates only
--- when asked, the "start-up migration" section can go.
+-- Why the service roles also hold CREATE on the database, on the platform schema and on
+-- their own schema: each `serve` process runs the migrations of the platform and of the
+-- services it runs, under an advisory lock (so a process started alone, as in the demo,
+-- needs no separate step). When they are already applied that is a no-op, but PostgreSQL
+-- checks the CREATE privilege of `CREATE SCHEMA IF NOT EXISTS` and `CREATE TABLE IF NOT
+-- EXISTS` before it notices that the object exists, and sqlx then reads each migration
+-- history table. So each service role gets CREATE there, plus SELECT on those history
+-- tables (which this script creates, with sqlx's own definition, so they can be granted
+-- before the first migration). The DDL guard at the end makes sure they never actually
+-- create anything: a service that starts before `aiguillage migrate` has run waits (it
+-- retries with backoff) instead of creating tables that its own role would then own.
 
 \set ON_ERROR_STOP on
 \if :{?dbname}
@@ -67,10 +73,17 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'aiguillage_service') THEN
         CREATE ROLE aiguillage_service NOLOGIN;
     END IF;
-    FOREACH r IN ARRAY ARRAY['aiguillage_migrator', 'aiguillage_directory', 'aiguillage_matcher',
-                             'aiguillage_referrals', 'aiguillage_insights'] LOOP
+    FOREACH r IN ARRAY ARRAY['aiguillage_migrator', 'aiguillage_referrals', 'aiguillage_directory',
+                             'aiguillage_matcher', 'aiguillage_insights', 'aiguillage_accounts',
+                             'aiguillage_notify', 'aiguillage_web'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
-            EXECUTE format('CREATE ROLE %I LOGIN', r);
+            BEGIN
+                EXECUTE format('CREATE ROLE %I LOGIN', r);
+            EXCEPTION WHEN duplicate_object THEN
+                -- Roles belong to the whole cluster: another run of this script (another
+                -- database of the same server) created it in the meantime.
+                NULL;
+            END;
         END IF;
         IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
             EXECUTE format('ALTER ROLE %I LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS', r);
@@ -95,17 +108,26 @@ $$;
 \if :{?migrator_password}
 ALTER ROLE aiguillage_migrator PASSWORD :'migrator_password';
 \endif
+\if :{?referrals_password}
+ALTER ROLE aiguillage_referrals PASSWORD :'referrals_password';
+\endif
 \if :{?directory_password}
 ALTER ROLE aiguillage_directory PASSWORD :'directory_password';
 \endif
 \if :{?matcher_password}
 ALTER ROLE aiguillage_matcher PASSWORD :'matcher_password';
 \endif
-\if :{?referrals_password}
-ALTER ROLE aiguillage_referrals PASSWORD :'referrals_password';
-\endif
 \if :{?insights_password}
 ALTER ROLE aiguillage_insights PASSWORD :'insights_password';
+\endif
+\if :{?accounts_password}
+ALTER ROLE aiguillage_accounts PASSWORD :'accounts_password';
+\endif
+\if :{?notify_password}
+ALTER ROLE aiguillage_notify PASSWORD :'notify_password';
+\endif
+\if :{?web_password}
+ALTER ROLE aiguillage_web PASSWORD :'web_password';
 \endif
 
 -- Database ---------------------------------------------------------------------------
@@ -129,13 +151,14 @@ DECLARE
     s text;
     obj record;
 BEGIN
-    FOREACH s IN ARRAY ARRAY['platform', 'directory', 'matcher', 'referrals', 'insights'] LOOP
+    FOREACH s IN ARRAY ARRAY['platform', 'referrals', 'directory', 'matcher', 'insights', 'accounts',
+                             'notify', 'web'] LOOP
         EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I AUTHORIZATION aiguillage_migrator', s);
         EXECUTE format('ALTER SCHEMA %I OWNER TO aiguillage_migrator', s);
         EXECUTE format('REVOKE ALL ON SCHEMA %I FROM PUBLIC', s);
         -- A database first migrated by another role (a superuser, or the single role of
-        -- an embedded deployment): hand its tables and sequences to the migration role,
-        -- so that later migrations can alter them.
+        -- an embedded deployment): hand its tables, sequences and functions to the
+        -- migration role, so that later migrations can alter them.
         FOR obj IN
             SELECT c.relname, c.relkind
             FROM pg_class c
@@ -153,6 +176,13 @@ BEGIN
                                             ELSE 'TABLE' END,
                            s, obj.relname);
         END LOOP;
+        FOR obj IN
+            SELECT p.oid::regprocedure AS fn
+            FROM pg_proc p
+            WHERE p.pronamespace = s::regnamespace AND pg_get_userbyid(p.proowner) <> 'aiguillage_migrator'
+        LOOP
+            EXECUTE format('ALTER ROUTINE %s OWNER TO aiguillage_migrator', obj.fn);
+        END LOOP;
     END LOOP;
 END
 $$;
@@ -164,12 +194,13 @@ DECLARE
     s text;
     r text;
 BEGIN
-    FOREACH s IN ARRAY ARRAY['directory', 'matcher', 'referrals', 'insights'] LOOP
+    FOREACH s IN ARRAY ARRAY['referrals', 'directory', 'matcher', 'insights', 'accounts', 'notify', 'web'] LOOP
         r := 'aiguillage_' || s;
         EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', s, r);
         -- What exists now, and (default privileges) what the migration role creates later.
         EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %I TO %I', s, r);
         EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA %I TO %I', s, r);
+        EXECUTE format('GRANT EXECUTE ON ALL ROUTINES IN SCHEMA %I TO %I', s, r);
         EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE aiguillage_migrator IN SCHEMA %I '
                        'GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO %I', s, r);
         EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE aiguillage_migrator IN SCHEMA %I '
@@ -192,23 +223,16 @@ BEGIN
 END
 $$;
 
--- Every service: the token signing key -----------------------------------------------
--- With AIGUILLAGE_TOKEN_SECRET set (as deploy/ does), the key is not read at all. Without
--- it, each process inserts a random key if none exists (INSERT … ON CONFLICT DO NOTHING)
--- and reads it; the service roles may only read, so either set the secret or create the
--- key first (`aiguillage token issue` as the migrator does).
+-- Every service: the token signing keys and the revoked tokens -----------------------
+-- With AIGUILLAGE_TOKEN_SECRET set (as deploy/ does), the keys are not read at all. Without
+-- it, each process inserts a random key if none exists (INSERT … WHERE NOT EXISTS) and
+-- reads the keys; the service roles may only read, so either set the secret or create
+-- the first key beforehand (`aiguillage token issue`, run as the migrator, does).
 
 GRANT USAGE ON SCHEMA platform TO aiguillage_service;
--- platform holds only signing_key and its migration history.
+GRANT SELECT ON ALL TABLES IN SCHEMA platform TO aiguillage_service;
 ALTER DEFAULT PRIVILEGES FOR ROLE aiguillage_migrator IN SCHEMA platform
     GRANT SELECT ON TABLES TO aiguillage_service;
-DO $$
-BEGIN
-    IF to_regclass('platform.signing_key') IS NOT NULL THEN
-        GRANT SELECT ON platform.signing_key TO aiguillage_service;
-    END IF;
-END
-$$;
 
 -- Start-up migration (see the top of this file) --------------------------------------
 
@@ -219,12 +243,18 @@ DO $$
 DECLARE
     s text;
     h text;
+    grantee text;
 BEGIN
-    FOREACH s IN ARRAY ARRAY['platform', 'directory', 'matcher', 'referrals', 'insights'] LOOP
-        EXECUTE format('GRANT USAGE, CREATE ON SCHEMA %I TO aiguillage_service', s);
-        -- _sqlx_migrations: the service's own migrations; _bus_migrations: its outbox and
-        -- inbox (not in platform). Same definition as sqlx's migrator creates.
-        FOREACH h IN ARRAY CASE WHEN s = 'platform' THEN ARRAY['_sqlx_migrations']
+    FOREACH s IN ARRAY ARRAY['platform', 'referrals', 'directory', 'matcher', 'insights', 'accounts',
+                             'notify', 'web'] LOOP
+        -- The platform's history is every service's (each process migrates it); a
+        -- service's own history, only its role's.
+        grantee := CASE WHEN s = 'platform' THEN 'aiguillage_service' ELSE 'aiguillage_' || s END;
+        EXECUTE format('GRANT USAGE, CREATE ON SCHEMA %I TO %I', s, grantee);
+        -- _sqlx_migrations: the schema's own migrations; _bus_migrations: the service's
+        -- outbox and inbox (neither the platform nor the web app has any). Same
+        -- definition as sqlx's migrator creates.
+        FOREACH h IN ARRAY CASE WHEN s IN ('platform', 'web') THEN ARRAY['_sqlx_migrations']
                                 ELSE ARRAY['_sqlx_migrations', '_bus_migrations'] END LOOP
             EXECUTE format(
                 'CREATE TABLE IF NOT EXISTS %I.%I (
@@ -235,7 +265,17 @@ BEGIN
                      checksum BYTEA NOT NULL,
                      execution_time BIGINT NOT NULL
                  )', s, h);
-            EXECUTE format('GRANT SELECT ON %I.%I TO aiguillage_service', s, h);
+            EXECUTE format('GRANT SELECT ON %I.%I TO %I', s, h, grantee);
+        END LOOP;
+    END LOOP;
+    -- Earlier releases of this script gave every service role USAGE and CREATE on every
+    -- schema, and SELECT on every history table: take them back.
+    FOREACH s IN ARRAY ARRAY['referrals', 'directory', 'matcher', 'insights', 'accounts', 'notify', 'web'] LOOP
+        EXECUTE format('REVOKE ALL ON SCHEMA %I FROM aiguillage_service', s);
+        FOREACH h IN ARRAY ARRAY['_sqlx_migrations', '_bus_migrations'] LOOP
+            IF to_regclass(format('%I.%I', s, h)) IS NOT NULL THEN
+                EXECUTE format('REVOKE ALL ON %I.%I FROM aiguillage_service', s, h);
+            END IF;
         END LOOP;
     END LOOP;
 END
@@ -273,6 +313,7 @@ BEGIN
         END IF;
     END
     $fn$;
+    ALTER FUNCTION platform.aiguillage_forbid_service_ddl() OWNER TO aiguillage_migrator;
     REVOKE ALL ON FUNCTION platform.aiguillage_forbid_service_ddl() FROM PUBLIC;
     IF NOT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = 'aiguillage_forbid_service_ddl') THEN
         CREATE EVENT TRIGGER aiguillage_forbid_service_ddl ON ddl_command_end

@@ -1,6 +1,6 @@
 //! Embeds the assets the binary serves: the DSFR's stylesheet and the files it refers to
 //! (icons, and the Marianne/Spectral fonts for the State brand), from
-//! `assets/node_modules/@gouvfr/dsfr/dist` as `npm ci --prefix services/web/assets`
+//! `assets/node_modules/@gouvfr/dsfr/dist` as `npm ci --ignore-scripts --prefix services/web/assets`
 //! installs it from the committed lockfile; and the project's own stylesheet and script.
 //! Each file is embedded as is and gzip-compressed; the page's links carry the DSFR's
 //! version or the file's content hash, so the server can say "immutable".
@@ -15,8 +15,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-const HELP: &str =
-    "run `npm ci --prefix services/web/assets` (it installs the DSFR from services/web/assets/package-lock.json)";
+const HELP: &str = "run `npm ci --ignore-scripts --prefix services/web/assets` (it installs the DSFR from services/web/assets/package-lock.json)";
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));

@@ -104,10 +104,14 @@ async fn a_server_killed_during_a_burst_of_submissions_offers_each_referral_exac
         assert!(r.status().is_success());
     }
 
-    // 80 submissions from 8 concurrent clients; the server dies in the middle.
+    // 80 submissions from 8 concurrent clients; the server dies in the middle (once 20
+    // went through).
+    let (progress, mut went_through) = tokio::sync::watch::channel(0usize);
+    let progress = std::sync::Arc::new(progress);
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let (client, base, referrer) = (client.clone(), base.clone(), referrer.clone());
+        let progress = std::sync::Arc::clone(&progress);
         tasks.push(tokio::spawn(async move {
             let mut ok = Vec::new();
             for _ in 0..10 {
@@ -121,12 +125,16 @@ async fn a_server_killed_during_a_burst_of_submissions_offers_each_referral_exac
                 {
                     let v: serde_json::Value = r.json().await.unwrap_or_default();
                     ok.push(v["id"].as_str().unwrap_or_default().to_string());
+                    progress.send_modify(|n| *n += 1);
                 }
             }
             ok
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::timeout(Duration::from_secs(60), went_through.wait_for(|n| *n >= 20))
+        .await
+        .expect("20 submissions within a minute")
+        .unwrap();
     server.kill().await;
     let mut accepted = Vec::new();
     for t in tasks {

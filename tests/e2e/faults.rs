@@ -12,12 +12,45 @@ use crate::crash::{Server, free_port};
 use crate::support::*;
 
 /// What the clients were told, to compare with what the system did.
-#[derive(Default)]
 struct Ledger {
     /// Referrals that got a 201.
     acknowledged: Vec<String>,
     /// Submissions attempted (a 201 may be lost with the process that was sending it).
     attempted: usize,
+    /// How many 201s so far, live: fault injectors strike when the burst is under way,
+    /// never after a fixed time.
+    progress: std::sync::Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+impl Default for Ledger {
+    fn default() -> Self {
+        Self { acknowledged: vec![], attempted: 0, progress: std::sync::Arc::new(tokio::sync::watch::channel(0).0) }
+    }
+}
+
+impl Ledger {
+    /// Follows the burst's 201s (see [`acknowledged`]).
+    fn progress(&self) -> tokio::sync::watch::Receiver<usize> {
+        self.progress.subscribe()
+    }
+}
+
+/// Waits until the burst followed by `progress` has had `n` submissions acknowledged.
+async fn acknowledged(progress: &mut tokio::sync::watch::Receiver<usize>, n: usize) {
+    tokio::time::timeout(Duration::from_secs(60), progress.wait_for(|done| *done >= n))
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {n} acknowledged submissions"))
+        .expect("the burst is running");
+}
+
+/// Waits until the server's `/readyz` answers `status` (503: it has noticed an outage).
+async fn until_ready_is(base: &str, status: u16) {
+    let client = reqwest::Client::new();
+    eventually(&format!("/readyz to answer {status}"), Duration::from_secs(60), || async {
+        let r = client.get(format!("{base}/readyz")).timeout(Duration::from_secs(5)).send().await.ok()?;
+        (r.status().as_u16() == status).then_some(())
+    })
+    .await;
 }
 
 /// A deployment to inject faults into: a database, a namespace, an organisation and
@@ -80,6 +113,7 @@ impl Scenario {
         let mut tasks = Vec::new();
         for _ in 0..clients {
             let (client, base, referrer) = (self.client.clone(), base.to_string(), self.referrer.clone());
+            let progress = std::sync::Arc::clone(&ledger.progress);
             let per_client = n / clients;
             tasks.push(tokio::spawn(async move {
                 let mut acknowledged = Vec::new();
@@ -96,6 +130,7 @@ impl Scenario {
                         && let Ok(v) = r.json::<Value>().await
                     {
                         acknowledged.push(v["id"].as_str().unwrap_or_default().to_string());
+                        progress.send_modify(|done| *done += 1);
                     }
                 }
                 acknowledged
@@ -271,11 +306,14 @@ async fn f04_connection_cut_with_confirms_in_flight() {
     let app = TestApp::start(scenario.sandbox.alias()).await;
     scenario.directory(&app.base).await;
     let mut ledger = Ledger::default();
+    // Four cuts, each once more submissions went through, each lasting until the server
+    // has noticed it.
+    let mut progress = ledger.progress();
     let cutter = async {
-        for _ in 0..4 {
-            tokio::time::sleep(Duration::from_millis(150)).await;
+        for round in 1..=4 {
+            acknowledged(&mut progress, round * 10).await;
             proxy.cut();
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            until_ready_is(&app.base, 503).await;
             proxy.restore();
         }
     };
@@ -291,11 +329,13 @@ async fn f05_broker_restart() {
     let app = TestApp::start(scenario.sandbox.alias()).await;
     scenario.directory(&app.base).await;
     let mut ledger = Ledger::default();
+    let mut progress = ledger.progress();
+    // Stopped once the burst is under way, started again once the server has noticed.
     let restart = async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        acknowledged(&mut progress, 10).await;
         let _restore = BrokerRestore;
         rabbitmqctl(&["stop_app"]);
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        until_ready_is(&app.base, 503).await;
         rabbitmqctl(&["start_app"]);
         rabbitmqctl(&["await_startup"]);
     };
@@ -508,8 +548,9 @@ async fn f09_database_unreachable_while_consuming() {
     let mut ledger = Ledger::default();
     scenario.burst(&app.base, 30, 3, &mut ledger).await;
     db_proxy.cut();
-    // While the database is away, consumers hold their messages and back off.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // While the database is away (until the server has noticed), consumers hold their
+    // messages and back off.
+    until_ready_is(&app.base, 503).await;
     db_proxy.restore();
     scenario.burst(&app.base, 10, 2, &mut ledger).await;
     scenario.check(&ledger, &[]).await;
@@ -542,7 +583,7 @@ async fn f10_concurrent_duplicate_posts_with_one_idempotency_key() {
     }
     ids.dedup();
     assert_eq!(ids.len(), 1, "one referral for one key");
-    let ledger = Ledger { acknowledged: ids, attempted: 1 };
+    let ledger = Ledger { acknowledged: ids, attempted: 1, ..Ledger::default() };
     scenario.check(&ledger, &[]).await;
     app.stop().await;
 }
@@ -594,8 +635,9 @@ async fn f13_sigterm_mid_processing_finishes_in_flight_work() {
     scenario.directory(&server.base).await;
     let mut ledger = Ledger::default();
     let base = server.base.clone();
+    let mut progress = ledger.progress();
     let terminate = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        acknowledged(&mut progress, 15).await;
         server.terminate().await
     };
     let (_, status) = tokio::join!(scenario.burst(&base, 60, 6, &mut ledger), terminate);

@@ -16,6 +16,7 @@ mod notifications;
 mod pages;
 mod privacy;
 mod signin;
+mod split;
 mod support;
 mod tokens;
 mod typed;

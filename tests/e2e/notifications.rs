@@ -31,7 +31,9 @@ fn person_referral(needs: &[&str]) -> Value {
     merged(referral(), json!({"needs": needs, "person": {"email": PERSON_EMAIL}}))
 }
 
-/// An agent signed in with one membership, and a token for it.
+/// An agent signed in with one membership, and a token for it. The membership is
+/// granted as accounts grants it (announced on the bus in the same transaction); this
+/// returns once notify has learnt it, as it would by the time any offer reaches it.
 async fn agent(app: &TestApp, email: &str, role: Role, scope: Scope) -> (Uuid, String) {
     let account = app.sign_in_agent(&format!("sub-{email}"), email, None).await;
     let membership = Uuid::now_v7();
@@ -42,6 +44,7 @@ async fn agent(app: &TestApp, email: &str, role: Role, scope: Scope) -> (Uuid, S
         _ => (None, None, vec![]),
     };
     let pool = app.sandbox.pool().await;
+    let mut tx = pool.begin().await.unwrap();
     sqlx::query(
         "INSERT INTO accounts.memberships (id, account_id, role, organisation_id, structure_id, territories, granted_by)
          VALUES ($1, $2, $3, $4, $5, $6, 'test')",
@@ -52,11 +55,47 @@ async fn agent(app: &TestApp, email: &str, role: Role, scope: Scope) -> (Uuid, S
     .bind(org)
     .bind(structure)
     .bind(territories)
-    .execute(&pool)
+    .execute(&mut *tx)
     .await
     .unwrap();
+    accounts::announce::account(&mut tx, account).await.unwrap();
+    tx.commit().await.unwrap();
+    notify_knows(app, membership).await;
     pool.close().await;
     (account, app.agent(account, Some((membership, role, scope))))
+}
+
+/// Waits until notify's read model holds this membership.
+async fn notify_knows(app: &TestApp, membership: Uuid) {
+    let pool = app.sandbox.pool().await;
+    eventually("notify to learn the membership", Duration::from_secs(60), || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM notify.memberships WHERE membership_id = $1")
+            .bind(membership)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        (n == 1).then_some(())
+    })
+    .await;
+    pool.close().await;
+}
+
+/// Waits until notify's read model holds an agent's choice for one kind of message.
+async fn notify_knows_choice(app: &TestApp, account: Uuid, kind: &str, mode: &str) {
+    let pool = app.sandbox.pool().await;
+    eventually(&format!("notify to learn {kind}: {mode}"), Duration::from_secs(60), || async {
+        let known: Option<String> =
+            sqlx::query_scalar("SELECT preferences ->> $2 FROM notify.agents WHERE account_id = $1")
+                .bind(account)
+                .bind(kind)
+                .fetch_optional(&pool)
+                .await
+                .unwrap()
+                .flatten();
+        (known.as_deref() == Some(mode)).then_some(())
+    })
+    .await;
+    pool.close().await;
 }
 
 fn structure_scope(id: &str) -> Scope {
@@ -370,10 +409,11 @@ async fn preferences_are_honoured_never_daily_and_immediate() {
     let org = app.organisation("16").await;
     app.structure("lieu-un", structure("Lieu Un", 45.6500, 0.1600, &[AIDE], 10)).await;
     let (_, referrer) = agent(&app, "ref@social.example", Role::Referrer, Scope::Organisation(org.into())).await;
-    let (_, never) = agent(&app, "never@lieux.example", Role::Mediator, structure_scope("lieu-un")).await;
-    let (_, daily) = agent(&app, "daily@lieux.example", Role::Mediator, structure_scope("lieu-un")).await;
+    let (never_account, never) = agent(&app, "never@lieux.example", Role::Mediator, structure_scope("lieu-un")).await;
+    let (daily_account, daily) = agent(&app, "daily@lieux.example", Role::Mediator, structure_scope("lieu-un")).await;
     agent(&app, "now@lieux.example", Role::Mediator, structure_scope("lieu-un")).await;
-    let (_, changed) = agent(&app, "changed@lieux.example", Role::Mediator, structure_scope("lieu-un")).await;
+    let (changed_account, changed) =
+        agent(&app, "changed@lieux.example", Role::Mediator, structure_scope("lieu-un")).await;
 
     let (s, v) = app.get("/api/v1/me/preferences", &never).await;
     assert_eq!(s, 200, "{v}");
@@ -407,6 +447,10 @@ async fn preferences_are_honoured_never_daily_and_immediate() {
     assert_eq!(s, 401);
     let (s, v) = app.get("/api/v1/me/preferences", &never).await;
     assert_eq!((s, &v["offer_received"]), (200, &json!("never")), "a refused PUT changed nothing");
+    // Notify learns the choices from accounts' events before the offer arrives.
+    for (account, mode) in [(never_account, "never"), (daily_account, "daily"), (changed_account, "daily")] {
+        notify_knows_choice(&app, account, "offer_received", mode).await;
+    }
 
     let id = app.submit(&referrer, person_referral(&[AIDE])).await;
     app.until_status(&id, &referrer, "offered").await;
@@ -419,6 +463,7 @@ async fn preferences_are_honoured_never_daily_and_immediate() {
     // withdrawn, not sent.
     let (s, v) = app.put("/api/v1/me/preferences", &changed, json!({"offer_received": "never"})).await;
     assert_eq!(s, 200, "{v}");
+    notify_knows_choice(&app, changed_account, "offer_received", "never").await;
     assert!(fire_timers_ahead(&app, chrono::Duration::days(2)).await >= 1);
     let digest = until_mail(&smtp, "daily@lieux.example", "récapitulatif").await;
     assert!(digest.text().contains(&format!("/propositions/{id}")), "{}", digest.text());
@@ -674,7 +719,7 @@ async fn a_webhook_to_a_private_address_is_refused_by_url_and_at_connect_time() 
 
 #[tokio::test]
 async fn the_preferences_page_changes_what_an_agent_receives_without_javascript() {
-    use crate::signin::{browser, csrf_of, grant, page, server, sign_in, text};
+    use crate::signin::{browser, csrf_of, grant, page, server, sign_in, submit, text};
     use crate::support::oidc::{Agent, KARIM, OidcProvider};
     use reqwest::StatusCode;
 
@@ -717,13 +762,13 @@ async fn the_preferences_page_changes_what_an_agent_receives_without_javascript(
         "{html}"
     );
     let csrf = csrf_of(&html);
-    let r = b
-        .post(format!("{}/compte/notifications", app.base))
-        .header("origin", &app.base)
-        .form(&[("csrf", csrf.as_str()), ("offer_received", "never"), ("territory_waitlist", "immediate")])
-        .send()
-        .await
-        .unwrap();
+    let r = submit(
+        &app,
+        &b,
+        "/compte/notifications",
+        &[("csrf", csrf.as_str()), ("offer_received", "never"), ("territory_waitlist", "immediate")],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let (_, _, html) = page(&app, &b, "/compte/notifications?enregistre=1").await;
     assert!(html.contains("Vos préférences de notification sont enregistrées"), "{html}");
@@ -732,25 +777,14 @@ async fn the_preferences_page_changes_what_an_agent_receives_without_javascript(
         html.contains("id=\"territory_waitlist-immediate\" name=\"territory_waitlist\" value=\"immediate\" checked")
     );
     // A value no radio offers: 422, in French, nothing changed.
-    let r = b
-        .post(format!("{}/compte/notifications", app.base))
-        .header("origin", &app.base)
-        .form(&[("csrf", csrf.as_str()), ("offer_received", "sometimes")])
-        .send()
-        .await
-        .unwrap();
+    let r =
+        submit(&app, &b, "/compte/notifications", &[("csrf", csrf.as_str()), ("offer_received", "sometimes")]).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = text(r).await;
     assert!(html.contains("<title>Erreur : Mes notifications"), "{html}");
     assert!(html.contains("id=\"offer_received-never\" name=\"offer_received\" value=\"never\" checked"));
     // Without the form's token: refused.
-    let r = b
-        .post(format!("{}/compte/notifications", app.base))
-        .header("origin", &app.base)
-        .form(&[("offer_received", "immediate")])
-        .send()
-        .await
-        .unwrap();
+    let r = submit(&app, &b, "/compte/notifications", &[("offer_received", "immediate")]).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
     // The coordinator's page names the structures nobody can be told about.
@@ -762,12 +796,14 @@ async fn the_preferences_page_changes_what_an_agent_receives_without_javascript(
     .await;
     let c = browser();
     sign_in(&app, &oidc, &c, &Agent::Demo(crate::support::oidc::SOPHIE), "/territoire").await;
-    let html = eventually("notifications to know the structure", Duration::from_secs(20), || async {
+    // Notify learns the structure from the directory and Karim's membership from accounts.
+    let html = eventually("notifications to know the structure and its mediator", Duration::from_secs(20), || async {
         let (status, _, html) = page(&app, &c, "/territoire").await;
-        (status == StatusCode::OK && html.contains("Lieu sans personne")).then_some(html)
+        (status == StatusCode::OK && html.contains("Structures sans médiateur inscrit (1)")).then_some(html)
     })
     .await;
     let at = html.find("Structures sans médiateur inscrit (1)").expect("the section");
+    assert!(html[at..].contains("Lieu sans personne"), "{html}");
     assert!(!html[at..].contains("Médiathèque d'Angoulême"), "a structure with a mediator is not listed");
     app.stop().await;
 }

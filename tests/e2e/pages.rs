@@ -4,7 +4,7 @@
 
 use reqwest::StatusCode;
 
-use crate::signin::{browser, csrf_of, grant, location, page, server, sign_in, text};
+use crate::signin::{browser, csrf_of, grant, location, page, server, sign_in, submit, text};
 use crate::support::oidc::{Agent, CLAIRE, KARIM, OidcProvider};
 use crate::support::structure;
 
@@ -78,13 +78,7 @@ async fn a_referrer_fills_the_form_fixes_its_errors_follows_and_cancels_the_refe
         ("commune", "Nullepartville"),
         ("contact_preference", "phone"),
     ];
-    let r = b
-        .post(format!("{}/orientations/nouvelle", app.base))
-        .header("origin", &app.base)
-        .form(&bad)
-        .send()
-        .await
-        .unwrap();
+    let r = submit(&app, &b, "/orientations/nouvelle", &bad).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = text(r).await;
     assert!(html.contains("<title>Erreur : nouvelle orientation"), "{html}");
@@ -113,13 +107,7 @@ async fn a_referrer_fills_the_form_fixes_its_errors_follows_and_cancels_the_refe
         ("languages", "fr"),
         ("modes", "in_person"),
     ];
-    let r = b
-        .post(format!("{}/orientations/nouvelle", app.base))
-        .header("origin", &app.base)
-        .form(&almost)
-        .send()
-        .await
-        .unwrap();
+    let r = submit(&app, &b, "/orientations/nouvelle", &almost).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = text(r).await;
     assert!(html.contains("id=\"phone-error\""), "{html}");
@@ -127,13 +115,7 @@ async fn a_referrer_fills_the_form_fixes_its_errors_follows_and_cancels_the_refe
     // Before sending: where it could go, from match/preview, and nothing typed is lost.
     let mut ask: Vec<(&str, &str)> = almost.to_vec();
     ask.push(("apercu", "1"));
-    let r = b
-        .post(format!("{}/orientations/nouvelle", app.base))
-        .header("origin", &app.base)
-        .form(&ask)
-        .send()
-        .await
-        .unwrap();
+    let r = submit(&app, &b, "/orientations/nouvelle", &ask).await;
     assert_eq!(r.status(), StatusCode::OK);
     let html = text(r).await;
     assert!(html.contains("1 lieu possible à moins de") && html.contains("Médiathèque d'Angoulême"), "{html}");
@@ -141,24 +123,12 @@ async fn a_referrer_fills_the_form_fixes_its_errors_follows_and_cancels_the_refe
 
     let good: Vec<(&str, &str)> =
         almost.iter().map(|(k, v)| (*k, if *k == "phone" { "06 12 34 56 78" } else { *v })).collect();
-    let r = b
-        .post(format!("{}/orientations/nouvelle", app.base))
-        .header("origin", &app.base)
-        .form(&good)
-        .send()
-        .await
-        .unwrap();
+    let r = submit(&app, &b, "/orientations/nouvelle", &good).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", text(r).await);
     let at = location(&r);
     assert!(at.starts_with("/orientations/"), "{at}");
     // Sent twice (a double click): the same referral.
-    let again = b
-        .post(format!("{}/orientations/nouvelle", app.base))
-        .header("origin", &app.base)
-        .form(&good)
-        .send()
-        .await
-        .unwrap();
+    let again = submit(&app, &b, "/orientations/nouvelle", &good).await;
     assert_eq!(location(&again), at);
 
     let id = at.trim_start_matches("/orientations/").to_string();
@@ -179,22 +149,10 @@ async fn a_referrer_fills_the_form_fixes_its_errors_follows_and_cancels_the_refe
     // Cancelling needs a reason.
     let csrf = csrf_of(&html);
     let cancel = format!("{}/orientations/{id}/annulation", app.base);
-    let r = b
-        .post(&cancel)
-        .header("origin", &app.base)
-        .form(&[("csrf", csrf.as_str()), ("reason", " ")])
-        .send()
-        .await
-        .unwrap();
+    let r = submit(&app, &b, &cancel, &[("csrf", csrf.as_str()), ("reason", " ")]).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(text(r).await.contains("Indiquez le motif"));
-    let r = b
-        .post(&cancel)
-        .header("origin", &app.base)
-        .form(&[("csrf", csrf.as_str()), ("reason", "La personne a trouvé de l'aide")])
-        .send()
-        .await
-        .unwrap();
+    let r = submit(&app, &b, &cancel, &[("csrf", csrf.as_str()), ("reason", "La personne a trouvé de l'aide")]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let (_, _, html) = page(&app, &b, &location(&r)).await;
     assert!(html.contains("L'orientation est annulée") && html.contains("Annulée"), "{html}");
@@ -255,65 +213,37 @@ async fn a_mediator_answers_an_offer_follows_the_person_closes_and_keeps_the_wee
 
     // A refusal needs its reason; then the referral goes elsewhere (or waits).
     let refuse = format!("{}/propositions/{second}/refus", app.base);
-    let r = b
-        .post(&refuse)
-        .header("origin", &app.base)
-        .form(&[("csrf", csrf.as_str()), ("reason", "")])
-        .send()
-        .await
-        .unwrap();
+    let r = submit(&app, &b, &refuse, &[("csrf", csrf.as_str()), ("reason", "")]).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(text(r).await.contains("Choisissez le motif du refus"));
-    let r = b
-        .post(&refuse)
-        .header("origin", &app.base)
-        .form(&[("csrf", csrf.as_str()), ("reason", "no_capacity"), ("comment", "Complet jusqu'à lundi")])
-        .send()
-        .await
-        .unwrap();
+    let r = submit(
+        &app,
+        &b,
+        &refuse,
+        &[("csrf", csrf.as_str()), ("reason", "no_capacity"), ("comment", "Complet jusqu'à lundi")],
+    )
+    .await;
     assert_eq!(location(&r), "/propositions?refusee=1");
 
-    let r = b
-        .post(format!("{}/propositions/{first}/acceptation", app.base))
-        .header("origin", &app.base)
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = submit(&app, &b, &format!("/propositions/{first}/acceptation"), &[("csrf", csrf.as_str())]).await;
     assert_eq!(location(&r), format!("/suivis/{first}?acceptee=1"));
     let (_, _, html) = page(&app, &b, &location(&r)).await;
     assert!(html.contains(&last_name) && html.contains("Proposition acceptée"), "{html}");
     // Accepting again: the offer has moved on, a page says so (409), not a 500.
-    let again = b
-        .post(format!("{}/propositions/{first}/acceptation", app.base))
-        .header("origin", &app.base)
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let again = submit(&app, &b, &format!("/propositions/{first}/acceptation"), &[("csrf", csrf.as_str())]).await;
     assert_eq!(again.status(), StatusCode::CONFLICT);
     let (_, _, list) = page(&app, &b, "/suivis").await;
     assert!(list.contains(&format!("/suivis/{first}")), "{list}");
 
-    let r = b
-        .post(format!("{}/suivis/{first}/contact", app.base))
-        .header("origin", &app.base)
-        .form(&[("csrf", csrf.as_str()), ("kind", "first_contact")])
-        .send()
-        .await
-        .unwrap();
+    let r =
+        submit(&app, &b, &format!("/suivis/{first}/contact"), &[("csrf", csrf.as_str()), ("kind", "first_contact")])
+            .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let close = format!("{}/suivis/{first}/cloture", app.base);
-    let r = b.post(&close).header("origin", &app.base).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    let r = submit(&app, &b, &close, &[("csrf", csrf.as_str())]).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(text(r).await.contains("Choisissez le résultat"));
-    let r = b
-        .post(&close)
-        .header("origin", &app.base)
-        .form(&[("csrf", csrf.as_str()), ("outcome", "completed")])
-        .send()
-        .await
-        .unwrap();
+    let r = submit(&app, &b, &close, &[("csrf", csrf.as_str()), ("outcome", "completed")]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let v = app.until_status(&first, &referrer, "closed").await;
     assert_eq!(v["outcome"], "completed");
@@ -327,22 +257,12 @@ async fn a_mediator_answers_an_offer_follows_the_person_closes_and_keeps_the_wee
             && html.contains("Horaires")
     );
     let save = format!("{}/ma-structure", app.base);
-    let r = b
-        .post(&save)
-        .header("origin", &app.base)
-        .form(&[("csrf", csrf.as_str()), ("capacity", "3"), ("hours", "quand on peut")])
-        .send()
-        .await
-        .unwrap();
+    let r = submit(&app, &b, &save, &[("csrf", csrf.as_str()), ("capacity", "3"), ("hours", "quand on peut")]).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(text(r).await.contains("id=\"hours-error\""));
-    let r = b
-        .post(&save)
-        .header("origin", &app.base)
-        .form(&[("csrf", csrf.as_str()), ("capacity", "3"), ("hours", "Mo-Fr 09:00-12:00; PH off")])
-        .send()
-        .await
-        .unwrap();
+    let r =
+        submit(&app, &b, &save, &[("csrf", csrf.as_str()), ("capacity", "3"), ("hours", "Mo-Fr 09:00-12:00; PH off")])
+            .await;
     assert_eq!(location(&r), "/ma-structure?enregistre=1");
     let (_, s) = app.get("/api/v1/structures/lieu-mediation", &app.admin).await;
     assert_eq!((s["weekly_capacity"].as_u64(), s["accepting"].as_bool()), (Some(3), Some(false)), "{s}");
@@ -409,13 +329,13 @@ async fn a_coordinator_sees_queues_reroutes_a_waiting_referral_and_reads_the_fig
     let (_, person) = app.get(&format!("/api/v1/referrals/{waiting}"), &referrer).await;
     assert!(!html.contains(person["person"]["last_name"].as_str().unwrap()), "no personal data for the coordinator");
     let csrf = csrf_of(&html);
-    let r = b
-        .post(format!("{}/territoire/orientations/{waiting}/reorientation", app.base))
-        .header("origin", &app.base)
-        .form(&[("csrf", csrf.as_str()), ("structure", "lieu-coord-2"), ("force", "oui")])
-        .send()
-        .await
-        .unwrap();
+    let r = submit(
+        &app,
+        &b,
+        &format!("/territoire/orientations/{waiting}/reorientation"),
+        &[("csrf", csrf.as_str()), ("structure", "lieu-coord-2"), ("force", "oui")],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", text(r).await);
     app.until_status(&waiting, &referrer, "offered").await;
 
@@ -478,13 +398,9 @@ async fn a_coordinator_validates_a_request_and_invites_an_agent_from_the_account
     sign_in(&app, &oidc, &lea, &Agent::Demo(crate::support::oidc::LEA), "/compte").await;
     let (_, _, html) = page(&app, &lea, "/compte?q=CCAS").await;
     let csrf = csrf_of(&html);
-    let r = lea
-        .post(format!("{}/compte/demandes", app.base))
-        .header("origin", &app.base)
-        .form(&[("csrf", csrf.as_str()), ("place", &format!("organisation:{org}"))])
-        .send()
-        .await
-        .unwrap();
+    let r =
+        submit(&app, &lea, "/compte/demandes", &[("csrf", csrf.as_str()), ("place", &format!("organisation:{org}"))])
+            .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", text(r).await);
 
     let b = browser();
@@ -495,35 +411,31 @@ async fn a_coordinator_validates_a_request_and_invites_an_agent_from_the_account
     let id_at = html.find("/admin/comptes/demandes/").unwrap() + "/admin/comptes/demandes/".len();
     let id = html[id_at..id_at + 36].to_string();
     let csrf = csrf_of(&html);
-    let r = b
-        .post(format!("{}/admin/comptes/demandes/{id}", app.base))
-        .header("origin", &app.base)
-        .form(&[("csrf", csrf.as_str()), ("decision", "valider")])
-        .send()
-        .await
-        .unwrap();
+    let r =
+        submit(&app, &b, &format!("/admin/comptes/demandes/{id}"), &[("csrf", csrf.as_str()), ("decision", "valider")])
+            .await;
     assert_eq!(location(&r), "/admin/comptes?fait=valide");
     let (_, _, html) = page(&app, &lea, "/").await;
     assert!(html.contains("Prescription — CCAS test"), "Léa's next page has the space: {html}");
 
     // An invitation: a bad address is refused beside its field; a good one is listed.
     let invite = format!("{}/admin/comptes/invitations", app.base);
-    let r = b
-        .post(&invite)
-        .header("origin", &app.base)
-        .form(&[("csrf", csrf.as_str()), ("email", "pas-une-adresse"), ("place", "coordinator:16")])
-        .send()
-        .await
-        .unwrap();
+    let r = submit(
+        &app,
+        &b,
+        &invite,
+        &[("csrf", csrf.as_str()), ("email", "pas-une-adresse"), ("place", "coordinator:16")],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(text(r).await.contains("id=\"email-error\""));
-    let r = b
-        .post(&invite)
-        .header("origin", &app.base)
-        .form(&[("csrf", csrf.as_str()), ("email", "nouvelle.coordinatrice@example.org"), ("place", "coordinator:16")])
-        .send()
-        .await
-        .unwrap();
+    let r = submit(
+        &app,
+        &b,
+        &invite,
+        &[("csrf", csrf.as_str()), ("email", "nouvelle.coordinatrice@example.org"), ("place", "coordinator:16")],
+    )
+    .await;
     assert_eq!(location(&r), "/admin/comptes?fait=invite");
     let (_, _, html) = page(&app, &b, "/admin/comptes?fait=invite").await;
     assert!(html.contains("nouvelle.coordinatrice@example.org"), "{html}");
@@ -585,13 +497,13 @@ async fn an_admin_creates_an_organisation_and_lists_the_structures() {
     assert_eq!(status, StatusCode::OK);
     let csrf = csrf_of(&html);
     let create = format!("{}/admin/organisations", app.base);
-    let r = b
-        .post(&create)
-        .header("origin", &app.base)
-        .form(&[("csrf", csrf.as_str()), ("name", "CCAS de Cognac"), ("kind", "social_service"), ("territory", "99x")])
-        .send()
-        .await
-        .unwrap();
+    let r = submit(
+        &app,
+        &b,
+        &create,
+        &[("csrf", csrf.as_str()), ("name", "CCAS de Cognac"), ("kind", "social_service"), ("territory", "99x")],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = text(r).await;
     assert!(html.contains("id=\"territory-error\"") && html.contains("value=\"CCAS de Cognac\""), "{html}");

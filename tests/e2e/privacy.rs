@@ -640,11 +640,7 @@ async fn psql(sandbox: &Sandbox, args: &[&str]) -> (bool, String) {
 #[tokio::test]
 async fn the_audit_is_append_only_for_the_service_role_of_deploy_roles_sql() {
     let sandbox = Sandbox::new().await;
-    let roles = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/postgres/roles.sql");
-    let admin_url = format!("{}/postgres", crate::support::postgres_base());
-    let (ok, out) =
-        psql(&sandbox, &["-d", &admin_url, "-f", roles, "-v", &format!("dbname={}", sandbox.database)]).await;
-    assert!(ok, "{out}");
+    crate::support::apply_roles_sql(&sandbox).await;
     let as_referrals = format!("postgres://aiguillage_referrals@%2Fvar%2Frun%2Fpostgresql/{}", sandbox.database);
     let insert = "INSERT INTO referrals.audit (actor, principal, action) VALUES ('t', 't', 'read')";
     let (ok, out) = psql(&sandbox, &["-d", &as_referrals, "-c", insert]).await;

@@ -69,6 +69,19 @@ pub async fn page(app: &TestApp, browser: &reqwest::Client, path: &str) -> (Stat
     (status, loc, text(r).await)
 }
 
+/// Posts a form as the browser does from one of the site's pages (its `Origin`):
+/// `target` is a path of the site, or the whole URL of one. The form carries its own
+/// CSRF token (see [`csrf_of`]).
+pub async fn submit<F: serde::Serialize + ?Sized>(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    target: &str,
+    form: &F,
+) -> reqwest::Response {
+    let url = if target.starts_with("http") { target.to_string() } else { format!("{}{target}", app.base) };
+    browser.post(url).header("origin", &app.base).form(form).send().await.unwrap()
+}
+
 /// The form token of the page's sign-out form.
 pub fn csrf_of(html: &str) -> String {
     let at = html.find("name=\"csrf\" value=\"").expect("a form with a CSRF token");
@@ -142,13 +155,7 @@ async fn an_invited_agent_signs_in_sees_their_space_and_signs_out_at_the_provide
 
     // Sign-out needs the form's token; then the provider ends its session and sends back.
     let csrf = csrf_of(&html);
-    let out = browser
-        .post(format!("{}/deconnexion", app.base))
-        .header("origin", &app.base)
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let out = submit(&app, &browser, "/deconnexion", &[("csrf", csrf.as_str())]).await;
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
     let end_session = location(&out);
     let end = reqwest::Url::parse(&end_session).unwrap();
@@ -411,13 +418,7 @@ async fn an_unknown_agent_waits_asks_for_their_siret_s_place_and_loses_a_removed
     let csrf = csrf_of(&html);
 
     // No choice: a French message beside the field.
-    let r = b
-        .post(format!("{}/compte/demandes", app.base))
-        .header("origin", &app.base)
-        .form(&[("csrf", csrf.as_str()), ("place", "")])
-        .send()
-        .await
-        .unwrap();
+    let r = submit(&app, &b, "/compte/demandes", &[("csrf", csrf.as_str()), ("place", "")]).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = text(r).await;
     assert!(
@@ -426,24 +427,18 @@ async fn an_unknown_agent_waits_asks_for_their_siret_s_place_and_loses_a_removed
     );
 
     let place = format!("organisation:{org_id}");
-    let r = b
-        .post(format!("{}/compte/demandes", app.base))
-        .header("origin", &app.base)
-        .form(&[("csrf", csrf.as_str()), ("place", place.as_str()), ("message", "Je suis animatrice à la MJC.")])
-        .send()
-        .await
-        .unwrap();
+    let r = submit(
+        &app,
+        &b,
+        "/compte/demandes",
+        &[("csrf", csrf.as_str()), ("place", place.as_str()), ("message", "Je suis animatrice à la MJC.")],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", r.text().await.unwrap());
     let (_, _, html) = page(&app, &b, &location(&r)).await;
     assert!(html.contains("Votre demande d'accès a été envoyée") && html.contains("MJC Mosaïque"), "{html}");
     // Asking twice says so beside the field.
-    let r = b
-        .post(format!("{}/compte/demandes", app.base))
-        .header("origin", &app.base)
-        .form(&[("csrf", csrf.as_str()), ("place", place.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = submit(&app, &b, "/compte/demandes", &[("csrf", csrf.as_str()), ("place", place.as_str())]).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
     // An admin approves: the next page is the space.

@@ -54,6 +54,17 @@ impl Grant {
         })
     }
 
+    /// The parts of a grant: role, organisation, structure, territories.
+    pub fn parts(&self) -> (Role, Option<OrganisationId>, Option<StructureId>, Vec<Territory>) {
+        match self {
+            Grant::Admin => (Role::Admin, None, None, vec![]),
+            Grant::Dpo => (Role::Dpo, None, None, vec![]),
+            Grant::Referrer(o) => (Role::Referrer, Some(*o), None, vec![]),
+            Grant::Mediator(s) => (Role::Mediator, None, Some(s.clone()), vec![]),
+            Grant::Coordinator(t) => (Role::Coordinator, None, None, t.clone()),
+        }
+    }
+
     /// The columns a grant is stored in: role, organisation, structure, territories.
     pub fn columns(&self) -> (Role, Option<OrganisationId>, Option<&StructureId>, Vec<String>) {
         match self {

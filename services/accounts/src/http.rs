@@ -9,8 +9,8 @@ use axum::{Json as AxumJson, Router};
 use chrono::{DateTime, Utc};
 use contracts::accounts::{
     AccountView, AuditEntry, CallerKind, InvitationBody, InvitationResult, InvitationStatus, InvitationView, MeView,
-    MembershipRequestBody, MembershipView, Page, PlaceKind, Places, PreferencesBody, RefuseBody, RequestView,
-    SignInFailure, SignInRequest, SignInResponse,
+    MembershipRequestBody, MembershipView, Page, PlaceKind, Places, PreferencesBody, Recipient, Recipients,
+    RecipientsRequest, RefuseBody, RequestView, SignInFailure, SignInRequest, SignInResponse,
 };
 use contracts::validate::Errors;
 use contracts::{FieldError, Territory};
@@ -44,6 +44,7 @@ pub fn routes() -> OpenApiRouter<AccountsState> {
         .routes(routes!(list_accounts))
         .routes(routes!(sign_in))
         .routes(routes!(sign_in_failure))
+        .routes(routes!(recipients))
         .routes(routes!(sign_out))
         .routes(routes!(places))
         .routes(routes!(file_request, list_requests))
@@ -237,6 +238,34 @@ async fn sign_in(
         SignInError::Database(e) => e.into(),
     })?;
     Ok(AxumJson(response).into_response())
+}
+
+/// The e-mail addresses of some accounts, for the notifications sender at send time
+/// (services only): an address is never copied out of this service, and never kept by
+/// the sender. Unknown and purged accounts are left out.
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts/recipients",
+    operation_id = "accountRecipients",
+    tag = "accounts",
+    request_body = RecipientsRequest,
+    responses((status = 200, description = "The addresses found", body = Recipients), Authenticated, Forbidden, JsonBody)
+)]
+async fn recipients(
+    State(state): State<AccountsState>,
+    ServiceCaller(_service): ServiceCaller,
+    Json(body): Json<RecipientsRequest>,
+) -> Result<Response, ApiError> {
+    if body.accounts.len() > RecipientsRequest::MAX {
+        return Err(ApiError::invalid_field("accounts", format!("at most {} accounts", RecipientsRequest::MAX)));
+    }
+    let mut conn = state.pool.acquire().await?;
+    let items = store::recipients(&mut conn, &state.vault, &body.accounts)
+        .await?
+        .into_iter()
+        .map(|(account_id, email)| Recipient { account_id, email })
+        .collect();
+    Ok(([(axum::http::header::CACHE_CONTROL, "no-store")], AxumJson(Recipients { items })).into_response())
 }
 
 /// Record a failed sign-in, by its reason code (services only).
@@ -712,6 +741,7 @@ async fn remove_membership(
         return Err(ApiError::not_found());
     }
     store::remove_membership(&mut tx, membership.id, &caller.actor()).await?;
+    crate::announce::account(&mut tx, membership.account_id).await?;
     let detail = json!({ "membership_id": membership.id, "role": membership.grant.role() });
     let from = acting_membership(&caller);
     service::record(
@@ -829,7 +859,7 @@ fn agent_account(caller: &Caller) -> Result<Uuid, ApiError> {
 async fn get_preferences(State(state): State<AccountsState>, caller: Caller) -> Result<Response, ApiError> {
     let account = agent_account(&caller)?;
     let mut conn = state.pool.acquire().await?;
-    let all = crate::notifications::preferences(&mut conn, account).await?;
+    let all = crate::preferences::all(&mut conn, account).await?;
     Ok(AxumJson(PreferencesBody::of(&all)).into_response())
 }
 
@@ -852,8 +882,9 @@ async fn put_preferences(
     if store::agent(&mut tx, &state.vault, account).await?.is_none() {
         return Err(ApiError::not_found());
     }
-    crate::notifications::set_preferences(&mut tx, account, &body.choices()).await?;
-    let all = crate::notifications::preferences(&mut tx, account).await?;
+    crate::preferences::set(&mut tx, account, &body.choices()).await?;
+    crate::announce::account(&mut tx, account).await?;
+    let all = crate::preferences::all(&mut tx, account).await?;
     tx.commit().await?;
     Ok(AxumJson(PreferencesBody::of(&all)).into_response())
 }

@@ -11,10 +11,11 @@ use platform::Config;
 use platform::auth::Authenticator;
 use sqlx::PgPool;
 
+pub mod announce;
 pub mod domain;
 mod http;
 pub mod messaging;
-pub mod notifications;
+pub mod preferences;
 pub mod privacy;
 pub mod service;
 mod store;
@@ -56,8 +57,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// Opens this service's vault (creating its first data keys on first use) and seals any
-/// row a database migrated from before encryption still holds in plain text. The
-/// notifications sender opens it too (it reads addresses at send time).
+/// row a database migrated from before encryption still holds in plain text.
 pub async fn open_vault(
     pool: &PgPool,
     master: platform::vault::MasterKey,
@@ -71,10 +71,13 @@ pub async fn open_vault(
     Ok(vault)
 }
 
-/// Starts the consumer of the directory's public records, the daily account purge and
-/// the data keys' refresh.
+/// Starts the consumer of the directory's public records, the relay of this service's
+/// events (after announcing the accounts of a database from before them), the daily
+/// account purge and the data keys' refresh.
 pub fn start(ctx: &bus::ServiceContext, vault: platform::vault::Vault) -> AccountsState {
     ctx.spawn_consumer(SCHEMA, SERVICE, messaging::AccountsHandler);
+    ctx.spawn_relay(SCHEMA, SERVICE);
+    ctx.tasks.spawn(announce_backlog(ctx.pool.clone(), ctx.shutdown.clone()));
     ctx.spawn_housekeeping(SCHEMA);
     let retention = ctx.config.account_retention;
     ctx.tasks.spawn(platform::jobs::run_daily(
@@ -86,4 +89,24 @@ pub fn start(ctx: &bus::ServiceContext, vault: platform::vault::Vault) -> Accoun
     ));
     ctx.tasks.spawn(vault.clone().keep_fresh(ctx.pool.clone(), ctx.config.auth_refresh, ctx.shutdown.clone()));
     AccountsState { pool: ctx.pool.clone(), auth: ctx.auth.clone(), config: Arc::clone(&ctx.config), vault }
+}
+
+/// [`announce::backlog`], retried until the database answers.
+async fn announce_backlog(pool: PgPool, shutdown: tokio_util::sync::CancellationToken) {
+    let mut wait = std::time::Duration::from_millis(500);
+    loop {
+        match announce::backlog(&pool).await {
+            Ok(0) => return,
+            Ok(n) => {
+                tracing::info!(accounts = n, "announced the accounts of a database from before account events");
+                return;
+            }
+            Err(err) => tracing::warn!(error = %err, "could not announce the accounts yet; retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = (wait * 2).min(std::time::Duration::from_secs(30));
+    }
 }

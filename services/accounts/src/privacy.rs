@@ -106,6 +106,9 @@ pub async fn purge(pool: &PgPool, retention: Duration, dry_run: bool) -> sqlx::R
         .bind(ACTOR)
         .execute(&mut *tx)
         .await?;
+        for id in &ids {
+            crate::announce::account(&mut tx, *id).await?;
+        }
         tx.commit().await?;
         report.accounts += purged;
         report.batches += 1;

@@ -47,6 +47,7 @@ pub async fn sign_in(
         store::accept_invitation(&mut tx, invitation.id, account_id).await?;
         accepted += 1;
     }
+    crate::announce::account(&mut tx, account_id).await?;
     let memberships = store::memberships(&mut tx, account_id).await?;
     let detail = json!({ "created": created, "invitations_accepted": accepted, "issuer": req.issuer });
     record(&mut tx, "sign_in", actor, None, Some(account_id), &scopes(&memberships), detail).await?;
@@ -106,6 +107,7 @@ pub async fn grant_by_email(
     let granted = match store::account_by_email(&mut tx, vault, &key).await? {
         Some(account_id) => {
             let membership_id = store::grant(&mut tx, account_id, grant, actor).await?;
+            crate::announce::account(&mut tx, account_id).await?;
             let detail = json!({ "role": grant.role(), "membership_id": membership_id });
             record(&mut tx, "membership_granted", actor, None, Some(account_id), &[], detail).await?;
             Granted::Now { account_id, membership_id }
@@ -142,6 +144,9 @@ pub async fn revoke_by_email(
             record(&mut tx, "membership_removed", actor, None, Some(account_id), &m.scope, detail).await?;
             removed += 1;
         }
+    }
+    if removed > 0 {
+        crate::announce::account(&mut tx, account_id).await?;
     }
     tx.commit().await?;
     Ok(removed)
@@ -202,6 +207,7 @@ pub async fn decide(
     let (action, detail) = match decision {
         Decision::Approve => {
             let membership_id = store::grant(&mut tx, request.account_id, &request.grant, actor).await?;
+            crate::announce::account(&mut tx, request.account_id).await?;
             store::decide(&mut tx, vault, request.id, RequestStatus::Approved, actor, None).await?;
             (
                 "request_approved",
@@ -248,5 +254,7 @@ pub async fn create_agent(
     grant: &Grant,
     by: &str,
 ) -> sqlx::Result<Uuid> {
-    store::create_agent(conn, vault, issuer, email, grant, by).await
+    let id = store::create_agent(conn, vault, issuer, email, grant, by).await?;
+    crate::announce::account(conn, id).await?;
+    Ok(id)
 }

@@ -4,8 +4,10 @@
 //! e-mails over SMTP with retries and backoff; durable timers send reminders and digests;
 //! a deliverer posts signed webhooks.
 //!
-//! Agents' e-mail addresses stay in `accounts`: the outbox holds account ids, and the
-//! sender asks `accounts::notifications::recipients` for the address at send time.
+//! Agents' e-mail addresses stay in `accounts`: notify learns who holds which membership
+//! and what they chose from accounts' events (its own read model, [`agents`]), the
+//! outbox holds account ids, and the sender asks accounts' API for the address at send
+//! time ([`recipients`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +18,11 @@ use platform::Config;
 use platform::auth::Authenticator;
 use sqlx::PgPool;
 
+pub mod agents;
 mod http;
 pub mod mailer;
 pub mod messaging;
+pub mod recipients;
 pub mod render;
 mod store;
 pub mod timers;
@@ -79,15 +83,16 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// Starts the consumer, the e-mail sender (when `AIGUILLAGE_SMTP_URL` is set), the
-/// timers and the webhook deliverer.
-/// `accounts_vault` opens agents' addresses at send time ([`accounts::open_vault`]).
-pub fn start(ctx: &bus::ServiceContext, accounts_vault: platform::vault::Vault) -> anyhow::Result<NotifyState> {
+/// timers and the webhook deliverer. `accounts` reaches accounts' API, for agents'
+/// addresses at send time.
+pub fn start(ctx: &bus::ServiceContext, accounts: platform::client::ApiClient) -> anyhow::Result<NotifyState> {
     let settings = Arc::new(Settings::from_config(&ctx.config));
     ctx.spawn_consumer(SCHEMA, SERVICE, messaging::Notifier { settings: Arc::clone(&settings) });
     ctx.spawn_housekeeping(SCHEMA);
     match mailer::Mailer::from_config(&ctx.config)? {
         Some(mailer) => {
-            ctx.tasks.spawn(mailer::run(ctx.pool.clone(), Arc::new(mailer), accounts_vault, ctx.shutdown.clone()));
+            let recipients = recipients::Recipients::new(accounts, ctx.auth.clone());
+            ctx.tasks.spawn(mailer::run(ctx.pool.clone(), Arc::new(mailer), recipients, ctx.shutdown.clone()));
         }
         None => tracing::warn!("AIGUILLAGE_SMTP_URL is not set: e-mails are queued but not sent"),
     }

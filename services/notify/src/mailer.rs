@@ -1,5 +1,5 @@
-//! The e-mail sender: claims due messages from the outbox in a short transaction, looks
-//! up agents' addresses in `accounts` at that moment, sends over SMTP (lettre), and
+//! The e-mail sender: claims due messages from the outbox in a short transaction, asks
+//! accounts' API for the agents' addresses at that moment, sends over SMTP (lettre), and
 //! records the result. A temporary failure (server down, 4xx) retries with backoff; a
 //! permanent refusal (5xx) is recorded against the recipient and never blocks the others.
 
@@ -16,6 +16,8 @@ use platform::Config;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+use crate::recipients::Recipients;
 
 const BATCH: i64 = 32;
 const CONCURRENCY: usize = 4;
@@ -204,9 +206,9 @@ struct Claimed {
     attempts: i32,
 }
 
-pub async fn run(pool: PgPool, mailer: Arc<Mailer>, accounts: platform::vault::Vault, shutdown: CancellationToken) {
+pub async fn run(pool: PgPool, mailer: Arc<Mailer>, recipients: Recipients, shutdown: CancellationToken) {
     while !shutdown.is_cancelled() {
-        let pause = match send_due(&pool, &mailer, &accounts).await {
+        let pause = match send_due(&pool, &mailer, &recipients).await {
             Ok(n) if n > 0 => Duration::ZERO,
             Ok(_) => IDLE,
             Err(err) => {
@@ -230,9 +232,10 @@ pub fn backoff(attempts: i32) -> Duration {
 }
 
 /// Sends every message that is due, and returns how many were tried. Tests step the
-/// sender with this.
-/// `vault` is the accounts' vault: addresses are sealed there and opened only here.
-pub async fn send_due(pool: &PgPool, mailer: &Mailer, vault: &platform::vault::Vault) -> sqlx::Result<usize> {
+/// sender with this. Agents' addresses are asked of accounts for this batch only
+/// ([`Recipients`]); while accounts cannot answer, their messages wait, and messages to a
+/// structure's public address go on.
+pub async fn send_due(pool: &PgPool, mailer: &Mailer, recipients: &Recipients) -> sqlx::Result<usize> {
     // Claimed for two minutes in a short transaction: no lock is held across SMTP, and a
     // sender that dies leaves its claim to expire.
     let claimed: Vec<Claimed> = sqlx::query_as(
@@ -250,22 +253,30 @@ pub async fn send_due(pool: &PgPool, mailer: &Mailer, vault: &platform::vault::V
         return Ok(0);
     }
     let accounts: Vec<Uuid> = claimed.iter().filter_map(|m| m.account_id).collect();
-    let addresses = {
-        let mut conn = pool.acquire().await?;
-        accounts::notifications::recipients(&mut conn, vault, &accounts).await?
-    };
+    let addresses = recipients.addresses(&accounts).await.map_err(|err| {
+        if err.is_transient() {
+            tracing::warn!(error = %err, "accounts cannot give agents' addresses now; their messages wait");
+        } else {
+            tracing::error!(error = %err, "accounts refused to give agents' addresses");
+        }
+        err
+    });
     let n = claimed.len();
     let mut sends = Vec::with_capacity(n);
     for m in &claimed {
-        let to = match (m.account_id, &m.address) {
-            (Some(a), _) => addresses.iter().find(|(id, _)| *id == a).map(|(_, e)| e.expose().clone()),
-            (None, Some(address)) => Some(address.clone()),
-            (None, None) => None,
+        let to = match (m.account_id, &m.address, &addresses) {
+            (Some(a), _, Ok(found)) => found
+                .get(&a)
+                .map(|e| e.expose().clone())
+                .ok_or(Outcome::Permanent("no address for the recipient".into())),
+            (Some(_), _, Err(_)) => Err(Outcome::Retry("accounts could not give the address".into())),
+            (None, Some(address), _) => Ok(address.clone()),
+            (None, None, _) => Err(Outcome::Permanent("no address for the recipient".into())),
         };
         sends.push(async move {
             let result = match to {
-                Some(to) => mailer.send(&to, m).await,
-                None => Err(Outcome::Permanent("no address for the recipient".into())),
+                Ok(to) => mailer.send(&to, m).await,
+                Err(outcome) => Err(outcome),
             };
             (m.id, m.attempts, result)
         });

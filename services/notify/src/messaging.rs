@@ -9,15 +9,16 @@ use std::sync::Arc;
 use bus::{Handler, HandlerError, ServiceQueue};
 use chrono::{DateTime, Utc};
 use contracts::events::{
-    CapacityChanged, ReferralAccepted, ReferralCancelled, ReferralClosed, ReferralContacted, ReferralDeclined,
-    ReferralOfferExpired, ReferralOffered, ReferralRerouted, ReferralSubmitted, ReferralWaitlisted, StructureRemoved,
-    StructureUpserted,
+    AccountRemoved, AccountUpserted, CapacityChanged, ReferralAccepted, ReferralCancelled, ReferralClosed,
+    ReferralContacted, ReferralDeclined, ReferralOfferExpired, ReferralOffered, ReferralRerouted, ReferralSubmitted,
+    ReferralWaitlisted, StructureRemoved, StructureUpserted,
 };
 use contracts::{DeliveryMode, Envelope, MessageKind, Need, StructureId};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::Settings;
+use crate::agents;
 use crate::render::{self, About, Mail, Update};
 use crate::store::{self, NewMessage};
 
@@ -37,11 +38,13 @@ contracts::event_set! {
         StructureUpserted,
         StructureRemoved,
         CapacityChanged,
+        AccountUpserted,
+        AccountRemoved,
     }
 }
 
 pub fn queue() -> ServiceQueue {
-    ServiceQueue { service: crate::SERVICE, bindings: &["referral.*", "structure.*", "capacity.changed"] }
+    ServiceQueue { service: crate::SERVICE, bindings: &["referral.*", "structure.*", "capacity.changed", "account.*"] }
 }
 
 pub const OFFER_REMINDER: &str = "offer_reminder";
@@ -145,7 +148,7 @@ impl Handler for Notifier {
                 tell_referrer(tx, env.id, referral.as_ref(), &mail).await?;
                 if let Some(territory) = referral.as_ref().and_then(|r| r.territory.as_deref()) {
                     let territory = territory.parse().map_err(|e| HandlerError::Poison(format!("territory: {e}")))?;
-                    let coordinators = accounts::notifications::coordinators(tx, &territory).await?;
+                    let coordinators = agents::coordinators(tx, &territory).await?;
                     let mail = render::territory_waitlist(&s.site, &a, e.reason, e.escalated, e.waitlisted_at);
                     tell(tx, env.id, &coordinators, MessageKind::TerritoryWaitlist, Some(id), None, &mail).await?;
                 }
@@ -185,6 +188,8 @@ impl Handler for Notifier {
             Inbound::StructureUpserted(e) => store::upsert_structure(tx, &e.structure, seq).await?,
             Inbound::StructureRemoved(e) => store::remove_structure(tx, e.structure_id.as_str(), seq).await?,
             Inbound::CapacityChanged(_) => {}
+            Inbound::AccountUpserted(e) => agents::upserted(tx, e, seq).await?,
+            Inbound::AccountRemoved(e) => agents::removed(tx, e, seq).await?,
         }
         crate::webhooks::derive(tx, env, &event).await?;
         Ok(())
@@ -232,7 +237,7 @@ async fn tell_referrer(
     let Some(r) = referral else { return Ok(()) };
     let accounts = match (r.submitted_by, r.organisation_id) {
         (Some(agent), _) => vec![agent],
-        (None, Some(org)) => accounts::notifications::referrers(tx, org).await?,
+        (None, Some(org)) => agents::referrers(tx, org).await?,
         (None, None) => vec![],
     };
     tell(tx, source, &accounts, MessageKind::ReferralUpdate, Some(r.referral_id), None, mail).await
@@ -249,7 +254,7 @@ pub async fn tell_structure(
     referral: Uuid,
     mail: &Mail,
 ) -> sqlx::Result<()> {
-    let mediators = accounts::notifications::mediators(tx, structure).await?;
+    let mediators = agents::mediators(tx, structure).await?;
     if !mediators.is_empty() {
         return tell(tx, source, &mediators, kind, Some(referral), Some(structure.as_str()), mail).await;
     }
@@ -286,7 +291,7 @@ pub async fn tell(
     if accounts.is_empty() {
         return Ok(());
     }
-    let modes = accounts::notifications::modes(tx, accounts, kind).await?;
+    let modes = agents::modes(tx, accounts, kind).await?;
     let mut to = Vec::with_capacity(accounts.len());
     for account in accounts {
         let status = match modes.get(account).copied().unwrap_or(kind.default_mode()) {

@@ -237,7 +237,7 @@ async fn daily(tx: &mut PgConnection, settings: &Settings, now: DateTime<Utc>) -
     let mut unwanted: std::collections::HashSet<(String, Uuid)> = std::collections::HashSet::new();
     for (slug, accounts) in by_kind {
         let Ok(kind) = slug.parse::<MessageKind>() else { continue };
-        let modes = accounts::notifications::modes(tx, &accounts, kind).await?;
+        let modes = crate::agents::modes(tx, &accounts, kind).await?;
         unwanted.extend(modes.into_iter().filter(|(_, m)| *m == DeliveryMode::Never).map(|(a, _)| (slug.clone(), a)));
     }
     let (withdrawn, held): (Vec<Held>, Vec<Held>) =
@@ -281,9 +281,9 @@ async fn daily(tx: &mut PgConnection, settings: &Settings, now: DateTime<Utc>) -
 /// To each coordinator: the referrals of their départements that have not moved for a
 /// week, and the structures there that nobody can be told about.
 async fn weekly(tx: &mut PgConnection, settings: &Settings, now: DateTime<Utc>) -> sqlx::Result<()> {
-    let coordinators = accounts::notifications::all_coordinators(tx).await?;
+    let coordinators = crate::agents::all_coordinators(tx).await?;
     let ids: Vec<Uuid> = coordinators.iter().map(|(id, _)| *id).collect();
-    let modes = accounts::notifications::modes(tx, &ids, MessageKind::WeeklyDigest).await?;
+    let modes = crate::agents::modes(tx, &ids, MessageKind::WeeklyDigest).await?;
     let source = Uuid::now_v7();
     for (account, territories) in coordinators {
         if modes.get(&account) == Some(&DeliveryMode::Never) {
@@ -327,7 +327,7 @@ async fn weekly(tx: &mut PgConnection, settings: &Settings, now: DateTime<Utc>) 
 pub async fn unreached(tx: &mut PgConnection, territories: &[String]) -> sqlx::Result<Vec<store::Structure>> {
     let all = store::structures_in(tx, territories).await?;
     let ids: Vec<String> = all.iter().map(|s| s.id.clone()).collect();
-    let reached = accounts::notifications::structures_with_mediators(tx, &ids).await?;
+    let reached = crate::agents::structures_with_mediators(tx, &ids).await?;
     Ok(all.into_iter().filter(|s| !reached.contains(&s.id)).collect())
 }
 

@@ -414,3 +414,32 @@ pub fn cross_field_rules() -> Vec<(&'static str, serde_json::Value)> {
     };
     vec![("MembershipBody", scoped(true)), ("MembershipRequestBody", scoped(false))]
 }
+
+/// `POST /api/v1/accounts/recipients` (services only: notifications, at send time): the
+/// e-mail addresses of some accounts. Addresses stay in `accounts`; the sender asks for
+/// them when it sends, and keeps none.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecipientsRequest {
+    /// At most [`RecipientsRequest::MAX`] account ids.
+    #[schema(max_items = 100)]
+    pub accounts: Vec<Uuid>,
+}
+
+impl RecipientsRequest {
+    /// What one call may ask for: a batch of the sender.
+    pub const MAX: usize = 100;
+}
+
+/// The addresses found; an unknown or purged account is left out.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+pub struct Recipients {
+    pub items: Vec<Recipient>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+pub struct Recipient {
+    pub account_id: Uuid,
+    #[schema(value_type = String, format = Email)]
+    pub email: Personal<String>,
+}

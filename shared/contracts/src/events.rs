@@ -428,6 +428,45 @@ impl EventData for OrganisationUpserted {
     const TYPE: &'static str = "organisation.upserted";
 }
 
+/// What the other services may know of an agent's account, as it is now (a snapshot:
+/// the one with the highest sequence wins): the memberships in force, the choices made
+/// for notifications, and when the agent last signed in. Never a name or an address:
+/// those stay in `accounts`, which gives an address only at send time, through its API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountUpserted {
+    pub account_id: Uuid,
+    pub memberships: Vec<AccountMembership>,
+    /// Only the kinds the agent chose; the others take [`MessageKind::default_mode`].
+    pub preferences: std::collections::BTreeMap<MessageKind, DeliveryMode>,
+    pub last_signed_in_at: Option<DateTime<Utc>>,
+}
+impl EventData for AccountUpserted {
+    const TYPE: &'static str = "account.upserted";
+}
+
+/// One membership in force: a role over an organisation, a structure or départements.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountMembership {
+    pub membership_id: Uuid,
+    pub role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organisation_id: Option<OrganisationId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structure_id: Option<StructureId>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub territories: Vec<Territory>,
+}
+
+/// An account purged after its retention period: nobody is to be told anything any more.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountRemoved {
+    pub account_id: Uuid,
+    pub removed_at: DateTime<Utc>,
+}
+impl EventData for AccountRemoved {
+    const TYPE: &'static str = "account.removed";
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -3,6 +3,7 @@
 //! health and metrics.
 
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod fault;

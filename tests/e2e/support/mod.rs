@@ -220,6 +220,21 @@ impl TestApp {
         app
     }
 
+    /// A deployment that runs elsewhere (other processes, behind a proxy at `base`),
+    /// driven like a server of this process. Its processes are the caller's to stop.
+    pub fn external(sandbox: Sandbox, base: String, key: TokenKey) -> Self {
+        let admin = key.issue(&Claims::new(Role::Admin, Scope::All, chrono::Duration::hours(1)).unwrap());
+        Self {
+            sandbox,
+            base,
+            client: reqwest::Client::new(),
+            key,
+            admin,
+            shutdown: CancellationToken::new(),
+            task: None,
+        }
+    }
+
     pub async fn wait_ready(&self) {
         eventually("/readyz", Duration::from_secs(30), || async {
             let r = self.client.get(format!("{}/readyz", self.base)).send().await.ok()?;
@@ -461,4 +476,25 @@ impl TestApp {
         assert_eq!(s, 200, "{v}");
         v["account_id"].as_str().unwrap().parse().unwrap()
     }
+}
+
+/// Runs `deploy/postgres/roles.sql` on the sandbox's database, as the machine's superuser.
+/// Roles belong to the whole server: two runs at once could race on them, so the tests
+/// of this process take turns.
+pub async fn apply_roles_sql(sandbox: &Sandbox) {
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let roles = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/postgres/roles.sql");
+    let out = tokio::process::Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &format!("{}/postgres", postgres_base()), "-f", roles])
+        .args(["-v", &format!("dbname={}", sandbox.database)])
+        .output()
+        .await
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "roles.sql: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
