@@ -1,24 +1,25 @@
-//! The public API, as the pages reach it: in process when the API's services run in this
-//! process, else over HTTP at `AIGUILLAGE_API_URL` (the proxy of a split deployment).
-//! This is the transport; [`crate::client::Client`] names the endpoints and their types.
+//! The public API, as the pages reach it: the platform's client, in process when the
+//! API's services run in this process, else over HTTP at `AIGUILLAGE_API_URL` (the proxy
+//! of a split deployment). [`crate::client::Client`] names the endpoints and their types;
+//! here is what a page makes of a failed call.
 
-use axum::Router;
-use axum::body::{Body, Bytes};
+use std::time::Duration;
+
 use contracts::FieldError;
-use http::{Method, Request, StatusCode, header};
+use http::StatusCode;
 use platform::ApiError;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use tower::ServiceExt;
+use platform::client::CallError;
 use url::Url;
 
-/// Bodies the API answers are small; a page never needs more.
-const BODY_LIMIT: usize = 4 * 1024 * 1024;
+pub use platform::client::ApiClient as Api;
 
-#[derive(Clone)]
-pub enum Api {
-    Local(Router),
-    Remote { client: reqwest::Client, base: Url },
+/// A page waits this long for the API: an import of a whole region's file takes longer
+/// than a service's lookup.
+const PAGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The API at `AIGUILLAGE_API_URL`, as the pages call it.
+pub fn remote(base: Url) -> Api {
+    Api::remote_within(base, PAGE_TIMEOUT)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,111 +50,19 @@ impl ApiFailure {
             _ => &[],
         }
     }
-}
 
-/// What a request carries.
-pub enum Payload {
-    Empty,
-    Json(Vec<u8>),
-    /// A file, with its content type.
-    Bytes {
-        content_type: String,
-        bytes: Vec<u8>,
-    },
-}
-
-impl Payload {
-    pub fn json<B: Serialize>(body: &B) -> Result<Self, ApiFailure> {
-        serde_json::to_vec(body).map(Payload::Json).map_err(|e| ApiFailure::Shape(e.to_string()))
+    /// A refusal, with the problem the API wrote.
+    pub fn refused(status: StatusCode, body: &[u8]) -> Self {
+        ApiFailure::Status { status, problem: serde_json::from_slice(body).ok() }
     }
 }
 
-impl Api {
-    pub fn remote(base: Url) -> Self {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .unwrap_or_default();
-        Api::Remote { client, base }
-    }
-
-    /// One exchange, whatever its status: the status and the body.
-    pub async fn exchange(
-        &self,
-        method: Method,
-        path: &str,
-        token: &str,
-        payload: Payload,
-        idempotency_key: Option<&str>,
-    ) -> Result<(StatusCode, Bytes), ApiFailure> {
-        let unreachable = |e: &dyn std::fmt::Display| ApiFailure::Unreachable(e.to_string());
-        let (content_type, body) = match payload {
-            Payload::Empty => (None, Vec::new()),
-            Payload::Json(bytes) => (Some("application/json".to_string()), bytes),
-            Payload::Bytes { content_type, bytes } => (Some(content_type), bytes),
-        };
-        match self {
-            Api::Local(router) => {
-                let mut request = Request::builder()
-                    .method(method)
-                    .uri(path)
-                    .header(header::AUTHORIZATION, format!("Bearer {token}"))
-                    .header(header::ACCEPT, "application/json");
-                if let Some(key) = idempotency_key {
-                    request = request.header("idempotency-key", key);
-                }
-                if let Some(content_type) = content_type {
-                    request = request.header(header::CONTENT_TYPE, content_type);
-                }
-                let request = request.body(Body::from(body)).map_err(|e| unreachable(&e))?;
-                let response = router.clone().oneshot(request).await.map_err(|e| unreachable(&e))?;
-                let status = response.status();
-                let bytes =
-                    axum::body::to_bytes(response.into_body(), BODY_LIMIT).await.map_err(|e| unreachable(&e))?;
-                Ok((status, bytes))
-            }
-            Api::Remote { client, base } => {
-                let url = base.join(path.trim_start_matches('/')).map_err(|e| unreachable(&e))?;
-                let mut request =
-                    client.request(method, url).bearer_auth(token).header(header::ACCEPT, "application/json");
-                if let Some(key) = idempotency_key {
-                    request = request.header("idempotency-key", key);
-                }
-                if let Some(content_type) = content_type {
-                    request = request.header(header::CONTENT_TYPE, content_type).body(body);
-                }
-                let response = request.send().await.map_err(|e| unreachable(&e.without_url()))?;
-                let status = response.status();
-                let bytes = response.bytes().await.map_err(|e| unreachable(&e.without_url()))?;
-                Ok((status, bytes))
-            }
+impl From<CallError> for ApiFailure {
+    fn from(err: CallError) -> Self {
+        match err {
+            CallError::Unreachable(e) => ApiFailure::Unreachable(e),
+            CallError::Status { status, .. } => ApiFailure::Status { status, problem: None },
+            CallError::Shape(e) => ApiFailure::Shape(e),
         }
-    }
-
-    /// A call that must succeed, its answer read as a `T` (`()` for an empty one).
-    pub async fn call<T: DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &str,
-        token: &str,
-        payload: Payload,
-        idempotency_key: Option<&str>,
-    ) -> Result<T, ApiFailure> {
-        let (status, bytes) = self.exchange(method, path, token, payload, idempotency_key).await?;
-        if !status.is_success() {
-            return Err(ApiFailure::Status { status, problem: serde_json::from_slice(&bytes).ok() });
-        }
-        let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
-        serde_json::from_slice(bytes).map_err(|e| ApiFailure::Shape(format!("{path}: {e}")))
-    }
-
-    /// A GET whose answer is not JSON (a CSV export): its bytes.
-    pub async fn raw(&self, path: &str, token: &str) -> Result<Vec<u8>, ApiFailure> {
-        let (status, bytes) = self.exchange(Method::GET, path, token, Payload::Empty, None).await?;
-        if !status.is_success() {
-            return Err(ApiFailure::Status { status, problem: serde_json::from_slice(&bytes).ok() });
-        }
-        Ok(bytes.to_vec())
     }
 }

@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::api::{Api, ApiFailure, Payload};
+use crate::api::{Api, ApiFailure};
 
 /// One caller of the API: a page's agent, as their active membership, or the web
 /// service itself.
@@ -51,6 +51,11 @@ fn with_query(path: &str, params: &[(&str, Option<&str>)]) -> String {
     if query.is_empty() { path.to_string() } else { format!("{path}?{query}") }
 }
 
+/// A JSON body.
+fn json<B: Serialize>(body: &B) -> Answer<(&'static str, Vec<u8>)> {
+    Ok(("application/json", serde_json::to_vec(body).map_err(|e| ApiFailure::Shape(e.to_string()))?))
+}
+
 /// The referrals pages list at most this many: an organisation's or a structure's open
 /// referrals fit in one page.
 const LIST_LIMIT: &str = "200";
@@ -60,16 +65,32 @@ impl Client {
         Self { api, token }
     }
 
+    /// A call that must succeed, its answer read as a `T` (`()` for an empty one).
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+        headers: &[(&str, &str)],
+    ) -> Answer<T> {
+        let (status, bytes) = self.api.exchange(method, path, &self.token, body, headers).await?;
+        if !status.is_success() {
+            return Err(ApiFailure::refused(status, &bytes));
+        }
+        let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+        serde_json::from_slice(bytes).map_err(|e| ApiFailure::Shape(format!("{path}: {e}")))
+    }
+
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Answer<T> {
-        self.api.call(Method::GET, path, &self.token, Payload::Empty, None).await
+        self.call(Method::GET, path, None, &[]).await
     }
 
     async fn send<B: Serialize, T: DeserializeOwned>(&self, method: Method, path: &str, body: &B) -> Answer<T> {
-        self.api.call(method, path, &self.token, Payload::json(body)?, None).await
+        self.call(method, path, Some(json(body)?), &[]).await
     }
 
     async fn post_empty<T: DeserializeOwned>(&self, path: &str) -> Answer<T> {
-        self.api.call(Method::POST, path, &self.token, Payload::Empty, None).await
+        self.call(Method::POST, path, None, &[]).await
     }
 
     // ------------------------------------------------------------------ accounts
@@ -159,8 +180,7 @@ impl Client {
 
     /// Imports a Mednum file (`application/json` or `text/csv`).
     pub async fn import_structures(&self, content_type: &str, bytes: Vec<u8>) -> Answer<ImportReport> {
-        let payload = Payload::Bytes { content_type: content_type.to_string(), bytes };
-        self.api.call(Method::POST, "/api/v1/structures/import", &self.token, payload, None).await
+        self.call(Method::POST, "/api/v1/structures/import", Some((content_type, bytes)), &[]).await
     }
 
     // ------------------------------------------------------------------ referrals
@@ -177,7 +197,8 @@ impl Client {
 
     /// Submits a referral; the same `key` twice submits it once.
     pub async fn submit(&self, body: &ReferralRequest, key: Option<&str>) -> Answer<ReferralView> {
-        self.api.call(Method::POST, "/api/v1/referrals", &self.token, Payload::json(body)?, key).await
+        let key: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
+        self.call(Method::POST, "/api/v1/referrals", Some(json(body)?), &key).await
     }
 
     pub async fn accept(&self, id: ReferralId, body: &AcceptRequest) -> Answer<ReferralView> {
@@ -238,7 +259,12 @@ impl Client {
     /// The same, as the CSV file the API writes.
     pub async fn structure_report_csv(&self, id: &StructureId, month: Option<&str>) -> Answer<Vec<u8>> {
         let path = format!("/api/v1/insights/structures/{}/report", segment(id.as_str()));
-        self.api.raw(&with_query(&path, &[("format", Some("csv")), ("month", month)]), &self.token).await
+        let path = with_query(&path, &[("format", Some("csv")), ("month", month)]);
+        let (status, bytes) = self.api.exchange(Method::GET, &path, &self.token, None, &[]).await?;
+        if !status.is_success() {
+            return Err(ApiFailure::refused(status, &bytes));
+        }
+        Ok(bytes)
     }
 
     /// A page of the audit of access to personal data; `filter`: the API's query
