@@ -1,7 +1,9 @@
 //! Who may open a page, checked before its handler runs, as the API's
-//! `platform::auth::Authorized<R>` does: a handler that takes `SignedIn<Mediator>` runs
-//! only for a signed-in agent whose active membership is a mediator's, and one that takes
-//! a [`CsrfForm`] only for a form posted from this site with the session's token.
+//! `platform::auth::Authorized<R>` does and with the same role sets: a handler that takes
+//! `SignedIn<Coordinators>` runs only for a signed-in agent whose active membership is a
+//! coordinator's or an admin's, `SignedIn<Mediator>` for a mediator of a structure, and
+//! one that takes a [`CsrfForm`] only for a form posted from this site with the
+//! session's token.
 //!
 //! - No session: a page (`GET`) redirects to `/connexion?next=` itself; a form gets 403.
 //! - Another membership: 404, as the API answers a resource outside the caller's scope.
@@ -19,7 +21,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Duration as ChronoDuration;
 use contracts::accounts::{MeView, MembershipView};
 use contracts::{Role, StructureId};
-use platform::auth::{Claims, Scope};
+pub use platform::auth::roles::{Admins, Auditors, Coordinators, Referrers};
+use platform::auth::{Claims, Roles, Scope};
 use serde::de::DeserializeOwned;
 
 use crate::WebState;
@@ -201,54 +204,22 @@ impl Space for Anyone {
     }
 }
 
-/// A referrer (*prescripteur*) of an organisation.
-pub struct Referrer;
-
-impl Space for Referrer {
+/// The API's role sets (`platform::auth::roles`) open the pages of the same roles:
+/// `SignedIn<Coordinators>` is who `Authorized<Coordinators>` lets through.
+impl<R: Roles + Send + Sync + 'static> Space for R {
     type Scope = ();
     fn scope(active: Option<&MembershipView>) -> Option<()> {
-        active.filter(|m| m.role == Role::Referrer).map(|_| ())
+        active.filter(|m| R::ROLES.contains(&m.role)).map(|_| ())
     }
 }
 
-/// A mediator, of their structure.
+/// A mediator, of their structure (an admin has no structure of their own).
 pub struct Mediator;
 
 impl Space for Mediator {
     type Scope = StructureId;
     fn scope(active: Option<&MembershipView>) -> Option<StructureId> {
         active.filter(|m| m.role == Role::Mediator).and_then(|m| m.structure_id.clone())
-    }
-}
-
-/// A coordinator of their départements, or an admin of all of them: the territory's
-/// pages, its structures and its access requests.
-pub struct Coordinator;
-
-impl Space for Coordinator {
-    type Scope = ();
-    fn scope(active: Option<&MembershipView>) -> Option<()> {
-        active.filter(|m| matches!(m.role, Role::Coordinator | Role::Admin)).map(|_| ())
-    }
-}
-
-/// An admin of the platform.
-pub struct Admin;
-
-impl Space for Admin {
-    type Scope = ();
-    fn scope(active: Option<&MembershipView>) -> Option<()> {
-        active.filter(|m| m.role == Role::Admin).map(|_| ())
-    }
-}
-
-/// Who reads the audit of access to personal data: the data protection officer, admins.
-pub struct Auditor;
-
-impl Space for Auditor {
-    type Scope = ();
-    fn scope(active: Option<&MembershipView>) -> Option<()> {
-        active.filter(|m| matches!(m.role, Role::Dpo | Role::Admin)).map(|_| ())
     }
 }
 

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::WebState;
 use crate::error::PageError;
-use crate::extract::{Auditor, SignedIn};
+use crate::extract::{Auditors, SignedIn};
 use crate::form;
 use crate::views::{Chrome, paris, render};
 
@@ -131,7 +131,7 @@ fn query_string(pairs: &[(&str, &str)]) -> String {
     q.finish()
 }
 
-async fn journal(auditor: SignedIn<Auditor>, Query(q): Query<HashMap<String, String>>) -> Result<Response, PageError> {
+async fn journal(auditor: SignedIn<Auditors>, Query(q): Query<HashMap<String, String>>) -> Result<Response, PageError> {
     let mut errors = HashMap::new();
     let referral = uuid_field(q.get("orientation"), "orientation", &mut errors);
     let who = uuid_field(q.get("agent"), "agent", &mut errors);

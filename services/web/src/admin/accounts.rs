@@ -13,7 +13,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::error::PageError;
-use crate::extract::{Agent, Coordinator, CsrfForm, PathId, SignedIn};
+use crate::extract::{Agent, Coordinators, CsrfForm, PathId, SignedIn};
 use crate::views::{Chrome, PlaceOption, render};
 
 pub struct RequestLine {
@@ -144,7 +144,7 @@ async fn page(agent: &Agent, form: InviteForm, errors: HashMap<&'static str, Str
     Ok(render(status, &view, true))
 }
 
-pub async fn show(coordinator: SignedIn<Coordinator>, Query(q): Query<InviteForm>) -> Result<Response, PageError> {
+pub async fn show(coordinator: SignedIn<Coordinators>, Query(q): Query<InviteForm>) -> Result<Response, PageError> {
     page(&coordinator, q, HashMap::new()).await
 }
 
@@ -154,7 +154,7 @@ pub struct DecisionForm {
 }
 
 pub async fn decide(
-    coordinator: SignedIn<Coordinator>,
+    coordinator: SignedIn<Coordinators>,
     PathId(id): PathId<Uuid>,
     CsrfForm(form): CsrfForm<DecisionForm>,
 ) -> Result<Response, PageError> {
@@ -204,7 +204,7 @@ fn membership_for(place: &str) -> Option<MembershipBody> {
 }
 
 pub async fn invite(
-    coordinator: SignedIn<Coordinator>,
+    coordinator: SignedIn<Coordinators>,
     CsrfForm(form): CsrfForm<InviteForm>,
 ) -> Result<Response, PageError> {
     let email = form.email.as_deref().map(str::trim).unwrap_or_default().to_string();

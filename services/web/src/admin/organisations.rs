@@ -10,7 +10,7 @@ use contracts::api::OrganisationRequest;
 use serde::Deserialize;
 
 use crate::error::PageError;
-use crate::extract::{Admin, Agent, CsrfForm, SignedIn};
+use crate::extract::{Admins, Agent, CsrfForm, SignedIn};
 use crate::form::text;
 use crate::views::{Chrome, render};
 
@@ -75,11 +75,14 @@ async fn organisations_page(
     Ok(render(if invalid { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK }, &view, true))
 }
 
-pub async fn show(admin: SignedIn<Admin>, Query(q): Query<OrganisationForm>) -> Result<Response, PageError> {
+pub async fn show(admin: SignedIn<Admins>, Query(q): Query<OrganisationForm>) -> Result<Response, PageError> {
     organisations_page(&admin, q, HashMap::new()).await
 }
 
-pub async fn create(admin: SignedIn<Admin>, CsrfForm(form): CsrfForm<OrganisationForm>) -> Result<Response, PageError> {
+pub async fn create(
+    admin: SignedIn<Admins>,
+    CsrfForm(form): CsrfForm<OrganisationForm>,
+) -> Result<Response, PageError> {
     let field = |s: &Option<String>| s.as_deref().and_then(text);
     let body = OrganisationRequest {
         name: field(&form.name),

@@ -16,7 +16,7 @@ use contracts::directory::StructureView;
 use contracts::{Need, StructureId};
 
 use crate::error::PageError;
-use crate::extract::{Agent, Coordinator, CsrfForm, PathId, SignedIn};
+use crate::extract::{Agent, Coordinators, CsrfForm, PathId, SignedIn};
 use crate::form::text;
 use crate::views::{Chrome, render};
 
@@ -199,13 +199,13 @@ fn encoded(id: &str) -> String {
     form_urlencoded::byte_serialize(id.as_bytes()).collect()
 }
 
-pub async fn new(coordinator: SignedIn<Coordinator>) -> Response {
+pub async fn new(coordinator: SignedIn<Coordinators>) -> Response {
     let f = Fields { accepting: true, ..Fields::default() };
     form_page(&coordinator, None, f, HashMap::new(), false)
 }
 
 pub async fn edit(
-    coordinator: SignedIn<Coordinator>,
+    coordinator: SignedIn<Coordinators>,
     PathId(id): PathId<StructureId>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
@@ -215,7 +215,7 @@ pub async fn edit(
 }
 
 pub async fn create(
-    coordinator: SignedIn<Coordinator>,
+    coordinator: SignedIn<Coordinators>,
     CsrfForm(pairs): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     let f = Fields::from_pairs(pairs);
@@ -241,7 +241,7 @@ pub async fn create(
 }
 
 pub async fn update(
-    coordinator: SignedIn<Coordinator>,
+    coordinator: SignedIn<Coordinators>,
     PathId(id): PathId<StructureId>,
     CsrfForm(pairs): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {

@@ -9,7 +9,7 @@ use axum::response::Response;
 use contracts::Territory;
 
 use crate::error::PageError;
-use crate::extract::{Coordinator, SignedIn};
+use crate::extract::{Coordinators, SignedIn};
 use crate::views::{Chrome, render};
 
 pub struct StructureLine {
@@ -33,7 +33,7 @@ struct StructuresView {
 }
 
 pub async fn show(
-    coordinator: SignedIn<Coordinator>,
+    coordinator: SignedIn<Coordinators>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
     let territory = q.get("departement").map(|t| t.trim().to_string()).unwrap_or_default();

@@ -11,7 +11,7 @@ use chrono::{Datelike, Utc};
 
 use super::{declines, duration_fr, outcomes};
 use crate::error::PageError;
-use crate::extract::{Coordinator, SignedIn};
+use crate::extract::{Coordinators, SignedIn};
 use crate::form;
 use crate::views::{Chrome, render};
 
@@ -46,7 +46,7 @@ impl FunnelView {
 }
 
 pub async fn show(
-    coordinator: SignedIn<Coordinator>,
+    coordinator: SignedIn<Coordinators>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
     let today = Utc::now().with_timezone(&chrono_tz::Europe::Paris).date_naive();

@@ -9,7 +9,7 @@ use contracts::directory::ImportReport;
 
 use crate::WebState;
 use crate::error::PageError;
-use crate::extract::{Agent, Coordinator, SignedIn};
+use crate::extract::{Agent, Coordinators, SignedIn};
 use crate::views::{Chrome, render};
 
 /// What the API takes (Mednum files of a whole region), and a little for the form.
@@ -64,7 +64,7 @@ fn import_page(agent: &Agent, error: Option<String>, report: Option<ImportReport
     render(if invalid { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK }, &view, true)
 }
 
-pub async fn form(coordinator: SignedIn<Coordinator>) -> Response {
+pub async fn form(coordinator: SignedIn<Coordinators>) -> Response {
     import_page(&coordinator, None, None)
 }
 
@@ -94,7 +94,7 @@ async fn read(multipart: Option<Multipart>) -> Posted {
 /// [`crate::extract::CsrfForm`], which reads URL-encoded forms.
 pub async fn import(
     State(state): State<WebState>,
-    coordinator: SignedIn<Coordinator>,
+    coordinator: SignedIn<Coordinators>,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, PageError> {

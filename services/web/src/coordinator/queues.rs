@@ -10,7 +10,7 @@ use contracts::Urgency;
 
 use super::{duration_fr, encode};
 use crate::error::PageError;
-use crate::extract::{Agent, Coordinator, SignedIn};
+use crate::extract::{Agent, Coordinators, SignedIn};
 use crate::views::{Chrome, commune_name, render};
 
 pub struct QueueRow {
@@ -78,7 +78,7 @@ struct QueuesView {
 }
 
 pub async fn show(
-    coordinator: SignedIn<Coordinator>,
+    coordinator: SignedIn<Coordinators>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
     let q = coordinator.api.queues().await?;

@@ -11,7 +11,7 @@ use contracts::StructureId;
 
 use super::{declines, duration_fr, encode, outcomes};
 use crate::error::PageError;
-use crate::extract::{Coordinator, PathId, SignedIn};
+use crate::extract::{Coordinators, PathId, SignedIn};
 use crate::views::{Chrome, render};
 
 #[derive(askama::Template)]
@@ -39,7 +39,7 @@ fn month_of(q: &HashMap<String, String>) -> Result<Option<String>, String> {
 }
 
 pub async fn show(
-    coordinator: SignedIn<Coordinator>,
+    coordinator: SignedIn<Coordinators>,
     PathId(id): PathId<StructureId>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
@@ -79,7 +79,7 @@ pub async fn show(
 }
 
 pub async fn csv(
-    coordinator: SignedIn<Coordinator>,
+    coordinator: SignedIn<Coordinators>,
     PathId(id): PathId<StructureId>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, PageError> {

@@ -6,7 +6,7 @@ use axum::response::Response;
 use contracts::insights::CommuneSupply;
 
 use crate::error::PageError;
-use crate::extract::{Coordinator, SignedIn};
+use crate::extract::{Coordinators, SignedIn};
 use crate::views::{Chrome, render};
 
 pub struct SupplyRow {
@@ -37,7 +37,7 @@ struct SupplyView {
     dots: Vec<Dot>,
 }
 
-pub async fn show(coordinator: SignedIn<Coordinator>) -> Result<Response, PageError> {
+pub async fn show(coordinator: SignedIn<Coordinators>) -> Result<Response, PageError> {
     let s = coordinator.api.supply_demand().await?;
     let communes = geo::communes();
     let located: Vec<(&CommuneSupply, geo::LatLon)> =

@@ -13,7 +13,7 @@ use contracts::{ReferralId, Urgency};
 use serde::Deserialize;
 
 use crate::error::PageError;
-use crate::extract::{Agent, Coordinator, CsrfForm, PathId, SignedIn};
+use crate::extract::{Agent, Coordinators, CsrfForm, PathId, SignedIn};
 use crate::form::text;
 use crate::views::{Chrome, commune_name, render};
 
@@ -105,7 +105,7 @@ async fn waiting_page(agent: &Agent, id: ReferralId, error: Option<String>, done
 }
 
 pub async fn show(
-    coordinator: SignedIn<Coordinator>,
+    coordinator: SignedIn<Coordinators>,
     PathId(id): PathId<ReferralId>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
@@ -122,7 +122,7 @@ pub struct RerouteForm {
 const REROUTED_BY_COORDINATION: &str = "réorientée par la coordination";
 
 pub async fn reroute(
-    coordinator: SignedIn<Coordinator>,
+    coordinator: SignedIn<Coordinators>,
     PathId(id): PathId<ReferralId>,
     CsrfForm(form): CsrfForm<RerouteForm>,
 ) -> Result<Response, PageError> {

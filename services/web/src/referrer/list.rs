@@ -11,7 +11,7 @@ use contracts::{ReferralStatus, Urgency};
 
 use super::status_fr;
 use crate::error::PageError;
-use crate::extract::{Referrer, SignedIn};
+use crate::extract::{Referrers, SignedIn};
 use crate::views::{Chrome, commune_name, paris, render};
 
 /// The status as a referrer reads it: where the referral is, and with whom.
@@ -63,7 +63,7 @@ struct ListView {
 }
 
 pub async fn show(
-    referrer: SignedIn<Referrer>,
+    referrer: SignedIn<Referrers>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
     let chosen = q.get("statut").map(|s| s.trim().to_string()).unwrap_or_default();

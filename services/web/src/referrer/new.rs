@@ -12,7 +12,7 @@ use contracts::matching::AssessmentView;
 use contracts::{Accessibility, ContactPreference, Need, ReferralMode, Urgency};
 
 use crate::error::PageError;
-use crate::extract::{Agent, CsrfForm, Referrer, SignedIn};
+use crate::extract::{Agent, CsrfForm, Referrers, SignedIn};
 use crate::form::text;
 use crate::session::random_token;
 use crate::views::{Chrome, render};
@@ -194,7 +194,7 @@ fn form_page_with(
     render(status, &page, true)
 }
 
-pub async fn form(referrer: SignedIn<Referrer>) -> Response {
+pub async fn form(referrer: SignedIn<Referrers>) -> Response {
     form_page(&referrer, Draft::default(), HashMap::new(), StatusCode::OK)
 }
 
@@ -424,7 +424,7 @@ async fn preview(
 }
 
 pub async fn submit(
-    referrer: SignedIn<Referrer>,
+    referrer: SignedIn<Referrers>,
     CsrfForm(pairs): CsrfForm<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     let d = Draft::from_pairs(pairs);

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::status_fr;
 use crate::error::PageError;
-use crate::extract::{Agent, CsrfForm, PathId, Referrer, SignedIn};
+use crate::extract::{Agent, CsrfForm, PathId, Referrers, SignedIn};
 use crate::views::{Chrome, paris, referral_time, render};
 
 /// OpenStreetMap opening hours, read aloud in French: days and months by name, times
@@ -210,7 +210,7 @@ async fn detail_page(
 }
 
 pub async fn show(
-    referrer: SignedIn<Referrer>,
+    referrer: SignedIn<Referrers>,
     PathId(id): PathId<ReferralId>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
@@ -223,7 +223,7 @@ pub struct CancelForm {
 }
 
 pub async fn cancel(
-    referrer: SignedIn<Referrer>,
+    referrer: SignedIn<Referrers>,
     PathId(id): PathId<ReferralId>,
     CsrfForm(form): CsrfForm<CancelForm>,
 ) -> Result<Response, PageError> {
