@@ -292,7 +292,7 @@ impl<T: DeserializeOwned + Send> FromRequest<WebState> for CsrfForm<T> {
     }
 }
 
-/// The fields of a form that has none but its token (sign-out).
+/// The fields of a form that has none but its token (signing out, accepting an offer).
 #[derive(serde::Deserialize)]
 pub struct NoFields {}
 
