@@ -7,13 +7,13 @@ use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use contracts::api::{AcceptRequest, DeclineRequest};
-use contracts::referrals::ReferralView;
+use contracts::referrals::{OfferView, ReferralView};
 use contracts::{DeclineReason, ReferralId, ReferralStatus, StructureId, Urgency};
 use serde::Deserialize;
 
 use super::{Choice, Line, LinksView, moved_on, needs_text, time_left};
 use crate::error::PageError;
-use crate::extract::{Agent, CsrfForm, Mediator, PathId, SignedIn};
+use crate::extract::{Agent, CsrfForm, Mediator, NoFields, PathId, SignedIn};
 use crate::form::text;
 use crate::views::{Chrome, commune_name, paris, render};
 
@@ -22,7 +22,7 @@ pub async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
     let page = mediator.api.referrals(Some(ReferralStatus::Offered)).await?;
-    let mut offers: Vec<(&ReferralView, &contracts::referrals::OfferView)> = page
+    let mut offers: Vec<(&ReferralView, &OfferView)> = page
         .items
         .iter()
         .filter_map(|r| Some((r, r.current_offer.as_ref().filter(|o| o.structure_id == mediator.scope)?)))
@@ -58,7 +58,7 @@ pub async fn list(
 
 #[derive(askama::Template)]
 #[template(path = "proposition.html")]
-struct OfferView {
+struct OfferPage {
     chrome: Chrome,
     csrf: String,
     id: String,
@@ -95,7 +95,7 @@ async fn offer_page(
         return Err(PageError::not_found());
     };
     let invalid = reason_error.is_some();
-    let view = OfferView {
+    let view = OfferPage {
         chrome: agent.chrome(if invalid { "Erreur : proposition" } else { "Proposition" }, "propositions"),
         csrf: agent.session.csrf.clone(),
         id: r.id.to_string(),
@@ -134,7 +134,7 @@ pub struct DeclineForm {
 pub async fn accept(
     mediator: SignedIn<Mediator>,
     PathId(id): PathId<ReferralId>,
-    CsrfForm(crate::extract::NoFields {}): CsrfForm<crate::extract::NoFields>,
+    CsrfForm(NoFields {}): CsrfForm<NoFields>,
 ) -> Result<Response, PageError> {
     let body = AcceptRequest { mediator_name: mediator.me.given_name.as_ref().map(|n| n.expose().clone()) };
     match mediator.api.accept(id, &body).await {
