@@ -55,12 +55,18 @@ impl Page {
     }
 }
 
-fn config() -> Arc<platform::Config> {
-    Arc::new(platform::Config::from_lookup(|_| None).unwrap())
+/// The services' configuration: the defaults, but for `settings`.
+fn config(settings: &[(&str, &str)]) -> Arc<platform::Config> {
+    let lookup = |key: &str| settings.iter().find(|(k, _)| *k == key).map(|(_, v)| v.to_string());
+    Arc::new(platform::Config::from_lookup(lookup).unwrap())
 }
 
 impl App {
     async fn new(pool: PgPool) -> Self {
+        Self::configured(pool, &[]).await
+    }
+
+    async fn configured(pool: PgPool, settings: &[(&str, &str)]) -> Self {
         migrate_platform(&pool).await;
         referrals::migrate(&pool).await.unwrap();
         directory::migrate(&pool).await.unwrap();
@@ -73,7 +79,7 @@ impl App {
         let key = || platform::vault::MasterKey::from_base64(&master, "test").unwrap();
         let referrals_vault = referrals::open_vault(&pool, key(), None).await.unwrap();
         let accounts_vault = accounts::open_vault(&pool, key(), None).await.unwrap();
-        let (auth, config) = (keys.authenticator(), config());
+        let (auth, config) = (keys.authenticator(), config(settings));
         let api = Router::new()
             .merge(referrals::router(referrals::ReferralsState {
                 pool: pool.clone(),
@@ -368,6 +374,18 @@ async fn saving_a_closed_place_s_form_keeps_it_closed(pool: PgPool) {
     let saved = app.post_form(&mediator, "/ma-structure", &[("capacity", "5")]).await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
     assert!(!app.accepting(&place).await, "the mediator's form reopened a closed place");
+}
+
+#[sqlx::test(migrations = false)]
+async fn where_a_referral_could_go_is_said_within_the_configured_radius(pool: PgPool) {
+    // Not the 30 km the page once assumed when the answer had no radius.
+    let app = App::configured(pool, &[("AIGUILLAGE_MAX_DISTANCE_KM", "12")]).await;
+    let org = app.organisation().await;
+    let referrer = app.sign_in(accounts::domain::Grant::Referrer(org)).await;
+    let fields = [("commune", "16000"), ("needs", "aide_demarches_administratives"), ("apercu", "1")];
+    let page = app.post_form(&referrer, "/orientations/nouvelle", &fields).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert!(page.html.contains("Aucun lieu possible à moins de 12 km"), "{}", page.html);
 }
 
 /// A stand-in for the API that answers a structure without its `accepting`.
