@@ -2,7 +2,7 @@
 //! and for those who manage memberships (admins, and coordinators within their
 //! départements): requests, invitations, removals and the audit.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Json as AxumJson, Router};
@@ -17,6 +17,7 @@ use contracts::{FieldError, Territory};
 use platform::ApiError;
 use platform::auth::{Authorized, Caller, Principal, ServiceCaller};
 use platform::json::{Json, OptionalJson, Query};
+use platform::path::Path;
 use platform::problem::responses::{Authenticated, Conflict, Forbidden, InvalidQuery, JsonBody, NotFound};
 use serde::Deserialize;
 use serde_json::json;
@@ -76,10 +77,6 @@ fn limit_of(limit: Option<i64>) -> Result<i64, ApiError> {
         return Err(ApiError::invalid_field("limit", format!("must be between 1 and {MAX_LIMIT}")));
     }
     Ok(limit)
-}
-
-fn parse_id(id: &str) -> Result<Uuid, ApiError> {
-    id.parse().map_err(|_| ApiError::not_found())
 }
 
 /// The membership a caller acts from, for the audit.
@@ -310,8 +307,16 @@ async fn sign_out(State(state): State<AccountsState>, caller: Caller) -> Result<
     let mut conn = state.pool.acquire().await?;
     let scopes = service::scopes(&store::memberships(&mut conn, account).await?);
     let membership = acting_membership(&caller);
-    service::record(&mut conn, "sign_out", &caller.actor(), membership.as_deref(), Some(account), &scopes, json!({}))
-        .await?;
+    service::record(
+        &mut conn,
+        "sign_out",
+        &caller.actor().to_string(),
+        membership.as_deref(),
+        Some(account),
+        &scopes,
+        json!({}),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -435,7 +440,7 @@ async fn file_request(
     service::record(
         &mut tx,
         "membership_requested",
-        &caller.actor(),
+        &caller.actor().to_string(),
         membership.as_deref(),
         Some(account),
         &scope,
@@ -521,30 +526,34 @@ async fn list_requests(
 async fn approve(
     State(state): State<AccountsState>,
     caller: Authorized<Managers>,
-    Path(id): Path<String>,
+    Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
-    decided(&state, &caller, &id, service::Decision::Approve).await
+    decided(&state, &caller, id, service::Decision::Approve).await
 }
 
 /// Decides, then answers the request as it now is.
 async fn decided(
     state: &AccountsState,
     caller: &Caller,
-    id: &str,
+    id: Uuid,
     decision: service::Decision,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(id)?;
     let from = acting_membership(caller);
-    let account =
-        service::decide(&state.pool, &state.vault, id, &decision, &manager(caller)?, &caller.actor(), from.as_deref())
-            .await
-            .map_err(|err| match err {
-                service::DecideError::NotFound => ApiError::not_found(),
-                service::DecideError::AlreadyDecided(status) => {
-                    ApiError::conflict(format!("the request is already {status}"))
-                }
-                service::DecideError::Database(e) => e.into(),
-            })?;
+    let account = service::decide(
+        &state.pool,
+        &state.vault,
+        id,
+        &decision,
+        &manager(caller)?,
+        &caller.actor().to_string(),
+        from.as_deref(),
+    )
+    .await
+    .map_err(|err| match err {
+        service::DecideError::NotFound => ApiError::not_found(),
+        service::DecideError::AlreadyDecided(status) => ApiError::conflict(format!("the request is already {status}")),
+        service::DecideError::Database(e) => e.into(),
+    })?;
     let mut conn = state.pool.acquire().await?;
     let filter = RequestFilter { status: None, account_id: Some(account), territories: None, limit: MAX_LIMIT };
     let view =
@@ -568,13 +577,13 @@ async fn decided(
 async fn refuse(
     State(state): State<AccountsState>,
     caller: Authorized<Managers>,
-    Path(id): Path<String>,
+    Path(id): Path<Uuid>,
     OptionalJson(body): OptionalJson<RefuseBody>,
 ) -> Result<Response, ApiError> {
     let mut e = Errors::new();
     let reason = e.text("reason", body.reason.as_deref(), 500, false);
     e.finish(|| ()).map_err(ApiError::validation)?;
-    decided(&state, &caller, &id, service::Decision::Refuse { reason }).await
+    decided(&state, &caller, id, service::Decision::Refuse { reason }).await
 }
 
 /// Invite an e-mail address to a membership (admin; coordinator within their
@@ -630,12 +639,12 @@ async fn invite(
     if !manager.may_manage(&scope) {
         return Err(ApiError::forbidden());
     }
-    let granted = service::grant_by_email(&state.pool, &state.vault, email, &grant, &caller.actor()).await.map_err(
-        |e| match e {
+    let granted = service::grant_by_email(&state.pool, &state.vault, email, &grant, &caller.actor().to_string())
+        .await
+        .map_err(|e| match e {
             GrantError::BadEmail(_) => ApiError::invalid_field("email", "is not an e-mail address"),
             GrantError::Database(e) => e.into(),
-        },
-    )?;
+        })?;
     let result = match granted {
         service::Granted::Now { account_id, membership_id } => InvitationResult {
             status: InvitationStatus::Granted,
@@ -733,21 +742,21 @@ async fn list_accounts(
 async fn remove_membership(
     State(state): State<AccountsState>,
     caller: Authorized<Managers>,
-    Path(id): Path<String>,
+    Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
     let mut tx = state.pool.begin().await?;
-    let membership = store::lock_membership(&mut tx, parse_id(&id)?).await?.ok_or_else(ApiError::not_found)?;
+    let membership = store::lock_membership(&mut tx, id).await?.ok_or_else(ApiError::not_found)?;
     if !manager(&caller)?.may_manage(&membership.scope) {
         return Err(ApiError::not_found());
     }
-    store::remove_membership(&mut tx, membership.id, &caller.actor()).await?;
+    store::remove_membership(&mut tx, membership.id, &caller.actor().to_string()).await?;
     crate::announce::account(&mut tx, membership.account_id).await?;
     let detail = json!({ "membership_id": membership.id, "role": membership.grant.role() });
     let from = acting_membership(&caller);
     service::record(
         &mut tx,
         "membership_removed",
-        &caller.actor(),
+        &caller.actor().to_string(),
         from.as_deref(),
         Some(membership.account_id),
         &membership.scope,

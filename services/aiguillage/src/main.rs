@@ -261,7 +261,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let accounts = accounts::privacy::purge(&pool, config.account_retention, dry_run).await?;
             if !dry_run {
                 let mut conn = pool.acquire().await?;
-                referrals::privacy::record_operator(&mut conn, "purge", None).await?;
+                referrals::privacy::record_operator(&mut conn, contracts::AuditAction::Purge, None).await?;
             }
             pool.close().await;
             eprintln!(
@@ -293,7 +293,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 rotations.push(platform::vault::rotate(&pool, schema, &master, previous.as_ref()).await?);
             }
             let mut conn = pool.acquire().await?;
-            referrals::privacy::record_operator(&mut conn, "keys_rotated", None).await?;
+            referrals::privacy::record_operator(&mut conn, contracts::AuditAction::KeysRotated, None).await?;
             accounts::service::record(&mut conn, "keys_rotated", OPERATOR, None, None, &[], serde_json::json!({}))
                 .await?;
             drop(conn);
@@ -324,7 +324,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut conn = pool.acquire().await?;
             let filter =
                 referrals::privacy::AuditFilter { referral_id: referral, agent, from, to: None, after: None, limit };
-            let items = referrals::privacy::audit(&mut conn, &filter).await?;
+            let rows = referrals::privacy::audit(&mut conn, &filter).await?;
+            let items: Vec<_> = rows.into_iter().map(referrals::privacy::AuditRow::entry).collect();
             drop(conn);
             pool.close().await;
             println!("{}", serde_json::to_string_pretty(&items)?);

@@ -147,6 +147,7 @@ mod tests {
             ("DeliveryMode", slugs(DeliveryMode::ALL)),
             ("MessageKind", slugs(MessageKind::ALL)),
             ("ExclusionCode", slugs(ExclusionCode::ALL)),
+            ("AuditAction", slugs(AuditAction::ALL)),
         ]
     }
 

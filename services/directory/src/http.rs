@@ -1,6 +1,6 @@
 //! HTTP: organisations, structures, capacity and imports.
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json as AxumJson, Router};
@@ -12,6 +12,7 @@ use platform::auth::roles::{Admins, Coordinators, StructureKeepers};
 use platform::auth::{Authorized, Caller, Scope};
 use platform::idempotency::{FingerprintedJson, IdempotencyKey};
 use platform::json::{Json, Query};
+use platform::path::Path;
 use platform::problem::responses::{Authenticated, Forbidden, IdempotencyConflict, InvalidQuery, JsonBody, NotFound};
 use serde::Deserialize;
 use sqlx::PgConnection;
@@ -21,7 +22,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::domain::organisation::parse_organisation;
-use crate::domain::structure::{parse_structure, valid_structure_id};
+use crate::domain::structure::parse_structure;
 use crate::import::ImportReport;
 use crate::store::{self, CapacityUpdate, StructureFilter, Upserted};
 use crate::view::{CommuneList, OrganisationPage, OrganisationView, StructurePage, StructureView};
@@ -139,9 +140,8 @@ async fn create_organisation(
 async fn get_organisation(
     State(state): State<Directory>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<OrganisationId>,
 ) -> Result<Response, ApiError> {
-    let id: OrganisationId = id.parse().map_err(|_| ApiError::not_found())?;
     let visible = caller.is_admin() || caller.organisation() == Some(id);
     if !visible {
         return Err(ApiError::not_found());
@@ -241,7 +241,7 @@ async fn publish_structure(conn: &mut PgConnection, s: &Structure) -> Result<(),
 async fn put_structure(
     State(state): State<Directory>,
     caller: Authorized<Coordinators>,
-    Path(id): Path<String>,
+    Path(id): Path<StructureId>,
     Json(req): Json<StructureRequest>,
 ) -> Result<Response, ApiError> {
     let draft = parse_structure(&id, &req, geo::communes()).map_err(ApiError::validation)?;
@@ -278,11 +278,8 @@ async fn put_structure(
 async fn get_structure(
     State(state): State<Directory>,
     _caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<StructureId>,
 ) -> Result<Response, ApiError> {
-    if !valid_structure_id(&id) {
-        return Err(ApiError::not_found());
-    }
     let mut conn = state.pool.acquire().await?;
     let s = store::structure(&mut conn, &id).await?.ok_or_else(ApiError::not_found)?;
     Ok(AxumJson(StructureView::from(s)).into_response())
@@ -380,7 +377,7 @@ async fn list_structures(
 async fn put_capacity(
     State(state): State<Directory>,
     caller: Authorized<StructureKeepers>,
-    Path(id): Path<String>,
+    Path(id): Path<StructureId>,
     Json(req): Json<CapacityRequest>,
 ) -> Result<Response, ApiError> {
     let weekly_capacity = match req.weekly_capacity {
@@ -410,14 +407,11 @@ async fn put_capacity(
             contracts::FieldError::new("accepting", "give weekly_capacity, accepting, or both"),
         ]));
     }
-    if !valid_structure_id(&id) {
-        return Err(ApiError::not_found());
-    }
     let mut tx = state.pool.begin().await?;
     let territory = store::structure_territory_for_update(&mut tx, &id).await?.ok_or_else(ApiError::not_found)?;
     let allowed = match &caller.scope {
         Scope::All => true,
-        Scope::Territories(t) => t.iter().any(|t| *t == territory),
+        Scope::Territories(t) => t.contains(&territory),
         Scope::Structure(s) => *s == id,
         Scope::Organisation(_) | Scope::Pending | Scope::Service(_) | Scope::Dpo => false,
     };
@@ -456,18 +450,14 @@ async fn put_capacity(
 async fn delete_structure(
     State(state): State<Directory>,
     caller: Authorized<Coordinators>,
-    Path(id): Path<String>,
+    Path(id): Path<StructureId>,
 ) -> Result<Response, ApiError> {
-    if !valid_structure_id(&id) {
-        return Err(ApiError::not_found());
-    }
     let mut tx = state.pool.begin().await?;
     let territory = store::structure_territory_for_update(&mut tx, &id).await?.ok_or_else(ApiError::not_found)?;
     may_edit(&caller, &territory)?;
     store::delete_structure(&mut tx, &id).await?;
     let sequence = chrono::Utc::now().timestamp_micros();
-    let structure_id: StructureId = id.parse().map_err(|_| ApiError::not_found())?;
-    bus::enqueue(&mut tx, SCHEMA, &Envelope::new(id.clone(), sequence, &StructureRemoved { structure_id })).await?;
+    bus::enqueue(&mut tx, SCHEMA, &Envelope::new(id.clone(), sequence, &StructureRemoved { structure_id: id })).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use contracts::events::{Address, Point, Structure, StructureContact};
-use contracts::{OrganisationId, OrganisationKind, Territory};
+use contracts::{OrganisationId, OrganisationKind, StructureId, Territory};
 use platform::row::{Columns, RowError};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -284,14 +284,14 @@ pub async fn upsert_structure(
     })
 }
 
-pub async fn structure(conn: &mut PgConnection, id: &str) -> sqlx::Result<Option<Structure>> {
+pub async fn structure(conn: &mut PgConnection, id: &StructureId) -> sqlx::Result<Option<Structure>> {
     let row = sqlx::query_as!(
         StructureRow,
         "SELECT id, name, services, modes, languages, other_languages, accessibility, street, postcode, commune,
                 commune_code, lat, lon, territory, opening_hours, weekly_capacity, accepting, phone, email, website,
                 source, fees, labels, pivot, updated_at
          FROM directory.structures WHERE id = $1",
-        id
+        id.as_str()
     )
     .fetch_optional(conn)
     .await?;
@@ -299,10 +299,16 @@ pub async fn structure(conn: &mut PgConnection, id: &str) -> sqlx::Result<Option
 }
 
 /// The territory a structure is in, locked for the rest of the transaction.
-pub async fn structure_territory_for_update(conn: &mut PgConnection, id: &str) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar!("SELECT territory FROM directory.structures WHERE id = $1 FOR UPDATE", id)
-        .fetch_optional(conn)
-        .await
+pub async fn structure_territory_for_update(
+    conn: &mut PgConnection,
+    id: &StructureId,
+) -> sqlx::Result<Option<Territory>> {
+    sqlx::query_scalar!(
+        r#"SELECT territory AS "territory: Territory" FROM directory.structures WHERE id = $1 FOR UPDATE"#,
+        id.as_str()
+    )
+    .fetch_optional(conn)
+    .await
 }
 
 pub struct StructureFilter {
@@ -351,7 +357,11 @@ pub struct CapacityUpdate {
     pub accepting: Option<bool>,
 }
 
-pub async fn update_capacity(conn: &mut PgConnection, id: &str, c: &CapacityUpdate) -> sqlx::Result<Option<Structure>> {
+pub async fn update_capacity(
+    conn: &mut PgConnection,
+    id: &StructureId,
+    c: &CapacityUpdate,
+) -> sqlx::Result<Option<Structure>> {
     let row = sqlx::query_as!(
         StructureRow,
         r#"
@@ -362,7 +372,7 @@ pub async fn update_capacity(conn: &mut PgConnection, id: &str, c: &CapacityUpda
                   commune_code, lat, lon, territory, opening_hours, weekly_capacity, accepting, phone, email, website,
                   source, fees, labels, pivot, updated_at
         "#,
-        id,
+        id.as_str(),
         c.weekly_capacity.map(|v| v as i32),
         c.accepting
     )
@@ -374,15 +384,15 @@ pub async fn update_capacity(conn: &mut PgConnection, id: &str, c: &CapacityUpda
 /// Sets a structure's opening hours; returns it when they changed.
 pub async fn update_opening_hours(
     conn: &mut PgConnection,
-    id: &str,
+    id: &StructureId,
     hours: Option<&str>,
 ) -> sqlx::Result<Option<Structure>> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE directory.structures SET opening_hours = $2, updated_at = now()
          WHERE id = $1 AND opening_hours IS DISTINCT FROM $2",
+        id.as_str(),
+        hours
     )
-    .bind(id)
-    .bind(hours)
     .execute(&mut *conn)
     .await?;
     if done.rows_affected() == 0 {
@@ -391,8 +401,8 @@ pub async fn update_opening_hours(
     structure(conn, id).await
 }
 
-pub async fn delete_structure(conn: &mut PgConnection, id: &str) -> sqlx::Result<bool> {
-    let done = sqlx::query!("DELETE FROM directory.structures WHERE id = $1", id).execute(conn).await?;
+pub async fn delete_structure(conn: &mut PgConnection, id: &StructureId) -> sqlx::Result<bool> {
+    let done = sqlx::query!("DELETE FROM directory.structures WHERE id = $1", id.as_str()).execute(conn).await?;
     Ok(done.rows_affected() > 0)
 }
 

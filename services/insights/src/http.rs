@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::{Json as AxumJson, Router};
@@ -12,6 +12,7 @@ use platform::ApiError;
 use platform::auth::roles::{Coordinators, StructureKeepers};
 use platform::auth::{Authorized, Scope};
 use platform::json::Query;
+use platform::path::Path;
 use platform::problem::responses::{Authenticated, Forbidden, InvalidQuery, NotFound};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -467,14 +468,10 @@ struct StructurePath {
 async fn structure_report(
     State(state): State<InsightsState>,
     caller: Authorized<StructureKeepers>,
-    Path(id): Path<String>,
+    Path(id): Path<contracts::StructureId>,
     headers: axum::http::HeaderMap,
     Query(q): Query<ReportQuery>,
 ) -> Result<Response, ApiError> {
-    // No structure id holds a control character, and PostgreSQL cannot even compare a NUL.
-    if contracts::validate::has_control_characters(&id) {
-        return Err(ApiError::not_found());
-    }
     let mut conn = state.pool.acquire().await?;
     let structure = queries::structure(&mut conn, &id).await?.ok_or_else(ApiError::not_found)?;
     let allowed = match &caller.scope {

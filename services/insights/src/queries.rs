@@ -440,11 +440,11 @@ pub struct StructureInfo {
     pub weekly_capacity: i32,
 }
 
-pub async fn structure(conn: &mut PgConnection, id: &str) -> sqlx::Result<Option<StructureInfo>> {
+pub async fn structure(conn: &mut PgConnection, id: &StructureId) -> sqlx::Result<Option<StructureInfo>> {
     sqlx::query_as!(
         StructureInfo,
         "SELECT id, name, territory, weekly_capacity FROM insights.structures WHERE id = $1",
-        id
+        id.as_str()
     )
     .fetch_optional(conn)
     .await

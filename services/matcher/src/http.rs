@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::{Json as AxumJson, Router};
 use contracts::api::PreviewRequest;
 use contracts::events::Point;
@@ -15,6 +15,7 @@ use platform::ApiError;
 use platform::auth::Authorized;
 use platform::auth::roles::Previewers;
 use platform::json::Json;
+use platform::path::Path;
 use platform::problem::responses::{Authenticated, Forbidden, JsonBody, NotFound};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -94,9 +95,8 @@ struct ReferralPath {
 async fn candidates(
     State(state): State<MatcherState>,
     caller: Authorized<Previewers>,
-    Path(id): Path<String>,
+    Path(id): Path<ReferralId>,
 ) -> Result<AxumJson<AssessmentView>, ApiError> {
-    let id: ReferralId = id.parse().map_err(|_| ApiError::not_found())?;
     let mut conn = state.pool.acquire().await?;
     let profile = store::profile(&mut conn, id).await?.ok_or_else(ApiError::not_found)?;
     let allowed = match caller.role {

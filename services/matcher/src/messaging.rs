@@ -87,11 +87,11 @@ impl Handler for MatcherHandler {
                 Ok(())
             }
             Inbound::StructureRemoved(e) => {
-                store::remove_structure(tx, e.structure_id.as_str(), env.sequence).await?;
+                store::remove_structure(tx, &e.structure_id, env.sequence).await?;
                 Ok(())
             }
             Inbound::CapacityChanged(e) => {
-                let id = e.structure_id.as_str();
+                let id = &e.structure_id;
                 if store::set_capacity(&mut *tx, id, e.weekly_capacity, e.accepting, env.sequence).await? {
                     store::request_rematch(tx, id).await?;
                 }
@@ -201,7 +201,7 @@ impl MatcherHandler {
         p.state = ProfileState::Matching;
         match e.structure_id {
             Some(structure_id) => {
-                self.matcher.route_to(tx, &mut p, structure_id.as_str(), e.force, Some(env)).await?;
+                self.matcher.route_to(tx, &mut p, &structure_id, e.force, Some(env)).await?;
             }
             None => {
                 p.attempts = 0;

@@ -116,7 +116,7 @@ impl Matcher {
         &self,
         conn: &mut PgConnection,
         p: &mut Profile,
-        structure_id: &str,
+        structure_id: &StructureId,
         force: bool,
         cause: Option<&Envelope>,
     ) -> sqlx::Result<Routed> {
@@ -146,7 +146,7 @@ impl Matcher {
             name: s.name.clone(),
             distance_km,
             score: distance_km,
-            used: used.get(structure_id).copied().unwrap_or(0),
+            used: used.get(structure_id.as_str()).copied().unwrap_or(0),
             capacity: s.weekly_capacity,
             next_opening: None,
             remote: false,

@@ -335,13 +335,13 @@ pub async fn upsert_structure(conn: &mut PgConnection, s: &Structure, source_seq
 /// Applies a capacity change unless a newer change is already stored.
 pub async fn set_capacity(
     conn: &mut PgConnection,
-    id: &str,
+    id: &StructureId,
     capacity: u32,
     accepting: bool,
     source_sequence: i64,
 ) -> sqlx::Result<bool> {
     let current: Option<i64> =
-        sqlx::query_scalar!("SELECT source_sequence FROM matcher.structures WHERE id = $1 FOR UPDATE", id)
+        sqlx::query_scalar!("SELECT source_sequence FROM matcher.structures WHERE id = $1 FOR UPDATE", id.as_str())
             .fetch_optional(&mut *conn)
             .await?;
     match current {
@@ -351,7 +351,7 @@ pub async fn set_capacity(
     let version = tick(conn).await?;
     sqlx::query!(
         "UPDATE matcher.structures SET weekly_capacity = $2, accepting = $3, source_sequence = $4, version = $5 WHERE id = $1",
-        id,
+        id.as_str(),
         capacity as i32,
         accepting,
         source_sequence,
@@ -362,9 +362,9 @@ pub async fn set_capacity(
     Ok(true)
 }
 
-pub async fn remove_structure(conn: &mut PgConnection, id: &str, source_sequence: i64) -> sqlx::Result<bool> {
+pub async fn remove_structure(conn: &mut PgConnection, id: &StructureId, source_sequence: i64) -> sqlx::Result<bool> {
     let current: Option<i64> =
-        sqlx::query_scalar!("SELECT source_sequence FROM matcher.structures WHERE id = $1 FOR UPDATE", id)
+        sqlx::query_scalar!("SELECT source_sequence FROM matcher.structures WHERE id = $1 FOR UPDATE", id.as_str())
             .fetch_optional(&mut *conn)
             .await?;
     match current {
@@ -374,7 +374,7 @@ pub async fn remove_structure(conn: &mut PgConnection, id: &str, source_sequence
     let version = tick(conn).await?;
     sqlx::query!(
         "UPDATE matcher.structures SET removed = true, accepting = false, source_sequence = $2, version = $3 WHERE id = $1",
-        id,
+        id.as_str(),
         source_sequence,
         version
     )
@@ -462,7 +462,12 @@ pub async fn usage(conn: &mut PgConnection, ids: &[String], week: &str) -> sqlx:
 /// update re-checks the capacity after waiting for any concurrent reservation of the
 /// same structure, so replicas never overbook. `force` ignores the capacity (a
 /// coordinator's explicit choice).
-pub async fn reserve(conn: &mut PgConnection, structure_id: &str, week: &str, force: bool) -> sqlx::Result<bool> {
+pub async fn reserve(
+    conn: &mut PgConnection,
+    structure_id: &StructureId,
+    week: &str,
+    force: bool,
+) -> sqlx::Result<bool> {
     // One statement: the first reservation of the week inserts the counter, the others
     // update it; the conditional update waits for, then re-checks against, any
     // concurrent reservation of the same structure.
@@ -474,7 +479,7 @@ pub async fn reserve(conn: &mut PgConnection, structure_id: &str, week: &str, fo
          WHERE $3 OR u.used < (SELECT s.weekly_capacity FROM matcher.structures s
                                WHERE s.id = u.structure_id AND s.accepting AND NOT s.removed)
          RETURNING u.used",
-        structure_id,
+        structure_id.as_str(),
         week,
         force
     )
@@ -487,7 +492,7 @@ pub async fn insert_reservation(
     conn: &mut PgConnection,
     id: Uuid,
     referral_id: ReferralId,
-    structure_id: &str,
+    structure_id: &StructureId,
     week: &str,
     forced: bool,
 ) -> sqlx::Result<()> {
@@ -495,7 +500,7 @@ pub async fn insert_reservation(
         "INSERT INTO matcher.reservations (id, referral_id, structure_id, week, state, forced) VALUES ($1, $2, $3, $4, 'held', $5)",
         id,
         referral_id.as_uuid(),
-        structure_id,
+        structure_id.as_str(),
         week,
         forced
     )

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json as AxumJson, Router};
@@ -12,14 +12,15 @@ use contracts::api::{
     AcceptRequest, CancelRequest, CloseRequest, ContactRequest, DeclineRequest, ReferralRequest, RerouteRequest,
 };
 use contracts::events::ReferralSubmitted;
-use contracts::referrals::{AuditEntry, AuditPage};
+use contracts::referrals::AuditPage;
 use contracts::validate::Errors;
-use contracts::{ContactKind, DeclineReason, Envelope, Outcome, ReferralId, ReferralStatus, StructureId};
+use contracts::{AuditAction, ContactKind, DeclineReason, Envelope, Outcome, ReferralId, ReferralStatus, StructureId};
 use platform::ApiError;
 use platform::auth::roles::{Auditors, Coordinators, Mediators, Referrers, ReferrersOrAdmins};
 use platform::auth::{Authorized, Caller, Scope};
 use platform::idempotency::{FingerprintedJson, IdempotencyKey};
 use platform::json::{OptionalJson, Query};
+use platform::path::Path;
 use platform::problem::responses::{
     Authenticated, Conflict, Forbidden, IdempotencyConflict, InvalidQuery, JsonBody, NotFound,
 };
@@ -33,7 +34,7 @@ use uuid::Uuid;
 use crate::domain::lifecycle::{Action, transition};
 use crate::domain::referral::parse_referral;
 use crate::lifecycle::{self, StepError};
-use crate::privacy::{self, Action as Audited};
+use crate::privacy;
 use crate::store::{self, ListFilter, ListScope, Referral};
 use crate::view::{self, Disclosure, Parts, ReferralPage, ReferralView};
 use crate::{ReferralsState, SCHEMA};
@@ -87,10 +88,6 @@ fn disclosure(caller: &Caller, r: &Referral) -> Option<Disclosure> {
     }
 }
 
-fn parse_id(id: &str) -> Result<ReferralId, ApiError> {
-    id.parse().map_err(|_| ApiError::not_found())
-}
-
 async fn render(
     conn: &mut PgConnection,
     vault: &platform::vault::Vault,
@@ -124,7 +121,7 @@ async fn render_audited(
 ) -> Result<view::ReferralView, ApiError> {
     let view = render(&mut *conn, &state.vault, r, disclosure, true).await?;
     if matches!(view.person, Some(Some(_))) {
-        privacy::record(conn, caller, Audited::Read, &[view.id]).await?;
+        privacy::record(conn, caller, AuditAction::Read, &[view.id]).await?;
     }
     Ok(view)
 }
@@ -168,7 +165,7 @@ async fn submit(
     let id = ReferralId::new();
     // The database keeps microseconds: the event carries the time exactly as stored.
     let at = Utc::now().trunc_subsecs(6);
-    let audit = privacy::Entry::of(&caller, Audited::Change("submit"));
+    let audit = privacy::Entry::of(&caller);
     let event = ReferralSubmitted {
         referral_id: id,
         organisation_id,
@@ -243,9 +240,8 @@ fn created(view: view::ReferralView) -> Response {
 async fn read(
     State(state): State<ReferralsState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<ReferralId>,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id)?;
     let mut conn = state.pool.acquire().await?;
     let r = store::get(&mut conn, id).await?.ok_or_else(ApiError::not_found)?;
     let d = disclosure(&caller, &r).ok_or_else(ApiError::not_found)?;
@@ -365,7 +361,7 @@ async fn list(
     let gone: Vec<ReferralId> = personal.iter().filter(|id| !persons.contains_key(id)).copied().collect();
     let removals = if gone.is_empty() { HashMap::new() } else { privacy::removals(&mut conn, &gone).await? };
     let shown: Vec<ReferralId> = persons.keys().copied().collect();
-    privacy::record(&mut conn, &caller, Audited::Read, &shown).await?;
+    privacy::record(&mut conn, &caller, AuditAction::Read, &shown).await?;
     let accepted: Vec<StructureId> = visible.iter().filter_map(|(r, _)| r.structure_id.clone()).collect();
     let contacts =
         if accepted.is_empty() { HashMap::new() } else { store::structure_contacts(&mut conn, &accepted).await? };
@@ -382,8 +378,7 @@ async fn list(
 }
 
 /// Loads and locks a referral the caller can see, or 404.
-async fn load(conn: &mut PgConnection, caller: &Caller, id: &str) -> Result<Referral, ApiError> {
-    let id = parse_id(id)?;
+async fn load(conn: &mut PgConnection, caller: &Caller, id: ReferralId) -> Result<Referral, ApiError> {
     let r = store::lock(conn, id).await?.ok_or_else(ApiError::not_found)?;
     disclosure(caller, &r).ok_or_else(ApiError::not_found)?;
     Ok(r)
@@ -429,17 +424,17 @@ async fn respond(state: &ReferralsState, caller: &Caller, id: ReferralId) -> Res
 async fn accept(
     State(state): State<ReferralsState>,
     caller: Authorized<Mediators>,
-    Path(id): Path<String>,
+    Path(id): Path<ReferralId>,
     OptionalJson(body): OptionalJson<AcceptRequest>,
 ) -> Result<Response, ApiError> {
     let mut e = Errors::new();
     let mediator_name = e.text("mediator_name", body.mediator_name.as_deref(), 200, false);
     e.finish(|| ()).map_err(ApiError::validation)?;
     let mut tx = state.pool.begin().await?;
-    let mut r = load(&mut tx, &caller, &id).await?;
+    let mut r = load(&mut tx, &caller, id).await?;
     require_offer_holder(&caller, &r)?;
     lifecycle::accept(&mut tx, &state.vault, &mut r, &caller.actor(), mediator_name.as_deref()).await?;
-    privacy::record(&mut tx, &caller, Audited::Change("accept"), &[r.id]).await?;
+    privacy::record(&mut tx, &caller, AuditAction::Accept, &[r.id]).await?;
     tx.commit().await?;
     tracing::info!(referral_id = %r.id, structure_id = ?r.structure_id, "accepted");
     respond(&state, &caller, r.id).await
@@ -458,7 +453,7 @@ async fn accept(
 async fn decline(
     State(state): State<ReferralsState>,
     caller: Authorized<Mediators>,
-    Path(id): Path<String>,
+    Path(id): Path<ReferralId>,
     OptionalJson(body): OptionalJson<DeclineRequest>,
 ) -> Result<Response, ApiError> {
     let mut e = Errors::new();
@@ -466,10 +461,10 @@ async fn decline(
     let comment = e.text("comment", body.comment.as_deref(), 1000, false);
     let reason = e.finish(|| reason).map_err(ApiError::validation)?.unwrap_or(DeclineReason::Other);
     let mut tx = state.pool.begin().await?;
-    let mut r = load(&mut tx, &caller, &id).await?;
+    let mut r = load(&mut tx, &caller, id).await?;
     require_offer_holder(&caller, &r)?;
     lifecycle::decline(&mut tx, &state.vault, &mut r, &caller.actor(), reason, comment.as_deref()).await?;
-    privacy::record(&mut tx, &caller, Audited::Change("decline"), &[r.id]).await?;
+    privacy::record(&mut tx, &caller, AuditAction::Decline, &[r.id]).await?;
     tx.commit().await?;
     tracing::info!(referral_id = %r.id, reason = %reason, "declined");
     respond(&state, &caller, r.id).await
@@ -499,7 +494,7 @@ fn parse_time(e: &mut Errors, field: &str, value: Option<&str>) -> Option<DateTi
 async fn contact(
     State(state): State<ReferralsState>,
     caller: Authorized<Mediators>,
-    Path(id): Path<String>,
+    Path(id): Path<ReferralId>,
     OptionalJson(body): OptionalJson<ContactRequest>,
 ) -> Result<Response, ApiError> {
     let mut e = Errors::new();
@@ -510,10 +505,10 @@ async fn contact(
     }
     let kind = e.finish(|| kind).map_err(ApiError::validation)?.unwrap_or(ContactKind::FirstContact);
     let mut tx = state.pool.begin().await?;
-    let mut r = load(&mut tx, &caller, &id).await?;
+    let mut r = load(&mut tx, &caller, id).await?;
     require_accepting_structure(&caller, &r, Action::Contact)?;
     lifecycle::contact(&mut tx, &mut r, &caller.actor(), kind, at.unwrap_or_else(Utc::now)).await?;
-    privacy::record(&mut tx, &caller, Audited::Change("contact"), &[r.id]).await?;
+    privacy::record(&mut tx, &caller, AuditAction::Contact, &[r.id]).await?;
     tx.commit().await?;
     respond(&state, &caller, r.id).await
 }
@@ -531,7 +526,7 @@ async fn contact(
 async fn close(
     State(state): State<ReferralsState>,
     caller: Authorized<Mediators>,
-    Path(id): Path<String>,
+    Path(id): Path<ReferralId>,
     OptionalJson(body): OptionalJson<CloseRequest>,
 ) -> Result<Response, ApiError> {
     let mut e = Errors::new();
@@ -539,10 +534,10 @@ async fn close(
     let comment = e.text("comment", body.comment.as_deref(), 1000, false);
     let outcome = e.finish(|| outcome).map_err(ApiError::validation)?.unwrap_or(Outcome::Other);
     let mut tx = state.pool.begin().await?;
-    let mut r = load(&mut tx, &caller, &id).await?;
+    let mut r = load(&mut tx, &caller, id).await?;
     require_accepting_structure(&caller, &r, Action::Close)?;
     lifecycle::close(&mut tx, &state.vault, &mut r, &caller.actor(), outcome, comment.as_deref()).await?;
-    privacy::record(&mut tx, &caller, Audited::Change("close"), &[r.id]).await?;
+    privacy::record(&mut tx, &caller, AuditAction::Close, &[r.id]).await?;
     tx.commit().await?;
     tracing::info!(referral_id = %r.id, outcome = %outcome, "closed");
     respond(&state, &caller, r.id).await
@@ -561,16 +556,16 @@ async fn close(
 async fn cancel(
     State(state): State<ReferralsState>,
     caller: Authorized<ReferrersOrAdmins>,
-    Path(id): Path<String>,
+    Path(id): Path<ReferralId>,
     OptionalJson(body): OptionalJson<CancelRequest>,
 ) -> Result<Response, ApiError> {
     let mut e = Errors::new();
     let reason = e.text("reason", body.reason.as_deref(), 1000, false);
     e.finish(|| ()).map_err(ApiError::validation)?;
     let mut tx = state.pool.begin().await?;
-    let mut r = load(&mut tx, &caller, &id).await?;
+    let mut r = load(&mut tx, &caller, id).await?;
     lifecycle::cancel(&mut tx, &state.vault, &mut r, &caller.actor(), reason.as_deref()).await?;
-    privacy::record(&mut tx, &caller, Audited::Change("cancel"), &[r.id]).await?;
+    privacy::record(&mut tx, &caller, AuditAction::Cancel, &[r.id]).await?;
     tx.commit().await?;
     tracing::info!(referral_id = %r.id, "cancelled");
     respond(&state, &caller, r.id).await
@@ -590,7 +585,7 @@ async fn cancel(
 async fn reroute(
     State(state): State<ReferralsState>,
     caller: Authorized<Coordinators>,
-    Path(id): Path<String>,
+    Path(id): Path<ReferralId>,
     OptionalJson(body): OptionalJson<RerouteRequest>,
 ) -> Result<Response, ApiError> {
     let mut e = Errors::new();
@@ -610,10 +605,10 @@ async fn reroute(
         return Err(ApiError::invalid_field("force", "force needs a structure_id"));
     }
     let mut tx = state.pool.begin().await?;
-    let mut r = load(&mut tx, &caller, &id).await?;
+    let mut r = load(&mut tx, &caller, id).await?;
     lifecycle::reroute(&mut tx, &state.vault, &mut r, &caller.actor(), structure_id.as_ref(), force, reason.as_deref())
         .await?;
-    privacy::record(&mut tx, &caller, Audited::Change("reroute"), &[r.id]).await?;
+    privacy::record(&mut tx, &caller, AuditAction::Reroute, &[r.id]).await?;
     tx.commit().await?;
     tracing::info!(referral_id = %r.id, to = ?structure_id, force, "rerouted");
     respond(&state, &caller, r.id).await
@@ -624,9 +619,8 @@ async fn reroute(
 async fn load_for_rights(
     conn: &mut PgConnection,
     caller: &Authorized<ReferrersOrAdmins>,
-    id: &str,
+    id: ReferralId,
 ) -> Result<Referral, ApiError> {
-    let id = parse_id(id)?;
     let r = store::lock(conn, id).await?.ok_or_else(ApiError::not_found)?;
     match &caller.scope {
         Scope::All => Ok(r),
@@ -659,12 +653,12 @@ pub struct PersonalDataExport {
 async fn personal_data(
     State(state): State<ReferralsState>,
     caller: Authorized<ReferrersOrAdmins>,
-    Path(id): Path<String>,
+    Path(id): Path<ReferralId>,
 ) -> Result<Response, ApiError> {
     let mut tx = state.pool.begin().await?;
-    let r = load_for_rights(&mut tx, &caller, &id).await?;
+    let r = load_for_rights(&mut tx, &caller, id).await?;
     let view = render(&mut tx, &state.vault, r, Disclosure::Personal, true).await?;
-    privacy::record(&mut tx, &caller, Audited::Export, &[view.id]).await?;
+    privacy::record(&mut tx, &caller, AuditAction::Export, &[view.id]).await?;
     tx.commit().await?;
     // Once purged or erased, nothing is held: the export is gone, as a deleted resource
     // is (the referral itself still reads, saying `"personal_data": "purged"|"erased"`).
@@ -696,12 +690,12 @@ async fn personal_data(
 async fn erase_personal_data(
     State(state): State<ReferralsState>,
     caller: Authorized<ReferrersOrAdmins>,
-    Path(id): Path<String>,
+    Path(id): Path<ReferralId>,
 ) -> Result<Response, ApiError> {
     let mut tx = state.pool.begin().await?;
-    let r = load_for_rights(&mut tx, &caller, &id).await?;
+    let r = load_for_rights(&mut tx, &caller, id).await?;
     privacy::remove(&mut tx, &[r.id.as_uuid()], privacy::Removal::Erased).await?;
-    privacy::record(&mut tx, &caller, Audited::Erase, &[r.id]).await?;
+    privacy::record(&mut tx, &caller, AuditAction::Erase, &[r.id]).await?;
     tx.commit().await?;
     tracing::info!(referral_id = %r.id, "personal data erased");
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -758,12 +752,12 @@ fn correction_name() -> utoipa::openapi::schema::Object {
 async fn correct_person(
     State(state): State<ReferralsState>,
     caller: Authorized<ReferrersOrAdmins>,
-    Path(id): Path<String>,
+    Path(id): Path<ReferralId>,
     platform::json::Json(body): platform::json::Json<PersonCorrection>,
 ) -> Result<Response, ApiError> {
     use contracts::ContactPreference;
     let mut tx = state.pool.begin().await?;
-    let r = load_for_rights(&mut tx, &caller, &id).await?;
+    let r = load_for_rights(&mut tx, &caller, id).await?;
     let Some(current) = store::person(&mut tx, &state.vault, r.id).await? else {
         return Err(ApiError::conflict("the personal data of this referral was purged or erased"));
     };
@@ -841,7 +835,7 @@ async fn correct_person(
         note: note.as_deref(),
     };
     store::correct_person(&mut tx, &state.vault, r.id, &fields).await?;
-    privacy::record(&mut tx, &caller, Audited::Correct, &[r.id]).await?;
+    privacy::record(&mut tx, &caller, AuditAction::Correct, &[r.id]).await?;
     tx.commit().await?;
     tracing::info!(referral_id = %r.id, "person corrected");
     respond(&state, &caller, r.id).await
@@ -866,11 +860,6 @@ struct AuditQuery {
     /// The `next_cursor` of the previous page.
     #[param(pattern = "^[0-9]{0,19}$")]
     cursor: Option<String>,
-}
-
-/// An audit row, as the API shows it.
-fn audit_entry(e: privacy::AuditEntry) -> AuditEntry {
-    AuditEntry { at: e.at, actor: e.actor, membership: e.membership, action: e.action, referral_id: e.referral_id }
 }
 
 /// The audit of access to personal data (admin; the data protection officer), oldest
@@ -916,7 +905,8 @@ async fn audit_log(
     let mut conn = state.pool.acquire().await?;
     let items = privacy::audit(&mut conn, &filter).await?;
     let next_cursor = (items.len() as i64 == limit).then(|| items.last().map(|i| i.id.to_string())).flatten();
-    Ok(AxumJson(AuditPage { items: items.into_iter().map(audit_entry).collect(), next_cursor }).into_response())
+    Ok(AxumJson(AuditPage { items: items.into_iter().map(privacy::AuditRow::entry).collect(), next_cursor })
+        .into_response())
 }
 
 #[cfg(test)]

@@ -8,7 +8,9 @@ use contracts::events::{
     MatchProposed, MatchWaitlisted, ReferralAccepted, ReferralCancelled, ReferralClosed, ReferralContacted,
     ReferralDeclined, ReferralOfferExpired, ReferralOffered, ReferralRerouted, ReferralWaitlisted,
 };
-use contracts::{ContactKind, DeclineReason, Envelope, EventData, HistoryStep, Outcome, ReferralStatus, StructureId};
+use contracts::{
+    Actor, ContactKind, DeclineReason, Envelope, EventData, HistoryStep, Outcome, ReferralStatus, StructureId,
+};
 use platform::vault::Vault;
 use sqlx::PgConnection;
 
@@ -115,7 +117,7 @@ pub async fn offer(
         r,
         Step {
             structure_id: Some(&m.structure_id),
-            actor: Some("matcher"),
+            actor: Some(&Actor::Matcher),
             detail: Some(detail),
             ..Step::new(HistoryStep::Offered)
         },
@@ -143,7 +145,7 @@ pub async fn waitlist(
         r,
         Step {
             reason: Some(m.reason.slug()),
-            actor: Some("matcher"),
+            actor: Some(&Actor::Matcher),
             detail: Some(detail),
             ..Step::new(HistoryStep::Waitlisted)
         },
@@ -156,7 +158,7 @@ pub async fn accept(
     conn: &mut PgConnection,
     vault: &Vault,
     r: &mut Referral,
-    actor: &str,
+    actor: &Actor,
     mediator_name: Option<&str>,
 ) -> Result<(), StepError> {
     let offer = take_offer(r, Action::Accept)?;
@@ -192,7 +194,7 @@ pub async fn decline(
     conn: &mut PgConnection,
     vault: &Vault,
     r: &mut Referral,
-    actor: &str,
+    actor: &Actor,
     reason: DeclineReason,
     comment: Option<&str>,
 ) -> Result<(), StepError> {
@@ -245,7 +247,7 @@ pub async fn expire(conn: &mut PgConnection, r: &mut Referral) -> Result<(), Ste
         r,
         Step {
             structure_id: Some(&structure_id),
-            actor: Some("timer"),
+            actor: Some(&Actor::Timer),
             detail: Some(detail),
             ..Step::new(HistoryStep::OfferExpired)
         },
@@ -257,7 +259,7 @@ pub async fn expire(conn: &mut PgConnection, r: &mut Referral) -> Result<(), Ste
 pub async fn contact(
     conn: &mut PgConnection,
     r: &mut Referral,
-    actor: &str,
+    actor: &Actor,
     kind: ContactKind,
     at: DateTime<Utc>,
 ) -> Result<(), StepError> {
@@ -286,7 +288,7 @@ pub async fn close(
     conn: &mut PgConnection,
     vault: &Vault,
     r: &mut Referral,
-    actor: &str,
+    actor: &Actor,
     outcome: Outcome,
     comment: Option<&str>,
 ) -> Result<(), StepError> {
@@ -317,7 +319,7 @@ pub async fn cancel(
     conn: &mut PgConnection,
     vault: &Vault,
     r: &mut Referral,
-    actor: &str,
+    actor: &Actor,
     reason: Option<&str>,
 ) -> Result<(), StepError> {
     let previous = r.status;
@@ -353,7 +355,7 @@ pub async fn reroute(
     conn: &mut PgConnection,
     vault: &Vault,
     r: &mut Referral,
-    actor: &str,
+    actor: &Actor,
     structure_id: Option<&StructureId>,
     force: bool,
     reason: Option<&str>,

@@ -18,60 +18,33 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use contracts::ReferralId;
-use platform::auth::{Caller, Principal};
+use contracts::audit::Principal;
+use contracts::referrals::AuditEntry;
+use contracts::{Actor, AuditAction, ReferralId};
+use platform::auth::{self, Caller};
+use platform::row::Columns;
 use platform::vault::Vault;
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-/// What was done with a person's data, as the audit names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// A read that returned the person's data (one referral, or a list page).
-    Read,
-    /// The export of everything held (art. 15).
-    Export,
-    /// A correction (art. 16).
-    Correct,
-    /// An erasure ahead of retention (art. 17).
-    Erase,
-    /// A step of the referral's life (submit, accept, decline, contact, close, cancel,
-    /// reroute): each changes what is held about the person.
-    Change(&'static str),
-}
-
-impl Action {
-    pub fn name(self) -> &'static str {
-        match self {
-            Action::Read => "read",
-            Action::Export => "export",
-            Action::Correct => "correct",
-            Action::Erase => "erase",
-            Action::Change(step) => step,
-        }
-    }
-}
-
-/// Who did what, as an audit entry records it (ids and names of actions only).
+/// Who did it, as an audit entry records it (ids only).
 pub struct Entry {
-    /// [`Caller::actor`]: role, scope and who.
-    pub actor: String,
-    /// `account:<uuid>`, `token:<uuid>` or `service`.
-    pub principal: String,
+    /// [`Caller::actor`]: role, scope and principal.
+    pub actor: Actor,
+    /// What the audit's `agent` filter matches.
+    pub principal: Principal,
     /// The active membership of a signed-in agent.
     pub membership: Option<Uuid>,
-    pub action: &'static str,
 }
 
 impl Entry {
-    pub fn of(caller: &Caller, action: Action) -> Self {
-        let (principal, membership) = match caller.principal {
-            Principal::Agent { account, membership } => (format!("account:{account}"), membership),
-            Principal::Token(id) => (format!("token:{id}"), None),
-            Principal::Service => ("service".to_string(), None),
+    pub fn of(caller: &Caller) -> Self {
+        let membership = match caller.principal {
+            auth::Principal::Agent { membership, .. } => membership,
+            auth::Principal::Token(_) | auth::Principal::Service => None,
         };
-        Self { actor: caller.actor(), principal, membership, action: action.name() }
+        Self { actor: caller.actor(), principal: caller.audit_principal(), membership }
     }
 }
 
@@ -79,54 +52,70 @@ impl Entry {
 pub async fn record(
     conn: &mut PgConnection,
     caller: &Caller,
-    action: Action,
+    action: AuditAction,
     referrals: &[ReferralId],
 ) -> sqlx::Result<()> {
     if referrals.is_empty() {
         return Ok(());
     }
-    let entry = Entry::of(caller, action);
+    let entry = Entry::of(caller);
     let ids: Vec<Uuid> = referrals.iter().map(|r| r.as_uuid()).collect();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO referrals.audit (actor, principal, membership, action, referral_id)
-         SELECT $1, $2, $3, $4, unnest($5::uuid[])",
+         SELECT $1::text, $2::text, $3::uuid, $4::text, unnest($5::uuid[])",
+        entry.actor.to_string(),
+        entry.principal.to_string(),
+        entry.membership,
+        action.slug(),
+        &ids
     )
-    .bind(&entry.actor)
-    .bind(&entry.principal)
-    .bind(entry.membership)
-    .bind(entry.action)
-    .bind(&ids)
     .execute(conn)
     .await?;
     Ok(())
 }
 
 /// Appends an entry of the command line (the operator).
-pub async fn record_operator(conn: &mut PgConnection, action: &str, referral: Option<ReferralId>) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO referrals.audit (actor, principal, action, referral_id) VALUES ('operator:cli', 'operator:cli', $1, $2)",
+pub async fn record_operator(
+    conn: &mut PgConnection,
+    action: AuditAction,
+    referral: Option<ReferralId>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO referrals.audit (actor, principal, action, referral_id) VALUES ($1, $2, $3, $4)",
+        Actor::Operator.to_string(),
+        Principal::Operator.to_string(),
+        action.slug(),
+        referral.map(ReferralId::as_uuid)
     )
-    .bind(action)
-    .bind(referral.map(|r| r.as_uuid()))
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// One audit entry, as the API and the command line show it.
-#[derive(Debug, Serialize, utoipa::ToSchema, sqlx::FromRow)]
-#[schema(as = PersonalDataAuditEntry)]
-pub struct AuditEntry {
-    #[serde(skip)]
+/// One audit row: the entry the API and the command line show, and its id (the cursor).
+#[derive(Debug)]
+pub struct AuditRow {
     pub id: i64,
     pub at: DateTime<Utc>,
     /// The role, scope and who (`account:…` or `token:…`).
-    pub actor: String,
+    pub actor: Actor,
     /// The active membership of a signed-in agent.
     pub membership: Option<Uuid>,
     /// `read`, `export`, `correct`, `erase`, or a step (`submit`, `accept` …).
-    pub action: String,
-    pub referral_id: Option<Uuid>,
+    pub action: AuditAction,
+    pub referral_id: Option<ReferralId>,
+}
+
+impl AuditRow {
+    pub fn entry(self) -> AuditEntry {
+        AuditEntry {
+            at: self.at,
+            actor: self.actor,
+            membership: self.membership,
+            action: self.action,
+            referral_id: self.referral_id,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -141,23 +130,29 @@ pub struct AuditFilter {
     pub limit: i64,
 }
 
-/// The audit, oldest first.
-pub async fn audit(conn: &mut PgConnection, f: &AuditFilter) -> sqlx::Result<Vec<AuditEntry>> {
-    sqlx::query_as(
-        "SELECT id, at, actor, membership, action, referral_id FROM referrals.audit
-         WHERE ($1::uuid IS NULL OR referral_id = $1)
-           AND ($2::uuid IS NULL OR principal IN ('account:' || $2::text, 'token:' || $2::text))
-           AND ($3::timestamptz IS NULL OR at >= $3)
-           AND ($4::timestamptz IS NULL OR at < $4)
-           AND ($5::bigint IS NULL OR id > $5)
-         ORDER BY id LIMIT $6",
+/// The audit, oldest first. An actor or an action that does not parse fails the read:
+/// the audit is evidence, and a value read as something else would falsify it.
+pub async fn audit(conn: &mut PgConnection, f: &AuditFilter) -> sqlx::Result<Vec<AuditRow>> {
+    // An agent is either principal: an account, or a token.
+    let principals = f.agent.map(|a| [Principal::Account(a), Principal::Token(a)].map(|p| p.to_string()).to_vec());
+    sqlx::query_as!(
+        AuditRow,
+        r#"SELECT id, at, actor AS "actor: Actor", membership, action AS "action: AuditAction",
+                  referral_id AS "referral_id: ReferralId"
+           FROM referrals.audit
+           WHERE ($1::uuid IS NULL OR referral_id = $1)
+             AND ($2::text[] IS NULL OR principal = ANY($2))
+             AND ($3::timestamptz IS NULL OR at >= $3)
+             AND ($4::timestamptz IS NULL OR at < $4)
+             AND ($5::bigint IS NULL OR id > $5)
+           ORDER BY id LIMIT $6"#,
+        f.referral_id,
+        principals.as_deref(),
+        f.from,
+        f.to,
+        f.after,
+        f.limit
     )
-    .bind(f.referral_id)
-    .bind(f.agent)
-    .bind(f.from)
-    .bind(f.to)
-    .bind(f.after)
-    .bind(f.limit)
     .fetch_all(conn)
     .await
 }
@@ -165,13 +160,17 @@ pub async fn audit(conn: &mut PgConnection, f: &AuditFilter) -> sqlx::Result<Vec
 /// Why a referral's personal data is gone (the API's `personal_data`).
 pub use contracts::referrals::Removal;
 
+/// A row of `referrals.erasures`, whose kind must be one of [`Removal`]'s.
+fn removal_of(referral_id: Uuid, kind: &str) -> Result<Removal, platform::row::RowError> {
+    Columns::of("referrals.erasures", referral_id).parse("kind", kind)
+}
+
 /// Whether (and why) a referral's personal data is gone.
 pub async fn removal(conn: &mut PgConnection, id: ReferralId) -> sqlx::Result<Option<Removal>> {
-    let kind: Option<String> = sqlx::query_scalar("SELECT kind FROM referrals.erasures WHERE referral_id = $1")
-        .bind(id.as_uuid())
+    let kind = sqlx::query_scalar!("SELECT kind FROM referrals.erasures WHERE referral_id = $1", id.as_uuid())
         .fetch_optional(conn)
         .await?;
-    Ok(kind.map(|k| if k == "erased" { Removal::Erased } else { Removal::Purged }))
+    Ok(kind.map(|k| removal_of(id.as_uuid(), &k)).transpose()?)
 }
 
 /// The removals among several referrals (a list page).
@@ -180,15 +179,11 @@ pub async fn removals(
     ids: &[ReferralId],
 ) -> sqlx::Result<std::collections::HashMap<ReferralId, Removal>> {
     let ids: Vec<Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
-    let rows: Vec<(Uuid, String)> =
-        sqlx::query_as("SELECT referral_id, kind FROM referrals.erasures WHERE referral_id = ANY($1)")
-            .bind(&ids)
-            .fetch_all(conn)
-            .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, k)| (id.into(), if k == "erased" { Removal::Erased } else { Removal::Purged }))
-        .collect())
+    let rows = sqlx::query!("SELECT referral_id, kind FROM referrals.erasures WHERE referral_id = ANY($1)", &ids)
+        .fetch_all(conn)
+        .await?;
+    let removals = rows.into_iter().map(|r| Ok((r.referral_id.into(), removal_of(r.referral_id, &r.kind)?)));
+    removals.collect::<Result<_, platform::row::RowError>>().map_err(Into::into)
 }
 
 fn month_of(t: DateTime<Utc>) -> NaiveDate {
@@ -203,27 +198,24 @@ pub async fn remove(conn: &mut PgConnection, ids: &[Uuid], kind: Removal) -> sql
     if ids.is_empty() {
         return Ok(0);
     }
-    let removed = sqlx::query(
+    let removed = sqlx::query!(
         "INSERT INTO referrals.erasures (referral_id, kind, month)
          SELECT id, $2, $3 FROM unnest($1::uuid[]) AS id ON CONFLICT (referral_id) DO NOTHING",
+        ids,
+        kind.slug(),
+        month_of(Utc::now())
     )
-    .bind(ids)
-    .bind(kind.slug())
-    .bind(month_of(Utc::now()))
     .execute(&mut *conn)
     .await?
     .rows_affected();
-    sqlx::query("DELETE FROM referrals.persons WHERE referral_id = ANY($1)").bind(ids).execute(&mut *conn).await?;
-    sqlx::query(
+    sqlx::query!("DELETE FROM referrals.persons WHERE referral_id = ANY($1)", ids).execute(&mut *conn).await?;
+    sqlx::query!(
         "UPDATE referrals.history SET comment = NULL, key_id = NULL WHERE referral_id = ANY($1) AND comment IS NOT NULL",
+        ids
     )
-    .bind(ids)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("DELETE FROM referrals.idempotency_keys WHERE referral_id = ANY($1)")
-        .bind(ids)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query!("DELETE FROM referrals.idempotency_keys WHERE referral_id = ANY($1)", ids).execute(&mut *conn).await?;
     coarsen_dates(conn, ids, kind).await?;
     Ok(removed)
 }
@@ -236,7 +228,7 @@ pub async fn remove(conn: &mut PgConnection, ids: &[Uuid], kind: Removal) -> sql
 /// statistics are not touched: insights keeps its own facts, with no identity.
 async fn coarsen_dates(conn: &mut PgConnection, ids: &[Uuid], kind: Removal) -> sqlx::Result<()> {
     let ended_only = kind == Removal::Erased;
-    let coarsened: Vec<Uuid> = sqlx::query_scalar(
+    let coarsened = sqlx::query_scalar!(
         "UPDATE referrals.referrals SET
              created_at = date_trunc('month', created_at, 'UTC'),
              updated_at = date_trunc('month', updated_at, 'UTC'),
@@ -246,15 +238,17 @@ async fn coarsen_dates(conn: &mut PgConnection, ids: &[Uuid], kind: Removal) -> 
              closed_at = date_trunc('month', closed_at, 'UTC')
          WHERE id = ANY($1) AND (NOT $2 OR status IN ('closed', 'cancelled'))
          RETURNING id",
+        ids,
+        ended_only
     )
-    .bind(ids)
-    .bind(ended_only)
     .fetch_all(&mut *conn)
     .await?;
-    sqlx::query("UPDATE referrals.history SET at = date_trunc('month', at, 'UTC') WHERE referral_id = ANY($1)")
-        .bind(&coarsened)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query!(
+        "UPDATE referrals.history SET at = date_trunc('month', at, 'UTC') WHERE referral_id = ANY($1)",
+        &coarsened
+    )
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -284,11 +278,11 @@ pub async fn purge(pool: &PgPool, retention: Duration, dry_run: bool) -> sqlx::R
     let cutoff = Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(730));
     let mut report = PurgeReport { dry_run, cutoff, ..Default::default() };
     if dry_run {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM referrals.referrals r WHERE r.updated_at < $1
-               AND EXISTS (SELECT 1 FROM referrals.persons p WHERE p.referral_id = r.id)",
+        let n = sqlx::query_scalar!(
+            r#"SELECT count(*) AS "n!" FROM referrals.referrals r WHERE r.updated_at < $1
+               AND EXISTS (SELECT 1 FROM referrals.persons p WHERE p.referral_id = r.id)"#,
+            cutoff
         )
-        .bind(cutoff)
         .fetch_one(pool)
         .await?;
         report.referrals = n as u64;
@@ -300,26 +294,26 @@ pub async fn purge(pool: &PgPool, retention: Duration, dry_run: bool) -> sqlx::R
     loop {
         let started = std::time::Instant::now();
         let mut tx = pool.begin().await?;
-        let rows: Vec<(Uuid, DateTime<Utc>)> = sqlx::query_as(
+        let rows = sqlx::query!(
             "SELECT r.id, r.updated_at FROM referrals.referrals r
              WHERE r.updated_at < $1
                AND ($2::timestamptz IS NULL OR (r.updated_at, r.id) > ($2, $3))
                AND EXISTS (SELECT 1 FROM referrals.persons p WHERE p.referral_id = r.id)
              ORDER BY r.updated_at, r.id LIMIT $4
              FOR UPDATE OF r SKIP LOCKED",
+            cutoff,
+            after.map(|a| a.0),
+            after.map(|a| a.1),
+            PURGE_BATCH
         )
-        .bind(cutoff)
-        .bind(after.map(|a| a.0))
-        .bind(after.map(|a| a.1))
-        .bind(PURGE_BATCH)
         .fetch_all(&mut *tx)
         .await?;
-        let Some(last) = rows.last().copied() else {
+        let Some(last) = rows.last() else {
             tx.rollback().await?;
             break;
         };
-        after = Some((last.1, last.0));
-        let ids: Vec<Uuid> = rows.iter().map(|r| r.0).collect();
+        after = Some((last.updated_at, last.id));
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
         report.referrals += remove(&mut tx, &ids, Removal::Purged).await?;
         tx.commit().await?;
         report.batches += 1;
@@ -337,50 +331,54 @@ pub async fn seal_legacy(pool: &PgPool, vault: &Vault) -> sqlx::Result<u64> {
     use crate::store::place;
     let key_id = vault.current_key() as i32;
     let mut sealed = 0;
-    type Legacy = (Uuid, Vec<u8>, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>);
-    let persons: Vec<Legacy> = sqlx::query_as(
-        "SELECT referral_id, first_name, last_name, phone, email, note FROM referrals.persons WHERE key_id IS NULL",
+    let persons = sqlx::query!(
+        "SELECT referral_id, first_name, last_name, phone, email, note FROM referrals.persons WHERE key_id IS NULL"
     )
     .fetch_all(pool)
     .await?;
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    for (id, first, last, phone, email, note) in persons {
+    for p in persons {
+        let id = p.referral_id;
         let seal = |col: &str, v: &[u8]| vault.seal(&place(col, id), &text(v));
-        sqlx::query(
+        sqlx::query!(
             "UPDATE referrals.persons SET first_name = $2, last_name = $3, phone = $4, email = $5, note = $6,
                     key_id = $7, phone_key = $8, email_key = $9
              WHERE referral_id = $1 AND key_id IS NULL",
+            id,
+            seal("persons.first_name", &p.first_name),
+            seal("persons.last_name", &p.last_name),
+            p.phone.as_deref().map(|v| seal("persons.phone", v)),
+            p.email.as_deref().map(|v| seal("persons.email", v)),
+            p.note.as_deref().map(|v| seal("persons.note", v)),
+            key_id,
+            p.phone.as_deref().map(|v| crate::store::phone_key(vault, &text(v))),
+            p.email.as_deref().map(|v| crate::store::email_key(vault, &text(v)))
         )
-        .bind(id)
-        .bind(seal("persons.first_name", &first))
-        .bind(seal("persons.last_name", &last))
-        .bind(phone.as_deref().map(|v| seal("persons.phone", v)))
-        .bind(email.as_deref().map(|v| seal("persons.email", v)))
-        .bind(note.as_deref().map(|v| seal("persons.note", v)))
-        .bind(key_id)
-        .bind(phone.as_deref().map(|v| crate::store::phone_key(vault, &text(v))))
-        .bind(email.as_deref().map(|v| crate::store::email_key(vault, &text(v))))
         .execute(pool)
         .await?;
         sealed += 1;
     }
-    let comments: Vec<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT id, comment FROM referrals.history WHERE key_id IS NULL AND comment IS NOT NULL")
-            .fetch_all(pool)
-            .await?;
-    for (id, comment) in comments {
-        sqlx::query("UPDATE referrals.history SET comment = $2, key_id = $3 WHERE id = $1 AND key_id IS NULL")
-            .bind(id)
-            .bind(vault.seal(&place("history.comment", id), &text(&comment)))
-            .bind(key_id)
-            .execute(pool)
-            .await?;
+    let comments = sqlx::query!(
+        r#"SELECT id, comment AS "comment!" FROM referrals.history WHERE key_id IS NULL AND comment IS NOT NULL"#
+    )
+    .fetch_all(pool)
+    .await?;
+    for c in comments {
+        sqlx::query!(
+            "UPDATE referrals.history SET comment = $2, key_id = $3 WHERE id = $1 AND key_id IS NULL",
+            c.id,
+            vault.seal(&place("history.comment", c.id), &text(&c.comment)),
+            key_id
+        )
+        .execute(pool)
+        .await?;
         sealed += 1;
     }
     Ok(sealed)
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -392,10 +390,19 @@ mod tests {
 
     #[test]
     fn actions_have_stable_names() {
-        assert_eq!(Action::Read.name(), "read");
-        assert_eq!(Action::Export.name(), "export");
-        assert_eq!(Action::Correct.name(), "correct");
-        assert_eq!(Action::Erase.name(), "erase");
-        assert_eq!(Action::Change("cancel").name(), "cancel");
+        assert_eq!(AuditAction::Read.slug(), "read");
+        assert_eq!(AuditAction::Export.slug(), "export");
+        assert_eq!(AuditAction::Correct.slug(), "correct");
+        assert_eq!(AuditAction::Erase.slug(), "erase");
+        assert_eq!(AuditAction::Cancel.slug(), "cancel");
+        assert_eq!(AuditAction::KeysRotated.slug(), "keys_rotated");
+    }
+
+    #[test]
+    fn a_removal_of_an_unknown_kind_names_its_row() {
+        let id = Uuid::now_v7();
+        assert_eq!(removal_of(id, "erased"), Ok(Removal::Erased));
+        let err = removal_of(id, "forgotten").unwrap_err();
+        assert_eq!((err.table, err.column, err.id), ("referrals.erasures", "kind", id.to_string()));
     }
 }

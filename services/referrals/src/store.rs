@@ -6,8 +6,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use contracts::events::{Point, Structure};
 use contracts::explain::Reason;
 use contracts::{
-    Accessibility, CommuneCode, ContactPreference, HistoryStep, Language, Need, OrganisationId, Outcome, ReferralId,
-    ReferralMode, ReferralStatus, StructureId, Territory, Urgency, WaitlistReason,
+    Accessibility, Actor, AuditAction, CommuneCode, ContactPreference, HistoryStep, Language, Need, OrganisationId,
+    Outcome, ReferralId, ReferralMode, ReferralStatus, StructureId, Territory, Urgency, WaitlistReason,
 };
 use platform::row::{Columns, RowError};
 use platform::vault::{Vault, VaultError};
@@ -189,7 +189,6 @@ fn typed(record: ReferralRecord) -> sqlx::Result<Referral> {
 }
 
 /// A persons row as stored: every personal field sealed (see [`open`]).
-#[derive(sqlx::FromRow)]
 struct PersonRecord {
     referral_id: Uuid,
     first_name: Vec<u8>,
@@ -203,9 +202,6 @@ struct PersonRecord {
     consent_at: Option<DateTime<Utc>>,
     key_id: Option<i32>,
 }
-
-const PERSON_COLUMNS: &str = "referral_id, first_name, last_name, phone, email, contact_preference, commune_name, note,
-                              consent_method, consent_at, key_id";
 
 /// Where a sealed value lives: what its associated data binds it to.
 pub fn place(table_column: &str, row: impl std::fmt::Display) -> String {
@@ -305,7 +301,6 @@ impl PersonRow {
     }
 }
 
-#[derive(sqlx::FromRow)]
 struct HistoryRecord {
     id: i64,
     at: DateTime<Utc>,
@@ -328,7 +323,7 @@ pub struct HistoryRow {
     /// A vocabulary slug whose vocabulary depends on the step (a decline reason, an
     /// outcome, a contact kind, a waitlist reason, the status a cancellation left).
     pub reason: Option<String>,
-    pub actor: Option<String>,
+    pub actor: Option<Actor>,
     pub comment: Option<String>,
     pub detail: serde_json::Value,
 }
@@ -343,21 +338,21 @@ async fn open_history(conn: &mut PgConnection, vault: &Vault, h: HistoryRecord) 
         status: c.parse("status", &h.status)?,
         structure_id: c.parse_opt("structure_id", h.structure_id.as_deref())?,
         reason: h.reason,
-        actor: h.actor,
+        actor: c.parse_opt("actor", h.actor.as_deref())?,
         comment,
         detail: h.detail,
     })
 }
 
 impl HistoryRow {
-    pub fn submitted(at: DateTime<Utc>, actor: &str) -> Self {
+    pub fn submitted(at: DateTime<Utc>, actor: &Actor) -> Self {
         Self {
             at,
             step: HistoryStep::Submitted,
             status: ReferralStatus::Submitted,
             structure_id: None,
             reason: None,
-            actor: Some(actor.to_string()),
+            actor: Some(actor.clone()),
             comment: None,
             detail: serde_json::json!({}),
         }
@@ -370,7 +365,7 @@ pub struct Step<'a> {
     pub step: HistoryStep,
     pub structure_id: Option<&'a StructureId>,
     pub reason: Option<&'a str>,
-    pub actor: Option<&'a str>,
+    pub actor: Option<&'a Actor>,
     pub comment: Option<&'a str>,
     pub detail: Option<serde_json::Value>,
 }
@@ -379,10 +374,6 @@ impl Step<'_> {
     pub fn new(step: HistoryStep) -> Self {
         Self { step, structure_id: None, reason: None, actor: None, comment: None, detail: None }
     }
-}
-
-fn slugs<T: std::fmt::Display>(values: &[T]) -> Vec<String> {
-    values.iter().map(ToString::to_string).collect()
 }
 
 /// What a submission stored.
@@ -441,6 +432,8 @@ pub async fn submit(conn: &mut PgConnection, vault: &Vault, submission: &Submiss
             note: r.note.expose().as_deref(),
         },
     );
+    // Runtime, not `query_as!`: the macro cannot flatten the referral's row beside its
+    // duplicates, and `woke` is a column only so that pg_notify runs. Binds are typed.
     let record: SubmittedRecord = sqlx::query_as(
         "WITH same AS MATERIALIZED (
              SELECT referral_id FROM referrals.persons WHERE phone_key = $18
@@ -483,17 +476,17 @@ pub async fn submit(conn: &mut PgConnection, vault: &Vault, submission: &Submiss
                 CASE WHEN $39 THEN pg_notify($38, '') END::text AS woke
          FROM referral",
     )
-    .bind(id.as_uuid())
-    .bind(organisation_id.as_uuid())
-    .bind(r.territory.as_str())
-    .bind(r.commune_code.as_str())
+    .bind(id)
+    .bind(organisation_id)
+    .bind(&r.territory)
+    .bind(&r.commune_code)
     .bind(r.location.lat)
     .bind(r.location.lon)
-    .bind(slugs(&r.needs))
-    .bind(slugs(&r.modes))
-    .bind(slugs(&r.languages))
-    .bind(slugs(&r.accessibility))
-    .bind(r.urgency.slug())
+    .bind(&r.needs)
+    .bind(&r.modes)
+    .bind(&r.languages)
+    .bind(&r.accessibility)
+    .bind(r.urgency)
     .bind(r.deadline)
     .bind(r.max_distance_km)
     .bind(submitted_by)
@@ -506,14 +499,14 @@ pub async fn submit(conn: &mut PgConnection, vault: &Vault, submission: &Submiss
     .bind(sealed.last_name)
     .bind(sealed.phone)
     .bind(sealed.email)
-    .bind(p.contact_preference.slug())
+    .bind(p.contact_preference)
     .bind(sealed.note)
     .bind(sealed.key_id)
     .bind(&audit.actor)
     .bind(&audit.actor)
-    .bind(&audit.principal)
+    .bind(audit.principal)
     .bind(audit.membership)
-    .bind(audit.action)
+    .bind(AuditAction::Submit)
     .bind(at)
     .bind(event.id)
     .bind(&event.event_type)
@@ -577,21 +570,21 @@ pub async fn correct_person(
     f: &PersonFields<'_>,
 ) -> sqlx::Result<u64> {
     let sealed = SealedPerson::seal(vault, id, f);
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE referrals.persons SET first_name = $2, last_name = $3, phone = $4, email = $5,
             contact_preference = $6, note = $7, key_id = $8, phone_key = $9, email_key = $10
          WHERE referral_id = $1",
+        id.as_uuid(),
+        sealed.first_name,
+        sealed.last_name,
+        sealed.phone,
+        sealed.email,
+        f.contact_preference.slug(),
+        sealed.note,
+        sealed.key_id,
+        sealed.phone_key,
+        sealed.email_key,
     )
-    .bind(id.as_uuid())
-    .bind(sealed.first_name)
-    .bind(sealed.last_name)
-    .bind(sealed.phone)
-    .bind(sealed.email)
-    .bind(f.contact_preference.slug())
-    .bind(sealed.note)
-    .bind(sealed.key_id)
-    .bind(sealed.phone_key)
-    .bind(sealed.email_key)
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
@@ -654,10 +647,13 @@ pub async fn update(conn: &mut PgConnection, r: &Referral) -> sqlx::Result<()> {
 }
 
 pub async fn person(conn: &mut PgConnection, vault: &Vault, id: ReferralId) -> sqlx::Result<Option<PersonRow>> {
-    let record: Option<PersonRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {PERSON_COLUMNS} FROM referrals.persons WHERE referral_id = $1"
-    )))
-    .bind(id.as_uuid())
+    let record = sqlx::query_as!(
+        PersonRecord,
+        "SELECT referral_id, first_name, last_name, phone, email, contact_preference, commune_name, note,
+                consent_method, consent_at, key_id
+         FROM referrals.persons WHERE referral_id = $1",
+        id.as_uuid()
+    )
     .fetch_optional(&mut *conn)
     .await?;
     match record {
@@ -673,10 +669,13 @@ pub async fn persons(
     ids: &[ReferralId],
 ) -> sqlx::Result<HashMap<ReferralId, PersonRow>> {
     let ids: Vec<Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
-    let records: Vec<PersonRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {PERSON_COLUMNS} FROM referrals.persons WHERE referral_id = ANY($1)"
-    )))
-    .bind(&ids)
+    let records = sqlx::query_as!(
+        PersonRecord,
+        "SELECT referral_id, first_name, last_name, phone, email, contact_preference, commune_name, note,
+                consent_method, consent_at, key_id
+         FROM referrals.persons WHERE referral_id = ANY($1)",
+        &ids
+    )
     .fetch_all(&mut *conn)
     .await?;
     let mut out = HashMap::with_capacity(records.len());
@@ -700,40 +699,42 @@ pub async fn add_history(
     let (id, comment, key_id) = match (s.comment, vault) {
         (None, _) => (None, None, None),
         (Some(comment), Some(vault)) => {
-            let id: i64 =
-                sqlx::query_scalar("SELECT nextval('referrals.history_id_seq')").fetch_one(&mut *conn).await?;
+            let id = sqlx::query_scalar!(r#"SELECT nextval('referrals.history_id_seq') AS "id!""#)
+                .fetch_one(&mut *conn)
+                .await?;
             (Some(id), Some(vault.seal(&place("history.comment", id), comment)), Some(vault.current_key() as i32))
         }
         (Some(_), None) => {
             return Err(sqlx::Error::Protocol("a history comment must be sealed: no vault was given".into()));
         }
     };
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO referrals.history (id, referral_id, step, status, structure_id, reason, actor, comment, key_id,
                                         detail)
          VALUES (COALESCE($1, nextval('referrals.history_id_seq')), $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        id,
+        referral_id.as_uuid(),
+        s.step.slug(),
+        status.slug(),
+        s.structure_id.map(StructureId::as_str),
+        s.reason,
+        s.actor.map(ToString::to_string),
+        comment,
+        key_id,
+        s.detail.unwrap_or_else(|| serde_json::json!({})),
     )
-    .bind(id)
-    .bind(referral_id.as_uuid())
-    .bind(s.step.slug())
-    .bind(status.slug())
-    .bind(s.structure_id.map(StructureId::as_str))
-    .bind(s.reason)
-    .bind(s.actor)
-    .bind(comment)
-    .bind(key_id)
-    .bind(s.detail.unwrap_or_else(|| serde_json::json!({})))
     .execute(conn)
     .await?;
     Ok(())
 }
 
 pub async fn history(conn: &mut PgConnection, vault: &Vault, id: ReferralId) -> sqlx::Result<Vec<HistoryRow>> {
-    let records: Vec<HistoryRecord> = sqlx::query_as(
+    let records = sqlx::query_as!(
+        HistoryRecord,
         "SELECT id, at, step, status, structure_id, reason, actor, comment, key_id, detail
          FROM referrals.history WHERE referral_id = $1 ORDER BY id",
+        id.as_uuid()
     )
-    .bind(id.as_uuid())
     .fetch_all(&mut *conn)
     .await?;
     let mut out = Vec::with_capacity(records.len());

@@ -88,7 +88,7 @@ pub fn render(r: Referral, parts: Parts, disclosure: Disclosure) -> ReferralView
                     referral_status: h.status,
                     structure_id: h.structure_id,
                     reason: h.reason,
-                    actor: h.actor,
+                    actor: h.actor.as_ref().map(ToString::to_string),
                     comment: if show_comment { h.comment } else { None },
                     detail: if h.detail.as_object().is_some_and(|o| o.is_empty()) {
                         serde_json::Value::Null

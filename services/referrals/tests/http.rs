@@ -205,3 +205,56 @@ async fn a_daily_job_is_claimed_once_a_day_whichever_replica_asks(pool: PgPool) 
         .unwrap();
     assert!(platform::jobs::claim_daily(&pool, "referrals", "retention_purge").await.unwrap());
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_malformed_id_is_refused_before_any_sql_with_a_problem_naming_it(pool: PgPool) {
+    let app = App::new(pool.clone()).await;
+    let referrer = app.referrer(OrganisationId::new());
+    // With the database gone, only a refusal that never reaches it can still answer 404.
+    pool.close().await;
+    for (method, path) in [
+        ("GET", "/api/v1/referrals/not-a-uuid"),
+        ("POST", "/api/v1/referrals/not-a-uuid/cancel"),
+        ("DELETE", "/api/v1/referrals/0193f0c2-0000-7000-8000-00000000000g/personal-data"),
+    ] {
+        let (s, problem, headers) = call(&app.router, method, path, Some(&referrer), None, &[]).await;
+        assert_eq!(s, 404, "{method} {path}: {problem}");
+        assert_eq!(headers["content-type"], "application/problem+json");
+        assert_eq!(problem["errors"][0]["field"], "id", "{problem}");
+        assert!(problem["errors"][0]["message"].as_str().unwrap().contains("is not a referral id"), "{problem}");
+    }
+    // Authentication still comes first.
+    let (s, _, _) = call(&app.router, "GET", "/api/v1/referrals/not-a-uuid", None, None, &[]).await;
+    assert_eq!(s, 401);
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_audit_says_who_did_what_and_refuses_an_entry_no_version_wrote(pool: PgPool) {
+    let app = App::new(pool.clone()).await;
+    let org = OrganisationId::new();
+    let referrer = app.referrer(org);
+    let (_, created) = app.post("/api/v1/referrals", &referrer, referral()).await;
+    let dpo = app.keys.token(Role::Dpo, Scope::Dpo);
+    let (s, page) = app.get("/api/v1/audit", &dpo).await;
+    assert_eq!(s, 200, "{page}");
+    let entry = &page["items"][0];
+    assert_eq!((&entry["action"], &entry["referral_id"]), (&json!("submit"), &created["id"]), "{entry}");
+    let actor: contracts::Actor = entry["actor"].as_str().unwrap().parse().unwrap();
+    let contracts::Actor::Referrer(o, contracts::audit::Principal::Token(token)) = actor else {
+        panic!("a referrer's token submitted it: {entry}");
+    };
+    assert_eq!(o, org);
+    // The agent filter finds what that token did, and nothing for another.
+    let (_, mine) = app.get(&format!("/api/v1/audit?agent={token}"), &dpo).await;
+    assert_eq!(mine["items"].as_array().map(Vec::len), Some(1), "{mine}");
+    let (_, none) = app.get(&format!("/api/v1/audit?agent={}", uuid::Uuid::now_v7()), &dpo).await;
+    assert_eq!(none["items"], json!([]));
+
+    sqlx::query("INSERT INTO referrals.audit (actor, principal, action) VALUES ('t', 't', 'read')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (s, problem) = app.get("/api/v1/audit", &dpo).await;
+    assert_eq!(s, 500, "an actor no version wrote is not shown as something else: {problem}");
+    assert_eq!(problem["detail"], "an unexpected error occurred");
+}

@@ -12,7 +12,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use chrono::{NaiveDate, SecondsFormat, TimeZone};
-use contracts::Role;
+use contracts::audit::Principal;
+use contracts::{Actor, Role};
 use uuid::Uuid;
 
 use crate::WebState;
@@ -81,46 +82,25 @@ fn paris_midnight(day: NaiveDate) -> String {
     at.unwrap_or_else(|| local.and_utc()).to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// The actor as recorded (`role:scope:account:id`, `dpo:token:id`, `operator:cli` …):
-/// the role as people name it, and the account or token.
-fn actor_parts(actor: &str) -> (&'static str, Option<(&'static str, String)>) {
-    let head = actor.split(':').next().unwrap_or_default();
-    let role = match head.parse::<Role>() {
-        Ok(role) => role.space_fr(),
-        Err(_) => match head {
-            "pending" => "Sans accès",
-            "operator" => "Exploitation (ligne de commande)",
-            "service" => "Service d'Aiguillage",
-            _ => "Autre",
-        },
+/// Who acted: the role as people name it, and the account or token behind it.
+fn actor_parts(actor: &Actor) -> (&'static str, Option<(&'static str, String)>) {
+    let role = match actor {
+        Actor::Admin(_) => Role::Admin.space_fr(),
+        Actor::Referrer(..) => Role::Referrer.space_fr(),
+        Actor::Mediator(..) => Role::Mediator.space_fr(),
+        Actor::Coordinator(..) => Role::Coordinator.space_fr(),
+        Actor::Dpo(_) => Role::Dpo.space_fr(),
+        Actor::Pending(_) => "Sans accès",
+        Actor::Operator => "Exploitation (ligne de commande)",
+        Actor::Service(_) => "Service d'Aiguillage",
+        Actor::Matcher | Actor::Timer | Actor::AnswerLink(_) => "Autre",
     };
-    let parts: Vec<&str> = actor.rsplitn(3, ':').collect();
-    let who = match parts.as_slice() {
-        [id, "account", ..] => Some(("compte", (*id).to_string())),
-        [id, "token", ..] => Some(("jeton", (*id).to_string())),
+    let who = match actor.principal() {
+        Some(Principal::Account(id)) => Some(("compte", id.to_string())),
+        Some(Principal::Token(id)) => Some(("jeton", id.to_string())),
         _ => None,
     };
     (role, who)
-}
-
-fn action_fr(action: &str) -> String {
-    match action {
-        "read" => "Lecture des données de la personne",
-        "export" => "Export de tout ce qui est détenu (RGPD, art. 15)",
-        "correct" => "Rectification (RGPD, art. 16)",
-        "erase" => "Effacement à la demande (RGPD, art. 17)",
-        "submit" => "Envoi de l'orientation",
-        "accept" => "Acceptation par le lieu",
-        "decline" => "Refus par le lieu",
-        "contact" => "Premier contact",
-        "close" => "Clôture",
-        "cancel" => "Annulation",
-        "reroute" => "Réorientation",
-        "purge" => "Purge (durée de conservation)",
-        "keys_rotated" => "Rotation des clés de chiffrement",
-        other => return other.to_string(),
-    }
-    .to_string()
 }
 
 fn query_string(pairs: &[(&str, &str)]) -> String {
@@ -172,7 +152,7 @@ async fn journal(auditor: SignedIn<Auditors>, Query(q): Query<HashMap<String, St
                     role,
                     who,
                     membership: i.membership.map(|m| m.to_string()),
-                    action: action_fr(&i.action),
+                    action: i.action.label_fr().to_string(),
                     referral: i.referral_id.map(|r| r.to_string()),
                 }
             })
@@ -206,21 +186,19 @@ mod tests {
     #[test]
     fn actors_read_as_a_role_and_an_account_or_a_token() {
         let account = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
+        let parts = |actor: &str| actor_parts(&actor.parse().unwrap());
         assert_eq!(
-            actor_parts(&format!("referrer:0193a1b2-0000-7000-8000-000000000001:account:{account}")),
+            parts(&format!("referrer:0193a1b2-0000-7000-8000-000000000001:account:{account}")),
             ("Prescription", Some(("compte", account.to_string())))
         );
         assert_eq!(
-            actor_parts(&format!("coordinator:16,17:token:{account}")),
+            parts(&format!("coordinator:16,17:token:{account}")),
             ("Coordination", Some(("jeton", account.to_string())))
         );
-        assert_eq!(
-            actor_parts(&format!("dpo:token:{account}")),
-            ("Protection des données", Some(("jeton", account.into())))
-        );
-        assert_eq!(actor_parts("operator:cli"), ("Exploitation (ligne de commande)", None));
-        assert_eq!(actor_parts("service:web"), ("Service d'Aiguillage", None));
-        assert_eq!(actor_parts(""), ("Autre", None));
+        assert_eq!(parts(&format!("dpo:token:{account}")), ("Protection des données", Some(("jeton", account.into()))));
+        assert_eq!(parts("operator:cli"), ("Exploitation (ligne de commande)", None));
+        assert_eq!(parts("service:web"), ("Service d'Aiguillage", None));
+        assert_eq!(parts("matcher"), ("Autre", None));
     }
 
     #[test]
@@ -229,11 +207,5 @@ mod tests {
         assert_eq!(paris_midnight(winter), "2026-01-14T23:00:00Z");
         let summer = NaiveDate::from_ymd_opt(2026, 7, 15).unwrap();
         assert_eq!(paris_midnight(summer), "2026-07-14T22:00:00Z");
-    }
-
-    #[test]
-    fn unknown_actions_show_as_recorded() {
-        assert_eq!(action_fr("export"), "Export de tout ce qui est détenu (RGPD, art. 15)");
-        assert_eq!(action_fr("something_new"), "something_new");
     }
 }

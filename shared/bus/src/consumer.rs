@@ -97,7 +97,7 @@ pub trait Handler: Send + Sync + 'static {
     /// Handle the queue strictly in delivery order, one batch after another (a single
     /// worker), for a handler that needs an event's predecessors from other services
     /// already handled: `referral.submitted` (from referrals) is always in the queue
-    /// ahead of its `referral.offered` (from the matcher), but two concurrent workers
+    /// ahead of its `referral.offered` (from referrals, once the matcher proposed it), but two concurrent workers
     /// can take them in two transactions at once, and the later one then cannot see the
     /// earlier one. Such a consumer is also background work that never takes more than
     /// one database connection at a time.

@@ -88,6 +88,9 @@ macro_rules! uuid_id {
                 std::borrow::Cow::Borrowed(stringify!($name))
             }
         }
+
+        #[cfg(feature = "sqlx")]
+        crate::sql::uuid_column!($name);
     };
 }
 
@@ -190,6 +193,9 @@ macro_rules! string_code {
                 String::deserialize(d)?.try_into().map_err(serde::de::Error::custom)
             }
         }
+
+        #[cfg(feature = "sqlx")]
+        crate::sql::text_column!($name);
     };
 }
 

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod api;
+pub mod audit;
 pub mod directory;
 pub mod email;
 pub mod events;
@@ -17,10 +18,13 @@ pub mod opening_hours;
 pub mod personal;
 pub mod phone;
 pub mod referrals;
+#[cfg(feature = "sqlx")]
+mod sql;
 pub mod validate;
 pub mod vocab;
 pub mod week;
 
+pub use audit::{Actor, Principal};
 pub use events::{Envelope, EventData, EventSet};
 pub use ids::{CommuneCode, InvalidId, OrganisationId, ReferralId, StructureId, Territory};
 pub use personal::Personal;

@@ -9,8 +9,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    Accessibility, CommuneCode, ContactPreference, HistoryStep, Language, Need, OrganisationId, Outcome, ReferralId,
-    ReferralMode, ReferralStatus, StructureId, Territory, Urgency, WaitlistReason,
+    Accessibility, Actor, AuditAction, CommuneCode, ContactPreference, HistoryStep, Language, Need, OrganisationId,
+    Outcome, ReferralId, ReferralMode, ReferralStatus, StructureId, Territory, Urgency, WaitlistReason,
 };
 
 /// Why a referral's personal data is gone.
@@ -21,6 +21,17 @@ pub enum Removal {
     Purged,
     /// The person asked (art. 17).
     Erased,
+}
+
+impl std::str::FromStr for Removal {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "purged" => Ok(Removal::Purged),
+            "erased" => Ok(Removal::Erased),
+            other => Err(format!("unknown removal `{other}`, expected purged or erased")),
+        }
+    }
 }
 
 impl Removal {
@@ -190,19 +201,20 @@ pub struct ReferralPage {
     pub next_cursor: Option<String>,
 }
 
-/// One entry of the audit of access to personal data (`GET /api/v1/audit`): who read,
-/// exported or changed which referral's personal data, and when. No personal value.
+/// One entry of the audit of access to personal data (`GET /api/v1/audit`, and the
+/// command line's `audit list`): who read, exported or changed which referral's personal
+/// data, and when. No personal value.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(as = PersonalDataAuditEntry)]
 pub struct AuditEntry {
     pub at: DateTime<Utc>,
     /// The role, scope and who (`account:…` or `token:…`).
-    pub actor: String,
+    pub actor: Actor,
     /// The active membership of a signed-in agent.
     pub membership: Option<Uuid>,
     /// `read`, `export`, `correct`, `erase`, or a step (`submit`, `accept` …).
-    pub action: String,
-    pub referral_id: Option<Uuid>,
+    pub action: AuditAction,
+    pub referral_id: Option<ReferralId>,
 }
 
 /// A page of the audit of access to personal data.

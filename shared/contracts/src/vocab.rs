@@ -12,6 +12,21 @@ pub struct UnknownValue {
     pub expected: String,
 }
 
+/// `Deserialize` through `FromStr`: a value is read from the wire by the same parser as
+/// from a row or a form, and refused with its error.
+macro_rules! deserialize_from_str {
+    ($name:ty) => {
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+pub(crate) use deserialize_from_str;
+
 macro_rules! vocabulary {
     (
         $(#[$meta:meta])*
@@ -61,12 +76,7 @@ macro_rules! vocabulary {
             }
         }
 
-        impl<'de> serde::Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-                s.parse().map_err(serde::de::Error::custom)
-            }
-        }
+        deserialize_from_str!($name);
 
         /// The OpenAPI schema: a string whose `enum` is this vocabulary's slugs, so the
         /// document cannot drift from the type.
@@ -81,6 +91,9 @@ macro_rules! vocabulary {
                 std::borrow::Cow::Borrowed(stringify!($name))
             }
         }
+
+        #[cfg(feature = "sqlx")]
+        crate::sql::text_column!($name);
     };
 }
 
@@ -240,6 +253,26 @@ impl Role {
 }
 
 vocabulary! {
+    /// What an entry of the audit of access to personal data records: a read, a right
+    /// exercised, a step of the referral's life, or the command line's work.
+    pub enum AuditAction {
+        Read = ("read", "Lecture des données de la personne"),
+        Export = ("export", "Export de tout ce qui est détenu (RGPD, art. 15)"),
+        Correct = ("correct", "Rectification (RGPD, art. 16)"),
+        Erase = ("erase", "Effacement à la demande (RGPD, art. 17)"),
+        Submit = ("submit", "Envoi de l'orientation"),
+        Accept = ("accept", "Acceptation par le lieu"),
+        Decline = ("decline", "Refus par le lieu"),
+        Contact = ("contact", "Premier contact"),
+        Close = ("close", "Clôture"),
+        Cancel = ("cancel", "Annulation"),
+        Reroute = ("reroute", "Réorientation"),
+        Purge = ("purge", "Purge (durée de conservation)"),
+        KeysRotated = ("keys_rotated", "Rotation des clés de chiffrement"),
+    }
+}
+
+vocabulary! {
     pub enum OrganisationKind {
         SocialService = ("social_service", "Service social"),
         Partner = ("partner", "Partenaire"),
@@ -360,12 +393,7 @@ impl fmt::Display for Language {
     }
 }
 
-impl<'de> serde::Deserialize<'de> for Language {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+deserialize_from_str!(Language);
 
 impl utoipa::PartialSchema for Language {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
@@ -379,6 +407,9 @@ impl utoipa::PartialSchema for Language {
 }
 
 impl utoipa::ToSchema for Language {}
+
+#[cfg(feature = "sqlx")]
+crate::sql::text_column!(Language);
 
 /// Parses a list of slugs, sorting and de-duplicating it.
 pub fn parse_set<T: FromStr<Err = UnknownValue> + Ord>(values: &[String]) -> Result<Vec<T>, UnknownValue> {

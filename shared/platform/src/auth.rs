@@ -24,6 +24,7 @@ use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
 use chrono::{DateTime, Duration, Utc};
+use contracts::audit::{self, Actor};
 use contracts::{OrganisationId, Role, StructureId, Territory};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -593,23 +594,26 @@ impl Caller {
         }
     }
 
+    /// Who is behind the request, as an audit entry records it.
+    pub fn audit_principal(&self) -> audit::Principal {
+        match self.principal {
+            Principal::Agent { account, .. } => audit::Principal::Account(account),
+            Principal::Token(id) => audit::Principal::Token(id),
+            Principal::Service => audit::Principal::Service,
+        }
+    }
+
     /// Who acted, for histories and audit records: ids only, never a name.
-    pub fn actor(&self) -> String {
-        let who = match self.principal {
-            Principal::Agent { account, .. } => format!("account:{account}"),
-            Principal::Token(id) => format!("token:{id}"),
-            Principal::Service => "service".to_string(),
-        };
+    pub fn actor(&self) -> Actor {
+        let who = self.audit_principal();
         match &self.scope {
-            Scope::All => format!("admin:{who}"),
-            Scope::Organisation(o) => format!("referrer:{o}:{who}"),
-            Scope::Structure(s) => format!("mediator:{s}:{who}"),
-            Scope::Territories(t) => {
-                format!("coordinator:{}:{who}", t.iter().map(Territory::as_str).collect::<Vec<_>>().join(","))
-            }
-            Scope::Pending => format!("pending:{who}"),
-            Scope::Dpo => format!("dpo:{who}"),
-            Scope::Service(s) => format!("service:{s}"),
+            Scope::All => Actor::Admin(who),
+            Scope::Organisation(o) => Actor::Referrer(*o, who),
+            Scope::Structure(s) => Actor::Mediator(s.clone(), who),
+            Scope::Territories(t) => Actor::Coordinator(t.clone(), who),
+            Scope::Pending => Actor::Pending(who),
+            Scope::Dpo => Actor::Dpo(who),
+            Scope::Service(s) => Actor::Service(s.clone()),
         }
     }
 }
@@ -829,6 +833,30 @@ mod tests {
         let mut forged = member.clone();
         forged.service = Some("web".into());
         assert_eq!(forged.scope(), Err(TokenError::BadScope));
+    }
+
+    #[test]
+    fn a_callers_actor_is_recorded_as_it_always_was() {
+        let account = Uuid::now_v7();
+        let org = OrganisationId::new();
+        let claims = Claims::new(Role::Referrer, Scope::Organisation(org), Duration::days(1)).unwrap();
+        let token = Caller::from_claims(&claims).unwrap();
+        assert_eq!(token.actor().to_string(), format!("referrer:{org}:token:{}", claims.sub));
+        let territories = vec!["16".parse().unwrap(), "2A".parse().unwrap()];
+        let member = Claims::for_membership(
+            account,
+            Uuid::now_v7(),
+            Role::Coordinator,
+            Scope::Territories(territories),
+            Duration::minutes(5),
+        )
+        .unwrap();
+        let agent = Caller::from_claims(&member).unwrap();
+        assert_eq!(agent.actor().to_string(), format!("coordinator:16,2A:account:{account}"));
+        assert_eq!(agent.audit_principal().to_string(), format!("account:{account}"));
+        let web = Caller::from_claims(&Claims::for_service("web", Duration::minutes(5))).unwrap();
+        assert_eq!(web.actor().to_string(), "service:web");
+        assert_eq!(web.audit_principal().to_string(), "service");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod idempotency;
 pub mod jobs;
 pub mod json;
 pub mod metrics;
+pub mod path;
 pub mod problem;
 pub mod row;
 pub mod telemetry;

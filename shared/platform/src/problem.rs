@@ -79,6 +79,13 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", "no such resource")
     }
 
+    /// 404 for a path parameter that no resource could have (a malformed id), naming it.
+    pub fn not_found_because(parameter: &str, message: impl std::fmt::Display) -> Self {
+        let mut e = Self::not_found();
+        e.errors = vec![FieldError::new(parameter, message.to_string())];
+        e
+    }
+
     pub fn conflict(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
     }
