@@ -133,7 +133,7 @@ impl App {
         let body = json!({
             "name": "Médiathèque de Mansle", "services": ["aide_demarches_administratives"],
             "address": {"street": "21 Rue Martin", "postcode": "16230", "commune": "Mansle"},
-            "weekly_capacity": 5, "accepting": true,
+            "weekly_capacity": 5, "accepting": true, "siret": "26160011800010",
         });
         self.api("PUT", &format!("/api/v1/structures/{id}"), body).await;
         id.parse().unwrap()
@@ -196,10 +196,13 @@ impl App {
         self.send(request.body(Body::from(body)).unwrap()).await
     }
 
+    async fn stored(&self, id: &StructureId) -> Value {
+        let path = format!("/api/v1/structures/{id}");
+        call(&self.api, "GET", &path, Some(&self.admin()), None, &[]).await.1
+    }
+
     async fn accepting(&self, id: &StructureId) -> bool {
-        let (_, s, _) =
-            call(&self.api, "GET", &format!("/api/v1/structures/{id}"), Some(&self.admin()), None, &[]).await;
-        s["accepting"].as_bool().unwrap()
+        self.stored(id).await["accepting"].as_bool().unwrap()
     }
 }
 
@@ -338,7 +341,7 @@ async fn a_form_without_the_session_s_token_or_from_another_site_is_refused(pool
 }
 
 #[sqlx::test(migrations = false)]
-async fn saving_a_closed_place_s_form_keeps_it_closed(pool: PgPool) {
+async fn saving_a_closed_place_s_form_keeps_it_closed_and_what_it_does_not_show(pool: PgPool) {
     let app = App::new(pool).await;
     let place = app.structure("mediatheque-mansle").await;
     app.api("PUT", "/api/v1/structures/mediatheque-mansle/capacity", json!({"weekly_capacity": 5, "accepting": false}))
@@ -366,6 +369,7 @@ async fn saving_a_closed_place_s_form_keeps_it_closed(pool: PgPool) {
     let saved = app.post_form(&coordinator, "/admin/structures/mediatheque-mansle/modifier", &fields).await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
     assert!(!app.accepting(&place).await, "the coordinator's form reopened a closed place");
+    assert_eq!(app.stored(&place).await["siret"], "26160011800010", "what the form does not show is kept");
 
     // The mediator's week: the box unticked, as shown, keeps it closed too.
     let mediator = app.sign_in(accounts::domain::Grant::Mediator(place.clone())).await;

@@ -273,7 +273,7 @@ pub struct StructureContactRequest {
 
 /// `PUT /api/v1/structures/{id}`. The read-only fields of a `GET` response (`id`,
 /// `territory`, `source`, `updated_at`) are accepted and ignored, so a client can send
-/// back what it read.
+/// back what it read (the SIRET included).
 #[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({
@@ -319,6 +319,11 @@ pub struct StructureRequest {
     pub fees: Option<Vec<String>>,
     #[schema(schema_with = labels_schema)]
     pub labels: Option<Vec<String>>,
+    /// The structure's SIRET (Mednum `pivot`), as its source gives it: how an agent
+    /// signing in with ProConnect is matched to their workplace. A `PUT` without it
+    /// removes it, as it does any other field.
+    #[schema(schema_with = schema::optional_text::<40>)]
+    pub siret: Option<String>,
     #[serde(rename = "id", skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = schema::ignored, read_only)]
     pub _id: Option<serde_json::Value>,

@@ -121,7 +121,7 @@ impl From<Structure> for StructureView {
 }
 
 /// What a client sends back to keep a structure as it read it: every field a `PUT`
-/// takes (the read-only ones, and the SIRET the `PUT` does not take, are left out).
+/// takes (the read-only ones are left out).
 impl From<StructureView> for StructureRequest {
     fn from(s: StructureView) -> Self {
         let slugs = |v: Vec<String>| Some(v);
@@ -149,6 +149,7 @@ impl From<StructureView> for StructureRequest {
             }),
             fees: Some(s.fees),
             labels: Some(s.labels),
+            siret: s.siret,
             ..StructureRequest::default()
         }
     }
@@ -257,6 +258,7 @@ mod tests {
         assert_eq!(request.accessibility, Some(vec!["motor".to_string()]));
         assert_eq!(request.fees, Some(vec!["gratuit".to_string()]));
         assert_eq!(request.contact.unwrap().website.as_deref(), Some("https://example.org"));
+        assert_eq!(request.siret.as_deref(), Some("26160011800010"), "sent back, the SIRET is kept");
     }
 
     #[test]
