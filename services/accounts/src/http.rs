@@ -8,9 +8,9 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json as AxumJson, Router};
 use chrono::{DateTime, Utc};
 use contracts::accounts::{
-    AccountView, AuditEntry, CallerKind, InvitationBody, InvitationView, MeView, MembershipRequestBody, MembershipView,
-    Page, PlaceKind, Places, Recipient, Recipients, RecipientsRequest, RefuseBody, RequestView, SignInFailure,
-    SignInRequest, SignInResponse,
+    AccountView, AuditEntry, CallerKind, InvitationBody, InvitationResult, InvitationStatus, InvitationView, MeView,
+    MembershipRequestBody, MembershipView, Page, PlaceKind, Places, PreferencesBody, Recipient, Recipients,
+    RecipientsRequest, RefuseBody, RequestView, SignInFailure, SignInRequest, SignInResponse,
 };
 use contracts::validate::Errors;
 use contracts::{FieldError, Territory};
@@ -19,10 +19,10 @@ use platform::auth::{Authorized, Caller, Principal, ServiceCaller};
 use platform::json::{Json, OptionalJson, Query};
 use platform::path::Path;
 use platform::problem::responses::{Authenticated, Conflict, Forbidden, InvalidQuery, JsonBody, NotFound};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use sqlx::PgConnection;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -586,26 +586,6 @@ async fn refuse(
     decided(&state, &caller, id, service::Decision::Refuse { reason }).await
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-struct InvitationResult {
-    /// `granted` when the agent had already signed in, `invited` otherwise.
-    #[schema(schema_with = invitation_status)]
-    status: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    invitation_id: Option<Uuid>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    account_id: Option<Uuid>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    membership_id: Option<Uuid>,
-}
-
-fn invitation_status() -> utoipa::openapi::schema::Object {
-    utoipa::openapi::schema::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .enum_values(Some(["granted", "invited"]))
-        .build()
-}
-
 /// Invite an e-mail address to a membership (admin; coordinator within their
 /// départements): granted now if the agent has signed in, else at their first sign-in.
 #[utoipa::path(
@@ -666,11 +646,14 @@ async fn invite(
             GrantError::Database(e) => e.into(),
         })?;
     let result = match granted {
-        service::Granted::Now { account_id, membership_id } => {
-            InvitationResult { status: "granted", invitation_id: None, account_id: Some(account_id), membership_id }
-        }
+        service::Granted::Now { account_id, membership_id } => InvitationResult {
+            status: InvitationStatus::Granted,
+            invitation_id: None,
+            account_id: Some(account_id),
+            membership_id,
+        },
         service::Granted::Invited { invitation_id } => InvitationResult {
-            status: "invited",
+            status: InvitationStatus::Invited,
             invitation_id: Some(invitation_id),
             account_id: None,
             membership_id: None,
@@ -863,61 +846,6 @@ mod tests {
     fn managers_are_admins_and_coordinators() {
         use platform::auth::Roles;
         assert_eq!(Managers::ROLES, &[Role::Admin, Role::Coordinator]);
-    }
-}
-
-/// An agent's notification preferences: for each kind of message, `immediate`, `daily`
-/// (in the morning digest) or `never`. In a `PUT`, a kind left out keeps its setting.
-#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PreferencesBody {
-    /// A new offer for my structure (mediators).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub offer_received: Option<contracts::DeliveryMode>,
-    /// An offer still pending after a day (mediators).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub offer_reminder: Option<contracts::DeliveryMode>,
-    /// What became of my referrals: accepted, declined, closed, waitlisted (referrers).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub referral_update: Option<contracts::DeliveryMode>,
-    /// An accepted referral with no first contact after a week (mediators).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub contact_reminder: Option<contracts::DeliveryMode>,
-    /// Referrals waitlisted or escalated in my départements (coordinators; default `daily`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub territory_waitlist: Option<contracts::DeliveryMode>,
-    /// The weekly digest of stale referrals (coordinators): `never` turns it off.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub weekly_digest: Option<contracts::DeliveryMode>,
-}
-
-impl PreferencesBody {
-    fn choices(&self) -> std::collections::BTreeMap<contracts::MessageKind, contracts::DeliveryMode> {
-        use contracts::MessageKind as K;
-        [
-            (K::OfferReceived, self.offer_received),
-            (K::OfferReminder, self.offer_reminder),
-            (K::ReferralUpdate, self.referral_update),
-            (K::ContactReminder, self.contact_reminder),
-            (K::TerritoryWaitlist, self.territory_waitlist),
-            (K::WeeklyDigest, self.weekly_digest),
-        ]
-        .into_iter()
-        .filter_map(|(k, m)| Some((k, m?)))
-        .collect()
-    }
-
-    fn of(all: &std::collections::BTreeMap<contracts::MessageKind, contracts::DeliveryMode>) -> Self {
-        use contracts::MessageKind as K;
-        let get = |k: K| Some(all.get(&k).copied().unwrap_or(k.default_mode()));
-        Self {
-            offer_received: get(K::OfferReceived),
-            offer_reminder: get(K::OfferReminder),
-            referral_update: get(K::ReferralUpdate),
-            contact_reminder: get(K::ContactReminder),
-            territory_waitlist: get(K::TerritoryWaitlist),
-            weekly_digest: get(K::WeeklyDigest),
-        }
     }
 }
 

@@ -256,7 +256,7 @@ pub async fn run(
         let web_config = web::WebConfig::from_config(&config, listener.local_addr()?)?;
         // In process when this process serves the API, else through its public base URL.
         let client = match &api_url {
-            Some(url) => web::Api::remote(url.clone()),
+            Some(url) => web::api::remote(url.clone()),
             None => web::Api::Local(api.clone()),
         };
         web::router(web::start(&ctx, client, web_config), api)

@@ -324,7 +324,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut conn = pool.acquire().await?;
             let filter =
                 referrals::privacy::AuditFilter { referral_id: referral, agent, from, to: None, after: None, limit };
-            let items = referrals::privacy::audit(&mut conn, &filter).await?;
+            let rows = referrals::privacy::audit(&mut conn, &filter).await?;
+            let items: Vec<_> = rows.into_iter().map(referrals::privacy::AuditRow::entry).collect();
             drop(conn);
             pool.close().await;
             println!("{}", serde_json::to_string_pretty(&items)?);

@@ -146,6 +146,7 @@ mod tests {
             ("Role", slugs(Role::ALL)),
             ("DeliveryMode", slugs(DeliveryMode::ALL)),
             ("MessageKind", slugs(MessageKind::ALL)),
+            ("ExclusionCode", slugs(ExclusionCode::ALL)),
             ("AuditAction", slugs(AuditAction::ALL)),
         ]
     }
@@ -183,7 +184,8 @@ mod tests {
         // And the other way: a named enum is a vocabulary, a Rust enum whose schema is
         // derived from it, or data (the départements of the communes table).
         let known: BTreeSet<&str> = vocabularies().iter().map(|(n, _)| *n).collect();
-        let derived = ["FlowNodeKind", "CallerKind", "RequestStatus", "PlaceKind", "WebhookEventType"];
+        let derived =
+            ["FlowNodeKind", "CallerKind", "RequestStatus", "PlaceKind", "WebhookEventType", "InvitationStatus"];
         for (name, schema) in schemas {
             if schema.get("enum").is_some() {
                 assert!(
@@ -323,10 +325,10 @@ mod tests {
         // `OpenApi::merge` keeps the first of two schemas with one name: two services
         // must never both define one differently.
         let parts = [
-            referrals::openapi(),
-            directory::openapi(),
+            ::referrals::openapi(),
+            ::directory::openapi(),
             matcher::openapi(),
-            insights::openapi(),
+            ::insights::openapi(),
             ::accounts::openapi(),
             notify::openapi(),
         ];

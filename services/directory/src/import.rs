@@ -1,10 +1,7 @@
 //! Persists a parsed Mednum file: each usable record is upserted (keyed on its `id`) and
 //! published; the report says what happened to every record.
 
-use std::collections::BTreeMap;
-
 use platform::ApiError;
-use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::domain::mednum::{self, Format, ImportedRecord, ParsedFile, Rejection};
@@ -14,20 +11,7 @@ use crate::store::{self, Upserted};
 pub const MAX_IMPORT_BYTES: usize = 50 * 1024 * 1024;
 const BATCH: usize = 500;
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ImportReport {
-    pub received: usize,
-    pub created: usize,
-    pub updated: usize,
-    pub unchanged: usize,
-    pub rejected: Vec<Rejection>,
-    /// Per field (`services` …), the source values that map to nothing, with their count.
-    pub unmapped_values: BTreeMap<String, BTreeMap<String, usize>>,
-    pub warnings: Vec<mednum::Warning>,
-    pub defaulted_modes: usize,
-    pub located_by_commune: usize,
-    pub probable_duplicates: Vec<mednum::ProbableDuplicate>,
-}
+pub use contracts::directory::ImportReport;
 
 fn draft(r: ImportedRecord) -> StructureDraft {
     StructureDraft {

@@ -20,7 +20,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::InsightsState;
-use crate::queries::{self, Funnel, MonthlyReport, StructureQueue, Waitlist};
+use contracts::insights::{CommuneSupply, FunnelView, Queues, StructureReport, SupplyDemand, TerritoryLabel};
+
+use crate::queries;
 
 /// The routes with their OpenAPI operations: one list, so the document cannot describe a
 /// route the router does not serve.
@@ -51,15 +53,6 @@ pub fn territories(caller: &Authorized<Coordinators>, asked: Option<&str>) -> Re
     }
 }
 
-/// The territories an answer covers: the one asked for, a coordinator's several, or
-/// `null` for admin's all.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(untagged)]
-enum TerritoryLabel {
-    One(String),
-    Several(Vec<String>),
-}
-
 fn label(territories: &Option<Vec<String>>) -> Option<TerritoryLabel> {
     match territories {
         Some(t) if t.len() == 1 => Some(TerritoryLabel::One(t[0].clone())),
@@ -75,16 +68,6 @@ struct QueuesQuery {
     /// A département code the caller covers (else 404). Default: all of the caller's.
     #[param(schema_with = contracts::api::schema::query_text)]
     territory: Option<String>,
-}
-
-/// Pending offers by structure, and the waitlist.
-#[derive(Debug, Serialize, ToSchema)]
-struct Queues {
-    territory: Option<TerritoryLabel>,
-    /// The capacity week (`2026-W48`).
-    week: String,
-    structures: Vec<StructureQueue>,
-    waitlist: Waitlist,
 }
 
 /// Queues of a territory: pending offers by structure, the waitlist (coordinator of the
@@ -163,17 +146,6 @@ pub fn period(q: &PeriodQuery) -> Result<Period, ApiError> {
     Ok((from, to))
 }
 
-/// The funnel of the cohort submitted in the period.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(as = FunnelReport)]
-struct FunnelView {
-    #[serde(flatten)]
-    funnel: Funnel,
-    territory: Option<TerritoryLabel>,
-    from: Option<DateTime<Utc>>,
-    to: Option<DateTime<Utc>>,
-}
-
 /// Funnel of the cohort submitted in `[from, to)`: each stage counts the referrals that
 /// reached at least that stage (coordinator of the territory; admin).
 #[utoipa::path(
@@ -198,29 +170,6 @@ async fn funnel(
 
 /// Days of demand averaged when no period is given.
 const DEFAULT_DEMAND_DAYS: i64 = 28;
-
-/// Demand and capacity around one commune.
-#[derive(Debug, Serialize, ToSchema)]
-struct CommuneSupply {
-    commune_code: String,
-    commune: Option<String>,
-    referrals: i64,
-    referrals_per_week: f64,
-    /// The weekly capacity of the accepting structures within `radius_km`.
-    capacity_within_radius: i64,
-    /// `referrals_per_week / capacity_within_radius`; `null` without capacity.
-    ratio: Option<f64>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-struct SupplyDemand {
-    territory: Option<TerritoryLabel>,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    radius_km: f64,
-    ratio_is: &'static str,
-    items: Vec<CommuneSupply>,
-}
 
 /// Per commune with demand in the period (default: the last 28 days), referrals per week
 /// against the capacity nearby (coordinator of the territory; admin).
@@ -276,7 +225,8 @@ async fn supply_demand(
         from,
         to,
         radius_km: radius,
-        ratio_is: "referrals_per_week / capacity_within_radius (above 1: more demand than weekly capacity nearby)",
+        ratio_is: "referrals_per_week / capacity_within_radius (above 1: more demand than weekly capacity nearby)"
+            .to_string(),
         items,
     }))
 }
@@ -497,20 +447,6 @@ fn report_format() -> utoipa::openapi::schema::Object {
 #[allow(dead_code)]
 struct StructurePath {
     id: String,
-}
-
-/// A structure's month.
-#[derive(Debug, Serialize, ToSchema)]
-struct StructureReport {
-    structure_id: String,
-    name: String,
-    territory: String,
-    weekly_capacity: i32,
-    /// `YYYY-MM`.
-    month: String,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    report: MonthlyReport,
 }
 
 /// The monthly activity report of one structure: for its mediators, the coordinator of

@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use contracts::{
-    CommuneCode, DeclineReason, Need, OrganisationKind, Outcome, ReferralStatus, StructureId, Territory, Urgency,
-    WaitlistReason,
+    DeclineReason, Need, OrganisationKind, Outcome, ReferralStatus, StructureId, Territory, Urgency, WaitlistReason,
 };
 use platform::row::{Columns, RowError};
 use serde::Serialize;
 use sqlx::PgConnection;
-use utoipa::ToSchema;
 use uuid::Uuid;
+
+pub use contracts::insights::{Funnel, MonthlyReport, Percentiles, StructureQueue, WaitingReferral, Waitlist};
 
 /// What one row of `insights.events` records (the projection writes these kinds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,19 +82,6 @@ where
 /// `None` means every territory (admin).
 pub type Territories<'a> = Option<&'a [String]>;
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct StructureQueue {
-    pub structure_id: StructureId,
-    pub name: String,
-    pub territory: Territory,
-    pub pending_offers: i64,
-    pub oldest_pending_offer_seconds: Option<i64>,
-    pub accepted_this_week: i64,
-    pub weekly_capacity: i32,
-    pub accepting: bool,
-    pub in_progress: i64,
-}
-
 struct QueueRow {
     structure_id: String,
     name: String,
@@ -157,19 +144,6 @@ pub async fn structure_queues(
     Ok(typed.collect::<Result<_, _>>()?)
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WaitingReferral {
-    pub referral_id: Uuid,
-    pub territory: Option<Territory>,
-    pub commune_code: Option<CommuneCode>,
-    pub needs: Option<Vec<Need>>,
-    pub urgency: Option<Urgency>,
-    pub reason: Option<WaitlistReason>,
-    pub escalated: bool,
-    pub waiting_seconds: Option<i64>,
-    pub offers: i32,
-}
-
 struct WaitingRow {
     referral_id: Uuid,
     territory: Option<String>,
@@ -200,17 +174,6 @@ impl TryFrom<WaitingRow> for WaitingReferral {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Waitlist {
-    pub count: i64,
-    pub escalated: i64,
-    pub oldest_seconds: Option<i64>,
-    pub by_reason: BTreeMap<String, i64>,
-    /// The waiting referrals themselves (ids and matching data, no personal data), so a
-    /// coordinator can act on the escalated ones.
-    pub items: Vec<WaitingReferral>,
-}
-
 pub async fn waitlist(conn: &mut PgConnection, territories: Territories<'_>) -> sqlx::Result<Waitlist> {
     let items = sqlx::query_as!(
         WaitingRow,
@@ -239,30 +202,6 @@ pub async fn waitlist(conn: &mut PgConnection, territories: Territories<'_>) -> 
         by_reason,
         items,
     })
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Percentiles {
-    pub p50: Option<i64>,
-    pub p90: Option<i64>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Funnel {
-    pub submitted: i64,
-    pub offered: i64,
-    pub accepted: i64,
-    pub in_progress: i64,
-    pub closed: i64,
-    pub cancelled: i64,
-    pub waitlisted_now: i64,
-    pub outcomes: BTreeMap<String, i64>,
-    pub declines: BTreeMap<String, i64>,
-    pub expired_offers: i64,
-    pub offers_per_referral: f64,
-    pub time_to_accept_seconds: Percentiles,
-    pub time_to_first_contact_seconds: Percentiles,
-    pub time_to_close_seconds: Percentiles,
 }
 
 /// The cohort of referrals submitted in `[from, to)`.
@@ -509,21 +448,6 @@ pub async fn structure(conn: &mut PgConnection, id: &StructureId) -> sqlx::Resul
     )
     .fetch_optional(conn)
     .await
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MonthlyReport {
-    pub received: i64,
-    pub accepted: i64,
-    pub declined: i64,
-    pub declined_by_reason: BTreeMap<String, i64>,
-    pub expired: i64,
-    pub first_contacts: i64,
-    pub closed: i64,
-    pub outcomes: BTreeMap<String, i64>,
-    pub median_seconds_offer_to_accept: Option<i64>,
-    pub median_seconds_accept_to_first_contact: Option<i64>,
-    pub median_seconds_accept_to_close: Option<i64>,
 }
 
 /// What happened at one structure during `[from, to)`, counted by the time each event

@@ -8,16 +8,16 @@ use axum::extract::State;
 use axum::{Json as AxumJson, Router};
 use contracts::api::PreviewRequest;
 use contracts::events::Point;
+use contracts::matching::{AssessmentView, CandidateView, ExcludedView, LoadView, ReasonView};
 use contracts::validate::Errors;
-use contracts::{Accessibility, Language, Need, ReferralId, ReferralMode, Role, StructureId, Urgency};
+use contracts::{Accessibility, Language, Need, ReferralId, ReferralMode, Role, Urgency};
 use platform::ApiError;
 use platform::auth::Authorized;
 use platform::auth::roles::Previewers;
 use platform::json::Json;
 use platform::path::Path;
 use platform::problem::responses::{Authenticated, Forbidden, JsonBody, NotFound};
-use serde::Serialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -35,82 +35,6 @@ pub fn routes() -> OpenApiRouter<MatcherState> {
 
 pub fn router(state: MatcherState) -> Router {
     routes().split_for_parts().0.with_state(state)
-}
-
-/// A structure that can take the referral, best first.
-#[derive(Serialize, ToSchema)]
-#[schema(as = Candidate)]
-struct CandidateView {
-    structure_id: StructureId,
-    name: String,
-    distance_km: f64,
-    score: f64,
-    load: LoadView,
-    /// The next opening, local time (`2026-12-01T09:00`); `null` when the hours are unknown.
-    next_opening: Option<String>,
-    /// Helped remotely, so distance does not count.
-    remote: bool,
-    explanation: Vec<String>,
-    /// The same, as codes with their values.
-    reasons: Vec<contracts::explain::Reason>,
-}
-
-/// This week's accepted referrals against the declared capacity.
-#[derive(Serialize, ToSchema)]
-#[schema(as = Load)]
-struct LoadView {
-    used: u32,
-    weekly_capacity: u32,
-}
-
-/// The codes of [`crate::domain::engine::Exclusion`].
-const EXCLUSION_CODES: [&str; 8] = [
-    "not_accepting",
-    "missing_service",
-    "mode",
-    "beyond_distance",
-    "no_shared_language",
-    "accessibility",
-    "already_tried",
-    "no_capacity",
-];
-
-fn exclusion_code_schema() -> utoipa::openapi::schema::Object {
-    utoipa::openapi::schema::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .enum_values(Some(EXCLUSION_CODES))
-        .build()
-}
-
-/// One constraint that excludes a structure.
-#[derive(Serialize, ToSchema)]
-#[schema(as = ExclusionReason)]
-struct ReasonView {
-    #[schema(schema_with = exclusion_code_schema)]
-    code: &'static str,
-    message: String,
-}
-
-/// A structure near the person that cannot take the referral, and why.
-#[derive(Serialize, ToSchema)]
-#[schema(as = ExcludedStructure)]
-struct ExcludedView {
-    structure_id: StructureId,
-    name: String,
-    distance_km: f64,
-    reasons: Vec<ReasonView>,
-}
-
-/// Why a referral goes where it goes.
-#[derive(Serialize, ToSchema)]
-#[schema(as = Assessment)]
-struct AssessmentView {
-    /// The referral assessed (absent for a preview).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    referral_id: Option<ReferralId>,
-    max_distance_km: f64,
-    candidates: Vec<CandidateView>,
-    excluded: Vec<ExcludedView>,
 }
 
 fn round(v: f64) -> f64 {
@@ -305,7 +229,7 @@ mod tests {
                 | Exclusion::NoCapacity { .. } => {}
             }
         }
-        let codes: Vec<&str> = every.iter().map(Exclusion::code).collect();
-        assert_eq!(codes, EXCLUSION_CODES);
+        let codes: Vec<contracts::ExclusionCode> = every.iter().map(Exclusion::code).collect();
+        assert_eq!(codes, contracts::ExclusionCode::ALL, "one code each, the vocabulary's");
     }
 }

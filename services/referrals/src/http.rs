@@ -12,6 +12,7 @@ use contracts::api::{
     AcceptRequest, CancelRequest, CloseRequest, ContactRequest, DeclineRequest, ReferralRequest, RerouteRequest,
 };
 use contracts::events::ReferralSubmitted;
+use contracts::referrals::AuditPage;
 use contracts::validate::Errors;
 use contracts::{AuditAction, ContactKind, DeclineReason, Envelope, Outcome, ReferralId, ReferralStatus, StructureId};
 use platform::ApiError;
@@ -861,13 +862,6 @@ struct AuditQuery {
     cursor: Option<String>,
 }
 
-/// A page of the audit of access to personal data.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct AuditPage {
-    pub items: Vec<privacy::AuditEntry>,
-    pub next_cursor: Option<String>,
-}
-
 /// The audit of access to personal data (admin; the data protection officer), oldest
 /// first: who read, exported or changed which referral's personal data, and when.
 #[utoipa::path(
@@ -911,7 +905,8 @@ async fn audit_log(
     let mut conn = state.pool.acquire().await?;
     let items = privacy::audit(&mut conn, &filter).await?;
     let next_cursor = (items.len() as i64 == limit).then(|| items.last().map(|i| i.id.to_string())).flatten();
-    Ok(AxumJson(AuditPage { items, next_cursor }).into_response())
+    Ok(AxumJson(AuditPage { items: items.into_iter().map(privacy::AuditRow::entry).collect(), next_cursor })
+        .into_response())
 }
 
 #[cfg(test)]

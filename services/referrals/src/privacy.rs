@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use contracts::audit::Principal;
+use contracts::referrals::AuditEntry;
 use contracts::{Actor, AuditAction, ReferralId};
 use platform::auth::{self, Caller};
 use platform::row::Columns;
@@ -91,11 +92,9 @@ pub async fn record_operator(
     Ok(())
 }
 
-/// One audit entry, as the API and the command line show it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[schema(as = PersonalDataAuditEntry)]
-pub struct AuditEntry {
-    #[serde(skip)]
+/// One audit row: the entry the API and the command line show, and its id (the cursor).
+#[derive(Debug)]
+pub struct AuditRow {
     pub id: i64,
     pub at: DateTime<Utc>,
     /// The role, scope and who (`account:…` or `token:…`).
@@ -105,6 +104,18 @@ pub struct AuditEntry {
     /// `read`, `export`, `correct`, `erase`, or a step (`submit`, `accept` …).
     pub action: AuditAction,
     pub referral_id: Option<ReferralId>,
+}
+
+impl AuditRow {
+    pub fn entry(self) -> AuditEntry {
+        AuditEntry {
+            at: self.at,
+            actor: self.actor,
+            membership: self.membership,
+            action: self.action,
+            referral_id: self.referral_id,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -121,11 +132,11 @@ pub struct AuditFilter {
 
 /// The audit, oldest first. An actor or an action that does not parse fails the read:
 /// the audit is evidence, and a value read as something else would falsify it.
-pub async fn audit(conn: &mut PgConnection, f: &AuditFilter) -> sqlx::Result<Vec<AuditEntry>> {
+pub async fn audit(conn: &mut PgConnection, f: &AuditFilter) -> sqlx::Result<Vec<AuditRow>> {
     // An agent is either principal: an account, or a token.
     let principals = f.agent.map(|a| [Principal::Account(a), Principal::Token(a)].map(|p| p.to_string()).to_vec());
     sqlx::query_as!(
-        AuditEntry,
+        AuditRow,
         r#"SELECT id, at, actor AS "actor: Actor", membership, action AS "action: AuditAction",
                   referral_id AS "referral_id: ReferralId"
            FROM referrals.audit
@@ -146,35 +157,8 @@ pub async fn audit(conn: &mut PgConnection, f: &AuditFilter) -> sqlx::Result<Vec
     .await
 }
 
-/// Why a referral's personal data is gone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Removal {
-    /// The retention time ran out.
-    Purged,
-    /// The person asked (art. 17).
-    Erased,
-}
-
-impl Removal {
-    fn slug(self) -> &'static str {
-        match self {
-            Removal::Purged => "purged",
-            Removal::Erased => "erased",
-        }
-    }
-}
-
-impl std::str::FromStr for Removal {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "purged" => Ok(Removal::Purged),
-            "erased" => Ok(Removal::Erased),
-            other => Err(format!("unknown removal `{other}`, expected purged or erased")),
-        }
-    }
-}
+/// Why a referral's personal data is gone (the API's `personal_data`).
+pub use contracts::referrals::Removal;
 
 /// A row of `referrals.erasures`, whose kind must be one of [`Removal`]'s.
 fn removal_of(referral_id: Uuid, kind: &str) -> Result<Removal, platform::row::RowError> {

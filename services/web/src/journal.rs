@@ -7,41 +7,25 @@
 use std::collections::HashMap;
 
 use axum::Router;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::Query;
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
-use chrono::{DateTime, NaiveDate, SecondsFormat, TimeZone, Utc};
-use contracts::Role;
-use serde::Deserialize;
+use chrono::{NaiveDate, SecondsFormat, TimeZone};
+use contracts::audit::Principal;
+use contracts::{Actor, Role};
 use uuid::Uuid;
 
 use crate::WebState;
-use crate::coordinator::date_field;
 use crate::error::PageError;
-use crate::pages::required_as;
+use crate::extract::{Auditors, SignedIn};
+use crate::form;
 use crate::views::{Chrome, paris, render};
 
-const AUDITORS: &[Role] = &[Role::Dpo, Role::Admin];
 const PAGE: usize = 50;
 
 pub fn routes() -> Router<WebState> {
     Router::new().route("/journal", get(journal))
-}
-
-#[derive(Deserialize)]
-struct AuditPage {
-    items: Vec<AuditItem>,
-    next_cursor: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct AuditItem {
-    at: DateTime<Utc>,
-    actor: String,
-    membership: Option<Uuid>,
-    action: String,
-    referral_id: Option<Uuid>,
 }
 
 /// One line of the table.
@@ -98,47 +82,25 @@ fn paris_midnight(day: NaiveDate) -> String {
     at.unwrap_or_else(|| local.and_utc()).to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// The actor as recorded (`role:scope:account:id`, `dpo:token:id`, `operator:cli` …):
-/// the role as people name it, and the account or token.
-fn actor_parts(actor: &str) -> (&'static str, Option<(&'static str, String)>) {
-    let role = match actor.split(':').next().unwrap_or_default() {
-        "referrer" => "Prescription",
-        "mediator" => "Médiation",
-        "coordinator" => "Coordination",
-        "admin" => "Administration",
-        "dpo" => "Protection des données",
-        "pending" => "Sans accès",
-        "operator" => "Exploitation (ligne de commande)",
-        "service" => "Service d'Aiguillage",
-        _ => "Autre",
+/// Who acted: the role as people name it, and the account or token behind it.
+fn actor_parts(actor: &Actor) -> (&'static str, Option<(&'static str, String)>) {
+    let role = match actor {
+        Actor::Admin(_) => Role::Admin.space_fr(),
+        Actor::Referrer(..) => Role::Referrer.space_fr(),
+        Actor::Mediator(..) => Role::Mediator.space_fr(),
+        Actor::Coordinator(..) => Role::Coordinator.space_fr(),
+        Actor::Dpo(_) => Role::Dpo.space_fr(),
+        Actor::Pending(_) => "Sans accès",
+        Actor::Operator => "Exploitation (ligne de commande)",
+        Actor::Service(_) => "Service d'Aiguillage",
+        Actor::Matcher | Actor::Timer | Actor::AnswerLink(_) => "Autre",
     };
-    let parts: Vec<&str> = actor.rsplitn(3, ':').collect();
-    let who = match parts.as_slice() {
-        [id, "account", ..] => Some(("compte", (*id).to_string())),
-        [id, "token", ..] => Some(("jeton", (*id).to_string())),
+    let who = match actor.principal() {
+        Some(Principal::Account(id)) => Some(("compte", id.to_string())),
+        Some(Principal::Token(id)) => Some(("jeton", id.to_string())),
         _ => None,
     };
     (role, who)
-}
-
-fn action_fr(action: &str) -> String {
-    match action {
-        "read" => "Lecture des données de la personne",
-        "export" => "Export de tout ce qui est détenu (RGPD, art. 15)",
-        "correct" => "Rectification (RGPD, art. 16)",
-        "erase" => "Effacement à la demande (RGPD, art. 17)",
-        "submit" => "Envoi de l'orientation",
-        "accept" => "Acceptation par le lieu",
-        "decline" => "Refus par le lieu",
-        "contact" => "Premier contact",
-        "close" => "Clôture",
-        "cancel" => "Annulation",
-        "reroute" => "Réorientation",
-        "purge" => "Purge (durée de conservation)",
-        "keys_rotated" => "Rotation des clés de chiffrement",
-        other => return other.to_string(),
-    }
-    .to_string()
 }
 
 fn query_string(pairs: &[(&str, &str)]) -> String {
@@ -149,20 +111,12 @@ fn query_string(pairs: &[(&str, &str)]) -> String {
     q.finish()
 }
 
-async fn journal(
-    State(state): State<WebState>,
-    headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Response, PageError> {
-    let agent = match required_as(&state, &headers, "/journal", AUDITORS).await? {
-        Ok(a) => a,
-        Err(r) => return Ok(r),
-    };
+async fn journal(auditor: SignedIn<Auditors>, Query(q): Query<HashMap<String, String>>) -> Result<Response, PageError> {
     let mut errors = HashMap::new();
     let referral = uuid_field(q.get("orientation"), "orientation", &mut errors);
     let who = uuid_field(q.get("agent"), "agent", &mut errors);
-    let from = date_field(q.get("du"), "du", &mut errors);
-    let to = date_field(q.get("au"), "au", &mut errors);
+    let from = form::date(q.get("du"), "du", &mut errors);
+    let to = form::date(q.get("au"), "au", &mut errors);
     if let (Some(from), Some(to)) = (from, to)
         && to < from
     {
@@ -177,15 +131,17 @@ async fn journal(
         let (referral_q, agent_q) = (referral.map(|r| r.to_string()), who.map(|a| a.to_string()));
         let (from_q, to_q) = (from.map(paris_midnight), to.map(|d| paris_midnight(d + chrono::Days::new(1))));
         let limit = PAGE.to_string();
-        let api_query = query_string(&[
-            ("referral_id", referral_q.as_deref().unwrap_or_default()),
-            ("agent", agent_q.as_deref().unwrap_or_default()),
-            ("from", from_q.as_deref().unwrap_or_default()),
-            ("to", to_q.as_deref().unwrap_or_default()),
-            ("cursor", cursor.unwrap_or_default()),
-            ("limit", &limit),
-        ]);
-        let page: AuditPage = state.api.get(&format!("/api/v1/audit?{api_query}"), &agent.token).await?;
+        let page = auditor
+            .api
+            .audit(&[
+                ("referral_id", referral_q.as_deref()),
+                ("agent", agent_q.as_deref()),
+                ("from", from_q.as_deref()),
+                ("to", to_q.as_deref()),
+                ("cursor", cursor),
+                ("limit", Some(&limit)),
+            ])
+            .await?;
         lines = page
             .items
             .into_iter()
@@ -196,7 +152,7 @@ async fn journal(
                     role,
                     who,
                     membership: i.membership.map(|m| m.to_string()),
-                    action: action_fr(&i.action),
+                    action: i.action.label_fr().to_string(),
                     referral: i.referral_id.map(|r| r.to_string()),
                 }
             })
@@ -210,7 +166,7 @@ async fn journal(
     let invalid = !errors.is_empty();
     let field = |k: &str| q.get(k).cloned().unwrap_or_default();
     let view = JournalView {
-        chrome: agent.chrome(if invalid { "Erreur : journal des accès" } else { "Journal des accès" }, "journal"),
+        chrome: auditor.chrome(if invalid { "Erreur : journal des accès" } else { "Journal des accès" }, "journal"),
         referral: field("orientation"),
         agent: field("agent"),
         from: field("du"),
@@ -230,21 +186,19 @@ mod tests {
     #[test]
     fn actors_read_as_a_role_and_an_account_or_a_token() {
         let account = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
+        let parts = |actor: &str| actor_parts(&actor.parse().unwrap());
         assert_eq!(
-            actor_parts(&format!("referrer:0193a1b2-0000-7000-8000-000000000001:account:{account}")),
+            parts(&format!("referrer:0193a1b2-0000-7000-8000-000000000001:account:{account}")),
             ("Prescription", Some(("compte", account.to_string())))
         );
         assert_eq!(
-            actor_parts(&format!("coordinator:16,17:token:{account}")),
+            parts(&format!("coordinator:16,17:token:{account}")),
             ("Coordination", Some(("jeton", account.to_string())))
         );
-        assert_eq!(
-            actor_parts(&format!("dpo:token:{account}")),
-            ("Protection des données", Some(("jeton", account.into())))
-        );
-        assert_eq!(actor_parts("operator:cli"), ("Exploitation (ligne de commande)", None));
-        assert_eq!(actor_parts("service:web"), ("Service d'Aiguillage", None));
-        assert_eq!(actor_parts(""), ("Autre", None));
+        assert_eq!(parts(&format!("dpo:token:{account}")), ("Protection des données", Some(("jeton", account.into()))));
+        assert_eq!(parts("operator:cli"), ("Exploitation (ligne de commande)", None));
+        assert_eq!(parts("service:web"), ("Service d'Aiguillage", None));
+        assert_eq!(parts("matcher"), ("Autre", None));
     }
 
     #[test]
@@ -253,11 +207,5 @@ mod tests {
         assert_eq!(paris_midnight(winter), "2026-01-14T23:00:00Z");
         let summer = NaiveDate::from_ymd_opt(2026, 7, 15).unwrap();
         assert_eq!(paris_midnight(summer), "2026-07-14T22:00:00Z");
-    }
-
-    #[test]
-    fn unknown_actions_show_as_recorded() {
-        assert_eq!(action_fr("export"), "Export de tout ce qui est détenu (RGPD, art. 15)");
-        assert_eq!(action_fr("something_new"), "something_new");
     }
 }

@@ -10,24 +10,32 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use platform::auth::Authenticator;
 use sqlx::PgPool;
+use tower::ServiceExt;
 use url::Url;
 
+mod account;
 mod admin;
 pub mod api;
 mod assets;
+pub mod client;
 mod coordinator;
 mod csrf;
 mod error;
+mod extract;
+mod form;
 mod journal;
 mod mediator;
 mod oidc;
-mod pages;
-mod preferences;
+mod public;
 mod referrer;
 pub mod session;
-mod structures;
+mod sign_in;
 mod views;
 
 pub use api::Api;
@@ -107,19 +115,85 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     Ok(())
 }
 
+impl WebState {
+    /// The web app's state, without its background work (tests drive the router with
+    /// `oneshot`; without OIDC settings, sign-in is off).
+    pub fn new(pool: PgPool, auth: Authenticator, api: Api, config: WebConfig) -> Self {
+        let config = Arc::new(config);
+        let oidc =
+            config.oidc.clone().map(|settings| Arc::new(oidc::Provider::new(settings, config.url("/auth/callback"))));
+        WebState { pool, auth, api, config, oidc }
+    }
+}
+
 /// The web app's state; starts the sweep of ended sessions and abandoned sign-ins.
 pub fn start(ctx: &bus::ServiceContext, api: Api, config: WebConfig) -> WebState {
-    let config = Arc::new(config);
     assets::set_state_brand(config.state_brand);
-    let oidc =
-        config.oidc.clone().map(|settings| Arc::new(oidc::Provider::new(settings, config.url("/auth/callback"))));
     ctx.tasks.spawn(session::sweep(ctx.pool.clone(), ctx.shutdown.clone()));
-    WebState { pool: ctx.pool.clone(), auth: ctx.auth.clone(), api, config, oidc }
+    WebState::new(ctx.pool.clone(), ctx.auth.clone(), api, config)
 }
 
 /// The pages, and `api` for everything else (the API, health, metrics).
 pub fn router(state: WebState, api: Router) -> Router {
-    pages::router(state, api)
+    let csp = content_security_policy(&state);
+    let pages = Router::new()
+        .merge(sign_in::routes())
+        .merge(account::routes())
+        .merge(public::routes())
+        .merge(assets::routes())
+        .merge(referrer::routes())
+        .merge(mediator::routes())
+        .merge(coordinator::routes())
+        .merge(admin::routes())
+        .merge(journal::routes())
+        .layer(middleware::from_fn(move |request: Request, next: Next| security_headers(csp.clone(), request, next)))
+        .with_state(state);
+    // Everything else is the API's (and health, metrics); a browser asking for an
+    // unknown page gets a page, not problem+json.
+    pages.fallback(move |request: Request| {
+        let api = api.clone();
+        async move {
+            let path = request.uri().path();
+            let api_path = path.starts_with("/api/") || matches!(path, "/healthz" | "/readyz" | "/metrics");
+            if !api_path && wants_html(request.headers()) {
+                return error::PageError::not_found().into_response();
+            }
+            match api.oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }
+    })
+}
+
+/// Scripts, styles and forms from this site only. Chromium applies `form-action` to the
+/// redirects that follow a form: sign-out's goes to the provider's end_session_endpoint.
+fn content_security_policy(state: &WebState) -> HeaderValue {
+    let provider = state
+        .oidc
+        .as_ref()
+        .and_then(|p| Url::parse(p.issuer()).ok())
+        .map(|u| format!(" {}", u.origin().ascii_serialization()))
+        .unwrap_or_default();
+    HeaderValue::from_str(&format!(
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'{provider}; base-uri 'none'"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'; base-uri 'none'"))
+}
+
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
+}
+
+/// No framing, no script or style from elsewhere, no referrer beyond this site.
+async fn security_headers(csp: HeaderValue, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
 }
 
 #[cfg(test)]

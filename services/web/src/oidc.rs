@@ -155,6 +155,32 @@ impl std::fmt::Debug for Identity {
     }
 }
 
+/// The `claims` request parameter (OpenID Connect Core, 5.5): an `acr` among the
+/// configured values is essential, and the `amr` is asked for.
+#[derive(serde::Serialize)]
+struct ClaimsParameter<'a> {
+    id_token: IdTokenClaims<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct IdTokenClaims<'a> {
+    acr: EssentialValues<'a>,
+    /// `null`: requested, with no constraint.
+    amr: Option<()>,
+}
+
+#[derive(serde::Serialize)]
+struct EssentialValues<'a> {
+    essential: bool,
+    values: &'a [String],
+}
+
+impl<'a> ClaimsParameter<'a> {
+    fn essential_acr(values: &'a [String]) -> Self {
+        Self { id_token: IdTokenClaims { acr: EssentialValues { essential: true, values }, amr: None } }
+    }
+}
+
 /// A sign-in being started: what the callback must find again.
 pub struct Started {
     pub url: url::Url,
@@ -278,10 +304,8 @@ impl Provider {
             request = request.add_scope(Scope::new(scope.clone()));
         }
         if !self.settings.acr_values.is_empty() {
-            let claims = serde_json::json!({
-                "id_token": { "acr": { "essential": true, "values": self.settings.acr_values }, "amr": null }
-            });
-            request = request.add_extra_param("claims", claims.to_string());
+            let claims = ClaimsParameter::essential_acr(&self.settings.acr_values);
+            request = request.add_extra_param("claims", serde_json::to_string(&claims).unwrap_or_default());
         }
         let (url, _, _) = request.set_pkce_challenge(challenge).url();
         Ok(Started { url, state, nonce, pkce_verifier: verifier.secret().clone() })
@@ -474,6 +498,13 @@ fn verify_id_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_claims_parameter_asks_for_an_essential_acr_and_the_amr() {
+        let values = vec!["eidas1".to_string()];
+        let claims = serde_json::to_string(&ClaimsParameter::essential_acr(&values)).unwrap();
+        assert_eq!(claims, r#"{"id_token":{"acr":{"essential":true,"values":["eidas1"]},"amr":null}}"#);
+    }
 
     #[test]
     fn settings_need_a_client_with_an_issuer() {

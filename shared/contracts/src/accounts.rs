@@ -2,11 +2,13 @@
 //! membership, invitations and the audit of sign-ins. Agents' names and e-mail addresses
 //! are personal data: they travel in [`Personal`], whose `Debug` prints `***`.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{OrganisationId, Personal, Role, StructureId, Territory};
+use crate::{DeliveryMode, MessageKind, OrganisationId, Personal, Role, StructureId, Territory};
 
 /// One role over one scope, held by an account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -220,6 +222,95 @@ pub struct InvitationView {
     pub created_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accepted_at: Option<DateTime<Utc>>,
+}
+
+/// `granted` when the agent had already signed in, `invited` otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InvitationStatus {
+    Granted,
+    Invited,
+}
+
+/// What `POST /api/v1/accounts/invitations` did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct InvitationResult {
+    pub status: InvitationStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invitation_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub membership_id: Option<Uuid>,
+}
+
+/// An agent's notification preferences: for each kind of message, `immediate`, `daily`
+/// (in the morning digest) or `never`. In a `PUT`, a kind left out keeps its setting; a
+/// `GET` answers every kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreferencesBody {
+    /// A new offer for my structure (mediators).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer_received: Option<DeliveryMode>,
+    /// An offer still pending after a day (mediators).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer_reminder: Option<DeliveryMode>,
+    /// What became of my referrals: accepted, declined, closed, waitlisted (referrers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referral_update: Option<DeliveryMode>,
+    /// An accepted referral with no first contact after a week (mediators).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_reminder: Option<DeliveryMode>,
+    /// Referrals waitlisted or escalated in my départements (coordinators; default `daily`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub territory_waitlist: Option<DeliveryMode>,
+    /// The weekly digest of stale referrals (coordinators): `never` turns it off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weekly_digest: Option<DeliveryMode>,
+}
+
+impl PreferencesBody {
+    fn slot(&mut self, kind: MessageKind) -> &mut Option<DeliveryMode> {
+        match kind {
+            MessageKind::OfferReceived => &mut self.offer_received,
+            MessageKind::OfferReminder => &mut self.offer_reminder,
+            MessageKind::ReferralUpdate => &mut self.referral_update,
+            MessageKind::ContactReminder => &mut self.contact_reminder,
+            MessageKind::TerritoryWaitlist => &mut self.territory_waitlist,
+            MessageKind::WeeklyDigest => &mut self.weekly_digest,
+        }
+    }
+
+    /// The mode the body sets for `kind`, if it names it.
+    pub fn mode(&self, kind: MessageKind) -> Option<DeliveryMode> {
+        match kind {
+            MessageKind::OfferReceived => self.offer_received,
+            MessageKind::OfferReminder => self.offer_reminder,
+            MessageKind::ReferralUpdate => self.referral_update,
+            MessageKind::ContactReminder => self.contact_reminder,
+            MessageKind::TerritoryWaitlist => self.territory_waitlist,
+            MessageKind::WeeklyDigest => self.weekly_digest,
+        }
+    }
+
+    pub fn set(&mut self, kind: MessageKind, mode: DeliveryMode) {
+        *self.slot(kind) = Some(mode);
+    }
+
+    /// The kinds the body names, with their mode.
+    pub fn choices(&self) -> BTreeMap<MessageKind, DeliveryMode> {
+        MessageKind::ALL.iter().filter_map(|k| Some((*k, self.mode(*k)?))).collect()
+    }
+
+    /// Every kind: its chosen mode, else the kind's default.
+    pub fn of(chosen: &BTreeMap<MessageKind, DeliveryMode>) -> Self {
+        let mut body = Self::default();
+        for kind in MessageKind::ALL {
+            body.set(*kind, chosen.get(kind).copied().unwrap_or(kind.default_mode()));
+        }
+        body
+    }
 }
 
 /// An account and its memberships (`GET /api/v1/accounts`).

@@ -1,14 +1,14 @@
-//! HTTP request bodies as they arrive on the wire. Fields are loosely typed (strings,
-//! options) on purpose: each service parses them into its domain types and reports
-//! every bad field at once, rather than stopping at the first one serde meets.
-//! Unknown fields are rejected.
+//! HTTP request bodies as they travel on the wire: the services read them, the web app
+//! sends them. Fields are loosely typed (strings, options) on purpose: each service
+//! parses them into its domain types and reports every bad field at once, rather than
+//! stopping at the first one serde meets. Unknown fields are rejected.
 //!
 //! Each type also describes itself in the OpenAPI document (`ToSchema`), with every rule
 //! its parser enforces that a JSON Schema can state: lengths, ranges, vocabularies,
 //! required fields. The `schema_with` helpers and [`cross_field_rules`] are how rules
 //! that derive cannot spell get there; keep them next to the fields they describe.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::vocab::{
@@ -222,7 +222,7 @@ fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Err
     whole.map(Some).ok_or_else(|| serde::de::Error::custom(format!("expected an integer, got {n}")))
 }
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({ "name": "CCAS d'Angoulême", "kind": "social_service", "territory": "16" }))]
 pub struct OrganisationRequest {
@@ -237,7 +237,7 @@ pub struct OrganisationRequest {
     pub siret: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddressRequest {
     #[schema(schema_with = schema::optional_text::<300>)]
@@ -251,7 +251,7 @@ pub struct AddressRequest {
     pub commune_code: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PointRequest {
     #[schema(minimum = -90.0, maximum = 90.0)]
@@ -260,7 +260,7 @@ pub struct PointRequest {
     pub lon: f64,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StructureContactRequest {
     #[schema(schema_with = schema::structure_phone)]
@@ -273,8 +273,8 @@ pub struct StructureContactRequest {
 
 /// `PUT /api/v1/structures/{id}`. The read-only fields of a `GET` response (`id`,
 /// `territory`, `source`, `updated_at`) are accepted and ignored, so a client can send
-/// back what it read.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+/// back what it read (the SIRET included).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({
     "name": "France services Mansle",
@@ -319,16 +319,21 @@ pub struct StructureRequest {
     pub fees: Option<Vec<String>>,
     #[schema(schema_with = labels_schema)]
     pub labels: Option<Vec<String>>,
-    #[serde(rename = "id")]
+    /// The structure's SIRET (Mednum `pivot`), as its source gives it: how an agent
+    /// signing in with ProConnect is matched to their workplace. A `PUT` without it
+    /// removes it, as it does any other field.
+    #[schema(schema_with = schema::optional_text::<40>)]
+    pub siret: Option<String>,
+    #[serde(rename = "id", skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = schema::ignored, read_only)]
     pub _id: Option<serde_json::Value>,
-    #[serde(rename = "territory")]
+    #[serde(rename = "territory", skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = schema::ignored, read_only)]
     pub _territory: Option<serde_json::Value>,
-    #[serde(rename = "source")]
+    #[serde(rename = "source", skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = schema::ignored, read_only)]
     pub _source: Option<serde_json::Value>,
-    #[serde(rename = "updated_at")]
+    #[serde(rename = "updated_at", skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = schema::ignored, read_only)]
     pub _updated_at: Option<serde_json::Value>,
 }
@@ -353,7 +358,7 @@ fn labels_schema() -> utoipa::openapi::schema::Array {
     short_texts("Labels (`France services` …), as the source gives them")
 }
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({ "weekly_capacity": 8, "accepting": true }))]
 pub struct CapacityRequest {
@@ -367,7 +372,7 @@ pub struct CapacityRequest {
     pub opening_hours: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PersonRequest {
     #[schema(schema_with = schema::text::<100>, required = true)]
@@ -392,7 +397,7 @@ pub struct PersonRequest {
     pub accessibility: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentRequest {
     #[schema(schema_with = schema::consent_obtained, required = true)]
@@ -405,7 +410,7 @@ pub struct ConsentRequest {
 }
 
 /// `POST /api/v1/referrals`.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({
     "person": { "first_name": "Amina", "last_name": "B.", "phone": "+33612345678",
@@ -440,14 +445,14 @@ pub struct ReferralRequest {
     pub consent: Option<ConsentRequest>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptRequest {
     #[schema(schema_with = schema::optional_text::<200>)]
     pub mediator_name: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({ "reason": "no_capacity", "comment": "Plus de créneau avant janvier." }))]
 pub struct DeclineRequest {
@@ -457,7 +462,7 @@ pub struct DeclineRequest {
     pub comment: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactRequest {
     /// Default: `first_contact`.
@@ -468,7 +473,7 @@ pub struct ContactRequest {
     pub at: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({ "outcome": "completed" }))]
 pub struct CloseRequest {
@@ -478,14 +483,14 @@ pub struct CloseRequest {
     pub comment: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
     #[schema(schema_with = schema::optional_text::<1000>)]
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RerouteRequest {
     /// A structure to offer the referral to; without it, matching runs again with the
@@ -499,7 +504,7 @@ pub struct RerouteRequest {
 }
 
 /// `POST /api/v1/match/preview`: a profile with no personal data.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({ "commune_code": "16015", "needs": ["aide_demarches_administratives"], "modes": ["in_person"] }))]
 pub struct PreviewRequest {

@@ -1,16 +1,23 @@
-//! The published language of Aiguillage: vocabularies, event payloads and HTTP bodies.
-//! Every service, test and tool speaks through these types; nothing here does I/O.
+//! The published language of Aiguillage: vocabularies, event payloads and HTTP bodies,
+//! requests (`api`, `accounts`) and answers (`referrals`, `directory`, `matching`,
+//! `insights`, `notifications`, `accounts`). Every service, test and tool, the web app
+//! included, speaks through these types; nothing here does I/O.
 
 pub mod accounts;
 pub mod api;
 pub mod audit;
+pub mod directory;
 pub mod email;
 pub mod events;
 pub mod explain;
 pub mod ids;
+pub mod insights;
+pub mod matching;
+pub mod notifications;
 pub mod opening_hours;
 pub mod personal;
 pub mod phone;
+pub mod referrals;
 #[cfg(feature = "sqlx")]
 mod sql;
 pub mod validate;

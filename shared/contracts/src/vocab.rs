@@ -178,25 +178,27 @@ impl ReferralStatus {
 }
 
 vocabulary! {
+    /// How an accepted referral ended (UI.md's words).
     pub enum Outcome {
         Completed = ("completed", "Accompagnement réalisé"),
-        PartiallyCompleted = ("partially_completed", "Accompagnement partiellement réalisé"),
+        PartiallyCompleted = ("partially_completed", "Partiellement réalisé"),
         Unreachable = ("unreachable", "Personne injoignable"),
-        NoShow = ("no_show", "Personne absente au rendez-vous"),
-        DeclinedByPerson = ("declined_by_person", "Refusé par la personne"),
+        NoShow = ("no_show", "Absent au rendez-vous"),
+        DeclinedByPerson = ("declined_by_person", "Refus de la personne"),
         Redirected = ("redirected", "Réorientée"),
         Other = ("other", "Autre"),
     }
 }
 
 vocabulary! {
-    /// Why a structure declines an offer (the refusal reasons of the French inclusion services).
+    /// Why a structure declines an offer (the refusal reasons of the French inclusion services,
+    /// in UI.md's words).
     pub enum DeclineReason {
-        NoCapacity = ("no_capacity", "Plus de place"),
-        OutOfScope = ("out_of_scope", "Hors de nos compétences"),
-        OutOfArea = ("out_of_area", "Hors de notre territoire"),
-        Language = ("language", "Langue non parlée"),
-        Accessibility = ("accessibility", "Accessibilité non assurée"),
+        NoCapacity = ("no_capacity", "Plus de place cette semaine"),
+        OutOfScope = ("out_of_scope", "Hors de nos services"),
+        OutOfArea = ("out_of_area", "Hors de notre zone"),
+        Language = ("language", "Langue"),
+        Accessibility = ("accessibility", "Accessibilité"),
         Duplicate = ("duplicate", "Doublon"),
         PersonUnreachable = ("person_unreachable", "Personne injoignable"),
         Other = ("other", "Autre"),
@@ -234,6 +236,19 @@ vocabulary! {
         Mediator = ("mediator", "Médiateur"),
         Coordinator = ("coordinator", "Coordinateur"),
         Dpo = ("dpo", "Délégué à la protection des données"),
+    }
+}
+
+impl Role {
+    /// The space a membership of this role opens, as the pages name it.
+    pub fn space_fr(self) -> &'static str {
+        match self {
+            Role::Referrer => "Prescription",
+            Role::Mediator => "Médiation",
+            Role::Coordinator => "Coordination",
+            Role::Admin => "Administration",
+            Role::Dpo => "Protection des données",
+        }
     }
 }
 
@@ -471,5 +486,19 @@ vocabulary! {
         Immediate = ("immediate", "Immédiatement"),
         Daily = ("daily", "Dans un récapitulatif quotidien"),
         Never = ("never", "Jamais"),
+    }
+}
+
+vocabulary! {
+    /// Why a nearby structure cannot take a referral (the matcher's assessment).
+    pub enum ExclusionCode {
+        NotAccepting = ("not_accepting", "N'accepte pas de nouvelles orientations"),
+        MissingService = ("missing_service", "Ne propose pas ce service"),
+        Mode = ("mode", "Ne propose pas la modalité demandée"),
+        BeyondDistance = ("beyond_distance", "Au-delà de la distance maximale"),
+        NoSharedLanguage = ("no_shared_language", "Aucune langue en commun"),
+        Accessibility = ("accessibility", "Accessibilité"),
+        AlreadyTried = ("already_tried", "Déjà sollicitée pour cette orientation"),
+        NoCapacity = ("no_capacity", "Plus de place cette semaine"),
     }
 }

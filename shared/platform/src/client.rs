@@ -56,9 +56,15 @@ impl ApiClient {
     /// A client of the API at `base` (`AIGUILLAGE_API_URL`), with a timeout, and no
     /// redirects followed.
     pub fn remote(base: Url) -> Self {
+        Self::remote_within(base, std::time::Duration::from_secs(10))
+    }
+
+    /// The same, waiting `timeout` for an answer (the web app's pages: an import of a
+    /// whole region's file takes longer than a service's lookup).
+    pub fn remote_within(base: Url, timeout: std::time::Duration) -> Self {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(std::time::Duration::from_secs(10))
+            .timeout(timeout)
             .build()
             .unwrap_or_default();
         ApiClient::Remote { client, base }
@@ -72,7 +78,7 @@ impl ApiClient {
         body: &B,
     ) -> Result<T, CallError> {
         let body = serde_json::to_vec(body).map_err(|e| CallError::Shape(e.to_string()))?;
-        let (status, bytes) = self.send(Method::POST, path, token, Some(body)).await?;
+        let (status, bytes) = self.exchange(Method::POST, path, token, Some(("application/json", body)), &[]).await?;
         if !status.is_success() {
             let detail = serde_json::from_slice::<serde_json::Value>(&bytes)
                 .ok()
@@ -83,13 +89,20 @@ impl ApiClient {
         serde_json::from_slice(&bytes).map_err(|e| CallError::Shape(e.to_string()))
     }
 
-    async fn send(
+    /// One call, whatever its status: the status and the body. `body`: its content type
+    /// and bytes; `headers`: more request headers (an `Idempotency-Key`).
+    pub async fn exchange(
         &self,
         method: Method,
         path: &str,
         token: &str,
-        body: Option<Vec<u8>>,
+        body: Option<(&str, Vec<u8>)>,
+        headers: &[(&str, &str)],
     ) -> Result<(StatusCode, Vec<u8>), CallError> {
+        let (content_type, body) = match body {
+            Some((content_type, bytes)) => (Some(content_type), bytes),
+            None => (None, Vec::new()),
+        };
         match self {
             ApiClient::Local(router) => {
                 let mut request = Request::builder()
@@ -97,12 +110,13 @@ impl ApiClient {
                     .uri(path)
                     .header(header::AUTHORIZATION, format!("Bearer {token}"))
                     .header(header::ACCEPT, "application/json");
-                if body.is_some() {
-                    request = request.header(header::CONTENT_TYPE, "application/json");
+                if let Some(content_type) = content_type {
+                    request = request.header(header::CONTENT_TYPE, content_type);
                 }
-                let request = request
-                    .body(body.map(Body::from).unwrap_or_else(Body::empty))
-                    .map_err(|e| CallError::Unreachable(e.to_string()))?;
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
+                }
+                let request = request.body(Body::from(body)).map_err(|e| CallError::Unreachable(e.to_string()))?;
                 let response = router.clone().oneshot(request).await.unwrap_or_else(|never| match never {});
                 let status = response.status();
                 let bytes = axum::body::to_bytes(response.into_body(), BODY_LIMIT)
@@ -114,8 +128,11 @@ impl ApiClient {
                 let url = base.join(path.trim_start_matches('/')).map_err(|e| CallError::Unreachable(e.to_string()))?;
                 let mut request =
                     client.request(method, url).bearer_auth(token).header(header::ACCEPT, "application/json");
-                if let Some(body) = body {
-                    request = request.header(header::CONTENT_TYPE, "application/json").body(body);
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
+                }
+                if let Some(content_type) = content_type {
+                    request = request.header(header::CONTENT_TYPE, content_type).body(body);
                 }
                 // Without the URL: it may name a host of the deployment, never a person, but
                 // the error is logged.

@@ -136,6 +136,25 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// A client (the web app) reads a problem back as the API wrote it.
+impl<'de> serde::Deserialize<'de> for ApiError {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        struct Wire {
+            #[serde(rename = "type")]
+            type_uri: String,
+            title: String,
+            status: u16,
+            detail: String,
+            #[serde(default)]
+            errors: Vec<FieldError>,
+        }
+        let w = Wire::deserialize(d)?;
+        let status = StatusCode::from_u16(w.status).map_err(serde::de::Error::custom)?;
+        Ok(Self { type_uri: w.type_uri, title: w.title, status, detail: w.detail, errors: w.errors })
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
         if crate::db::is_transient(&err) {

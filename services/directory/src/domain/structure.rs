@@ -125,6 +125,8 @@ pub fn parse_structure(
     if contact.email.as_deref().is_some_and(|m| !is_email_address(m)) {
         e.add("contact.email", "is not an e-mail address");
     }
+    // As an import stores a Mednum `pivot`: the text its source gives.
+    let pivot = e.text("siret", req.siret.as_deref(), 40, false);
     let fees = short_texts(&mut e, "fees", req.fees.as_deref());
     let labels = short_texts(&mut e, "labels", req.labels.as_deref());
     let territory = commune.map(|c| c.departement.clone());
@@ -146,7 +148,7 @@ pub fn parse_structure(
         source: Some("api".to_string()),
         fees,
         labels,
-        pivot: None,
+        pivot,
     })
 }
 

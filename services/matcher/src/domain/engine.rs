@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use chrono::NaiveDateTime;
 use contracts::events::Point;
 use contracts::explain::Reason;
-use contracts::{Accessibility, Language, Need, ReferralMode, StructureId, StructureMode, Urgency};
+use contracts::{Accessibility, ExclusionCode, Language, Need, ReferralMode, StructureId, StructureMode, Urgency};
 
 use super::index::{Index, IndexedStructure};
 
@@ -76,16 +76,16 @@ pub enum Exclusion {
 
 impl Exclusion {
     /// A stable code for clients.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ExclusionCode {
         match self {
-            Exclusion::NotAccepting => "not_accepting",
-            Exclusion::MissingServices(_) => "missing_service",
-            Exclusion::NoFittingMode => "mode",
-            Exclusion::BeyondDistance { .. } => "beyond_distance",
-            Exclusion::NoSharedLanguage => "no_shared_language",
-            Exclusion::MissingAccessibility(_) => "accessibility",
-            Exclusion::AlreadyTried { .. } => "already_tried",
-            Exclusion::NoCapacity { .. } => "no_capacity",
+            Exclusion::NotAccepting => ExclusionCode::NotAccepting,
+            Exclusion::MissingServices(_) => ExclusionCode::MissingService,
+            Exclusion::NoFittingMode => ExclusionCode::Mode,
+            Exclusion::BeyondDistance { .. } => ExclusionCode::BeyondDistance,
+            Exclusion::NoSharedLanguage => ExclusionCode::NoSharedLanguage,
+            Exclusion::MissingAccessibility(_) => ExclusionCode::Accessibility,
+            Exclusion::AlreadyTried { .. } => ExclusionCode::AlreadyTried,
+            Exclusion::NoCapacity { .. } => ExclusionCode::NoCapacity,
         }
     }
 

@@ -49,36 +49,9 @@ pub fn detect_format(bytes: &[u8]) -> Format {
     }
 }
 
-/// A record that is not imported, and every reason why.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
-#[schema(as = ImportRejection)]
-pub struct Rejection {
-    /// 0-based position of the record in the file.
-    pub index: usize,
-    pub id: Option<String>,
-    pub errors: Vec<String>,
-}
-
-/// Something dropped or corrected in a record that is still imported.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
-#[schema(as = ImportWarning)]
-pub struct Warning {
-    pub index: usize,
-    pub id: Option<String>,
-    pub field: String,
-    pub message: String,
-}
-
-/// A record that looks like the same place as an earlier record under another id. Both
-/// are imported.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
-#[schema(as = ImportProbableDuplicate)]
-pub struct ProbableDuplicate {
-    pub index: usize,
-    pub id: String,
-    pub duplicate_of_id: String,
-    pub reason: String,
-}
+/// A record that is not imported, and why; something corrected in one that is; a record
+/// that looks like another under another id. The import report shows them as they are.
+pub use contracts::directory::{ProbableDuplicate, Rejection, Warning};
 
 /// A usable record, mapped to the API's vocabularies.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

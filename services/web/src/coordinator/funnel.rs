@@ -1,0 +1,118 @@
+//! `/territoire/entonnoir`: the funnel of the referrals submitted in a period, as a
+//! chart and a table with the same figures, with the delays, the declines and the
+//! outcomes.
+
+use std::collections::HashMap;
+
+use axum::extract::Query;
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::{Datelike, Utc};
+
+use super::{declines, duration_fr, outcomes};
+use crate::error::PageError;
+use crate::extract::{Coordinators, SignedIn};
+use crate::form;
+use crate::views::{Chrome, render};
+
+pub struct Bar {
+    pub label: &'static str,
+    pub value: i64,
+    pub width: f64,
+    pub y: u32,
+    pub share: String,
+}
+
+#[derive(askama::Template)]
+#[template(path = "entonnoir.html")]
+struct FunnelView {
+    chrome: Chrome,
+    from: String,
+    to: String,
+    errors: HashMap<&'static str, String>,
+    bars: Vec<Bar>,
+    others: Vec<(&'static str, String)>,
+    /// (step, p50, p90)
+    delays: Vec<(&'static str, String, String)>,
+    declines: Vec<(String, i64)>,
+    outcomes: Vec<(String, i64)>,
+    chart_label: String,
+}
+
+impl FunnelView {
+    fn error(&self, field: &str) -> Option<&String> {
+        self.errors.get(field)
+    }
+}
+
+pub async fn show(
+    coordinator: SignedIn<Coordinators>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    let today = Utc::now().with_timezone(&chrono_tz::Europe::Paris).date_naive();
+    let mut errors = HashMap::new();
+    let from = form::date(q.get("du"), "du", &mut errors)
+        .unwrap_or_else(|| today.with_day(1).unwrap_or(today) - chrono::Months::new(2));
+    let to = form::date(q.get("au"), "au", &mut errors).unwrap_or(today);
+    if to < from {
+        errors.insert("au", "La date de fin doit être après la date de début.".into());
+    }
+    let (from_q, to_q) =
+        if errors.is_empty() { (from, to + chrono::Days::new(1)) } else { (today, today + chrono::Days::new(1)) };
+    let f = coordinator.api.funnel(from_q, to_q).await?.funnel;
+    let stages: [(&'static str, i64); 5] = [
+        ("Envoyées", f.submitted),
+        ("Proposées à un lieu", f.offered),
+        ("Acceptées", f.accepted),
+        ("Accompagnement commencé", f.in_progress),
+        ("Clôturées", f.closed),
+    ];
+    let max = f.submitted.max(1) as f64;
+    let bars = stages
+        .iter()
+        .enumerate()
+        .map(|(i, (label, value))| Bar {
+            label,
+            value: *value,
+            width: (*value as f64 / max * 100.0).clamp(0.0, 100.0),
+            y: i as u32 * 36,
+            share: if f.submitted > 0 { format!("{} %", (*value as f64 / max * 100.0).round()) } else { "—".into() },
+        })
+        .collect();
+    let others = vec![
+        ("Annulées", f.cancelled.to_string()),
+        ("En liste d'attente aujourd'hui", f.waitlisted_now.to_string()),
+        ("Propositions expirées sans réponse", f.expired_offers.to_string()),
+    ];
+    let delays = vec![
+        ("Jusqu'à l'acceptation", duration_fr(f.time_to_accept_seconds.p50), duration_fr(f.time_to_accept_seconds.p90)),
+        (
+            "Jusqu'au premier contact",
+            duration_fr(f.time_to_first_contact_seconds.p50),
+            duration_fr(f.time_to_first_contact_seconds.p90),
+        ),
+        ("Jusqu'à la clôture", duration_fr(f.time_to_close_seconds.p50), duration_fr(f.time_to_close_seconds.p90)),
+    ];
+    let declines = declines(&f.declines);
+    let outcomes = outcomes(&f.outcomes);
+    let invalid = !errors.is_empty();
+    let status = if invalid { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let view = FunnelView {
+        chrome: coordinator.chrome(if invalid { "Erreur : entonnoir" } else { "Entonnoir" }, "entonnoir"),
+        chart_label: format!(
+            "Entonnoir du {} au {} : {}",
+            from.format("%d/%m/%Y"),
+            to.format("%d/%m/%Y"),
+            stages.iter().map(|(l, v)| format!("{l} {v}")).collect::<Vec<_>>().join(", ")
+        ),
+        from: q.get("du").cloned().unwrap_or_else(|| from.to_string()),
+        to: q.get("au").cloned().unwrap_or_else(|| to.to_string()),
+        errors,
+        bars,
+        others,
+        delays,
+        declines,
+        outcomes,
+    };
+    Ok(render(status, &view, true))
+}

@@ -1,0 +1,69 @@
+//! The coordinator's pages: the territory's queues and waitlist (`/territoire`), one
+//! waiting or escalated referral to reroute (no personal data), the funnel of a period,
+//! supply against demand by commune, a structure's monthly report with its CSV, and the
+//! import of a Mednum file. Charts and the map are SVG drawn on the server, next to a
+//! table with the same figures. Other memberships get 404, as the API does.
+
+use axum::Router;
+use axum::routing::{get, post};
+use contracts::{DeclineReason, Outcome};
+
+use crate::WebState;
+
+mod funnel;
+mod import;
+mod queues;
+mod report;
+mod supply_demand;
+mod waiting;
+
+pub fn routes() -> Router<WebState> {
+    Router::new()
+        .route("/territoire", get(queues::show))
+        .route("/territoire/orientations/{id}", get(waiting::show))
+        .route("/territoire/orientations/{id}/reorientation", post(waiting::reroute))
+        .route("/territoire/entonnoir", get(funnel::show))
+        .route("/territoire/offre-et-demande", get(supply_demand::show))
+        .route("/territoire/structures/{id}/rapport", get(report::show))
+        .route("/territoire/structures/{id}/rapport.csv", get(report::csv))
+        .route(
+            "/territoire/import",
+            get(import::form).post(import::import).layer(axum::extract::DefaultBodyLimit::max(import::LIMIT)),
+        )
+}
+
+/// A delay in words: "2 j 3 h", "1 h 05 min"; "—" when there is none.
+fn duration_fr(seconds: Option<i64>) -> String {
+    let Some(s) = seconds else { return "—".into() };
+    let (d, h, m) = (s / 86_400, (s % 86_400) / 3600, (s % 3600) / 60);
+    match (d, h) {
+        (0, 0) => format!("{m} min"),
+        (0, h) => format!("{h} h {m:02} min"),
+        (d, h) => format!("{d} j {h} h"),
+    }
+}
+
+/// A structure id in a page's path.
+fn encode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Counts by decline reason or by outcome (the API's slugs), in words; a slug that is
+/// not in the vocabulary shows as it is.
+fn counted<T: std::str::FromStr>(
+    counts: &std::collections::BTreeMap<String, i64>,
+    label: fn(T) -> &'static str,
+) -> Vec<(String, i64)> {
+    counts
+        .iter()
+        .map(|(slug, n)| (slug.parse::<T>().map(label).map_or_else(|_| slug.clone(), str::to_string), *n))
+        .collect()
+}
+
+fn declines(counts: &std::collections::BTreeMap<String, i64>) -> Vec<(String, i64)> {
+    counted::<DeclineReason>(counts, DeclineReason::label_fr)
+}
+
+fn outcomes(counts: &std::collections::BTreeMap<String, i64>) -> Vec<(String, i64)> {
+    counted::<Outcome>(counts, Outcome::label_fr)
+}
