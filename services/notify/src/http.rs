@@ -2,7 +2,7 @@
 //! e-mails refused for good (admins), and the structures nobody can be told about
 //! (coordinators).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Json as AxumJson, Router};
@@ -12,6 +12,7 @@ use platform::ApiError;
 use platform::auth::roles::{Admins, Coordinators};
 use platform::auth::{Authorized, Caller, Scope};
 use platform::json::{Json, Query};
+use platform::path::Path;
 use platform::problem::responses::{Authenticated, Forbidden, InvalidQuery, JsonBody, NotFound};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -20,7 +21,9 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::NotifyState;
+use crate::store::{DeliveryStatus, MessageStatus};
 use crate::webhooks::{self, EVENT_TYPES};
+use contracts::notifications::{Unreached, UnreachedList};
 
 pub fn routes() -> OpenApiRouter<NotifyState> {
     OpenApiRouter::new()
@@ -116,7 +119,7 @@ struct WebhookView {
     secret: Option<String>,
 }
 
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug)]
 struct WebhookRow {
     id: Uuid,
     url: String,
@@ -178,18 +181,19 @@ async fn create_webhook(
     events.sort();
     events.dedup();
     let secret = webhooks::new_secret();
-    let row: WebhookRow = sqlx::query_as(
+    let row = sqlx::query_as!(
+        WebhookRow,
         "INSERT INTO notify.webhooks (id, scope_kind, scope_id, url, secret, events, created_by)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
          RETURNING id, url, events, scope_kind, failing, created_at",
+        Uuid::now_v7(),
+        kind,
+        scope,
+        &body.url,
+        &secret,
+        &events,
+        caller.actor().to_string()
     )
-    .bind(Uuid::now_v7())
-    .bind(kind)
-    .bind(scope)
-    .bind(&body.url)
-    .bind(&secret)
-    .bind(&events)
-    .bind(caller.actor())
     .fetch_one(&state.pool)
     .await?;
     tracing::info!(webhook = %row.id, scope = kind, "webhook subscribed");
@@ -215,13 +219,14 @@ async fn list_webhooks(
     caller: Authorized<Subscribers>,
 ) -> Result<Response, ApiError> {
     let (kind, scope) = scope_of(&caller)?;
-    let rows: Vec<WebhookRow> = sqlx::query_as(
+    let rows = sqlx::query_as!(
+        WebhookRow,
         "SELECT id, url, events, scope_kind, failing, created_at FROM notify.webhooks
          WHERE deleted_at IS NULL AND (($1 = 'all') OR (scope_kind = $1 AND scope_id = $2))
          ORDER BY created_at, id LIMIT 500",
+        kind,
+        scope
     )
-    .bind(kind)
-    .bind(scope)
     .fetch_all(&state.pool)
     .await?;
     Ok(AxumJson(WebhookList { items: rows.into_iter().map(|r| r.view(None)).collect() }).into_response())
@@ -246,27 +251,28 @@ struct IdPath {
 async fn delete_webhook(
     State(state): State<NotifyState>,
     caller: Authorized<Subscribers>,
-    Path(id): Path<String>,
+    Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
-    let id: Uuid = id.parse().map_err(|_| ApiError::not_found())?;
     let (kind, scope) = scope_of(&caller)?;
     let mut tx = state.pool.begin().await?;
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE notify.webhooks SET deleted_at = now()
          WHERE id = $1 AND deleted_at IS NULL AND (($2 = 'all') OR (scope_kind = $2 AND scope_id = $3))",
+        id,
+        kind,
+        scope
     )
-    .bind(id)
-    .bind(kind)
-    .bind(scope)
     .execute(&mut *tx)
     .await?;
     if done.rows_affected() == 0 {
         return Err(ApiError::not_found());
     }
-    sqlx::query(
-        "UPDATE notify.webhook_deliveries SET status = 'cancelled' WHERE webhook_id = $1 AND status = 'pending'",
+    sqlx::query!(
+        "UPDATE notify.webhook_deliveries SET status = $2 WHERE webhook_id = $1 AND status = $3",
+        id,
+        DeliveryStatus::Cancelled.slug(),
+        DeliveryStatus::Pending.slug()
     )
-    .bind(id)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -274,7 +280,7 @@ async fn delete_webhook(
 }
 
 /// An e-mail the server refused for good.
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Failure {
     id: Uuid,
     kind: String,
@@ -303,10 +309,12 @@ struct FailureList {
     responses((status = 200, description = "The refused e-mails", body = FailureList), Authenticated, Forbidden)
 )]
 async fn failures(State(state): State<NotifyState>, _caller: Authorized<Admins>) -> Result<Response, ApiError> {
-    let items: Vec<Failure> = sqlx::query_as(
+    let items = sqlx::query_as!(
+        Failure,
         "SELECT id, kind, account_id, CASE WHEN account_id IS NULL THEN structure_id END AS structure_id,
                 error, attempts, created_at
-         FROM notify.messages WHERE status = 'failed' ORDER BY created_at DESC, id LIMIT 500",
+         FROM notify.messages WHERE status = $1 ORDER BY created_at DESC, id LIMIT 500",
+        MessageStatus::Failed.slug()
     )
     .fetch_all(&state.pool)
     .await?;
@@ -320,23 +328,6 @@ struct UnreachedQuery {
     /// One département the caller covers (default: all of theirs).
     #[param(value_type = Option<contracts::Territory>)]
     territory: Option<String>,
-}
-
-/// A structure nobody can be told about.
-#[derive(Debug, Serialize, ToSchema)]
-struct Unreached {
-    id: String,
-    name: String,
-    territory: String,
-    /// Whether the directory gives a public contact address (it is invited weekly).
-    has_contact_email: bool,
-    /// When that address was last invited to join.
-    invited_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-struct UnreachedList {
-    items: Vec<Unreached>,
 }
 
 /// The structures of the caller's départements with no mediator signed up: their
