@@ -50,7 +50,7 @@ impl Grant {
             Scope::Structure(s) => Grant::Mediator(s),
             Scope::Territories(t) => Grant::Coordinator(t),
             Scope::Dpo => Grant::Dpo,
-            Scope::Pending | Scope::Service(_) => return Err("not a membership".into()),
+            Scope::Pending | Scope::Service(_) | Scope::AnswerLink { .. } => return Err("not a membership".into()),
         })
     }
 

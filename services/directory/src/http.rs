@@ -413,7 +413,7 @@ async fn put_capacity(
         Scope::All => true,
         Scope::Territories(t) => t.contains(&territory),
         Scope::Structure(s) => *s == id,
-        Scope::Organisation(_) | Scope::Pending | Scope::Service(_) | Scope::Dpo => false,
+        Scope::Organisation(_) | Scope::Pending | Scope::Service(_) | Scope::Dpo | Scope::AnswerLink { .. } => false,
     };
     if !allowed {
         return Err(ApiError::not_found());

@@ -478,7 +478,7 @@ async fn structure_report(
         Scope::All => true,
         Scope::Structure(s) => s.as_str() == structure.id,
         Scope::Territories(t) => t.iter().any(|t| t.as_str() == structure.territory),
-        Scope::Organisation(_) | Scope::Pending | Scope::Service(_) | Scope::Dpo => false,
+        Scope::Organisation(_) | Scope::Pending | Scope::Service(_) | Scope::Dpo | Scope::AnswerLink { .. } => false,
     };
     if !allowed {
         return Err(ApiError::not_found());

@@ -61,6 +61,8 @@ fn excluded_view(e: Excluded) -> ExcludedView {
         name: e.name,
         distance_km: round(e.distance_km),
         reasons: e.reasons.iter().map(|r| ReasonView { code: r.code(), message: r.message() }).collect(),
+        // Issue 23: the matcher's read model gains the public phone of unreachable places.
+        phone: None,
     }
 }
 

@@ -84,7 +84,7 @@ fn disclosure(caller: &Caller, r: &Referral) -> Option<Disclosure> {
             }
         }
         Scope::Territories(t) => t.contains(&r.territory).then_some(Disclosure::Matching),
-        Scope::Pending | Scope::Service(_) | Scope::Dpo => None,
+        Scope::Pending | Scope::Service(_) | Scope::Dpo | Scope::AnswerLink { .. } => None,
     }
 }
 
@@ -341,7 +341,7 @@ async fn list(
         Scope::Organisation(o) => ListScope::Organisation(*o),
         Scope::Structure(s) => ListScope::Structure(s.clone()),
         Scope::Territories(t) => ListScope::Territories(t.clone()),
-        Scope::Pending | Scope::Service(_) | Scope::Dpo => return Err(ApiError::forbidden()),
+        Scope::Pending | Scope::Service(_) | Scope::Dpo | Scope::AnswerLink { .. } => return Err(ApiError::forbidden()),
     };
     let unchanged_since = unchanged_since(q.stale_days, Utc::now())?;
     let filter = ListFilter { scope, status, escalated: q.escalated, unchanged_since, before, limit };

@@ -9,7 +9,8 @@ use contracts::events::{
     ReferralDeclined, ReferralOfferExpired, ReferralOffered, ReferralRerouted, ReferralWaitlisted,
 };
 use contracts::{
-    Actor, ContactKind, DeclineReason, Envelope, EventData, HistoryStep, Outcome, ReferralStatus, StructureId,
+    Actor, AnsweredVia, ContactKind, DeclineReason, Envelope, EventData, HistoryStep, Outcome, ReferralStatus,
+    StructureId,
 };
 use platform::vault::Vault;
 use sqlx::PgConnection;
@@ -173,6 +174,7 @@ pub async fn accept(
         structure_id: structure_id.clone(),
         reservation_id: offer.reservation_id,
         accepted_at: now,
+        via: answered_via(actor),
     };
     emit(conn, r, &event, None).await?;
     save(
@@ -208,6 +210,7 @@ pub async fn decline(
         attempt: r.attempts,
         reservation_id: offer.reservation_id,
         declined_at: Utc::now(),
+        via: answered_via(actor),
     };
     emit(conn, r, &event, None).await?;
     save(
@@ -224,6 +227,17 @@ pub async fn decline(
     )
     .await?;
     Ok(())
+}
+
+/// How a structure answered, from who acted: a mediator (signed in, or a mediator's
+/// bearer token) or the link of the offer's e-mail. An administrator or the system
+/// answering for it says nothing of the structure's channel.
+fn answered_via(actor: &Actor) -> Option<AnsweredVia> {
+    match actor {
+        Actor::Mediator(..) => Some(AnsweredVia::Account),
+        Actor::AnswerLink(_) => Some(AnsweredVia::AnswerLink),
+        _ => None,
+    }
 }
 
 /// The durable offer timer fired.

@@ -206,6 +206,10 @@ pub struct ReferralAccepted {
     pub structure_id: StructureId,
     pub reservation_id: Uuid,
     pub accepted_at: DateTime<Utc>,
+    /// How the structure answered (absent from the events of earlier versions, and for
+    /// an administrator's or a machine client's acceptance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<AnsweredVia>,
 }
 impl EventData for ReferralAccepted {
     const TYPE: &'static str = "referral.accepted";
@@ -219,9 +223,26 @@ pub struct ReferralDeclined {
     pub attempt: u32,
     pub reservation_id: Uuid,
     pub declined_at: DateTime<Utc>,
+    /// How the structure answered; absent when it did not (a withdrawal for
+    /// `structure_unreachable`), and in the events of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<AnsweredVia>,
 }
 impl EventData for ReferralDeclined {
     const TYPE: &'static str = "referral.declined";
+}
+
+/// A structure that accepted a referral asked for a fresh answer link (its last one
+/// expired): notify sends one to its public address. No token travels here: the link
+/// is made when the e-mail is sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferralAnswerLinkRequested {
+    pub referral_id: ReferralId,
+    pub structure_id: StructureId,
+    pub requested_at: DateTime<Utc>,
+}
+impl EventData for ReferralAnswerLinkRequested {
+    const TYPE: &'static str = "referral.answer_link_requested";
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -4,6 +4,7 @@
 //! included, speaks through these types; nothing here does I/O.
 
 pub mod accounts;
+pub mod answer_links;
 pub mod api;
 pub mod audit;
 pub mod directory;

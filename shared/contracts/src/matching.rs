@@ -49,6 +49,10 @@ pub struct ExcludedView {
     pub name: String,
     pub distance_km: f64,
     pub reasons: Vec<ReasonView>,
+    /// The structure's public phone number, for one that is `unreachable` otherwise: the
+    /// person or the referrer can still call it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
 }
 
 /// Why a referral goes where it goes.

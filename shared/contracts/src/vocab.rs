@@ -30,11 +30,11 @@ pub(crate) use deserialize_from_str;
 macro_rules! vocabulary {
     (
         $(#[$meta:meta])*
-        pub enum $name:ident { $( $variant:ident = ($slug:literal, $label:literal) ),+ $(,)? }
+        pub enum $name:ident { $( $(#[$vmeta:meta])* $variant:ident = ($slug:literal, $label:literal) ),+ $(,)? }
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum $name { $( $variant ),+ }
+        pub enum $name { $( $(#[$vmeta])* $variant ),+ }
 
         impl $name {
             pub const ALL: &'static [$name] = &[ $( $name::$variant ),+ ];
@@ -202,6 +202,25 @@ vocabulary! {
         Duplicate = ("duplicate", "Doublon"),
         PersonUnreachable = ("person_unreachable", "Personne injoignable"),
         Other = ("other", "Autre"),
+        /// Not a structure's choice: its public address refused the offer's e-mail for
+        /// good (SMTP 5xx), so Aiguillage withdrew the offer at once.
+        StructureUnreachable = ("structure_unreachable", "Lieu injoignable"),
+    }
+}
+
+impl DeclineReason {
+    /// The reasons a structure gives itself (what a refusal form offers).
+    pub fn given_by_structures() -> impl Iterator<Item = DeclineReason> {
+        DeclineReason::ALL.iter().copied().filter(|r| *r != DeclineReason::StructureUnreachable)
+    }
+}
+
+vocabulary! {
+    /// How a structure answered an offer: a mediator signed in with an account, or
+    /// the link of the offer's e-mail, without one.
+    pub enum AnsweredVia {
+        Account = ("account", "Par un compte"),
+        AnswerLink = ("answer_link", "Par le lien de l'e-mail"),
     }
 }
 
@@ -500,5 +519,18 @@ vocabulary! {
         Accessibility = ("accessibility", "Accessibilité"),
         AlreadyTried = ("already_tried", "Déjà sollicitée pour cette orientation"),
         NoCapacity = ("no_capacity", "Plus de place cette semaine"),
+        /// No mediator who signs in, and no public e-mail address that takes mail:
+        /// nobody could answer an offer (reachable by phone at most).
+        Unreachable = ("unreachable", "Injoignable : ni compte actif, ni adresse e-mail"),
+    }
+}
+
+vocabulary! {
+    /// What an answer link opens now (`contracts::answer_links`).
+    pub enum LinkStage {
+        /// The offer, before the structure answers: accept or decline.
+        Offer = ("offer", "Proposition"),
+        /// The referral the structure accepted: contact, appointment, closing.
+        FollowUp = ("follow_up", "Suivi"),
     }
 }

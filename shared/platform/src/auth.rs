@@ -25,7 +25,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use chrono::{DateTime, Duration, Utc};
 use contracts::audit::{self, Actor};
-use contracts::{OrganisationId, Role, StructureId, Territory};
+use contracts::{OrganisationId, ReferralId, Role, StructureId, Territory};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -57,6 +57,9 @@ pub enum Scope {
     Pending,
     /// One of Aiguillage's own services (the web app recording a sign-in).
     Service(String),
+    /// A structure answering one offer through the link of its e-mail, without an
+    /// account: what a mediator of that structure may do, on that one referral only.
+    AnswerLink { referral: ReferralId, structure: StructureId },
 }
 
 impl Scope {
@@ -113,6 +116,9 @@ pub struct Claims {
     pub membership: Option<Uuid>,
     #[serde(default, rename = "svc", skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
+    /// The referral of an answer link's token (with `structure`, and no role).
+    #[serde(default, rename = "lnk", skip_serializing_if = "Option::is_none")]
+    pub answer_link: Option<ReferralId>,
     pub iat: i64,
     pub exp: i64,
 }
@@ -295,6 +301,7 @@ impl Claims {
             account: None,
             membership: None,
             service: None,
+            answer_link: None,
             iat: now.timestamp(),
             exp: (now + ttl).timestamp(),
         }
@@ -309,7 +316,7 @@ impl Claims {
             Scope::Organisation(o) => claims.organisation = Some(o),
             Scope::Structure(s) => claims.structure = Some(s),
             Scope::Territories(t) => claims.territories = t,
-            Scope::Pending | Scope::Service(_) => return Err(TokenError::BadScope),
+            Scope::Pending | Scope::Service(_) | Scope::AnswerLink { .. } => return Err(TokenError::BadScope),
         }
         claims.scope()?;
         Ok(claims)
@@ -336,6 +343,15 @@ impl Claims {
         claims
     }
 
+    /// A structure answering one referral through the link of its e-mail (minted by
+    /// `referrals` when the link is opened, for minutes).
+    pub fn for_answer_link(referral: ReferralId, structure: StructureId, ttl: Duration) -> Self {
+        let mut claims = Self::blank(ttl);
+        claims.answer_link = Some(referral);
+        claims.structure = Some(structure);
+        claims
+    }
+
     /// One of Aiguillage's own services.
     pub fn for_service(name: &str, ttl: Duration) -> Self {
         let mut claims = Self::blank(ttl);
@@ -345,6 +361,19 @@ impl Claims {
 
     /// The scope the claims imply; claims that do not fit together are refused.
     pub fn scope(&self) -> Result<Scope, TokenError> {
+        if let Some(referral) = self.answer_link {
+            // An answer link: its structure and nothing else, no role, no agent.
+            let alone = self.role.is_none()
+                && self.organisation.is_none()
+                && self.territories.is_empty()
+                && self.account.is_none()
+                && self.membership.is_none()
+                && self.service.is_none();
+            return match (&self.structure, alone) {
+                (Some(s), true) => Ok(Scope::AnswerLink { referral, structure: s.clone() }),
+                _ => Err(TokenError::BadScope),
+            };
+        }
         let unscoped = self.organisation.is_none() && self.structure.is_none() && self.territories.is_empty();
         match (self.role, &self.organisation, &self.structure, self.territories.is_empty()) {
             (None, ..) if unscoped && self.membership.is_none() => match (&self.service, self.account) {
@@ -614,6 +643,15 @@ impl Caller {
             Scope::Pending => Actor::Pending(who),
             Scope::Dpo => Actor::Dpo(who),
             Scope::Service(s) => Actor::Service(s.clone()),
+            Scope::AnswerLink { structure, .. } => Actor::AnswerLink(structure.clone()),
+        }
+    }
+
+    /// The referral and structure of an answer link's caller.
+    pub fn answer_link(&self) -> Option<(ReferralId, &StructureId)> {
+        match &self.scope {
+            Scope::AnswerLink { referral, structure } => Some((*referral, structure)),
+            _ => None,
         }
     }
 }

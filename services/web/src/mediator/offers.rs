@@ -112,7 +112,9 @@ async fn offer_page(
         deadline: r.deadline.map(|d| d.format("%d/%m/%Y").to_string()),
         expires: paris(&o.expires_at),
         left: time_left(&o.expires_at),
-        reasons: DeclineReason::ALL.iter().map(|d| Choice { value: d.slug(), label: d.label_fr() }).collect(),
+        reasons: DeclineReason::given_by_structures()
+            .map(|d| Choice { value: d.slug(), label: d.label_fr() })
+            .collect(),
         reason_error,
         comment,
     };
