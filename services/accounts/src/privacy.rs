@@ -19,7 +19,6 @@ use chrono::{DateTime, Utc};
 use platform::vault::Vault;
 use serde::Serialize;
 use sqlx::PgPool;
-use uuid::Uuid;
 
 use crate::store::{email_index, place};
 
@@ -42,11 +41,11 @@ pub async fn purge(pool: &PgPool, retention: Duration, dry_run: bool) -> sqlx::R
     let cutoff = Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(730));
     let mut report = PurgeReport { dry_run, cutoff, ..Default::default() };
     if dry_run {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM accounts.accounts
-             WHERE purged_at IS NULL AND COALESCE(last_sign_in_at, created_at) < $1",
+        let n = sqlx::query_scalar!(
+            r#"SELECT count(*) AS "n!" FROM accounts.accounts
+               WHERE purged_at IS NULL AND COALESCE(last_sign_in_at, created_at) < $1"#,
+            cutoff
         )
-        .bind(cutoff)
         .fetch_one(pool)
         .await?;
         report.accounts = n as u64;
@@ -54,56 +53,55 @@ pub async fn purge(pool: &PgPool, retention: Duration, dry_run: bool) -> sqlx::R
     }
     loop {
         let mut tx = pool.begin().await?;
-        let ids: Vec<Uuid> = sqlx::query_scalar(
+        let ids = sqlx::query_scalar!(
             "SELECT id FROM accounts.accounts
              WHERE purged_at IS NULL AND COALESCE(last_sign_in_at, created_at) < $1
              ORDER BY COALESCE(last_sign_in_at, created_at), id LIMIT $2
              FOR UPDATE SKIP LOCKED",
+            cutoff,
+            PURGE_BATCH
         )
-        .bind(cutoff)
-        .bind(PURGE_BATCH)
         .fetch_all(&mut *tx)
         .await?;
         if ids.is_empty() {
             tx.rollback().await?;
             break;
         }
-        sqlx::query(
+        sqlx::query!(
             "UPDATE accounts.memberships SET removed_at = now(), removed_by = $2
              WHERE account_id = ANY($1) AND removed_at IS NULL",
+            &ids,
+            ACTOR
         )
-        .bind(&ids)
-        .bind(ACTOR)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
+        sqlx::query!(
             "UPDATE accounts.requests SET message = NULL, decision_reason = NULL,
                     status = CASE status WHEN 'pending' THEN 'refused' ELSE status END,
                     decided_at = COALESCE(decided_at, now()), decided_by = COALESCE(decided_by, $2)
              WHERE account_id = ANY($1)",
+            &ids,
+            ACTOR
         )
-        .bind(&ids)
-        .bind(ACTOR)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM accounts.notification_preferences WHERE account_id = ANY($1)")
-            .bind(&ids)
+        sqlx::query!("DELETE FROM accounts.notification_preferences WHERE account_id = ANY($1)", &ids)
             .execute(&mut *tx)
             .await?;
-        let purged = sqlx::query(
+        let purged = sqlx::query!(
             "UPDATE accounts.accounts SET given_name = NULL, usual_name = NULL, email = NULL, email_key = NULL,
                     siret = NULL, key_id = NULL, subject = 'purged:' || id::text, purged_at = now()
              WHERE id = ANY($1)",
+            &ids
         )
-        .bind(&ids)
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO accounts.audit (action, actor, account_id) SELECT 'account_purged', $2, unnest($1::uuid[])",
+            &ids,
+            ACTOR
         )
-        .bind(&ids)
-        .bind(ACTOR)
         .execute(&mut *tx)
         .await?;
         for id in &ids {
@@ -126,57 +124,56 @@ pub async fn seal_legacy(pool: &PgPool, vault: &Vault) -> sqlx::Result<u64> {
     let key_id = vault.current_key() as i32;
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     let mut sealed = 0;
-    type Legacy = (Uuid, Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>);
-    let accounts: Vec<Legacy> = sqlx::query_as(
-        "SELECT id, given_name, usual_name, email FROM accounts.accounts WHERE key_id IS NULL AND purged_at IS NULL",
+    let accounts = sqlx::query!(
+        "SELECT id, given_name, usual_name, email FROM accounts.accounts WHERE key_id IS NULL AND purged_at IS NULL"
     )
     .fetch_all(pool)
     .await?;
-    for (id, given, usual, email) in accounts {
+    for a in accounts {
+        let id = a.id;
         let seal = |col: &str, v: &[u8]| vault.seal(&place(col, id), &text(v));
-        let key = email.as_deref().map(|e| email_index(vault, &normalised(&text(e))));
-        sqlx::query(
+        let key = a.email.as_deref().map(|e| email_index(vault, &normalised(&text(e))));
+        sqlx::query!(
             "UPDATE accounts.accounts SET given_name = $2, usual_name = $3, email = $4, email_key = $5, key_id = $6
              WHERE id = $1 AND key_id IS NULL",
+            id,
+            a.given_name.as_deref().map(|v| seal("accounts.given_name", v)),
+            a.usual_name.as_deref().map(|v| seal("accounts.usual_name", v)),
+            a.email.as_deref().map(|v| seal("accounts.email", v)),
+            key,
+            key_id
         )
-        .bind(id)
-        .bind(given.as_deref().map(|v| seal("accounts.given_name", v)))
-        .bind(usual.as_deref().map(|v| seal("accounts.usual_name", v)))
-        .bind(email.as_deref().map(|v| seal("accounts.email", v)))
-        .bind(key)
-        .bind(key_id)
         .execute(pool)
         .await?;
         sealed += 1;
     }
-    let invitations: Vec<(Uuid, Vec<u8>)> =
-        sqlx::query_as("SELECT id, email FROM accounts.invitations WHERE key_id IS NULL").fetch_all(pool).await?;
-    for (id, email) in invitations {
-        let email = text(&email);
-        sqlx::query(
+    let invitations =
+        sqlx::query!("SELECT id, email FROM accounts.invitations WHERE key_id IS NULL").fetch_all(pool).await?;
+    for i in invitations {
+        let (id, email) = (i.id, text(&i.email));
+        sqlx::query!(
             "UPDATE accounts.invitations SET email = $2, email_key = $3, key_id = $4 WHERE id = $1 AND key_id IS NULL",
+            id,
+            vault.seal(&place("invitations.email", id), &email),
+            email_index(vault, &normalised(&email)),
+            key_id
         )
-        .bind(id)
-        .bind(vault.seal(&place("invitations.email", id), &email))
-        .bind(email_index(vault, &normalised(&email)))
-        .bind(key_id)
         .execute(pool)
         .await?;
         sealed += 1;
     }
-    type LegacyRequest = (Uuid, Option<Vec<u8>>, Option<Vec<u8>>);
-    let requests: Vec<LegacyRequest> =
-        sqlx::query_as("SELECT id, message, decision_reason FROM accounts.requests WHERE key_id IS NULL")
-            .fetch_all(pool)
-            .await?;
-    for (id, message, reason) in requests {
-        sqlx::query(
+    let requests = sqlx::query!("SELECT id, message, decision_reason FROM accounts.requests WHERE key_id IS NULL")
+        .fetch_all(pool)
+        .await?;
+    for r in requests {
+        let id = r.id;
+        sqlx::query!(
             "UPDATE accounts.requests SET message = $2, decision_reason = $3, key_id = $4 WHERE id = $1 AND key_id IS NULL",
+            id,
+            r.message.as_deref().map(|v| vault.seal(&place("requests.message", id), &text(v))),
+            r.decision_reason.as_deref().map(|v| vault.seal(&place("requests.decision_reason", id), &text(v))),
+            key_id
         )
-        .bind(id)
-        .bind(message.as_deref().map(|v| vault.seal(&place("requests.message", id), &text(v))))
-        .bind(reason.as_deref().map(|v| vault.seal(&place("requests.decision_reason", id), &text(v))))
-        .bind(key_id)
         .execute(pool)
         .await?;
         sealed += 1;
@@ -191,6 +188,8 @@ fn normalised(email: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use uuid::Uuid;
+
     use super::*;
 
     #[test]

@@ -25,6 +25,11 @@ pub fn email_index(vault: &Vault, normalised: &str) -> Vec<u8> {
     vault.blind_index("accounts.email", normalised)
 }
 
+/// The `key_id` column of a row sealed now: the vault's current key.
+fn key_id(vault: &Vault) -> i32 {
+    vault.current_key() as i32
+}
+
 fn vault_error(err: VaultError) -> sqlx::Error {
     match err {
         VaultError::Database(err) => err,
@@ -70,39 +75,40 @@ pub struct Identity<'a> {
 pub async fn sign_in(conn: &mut PgConnection, vault: &Vault, who: &Identity<'_>) -> sqlx::Result<(Uuid, bool)> {
     // The row first (its id is what the values are sealed for), then its values: two
     // concurrent first sign-ins meet on the unique (issuer, subject) and the row lock.
-    let inserted: Option<Uuid> = sqlx::query_scalar(
+    let inserted = sqlx::query_scalar!(
         "INSERT INTO accounts.accounts (id, issuer, subject) VALUES ($1, $2, $3)
          ON CONFLICT (issuer, subject) DO NOTHING RETURNING id",
+        Uuid::now_v7(),
+        who.issuer,
+        who.subject
     )
-    .bind(Uuid::now_v7())
-    .bind(who.issuer)
-    .bind(who.subject)
     .fetch_optional(&mut *conn)
     .await?;
     let (id, created) = match inserted {
         Some(id) => (id, true),
         None => {
-            let id: Uuid =
-                sqlx::query_scalar("SELECT id FROM accounts.accounts WHERE issuer = $1 AND subject = $2 FOR UPDATE")
-                    .bind(who.issuer)
-                    .bind(who.subject)
-                    .fetch_one(&mut *conn)
-                    .await?;
+            let id = sqlx::query_scalar!(
+                "SELECT id FROM accounts.accounts WHERE issuer = $1 AND subject = $2 FOR UPDATE",
+                who.issuer,
+                who.subject
+            )
+            .fetch_one(&mut *conn)
+            .await?;
             (id, false)
         }
     };
-    sqlx::query(
+    sqlx::query!(
         "UPDATE accounts.accounts SET given_name = $2, usual_name = $3, email = $4, email_key = $5, siret = $6,
                 key_id = $7, last_sign_in_at = now()
          WHERE id = $1",
+        id,
+        who.given_name.map(|n| vault.seal(&place("accounts.given_name", id), n.expose())),
+        who.usual_name.map(|n| vault.seal(&place("accounts.usual_name", id), n.expose())),
+        vault.seal(&place("accounts.email", id), who.email.expose()),
+        email_index(vault, who.email_key),
+        who.siret,
+        key_id(vault)
     )
-    .bind(id)
-    .bind(who.given_name.map(|n| vault.seal(&place("accounts.given_name", id), n.expose())))
-    .bind(who.usual_name.map(|n| vault.seal(&place("accounts.usual_name", id), n.expose())))
-    .bind(vault.seal(&place("accounts.email", id), who.email.expose()))
-    .bind(email_index(vault, who.email_key))
-    .bind(who.siret)
-    .bind(vault.current_key() as i32)
     .execute(&mut *conn)
     .await?;
     Ok((id, created))
@@ -120,22 +126,21 @@ pub async fn create_agent(
 ) -> sqlx::Result<Uuid> {
     let id = Uuid::now_v7();
     let normalised = crate::domain::email_key(email).unwrap_or_else(|| email.trim().to_lowercase());
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO accounts.accounts (id, issuer, subject, email, email_key, key_id) VALUES ($1, $2, $3, $4, $5, $6)",
+        id,
+        issuer,
+        id.to_string(),
+        vault.seal(&place("accounts.email", id), email),
+        email_index(vault, &normalised),
+        key_id(vault)
     )
-    .bind(id)
-    .bind(issuer)
-    .bind(id.to_string())
-    .bind(vault.seal(&place("accounts.email", id), email))
-    .bind(email_index(vault, &normalised))
-    .bind(vault.current_key() as i32)
     .execute(&mut *conn)
     .await?;
     self::grant(conn, id, grant, by).await?;
     Ok(id)
 }
 
-#[derive(sqlx::FromRow)]
 struct AgentRow {
     id: Uuid,
     given_name: Option<Vec<u8>>,
@@ -162,11 +167,12 @@ async fn agent_view(conn: &mut PgConnection, vault: &Vault, r: AgentRow) -> sqlx
 
 /// An account that has not been purged.
 pub async fn agent(conn: &mut PgConnection, vault: &Vault, id: Uuid) -> sqlx::Result<Option<AgentView>> {
-    let row: Option<AgentRow> = sqlx::query_as(
-        "SELECT id, given_name, usual_name, email, siret, last_sign_in_at FROM accounts.accounts
-         WHERE id = $1 AND purged_at IS NULL AND email IS NOT NULL",
+    let row = sqlx::query_as!(
+        AgentRow,
+        r#"SELECT id, given_name, usual_name, email AS "email!", siret, last_sign_in_at FROM accounts.accounts
+           WHERE id = $1 AND purged_at IS NULL AND email IS NOT NULL"#,
+        id
     )
-    .bind(id)
     .fetch_optional(&mut *conn)
     .await?;
     match row {
@@ -177,28 +183,32 @@ pub async fn agent(conn: &mut PgConnection, vault: &Vault, id: Uuid) -> sqlx::Re
 
 /// The account with this (normalised) address, by its blind index.
 pub async fn account_by_email(conn: &mut PgConnection, vault: &Vault, email_key: &str) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "SELECT id FROM accounts.accounts WHERE email_key = $1 AND purged_at IS NULL ORDER BY created_at LIMIT 1",
+        email_index(vault, email_key)
     )
-    .bind(email_index(vault, email_key))
     .fetch_optional(conn)
     .await
 }
 
-/// A stored grant (membership, request or invitation), before it is typed.
+/// A stored grant (membership, request or invitation), its columns read as their types
+/// (a value that is none fails the read), before they are checked to make one grant.
 struct GrantColumns {
-    role: String,
-    organisation_id: Option<Uuid>,
-    structure_id: Option<String>,
-    territories: Vec<String>,
+    role: Role,
+    organisation_id: Option<OrganisationId>,
+    structure_id: Option<StructureId>,
+    territories: Vec<Territory>,
 }
 
 fn grant_of(c: &Columns, g: GrantColumns) -> Result<Grant, RowError> {
-    let role: Role = c.parse("role", &g.role)?;
-    let territories: Vec<Territory> = c.set("territories", &g.territories)?;
-    let structure: Option<StructureId> = c.parse_opt("structure_id", g.structure_id.as_deref())?;
-    Grant::from_parts(role, g.organisation_id.map(OrganisationId::from), structure, territories)
-        .map_err(|e| c.error("role", e))
+    Grant::from_parts(g.role, g.organisation_id, g.structure_id, set(g.territories)).map_err(|e| c.error("role", e))
+}
+
+/// A list of départements as a set: sorted, each once.
+fn set(mut territories: Vec<Territory>) -> Vec<Territory> {
+    territories.sort();
+    territories.dedup();
+    territories
 }
 
 fn membership_view(id: Uuid, grant: &Grant, label: String) -> MembershipView {
@@ -232,12 +242,12 @@ impl Membership {
 struct MembershipRow {
     id: Uuid,
     account_id: Uuid,
-    role: String,
-    organisation_id: Option<Uuid>,
-    structure_id: Option<String>,
-    territories: Vec<String>,
+    role: Role,
+    organisation_id: Option<OrganisationId>,
+    structure_id: Option<StructureId>,
+    territories: Vec<Territory>,
     label: String,
-    scope: Vec<String>,
+    scope: Vec<Territory>,
 }
 
 impl TryFrom<MembershipRow> for Membership {
@@ -253,7 +263,7 @@ impl TryFrom<MembershipRow> for Membership {
                 territories: r.territories,
             },
         )?;
-        Ok(Membership { id: r.id, account_id: r.account_id, grant, label: r.label, scope: c.set("scope", &r.scope)? })
+        Ok(Membership { id: r.id, account_id: r.account_id, grant, label: r.label, scope: set(r.scope) })
     }
 }
 
@@ -265,9 +275,10 @@ fn memberships_of(rows: Vec<MembershipRow>) -> sqlx::Result<Vec<Membership>> {
 pub async fn memberships(conn: &mut PgConnection, account_id: Uuid) -> sqlx::Result<Vec<Membership>> {
     let rows = sqlx::query_as!(
         MembershipRow,
-        r#"SELECT id, account_id, role, organisation_id, structure_id, territories,
+        r#"SELECT id, account_id, role AS "role: Role", organisation_id AS "organisation_id: OrganisationId",
+                  structure_id AS "structure_id: StructureId", territories AS "territories: Vec<Territory>",
                   accounts.grant_label(role, organisation_id, structure_id, territories) AS "label!",
-                  accounts.grant_scope(role, organisation_id, structure_id, territories) AS "scope!"
+                  accounts.grant_scope(role, organisation_id, structure_id, territories) AS "scope!: Vec<Territory>"
            FROM accounts.memberships WHERE account_id = $1 AND removed_at IS NULL ORDER BY granted_at, id"#,
         account_id
     )
@@ -280,9 +291,10 @@ pub async fn memberships(conn: &mut PgConnection, account_id: Uuid) -> sqlx::Res
 pub async fn lock_membership(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Membership>> {
     let row = sqlx::query_as!(
         MembershipRow,
-        r#"SELECT id, account_id, role, organisation_id, structure_id, territories,
+        r#"SELECT id, account_id, role AS "role: Role", organisation_id AS "organisation_id: OrganisationId",
+                  structure_id AS "structure_id: StructureId", territories AS "territories: Vec<Territory>",
                   accounts.grant_label(role, organisation_id, structure_id, territories) AS "label!",
-                  accounts.grant_scope(role, organisation_id, structure_id, territories) AS "scope!"
+                  accounts.grant_scope(role, organisation_id, structure_id, territories) AS "scope!: Vec<Territory>"
            FROM accounts.memberships WHERE id = $1 AND removed_at IS NULL FOR UPDATE"#,
         id
     )
@@ -328,24 +340,27 @@ pub async fn accounts(
     territories: Option<&[String]>,
     limit: i64,
 ) -> sqlx::Result<Vec<(AgentView, Vec<Membership>)>> {
-    let agents: Vec<AgentRow> = sqlx::query_as(
-        "SELECT a.id, a.given_name, a.usual_name, a.email, a.siret, a.last_sign_in_at FROM accounts.accounts a
-         WHERE a.purged_at IS NULL AND a.email IS NOT NULL AND ($1::text[] IS NULL OR EXISTS (
-             SELECT 1 FROM accounts.memberships m WHERE m.account_id = a.id AND m.removed_at IS NULL
-               AND accounts.grant_scope(m.role, m.organisation_id, m.structure_id, m.territories) <@ $1
-               AND cardinality(accounts.grant_scope(m.role, m.organisation_id, m.structure_id, m.territories)) > 0))
-         ORDER BY a.created_at DESC, a.id LIMIT $2",
+    let agents = sqlx::query_as!(
+        AgentRow,
+        r#"SELECT a.id, a.given_name, a.usual_name, a.email AS "email!", a.siret, a.last_sign_in_at
+           FROM accounts.accounts a
+           WHERE a.purged_at IS NULL AND a.email IS NOT NULL AND ($1::text[] IS NULL OR EXISTS (
+               SELECT 1 FROM accounts.memberships m WHERE m.account_id = a.id AND m.removed_at IS NULL
+                 AND accounts.grant_scope(m.role, m.organisation_id, m.structure_id, m.territories) <@ $1
+                 AND cardinality(accounts.grant_scope(m.role, m.organisation_id, m.structure_id, m.territories)) > 0))
+           ORDER BY a.created_at DESC, a.id LIMIT $2"#,
+        territories,
+        limit
     )
-    .bind(territories)
-    .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
     let ids: Vec<Uuid> = agents.iter().map(|a| a.id).collect();
     let rows = sqlx::query_as!(
         MembershipRow,
-        r#"SELECT id, account_id, role, organisation_id, structure_id, territories,
+        r#"SELECT id, account_id, role AS "role: Role", organisation_id AS "organisation_id: OrganisationId",
+                  structure_id AS "structure_id: StructureId", territories AS "territories: Vec<Territory>",
                   accounts.grant_label(role, organisation_id, structure_id, territories) AS "label!",
-                  accounts.grant_scope(role, organisation_id, structure_id, territories) AS "scope!"
+                  accounts.grant_scope(role, organisation_id, structure_id, territories) AS "scope!: Vec<Territory>"
            FROM accounts.memberships WHERE account_id = ANY($1) AND removed_at IS NULL ORDER BY granted_at, id"#,
         &ids
     )
@@ -372,19 +387,25 @@ pub async fn open_invitations(
     vault: &Vault,
     email_key: &str,
 ) -> sqlx::Result<Vec<Invitation>> {
-    type Row = (Uuid, String, Option<Uuid>, Option<String>, Vec<String>);
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, role, organisation_id, structure_id, territories FROM accounts.invitations
-         WHERE email_key = $1 AND accepted_at IS NULL ORDER BY created_at FOR UPDATE",
+    let rows = sqlx::query!(
+        r#"SELECT id, role AS "role: Role", organisation_id AS "organisation_id: OrganisationId",
+                  structure_id AS "structure_id: StructureId", territories AS "territories: Vec<Territory>"
+           FROM accounts.invitations
+           WHERE email_key = $1 AND accepted_at IS NULL ORDER BY created_at FOR UPDATE"#,
+        email_index(vault, email_key)
     )
-    .bind(email_index(vault, email_key))
     .fetch_all(conn)
     .await?;
     let mut out = Vec::with_capacity(rows.len());
-    for (id, role, organisation_id, structure_id, territories) in rows {
-        let c = Columns::of("accounts.invitations", id);
-        let g = GrantColumns { role, organisation_id, structure_id, territories };
-        out.push(Invitation { id, grant: grant_of(&c, g)? });
+    for r in rows {
+        let c = Columns::of("accounts.invitations", r.id);
+        let g = GrantColumns {
+            role: r.role,
+            organisation_id: r.organisation_id,
+            structure_id: r.structure_id,
+            territories: r.territories,
+        };
+        out.push(Invitation { id: r.id, grant: grant_of(&c, g)? });
     }
     Ok(out)
 }
@@ -406,44 +427,43 @@ pub async fn invite(
 ) -> sqlx::Result<Uuid> {
     let (role, organisation, structure, territories) = grant.columns();
     let id = Uuid::now_v7();
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "INSERT INTO accounts.invitations
              (id, email, email_key, key_id, role, organisation_id, structure_id, territories, invited_by)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        id,
+        vault.seal(&place("invitations.email", id), email.expose()),
+        email_index(vault, email_key),
+        key_id(vault),
+        role.slug(),
+        organisation.map(OrganisationId::as_uuid),
+        structure.map(StructureId::as_str),
+        &territories,
+        by
     )
-    .bind(id)
-    .bind(vault.seal(&place("invitations.email", id), email.expose()))
-    .bind(email_index(vault, email_key))
-    .bind(vault.current_key() as i32)
-    .bind(role.slug())
-    .bind(organisation.map(OrganisationId::as_uuid))
-    .bind(structure.map(StructureId::as_str))
-    .bind(&territories)
-    .bind(by)
     .fetch_one(conn)
     .await
 }
 
 /// Whether an invitation or an account exists for this (normalised) address.
 pub async fn known_email(conn: &mut PgConnection, vault: &Vault, email_key: &str) -> sqlx::Result<bool> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM accounts.invitations WHERE email_key = $1)
-             OR EXISTS (SELECT 1 FROM accounts.accounts WHERE email_key = $1)",
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM accounts.invitations WHERE email_key = $1)
+               OR EXISTS (SELECT 1 FROM accounts.accounts WHERE email_key = $1) AS "known!""#,
+        email_index(vault, email_key)
     )
-    .bind(email_index(vault, email_key))
     .fetch_one(conn)
     .await
 }
 
 /// Invitations, newest first; for a coordinator, those within their départements.
-#[derive(sqlx::FromRow)]
 struct InvitationRow {
     id: Uuid,
     email: Vec<u8>,
-    role: String,
-    organisation_id: Option<Uuid>,
-    structure_id: Option<String>,
-    territories: Vec<String>,
+    role: Role,
+    organisation_id: Option<OrganisationId>,
+    structure_id: Option<StructureId>,
+    territories: Vec<Territory>,
     created_at: DateTime<Utc>,
     accepted_at: Option<DateTime<Utc>>,
     label: String,
@@ -455,17 +475,20 @@ pub async fn invitations(
     territories: Option<&[String]>,
     limit: i64,
 ) -> sqlx::Result<Vec<InvitationView>> {
-    let rows: Vec<InvitationRow> = sqlx::query_as(
-        "SELECT id, email, role, organisation_id, structure_id, territories, created_at, accepted_at,
-                accounts.grant_label(role, organisation_id, structure_id, territories) AS label
-         FROM accounts.invitations
-         WHERE $1::text[] IS NULL OR (
-             accounts.grant_scope(role, organisation_id, structure_id, territories) <@ $1
-             AND cardinality(accounts.grant_scope(role, organisation_id, structure_id, territories)) > 0)
-         ORDER BY created_at DESC, id LIMIT $2",
+    let rows = sqlx::query_as!(
+        InvitationRow,
+        r#"SELECT id, email, role AS "role: Role", organisation_id AS "organisation_id: OrganisationId",
+                  structure_id AS "structure_id: StructureId", territories AS "territories: Vec<Territory>",
+                  created_at, accepted_at,
+                  accounts.grant_label(role, organisation_id, structure_id, territories) AS "label!"
+           FROM accounts.invitations
+           WHERE $1::text[] IS NULL OR (
+               accounts.grant_scope(role, organisation_id, structure_id, territories) <@ $1
+               AND cardinality(accounts.grant_scope(role, organisation_id, structure_id, territories)) > 0)
+           ORDER BY created_at DESC, id LIMIT $2"#,
+        territories,
+        limit
     )
-    .bind(territories)
-    .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
     let mut out = Vec::with_capacity(rows.len());
@@ -526,16 +549,16 @@ impl Request {
     }
 }
 
-#[derive(sqlx::FromRow)]
 struct RequestRow {
     id: Uuid,
     account_id: Uuid,
-    role: String,
-    organisation_id: Option<Uuid>,
-    structure_id: Option<String>,
-    territories: Vec<String>,
+    role: Role,
+    organisation_id: Option<OrganisationId>,
+    structure_id: Option<StructureId>,
+    territories: Vec<Territory>,
     label: String,
-    scope: Vec<String>,
+    scope: Vec<Territory>,
+    /// contracts' `RequestStatus` has no column type: read as text, parsed below.
     status: String,
     message: Option<Vec<u8>>,
     created_at: DateTime<Utc>,
@@ -567,7 +590,7 @@ impl RequestRow {
             account_id: self.account_id,
             grant,
             label: self.label,
-            scope: c.set("scope", &self.scope)?,
+            scope: set(self.scope),
             status,
             message: message.map(Personal::new),
             created_at: self.created_at,
@@ -586,18 +609,18 @@ pub async fn request(
 ) -> sqlx::Result<Option<Uuid>> {
     let (role, organisation, structure, territories) = grant.columns();
     let id = Uuid::now_v7();
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "INSERT INTO accounts.requests (id, account_id, role, organisation_id, structure_id, territories, message, key_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING id",
+        id,
+        account_id,
+        role.slug(),
+        organisation.map(OrganisationId::as_uuid),
+        structure.map(StructureId::as_str),
+        &territories,
+        message.map(|m| vault.seal(&place("requests.message", id), m)),
+        key_id(vault)
     )
-    .bind(id)
-    .bind(account_id)
-    .bind(role.slug())
-    .bind(organisation.map(OrganisationId::as_uuid))
-    .bind(structure.map(StructureId::as_str))
-    .bind(&territories)
-    .bind(message.map(|m| vault.seal(&place("requests.message", id), m)))
-    .bind(vault.current_key() as i32)
     .fetch_optional(conn)
     .await
 }
@@ -611,25 +634,26 @@ pub struct RequestFilter<'a> {
     pub limit: i64,
 }
 
-const REQUEST_COLUMNS: &str = "id, account_id, role, organisation_id, structure_id, territories, status, message,
-    created_at, decided_at,
-    accounts.grant_label(role, organisation_id, structure_id, territories) AS label,
-    accounts.grant_scope(role, organisation_id, structure_id, territories) AS scope";
-
 pub async fn requests(conn: &mut PgConnection, vault: &Vault, f: &RequestFilter<'_>) -> sqlx::Result<Vec<Request>> {
-    let rows: Vec<RequestRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {REQUEST_COLUMNS}
-         FROM accounts.requests
-         WHERE ($1::text IS NULL OR status = $1) AND ($2::uuid IS NULL OR account_id = $2)
-           AND ($3::text[] IS NULL OR (
-               accounts.grant_scope(role, organisation_id, structure_id, territories) <@ $3
-               AND cardinality(accounts.grant_scope(role, organisation_id, structure_id, territories)) > 0))
-         ORDER BY created_at DESC, id LIMIT $4"
-    )))
-    .bind(f.status)
-    .bind(f.account_id)
-    .bind(f.territories)
-    .bind(f.limit)
+    // The column list is lock_request's: the macros take only a literal.
+    let rows = sqlx::query_as!(
+        RequestRow,
+        r#"SELECT id, account_id, role AS "role: Role", organisation_id AS "organisation_id: OrganisationId",
+                  structure_id AS "structure_id: StructureId", territories AS "territories: Vec<Territory>",
+                  status, message, created_at, decided_at,
+                  accounts.grant_label(role, organisation_id, structure_id, territories) AS "label!",
+                  accounts.grant_scope(role, organisation_id, structure_id, territories) AS "scope!: Vec<Territory>"
+           FROM accounts.requests
+           WHERE ($1::text IS NULL OR status = $1) AND ($2::uuid IS NULL OR account_id = $2)
+             AND ($3::text[] IS NULL OR (
+                 accounts.grant_scope(role, organisation_id, structure_id, territories) <@ $3
+                 AND cardinality(accounts.grant_scope(role, organisation_id, structure_id, territories)) > 0))
+           ORDER BY created_at DESC, id LIMIT $4"#,
+        f.status,
+        f.account_id,
+        f.territories,
+        f.limit
+    )
     .fetch_all(&mut *conn)
     .await?;
     let mut requests = Vec::with_capacity(rows.len());
@@ -640,10 +664,17 @@ pub async fn requests(conn: &mut PgConnection, vault: &Vault, f: &RequestFilter<
 }
 
 pub async fn lock_request(conn: &mut PgConnection, vault: &Vault, id: Uuid) -> sqlx::Result<Option<Request>> {
-    let row: Option<RequestRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {REQUEST_COLUMNS} FROM accounts.requests WHERE id = $1 FOR UPDATE"
-    )))
-    .bind(id)
+    // The column list is requests': the macros take only a literal.
+    let row = sqlx::query_as!(
+        RequestRow,
+        r#"SELECT id, account_id, role AS "role: Role", organisation_id AS "organisation_id: OrganisationId",
+                  structure_id AS "structure_id: StructureId", territories AS "territories: Vec<Territory>",
+                  status, message, created_at, decided_at,
+                  accounts.grant_label(role, organisation_id, structure_id, territories) AS "label!",
+                  accounts.grant_scope(role, organisation_id, structure_id, territories) AS "scope!: Vec<Territory>"
+           FROM accounts.requests WHERE id = $1 FOR UPDATE"#,
+        id
+    )
     .fetch_optional(&mut *conn)
     .await?;
     match row {
@@ -666,16 +697,16 @@ pub async fn decide(
         RequestStatus::Approved => "approved",
         RequestStatus::Refused => "refused",
     };
-    sqlx::query(
+    sqlx::query!(
         "UPDATE accounts.requests SET status = $2, decided_at = now(), decided_by = $3, decision_reason = $4,
                 key_id = COALESCE(key_id, $5)
          WHERE id = $1",
+        id,
+        status,
+        by,
+        reason.map(|r| vault.seal(&place("requests.decision_reason", id), r)),
+        key_id(vault)
     )
-    .bind(id)
-    .bind(status)
-    .bind(by)
-    .bind(reason.map(|r| vault.seal(&place("requests.decision_reason", id), r)))
-    .bind(vault.current_key() as i32)
     .execute(conn)
     .await?;
     Ok(())
@@ -901,15 +932,16 @@ pub async fn recipients(
     vault: &Vault,
     accounts: &[Uuid],
 ) -> sqlx::Result<Vec<(Uuid, Personal<String>)>> {
-    let rows: Vec<(Uuid, Vec<u8>)> = sqlx::query_as(
-        "SELECT id, email FROM accounts.accounts WHERE id = ANY($1) AND email IS NOT NULL AND purged_at IS NULL",
+    let rows = sqlx::query!(
+        r#"SELECT id, email AS "email!" FROM accounts.accounts
+           WHERE id = ANY($1) AND email IS NOT NULL AND purged_at IS NULL"#,
+        accounts
     )
-    .bind(accounts)
     .fetch_all(&mut *conn)
     .await?;
     let mut out = Vec::with_capacity(rows.len());
-    for (id, sealed) in rows {
-        out.push((id, Personal::new(open(conn, vault, &place("accounts.email", id), &sealed).await?)));
+    for r in rows {
+        out.push((r.id, Personal::new(open(conn, vault, &place("accounts.email", r.id), &r.email).await?)));
     }
     Ok(out)
 }
