@@ -36,7 +36,7 @@
 //! septets. A phone is a number the directory holds in E.164 (shown as it is dialled in
 //! France), or a short number (`3631`); anything else in that field (a note) is left out.
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use contracts::gsm::{self, SINGLE_SMS_SEPTETS};
 use contracts::phone::PhoneNumber;
 
@@ -89,38 +89,10 @@ pub fn appointment_sms(kind: SmsKind, at: DateTime<Utc>, place: &SmsPlace<'_>, r
     })
 }
 
-/// The day and time in words, in Paris: `mardi 10 décembre à 9 h 30`, `lundi 1er juin à
-/// 14 h`.
+/// The day and time in words, in Paris: `mardi 10 décembre à 9 h 30`, `mardi 1er
+/// juillet à 14 h`.
 pub fn when_words(at: DateTime<Utc>) -> String {
-    const WEEKDAYS: [&str; 7] = ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"];
-    const MONTHS: [&str; 12] = [
-        "janvier",
-        "février",
-        "mars",
-        "avril",
-        "mai",
-        "juin",
-        "juillet",
-        "août",
-        "septembre",
-        "octobre",
-        "novembre",
-        "décembre",
-    ];
-    let local = contracts::week::paris_local(at);
-    let day = match local.day() {
-        1 => "1er".to_string(),
-        d => d.to_string(),
-    };
-    let time = match local.minute() {
-        0 => format!("{} h", local.hour()),
-        m => format!("{} h {m:02}", local.hour()),
-    };
-    format!(
-        "{} {day} {} à {time}",
-        WEEKDAYS[local.weekday().num_days_from_monday() as usize],
-        MONTHS[local.month0() as usize]
-    )
+    contracts::explain::date_time_fr(contracts::week::paris_local(at))
 }
 
 /// A phone as it is dialled in France: `05 45 00 00 00`, `06 92 12 34 56` (La Réunion);
@@ -216,40 +188,28 @@ const WHOLE: Option<usize> = Some(usize::MAX);
 /// One of the fields a level cuts.
 type FieldOf = fn(&mut Draft) -> &mut String;
 
-const LEVELS: [Level; 12] = {
-    const fn level(
-        greeting: bool,
-        abbreviate: bool,
-        room: bool,
-        name: Option<usize>,
-        street: Option<usize>,
-        commune: Option<usize>,
-    ) -> Level {
-        Level { greeting, abbreviate, room, name, street, commune }
-    }
-    [
-        level(true, false, true, WHOLE, WHOLE, WHOLE),
-        // 1. The greeting goes.
-        level(false, false, true, WHOLE, WHOLE, WHOLE),
-        // 2. Street types are abbreviated.
-        level(false, true, true, WHOLE, WHOLE, WHOLE),
-        // 3. The name is cut, to 30 septets at least.
-        level(false, true, true, Some(30), WHOLE, WHOLE),
-        // 4. The room goes (and the name is as long as then fits, 30 at least).
-        level(false, true, false, Some(30), WHOLE, WHOLE),
-        // 5. The street, then the commune, are cut to 20 at least.
-        level(false, true, false, Some(30), Some(20), Some(20)),
-        // 6. The name is cut to 12 at least.
-        level(false, true, false, Some(12), Some(20), Some(20)),
-        // 7. The street goes, then the commune.
-        level(false, true, false, Some(12), None, Some(20)),
-        level(false, true, false, Some(12), None, Some(12)),
-        level(false, true, false, Some(12), None, None),
-        // 8. The name is cut as far as needed.
-        level(false, true, false, Some(4), None, None),
-        level(false, true, false, None, None, None),
-    ]
-};
+const LEVELS: [Level; 12] = [
+    Level { greeting: true, abbreviate: false, room: true, name: WHOLE, street: WHOLE, commune: WHOLE },
+    // 1. The greeting goes.
+    Level { greeting: false, abbreviate: false, room: true, name: WHOLE, street: WHOLE, commune: WHOLE },
+    // 2. Street types are abbreviated.
+    Level { greeting: false, abbreviate: true, room: true, name: WHOLE, street: WHOLE, commune: WHOLE },
+    // 3. The name is cut, to 30 septets at least.
+    Level { greeting: false, abbreviate: true, room: true, name: Some(30), street: WHOLE, commune: WHOLE },
+    // 4. The room goes (and the name is as long as then fits, 30 at least).
+    Level { greeting: false, abbreviate: true, room: false, name: Some(30), street: WHOLE, commune: WHOLE },
+    // 5. The street, then the commune, are cut to 20 at least.
+    Level { greeting: false, abbreviate: true, room: false, name: Some(30), street: Some(20), commune: Some(20) },
+    // 6. The name is cut to 12 at least.
+    Level { greeting: false, abbreviate: true, room: false, name: Some(12), street: Some(20), commune: Some(20) },
+    // 7. The street goes, then the commune.
+    Level { greeting: false, abbreviate: true, room: false, name: Some(12), street: None, commune: Some(20) },
+    Level { greeting: false, abbreviate: true, room: false, name: Some(12), street: None, commune: Some(12) },
+    Level { greeting: false, abbreviate: true, room: false, name: Some(12), street: None, commune: None },
+    // 8. The name is cut as far as needed.
+    Level { greeting: false, abbreviate: true, room: false, name: Some(4), street: None, commune: None },
+    Level { greeting: false, abbreviate: true, room: false, name: None, street: None, commune: None },
+];
 
 impl Level {
     /// The message at this level, from the whole fields: the name first, then the
