@@ -6,10 +6,11 @@
 //! only: nothing here takes the person's name, need or note, so no SMS can say them.
 //!
 //! ```text
-//! set        Bonjour, votre RDV aide numérique : mardi 10 décembre à 9 h 30, Médiathèque Alpha, Salle 2, 3 rue X, Angoulême. Tél 05 45 00 00 00
+//! (as sent: ê, ç and the like are already transliterated)
+//! set        Bonjour, votre RDV aide numérique : mardi 10 décembre à 9 h 30, Médiathèque Alpha, Salle 2, 3 rue X, Angouleme. Tél 05 45 00 00 00
 //! changed    Bonjour, votre RDV aide numérique change : mardi 10 décembre à 9 h 30, …
 //! reminder   Bonjour, rappel de votre RDV aide numérique : mardi 10 décembre à 9 h 30, …
-//! cancelled  Bonjour, votre RDV aide numérique du mardi 10 décembre à 9 h 30 est annulé. Médiathèque Alpha, Angoulême. Tél 05 45 00 00 00
+//! cancelled  Bonjour, votre RDV aide numérique du mardi 10 décembre à 9 h 30 est annulé. Médiathèque Alpha, Angouleme. Tél 05 45 00 00 00
 //! ```
 //!
 //! The text is transliterated into GSM 03.38 ([`contracts::gsm`]: `août` → `aout`,
