@@ -55,6 +55,10 @@ pub struct Config {
     /// Time without a sign-in before an agent's account is purged: its names, e-mail
     /// address and memberships (`AIGUILLAGE_ACCOUNT_RETENTION`, default 730 days).
     pub account_retention: Duration,
+    /// After acceptance, how long an answer link still opens the follow-up after its
+    /// last use, or after the acceptance if it was never used since
+    /// (`AIGUILLAGE_ANSWER_LINK_TTL`, default 8 days).
+    pub answer_link_ttl: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +140,7 @@ impl Config {
             },
             retention: duration("AIGUILLAGE_RETENTION", "730d")?,
             account_retention: duration("AIGUILLAGE_ACCOUNT_RETENTION", "730d")?,
+            answer_link_ttl: duration("AIGUILLAGE_ANSWER_LINK_TTL", "8d")?,
         })
     }
 
@@ -240,6 +245,7 @@ mod tests {
         assert_eq!(c.max_attempts, 3);
         assert_eq!(c.max_distance_km, 30.0);
         assert_eq!(c.default_weekly_capacity, 5);
+        assert_eq!(c.answer_link_ttl, Duration::from_secs(8 * 86_400));
     }
 
     #[test]
