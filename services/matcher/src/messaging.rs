@@ -130,13 +130,10 @@ impl Handler for MatcherHandler {
 }
 
 impl MatcherHandler {
-    /// Recomputes whether these structures (locked by the caller) are reachable, and asks
-    /// the waitlist worker to look at those that became so, as a capacity increase does.
+    /// Recomputes whether these structures (locked by the caller) are reachable; the
+    /// waitlist worker looks at those that became so, as after a capacity increase.
     async fn refresh(&self, tx: &mut PgConnection, ids: &[String]) -> Result<(), HandlerError> {
-        let now = Utc::now();
-        for id in store::refresh_reachability(&mut *tx, Some(ids), now, self.matcher.active_within).await? {
-            store::request_rematch(&mut *tx, id.as_str()).await?;
-        }
+        store::refresh_reachability(tx, Some(ids), Utc::now(), self.matcher.active_within).await?;
         Ok(())
     }
 

@@ -661,14 +661,15 @@ async fn reach_rows(conn: &mut PgConnection, ids: Option<&[String]>) -> sqlx::Re
 /// version, so that every process's index reloads it. `Some(ids)`: these structures,
 /// which the caller has locked ([`lock_structures`]) before changing what decides it.
 /// `None`: every structure, as time passes; a flip is locked and checked again before it
-/// is written, so it never undoes a concurrent change. Returns the structures that
-/// became reachable: waiting referrals may go there now.
+/// is written, so it never undoes a concurrent change. A structure that became reachable
+/// gets its waiting referrals looked at once this commits ([`request_rematch`]), as when
+/// capacity appears. Returns how many became reachable.
 pub async fn refresh_reachability(
     conn: &mut PgConnection,
     ids: Option<&[String]>,
     now: DateTime<Utc>,
     active_within: Duration,
-) -> sqlx::Result<Vec<StructureId>> {
+) -> sqlx::Result<usize> {
     let flips = |rows: Vec<ReachRow>| -> Vec<(String, bool)> {
         rows.into_iter()
             .filter_map(|r| {
@@ -679,14 +680,14 @@ pub async fn refresh_reachability(
     };
     let mut flipped = flips(reach_rows(&mut *conn, ids).await?);
     if flipped.is_empty() {
-        return Ok(Vec::new());
+        return Ok(0);
     }
     if ids.is_none() {
         let candidates: Vec<String> = flipped.into_iter().map(|(id, _)| id).collect();
         lock_structures(&mut *conn, &candidates).await?;
         flipped = flips(reach_rows(&mut *conn, Some(&candidates)).await?);
         if flipped.is_empty() {
-            return Ok(Vec::new());
+            return Ok(0);
         }
     }
     let version = tick(&mut *conn).await?;
@@ -706,7 +707,10 @@ pub async fn refresh_reachability(
         .await?;
         tracing::info!(structures = ids.len(), reachable, "reachability changed");
     }
-    up.into_iter().map(|(id, _)| Ok(Columns::of("matcher.structures", &id).parse::<StructureId>("id", &id)?)).collect()
+    for (id, _) in &up {
+        request_rematch(&mut *conn, id).await?;
+    }
+    Ok(up.len())
 }
 
 /// The structure's public address refused an offer's e-mail for good, `at` that time.

@@ -103,11 +103,8 @@ async fn wait(pool: &PgPool, listener: &mut Option<PgListener>, shutdown: &Cance
 pub async fn refresh_reachability(pool: &PgPool, matcher: &Matcher) -> sqlx::Result<usize> {
     let mut tx = pool.begin().await?;
     let up = store::refresh_reachability(&mut tx, None, chrono::Utc::now(), matcher.active_within).await?;
-    for id in &up {
-        store::request_rematch(&mut tx, id.as_str()).await?;
-    }
     tx.commit().await?;
-    Ok(up.len())
+    Ok(up)
 }
 
 /// A new ISO week brings every structure's capacity back: re-match everything once.
