@@ -279,6 +279,9 @@ mod tests {
         assert_eq!(c.max_distance_km, 30.0);
         assert_eq!(c.default_weekly_capacity, 5);
         assert_eq!(c.answer_link_ttl, Duration::from_secs(8 * 86_400));
+        assert_eq!(c.mediator_active_within, Duration::from_secs(90 * 86_400));
+        let c = Config::from_lookup(|k| (k == "AIGUILLAGE_MEDIATOR_ACTIVE_WITHIN").then(|| "30d".into())).unwrap();
+        assert_eq!(c.mediator_active_within, Duration::from_secs(30 * 86_400));
     }
 
     #[test]
