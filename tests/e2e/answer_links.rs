@@ -30,11 +30,12 @@ async fn until_mail(smtp: &SmtpServer, to: &str, subject: &str) -> Captured {
     .await
 }
 
-/// The link of an e-mail: `{base}/reponse/{token}`.
-fn link_in(mail: &Captured, base: &str) -> String {
+/// The token of an e-mail's link (`…/reponse/{token}`). Two replicas with no configured
+/// public URL each name their own address; the path is what matters.
+fn token_in(mail: &Captured) -> String {
     let text = mail.text();
-    let start = text.find(&format!("{base}/reponse/")).unwrap_or_else(|| panic!("no link in {text}"));
-    text[start..].split_whitespace().next().unwrap().to_string()
+    let start = text.find("/reponse/").unwrap_or_else(|| panic!("no link in {text}"));
+    text[start + "/reponse/".len()..].split_whitespace().next().unwrap().to_string()
 }
 
 fn no_personal_data(mail: &Captured) {
@@ -74,8 +75,7 @@ async fn a_place_without_an_account_is_offered_by_e_mail_once_and_answers_throug
     for expected in ["Aide aux démarches administratives", "Angoulême", "Créer un compte pour votre structure"] {
         assert!(text.contains(expected), "{expected} in {text}");
     }
-    let link = link_in(&mail, &app.base);
-    let token = link.rsplit('/').next().unwrap().to_string();
+    let token = token_in(&mail);
     assert!(token.len() >= 22, "at least 128 bits: {token}");
     // Only the hash is stored, nowhere the token.
     let pool = app.sandbox.pool().await;

@@ -259,16 +259,15 @@ pub fn answer_link_renewal(site: &Site, about: &About, structure: &str) -> Mail 
     .finish_for_structure(site, structure)
 }
 
-/// How long until `until`, in words: "3 jours", "5 heures", "moins d'une heure".
+/// How long until `until`, in words, rounded to the nearest hour, then day: "3 jours",
+/// "5 heures", "moins d'une heure".
 pub fn time_left(now: DateTime<Utc>, until: DateTime<Utc>) -> String {
-    let left = until - now;
-    let days = left.num_days();
-    let hours = left.num_hours();
-    match (days, hours) {
-        (d, _) if d >= 2 => format!("{d} jours"),
-        (1, _) => "1 jour".into(),
-        (_, h) if h >= 2 => format!("{h} heures"),
-        (_, 1) => "1 heure".into(),
+    let hours = ((until - now).num_minutes() + 30).div_euclid(60);
+    match hours {
+        h if h >= 36 => format!("{} jours", (h + 12) / 24),
+        h if h >= 24 => "1 jour".into(),
+        h if h >= 2 => format!("{h} heures"),
+        1 => "1 heure".into(),
         _ => "moins d'une heure".into(),
     }
 }
@@ -473,10 +472,12 @@ mod tests {
     fn time_left_is_said_in_words() {
         let now = Utc::now();
         assert_eq!(time_left(now, now + chrono::Duration::hours(72)), "3 jours");
+        assert_eq!(time_left(now, now + chrono::Duration::hours(72) - chrono::Duration::seconds(5)), "3 jours");
         assert_eq!(time_left(now, now + chrono::Duration::hours(30)), "1 jour");
         assert_eq!(time_left(now, now + chrono::Duration::hours(5)), "5 heures");
         assert_eq!(time_left(now, now + chrono::Duration::minutes(70)), "1 heure");
         assert_eq!(time_left(now, now + chrono::Duration::minutes(20)), "moins d'une heure");
+        assert_eq!(time_left(now, now + chrono::Duration::hours(40)), "2 jours");
         assert_eq!(time_left(now, now - chrono::Duration::minutes(20)), "moins d'une heure");
     }
 }
