@@ -98,11 +98,16 @@ export async function startSystem(env = {}) {
     return text ? JSON.parse(text) : null;
   };
 
+  /** One SQL statement on the system's database, as psql prints it unaligned (`-At`). */
+  const sql = async (statement) =>
+    (await run('psql', [`${PG_BASE}/${database}`, '-v', 'ON_ERROR_STOP=1', '-Atc', statement])).stdout.trim();
+
   return {
     base,
     issuer,
     cli,
     api,
+    sql,
     until,
     logs,
     async stop() {
