@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod accounts;
+mod answer_links;
 mod assets;
 mod closing_the_loop;
 mod crash;
