@@ -26,7 +26,7 @@ args=("$@")
 for i in "${!args[@]}"; do
   if [ "${args[$i]}" = "-p" ] || [ "${args[$i]}" = "--package" ]; then
     crate=${args[$((i + 1))]:-}
-    if ! ls services/"$crate"/tests/http.rs shared/"$crate"/tests/http.rs >/dev/null 2>&1; then
+    if [ ! -f services/"$crate"/tests/http.rs ] && [ ! -f shared/"$crate"/tests/http.rs ]; then
       http=()
     fi
   fi

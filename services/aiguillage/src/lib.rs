@@ -220,15 +220,20 @@ pub async fn run(
         Some(url) => Some(url.parse::<url::Url>().map_err(|e| anyhow::anyhow!("invalid AIGUILLAGE_API_URL: {e}"))?),
         None => None,
     };
-    // Accounts' API, for notify: in process when accounts runs here, else through the
-    // deployment's base URL.
+    // Accounts' and referrals' APIs, for notify: in process when they run here, else
+    // through the deployment's base URL.
     let mut accounts_api: Option<platform::client::ApiClient> =
         api_url.clone().map(platform::client::ApiClient::remote);
+    let mut referrals_api = accounts_api.clone();
     let mut router = Router::new().merge(platform::health::router(dependencies)).merge(openapi::router());
     for service in &services {
         router = match service {
             Service::Referrals => match &referrals_vault {
-                Some(vault) => router.merge(referrals::router(referrals::start(&ctx, vault.clone()))),
+                Some(vault) => {
+                    let referrals = referrals::router(referrals::start(&ctx, vault.clone()));
+                    referrals_api = Some(platform::client::ApiClient::Local(platform::http::finish(referrals.clone())));
+                    router.merge(referrals)
+                }
                 None => router,
             },
             Service::Directory => router.merge(directory::router(directory::start(&ctx))),
@@ -243,10 +248,11 @@ pub async fn run(
                 None => router,
             },
             Service::Notify => {
-                let accounts = accounts_api.clone().context(
-                    "notify asks accounts' API for agents' addresses: run accounts in this process, or set AIGUILLAGE_API_URL",
-                )?;
-                router.merge(notify::router(notify::start(&ctx, accounts)?))
+                let needs = "notify asks accounts (agents' addresses) and referrals (answer links) when an e-mail goes: \
+                             run them in this process, or set AIGUILLAGE_API_URL";
+                let accounts = accounts_api.clone().context(needs)?;
+                let referrals = referrals_api.clone().context(needs)?;
+                router.merge(notify::router(notify::start(&ctx, accounts, referrals)?))
             }
             Service::Web => router,
         };

@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use chrono::{DateTime, Utc};
 use contracts::events::{AccountRemoved, AccountUpserted};
 use contracts::{DeliveryMode, MessageKind, OrganisationId, StructureId, Territory};
 use sqlx::PgConnection;
@@ -123,19 +124,33 @@ pub async fn all_coordinators(conn: &mut PgConnection) -> sqlx::Result<Vec<(Uuid
     Ok(rows.into_iter().map(|r| (r.account_id, r.territories)).collect())
 }
 
-/// Of these structures, those that have at least one mediator.
-pub async fn structures_with_mediators(
+/// Of these structures, those that have a mediator who signed in since `since`: someone
+/// who answers offers on their pages.
+pub async fn structures_with_active_mediators(
     conn: &mut PgConnection,
     structures: &[String],
+    since: DateTime<Utc>,
 ) -> sqlx::Result<HashSet<String>> {
     let rows = sqlx::query_scalar!(
-        "SELECT DISTINCT structure_id AS \"structure_id!\" FROM notify.memberships
-         WHERE role = 'mediator' AND structure_id = ANY($1)",
-        structures
+        "SELECT DISTINCT m.structure_id AS \"structure_id!\" FROM notify.memberships m
+         JOIN notify.agents a USING (account_id)
+         WHERE m.role = 'mediator' AND m.structure_id = ANY($1) AND a.last_signed_in_at >= $2 AND NOT a.removed",
+        structures,
+        since
     )
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().collect())
+}
+
+/// Whether the structure has a mediator who signed in since `since`.
+pub async fn has_active_mediator(
+    conn: &mut PgConnection,
+    structure: &StructureId,
+    since: DateTime<Utc>,
+) -> sqlx::Result<bool> {
+    let ids = [structure.to_string()];
+    Ok(!structures_with_active_mediators(conn, &ids, since).await?.is_empty())
 }
 
 /// What each of these accounts chose for one kind of message (the default when unset;

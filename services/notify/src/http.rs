@@ -330,8 +330,10 @@ struct UnreachedQuery {
     territory: Option<String>,
 }
 
-/// The structures of the caller's départements with no mediator signed up: their
-/// offers reach nobody (coordinators; admin: every département, or the one asked).
+/// The structures of the caller's départements that no active mediator answers for
+/// (coordinators; admin: every département, or the one asked): their offers go by e-mail
+/// to their public address, with an answer link; those without one that takes mail are
+/// never offered, and can only be called.
 #[utoipa::path(
     get,
     path = "/api/v1/notifications/unreached-structures",
@@ -361,15 +363,17 @@ async fn unreached(
         (None, _) => caller.territories().map(|t| t.iter().map(ToString::to_string).collect()).unwrap_or_default(),
     };
     let mut conn = state.pool.acquire().await?;
-    let items = crate::timers::unreached(&mut conn, &territories)
+    let items = crate::timers::unreached(&mut conn, &state.settings, &territories)
         .await?
         .into_iter()
         .map(|s| Unreached {
+            reachable_by_email: s.usable_address().is_some(),
             id: s.id.to_string(),
             name: s.name,
             territory: s.territory.to_string(),
             has_contact_email: s.contact_email.is_some(),
-            invited_at: s.invited_at,
+            bounced_at: s.bounced_at,
+            phone: s.contact_phone,
         })
         .collect();
     Ok(AxumJson(UnreachedList { items }).into_response())

@@ -7,7 +7,8 @@
 //! Agents' e-mail addresses stay in `accounts`: notify learns who holds which membership
 //! and what they chose from accounts' events (its own read model, [`agents`]), the
 //! outbox holds account ids, and the sender asks accounts' API for the address at send
-//! time ([`recipients`]).
+//! time ([`peers`]); a structure without an account answers its offers through the link of an
+//! e-mail, which referrals makes when the e-mail goes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,9 +23,9 @@ pub mod agents;
 mod http;
 pub mod mailer;
 pub mod messaging;
-pub mod recipients;
+pub mod peers;
 pub mod render;
-mod store;
+pub mod store;
 pub mod timers;
 pub mod webhooks;
 
@@ -40,6 +41,9 @@ pub struct Settings {
     pub offer_reminder_after: Duration,
     pub contact_reminder_after: Duration,
     pub webhook_allow_private: bool,
+    /// A mediator who signed in within this time answers offers on their pages; a
+    /// structure with none is sent its offers by e-mail, with an answer link.
+    pub mediator_active_within: Duration,
 }
 
 impl Settings {
@@ -50,7 +54,13 @@ impl Settings {
             offer_reminder_after: config.offer_reminder_after,
             contact_reminder_after: config.contact_reminder_after,
             webhook_allow_private: config.webhook_allow_private,
+            mediator_active_within: config.mediator_active_within,
         }
+    }
+
+    /// Who signed in after this counts as an active mediator.
+    pub fn active_since(&self, now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+        now - chrono::Duration::from_std(self.mediator_active_within).unwrap_or(chrono::Duration::MAX)
     }
 }
 
@@ -83,16 +93,21 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// Starts the consumer, the e-mail sender (when `AIGUILLAGE_SMTP_URL` is set), the
-/// timers and the webhook deliverer. `accounts` reaches accounts' API, for agents'
-/// addresses at send time.
-pub fn start(ctx: &bus::ServiceContext, accounts: platform::client::ApiClient) -> anyhow::Result<NotifyState> {
+/// timers and the webhook deliverer. `accounts` and `referrals` reach those services'
+/// API: agents' addresses and answer links are asked for when an e-mail goes.
+pub fn start(
+    ctx: &bus::ServiceContext,
+    accounts: platform::client::ApiClient,
+    referrals: platform::client::ApiClient,
+) -> anyhow::Result<NotifyState> {
     let settings = Arc::new(Settings::from_config(&ctx.config));
     ctx.spawn_consumer(SCHEMA, SERVICE, messaging::Notifier { settings: Arc::clone(&settings) });
     ctx.spawn_housekeeping(SCHEMA);
     match mailer::Mailer::from_config(&ctx.config)? {
         Some(mailer) => {
-            let recipients = recipients::Recipients::new(accounts, ctx.auth.clone());
-            ctx.tasks.spawn(mailer::run(ctx.pool.clone(), Arc::new(mailer), recipients, ctx.shutdown.clone()));
+            let peers = peers::Peers::new(accounts, referrals, ctx.auth.clone());
+            let site = settings.site.clone();
+            ctx.tasks.spawn(mailer::run(ctx.pool.clone(), Arc::new(mailer), peers, site, ctx.shutdown.clone()));
         }
         None => tracing::warn!("AIGUILLAGE_SMTP_URL is not set: e-mails are queued but not sent"),
     }

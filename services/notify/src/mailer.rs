@@ -17,8 +17,12 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::recipients::Recipients;
-use crate::store::MessageStatus;
+use contracts::StructureId;
+use platform::client::CallError;
+
+use crate::peers::Peers;
+use crate::render::{ANSWER_LINK, Site};
+use crate::store::{self, MessageStatus, StructureMessage};
 
 const BATCH: i64 = 32;
 const CONCURRENCY: usize = 4;
@@ -148,19 +152,24 @@ impl Mailer {
         Ok(Some(Self { transport: builder.build(), from, unsubscribe }))
     }
 
-    async fn send(&self, to: &str, m: &Claimed) -> Result<(), Outcome> {
+    async fn send(&self, to: &str, m: &Outgoing) -> Result<(), Outcome> {
         let to: Mailbox = to.parse().map_err(|_| Outcome::Permanent("invalid address".into()))?;
-        let list_unsubscribe = HeaderName::new_from_ascii_str("List-Unsubscribe");
-        let message = Message::builder()
+        let mut builder = Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(m.subject.clone())
-            .message_id(Some(format!("<{}@aiguillage>", m.id)))
-            .raw_header(HeaderValue::new(list_unsubscribe, format!("<{}>", self.unsubscribe)))
+            .message_id(Some(format!("<{}@aiguillage>", m.id)));
+        // An agent unsubscribes on their preferences page; a structure's public address
+        // has no preferences.
+        if m.to_agent {
+            let list_unsubscribe = HeaderName::new_from_ascii_str("List-Unsubscribe");
+            builder = builder.raw_header(HeaderValue::new(list_unsubscribe, format!("<{}>", self.unsubscribe)));
+        }
+        let message = builder
             .multipart(
                 MultiPart::alternative()
-                    .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(m.body_text.clone()))
-                    .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(m.body_html.clone())),
+                    .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(m.text.clone()))
+                    .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(m.html.clone())),
             )
             .map_err(|e| Outcome::Permanent(format!("message: {e}")))?;
         match self.transport.send(message).await {
@@ -194,22 +203,39 @@ fn kind_of(e: &lettre::transport::smtp::Error) -> String {
 enum Outcome {
     Retry(String),
     Permanent(String),
+    /// Not to be sent any more: the offer its link was for has ended.
+    Withdrawn(String),
 }
 
 #[derive(Debug)]
 struct Claimed {
     id: Uuid,
+    kind: String,
     account_id: Option<Uuid>,
     address: Option<String>,
+    referral_id: Option<Uuid>,
+    structure_id: Option<StructureId>,
     subject: String,
     body_text: String,
     body_html: String,
     attempts: i32,
 }
 
-pub async fn run(pool: PgPool, mailer: Arc<Mailer>, recipients: Recipients, shutdown: CancellationToken) {
+/// A message as it goes: its answer link, if it carries one, filled in.
+struct Outgoing {
+    id: Uuid,
+    subject: String,
+    text: String,
+    html: String,
+    to_agent: bool,
+}
+
+pub async fn run(pool: PgPool, mailer: Arc<Mailer>, peers: Peers, site: Site, shutdown: CancellationToken) {
     while !shutdown.is_cancelled() {
-        let pause = match send_due(&pool, &mailer, &recipients).await {
+        if let Err(err) = withdraw_due(&pool, &peers).await {
+            tracing::warn!(error = %err, "withdrawals of unreachable offers unavailable; retrying");
+        }
+        let pause = match send_due(&pool, &mailer, &peers, &site).await {
             Ok(n) if n > 0 => Duration::ZERO,
             Ok(_) => IDLE,
             Err(err) => {
@@ -233,20 +259,22 @@ pub fn backoff(attempts: i32) -> Duration {
 }
 
 /// Sends every message that is due, and returns how many were tried. Tests step the
-/// sender with this. Agents' addresses are asked of accounts for this batch only
-/// ([`Recipients`]); while accounts cannot answer, their messages wait, and messages to a
-/// structure's public address go on.
-pub async fn send_due(pool: &PgPool, mailer: &Mailer, recipients: &Recipients) -> sqlx::Result<usize> {
+/// sender with this. Agents' addresses are asked of accounts for this batch only, and an
+/// answer link of referrals for each message that carries one ([`Peers`]); while a peer
+/// cannot answer, the messages that need it wait, and the others go on. A structure's
+/// address that refuses an offer for good has the offer withdrawn at once.
+pub async fn send_due(pool: &PgPool, mailer: &Mailer, peers: &Peers, site: &Site) -> sqlx::Result<usize> {
     // Claimed for two minutes in a short transaction: no lock is held across SMTP, and a
     // sender that dies leaves its claim to expire.
     let claimed = sqlx::query_as!(
         Claimed,
-        "UPDATE notify.messages SET claimed_until = now() + interval '2 minutes'
-         WHERE id IN (SELECT id FROM notify.messages
-                      WHERE status = $2 AND next_attempt_at <= now()
-                        AND (claimed_until IS NULL OR claimed_until < now())
-                      ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-         RETURNING id, account_id, address, subject, body_text, body_html, attempts",
+        r#"UPDATE notify.messages SET claimed_until = now() + interval '2 minutes'
+           WHERE id IN (SELECT id FROM notify.messages
+                        WHERE status = $2 AND next_attempt_at <= now()
+                          AND (claimed_until IS NULL OR claimed_until < now())
+                        ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+           RETURNING id, kind, account_id, address, referral_id, structure_id AS "structure_id: StructureId",
+                     subject, body_text, body_html, attempts"#,
         BATCH,
         MessageStatus::Pending.slug()
     )
@@ -256,7 +284,7 @@ pub async fn send_due(pool: &PgPool, mailer: &Mailer, recipients: &Recipients) -
         return Ok(0);
     }
     let accounts: Vec<Uuid> = claimed.iter().filter_map(|m| m.account_id).collect();
-    let addresses = recipients.addresses(&accounts).await.map_err(|err| {
+    let addresses = peers.addresses(&accounts).await.map_err(|err| {
         if err.is_transient() {
             tracing::warn!(error = %err, "accounts cannot give agents' addresses now; their messages wait");
         } else {
@@ -278,33 +306,38 @@ pub async fn send_due(pool: &PgPool, mailer: &Mailer, recipients: &Recipients) -
         };
         sends.push(async move {
             let result = match to {
-                Ok(to) => mailer.send(&to, m).await,
+                Ok(to) => match outgoing(m, peers, site).await {
+                    Ok(out) => mailer.send(&to, &out).await,
+                    Err(outcome) => Err(outcome),
+                },
                 Err(outcome) => Err(outcome),
             };
-            (m.id, m.attempts, result)
+            (m, result)
         });
     }
-    let results: Vec<(Uuid, i32, Result<(), Outcome>)> =
+    let results: Vec<(&Claimed, Result<(), Outcome>)> =
         futures::stream::iter(sends).buffer_unordered(CONCURRENCY).collect().await;
-    // Every result of the batch in one statement: one commit (one WAL flush) per batch
-    // instead of one per message.
+    // Every result of the batch in one transaction: one commit (one WAL flush) per batch
+    // instead of one per message, and a bounce recorded with its message's failure.
     let mut ids = Vec::with_capacity(n);
     let mut outcomes = Vec::with_capacity(n);
     let mut backoffs = Vec::with_capacity(n);
     let mut errors: Vec<Option<&str>> = Vec::with_capacity(n);
-    for (id, attempts, result) in &results {
-        ids.push(*id);
+    for (m, result) in &results {
+        ids.push(m.id);
         // `None`: tried again later, the status unchanged.
         let (outcome, error) = match result {
             Ok(()) => (Some(MessageStatus::Sent), None),
             Err(Outcome::Retry(reason)) => (None, Some(reason.as_str())),
             Err(Outcome::Permanent(reason)) => (Some(MessageStatus::Failed), Some(reason.as_str())),
+            Err(Outcome::Withdrawn(reason)) => (Some(MessageStatus::Withdrawn), Some(reason.as_str())),
         };
         outcomes.push(outcome);
         errors.push(error);
-        backoffs.push(i64::try_from(backoff(*attempts).as_millis()).unwrap_or(i64::MAX));
+        backoffs.push(i64::try_from(backoff(m.attempts).as_millis()).unwrap_or(i64::MAX));
     }
     let outcomes: Vec<Option<&str>> = outcomes.iter().map(|o| o.map(MessageStatus::slug)).collect();
+    let mut tx = pool.begin().await?;
     sqlx::query!(
         "UPDATE notify.messages m SET
              status = COALESCE(r.outcome, m.status),
@@ -320,16 +353,90 @@ pub async fn send_due(pool: &PgPool, mailer: &Mailer, recipients: &Recipients) -
         &errors as &[Option<&str>],
         MessageStatus::Sent.slug()
     )
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
-    for (id, attempts, result) in results {
+    for (m, result) in &results {
+        // A structure's public address refused a link for good: nobody will answer there.
+        if let (Err(Outcome::Permanent(_)), Some(kind), Some(structure)) =
+            (result, StructureMessage::of(&m.kind), m.structure_id.as_ref())
+        {
+            let offer = (kind == StructureMessage::AnswerLinkOffer).then_some(m.referral_id).flatten();
+            store::bounced(&mut tx, structure, offer).await?;
+        }
+    }
+    tx.commit().await?;
+    for (m, result) in results {
+        let id = m.id;
         match result {
             Ok(()) => tracing::debug!(message_id = %id, "e-mail sent"),
-            Err(Outcome::Retry(reason)) => tracing::info!(message_id = %id, attempts, %reason, "e-mail deferred"),
+            Err(Outcome::Retry(reason)) => {
+                tracing::info!(message_id = %id, attempts = m.attempts, %reason, "e-mail deferred")
+            }
             Err(Outcome::Permanent(reason)) => tracing::warn!(message_id = %id, %reason, "e-mail refused for good"),
+            Err(Outcome::Withdrawn(reason)) => tracing::info!(message_id = %id, %reason, "e-mail withdrawn"),
         }
     }
     Ok(n)
+}
+
+/// The message as it goes out. One that carries an answer link gets a fresh one from
+/// referrals now: the token lives in this e-mail and nowhere else.
+async fn outgoing(m: &Claimed, peers: &Peers, site: &Site) -> Result<Outgoing, Outcome> {
+    let mut out = Outgoing {
+        id: m.id,
+        subject: m.subject.clone(),
+        text: m.body_text.clone(),
+        html: m.body_html.clone(),
+        to_agent: m.account_id.is_some(),
+    };
+    if StructureMessage::of(&m.kind).is_none() {
+        return Ok(out);
+    }
+    let (Some(referral), Some(structure)) = (m.referral_id, m.structure_id.as_ref()) else {
+        return Err(Outcome::Permanent("a link without its referral".into()));
+    };
+    match peers.mint_link(referral.into(), structure).await {
+        Ok(link) => {
+            let url = site.url(&link.path);
+            out.text = out.text.replace(ANSWER_LINK, &url);
+            out.html = out.html.replace(ANSWER_LINK, &crate::render::escape(&url));
+            Ok(out)
+        }
+        Err(CallError::Status { status, .. }) if matches!(status.as_u16(), 404 | 409) => {
+            Err(Outcome::Withdrawn(format!("no link to give: {status}")))
+        }
+        Err(err) if err.is_transient() => Err(Outcome::Retry("referrals could not give the link".into())),
+        Err(err) => {
+            tracing::error!(error = %err, "referrals refused an answer link");
+            Err(Outcome::Retry("referrals refused the link".into()))
+        }
+    }
+}
+
+/// How many withdrawals one round asks for.
+const WITHDRAW_BATCH: i64 = 16;
+
+/// Asks referrals to withdraw the offers whose structure's address refused them for good,
+/// until it has answered: a 200, or a 404 or 409 (the offer had moved on). Returns how
+/// many were tried.
+pub async fn withdraw_due(pool: &PgPool, peers: &Peers) -> sqlx::Result<usize> {
+    let mut conn = pool.acquire().await?;
+    let due = store::due_withdrawals(&mut conn, WITHDRAW_BATCH).await?;
+    for w in &due {
+        let retry = match peers.withdraw(w.referral_id.into(), &w.structure_id).await {
+            Ok(()) => None,
+            Err(CallError::Status { status, .. }) if matches!(status.as_u16(), 404 | 409) => None,
+            Err(err) => {
+                tracing::warn!(error = %err, referral_id = %w.referral_id, "an unreachable offer is not withdrawn yet");
+                Some(chrono::Duration::from_std(backoff(w.attempts)).unwrap_or(chrono::Duration::minutes(1)))
+            }
+        };
+        store::withdrawal_tried(&mut conn, w, retry).await?;
+        if retry.is_none() {
+            tracing::info!(referral_id = %w.referral_id, structure_id = %w.structure_id, "unreachable offer withdrawn");
+        }
+    }
+    Ok(due.len())
 }
 
 #[cfg(test)]

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use bus::{Handler, HandlerError, ServiceQueue};
 use chrono::{DateTime, Utc};
 use contracts::events::{
-    AccountRemoved, AccountUpserted, CapacityChanged, ReferralAccepted, ReferralCancelled, ReferralClosed,
-    ReferralContacted, ReferralDeclined, ReferralOfferExpired, ReferralOffered, ReferralRerouted, ReferralSubmitted,
-    ReferralWaitlisted, StructureRemoved, StructureUpserted,
+    AccountRemoved, AccountUpserted, CapacityChanged, ReferralAccepted, ReferralAnswerLinkRequested, ReferralCancelled,
+    ReferralClosed, ReferralContacted, ReferralDeclined, ReferralOfferExpired, ReferralOffered, ReferralRerouted,
+    ReferralSubmitted, ReferralWaitlisted, StructureRemoved, StructureUpserted,
 };
 use contracts::{DeliveryMode, Envelope, MessageKind, ReferralStatus, StructureId};
 use sqlx::PgConnection;
@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::Settings;
 use crate::agents;
 use crate::render::{self, About, Mail, Update};
-use crate::store::{self, MessageStatus, Recipient, TimerKind};
+use crate::store::{self, MessageStatus, Recipient, StructureMessage, TimerKind};
 
 contracts::event_set! {
     /// Every event the notify queue is bound to.
@@ -40,14 +40,13 @@ contracts::event_set! {
         CapacityChanged,
         AccountUpserted,
         AccountRemoved,
+        ReferralAnswerLinkRequested,
     }
 }
 
 pub fn queue() -> ServiceQueue {
     ServiceQueue { service: crate::SERVICE, bindings: &["referral.*", "structure.*", "capacity.changed", "account.*"] }
 }
-
-pub const INVITATION: &str = "structure_invitation";
 
 /// How long an event about a referral this service has not heard of yet is held back,
 /// waiting for its `referral.submitted` (events may arrive out of order). Older ones are
@@ -97,7 +96,11 @@ impl Handler for Notifier {
                 let about = about(id, referral.as_ref());
                 let name = structure_name(tx, &e.structure_id).await?;
                 let mail = render::offer_received(&s.site, &about, &name, e.expires_at);
-                tell_structure(tx, s, env.id, &e.structure_id, MessageKind::OfferReceived, id, &mail).await?;
+                tell_structure(tx, env.id, &e.structure_id, MessageKind::OfferReceived, id, &mail).await?;
+                if !agents::has_active_mediator(tx, &e.structure_id, s.active_since(Utc::now())).await? {
+                    let link = |name: &str| render::answer_link_offer(&s.site, &about, name, e.expires_at);
+                    tell_address(tx, env.id, &e.structure_id, StructureMessage::AnswerLinkOffer, id, link).await?;
+                }
             }
             Inbound::ReferralAccepted(e) => {
                 let id: Uuid = e.referral_id.into();
@@ -191,6 +194,13 @@ impl Handler for Notifier {
             Inbound::CapacityChanged(_) => {}
             Inbound::AccountUpserted(e) => agents::upserted(tx, e, seq).await?,
             Inbound::AccountRemoved(e) => agents::removed(tx, e, seq).await?,
+            Inbound::ReferralAnswerLinkRequested(e) => {
+                let id: Uuid = e.referral_id.into();
+                let referral = store::referral(tx, id).await?;
+                let about = about(id, referral.as_ref());
+                let link = |name: &str| render::answer_link_renewal(&s.site, &about, name);
+                tell_address(tx, env.id, &e.structure_id, StructureMessage::AnswerLinkRenewal, id, link).await?;
+            }
         }
         crate::webhooks::derive(tx, env, &event).await?;
         Ok(())
@@ -244,11 +254,9 @@ async fn tell_referrer(
     tell(tx, source, &accounts, MessageKind::ReferralUpdate, Some(r.referral_id), None, mail).await
 }
 
-/// A structure's mediators; when it has none, its public contact address is invited to
-/// join (at most once a week).
+/// A structure's mediators, each as they chose.
 pub async fn tell_structure(
     tx: &mut PgConnection,
-    settings: &Settings,
     source: Uuid,
     structure: &StructureId,
     kind: MessageKind,
@@ -256,23 +264,30 @@ pub async fn tell_structure(
     mail: &Mail,
 ) -> sqlx::Result<()> {
     let mediators = agents::mediators(tx, structure).await?;
-    if !mediators.is_empty() {
-        return tell(tx, source, &mediators, kind, Some(referral), Some(structure), mail).await;
-    }
+    tell(tx, source, &mediators, kind, Some(referral), Some(structure), mail).await
+}
+
+/// A structure's public contact address (when it has one that takes mail): a message
+/// with an answer link, made when it is sent. `mail` is given the structure's name.
+async fn tell_address(
+    tx: &mut PgConnection,
+    source: Uuid,
+    structure: &StructureId,
+    kind: StructureMessage,
+    referral: Uuid,
+    mail: impl FnOnce(&str) -> Mail,
+) -> sqlx::Result<()> {
     let Some(s) = store::structure(tx, structure).await? else { return Ok(()) };
-    let Some(address) = s.contact_email.as_deref() else { return Ok(()) };
-    if store::claim_invitation(tx, &s.id, Utc::now()).await? {
-        let invitation = render::invitation(&settings.site, &s.name);
-        let common = store::Common {
-            source_id: source,
-            kind: INVITATION,
-            referral_id: None,
-            structure_id: Some(&s.id),
-            mail: &invitation,
-        };
-        store::enqueue(tx, &common, &[(Recipient::Address(address), MessageStatus::Pending)]).await?;
-    }
-    Ok(())
+    let Some(address) = s.usable_address() else { return Ok(()) };
+    let mail = mail(&s.name);
+    let common = store::Common {
+        source_id: source,
+        kind: kind.slug(),
+        referral_id: Some(referral),
+        structure_id: Some(&s.id),
+        mail: &mail,
+    };
+    store::enqueue(tx, &common, &[(Recipient::Address(address), MessageStatus::Pending)]).await
 }
 
 /// Stores one message per account, as each chose for this kind: at once, held for the

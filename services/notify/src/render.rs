@@ -26,6 +26,10 @@ pub struct Draft {
     pub link: String,
 }
 
+/// Where an answer link goes in a message until it is sent: the link is made when the
+/// e-mail goes ([`crate::mailer`]), so no token is ever stored.
+pub const ANSWER_LINK: &str = "{{lien-de-reponse}}";
+
 /// Where the pages are.
 #[derive(Debug, Clone)]
 pub struct Site {
@@ -59,6 +63,11 @@ impl About {
             return "non précisés".to_string();
         }
         self.needs.iter().map(|n| n.label_fr()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// The first need, for a subject line.
+    fn first_need(&self) -> &'static str {
+        self.needs.first().map(|n| n.label_fr()).unwrap_or("aide numérique")
     }
 
     fn commune(&self) -> String {
@@ -209,19 +218,59 @@ pub fn territory_waitlist(
     .finish(site)
 }
 
-/// To a structure's public contact address when nobody of the structure has signed up.
-pub fn invitation(site: &Site, structure: &str) -> Mail {
-    Draft {
-        subject: "Des orientations vous attendent sur Aiguillage".into(),
-        lines: vec![
-            format!("Des travailleurs sociaux orientent des personnes vers {structure} par Aiguillage."),
-            "Aucun membre de votre structure n'y a encore de compte : les propositions restent sans réponse.".into(),
-            "Créez votre compte pour recevoir les orientations et y répondre. Ce message est envoyé au plus une fois par semaine.".into(),
-        ],
-        link_label: "Rejoindre Aiguillage".into(),
-        link: site.url("/connexion"),
+/// An offer to a structure with no mediator who signs in, at its public address: what
+/// the offer is about, the time left, the link to answer without an account, and an
+/// invitation to create one. Nothing of the person.
+pub fn answer_link_offer(site: &Site, about: &About, structure: &str, expires_at: DateTime<Utc>) -> Mail {
+    let commune = about.commune();
+    let mut lines = vec![
+        format!("Un travailleur social oriente vers {structure} une personne qui a besoin d'aide avec le numérique."),
+        format!("Besoins : {}", about.needs()),
+        format!("Commune de la personne : {commune}"),
+        format!("Vous avez jusqu'au {} pour répondre ({}).", date(expires_at), time_left(Utc::now(), expires_at)),
+        "Le lien ci-dessous vous permet d'accepter ou de refuser sans compte. Une fois l'orientation acceptée, il donne les coordonnées de la personne pour la contacter.".into(),
+    ];
+    if let Some(at) = about.submitted_at {
+        lines.push(format!("Orientation envoyée le {}", date(at)));
     }
-    .finish(site)
+    Draft {
+        subject: format!("Nouvelle orientation : {} ({commune})", about.first_need()),
+        lines,
+        link_label: "Répondre à l'orientation".into(),
+        link: ANSWER_LINK.into(),
+    }
+    .finish_for_structure(site, structure)
+}
+
+/// A fresh link for a referral the structure accepted, which it asked for from the page
+/// of an expired link.
+pub fn answer_link_renewal(site: &Site, about: &About, structure: &str) -> Mail {
+    let mut lines = vec![
+        format!("Voici un nouveau lien pour suivre l'orientation que {structure} a acceptée."),
+        "Il remplace le précédent, qui n'est plus valable.".into(),
+    ];
+    lines.extend(about.facts());
+    Draft {
+        subject: "Nouvelle orientation : votre nouveau lien de suivi".into(),
+        lines,
+        link_label: "Suivre l'orientation".into(),
+        link: ANSWER_LINK.into(),
+    }
+    .finish_for_structure(site, structure)
+}
+
+/// How long until `until`, in words: "3 jours", "5 heures", "moins d'une heure".
+pub fn time_left(now: DateTime<Utc>, until: DateTime<Utc>) -> String {
+    let left = until - now;
+    let days = left.num_days();
+    let hours = left.num_hours();
+    match (days, hours) {
+        (d, _) if d >= 2 => format!("{d} jours"),
+        (1, _) => "1 jour".into(),
+        (_, h) if h >= 2 => format!("{h} heures"),
+        (_, 1) => "1 heure".into(),
+        _ => "moins d'une heure".into(),
+    }
 }
 
 /// One line of a digest.
@@ -281,17 +330,40 @@ pub fn weekly_digest(site: &Site, stale: &[Stale], unreached: &[String], at: Dat
 }
 
 impl Draft {
+    /// A message to an agent, about their role: its footer leads to their preferences.
     pub fn finish(self, site: &Site) -> Mail {
-        let footer = format!(
-            "Vous recevez ce message d'Aiguillage en raison de votre rôle. Choisir les messages reçus ou se désabonner : {}",
-            site.preferences()
+        let why = "Vous recevez ce message d'Aiguillage en raison de votre rôle.";
+        let footer = (
+            format!("{why} Choisir les messages reçus ou se désabonner : {}", site.preferences()),
+            format!(
+                "{why} <a href=\"{}\">Choisir les messages reçus ou se désabonner</a>.",
+                escape(&site.preferences())
+            ),
         );
+        self.with_footer(footer)
+    }
+
+    /// A message to a structure's public address (no account): its footer says why it
+    /// came, and how to receive offers on a page instead.
+    pub fn finish_for_structure(self, site: &Site, structure: &str) -> Mail {
+        let why = format!(
+            "Vous recevez ce message parce que l'adresse de {structure} est publiée dans l'annuaire des lieux de médiation numérique."
+        );
+        let join = site.url("/connexion?next=%2Fcompte");
+        let footer = (
+            format!("{why} Créer un compte pour votre structure : {join}"),
+            format!("{} <a href=\"{}\">Créer un compte pour votre structure</a>.", escape(&why), escape(&join)),
+        );
+        self.with_footer(footer)
+    }
+
+    fn with_footer(self, (text_footer, html_footer): (String, String)) -> Mail {
         let mut text = String::new();
         for line in &self.lines {
             text.push_str(line);
             text.push_str("\n\n");
         }
-        text.push_str(&format!("{} : {}\n\n-- \n{footer}\n", self.link_label, self.link));
+        text.push_str(&format!("{} : {}\n\n-- \n{text_footer}\n", self.link_label, self.link));
         let mut html = String::from("<!DOCTYPE html>\n<html lang=\"fr\"><head><meta charset=\"utf-8\"><title>");
         html.push_str(&escape(&self.subject));
         html.push_str("</title></head><body>\n");
@@ -299,10 +371,7 @@ impl Draft {
             html.push_str(&format!("<p>{}</p>\n", escape(line)));
         }
         html.push_str(&format!("<p><a href=\"{}\">{}</a></p>\n", escape(&self.link), escape(&self.link_label)));
-        html.push_str(&format!(
-            "<hr><p><small>Vous recevez ce message d'Aiguillage en raison de votre rôle. <a href=\"{}\">Choisir les messages reçus ou se désabonner</a>.</small></p>\n</body></html>\n",
-            escape(&site.preferences())
-        ));
+        html.push_str(&format!("<hr><p><small>{html_footer}</small></p>\n</body></html>\n"));
         Mail { subject: self.subject, text, html, link: self.link }
     }
 }
@@ -376,11 +445,38 @@ mod tests {
         /// Whatever a structure is called, the HTML stays well-formed: no tag comes from data.
         #[test]
         fn structure_names_are_escaped(name in ".{0,40}") {
-            let m = invitation(&site(), &name);
+            let expires = Utc::now() + chrono::Duration::days(3);
+            let m = answer_link_offer(&site(), &about(), &name, expires);
             let body = m.html.split("<body>").nth(1).unwrap();
             let tags = body.matches('<').count();
-            let expected = invitation(&site(), "x").html.split("<body>").nth(1).unwrap().matches('<').count();
+            let expected = answer_link_offer(&site(), &about(), "x", expires).html.split("<body>").nth(1).unwrap().matches('<').count();
             prop_assert_eq!(tags, expected);
         }
+    }
+
+    #[test]
+    fn an_answer_link_offer_says_what_and_how_long_holds_the_link_and_invites_to_join() {
+        let expires = Utc::now() + chrono::Duration::hours(72) + chrono::Duration::minutes(1);
+        let m = answer_link_offer(&site(), &about(), "Médiathèque Alpha", expires);
+        assert!(m.subject.starts_with("Nouvelle orientation"), "{}", m.subject);
+        for part in [&m.text, &m.html] {
+            assert!(part.contains(ANSWER_LINK), "the link is filled in when the e-mail goes");
+            assert!(part.contains("Aide aux démarches administratives"), "{part}");
+            assert!(part.contains("Angoulême"), "{part}");
+            assert!(part.contains("3 jours"), "{part}");
+            assert!(part.contains("Créer un compte pour votre structure"), "{part}");
+            assert!(!part.contains("/compte/notifications"), "no agent's preferences for a public address");
+        }
+    }
+
+    #[test]
+    fn time_left_is_said_in_words() {
+        let now = Utc::now();
+        assert_eq!(time_left(now, now + chrono::Duration::hours(72)), "3 jours");
+        assert_eq!(time_left(now, now + chrono::Duration::hours(30)), "1 jour");
+        assert_eq!(time_left(now, now + chrono::Duration::hours(5)), "5 heures");
+        assert_eq!(time_left(now, now + chrono::Duration::minutes(70)), "1 heure");
+        assert_eq!(time_left(now, now + chrono::Duration::minutes(20)), "moins d'une heure");
+        assert_eq!(time_left(now, now - chrono::Duration::minutes(20)), "moins d'une heure");
     }
 }

@@ -23,6 +23,24 @@ platform::text_enum! {
 }
 
 platform::text_enum! {
+    /// A message to a structure's public address (an agent's message is of a
+    /// `contracts::MessageKind`, as they set their preferences).
+    pub enum StructureMessage {
+        /// An offer, with its answer link, to a structure no active mediator answers for.
+        AnswerLinkOffer = "answer_link_offer",
+        /// A fresh link for a referral the structure accepted.
+        AnswerLinkRenewal = "answer_link_renewal",
+    }
+}
+
+impl StructureMessage {
+    /// Whether `kind` (a message's) carries an answer link, made when it is sent.
+    pub fn of(kind: &str) -> Option<StructureMessage> {
+        kind.parse().ok()
+    }
+}
+
+platform::text_enum! {
     /// A durable timer: a reminder (one per referral) or a digest (one row).
     pub enum TimerKind {
         OfferReminder = "offer_reminder",
@@ -177,27 +195,44 @@ pub struct Structure {
     pub id: StructureId,
     pub name: String,
     pub territory: Territory,
+    /// The public contact address from the directory (institutional, not personal).
     pub contact_email: Option<String>,
-    pub invited_at: Option<DateTime<Utc>>,
+    pub contact_phone: Option<String>,
+    /// When that address last refused a message for good (SMTP 5xx): a structure nobody
+    /// can reach by e-mail until the directory gives another address.
+    pub bounced_at: Option<DateTime<Utc>>,
 }
 
+impl Structure {
+    /// Its public address, unless that address refused a message for good.
+    pub fn usable_address(&self) -> Option<&str> {
+        self.contact_email.as_deref().filter(|_| self.bounced_at.is_none())
+    }
+}
+
+/// Keeps the directory's public record, unless a later one is here; a new address
+/// forgets that the previous one bounced.
 pub async fn upsert_structure(
     conn: &mut PgConnection,
     s: &contracts::events::Structure,
     sequence: i64,
 ) -> sqlx::Result<()> {
     sqlx::query!(
-        "INSERT INTO notify.structures (id, name, territory, commune, contact_email, removed, source_sequence)
-         VALUES ($1, $2, $3, $4, $5, false, $6)
+        "INSERT INTO notify.structures
+             (id, name, territory, commune, contact_email, contact_phone, removed, source_sequence)
+         VALUES ($1, $2, $3, $4, $5, $6, false, $7)
          ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, territory = EXCLUDED.territory,
-             commune = EXCLUDED.commune, contact_email = EXCLUDED.contact_email, removed = false,
-             source_sequence = EXCLUDED.source_sequence
+             commune = EXCLUDED.commune, contact_email = EXCLUDED.contact_email,
+             contact_phone = EXCLUDED.contact_phone, removed = false, source_sequence = EXCLUDED.source_sequence,
+             bounced_at = CASE WHEN notify.structures.contact_email IS DISTINCT FROM EXCLUDED.contact_email
+                               THEN NULL ELSE notify.structures.bounced_at END
          WHERE notify.structures.source_sequence <= EXCLUDED.source_sequence",
         s.id.as_str(),
         &s.name,
         s.territory.as_str(),
         s.address.commune.as_deref(),
-        s.contact.email.as_deref().filter(|e| !e.trim().is_empty()),
+        s.contact.email.as_deref().map(str::trim).filter(|e| !e.is_empty()),
+        s.contact.phone.as_deref().map(str::trim).filter(|p| !p.is_empty()),
         sequence
     )
     .execute(conn)
@@ -219,7 +254,8 @@ pub async fn remove_structure(conn: &mut PgConnection, id: &StructureId, sequenc
 pub async fn structure(conn: &mut PgConnection, id: &StructureId) -> sqlx::Result<Option<Structure>> {
     sqlx::query_as!(
         Structure,
-        r#"SELECT id AS "id: StructureId", name, territory AS "territory: Territory", contact_email, invited_at
+        r#"SELECT id AS "id: StructureId", name, territory AS "territory: Territory", contact_email, contact_phone,
+                  bounced_at
            FROM notify.structures WHERE id = $1"#,
         id.as_str()
     )
@@ -230,7 +266,8 @@ pub async fn structure(conn: &mut PgConnection, id: &StructureId) -> sqlx::Resul
 pub async fn structures_in(conn: &mut PgConnection, territories: &[String]) -> sqlx::Result<Vec<Structure>> {
     sqlx::query_as!(
         Structure,
-        r#"SELECT id AS "id: StructureId", name, territory AS "territory: Territory", contact_email, invited_at
+        r#"SELECT id AS "id: StructureId", name, territory AS "territory: Territory", contact_email, contact_phone,
+                  bounced_at
            FROM notify.structures
            WHERE territory = ANY($1) AND NOT removed ORDER BY territory, name, id"#,
         territories
@@ -248,18 +285,72 @@ pub async fn territories(conn: &mut PgConnection) -> sqlx::Result<Vec<String>> {
     .await
 }
 
-/// Records an invitation sent now, if none went out in the last week. Returns whether
-/// this call may send one.
-pub async fn claim_invitation(conn: &mut PgConnection, id: &StructureId, now: DateTime<Utc>) -> sqlx::Result<bool> {
-    let done = sqlx::query!(
-        "UPDATE notify.structures SET invited_at = $2
-         WHERE id = $1 AND contact_email IS NOT NULL AND (invited_at IS NULL OR invited_at <= $2::timestamptz - interval '7 days')",
-        id.as_str(),
-        now
+/// Records that the structure's public address refused a message for good, and asks for
+/// the withdrawal of the offer that message carried (done by [`due_withdrawals`] through
+/// referrals' API, retried until it answers). Idempotent.
+pub async fn bounced(conn: &mut PgConnection, structure: &StructureId, referral: Option<Uuid>) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE notify.structures SET bounced_at = COALESCE(bounced_at, now()) WHERE id = $1",
+        structure.as_str()
+    )
+    .execute(&mut *conn)
+    .await?;
+    if let Some(referral) = referral {
+        sqlx::query!(
+            "INSERT INTO notify.withdrawals (referral_id, structure_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            referral,
+            structure.as_str()
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// An offer to withdraw, with the tries so far.
+#[derive(Debug)]
+pub struct Withdrawal {
+    pub referral_id: Uuid,
+    pub structure_id: StructureId,
+    pub attempts: i32,
+}
+
+/// The withdrawals due now, claimed for a minute (a replica that dies leaves them to
+/// the others).
+pub async fn due_withdrawals(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<Withdrawal>> {
+    sqlx::query_as!(
+        Withdrawal,
+        r#"UPDATE notify.withdrawals SET next_attempt_at = now() + interval '1 minute'
+           WHERE (referral_id, structure_id) IN (
+               SELECT referral_id, structure_id FROM notify.withdrawals
+               WHERE done_at IS NULL AND next_attempt_at <= now()
+               ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+           RETURNING referral_id, structure_id AS "structure_id: StructureId", attempts"#,
+        limit
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// A withdrawal done (or no longer needed), or to try again after `retry_in`.
+pub async fn withdrawal_tried(
+    conn: &mut PgConnection,
+    w: &Withdrawal,
+    retry_in: Option<chrono::Duration>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE notify.withdrawals
+         SET attempts = attempts + 1,
+             done_at = CASE WHEN $3::interval IS NULL THEN now() END,
+             next_attempt_at = now() + COALESCE($3::interval, interval '0')
+         WHERE referral_id = $1 AND structure_id = $2",
+        w.referral_id,
+        w.structure_id.as_str(),
+        retry_in.map(|d| sqlx::postgres::types::PgInterval::try_from(d).unwrap_or_default()) as _
     )
     .execute(conn)
     .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(())
 }
 
 /// What the messages of one event share.

@@ -209,7 +209,7 @@ async fn remind(tx: &mut PgConnection, settings: &Settings, t: &Due) -> sqlx::Re
             (MessageKind::ContactReminder, render::contact_reminder(&settings.site, &about, &name, since))
         }
     };
-    messaging::tell_structure(tx, settings, Uuid::now_v7(), structure, kind, t.referral_id, &mail).await
+    messaging::tell_structure(tx, Uuid::now_v7(), structure, kind, t.referral_id, &mail).await
 }
 
 #[derive(Debug)]
@@ -303,7 +303,7 @@ async fn weekly(tx: &mut PgConnection, settings: &Settings, now: DateTime<Utc>) 
                 since: r.last_event_at,
             })
             .collect();
-        let unreached = unreached(tx, &territories).await?;
+        let unreached = unreached(tx, settings, &territories).await?;
         if stale.is_empty() && unreached.is_empty() {
             continue;
         }
@@ -321,11 +321,17 @@ async fn weekly(tx: &mut PgConnection, settings: &Settings, now: DateTime<Utc>) 
     Ok(())
 }
 
-/// The structures of these départements with no mediator signed up.
-pub async fn unreached(tx: &mut PgConnection, territories: &[String]) -> sqlx::Result<Vec<store::Structure>> {
+/// The structures of these départements that no active mediator answers for: their
+/// offers go to their public address by e-mail, or, without one that takes mail, to
+/// nobody (coordinators call them).
+pub async fn unreached(
+    tx: &mut PgConnection,
+    settings: &Settings,
+    territories: &[String],
+) -> sqlx::Result<Vec<store::Structure>> {
     let all = store::structures_in(tx, territories).await?;
     let ids: Vec<String> = all.iter().map(|s| s.id.to_string()).collect();
-    let reached = crate::agents::structures_with_mediators(tx, &ids).await?;
+    let reached = crate::agents::structures_with_active_mediators(tx, &ids, settings.active_since(Utc::now())).await?;
     Ok(all.into_iter().filter(|s| !reached.contains(s.id.as_str())).collect())
 }
 

@@ -188,8 +188,11 @@ pub async fn derive(tx: &mut PgConnection, env: &Envelope, event: &Inbound) -> s
         Inbound::StructureUpserted(e) => (None, Some(e.structure.id.to_string())),
         Inbound::StructureRemoved(e) => (None, Some(e.structure_id.to_string())),
         Inbound::CapacityChanged(e) => (None, Some(e.structure_id.to_string())),
-        // Agents' accounts are this service's own business: no subscription sees them.
-        Inbound::AccountUpserted(_) | Inbound::AccountRemoved(_) => return Ok(()),
+        // Agents' accounts, and a structure's request for a new link, are Aiguillage's own
+        // business: no subscription sees them.
+        Inbound::AccountUpserted(_) | Inbound::AccountRemoved(_) | Inbound::ReferralAnswerLinkRequested(_) => {
+            return Ok(());
+        }
     };
     // One statement, whether or not anyone subscribed: the referral's organisation and
     // territory (else the structure's) are looked up beside the subscriptions.

@@ -61,7 +61,7 @@ impl App {
             "modes": ["individual"], "languages": ["fr"], "other_languages": false, "accessibility": [],
             "address": {"commune": "Angoulême", "commune_code": "16015"}, "location": {"lat": 45.65, "lon": 0.16},
             "territory": territory, "opening_hours": null, "weekly_capacity": 5, "accepting": true,
-            "contact": {"email": email}, "updated_at": Utc::now()
+            "contact": {"email": email, "phone": "+33545000000"}, "updated_at": Utc::now()
         }))
         .unwrap();
         self.deliver(id, 1, &StructureUpserted { structure }).await;
@@ -74,11 +74,23 @@ impl App {
         memberships: Vec<AccountMembership>,
         chosen: &[(MessageKind, DeliveryMode)],
     ) {
+        self.agent_seen(account, sequence, memberships, chosen, Utc::now()).await;
+    }
+
+    /// An agent who last signed in at `last_signed_in_at`.
+    async fn agent_seen(
+        &self,
+        account: Uuid,
+        sequence: i64,
+        memberships: Vec<AccountMembership>,
+        chosen: &[(MessageKind, DeliveryMode)],
+        last_signed_in_at: chrono::DateTime<Utc>,
+    ) {
         let event = AccountUpserted {
             account_id: account,
             memberships,
             preferences: chosen.iter().copied().collect::<BTreeMap<_, _>>(),
-            last_signed_in_at: Some(Utc::now()),
+            last_signed_in_at: Some(last_signed_in_at),
         };
         self.deliver(&account.to_string(), sequence, &event).await;
     }
@@ -228,4 +240,98 @@ async fn refused_e_mails_are_listed_to_admins_only(pool: PgPool) {
     assert_eq!((s, v["items"].clone()), (200, json!([])), "{v}");
     let coordinator = app.keys.token(Role::Coordinator, Scope::Territories(vec!["16".parse().unwrap()]));
     assert_eq!(app.call("GET", "/api/v1/notifications/failures", &coordinator, None).await.0, 403);
+}
+
+/// The messages to a structure's public address: (kind, address, text).
+async fn to_addresses(pool: &PgPool) -> Vec<(String, String, String)> {
+    sqlx::query_as("SELECT kind, address, body_text FROM notify.messages WHERE address IS NOT NULL ORDER BY created_at")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrations = false)]
+async fn an_offer_to_a_place_no_active_mediator_answers_for_goes_to_its_public_address_with_a_link_to_come(
+    pool: PgPool,
+) {
+    let app = App::new(pool).await;
+    app.structure("lieu-seul", "16", Some("contact@lieu-seul.example")).await;
+    app.structure("lieu-suivi", "16", Some("contact@lieu-suivi.example")).await;
+    app.structure("lieu-oublie", "16", Some("contact@lieu-oublie.example")).await;
+    app.structure("lieu-muet", "16", None).await;
+    app.agent(Uuid::now_v7(), 1, vec![mediator_of("lieu-suivi")], &[]).await;
+    // A mediator who has not signed in for 100 days does not count as active.
+    let asleep = Uuid::now_v7();
+    app.agent_seen(asleep, 1, vec![mediator_of("lieu-oublie")], &[], Utc::now() - chrono::Duration::days(100)).await;
+    for structure in ["lieu-seul", "lieu-suivi", "lieu-oublie", "lieu-muet"] {
+        let referral = ReferralId::new();
+        app.deliver(&referral.to_string(), 1, &submitted(referral, OrganisationId::new())).await;
+        app.deliver(&referral.to_string(), 2, &offered(referral, structure)).await;
+    }
+    let sent = to_addresses(&app.pool).await;
+    let to: Vec<(&str, &str)> = sent.iter().map(|(k, a, _)| (k.as_str(), a.as_str())).collect();
+    assert_eq!(
+        to,
+        [("answer_link_offer", "contact@lieu-seul.example"), ("answer_link_offer", "contact@lieu-oublie.example")],
+        "an active mediator answers for lieu-suivi; lieu-muet has no address"
+    );
+    for (_, _, text) in &sent {
+        assert!(text.contains(notify::render::ANSWER_LINK), "the link is made when the e-mail goes: {text}");
+        assert!(!text.contains("/reponse/"), "no token is ever stored: {text}");
+        assert!(text.contains("Créer un compte pour votre structure"), "{text}");
+    }
+    // The mediator who slept is still told, on their pages.
+    assert_eq!(app.messages_to(asleep).await, vec![("offer_received".into(), "pending".into())]);
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_place_whose_address_bounced_gets_no_link_until_the_directory_gives_another(pool: PgPool) {
+    let app = App::new(pool).await;
+    app.structure("lieu-seul", "16", Some("ancienne@lieu.example")).await;
+    let mut conn = app.pool.acquire().await.unwrap();
+    notify::store::bounced(&mut conn, &"lieu-seul".parse().unwrap(), None).await.unwrap();
+    drop(conn);
+    let referral = ReferralId::new();
+    app.deliver(&referral.to_string(), 1, &submitted(referral, OrganisationId::new())).await;
+    app.deliver(&referral.to_string(), 2, &offered(referral, "lieu-seul")).await;
+    assert_eq!(to_addresses(&app.pool).await.len(), 0, "an address that refused mail for good");
+    let coordinator = app.keys.token(Role::Coordinator, Scope::Territories(vec!["16".parse().unwrap()]));
+    let (_, v) = app.call("GET", "/api/v1/notifications/unreached-structures", &coordinator, None).await;
+    assert_eq!(v["items"][0]["reachable_by_email"], false, "{v}");
+    assert!(v["items"][0]["bounced_at"].is_string(), "{v}");
+    assert_eq!(v["items"][0]["phone"], "+33545000000", "coordinators can call it");
+
+    // The directory gives a new address (a later record): it takes mail again.
+    let structure: Structure = serde_json::from_value(json!({
+        "id": "lieu-seul", "name": "Lieu lieu-seul", "services": ["aide_demarches_administratives"],
+        "modes": ["individual"], "languages": ["fr"], "other_languages": false, "accessibility": [],
+        "address": {"commune": "Angoulême", "commune_code": "16015"}, "location": {"lat": 45.65, "lon": 0.16},
+        "territory": "16", "opening_hours": null, "weekly_capacity": 5, "accepting": true,
+        "contact": {"email": "nouvelle@lieu.example"}, "updated_at": Utc::now()
+    }))
+    .unwrap();
+    app.deliver("lieu-seul", 2, &StructureUpserted { structure }).await;
+    let next = ReferralId::new();
+    app.deliver(&next.to_string(), 1, &submitted(next, OrganisationId::new())).await;
+    app.deliver(&next.to_string(), 2, &offered(next, "lieu-seul")).await;
+    let sent = to_addresses(&app.pool).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].1, "nouvelle@lieu.example");
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_structure_asking_for_a_new_link_gets_one_at_its_public_address(pool: PgPool) {
+    let app = App::new(pool).await;
+    app.structure("lieu-seul", "16", Some("contact@lieu-seul.example")).await;
+    let referral = ReferralId::new();
+    app.deliver(&referral.to_string(), 1, &submitted(referral, OrganisationId::new())).await;
+    let asked = ReferralAnswerLinkRequested {
+        referral_id: referral,
+        structure_id: "lieu-seul".parse().unwrap(),
+        requested_at: Utc::now(),
+    };
+    app.deliver(&referral.to_string(), 5, &asked).await;
+    let sent = to_addresses(&app.pool).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!((sent[0].0.as_str(), sent[0].1.as_str()), ("answer_link_renewal", "contact@lieu-seul.example"));
 }

@@ -42,6 +42,12 @@ pub struct Config {
     pub offer_reminder_after: Duration,
     /// `AIGUILLAGE_CONTACT_REMINDER_AFTER`: an accepted referral with no first contact.
     pub contact_reminder_after: Duration,
+    /// `AIGUILLAGE_MEDIATOR_ACTIVE_WITHIN`: a mediator counts as active (someone who will
+    /// answer an offer on their pages) if their agent signed in within this time.
+    pub mediator_active_within: Duration,
+    /// `AIGUILLAGE_ANSWER_LINK_TTL`: after acceptance, how long an answer link still opens
+    /// the follow-up after its last use.
+    pub answer_link_ttl: Duration,
     /// `AIGUILLAGE_WEBHOOK_ALLOW_PRIVATE`: webhook targets may be loopback or private.
     pub webhook_allow_private: bool,
     /// The master key that wraps the data keys (`AIGUILLAGE_MASTER_KEY` or
@@ -114,6 +120,8 @@ impl Config {
             smtp_ca_file: get("AIGUILLAGE_SMTP_CA_FILE").filter(|s| !s.trim().is_empty()),
             offer_reminder_after: duration("AIGUILLAGE_OFFER_REMINDER_AFTER", "24h")?,
             contact_reminder_after: duration("AIGUILLAGE_CONTACT_REMINDER_AFTER", "7d")?,
+            mediator_active_within: duration("AIGUILLAGE_MEDIATOR_ACTIVE_WITHIN", "90d")?,
+            answer_link_ttl: duration("AIGUILLAGE_ANSWER_LINK_TTL", "8d")?,
             webhook_allow_private: match var("AIGUILLAGE_WEBHOOK_ALLOW_PRIVATE", "false").trim() {
                 "true" | "1" | "yes" => true,
                 "false" | "0" | "no" => false,
