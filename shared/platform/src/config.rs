@@ -46,7 +46,7 @@ pub struct Config {
     /// answer an offer on their pages) if their agent signed in within this time.
     pub mediator_active_within: Duration,
     /// `AIGUILLAGE_ANSWER_LINK_TTL`: after acceptance, how long an answer link still opens
-    /// the follow-up after its last use.
+    /// the follow-up after the latest of the acceptance, its last use and its making.
     pub answer_link_ttl: Duration,
     /// `AIGUILLAGE_WEBHOOK_ALLOW_PRIVATE`: webhook targets may be loopback or private.
     pub webhook_allow_private: bool,
@@ -61,10 +61,6 @@ pub struct Config {
     /// Time without a sign-in before an agent's account is purged: its names, e-mail
     /// address and memberships (`AIGUILLAGE_ACCOUNT_RETENTION`, default 730 days).
     pub account_retention: Duration,
-    /// After acceptance, how long an answer link still opens the follow-up after its
-    /// last use, or after the acceptance if it was never used since
-    /// (`AIGUILLAGE_ANSWER_LINK_TTL`, default 8 days).
-    pub answer_link_ttl: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -148,7 +144,6 @@ impl Config {
             },
             retention: duration("AIGUILLAGE_RETENTION", "730d")?,
             account_retention: duration("AIGUILLAGE_ACCOUNT_RETENTION", "730d")?,
-            answer_link_ttl: duration("AIGUILLAGE_ANSWER_LINK_TTL", "8d")?,
         })
     }
 
