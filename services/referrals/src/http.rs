@@ -1,5 +1,6 @@
-//! HTTP for referrers (submit, follow, cancel), mediators (accept, decline, contact,
-//! close) and coordinators (reroute).
+//! HTTP for referrers (submit, follow, cancel), mediators and answer links (accept,
+//! decline, contact, close), coordinators (reroute) and the notifications service
+//! (withdraw an offer nobody can receive).
 
 use std::collections::HashMap;
 
@@ -8,6 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json as AxumJson, Router};
 use chrono::{DateTime, SubsecRound, Utc};
+use contracts::answer_links::Withdrawal;
 use contracts::api::{
     AcceptRequest, CancelRequest, CloseRequest, ContactRequest, DeclineRequest, ReferralRequest, RerouteRequest,
 };
@@ -16,7 +18,7 @@ use contracts::referrals::AuditPage;
 use contracts::validate::Errors;
 use contracts::{AuditAction, ContactKind, DeclineReason, Envelope, Outcome, ReferralId, ReferralStatus, StructureId};
 use platform::ApiError;
-use platform::auth::roles::{Auditors, Coordinators, Mediators, Referrers, ReferrersOrAdmins};
+use platform::auth::roles::{Auditors, Coordinators, Referrers, ReferrersOrAdmins};
 use platform::auth::{Authorized, Caller, Scope};
 use platform::idempotency::{FingerprintedJson, IdempotencyKey};
 use platform::json::{OptionalJson, Query};
@@ -31,6 +33,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::answer_links;
+use crate::callers::{ForStructure, FromService, Notify};
 use crate::domain::lifecycle::{Action, transition};
 use crate::domain::referral::parse_referral;
 use crate::lifecycle::{self, StepError};
@@ -49,11 +53,15 @@ pub fn routes() -> OpenApiRouter<ReferralsState> {
         .routes(routes!(decline))
         .routes(routes!(contact))
         .routes(routes!(close))
+        .routes(routes!(withdraw))
         .routes(routes!(cancel))
         .routes(routes!(reroute))
         .routes(routes!(personal_data, erase_personal_data))
         .routes(routes!(correct_person))
         .routes(routes!(audit_log))
+        .routes(routes!(answer_links::mint))
+        .routes(routes!(answer_links::exchange))
+        .routes(routes!(answer_links::renew))
 }
 
 pub fn router(state: ReferralsState) -> Router {
@@ -70,21 +78,26 @@ impl From<StepError> for ApiError {
 }
 
 /// What a caller may see of a referral, or `None` (404) if it is outside their scope.
+/// An answer link sees its one referral as a mediator of its structure does.
 fn disclosure(caller: &Caller, r: &Referral) -> Option<Disclosure> {
     match &caller.scope {
         Scope::All => Some(Disclosure::Personal),
         Scope::Organisation(o) => (*o == r.organisation_id).then_some(Disclosure::Personal),
-        Scope::Structure(s) => {
-            if r.structure_id.as_ref() == Some(s) {
-                Some(Disclosure::Personal)
-            } else if r.offer.as_ref().is_some_and(|o| &o.structure_id == s) {
-                Some(Disclosure::Matching)
-            } else {
-                None
-            }
-        }
+        Scope::Structure(s) => structure_disclosure(s, r),
+        Scope::AnswerLink { referral, structure } if *referral == r.id => structure_disclosure(structure, r),
         Scope::Territories(t) => t.contains(&r.territory).then_some(Disclosure::Matching),
         Scope::Pending | Scope::Service(_) | Scope::Dpo | Scope::AnswerLink { .. } => None,
+    }
+}
+
+/// What a structure sees: the person once it accepted, the facts while it is offered.
+fn structure_disclosure(s: &StructureId, r: &Referral) -> Option<Disclosure> {
+    if r.structure_id.as_ref() == Some(s) {
+        Some(Disclosure::Personal)
+    } else if r.offer.as_ref().is_some_and(|o| &o.structure_id == s) {
+        Some(Disclosure::Matching)
+    } else {
+        None
     }
 }
 
@@ -379,13 +392,17 @@ async fn list(
 
 /// Loads and locks a referral the caller can see, or 404.
 async fn load(conn: &mut PgConnection, caller: &Caller, id: ReferralId) -> Result<Referral, ApiError> {
+    // An answer link's other referrals are not even looked at.
+    if caller.answer_link().is_some_and(|(referral, _)| referral != id) {
+        return Err(ApiError::not_found());
+    }
     let r = store::lock(conn, id).await?.ok_or_else(ApiError::not_found)?;
     disclosure(caller, &r).ok_or_else(ApiError::not_found)?;
     Ok(r)
 }
 
-/// Mediators act on offers made to their structure, admin on any.
-fn require_offer_holder(caller: &Authorized<Mediators>, r: &Referral) -> Result<(), ApiError> {
+/// Mediators and answer links act on offers made to their structure, admin on any.
+fn require_offer_holder(caller: &ForStructure, r: &Referral) -> Result<(), ApiError> {
     let Some(offer) = &r.offer else {
         return Err(ApiError::conflict(format!("the referral is {}, not offered", r.status)));
     };
@@ -396,7 +413,7 @@ fn require_offer_holder(caller: &Authorized<Mediators>, r: &Referral) -> Result<
 }
 
 /// Contact and closure belong to the accepting structure (or admin).
-fn require_accepting_structure(caller: &Authorized<Mediators>, r: &Referral, action: Action) -> Result<(), ApiError> {
+fn require_accepting_structure(caller: &ForStructure, r: &Referral, action: Action) -> Result<(), ApiError> {
     transition(r.status, action).map_err(|e| ApiError::conflict(e.to_string()))?;
     match caller.structure() {
         Some(s) if r.structure_id.as_ref() != Some(s) => Err(ApiError::not_found()),
@@ -411,7 +428,7 @@ async fn respond(state: &ReferralsState, caller: &Caller, id: ReferralId) -> Res
     Ok(AxumJson(render(&mut conn, &state.vault, r, d, true).await?).into_response())
 }
 
-/// Accept the offer (mediator of the offered structure).
+/// Accept the offer (mediator of the offered structure, or its answer link).
 #[utoipa::path(
     post,
     path = "/api/v1/referrals/{id}/accept",
@@ -423,7 +440,7 @@ async fn respond(state: &ReferralsState, caller: &Caller, id: ReferralId) -> Res
 )]
 async fn accept(
     State(state): State<ReferralsState>,
-    caller: Authorized<Mediators>,
+    caller: ForStructure,
     Path(id): Path<ReferralId>,
     OptionalJson(body): OptionalJson<AcceptRequest>,
 ) -> Result<Response, ApiError> {
@@ -440,7 +457,9 @@ async fn accept(
     respond(&state, &caller, r.id).await
 }
 
-/// Decline the offer (mediator of the offered structure); the referral is matched again.
+/// Decline the offer (mediator of the offered structure, or its answer link); the
+/// referral is matched again. `structure_unreachable` is not a structure's reason: only
+/// a withdrawal gives it.
 #[utoipa::path(
     post,
     path = "/api/v1/referrals/{id}/decline",
@@ -452,12 +471,15 @@ async fn accept(
 )]
 async fn decline(
     State(state): State<ReferralsState>,
-    caller: Authorized<Mediators>,
+    caller: ForStructure,
     Path(id): Path<ReferralId>,
     OptionalJson(body): OptionalJson<DeclineRequest>,
 ) -> Result<Response, ApiError> {
     let mut e = Errors::new();
     let reason = e.one::<DeclineReason>("reason", body.reason.as_deref(), None);
+    if reason == Some(DeclineReason::StructureUnreachable) {
+        e.add("reason", NOT_A_STRUCTURES_REASON);
+    }
     let comment = e.text("comment", body.comment.as_deref(), 1000, false);
     let reason = e.finish(|| reason).map_err(ApiError::validation)?.unwrap_or(DeclineReason::Other);
     let mut tx = state.pool.begin().await?;
@@ -467,6 +489,52 @@ async fn decline(
     privacy::record(&mut tx, &caller, AuditAction::Decline, &[r.id]).await?;
     tx.commit().await?;
     tracing::info!(referral_id = %r.id, reason = %reason, "declined");
+    respond(&state, &caller, r.id).await
+}
+
+const NOT_A_STRUCTURES_REASON: &str = "structure_unreachable is not a structure's reason: an offer is withdrawn for \
+     it when the structure's address refuses e-mail";
+
+/// Withdraw the pending offer of a structure that cannot be reached (the notifications
+/// service, when the structure's address refuses the offer's e-mail for good): the offer
+/// is declined with the reason `structure_unreachable`, so the matcher releases the
+/// place and matches the referral again at once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/referrals/{id}/withdraw",
+    operation_id = "withdrawOffer",
+    tag = "referrals",
+    params(ReferralPath),
+    request_body = contracts::answer_links::Withdrawal,
+    responses(
+        (status = 200, description = "The referral", body = ReferralView),
+        (status = 409, description = "Nothing to withdraw: the referral has no pending offer at that structure",
+            body = platform::ApiError, content_type = "application/problem+json"),
+        Authenticated, Forbidden, NotFound, JsonBody,
+    )
+)]
+async fn withdraw(
+    State(state): State<ReferralsState>,
+    caller: FromService<Notify>,
+    Path(id): Path<ReferralId>,
+    platform::json::Json(body): platform::json::Json<Withdrawal>,
+) -> Result<Response, ApiError> {
+    if body.reason != DeclineReason::StructureUnreachable {
+        return Err(ApiError::invalid_field("reason", "only structure_unreachable withdraws an offer"));
+    }
+    let mut tx = state.pool.begin().await?;
+    let mut r = store::lock(&mut tx, id).await?.ok_or_else(ApiError::not_found)?;
+    if r.offer.as_ref().is_none_or(|o| o.structure_id != body.structure_id) {
+        return Err(ApiError::conflict(format!(
+            "nothing to withdraw: the referral is {}, with no pending offer at {}",
+            r.status, body.structure_id
+        )));
+    }
+    let reason = DeclineReason::StructureUnreachable;
+    lifecycle::decline(&mut tx, &state.vault, &mut r, &caller.actor(), reason, None).await?;
+    privacy::record(&mut tx, &caller, AuditAction::Decline, &[r.id]).await?;
+    tx.commit().await?;
+    tracing::info!(referral_id = %r.id, structure_id = %body.structure_id, "offer withdrawn: structure unreachable");
     respond(&state, &caller, r.id).await
 }
 
@@ -481,7 +549,8 @@ fn parse_time(e: &mut Errors, field: &str, value: Option<&str>) -> Option<DateTi
     }
 }
 
-/// Record a contact with the person (mediator of the accepting structure).
+/// Record a contact with the person (mediator of the accepting structure, or its answer
+/// link).
 #[utoipa::path(
     post,
     path = "/api/v1/referrals/{id}/contact",
@@ -493,7 +562,7 @@ fn parse_time(e: &mut Errors, field: &str, value: Option<&str>) -> Option<DateTi
 )]
 async fn contact(
     State(state): State<ReferralsState>,
-    caller: Authorized<Mediators>,
+    caller: ForStructure,
     Path(id): Path<ReferralId>,
     OptionalJson(body): OptionalJson<ContactRequest>,
 ) -> Result<Response, ApiError> {
@@ -513,7 +582,7 @@ async fn contact(
     respond(&state, &caller, r.id).await
 }
 
-/// Close with an outcome (mediator of the accepting structure).
+/// Close with an outcome (mediator of the accepting structure, or its answer link).
 #[utoipa::path(
     post,
     path = "/api/v1/referrals/{id}/close",
@@ -525,7 +594,7 @@ async fn contact(
 )]
 async fn close(
     State(state): State<ReferralsState>,
-    caller: Authorized<Mediators>,
+    caller: ForStructure,
     Path(id): Path<ReferralId>,
     OptionalJson(body): OptionalJson<CloseRequest>,
 ) -> Result<Response, ApiError> {

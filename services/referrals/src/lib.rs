@@ -11,6 +11,8 @@ use platform::Config;
 use platform::auth::Authenticator;
 use sqlx::PgPool;
 
+pub mod answer_links;
+pub mod callers;
 pub mod domain;
 mod http;
 pub mod lifecycle;

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use contracts::events::{
-    MatchProposed, MatchWaitlisted, ReferralAccepted, ReferralCancelled, ReferralClosed, ReferralContacted,
-    ReferralDeclined, ReferralOfferExpired, ReferralOffered, ReferralRerouted, ReferralWaitlisted,
+    MatchProposed, MatchWaitlisted, ReferralAccepted, ReferralAnswerLinkRequested, ReferralCancelled, ReferralClosed,
+    ReferralContacted, ReferralDeclined, ReferralOfferExpired, ReferralOffered, ReferralRerouted, ReferralWaitlisted,
 };
 use contracts::{
     Actor, AnsweredVia, ContactKind, DeclineReason, Envelope, EventData, HistoryStep, Outcome, ReferralStatus,
@@ -238,6 +238,21 @@ fn answered_via(actor: &Actor) -> Option<AnsweredVia> {
         Actor::AnswerLink(_) => Some(AnsweredVia::AnswerLink),
         _ => None,
     }
+}
+
+/// The structure that accepted asked, through an answer link, for a fresh one: the
+/// notifications service sends it to the structure's public address. Not a step: the
+/// referral's status, history and last activity stay as they are; only its event
+/// sequence moves on. No token travels: the link is made when the e-mail is sent.
+pub async fn request_answer_link(
+    conn: &mut PgConnection,
+    r: &mut Referral,
+    structure_id: &StructureId,
+    at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    let event = ReferralAnswerLinkRequested { referral_id: r.id, structure_id: structure_id.clone(), requested_at: at };
+    emit(conn, r, &event, None).await?;
+    store::set_event_sequence(conn, r).await
 }
 
 /// The durable offer timer fired.

@@ -192,7 +192,8 @@ fn month_of(t: DateTime<Utc>) -> NaiveDate {
 
 /// Removes the personal data of these referrals, in the caller's transaction: the
 /// persons rows, the free text of their history, their idempotency keys (whose hashes
-/// are of bodies holding personal data); and records the removal. Referrals already
+/// are of bodies holding personal data), their answer links (which would open the
+/// follow-up of a person who is gone); and records the removal. Referrals already
 /// removed are left as they are. Returns how many were removed now.
 pub async fn remove(conn: &mut PgConnection, ids: &[Uuid], kind: Removal) -> sqlx::Result<u64> {
     if ids.is_empty() {
@@ -216,6 +217,7 @@ pub async fn remove(conn: &mut PgConnection, ids: &[Uuid], kind: Removal) -> sql
     .execute(&mut *conn)
     .await?;
     sqlx::query!("DELETE FROM referrals.idempotency_keys WHERE referral_id = ANY($1)", ids).execute(&mut *conn).await?;
+    sqlx::query!("DELETE FROM referrals.answer_links WHERE referral_id = ANY($1)", ids).execute(&mut *conn).await?;
     coarsen_dates(conn, ids, kind).await?;
     Ok(removed)
 }

@@ -6,8 +6,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use contracts::events::{Point, Structure};
 use contracts::explain::Reason;
 use contracts::{
-    Accessibility, Actor, AuditAction, CommuneCode, ContactPreference, HistoryStep, Language, Need, OrganisationId,
-    Outcome, ReferralId, ReferralMode, ReferralStatus, StructureId, Territory, Urgency, WaitlistReason,
+    Accessibility, Actor, AnsweredVia, AuditAction, CommuneCode, ContactPreference, HistoryStep, Language, Need,
+    OrganisationId, Outcome, ReferralId, ReferralMode, ReferralStatus, StructureId, Territory, Urgency, WaitlistReason,
 };
 use platform::row::{Columns, RowError};
 use platform::vault::{Vault, VaultError};
@@ -325,13 +325,25 @@ pub struct HistoryRow {
     pub reason: Option<String>,
     pub actor: Option<Actor>,
     pub comment: Option<String>,
+    /// How a structure took the step, when through the link of its e-mail (kept in the
+    /// detail's `via`).
+    pub via: Option<AnsweredVia>,
+    /// The step's other facts.
     pub detail: serde_json::Value,
 }
+
+/// The detail's key that says a step was taken through an answer link.
+const VIA: &str = "via";
 
 async fn open_history(conn: &mut PgConnection, vault: &Vault, h: HistoryRecord) -> sqlx::Result<HistoryRow> {
     let c = Columns::of("referrals.history", h.id);
     let comment =
         open_opt(conn, vault, h.key_id.is_none(), &place("history.comment", h.id), h.comment.as_deref()).await?;
+    let mut detail = h.detail;
+    let via = match detail.as_object_mut().and_then(|d| d.remove(VIA)) {
+        None => None,
+        Some(v) => Some(c.parse("detail", v.as_str().unwrap_or_default())?),
+    };
     Ok(HistoryRow {
         at: h.at,
         step: c.parse("step", &h.step)?,
@@ -340,7 +352,8 @@ async fn open_history(conn: &mut PgConnection, vault: &Vault, h: HistoryRecord) 
         reason: h.reason,
         actor: c.parse_opt("actor", h.actor.as_deref())?,
         comment,
-        detail: h.detail,
+        via,
+        detail,
     })
 }
 
@@ -354,6 +367,7 @@ impl HistoryRow {
             reason: None,
             actor: Some(actor.clone()),
             comment: None,
+            via: None,
             detail: serde_json::json!({}),
         }
     }
@@ -646,6 +660,15 @@ pub async fn update(conn: &mut PgConnection, r: &Referral) -> sqlx::Result<()> {
     Ok(())
 }
 
+/// Writes back the event sequence alone: an event that is not a step (no change of the
+/// referral, nor of its last activity).
+pub async fn set_event_sequence(conn: &mut PgConnection, r: &Referral) -> sqlx::Result<()> {
+    sqlx::query!("UPDATE referrals.referrals SET event_sequence = $2 WHERE id = $1", r.id.as_uuid(), r.event_sequence)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn person(conn: &mut PgConnection, vault: &Vault, id: ReferralId) -> sqlx::Result<Option<PersonRow>> {
     let record = sqlx::query_as!(
         PersonRecord,
@@ -688,7 +711,8 @@ pub async fn persons(
 
 /// Appends a step. A comment (free text written by a person) is sealed, bound to the
 /// history row, so it needs the vault; steps without one (the matcher's, the timer's)
-/// may pass `None`.
+/// may pass `None`. A step taken through an answer link says so in its detail
+/// (`"via": "answer_link"`), whatever the step: the actor decides, not the caller of this.
 pub async fn add_history(
     conn: &mut PgConnection,
     vault: Option<&Vault>,
@@ -708,6 +732,10 @@ pub async fn add_history(
             return Err(sqlx::Error::Protocol("a history comment must be sealed: no vault was given".into()));
         }
     };
+    let mut detail = s.detail.unwrap_or_else(|| serde_json::json!({}));
+    if let (Some(Actor::AnswerLink(_)), Some(d)) = (s.actor, detail.as_object_mut()) {
+        d.insert(VIA.to_string(), serde_json::json!(AnsweredVia::AnswerLink.slug()));
+    }
     sqlx::query!(
         "INSERT INTO referrals.history (id, referral_id, step, status, structure_id, reason, actor, comment, key_id,
                                         detail)
@@ -721,7 +749,7 @@ pub async fn add_history(
         s.actor.map(ToString::to_string),
         comment,
         key_id,
-        s.detail.unwrap_or_else(|| serde_json::json!({})),
+        detail,
     )
     .execute(conn)
     .await?;

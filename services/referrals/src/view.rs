@@ -90,6 +90,7 @@ pub fn render(r: Referral, parts: Parts, disclosure: Disclosure) -> ReferralView
                     reason: h.reason,
                     actor: h.actor.as_ref().map(ToString::to_string),
                     comment: if show_comment { h.comment } else { None },
+                    via: h.via,
                     detail: if h.detail.as_object().is_some_and(|o| o.is_empty()) {
                         serde_json::Value::Null
                     } else {

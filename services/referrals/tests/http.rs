@@ -16,19 +16,25 @@ use sqlx::PgPool;
 struct App {
     router: Router,
     keys: Keys,
+    pool: PgPool,
 }
 
 impl App {
     async fn new(pool: PgPool) -> Self {
+        Self::with(pool, |_| None).await
+    }
+
+    /// With these settings (`AIGUILLAGE_…`), the others by default.
+    async fn with(pool: PgPool, settings: impl Fn(&str) -> Option<String>) -> Self {
         migrate_platform(&pool).await;
         referrals::migrate(&pool).await.unwrap();
         let keys = Keys::default();
-        let config = Arc::new(platform::Config::from_lookup(|_| None).unwrap());
+        let config = Arc::new(platform::Config::from_lookup(settings).unwrap());
         let master =
             platform::vault::MasterKey::from_base64(&platform::vault::MasterKey::generate_base64(), "test").unwrap();
         let vault = referrals::open_vault(&pool, master, None).await.unwrap();
-        let state = referrals::ReferralsState { pool, auth: keys.authenticator(), config, vault };
-        Self { router: referrals::router(state), keys }
+        let state = referrals::ReferralsState { pool: pool.clone(), auth: keys.authenticator(), config, vault };
+        Self { router: referrals::router(state), keys, pool }
     }
 
     fn referrer(&self, org: OrganisationId) -> String {
@@ -257,4 +263,512 @@ async fn the_audit_says_who_did_what_and_refuses_an_entry_no_version_wrote(pool:
     let (s, problem) = app.get("/api/v1/audit", &dpo).await;
     assert_eq!(s, 500, "an actor no version wrote is not shown as something else: {problem}");
     assert_eq!(problem["detail"], "an unexpected error occurred");
+}
+
+// Answer links (issue 23): a structure without an account answers through the link of an
+// e-mail. The offers are made by handing `match.proposed` to the consumer, as the bus would.
+
+mod answer_links {
+    use std::time::Duration;
+
+    use bus::Handler;
+    use chrono::Utc;
+    use contracts::events::MatchProposed;
+    use contracts::{Envelope, EventSet, ReferralId};
+    use platform::auth::Claims;
+    use referrals::messaging::{Inbound, ReferralsHandler};
+    use sha2::{Digest, Sha256};
+    use uuid::Uuid;
+
+    use super::*;
+
+    impl App {
+        fn service(&self, name: &str) -> String {
+            self.keys.0.issue(&Claims::for_service(name, chrono::Duration::hours(1)))
+        }
+
+        fn mediator(&self, structure: &str) -> String {
+            self.keys.token(Role::Mediator, Scope::Structure(structure.parse().unwrap()))
+        }
+
+        /// A referral submitted by a new organisation: its id and the referrer's token.
+        async fn submitted(&self) -> (String, String) {
+            let referrer = self.referrer(OrganisationId::new());
+            let (s, created) = self.post("/api/v1/referrals", &referrer, referral()).await;
+            assert_eq!(s, 201, "{created}");
+            (created["id"].as_str().unwrap().to_string(), referrer)
+        }
+
+        /// The matcher proposes `structure`: the referral is offered to it.
+        async fn offer(&self, id: &str, structure: &str) {
+            let uuid = Uuid::parse_str(id).unwrap();
+            let (round, sequence): (i32, i64) =
+                sqlx::query_as("SELECT round, match_sequence FROM referrals.referrals WHERE id = $1")
+                    .bind(uuid)
+                    .fetch_one(&self.pool)
+                    .await
+                    .unwrap();
+            let m = MatchProposed {
+                referral_id: ReferralId::from(uuid),
+                round: round as u32,
+                structure_id: structure.parse().unwrap(),
+                structure_name: format!("Lieu {structure}"),
+                attempt: 1,
+                score: 1.0,
+                distance_km: 2.0,
+                explanation: vec![],
+                reasons: vec![],
+                reservation_id: Uuid::now_v7(),
+                proposed_at: Utc::now(),
+            };
+            let env = Envelope::new(id, sequence + 1, &m);
+            let event = Inbound::decode(&env).unwrap();
+            let mut tx = self.pool.begin().await.unwrap();
+            ReferralsHandler { offer_ttl: Duration::from_secs(3600) }.handle(&mut tx, &env, event).await.unwrap();
+            tx.commit().await.unwrap();
+            let (s, r) = self.get(&format!("/api/v1/referrals/{id}"), &self.keys.token(Role::Admin, Scope::All)).await;
+            assert_eq!((s, r["status"].as_str()), (200, Some("offered")), "{r}");
+        }
+
+        /// A link for `structure` (as notify asks for one): its token.
+        async fn mint(&self, id: &str, structure: &str) -> String {
+            let body = json!({"referral_id": id, "structure_id": structure});
+            let (s, minted) = self.post("/api/v1/answer-links", &self.service("notify"), body).await;
+            assert_eq!(s, 201, "{minted}");
+            minted["token"].as_str().unwrap().to_string()
+        }
+
+        /// Opens a link (as the web app does).
+        async fn exchange(&self, token: &str) -> (u16, Value) {
+            let (s, v, _) = self.exchange_with_headers(token).await;
+            (s, v)
+        }
+
+        async fn exchange_with_headers(&self, token: &str) -> (u16, Value, axum::http::HeaderMap) {
+            let body = json!({ "token": token });
+            call(&self.router, "POST", "/api/v1/answer-links/exchange", Some(&self.service("web")), Some(&body), &[])
+                .await
+        }
+
+        /// The bearer token of an open link.
+        async fn session(&self, token: &str) -> String {
+            let (s, session) = self.exchange(token).await;
+            assert_eq!(s, 200, "{session}");
+            session["access_token"].as_str().unwrap().to_string()
+        }
+
+        async fn sql(&self, statement: &'static str, id: &str) {
+            sqlx::query(statement).bind(Uuid::parse_str(id).unwrap()).execute(&self.pool).await.unwrap();
+        }
+
+        /// The events of a referral in the outbox, in order: (type, data).
+        async fn events(&self, id: &str) -> Vec<(String, Value)> {
+            let rows: Vec<(String, Value)> = sqlx::query_as(
+                "SELECT event_type, envelope->'data' FROM referrals.outbox WHERE aggregate_id = $1
+                 ORDER BY (envelope->>'sequence')::bigint",
+            )
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await
+            .unwrap();
+            rows
+        }
+    }
+
+    #[sqlx::test(migrations = false)]
+    async fn a_link_is_made_for_notify_only_while_the_structure_can_answer_and_keeps_only_a_hash(pool: PgPool) {
+        let app = App::new(pool.clone()).await;
+        let (id, _) = app.submitted().await;
+        let body = json!({"referral_id": id, "structure_id": "lieu-a"});
+        // Only the notifications service.
+        for token in [app.service("web"), app.mediator("lieu-a"), app.keys.token(Role::Admin, Scope::All)] {
+            let (s, problem) = app.post("/api/v1/answer-links", &token, body.clone()).await;
+            assert_eq!(s, 403, "{problem}");
+        }
+        let notify = app.service("notify");
+        // Not offered to anyone yet: nothing to answer.
+        let (s, problem) = app.post("/api/v1/answer-links", &notify, body.clone()).await;
+        assert_eq!(s, 409, "{problem}");
+        assert!(problem["detail"].as_str().unwrap().contains("submitted"), "{problem}");
+        let unknown = json!({"referral_id": Uuid::now_v7(), "structure_id": "lieu-a"});
+        assert_eq!(app.post("/api/v1/answer-links", &notify, unknown).await.0, 404);
+        let (s, problem) = app.post("/api/v1/answer-links", &notify, json!({"referral_id": id})).await;
+        assert_eq!((s, fields(&problem)), (422, vec!["structure_id".to_string()]), "{problem}");
+
+        app.offer(&id, "lieu-a").await;
+        // Another structure has nothing to answer.
+        let other = json!({"referral_id": id, "structure_id": "lieu-b"});
+        assert_eq!(app.post("/api/v1/answer-links", &notify, other).await.0, 409);
+        let (s, minted, headers) =
+            call(&app.router, "POST", "/api/v1/answer-links", Some(&notify), Some(&body), &[]).await;
+        assert_eq!(s, 201, "{minted}");
+        assert_eq!(headers["cache-control"], "no-store");
+        let token = minted["token"].as_str().unwrap().to_string();
+        assert_eq!(minted["path"], format!("/reponse/{token}"));
+        // At least 128 random bits, URL-safe.
+        assert!(
+            token.len() >= 22 && token.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'),
+            "{token}"
+        );
+        // Only its hash is kept: no column holds the token.
+        let rows: Vec<(Vec<u8>, String)> =
+            sqlx::query_as("SELECT token_hash, row_to_json(l)::text FROM referrals.answer_links l")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].0, Sha256::digest(token.as_bytes()).to_vec());
+        assert!(!rows[0].1.contains(&token), "the token is stored: {}", rows[0].1);
+
+        // A new link replaces the structure's earlier one.
+        let newer = app.mint(&id, "lieu-a").await;
+        assert_ne!(newer, token);
+        let (s, problem, headers) = app.exchange_with_headers(&token).await;
+        assert_eq!(s, 410, "{problem}");
+        assert_eq!(headers["content-type"], "application/problem+json");
+        assert_eq!(problem["renewable"], false, "offered, not accepted: nothing to renew");
+        assert_eq!(app.exchange(&newer).await.0, 200);
+    }
+
+    #[sqlx::test(migrations = false)]
+    async fn a_link_opens_the_offer_then_the_follow_up_until_its_ttl_after_the_last_use(pool: PgPool) {
+        let app = App::with(pool.clone(), |k| (k == "AIGUILLAGE_ANSWER_LINK_TTL").then(|| "1h".to_string())).await;
+        let (id, _) = app.submitted().await;
+        app.offer(&id, "lieu-a").await;
+        let token = app.mint(&id, "lieu-a").await;
+        // Only the web app opens links; an unknown token says nothing more.
+        let (s, _) = app.post("/api/v1/answer-links/exchange", &app.service("notify"), json!({ "token": token })).await;
+        assert_eq!(s, 403);
+        for unknown in ["", "x", &format!("{token}x"), &token[1..]] {
+            let (s, problem) = app.exchange(unknown).await;
+            assert_eq!(s, 404, "{problem}");
+            assert_eq!((problem["detail"].as_str(), problem.get("errors")), (Some("no such resource"), None));
+        }
+
+        let (s, session, headers) = app.exchange_with_headers(&token).await;
+        assert_eq!(s, 200, "{session}");
+        assert_eq!(headers["cache-control"], "no-store");
+        assert_eq!((session["stage"].as_str(), session["referral_id"].as_str()), (Some("offer"), Some(id.as_str())));
+        assert_eq!(
+            (session["structure_id"].as_str(), session["structure_name"].as_str()),
+            (Some("lieu-a"), Some("Lieu lieu-a"))
+        );
+        let csrf: String =
+            sqlx::query_scalar("SELECT csrf FROM referrals.answer_links").fetch_one(&pool).await.unwrap();
+        assert_eq!(session["csrf"], csrf);
+        assert!(csrf.len() >= 22 && csrf != token);
+        // Opening the offer is not a use.
+        let used: Option<chrono::DateTime<Utc>> =
+            sqlx::query_scalar("SELECT last_used_at FROM referrals.answer_links").fetch_one(&pool).await.unwrap();
+        assert_eq!(used, None);
+
+        let access = session["access_token"].as_str().unwrap();
+        let (s, accepted) = app.post(&format!("/api/v1/referrals/{id}/accept"), access, json!({})).await;
+        assert_eq!((s, accepted["status"].as_str()), (200, Some("accepted")), "{accepted}");
+
+        // Now the follow-up, and each opening is a use.
+        let (s, session) = app.exchange(&token).await;
+        assert_eq!((s, session["stage"].as_str()), (200, Some("follow_up")), "{session}");
+        let used: Option<chrono::DateTime<Utc>> =
+            sqlx::query_scalar("SELECT last_used_at FROM referrals.answer_links").fetch_one(&pool).await.unwrap();
+        assert!(used.is_some_and(|u| Utc::now() - u < chrono::Duration::minutes(1)), "{used:?}");
+        // Made and accepted hours ago, used half an hour ago: still open (TTL 1h after the last use).
+        app.sql("UPDATE referrals.referrals SET accepted_at = now() - interval '2 hours' WHERE id = $1", &id).await;
+        app.sql(
+            "UPDATE referrals.answer_links SET last_used_at = now() - interval '30 minutes',
+                created_at = now() - interval '3 hours'
+             WHERE referral_id = $1",
+            &id,
+        )
+        .await;
+        assert_eq!(app.exchange(&token).await.1["stage"], "follow_up");
+        // Unused for longer than the TTL: ended, and renewable (the structure holds the referral).
+        app.sql(
+            "UPDATE referrals.answer_links SET last_used_at = now() - interval '61 minutes' WHERE referral_id = $1",
+            &id,
+        )
+        .await;
+        let (s, problem) = app.exchange(&token).await;
+        assert_eq!((s, &problem["renewable"]), (410, &json!(true)), "{problem}");
+        // Made and accepted longer ago than the TTL, never used since: ended too.
+        app.sql("UPDATE referrals.answer_links SET last_used_at = NULL WHERE referral_id = $1", &id).await;
+        assert_eq!(app.exchange(&token).await.0, 410);
+
+        // A fresh link (as sent on request) opens the follow-up at once, though the
+        // acceptance is older than the TTL.
+        let fresh = app.mint(&id, "lieu-a").await;
+        // A closed referral: ended, not renewable.
+        let access = app.session(&fresh).await;
+        let (s, closed) =
+            app.post(&format!("/api/v1/referrals/{id}/close"), &access, json!({"outcome": "completed"})).await;
+        assert_eq!(s, 200, "{closed}");
+        let (s, problem) = app.exchange(&fresh).await;
+        assert_eq!((s, &problem["renewable"]), (410, &json!(false)), "{problem}");
+        assert_eq!(
+            app.post(
+                "/api/v1/answer-links",
+                &app.service("notify"),
+                json!({"referral_id": id, "structure_id": "lieu-a"})
+            )
+            .await
+            .0,
+            409
+        );
+
+        // A declined offer (and a cancelled referral) end the link too.
+        let (other, _) = app.submitted().await;
+        app.offer(&other, "lieu-a").await;
+        let token = app.mint(&other, "lieu-a").await;
+        let (s, _) = app
+            .post(
+                &format!("/api/v1/referrals/{other}/decline"),
+                &app.mediator("lieu-a"),
+                json!({"reason": "no_capacity"}),
+            )
+            .await;
+        assert_eq!(s, 200);
+        let (s, problem) = app.exchange(&token).await;
+        assert_eq!((s, &problem["renewable"]), (410, &json!(false)), "{problem}");
+    }
+
+    #[sqlx::test(migrations = false)]
+    async fn a_fresh_link_is_asked_for_once_an_hour_and_only_for_a_held_referral(pool: PgPool) {
+        let app = App::new(pool.clone()).await;
+        let (id, _) = app.submitted().await;
+        app.offer(&id, "lieu-a").await;
+        let token = app.mint(&id, "lieu-a").await;
+        let web = app.service("web");
+        let renew = |token: &str| json!({ "token": token });
+        assert_eq!(app.post("/api/v1/answer-links/renewals", &app.service("notify"), renew(&token)).await.0, 403);
+        assert_eq!(app.post("/api/v1/answer-links/renewals", &web, renew("unknown")).await.0, 404);
+        // Offered, not accepted: nothing to renew.
+        let (s, problem) = app.post("/api/v1/answer-links/renewals", &web, renew(&token)).await;
+        assert_eq!((s, &problem["renewable"]), (410, &json!(false)), "{problem}");
+
+        let (s, _) = app.post(&format!("/api/v1/referrals/{id}/accept"), &app.mediator("lieu-a"), json!({})).await;
+        assert_eq!(s, 200);
+        let (s, body, _) =
+            call(&app.router, "POST", "/api/v1/answer-links/renewals", Some(&web), Some(&renew(&token)), &[]).await;
+        assert_eq!(s, 202, "{body}");
+        let events = app.events(&id).await;
+        let (kind, data) = events.last().unwrap();
+        assert_eq!(kind, "referral.answer_link_requested");
+        assert_eq!((data["referral_id"].as_str(), data["structure_id"].as_str()), (Some(id.as_str()), Some("lieu-a")));
+        assert!(!data.to_string().contains(&token), "no token on the bus");
+        // Its sequence follows the referral's other events.
+        let sequences: Vec<i64> = sqlx::query_scalar(
+            "SELECT (envelope->>'sequence')::bigint FROM referrals.outbox WHERE aggregate_id = $1 ORDER BY 1",
+        )
+        .bind(&id)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(sequences, (1..=sequences.len() as i64).collect::<Vec<_>>());
+
+        // Again within the hour, through this link or another of the structure's: 429.
+        let (s, problem, headers) =
+            call(&app.router, "POST", "/api/v1/answer-links/renewals", Some(&web), Some(&renew(&token)), &[]).await;
+        assert_eq!(s, 429, "{problem}");
+        let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((3500..=3600).contains(&wait), "{wait}");
+        let newer = app.mint(&id, "lieu-a").await;
+        assert_eq!(app.post("/api/v1/answer-links/renewals", &web, renew(&newer)).await.0, 429);
+        assert_eq!(app.events(&id).await.len(), events.len(), "no second request");
+        // An hour later, again.
+        app.sql(
+            "UPDATE referrals.answer_links SET renewal_requested_at = renewal_requested_at - interval '1 hour'
+             WHERE referral_id = $1",
+            &id,
+        )
+        .await;
+        assert_eq!(app.post("/api/v1/answer-links/renewals", &web, renew(&token)).await.0, 202);
+        // Closed: no more.
+        let (s, _) = app
+            .post(&format!("/api/v1/referrals/{id}/close"), &app.mediator("lieu-a"), json!({"outcome": "completed"}))
+            .await;
+        assert_eq!(s, 200);
+        let (s, problem) = app.post("/api/v1/answer-links/renewals", &web, renew(&newer)).await;
+        assert_eq!((s, &problem["renewable"]), (410, &json!(false)), "{problem}");
+    }
+
+    #[sqlx::test(migrations = false)]
+    async fn a_link_reaches_its_referral_only_as_a_mediator_of_its_structure_would(pool: PgPool) {
+        let app = App::new(pool.clone()).await;
+        let (id, referrer) = app.submitted().await;
+        let (other, _) = app.submitted().await;
+        app.offer(&id, "lieu-a").await;
+        app.offer(&other, "lieu-a").await;
+        let access = app.session(&app.mint(&id, "lieu-a").await).await;
+
+        // Before acceptance: the referral, never the person.
+        let (s, seen) = app.get(&format!("/api/v1/referrals/{id}"), &access).await;
+        assert_eq!(s, 200, "{seen}");
+        assert!(seen.get("person").is_none() && seen.get("note").is_none(), "{seen}");
+        // Another referral offered to the same structure: not found, read or answered.
+        assert_eq!(app.get(&format!("/api/v1/referrals/{other}"), &access).await.0, 404);
+        assert_eq!(app.post(&format!("/api/v1/referrals/{other}/accept"), &access, json!({})).await.0, 404);
+        assert_eq!(
+            app.post(&format!("/api/v1/referrals/{other}/decline"), &access, json!({"reason": "other"})).await.0,
+            404
+        );
+        // Nothing else, not even on its own referral.
+        assert_eq!(app.get("/api/v1/referrals", &access).await.0, 403);
+        assert_eq!(app.post("/api/v1/referrals", &access, referral()).await.0, 403);
+        assert_eq!(app.post(&format!("/api/v1/referrals/{id}/cancel"), &access, json!({})).await.0, 403);
+        assert_eq!(app.post(&format!("/api/v1/referrals/{id}/reroute"), &access, json!({})).await.0, 403);
+        assert_eq!(app.get(&format!("/api/v1/referrals/{id}/personal-data"), &access).await.0, 403);
+        let (s, _, _) =
+            call(&app.router, "DELETE", &format!("/api/v1/referrals/{id}/personal-data"), Some(&access), None, &[])
+                .await;
+        assert_eq!(s, 403);
+        let (s, _, _) =
+            call(&app.router, "PATCH", &format!("/api/v1/referrals/{id}/person"), Some(&access), Some(&json!({})), &[])
+                .await;
+        assert_eq!(s, 403);
+        assert_eq!(app.get("/api/v1/audit", &access).await.0, 403);
+        let withdrawal = json!({"structure_id": "lieu-a", "reason": "structure_unreachable"});
+        assert_eq!(app.post(&format!("/api/v1/referrals/{id}/withdraw"), &access, withdrawal).await.0, 403);
+        for path in ["/api/v1/answer-links", "/api/v1/answer-links/exchange", "/api/v1/answer-links/renewals"] {
+            assert_eq!(app.post(path, &access, json!({"token": "x"})).await.0, 403, "{path}");
+        }
+        // Contact before acceptance: the state does not allow it.
+        assert_eq!(app.post(&format!("/api/v1/referrals/{id}/contact"), &access, json!({})).await.0, 409);
+
+        let (s, accepted) = app.post(&format!("/api/v1/referrals/{id}/accept"), &access, json!({})).await;
+        assert_eq!(s, 200, "{accepted}");
+        // Accepted by its structure: the person, as its mediators see them.
+        let (_, seen) = app.get(&format!("/api/v1/referrals/{id}"), &access).await;
+        assert_eq!(seen["person"]["first_name"], "Camille", "{seen}");
+        let (s, contacted) = app.post(&format!("/api/v1/referrals/{id}/contact"), &access, json!({})).await;
+        assert_eq!((s, contacted["status"].as_str()), (200, Some("in_progress")), "{contacted}");
+
+        // The history says how, and the audit who.
+        let (_, seen) = app.get(&format!("/api/v1/referrals/{id}"), &referrer).await;
+        let history = seen["history"].as_array().unwrap();
+        let step = |status: &str| history.iter().find(|h| h["status"] == status).unwrap().clone();
+        for status in ["accepted", "contacted"] {
+            let h = step(status);
+            assert_eq!((&h["via"], &h["actor"]), (&json!("answer_link"), &json!("answer_link:lieu-a")), "{h}");
+        }
+        assert_eq!(step("contacted")["detail"]["kind"], "first_contact", "the other facts stay");
+        assert!(step("contacted")["detail"].get("via").is_none());
+        assert!(step("offered").get("via").is_none());
+        let dpo = app.keys.token(Role::Dpo, Scope::Dpo);
+        let (_, audit) = app.get(&format!("/api/v1/audit?referral_id={id}"), &dpo).await;
+        let by_link: Vec<&str> = audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["actor"] == "answer_link:lieu-a")
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        assert_eq!(by_link, vec!["accept", "read", "contact"], "{audit}");
+        // The event says how the offer was answered.
+        let events = app.events(&id).await;
+        let (_, data) = events.iter().find(|(t, _)| t == "referral.accepted").unwrap();
+        assert_eq!(data["via"], "answer_link");
+    }
+
+    #[sqlx::test(migrations = false)]
+    async fn two_acceptances_at_once_give_one_acceptance_and_one_conflict(pool: PgPool) {
+        let app = App::new(pool.clone()).await;
+        let (id, _) = app.submitted().await;
+        app.offer(&id, "lieu-a").await;
+        let token = app.mint(&id, "lieu-a").await;
+        let (first, second) = (app.session(&token).await, app.session(&token).await);
+        let path = format!("/api/v1/referrals/{id}/accept");
+        let mediator = app.mediator("lieu-a");
+        let (a, b, c) = tokio::join!(
+            app.post(&path, &first, json!({})),
+            app.post(&path, &second, json!({})),
+            app.post(&path, &mediator, json!({})),
+        );
+        let mut statuses = vec![a.0, b.0, c.0];
+        statuses.sort_unstable();
+        assert_eq!(statuses, vec![200, 409, 409], "{a:?} {b:?} {c:?}");
+        let accepted: i64 = sqlx::query_scalar("SELECT count(*) FROM referrals.history WHERE step = 'accepted'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(accepted, 1);
+    }
+
+    #[sqlx::test(migrations = false)]
+    async fn notify_withdraws_an_offer_for_an_unreachable_structure_and_nobody_else_gives_that_reason(pool: PgPool) {
+        let app = App::new(pool.clone()).await;
+        let (id, _) = app.submitted().await;
+        app.offer(&id, "lieu-a").await;
+        let path = format!("/api/v1/referrals/{id}/withdraw");
+        let body = json!({"structure_id": "lieu-a", "reason": "structure_unreachable"});
+        for token in [app.service("web"), app.mediator("lieu-a"), app.keys.token(Role::Admin, Scope::All)] {
+            assert_eq!(app.post(&path, &token, body.clone()).await.0, 403);
+        }
+        let notify = app.service("notify");
+        for reason in ["no_capacity", "lost"] {
+            let (s, problem) = app.post(&path, &notify, json!({"structure_id": "lieu-a", "reason": reason})).await;
+            assert_eq!((s, fields(&problem)), (422, vec!["reason".to_string()]), "{problem}");
+        }
+        assert_eq!(
+            app.post(&format!("/api/v1/referrals/{}/withdraw", Uuid::now_v7()), &notify, body.clone()).await.0,
+            404
+        );
+        // Not that structure's offer: nothing to withdraw.
+        let (s, problem) =
+            app.post(&path, &notify, json!({"structure_id": "lieu-b", "reason": "structure_unreachable"})).await;
+        assert_eq!(s, 409, "{problem}");
+
+        // A structure never gives that reason itself, nor does admin.
+        let decline = format!("/api/v1/referrals/{id}/decline");
+        let unreachable = json!({"reason": "structure_unreachable"});
+        for token in [app.mediator("lieu-a"), app.keys.token(Role::Admin, Scope::All)] {
+            let (s, problem) = app.post(&decline, &token, unreachable.clone()).await;
+            assert_eq!((s, fields(&problem)), (422, vec!["reason".to_string()]), "{problem}");
+        }
+        let access = app.session(&app.mint(&id, "lieu-a").await).await;
+        assert_eq!(app.post(&decline, &access, unreachable).await.0, 422);
+
+        let (s, withdrawn) = app.post(&path, &notify, body.clone()).await;
+        assert_eq!((s, withdrawn["status"].as_str()), (200, Some("submitted")), "{withdrawn}");
+        let last = withdrawn["history"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(
+            (&last["status"], &last["reason"], &last["actor"]),
+            (&json!("declined"), &json!("structure_unreachable"), &json!("service:notify")),
+            "{last}"
+        );
+        assert!(last.get("via").is_none());
+        let events = app.events(&id).await;
+        let (kind, data) = events.last().unwrap();
+        assert_eq!((kind.as_str(), &data["reason"]), ("referral.declined", &json!("structure_unreachable")));
+        assert!(data.get("via").is_none(), "nobody answered: {data}");
+        // The offer moved on: nothing left to withdraw.
+        let (s, problem) = app.post(&path, &notify, body.clone()).await;
+        assert_eq!(s, 409, "{problem}");
+        app.offer(&id, "lieu-b").await;
+        assert_eq!(app.post(&path, &notify, body).await.0, 409);
+    }
+
+    #[sqlx::test(migrations = false)]
+    async fn erasing_the_person_ends_the_referrals_links(pool: PgPool) {
+        let app = App::new(pool.clone()).await;
+        let (id, referrer) = app.submitted().await;
+        app.offer(&id, "lieu-a").await;
+        let token = app.mint(&id, "lieu-a").await;
+        let (s, _, _) =
+            call(&app.router, "DELETE", &format!("/api/v1/referrals/{id}/personal-data"), Some(&referrer), None, &[])
+                .await;
+        assert_eq!(s, 204);
+        let links: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM referrals.answer_links").fetch_one(&pool).await.unwrap();
+        assert_eq!(links, 0);
+        assert_eq!(app.exchange(&token).await.0, 404);
+        // And the retention purge, for another.
+        let (other, _) = app.submitted().await;
+        app.offer(&other, "lieu-a").await;
+        app.mint(&other, "lieu-a").await;
+        app.sql("UPDATE referrals.referrals SET updated_at = now() - interval '3 years' WHERE id = $1", &other).await;
+        referrals::privacy::purge(&pool, Duration::from_secs(730 * 86_400), false).await.unwrap();
+        let links: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM referrals.answer_links").fetch_one(&pool).await.unwrap();
+        assert_eq!(links, 0);
+    }
 }

@@ -9,8 +9,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    Accessibility, Actor, AuditAction, CommuneCode, ContactPreference, HistoryStep, Language, Need, OrganisationId,
-    Outcome, ReferralId, ReferralMode, ReferralStatus, StructureId, Territory, Urgency, WaitlistReason,
+    Accessibility, Actor, AnsweredVia, AuditAction, CommuneCode, ContactPreference, HistoryStep, Language, Need,
+    OrganisationId, Outcome, ReferralId, ReferralMode, ReferralStatus, StructureId, Territory, Urgency, WaitlistReason,
 };
 
 /// Why a referral's personal data is gone.
@@ -187,6 +187,10 @@ pub struct HistoryView {
     pub actor: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// `answer_link` for a step a structure took through the link of its e-mail (the
+    /// actor is then `answer_link:{structure_id}`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<AnsweredVia>,
     /// Facts of the step (`attempt`, `distance_km`, `expires_at`, `kind` …).
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     #[schema(value_type = Option<Object>, nullable = false)]

@@ -46,7 +46,7 @@ pub struct Config {
     /// answer an offer on their pages) if their agent signed in within this time.
     pub mediator_active_within: Duration,
     /// `AIGUILLAGE_ANSWER_LINK_TTL`: after acceptance, how long an answer link still opens
-    /// the follow-up after its last use.
+    /// the follow-up after the latest of the acceptance, its last use and its making.
     pub answer_link_ttl: Duration,
     /// `AIGUILLAGE_WEBHOOK_ALLOW_PRIVATE`: webhook targets may be loopback or private.
     pub webhook_allow_private: bool,
@@ -248,6 +248,7 @@ mod tests {
         assert_eq!(c.max_attempts, 3);
         assert_eq!(c.max_distance_km, 30.0);
         assert_eq!(c.default_weekly_capacity, 5);
+        assert_eq!(c.answer_link_ttl, Duration::from_secs(8 * 86_400));
     }
 
     #[test]
