@@ -169,12 +169,25 @@ async fn unreached(agent: &Agent) -> Unreached {
             return Unreached::default();
         }
     };
-    let (by_email, rows): (Vec<_>, Vec<_>) = list.items.into_iter().partition(|s| s.has_contact_email);
+    let (by_email, rows): (Vec<_>, Vec<_>) = list.items.into_iter().partition(|s| s.reachable_by_email);
     Unreached {
         by_email: by_email.len(),
         rows: rows
             .into_iter()
-            .map(|s| UnreachedRow { name: s.name, phone: None, why: "Aucune adresse e-mail publique".to_string() })
+            .map(|s| UnreachedRow {
+                why: match s.bounced_at {
+                    Some(at) => format!("Son adresse e-mail refuse les messages (depuis le {})", day(&at)),
+                    None if !s.has_contact_email => "Aucune adresse e-mail publique".to_string(),
+                    None => "Son adresse e-mail ne reçoit pas les propositions".to_string(),
+                },
+                phone: s.phone.filter(|p| !p.trim().is_empty()),
+                name: s.name,
+            })
             .collect(),
     }
+}
+
+/// A day as people read it in France.
+fn day(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.with_timezone(&chrono_tz::Europe::Paris).format("%d/%m/%Y").to_string()
 }
