@@ -568,7 +568,7 @@ async fn an_answer_link_shows_the_offer_without_the_person_then_one_acceptance_a
     for words in [
         "<title>Suivi — Aiguillage</title>",
         "Suivi de Inès Lambert",
-        "Téléphone : +33612345678",
+        r#"Téléphone : <a href="tel:+33612345678">+33612345678</a>"#,
         "Proposition acceptée",
         "Type de contact",
         ">Enregistrer un contact</button>",

@@ -1,27 +1,31 @@
 // Issue 23 in Debian's Chromium: a structure without an account answers through the link
-// of its e-mail, against the real binary, PostgreSQL and RabbitMQ. Accepting (then a
-// contact and the closing), refusing, a used link and an expired one (with "Recevoir un
-// nouveau lien"), each with and without JavaScript, axe-core on every page and state,
-// photographed at 375 and 1280 px. The forms' CSRF check (the page's Origin under
-// `Referrer-Policy: same-origin`) is Chromium's own here. No token in any log line.
+// of its e-mail, against the real binary, PostgreSQL, RabbitMQ and the capture SMTP
+// server (the link is read from the e-mail the notifications service sends). Accepting
+// (then a contact and the closing), refusing, a used link and an expired one (with
+// "Recevoir un nouveau lien", whose e-mail brings a link that works), each with and
+// without JavaScript, axe-core on every page and state, photographed at 375 and 1280 px.
+// The forms' CSRF check (the page's Origin under `Referrer-Policy: same-origin`) is
+// Chromium's own here. No token in any line the server logged.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac, randomUUID } from 'node:crypto';
 import { launch, newContext, axeViolations, describeViolations, screenshots } from '../lib/browser.js';
 import { startSystem } from '../lib/system.js';
+import { startSmtp } from '../lib/smtp.js';
 
 let browser;
 let system;
+let smtp;
 let referrer;
-let notify;
 const STRUCTURE = 'lieu-sans-compte-angouleme';
 const STRUCTURE_NAME = 'Espace numérique du Champ de Mars';
+const ADDRESS = 'accueil@champ-de-mars.example';
 /** Every token of the run, to look for in the server's logs. */
 const tokens = [];
 
 before(async () => {
+  smtp = await startSmtp();
   // Info level: every line the services write about links is there to be searched.
-  system = await startSystem({ RUST_LOG: 'info' });
+  system = await startSystem({ RUST_LOG: 'info', AIGUILLAGE_SMTP_URL: smtp.url });
   browser = await launch();
   const org = await system.api('POST', '/api/v1/organisations', {
     name: "CCAS d'Angoulême",
@@ -36,10 +40,9 @@ before(async () => {
     location: { lat: 45.6496, lon: 0.1575 },
     weekly_capacity: 20,
     accepting: true,
-    contact: { phone: '05 45 00 00 10', email: 'accueil@champ-de-mars.example' },
+    contact: { phone: '05 45 00 00 10', email: ADDRESS },
   });
   referrer = await system.cli('token', 'issue', '--role', 'referrer', '--organisation', org.id);
-  notify = await serviceToken('notify');
   await system.until('the structure in the matcher', async () => {
     const r = await system.api('POST', '/api/v1/match/preview', {
       commune_code: '16015',
@@ -52,25 +55,28 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await system?.stop();
+  await smtp?.stop();
 });
 
-/**
- * A bearer token of one of Aiguillage's services, signed with the deployment's current
- * key as the services sign theirs (HS256, `svc` claim): the notifications service's, to
- * ask for a link as it does when it sends the e-mail.
- */
-async function serviceToken(name) {
-  const [kid, hex] = (await system.sql(
-    "SELECT kid || ' ' || encode(secret, 'hex') FROM platform.signing_keys WHERE retires_at IS NULL ORDER BY created_at DESC LIMIT 1",
-  )).split(' ');
-  const part = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const now = Math.floor(Date.now() / 1000);
-  const unsigned = `${part({ alg: 'HS256', typ: 'JWT', kid })}.${part({ sub: randomUUID(), svc: name, iat: now, exp: now + 3600 })}`;
-  return `${unsigned}.${createHmac('sha256', Buffer.from(hex, 'hex')).update(unsigned).digest('base64url')}`;
+/** The links of the e-mails the structure's address received so far, oldest first. */
+async function links() {
+  const pattern = new RegExp(`${system.base.replace(/[.]/g, '\\.')}/reponse/([A-Za-z0-9_-]+)`);
+  return (await smtp.messages())
+    .filter((m) => m.to.includes(ADDRESS))
+    .map((m) => m.text.match(pattern)?.[1])
+    .filter(Boolean);
+}
+
+/** The link of the next e-mail to the structure's address, after the `seen` first ones. */
+async function nextLink(seen) {
+  const token = await system.until('an e-mail with a link to the structure', async () => (await links())[seen]);
+  tokens.push(token);
+  return token;
 }
 
 /** A referral for `lastName`, offered to the structure, and the link of its e-mail. */
 async function offeredLink(lastName) {
+  const seen = (await links()).length;
   const submitted = await system.api('POST', '/api/v1/referrals', {
     person: { first_name: 'Awa', last_name: lastName, phone: '+33622334455', email: null,
               contact_preference: 'phone', commune_code: '16015', languages: ['fr'], accessibility: [] },
@@ -81,9 +87,8 @@ async function offeredLink(lastName) {
     const r = await system.api('GET', `/api/v1/referrals/${submitted.id}`);
     return r.status === 'offered' && r.current_offer?.structure_id === STRUCTURE;
   });
-  const minted = await system.api('POST', '/api/v1/answer-links', { referral_id: submitted.id, structure_id: STRUCTURE }, notify);
-  tokens.push(minted.token);
-  return { id: submitted.id, token: minted.token, url: `${system.base}${minted.path}` };
+  const token = await nextLink(seen);
+  return { id: submitted.id, token, url: `${system.base}/reponse/${token}` };
 }
 
 /** Zero WCAG 2.1 A/AA violations, and the photographs. */
@@ -205,17 +210,24 @@ for (const javaScript of [true, false]) {
     await system.sql(`UPDATE referrals.referrals SET accepted_at = now() - interval '9 days' WHERE id = '${link.id}'`);
     await system.sql(`UPDATE referrals.answer_links SET created_at = now() - interval '9 days', last_used_at = now() - interval '9 days' WHERE referral_id = '${link.id}'`);
 
-    const response = await page.goto(link.url);
+    let response = await page.goto(link.url);
     assert.equal(response.status(), 410);
     await linkHeaders(response, link.token);
     assert.match(await heading(page), /^Ce lien n'est plus valable/);
     assert.ok(!(await page.locator('main').innerText()).includes(last), 'nothing of the person');
+    const seen = (await links()).length;
     await check(page, `${tag}-reponse-expiree`);
     await page.getByRole('button', { name: 'Recevoir un nouveau lien' }).click();
     await page.waitForLoadState();
     await page.getByText("Un nouveau lien a été envoyé à l'adresse de la structure").waitFor();
     await check(page, `${tag}-reponse-nouveau-lien`);
-    // Once an hour: a second request says so.
+    // The new link comes by e-mail to the same address, and opens the follow-up.
+    const renewed = await nextLink(seen);
+    assert.notEqual(renewed, link.token);
+    response = await page.goto(`${system.base}/reponse/${renewed}`);
+    assert.equal(response.status(), 200);
+    await page.getByText(`Suivi de Awa ${last}`).waitFor();
+    // Once an hour: a second request, from the old link, says so.
     await page.goto(link.url);
     await page.getByRole('button', { name: 'Recevoir un nouveau lien' }).click();
     await page.waitForLoadState();

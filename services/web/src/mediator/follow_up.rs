@@ -56,6 +56,13 @@ pub struct Step {
     pub what: String,
 }
 
+/// One way to reach the person: a link the structure's phone or mail program opens.
+pub struct Reach {
+    pub how: &'static str,
+    pub href: String,
+    pub text: String,
+}
+
 /// What an accepted referral shows to the structure that follows the person, and its
 /// forms' state: the content of `/suivis/{id}` and of an answer link's page after
 /// acceptance (`partials/suivi.html`).
@@ -66,7 +73,7 @@ pub struct FollowContent {
     /// What the last step did (`?acceptee`, `?contact`, `?cloturee`).
     pub notice: Option<String>,
     pub name: String,
-    pub contact: Vec<String>,
+    pub contact: Vec<Reach>,
     pub preference: String,
     pub commune: String,
     pub needs: Vec<&'static str>,
@@ -110,13 +117,17 @@ impl FollowContent {
             name,
             contact: person
                 .map(|p| {
-                    [
-                        p.phone.as_ref().map(|t| format!("Téléphone : {t}")),
-                        p.email.as_ref().map(|e| format!("E-mail : {e}")),
-                    ]
-                    .into_iter()
-                    .flatten()
-                    .collect()
+                    let phone = p.phone.as_ref().map(|t| Reach {
+                        how: "Téléphone",
+                        href: format!(
+                            "tel:{}",
+                            t.chars().filter(|c| c.is_ascii_digit() || *c == '+').collect::<String>()
+                        ),
+                        text: t.clone(),
+                    });
+                    let email =
+                        p.email.as_ref().map(|e| Reach { how: "E-mail", href: format!("mailto:{e}"), text: e.clone() });
+                    [phone, email].into_iter().flatten().collect()
                 })
                 .unwrap_or_default(),
             preference: person.map_or_else(|| "—".into(), |p| p.contact_preference.label_fr().to_string()),
