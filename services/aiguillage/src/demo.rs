@@ -139,7 +139,10 @@ async fn invite_demo_agents(pool: &sqlx::PgPool, config: &Config, path: &str) ->
 }
 
 /// The structure the example referral (Angoulême, help with paperwork) goes to, picked
-/// by the matching engine itself, so the printed mediator token sees it arrive.
+/// by the matching engine itself, so the printed mediator token sees it arrive. A token is
+/// not an account: the matcher counts no mediator there, so the place is one that the
+/// directory gives a public e-mail address (53 of the 188 have one; the others are
+/// offered referrals once a mediator of theirs signs in, as Karim's is).
 fn example_structure(structures: Vec<Structure>, max_distance_km: f64) -> Option<(StructureId, String)> {
     let angouleme = geo::communes().by_code("16015")?;
     let demand = Demand {

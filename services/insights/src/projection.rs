@@ -4,12 +4,12 @@
 //! highest per-referral sequence.
 
 use bus::{Handler, HandlerError, ServiceQueue};
-use contracts::Envelope;
 use contracts::events::{
     CapacityChanged, OrganisationUpserted, ReferralAccepted, ReferralCancelled, ReferralClosed, ReferralContacted,
     ReferralDeclined, ReferralOfferExpired, ReferralOffered, ReferralRerouted, ReferralSubmitted, ReferralWaitlisted,
     StructureRemoved, StructureUpserted,
 };
+use contracts::{DeclineReason, Envelope};
 use sqlx::PgConnection;
 
 use crate::store::{self, Milestone};
@@ -87,7 +87,7 @@ async fn offered(tx: &mut PgConnection, env: &Envelope, e: &ReferralOffered) -> 
 }
 
 async fn declined(tx: &mut PgConnection, env: &Envelope, e: &ReferralDeclined) -> sqlx::Result<()> {
-    store::count_decline(tx, e.referral_id).await?;
+    store::count_decline(tx, e.referral_id, e.reason == DeclineReason::StructureUnreachable).await?;
     store::back_to_matching(tx, e.referral_id, env.sequence, e.declined_at).await?;
     let m = Milestone {
         event_id: env.id,

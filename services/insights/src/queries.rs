@@ -5,14 +5,17 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use contracts::{
-    DeclineReason, Need, OrganisationKind, Outcome, ReferralStatus, StructureId, Territory, Urgency, WaitlistReason,
+    AnsweredVia, DeclineReason, Need, OrganisationKind, Outcome, ReferralStatus, StructureId, Territory, Urgency,
+    WaitlistReason,
 };
 use platform::row::{Columns, RowError};
 use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-pub use contracts::insights::{Funnel, MonthlyReport, Percentiles, StructureQueue, WaitingReferral, Waitlist};
+pub use contracts::insights::{
+    AnsweredViaCounts, Funnel, MonthlyReport, Percentiles, StructureQueue, WaitingReferral, Waitlist,
+};
 
 /// What one row of `insights.events` records (the projection writes these kinds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,6 +225,9 @@ pub async fn funnel(
                count(*) FILTER (WHERE status = 'waitlisted') AS "waitlisted_now!",
                COALESCE(sum(offers), 0)::bigint AS "offers!",
                COALESCE(sum(expiries), 0)::bigint AS "expiries!",
+               COALESCE(sum(withdrawn_unreachable), 0)::bigint AS "withdrawn_unreachable!",
+               count(*) FILTER (WHERE answered_via = $4) AS "via_account!",
+               count(*) FILTER (WHERE answered_via = $5) AS "via_answer_link!",
                percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM accepted_at - submitted_at)) AS accept_p50,
                percentile_cont(0.9) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM accepted_at - submitted_at)) AS accept_p90,
                percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM first_contact_at - submitted_at)) AS contact_p50,
@@ -234,7 +240,9 @@ pub async fn funnel(
         "#,
         territories,
         from,
-        to
+        to,
+        AnsweredVia::Account.slug(),
+        AnsweredVia::AnswerLink.slug()
     )
     .fetch_one(&mut *conn)
     .await?;
@@ -280,6 +288,8 @@ pub async fn funnel(
         outcomes,
         declines,
         expired_offers: row.expiries,
+        answered_via: AnsweredViaCounts { account: row.via_account, answer_link: row.via_answer_link },
+        withdrawn_unreachable: row.withdrawn_unreachable,
         offers_per_referral: if row.submitted > 0 { row.offers as f64 / row.submitted as f64 } else { 0.0 },
         time_to_accept_seconds: Percentiles { p50: seconds(row.accept_p50), p90: seconds(row.accept_p90) },
         time_to_first_contact_seconds: Percentiles { p50: seconds(row.contact_p50), p90: seconds(row.contact_p90) },

@@ -8,7 +8,7 @@ use contracts::events::{
     CapacityChanged, OrganisationUpserted, ReferralAccepted, ReferralCancelled, ReferralClosed, ReferralContacted,
     ReferralOffered, ReferralSubmitted, ReferralWaitlisted, Structure,
 };
-use contracts::{ReferralId, StructureId};
+use contracts::{AnsweredVia, ReferralId, StructureId};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -80,13 +80,18 @@ pub async fn offered(tx: &mut PgConnection, e: &ReferralOffered, seq: i64) -> sq
     )
 }
 
-pub async fn count_decline(tx: &mut PgConnection, referral_id: ReferralId) -> sqlx::Result<()> {
+/// A decline; `withdrawn` when nobody could receive the offer (`structure_unreachable`),
+/// which counts among declines too.
+pub async fn count_decline(tx: &mut PgConnection, referral_id: ReferralId, withdrawn: bool) -> sqlx::Result<()> {
     apply!(
         tx,
         referral_id,
         sqlx::query!(
-            "UPDATE insights.referrals SET declines = declines + 1 WHERE referral_id = $1",
-            referral_id.as_uuid()
+            "UPDATE insights.referrals SET declines = declines + 1,
+                withdrawn_unreachable = withdrawn_unreachable + CASE WHEN $2 THEN 1 ELSE 0 END
+             WHERE referral_id = $1",
+            referral_id.as_uuid(),
+            withdrawn
         )
     )
 }
@@ -155,6 +160,7 @@ pub async fn accepted(tx: &mut PgConnection, e: &ReferralAccepted, seq: i64) -> 
         e.referral_id,
         sqlx::query!(
             "UPDATE insights.referrals SET accepted_at = LEAST(accepted_at, $3), accepted_structure = $4,
+                answered_via = COALESCE($5, answered_via),
                 current_structure = CASE WHEN $2 > status_sequence THEN NULL ELSE current_structure END,
                 status = CASE WHEN $2 > status_sequence THEN 'accepted' ELSE status END,
                 status_at = CASE WHEN $2 > status_sequence THEN $3 ELSE status_at END,
@@ -163,7 +169,8 @@ pub async fn accepted(tx: &mut PgConnection, e: &ReferralAccepted, seq: i64) -> 
             e.referral_id.as_uuid(),
             seq,
             e.accepted_at,
-            e.structure_id.as_str()
+            e.structure_id.as_str(),
+            e.via.map(AnsweredVia::slug)
         )
     )
 }

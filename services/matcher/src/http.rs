@@ -61,8 +61,8 @@ fn excluded_view(e: Excluded) -> ExcludedView {
         name: e.name,
         distance_km: round(e.distance_km),
         reasons: e.reasons.iter().map(|r| ReasonView { code: r.code(), message: r.message() }).collect(),
-        // Issue 23: the matcher's read model gains the public phone of unreachable places.
-        phone: None,
+        // Only for a structure excluded as unreachable (see `Excluded::phone`).
+        phone: e.phone,
     }
 }
 
@@ -217,6 +217,7 @@ mod tests {
             Exclusion::MissingAccessibility(vec![]),
             Exclusion::AlreadyTried { outcome: crate::domain::engine::Tried::Declined },
             Exclusion::NoCapacity { used: 0, capacity: 0 },
+            Exclusion::Unreachable,
         ];
         // A new variant breaks this match, and so the test, until it is listed above.
         for e in &every {
@@ -228,7 +229,8 @@ mod tests {
                 | Exclusion::NoSharedLanguage
                 | Exclusion::MissingAccessibility(_)
                 | Exclusion::AlreadyTried { .. }
-                | Exclusion::NoCapacity { .. } => {}
+                | Exclusion::NoCapacity { .. }
+                | Exclusion::Unreachable => {}
             }
         }
         let codes: Vec<contracts::ExclusionCode> = every.iter().map(Exclusion::code).collect();

@@ -53,7 +53,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Starts the consumer, the relay and the waitlist worker.
 pub fn start(ctx: &bus::ServiceContext) -> MatcherState {
-    let matcher = Arc::new(routing::Matcher::new(ctx.config.max_attempts));
+    let matcher = Arc::new(routing::Matcher::from_config(&ctx.config));
     ctx.spawn_relay(SCHEMA, SERVICE);
     ctx.spawn_housekeeping(SCHEMA);
     ctx.spawn_consumer(SCHEMA, SERVICE, messaging::MatcherHandler { matcher: Arc::clone(&matcher) });

@@ -1,24 +1,25 @@
 //! What the matcher consumes and how it reacts. It publishes `match.proposed` and
-//! `match.waitlisted` (see `routing`).
+//! `match.waitlisted` (see `routing`). From accounts it learns only who is a mediator of
+//! which structure and when they last signed in: whether someone there would see an offer.
 
 use std::sync::Arc;
 
 use bus::{Handler, HandlerError, ServiceQueue};
-use contracts::Envelope;
-use contracts::ReferralId;
-use contracts::WaitlistReason;
+use chrono::Utc;
 use contracts::events::{
-    CapacityChanged, ReferralAccepted, ReferralCancelled, ReferralClosed, ReferralDeclined, ReferralOfferExpired,
-    ReferralRerouted, ReferralSubmitted, StructureRemoved, StructureUpserted,
+    AccountRemoved, AccountUpserted, CapacityChanged, ReferralAccepted, ReferralCancelled, ReferralClosed,
+    ReferralDeclined, ReferralOfferExpired, ReferralRerouted, ReferralSubmitted, StructureRemoved, StructureUpserted,
 };
+use contracts::{DeclineReason, Envelope, ReferralId, Role, StructureId, WaitlistReason};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::SERVICE;
 use crate::domain::engine::Tried;
+use crate::domain::reach::mediator_active;
 use crate::domain::waitlist::{AfterOffer, after_offer};
 use crate::routing::Matcher;
-use crate::store::{self, ProfileState};
+use crate::store::{self, AccountMediators, ProfileState};
 
 pub fn queue() -> ServiceQueue {
     ServiceQueue {
@@ -33,6 +34,7 @@ pub fn queue() -> ServiceQueue {
             "referral.rerouted",
             "structure.*",
             "capacity.changed",
+            "account.*",
         ],
     }
 }
@@ -50,6 +52,8 @@ contracts::event_set! {
         StructureUpserted,
         StructureRemoved,
         CapacityChanged,
+        AccountUpserted,
+        AccountRemoved,
     }
 }
 
@@ -64,7 +68,13 @@ impl Handler for MatcherHandler {
         match event {
             Inbound::ReferralSubmitted(e) => self.submitted(tx, env, e).await,
             Inbound::ReferralDeclined(e) => {
-                self.offer_ended(tx, env, e.referral_id, e.reservation_id, Tried::Declined).await
+                self.offer_ended(tx, env, e.referral_id, e.reservation_id, Tried::Declined).await?;
+                if e.reason == DeclineReason::StructureUnreachable {
+                    // Notify withdrew the offer: the structure's address refused its e-mail
+                    // for good. After routing, which reads the index of committed changes.
+                    self.bounced(tx, &e.structure_id, e.declined_at).await?;
+                }
+                Ok(())
             }
             Inbound::ReferralOfferExpired(e) => {
                 self.offer_ended(tx, env, e.referral_id, e.reservation_id, Tried::Expired).await
@@ -82,6 +92,8 @@ impl Handler for MatcherHandler {
             Inbound::ReferralRerouted(e) => self.rerouted(tx, env, e).await,
             Inbound::StructureUpserted(e) => {
                 if store::upsert_structure(&mut *tx, &e.structure, env.sequence).await? {
+                    // The upsert holds the row's lock. A new address may make it reachable.
+                    self.refresh(tx, &[e.structure.id.to_string()]).await?;
                     store::request_rematch(tx, e.structure.id.as_str()).await?;
                 }
                 Ok(())
@@ -97,11 +109,68 @@ impl Handler for MatcherHandler {
                 }
                 Ok(())
             }
+            Inbound::AccountUpserted(e) => {
+                let structures = e
+                    .memberships
+                    .iter()
+                    .filter(|m| m.role == Role::Mediator)
+                    .filter_map(|m| m.structure_id.as_ref())
+                    .collect();
+                let account =
+                    AccountMediators { account_id: e.account_id, structures, last_signed_in_at: e.last_signed_in_at };
+                self.account(tx, &account, env.sequence).await
+            }
+            Inbound::AccountRemoved(e) => {
+                let account =
+                    AccountMediators { account_id: e.account_id, structures: Vec::new(), last_signed_in_at: None };
+                self.account(tx, &account, env.sequence).await
+            }
         }
     }
 }
 
 impl MatcherHandler {
+    /// Recomputes whether these structures (locked by the caller) are reachable; the
+    /// waitlist worker looks at those that became so, as after a capacity increase.
+    async fn refresh(&self, tx: &mut PgConnection, ids: &[String]) -> Result<(), HandlerError> {
+        store::refresh_reachability(tx, Some(ids), Utc::now(), self.matcher.active_within).await?;
+        Ok(())
+    }
+
+    /// A newer announcement of an account changes who the mediators of its structures are
+    /// (before and after) and when they last signed in. An active mediator answers for
+    /// their structures: an earlier bounce of its address no longer counts.
+    async fn account(
+        &self,
+        tx: &mut PgConnection,
+        account: &AccountMediators<'_>,
+        sequence: i64,
+    ) -> Result<(), HandlerError> {
+        let Some(affected) = store::account_announced(&mut *tx, account, sequence).await? else { return Ok(()) };
+        if affected.is_empty() {
+            return Ok(());
+        }
+        store::lock_structures(&mut *tx, &affected).await?;
+        if mediator_active(account.last_signed_in_at, Utc::now(), self.matcher.active_within) {
+            let theirs: Vec<String> = account.structures.iter().map(|s| s.to_string()).collect();
+            store::clear_unreachable(&mut *tx, &theirs).await?;
+        }
+        self.refresh(tx, &affected).await
+    }
+
+    /// The structure's public address refused an offer's e-mail for good.
+    async fn bounced(
+        &self,
+        tx: &mut PgConnection,
+        structure: &StructureId,
+        at: chrono::DateTime<Utc>,
+    ) -> Result<(), HandlerError> {
+        let ids = [structure.to_string()];
+        store::lock_structures(&mut *tx, &ids).await?;
+        store::mark_unreachable(&mut *tx, structure, at).await?;
+        self.refresh(tx, &ids).await
+    }
+
     async fn submitted(&self, tx: &mut PgConnection, env: &Envelope, e: ReferralSubmitted) -> Result<(), HandlerError> {
         let inserted =
             store::insert_profile(&mut *tx, e.referral_id, e.organisation_id, e.submitted_at, &e.profile).await?;

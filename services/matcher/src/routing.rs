@@ -24,7 +24,13 @@ use crate::store::{self, Profile, ProfileState, StructureChange};
 pub struct Matcher {
     index: Mutex<(Arc<Index>, i64)>,
     pub max_attempts: u32,
+    /// How recently a mediator must have signed in to answer for their structure
+    /// (`AIGUILLAGE_MEDIATOR_ACTIVE_WITHIN`).
+    pub active_within: std::time::Duration,
 }
+
+/// `AIGUILLAGE_MEDIATOR_ACTIVE_WITHIN`'s default, for a matcher built without a config.
+const DEFAULT_ACTIVE_WITHIN: std::time::Duration = std::time::Duration::from_secs(90 * 86_400);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Routed {
@@ -41,7 +47,17 @@ pub struct Assessment {
 
 impl Matcher {
     pub fn new(max_attempts: u32) -> Self {
-        Self { index: Mutex::new((Arc::new(Index::default()), 0)), max_attempts }
+        Self { index: Mutex::new((Arc::new(Index::default()), 0)), max_attempts, active_within: DEFAULT_ACTIVE_WITHIN }
+    }
+
+    /// The matcher the configuration describes.
+    pub fn from_config(config: &platform::Config) -> Self {
+        Self::new(config.max_attempts).with_active_within(config.mediator_active_within)
+    }
+
+    pub fn with_active_within(mut self, active_within: std::time::Duration) -> Self {
+        self.active_within = active_within;
+        self
     }
 
     /// The index, brought up to date with every committed structure change. Never call

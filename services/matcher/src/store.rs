@@ -1,6 +1,7 @@
 //! SQL for the `matcher` schema.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use contracts::events::{MatchingProfile, Point, Structure};
@@ -12,6 +13,7 @@ use uuid::Uuid;
 
 use crate::domain::engine::{Demand, Tried};
 use crate::domain::index::IndexedStructure;
+use crate::domain::reach::Reach;
 
 /// A referral as the matcher sees it.
 #[derive(Debug, Clone)]
@@ -288,8 +290,14 @@ pub async fn clock(conn: &mut PgConnection) -> sqlx::Result<i64> {
     sqlx::query_scalar!("SELECT value FROM matcher.structure_clock WHERE id = 1").fetch_one(conn).await
 }
 
+/// A public contact detail as the matcher keeps it: trimmed, absent when blank.
+fn contact_detail(v: Option<&str>) -> Option<&str> {
+    v.map(str::trim).filter(|v| !v.is_empty())
+}
+
 /// Applies a structure record unless a newer one is already stored. Returns whether it
-/// changed anything.
+/// changed anything. A new public e-mail address clears an earlier one's bounce; the
+/// caller recomputes reachability ([`refresh_reachability`]).
 pub async fn upsert_structure(conn: &mut PgConnection, s: &Structure, source_sequence: i64) -> sqlx::Result<bool> {
     let newer: Option<i64> =
         sqlx::query_scalar!("SELECT source_sequence FROM matcher.structures WHERE id = $1 FOR UPDATE", s.id.as_str())
@@ -299,18 +307,30 @@ pub async fn upsert_structure(conn: &mut PgConnection, s: &Structure, source_seq
         return Ok(false);
     }
     let version = tick(conn).await?;
+    let email = contact_detail(s.contact.email.as_deref());
     sqlx::query!(
         "INSERT INTO matcher.structures (id, name, territory, lat, lon, services, modes, languages, other_languages,
                                          accessibility, opening_hours, weekly_capacity, accepting, removed,
-                                         source_sequence, version)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, false, $14, $15)
+                                         source_sequence, version, contact_known, contact_email, contact_phone,
+                                         email_set_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, false, $14, $15, true, $16, $17,
+                 CASE WHEN $16::text IS NULL THEN NULL ELSE $18::timestamptz END)
          ON CONFLICT (id) DO UPDATE SET
             name = EXCLUDED.name, territory = EXCLUDED.territory, lat = EXCLUDED.lat, lon = EXCLUDED.lon,
             services = EXCLUDED.services, modes = EXCLUDED.modes, languages = EXCLUDED.languages,
             other_languages = EXCLUDED.other_languages, accessibility = EXCLUDED.accessibility,
             opening_hours = EXCLUDED.opening_hours, weekly_capacity = EXCLUDED.weekly_capacity,
             accepting = EXCLUDED.accepting, removed = false, source_sequence = EXCLUDED.source_sequence,
-            version = EXCLUDED.version",
+            version = EXCLUDED.version, contact_known = true, contact_email = EXCLUDED.contact_email,
+            contact_phone = EXCLUDED.contact_phone,
+            email_set_at = CASE
+                WHEN NOT matcher.structures.contact_known
+                  OR lower(matcher.structures.contact_email) IS DISTINCT FROM lower(EXCLUDED.contact_email)
+                THEN EXCLUDED.email_set_at ELSE matcher.structures.email_set_at END,
+            unreachable_since = CASE
+                WHEN matcher.structures.contact_known
+                 AND lower(matcher.structures.contact_email) IS DISTINCT FROM lower(EXCLUDED.contact_email)
+                THEN NULL ELSE matcher.structures.unreachable_since END",
         s.id.as_str(),
         s.name,
         s.territory.as_str(),
@@ -326,6 +346,9 @@ pub async fn upsert_structure(conn: &mut PgConnection, s: &Structure, source_seq
         s.accepting,
         source_sequence,
         version,
+        email,
+        contact_detail(s.contact.phone.as_deref()),
+        s.updated_at,
     )
     .execute(conn)
     .await?;
@@ -393,7 +416,7 @@ pub enum StructureChange {
 pub async fn structure_changes(conn: &mut PgConnection, version: i64) -> sqlx::Result<(Vec<StructureChange>, i64)> {
     let rows = sqlx::query!(
         "SELECT id, name, territory, lat, lon, services, modes, languages, other_languages, accessibility,
-                opening_hours, weekly_capacity, accepting, removed, version
+                opening_hours, weekly_capacity, accepting, removed, version, reachable, contact_phone
          FROM matcher.structures WHERE version > $1 ORDER BY version",
         version
     )
@@ -428,6 +451,8 @@ pub async fn structure_changes(conn: &mut PgConnection, version: i64) -> sqlx::R
                 weekly_capacity: c.int("weekly_capacity", r.weekly_capacity)?,
                 accepting: r.accepting,
                 opening_hours: c.parse_opt("opening_hours", r.opening_hours.as_deref())?,
+                reachable: r.reachable,
+                phone: r.contact_phone,
             })
         })();
         match indexed {
@@ -586,4 +611,177 @@ pub async fn set_fact(conn: &mut PgConnection, key: &str, value: &str) -> sqlx::
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Locks these structures' rows, in id order (so that two transactions locking several
+/// never wait for each other in a cycle), until the end of the transaction.
+pub async fn lock_structures(conn: &mut PgConnection, ids: &[String]) -> sqlx::Result<()> {
+    sqlx::query_scalar!("SELECT id FROM matcher.structures WHERE id = ANY($1) ORDER BY id FOR UPDATE", ids)
+        .fetch_all(conn)
+        .await?;
+    Ok(())
+}
+
+struct ReachRow {
+    id: String,
+    reachable: bool,
+    reach: Reach,
+}
+
+/// What decides whether each of these structures (every one when `None`) is reachable.
+async fn reach_rows(conn: &mut PgConnection, ids: Option<&[String]>) -> sqlx::Result<Vec<ReachRow>> {
+    let rows = sqlx::query!(
+        r#"SELECT s.id, s.reachable, s.contact_known, s.contact_email IS NOT NULL AS "has_email!",
+                  s.unreachable_since IS NOT NULL AS "email_bounced!",
+                  (SELECT max(m.last_signed_in_at) FROM matcher.mediators m WHERE m.structure_id = s.id)
+                      AS mediator_signed_in_at
+           FROM matcher.structures s
+           WHERE NOT s.removed AND ($1::text[] IS NULL OR s.id = ANY($1))
+           ORDER BY s.id"#,
+        ids
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ReachRow {
+            id: r.id,
+            reachable: r.reachable,
+            reach: Reach {
+                contact_known: r.contact_known,
+                has_email: r.has_email,
+                email_bounced: r.email_bounced,
+                mediator_signed_in_at: r.mediator_signed_in_at,
+            },
+        })
+        .collect())
+}
+
+/// Recomputes whether structures are reachable now, and stores each flip with a new
+/// version, so that every process's index reloads it. `Some(ids)`: these structures,
+/// which the caller has locked ([`lock_structures`]) before changing what decides it.
+/// `None`: every structure, as time passes; a flip is locked and checked again before it
+/// is written, so it never undoes a concurrent change. A structure that became reachable
+/// gets its waiting referrals looked at once this commits ([`request_rematch`]), as when
+/// capacity appears. Returns how many became reachable.
+pub async fn refresh_reachability(
+    conn: &mut PgConnection,
+    ids: Option<&[String]>,
+    now: DateTime<Utc>,
+    active_within: Duration,
+) -> sqlx::Result<usize> {
+    let flips = |rows: Vec<ReachRow>| -> Vec<(String, bool)> {
+        rows.into_iter()
+            .filter_map(|r| {
+                let reachable = r.reach.reachable(now, active_within);
+                (reachable != r.reachable).then_some((r.id, reachable))
+            })
+            .collect()
+    };
+    let mut flipped = flips(reach_rows(&mut *conn, ids).await?);
+    if flipped.is_empty() {
+        return Ok(0);
+    }
+    if ids.is_none() {
+        let candidates: Vec<String> = flipped.into_iter().map(|(id, _)| id).collect();
+        lock_structures(&mut *conn, &candidates).await?;
+        flipped = flips(reach_rows(&mut *conn, Some(&candidates)).await?);
+        if flipped.is_empty() {
+            return Ok(0);
+        }
+    }
+    let version = tick(&mut *conn).await?;
+    let (up, down): (Vec<_>, Vec<_>) = flipped.into_iter().partition(|(_, reachable)| *reachable);
+    for (ids, reachable) in [(&up, true), (&down, false)] {
+        if ids.is_empty() {
+            continue;
+        }
+        let ids: Vec<String> = ids.iter().map(|(id, _)| id.clone()).collect();
+        sqlx::query!(
+            "UPDATE matcher.structures SET reachable = $2, version = $3 WHERE id = ANY($1)",
+            &ids,
+            reachable,
+            version
+        )
+        .execute(&mut *conn)
+        .await?;
+        tracing::info!(structures = ids.len(), reachable, "reachability changed");
+    }
+    for (id, _) in &up {
+        request_rematch(&mut *conn, id).await?;
+    }
+    Ok(up.len())
+}
+
+/// The structure's public address refused an offer's e-mail for good, `at` that time.
+/// Ignored when the directory gave a new address after that: the bounce was the old one's.
+pub async fn mark_unreachable(conn: &mut PgConnection, id: &StructureId, at: DateTime<Utc>) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE matcher.structures SET unreachable_since = COALESCE(unreachable_since, $2)
+         WHERE id = $1 AND (email_set_at IS NULL OR email_set_at <= $2)",
+        id.as_str(),
+        at
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// An active mediator answers for these structures: an earlier bounce no longer counts.
+pub async fn clear_unreachable(conn: &mut PgConnection, ids: &[String]) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE matcher.structures SET unreachable_since = NULL WHERE id = ANY($1) AND unreachable_since IS NOT NULL",
+        ids
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// An account's mediator memberships in force, and its last sign-in.
+pub struct AccountMediators<'a> {
+    pub account_id: Uuid,
+    pub structures: Vec<&'a StructureId>,
+    pub last_signed_in_at: Option<DateTime<Utc>>,
+}
+
+/// Keeps an account's announcement unless a newer one is already here (`removed`: it
+/// was purged, it holds no membership). Returns the structures whose mediators changed
+/// (before and after), or `None` for an older announcement.
+pub async fn account_announced(
+    conn: &mut PgConnection,
+    a: &AccountMediators<'_>,
+    sequence: i64,
+) -> sqlx::Result<Option<Vec<String>>> {
+    let newer = sqlx::query_scalar!(
+        "INSERT INTO matcher.accounts (account_id, sequence) VALUES ($1, $2)
+         ON CONFLICT (account_id) DO UPDATE SET sequence = EXCLUDED.sequence
+         WHERE matcher.accounts.sequence < EXCLUDED.sequence
+         RETURNING account_id",
+        a.account_id,
+        sequence
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    if newer.is_none() {
+        return Ok(None);
+    }
+    let mut affected =
+        sqlx::query_scalar!("DELETE FROM matcher.mediators WHERE account_id = $1 RETURNING structure_id", a.account_id)
+            .fetch_all(&mut *conn)
+            .await?;
+    let structures: Vec<String> = a.structures.iter().map(|s| s.to_string()).collect();
+    sqlx::query!(
+        "INSERT INTO matcher.mediators (account_id, structure_id, last_signed_in_at)
+         SELECT $1, s, $3 FROM unnest($2::text[]) s ON CONFLICT DO NOTHING",
+        a.account_id,
+        &structures,
+        a.last_signed_in_at
+    )
+    .execute(&mut *conn)
+    .await?;
+    affected.extend(structures);
+    affected.sort();
+    affected.dedup();
+    Ok(Some(affected))
 }

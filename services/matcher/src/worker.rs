@@ -5,6 +5,12 @@
 //! Requests are rows in `pending_rematch`, written in the transaction that made the
 //! capacity appear, so none is lost if the process dies; each is claimed and answered
 //! in one transaction of its own.
+//!
+//! The worker also lets time pass for reachability: a mediator who has not signed in
+//! within `AIGUILLAGE_MEDIATOR_ACTIVE_WITHIN` stops counting without any event saying so.
+//! Account events recompute their structures at once; every [`REACHABILITY_INTERVAL`]
+//! (and at start) the worker recomputes every structure, so a structure whose last
+//! active mediator lapsed stops being offered within the hour.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,12 +33,21 @@ const POLL_INTERVAL: Duration = Duration::from_secs(1);
 const WEEK_CHECK_INTERVAL: Duration = Duration::from_secs(30);
 /// A safety net: every waiting referral is looked at again this often, whatever happened.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(600);
+/// How often every structure's reachability is recomputed as the active window slides.
+pub const REACHABILITY_INTERVAL: Duration = Duration::from_secs(3600);
 
 pub async fn run(pool: PgPool, matcher: Arc<Matcher>, shutdown: CancellationToken) {
     let mut listener: Option<PgListener> = None;
     let mut last_week_check = tokio::time::Instant::now() - WEEK_CHECK_INTERVAL;
     let mut last_sweep = tokio::time::Instant::now();
+    let mut last_reachability: Option<tokio::time::Instant> = None;
     while !shutdown.is_cancelled() {
+        if last_reachability.is_none_or(|t| t.elapsed() >= REACHABILITY_INTERVAL) {
+            last_reachability = Some(tokio::time::Instant::now());
+            if let Err(err) = refresh_reachability(&pool, &matcher).await {
+                tracing::warn!(error = %err, "reachability refresh failed");
+            }
+        }
         if last_week_check.elapsed() >= WEEK_CHECK_INTERVAL {
             last_week_check = tokio::time::Instant::now();
             if let Err(err) = check_week(&pool).await {
@@ -83,6 +98,15 @@ async fn wait(pool: &PgPool, listener: &mut Option<PgListener>, shutdown: &Cance
     }
 }
 
+/// Recomputes every structure's reachability now; a structure that became reachable
+/// gets its waiting referrals looked at. Returns how many did.
+pub async fn refresh_reachability(pool: &PgPool, matcher: &Matcher) -> sqlx::Result<usize> {
+    let mut tx = pool.begin().await?;
+    let up = store::refresh_reachability(&mut tx, None, chrono::Utc::now(), matcher.active_within).await?;
+    tx.commit().await?;
+    Ok(up)
+}
+
 /// A new ISO week brings every structure's capacity back: re-match everything once.
 async fn check_week(pool: &PgPool) -> sqlx::Result<()> {
     let week = CapacityWeek::current().to_string();
@@ -107,7 +131,7 @@ pub async fn step(pool: &PgPool, matcher: &Matcher) -> sqlx::Result<bool> {
     let index = matcher.snapshot(&mut tx).await?;
     let waiting = store::waitlist(&mut tx).await?;
     let target = (structure != ALL).then(|| index.get(&structure)).flatten();
-    if structure != ALL && target.is_none_or(|s| !s.accepting) {
+    if structure != ALL && target.is_none_or(|s| !s.accepting || !s.reachable) {
         tx.commit().await?;
         return Ok(true);
     }

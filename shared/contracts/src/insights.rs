@@ -83,12 +83,30 @@ pub struct Funnel {
     pub cancelled: i64,
     pub waitlisted_now: i64,
     pub outcomes: BTreeMap<String, i64>,
+    /// By reason, `structure_unreachable` included (offers withdrawn because the
+    /// structure's address refused their e-mail).
     pub declines: BTreeMap<String, i64>,
     pub expired_offers: i64,
+    /// How the referrals' acceptances were given (those whose event says).
+    #[serde(default)]
+    pub answered_via: AnsweredViaCounts,
+    /// Offers withdrawn because nobody could receive them (decline reason
+    /// `structure_unreachable`): events, not referrals.
+    #[serde(default)]
+    pub withdrawn_unreachable: i64,
     pub offers_per_referral: f64,
     pub time_to_accept_seconds: Percentiles,
     pub time_to_first_contact_seconds: Percentiles,
     pub time_to_close_seconds: Percentiles,
+}
+
+/// Acceptances by how the structure answered ([`crate::AnsweredVia`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AnsweredViaCounts {
+    /// A mediator, signed in.
+    pub account: i64,
+    /// The link of the offer's e-mail, without an account.
+    pub answer_link: i64,
 }
 
 /// The funnel of the cohort submitted in the period.

@@ -61,6 +61,10 @@ pub struct Config {
     /// Time without a sign-in before an agent's account is purged: its names, e-mail
     /// address and memberships (`AIGUILLAGE_ACCOUNT_RETENTION`, default 730 days).
     pub account_retention: Duration,
+    /// A mediator membership counts as active when its agent signed in within this time
+    /// (`AIGUILLAGE_MEDIATOR_ACTIVE_WITHIN`, default 90 days): a structure with an active
+    /// mediator can answer offers through its account.
+    pub mediator_active_within: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +148,7 @@ impl Config {
             },
             retention: duration("AIGUILLAGE_RETENTION", "730d")?,
             account_retention: duration("AIGUILLAGE_ACCOUNT_RETENTION", "730d")?,
+            mediator_active_within: duration("AIGUILLAGE_MEDIATOR_ACTIVE_WITHIN", "90d")?,
         })
     }
 
@@ -249,6 +254,9 @@ mod tests {
         assert_eq!(c.max_distance_km, 30.0);
         assert_eq!(c.default_weekly_capacity, 5);
         assert_eq!(c.answer_link_ttl, Duration::from_secs(8 * 86_400));
+        assert_eq!(c.mediator_active_within, Duration::from_secs(90 * 86_400));
+        let c = Config::from_lookup(|k| (k == "AIGUILLAGE_MEDIATOR_ACTIVE_WITHIN").then(|| "30d".into())).unwrap();
+        assert_eq!(c.mediator_active_within, Duration::from_secs(30 * 86_400));
     }
 
     #[test]

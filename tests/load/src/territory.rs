@@ -249,6 +249,8 @@ mod tests {
         assert!((1150..=1250).contains(&total), "{total}");
         assert!(plans.iter().all(|p| p.commune_code.starts_with("16")));
         assert!(plans.iter().all(|p| (1..=4).contains(&p.services.len())));
+        // No account signs in for them: the matcher offers them only through a public address.
+        assert!(plans.iter().all(|p| p.body["contact"]["email"].as_str().is_some_and(|e| e.contains('@'))));
     }
 
     #[test]

@@ -113,6 +113,8 @@ pub fn structure(rng: &mut StdRng, places: &Places, n: usize, capacity: u32) -> 
         weekly_capacity: capacity,
         accepting: rng.random_bool(0.95),
         opening_hours: OpeningHours::parse(OPENING_HOURS[rng.random_range(0..OPENING_HOURS.len())]).ok(),
+        reachable: true,
+        phone: None,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The matching engine: pure, deterministic, and explainable.
 //!
-//! Hard constraints (all must hold): the structure is accepting; it covers every need;
+//! Hard constraints (all must hold): the structure is accepting; someone there can answer
+//! (an active mediator, or a public e-mail address that takes mail); it covers every need;
 //! its mode fits (`in_person` needs an `individual` or `workshop` structure within the
 //! referral's `max_distance_km`; `remote` needs a `remote` structure, at any distance);
 //! it shares a language with the person or supports other languages; it supports every
@@ -67,11 +68,21 @@ pub enum Exclusion {
     NotAccepting,
     MissingServices(Vec<Need>),
     NoFittingMode,
-    BeyondDistance { max_km: f64 },
+    BeyondDistance {
+        max_km: f64,
+    },
     NoSharedLanguage,
     MissingAccessibility(Vec<Accessibility>),
-    AlreadyTried { outcome: Tried },
-    NoCapacity { used: u32, capacity: u32 },
+    AlreadyTried {
+        outcome: Tried,
+    },
+    NoCapacity {
+        used: u32,
+        capacity: u32,
+    },
+    /// No active mediator, and no public e-mail address that takes mail: nobody would
+    /// see an offer.
+    Unreachable,
 }
 
 impl Exclusion {
@@ -86,6 +97,7 @@ impl Exclusion {
             Exclusion::MissingAccessibility(_) => ExclusionCode::Accessibility,
             Exclusion::AlreadyTried { .. } => ExclusionCode::AlreadyTried,
             Exclusion::NoCapacity { .. } => ExclusionCode::NoCapacity,
+            Exclusion::Unreachable => ExclusionCode::Unreachable,
         }
     }
 
@@ -107,6 +119,7 @@ impl Exclusion {
             Exclusion::NoCapacity { used, capacity } => {
                 format!("no capacity left this week ({used}/{capacity} used)")
             }
+            Exclusion::Unreachable => "no active mediator and no public e-mail address that takes mail".to_string(),
         }
     }
 }
@@ -145,6 +158,15 @@ pub struct Excluded {
     pub name: String,
     pub distance_km: f64,
     pub reasons: Vec<Exclusion>,
+    /// The public phone of a structure excluded as unreachable: it can still be called.
+    pub phone: Option<String>,
+}
+
+impl Excluded {
+    fn new(s: &IndexedStructure, distance_km: f64, reasons: Vec<Exclusion>) -> Self {
+        let phone = if reasons.contains(&Exclusion::Unreachable) { s.phone.clone() } else { None };
+        Excluded { structure_id: s.id.clone(), name: s.name.clone(), distance_km, reasons, phone }
+    }
 }
 
 /// Every hard constraint but capacity, for one structure. `tried` maps the structures
@@ -157,6 +179,9 @@ pub fn assess(demand: &Demand, s: &IndexedStructure, tried: &HashMap<String, Tri
     let mut reasons = Vec::new();
     if !s.accepting {
         reasons.push(Exclusion::NotAccepting);
+    }
+    if !s.reachable {
+        reasons.push(Exclusion::Unreachable);
     }
     let missing: Vec<Need> = demand.needs.iter().copied().filter(|n| !s.services.contains(n)).collect();
     if !missing.is_empty() {
@@ -349,12 +374,11 @@ pub fn rank(
         let s = f.structure;
         let used = used_this_week(&s.id);
         if used >= s.weekly_capacity {
-            full.push(Excluded {
-                structure_id: s.id.clone(),
-                name: s.name.clone(),
-                distance_km: f.distance_km,
-                reasons: vec![Exclusion::NoCapacity { used, capacity: s.weekly_capacity }],
-            });
+            full.push(Excluded::new(
+                s,
+                f.distance_km,
+                vec![Exclusion::NoCapacity { used, capacity: s.weekly_capacity }],
+            ));
             continue;
         }
         let load = f64::from(used) / f64::from(s.weekly_capacity.max(1));
@@ -455,12 +479,7 @@ pub fn excluded_nearby(
             if used >= s.weekly_capacity {
                 reasons.push(Exclusion::NoCapacity { used, capacity: s.weekly_capacity });
             }
-            (!reasons.is_empty()).then(|| Excluded {
-                structure_id: s.id.clone(),
-                name: s.name.clone(),
-                distance_km,
-                reasons,
-            })
+            (!reasons.is_empty()).then(|| Excluded::new(s, distance_km, reasons))
         })
         .collect();
     out.sort_by(|a, b| a.distance_km.total_cmp(&b.distance_km).then_with(|| a.structure_id.cmp(&b.structure_id)));
@@ -489,6 +508,8 @@ mod tests {
             weekly_capacity: 5,
             accepting: true,
             opening_hours: None,
+            reachable: true,
+            phone: None,
         }
     }
 
@@ -642,16 +663,53 @@ mod tests {
         assert!(lines(&c[1], &weekdays).contains(&"next opening: Mon 28 Dec 09:00".to_string()));
     }
 
+    #[test]
+    fn an_unreachable_structure_is_never_offered_and_is_listed_with_its_phone() {
+        let mut silent = structure("silent", 45.6460, 0.1452, &[AIDE]);
+        silent.reachable = false;
+        silent.phone = Some("05 45 00 00 01".into());
+        let mut full_with_phone = structure("full", 45.6480, 0.1470, &[AIDE]);
+        full_with_phone.phone = Some("05 45 00 00 02".into());
+        let far = structure("far", 45.7000, 0.2000, &[AIDE]);
+        let i = index(vec![silent.clone(), full_with_phone, far]);
+        let used = HashMap::from([("full".to_string(), 5)]);
+        assert_eq!(best(&i, &demand(), &used).as_deref(), Some("far"), "the nearest cannot answer, the next is full");
+        let online = super::best(&i, &demand(), &HashMap::new(), |id| used.get(id).copied().unwrap_or(0), None);
+        assert_eq!(online.map(|c| c.structure_id.to_string()).as_deref(), Some("far"));
+        let ex = excluded_nearby(&i, &demand(), &HashMap::new(), |id| used.get(id).copied().unwrap_or(0), 30.0, 10);
+        assert_eq!(ex[0].structure_id, "silent");
+        assert_eq!(ex[0].reasons, vec![Exclusion::Unreachable]);
+        assert_eq!(ex[0].reasons[0].code(), ExclusionCode::Unreachable);
+        assert_eq!(ex[0].phone.as_deref(), Some("05 45 00 00 01"), "it can still be called");
+        assert_eq!(ex[1].structure_id, "full");
+        assert_eq!(ex[1].phone, None, "a phone only for a structure that cannot be reached otherwise");
+        // Reachable again (a mediator signed in, an address was added): offered first.
+        silent.reachable = true;
+        let i = index(vec![silent, structure("far", 45.7000, 0.2000, &[AIDE])]);
+        assert_eq!(best(&i, &demand(), &HashMap::new()).as_deref(), Some("silent"));
+    }
+
+    #[test]
+    fn reasons_add_up_for_an_unreachable_structure_that_also_lacks_the_service() {
+        let mut s = structure("leisure", 45.6460, 0.1452, &[Need::LoisirsCreations]);
+        s.reachable = false;
+        let (_, _, reasons) = assess(&demand(), &s, &HashMap::new());
+        let codes: Vec<ExclusionCode> = reasons.iter().map(Exclusion::code).collect();
+        assert_eq!(codes, [ExclusionCode::Unreachable, ExclusionCode::MissingService]);
+    }
+
     proptest::proptest! {
         #[test]
         fn ranking_is_deterministic_and_never_offers_an_infeasible_structure(
-            points in proptest::collection::vec((45.0f64..46.5, -0.5f64..1.0, 0u32..6, proptest::bool::ANY, 0u32..4), 1..40),
+            points in proptest::collection::vec(
+                (45.0f64..46.5, -0.5f64..1.0, 0u32..6, proptest::bool::ANY, 0u32..4, proptest::bool::weighted(0.8)), 1..40),
             order_seed in 0usize..1000,
         ) {
-            let structures: Vec<IndexedStructure> = points.iter().enumerate().map(|(i, (lat, lon, cap, accepting, svc))| {
+            let structures: Vec<IndexedStructure> = points.iter().enumerate().map(|(i, (lat, lon, cap, accepting, svc, reachable))| {
                 let mut s = structure(&format!("s{i:02}"), *lat, *lon, &[Need::ALL[*svc as usize]]);
                 s.weekly_capacity = *cap;
                 s.accepting = *accepting;
+                s.reachable = *reachable;
                 s
             }).collect();
             let mut shuffled = structures.clone();
@@ -665,7 +723,7 @@ mod tests {
             proptest::prop_assert_eq!(&ca, &cb);
             for c in &ca {
                 let s = structures.iter().find(|s| s.id == c.structure_id).unwrap();
-                proptest::prop_assert!(s.accepting && s.services.contains(&AIDE));
+                proptest::prop_assert!(s.accepting && s.reachable && s.services.contains(&AIDE));
                 proptest::prop_assert!(c.distance_km <= d.max_distance_km);
                 proptest::prop_assert!(used(&s.id) < s.weekly_capacity);
             }
@@ -679,16 +737,17 @@ mod tests {
         #[test]
         fn the_online_search_settles_exactly_the_head_of_the_full_ranking(
             points in proptest::collection::vec(
-                (45.4f64..45.9, -0.1f64..0.4, 0u32..4, 0u32..4, 0usize..4, 0u32..5), 1..120),
+                (45.4f64..45.9, -0.1f64..0.4, 0u32..4, 0u32..4, 0usize..4, 0u32..5, proptest::bool::weighted(0.75)), 1..120),
             wants_remote in proptest::bool::ANY,
             in_person in proptest::bool::ANY,
             max_distance_km in 2.0f64..40.0,
             batch in 1usize..20,
         ) {
             const HOURS: [&str; 3] = ["Mo-Fr 09:00-12:00", "Tu-Sa 14:00-18:00", "We 08:00-10:00"];
-            let structures: Vec<IndexedStructure> = points.iter().enumerate().map(|(i, (lat, lon, cap, svc, hours, kind))| {
+            let structures: Vec<IndexedStructure> = points.iter().enumerate().map(|(i, (lat, lon, cap, svc, hours, kind, reachable))| {
                 let mut s = structure(&format!("s{i:03}"), *lat, *lon, &[AIDE, Need::ALL[*svc as usize]]);
                 s.weekly_capacity = *cap;
+                s.reachable = *reachable;
                 s.opening_hours = HOURS.get(*hours).and_then(|h| OpeningHours::parse(h).ok());
                 s.modes = match kind {
                     0 => vec![StructureMode::Remote],
@@ -733,6 +792,14 @@ mod tests {
             }
             let online = super::best(&idx, &d, &tried, used, now);
             proptest::prop_assert_eq!(online.as_ref(), full.first());
+            // Nobody who cannot answer is ever a candidate, and each one nearby is listed
+            // as unreachable.
+            proptest::prop_assert!(all.iter().all(|f| f.structure.reachable));
+            let excluded = excluded_nearby(&idx, &d, &tried, used, d.max_distance_km, usize::MAX);
+            for s in idx.within(d.location, d.max_distance_km).filter(|s| !s.reachable) {
+                let listed = excluded.iter().find(|e| e.structure_id == s.id);
+                proptest::prop_assert!(listed.is_some_and(|e| e.reasons.contains(&Exclusion::Unreachable)), "{}", s.id);
+            }
         }
     }
 }

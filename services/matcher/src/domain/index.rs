@@ -26,6 +26,13 @@ pub struct IndexedStructure {
     pub weekly_capacity: u32,
     pub accepting: bool,
     pub opening_hours: Option<OpeningHours>,
+    /// Someone there would see an offer: an active mediator, or a public e-mail address
+    /// that takes mail ([`super::reach`]). "Active" slides with time, so the read model
+    /// recomputes this flag when accounts change and every hour, and the index reloads a
+    /// structure whose flag flipped like any other change.
+    pub reachable: bool,
+    /// The public phone number, shown beside a structure that is not reachable otherwise.
+    pub phone: Option<String>,
 }
 
 impl From<&Structure> for IndexedStructure {
@@ -43,6 +50,10 @@ impl From<&Structure> for IndexedStructure {
             weekly_capacity: s.weekly_capacity,
             accepting: s.accepting,
             opening_hours: s.opening_hours.as_deref().and_then(|h| OpeningHours::parse(h).ok()),
+            // From the record alone: its public address. Mediators are known only from
+            // accounts' events, in the matcher's read model.
+            reachable: s.contact.email.as_deref().is_some_and(|e| !e.trim().is_empty()),
+            phone: s.contact.phone.clone(),
         }
     }
 }
@@ -190,6 +201,8 @@ mod tests {
             weekly_capacity: 5,
             accepting: true,
             opening_hours: None,
+            reachable: true,
+            phone: None,
         }
     }
 

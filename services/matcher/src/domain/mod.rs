@@ -3,4 +3,5 @@
 pub mod engine;
 pub mod index;
 pub mod optimal;
+pub mod reach;
 pub mod waitlist;
