@@ -61,10 +61,6 @@ pub struct Config {
     /// Time without a sign-in before an agent's account is purged: its names, e-mail
     /// address and memberships (`AIGUILLAGE_ACCOUNT_RETENTION`, default 730 days).
     pub account_retention: Duration,
-    /// A mediator membership counts as active when its agent signed in within this time
-    /// (`AIGUILLAGE_MEDIATOR_ACTIVE_WITHIN`, default 90 days): a structure with an active
-    /// mediator can answer offers through its account.
-    pub mediator_active_within: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -148,7 +144,6 @@ impl Config {
             },
             retention: duration("AIGUILLAGE_RETENTION", "730d")?,
             account_retention: duration("AIGUILLAGE_ACCOUNT_RETENTION", "730d")?,
-            mediator_active_within: duration("AIGUILLAGE_MEDIATOR_ACTIVE_WITHIN", "90d")?,
         })
     }
 
