@@ -49,10 +49,12 @@ async fn a_place_answers_its_e_mail_s_offer_on_the_link_s_page_and_the_referrer_
         smtp.messages().into_iter().find(|m| m.rcpt_tos.iter().any(|r| r == "accueil@sans-compte.example"))
     })
     .await;
+    // The link's path (the e-mail's host is AIGUILLAGE_PUBLIC_URL's, which this test
+    // server does not set).
     let text = mail.text();
-    let at = text.find(&format!("{}/reponse/", app.base)).unwrap_or_else(|| panic!("no link in {text}"));
-    let link = text[at..].split_whitespace().next().unwrap().to_string();
-    let path = link.trim_start_matches(&app.base).to_string();
+    let at = text.find("/reponse/").unwrap_or_else(|| panic!("no link in {text}"));
+    let path: String =
+        text[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_')).collect();
 
     // The page, as the desk opens it from the e-mail: no session, no cookie.
     let desk = browser();
