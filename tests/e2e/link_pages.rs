@@ -35,6 +35,18 @@ fn place(name: &str, lat: f64, email: Option<&str>) -> Value {
     merged(structure(name, lat, 0.1550, &[AIDE], 5), json!({"contact": {"email": email, "phone": "05 45 00 01 11"}}))
 }
 
+/// The referral's page as Claire, referrer of `org`, reads it once signed in.
+async fn referral_page(app: &TestApp, oidc: &OidcProvider, org: uuid::Uuid, id: &str) -> String {
+    let org = org.to_string();
+    grant(app, &["--email", "claire.dubois@ccas-angouleme.example", "--role", "referrer", "--organisation", &org])
+        .await;
+    let claire = browser();
+    sign_in(app, oidc, &claire, &Agent::Demo(CLAIRE), "/").await;
+    let (status, _, html) = page(app, &claire, &format!("/orientations/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    html
+}
+
 #[tokio::test]
 async fn a_place_answers_its_e_mail_s_offer_on_the_link_s_page_and_the_referrer_sees_it_accepted() {
     let smtp = SmtpServer::start(&[]).await;
@@ -74,15 +86,7 @@ async fn a_place_answers_its_e_mail_s_offer_on_the_link_s_page_and_the_referrer_
     assert_eq!(step["via"], "answer_link", "{r}");
 
     // The referrer's page names the place that took the person on.
-    grant(
-        &app,
-        &["--email", "claire.dubois@ccas-angouleme.example", "--role", "referrer", "--organisation", &org.to_string()],
-    )
-    .await;
-    let claire = browser();
-    sign_in(&app, &oidc, &claire, &Agent::Demo(CLAIRE), "/").await;
-    let (status, _, html) = page(&app, &claire, &format!("/orientations/{id}")).await;
-    assert_eq!(status, StatusCode::OK, "{html}");
+    let html = referral_page(&app, &oidc, org, &id).await;
     assert!(html.contains("Accueillie par Lieu Sans Compte"), "{html}");
     app.stop().await;
 }
@@ -98,15 +102,7 @@ async fn a_waitlisted_referral_lists_the_places_a_phone_call_reaches_and_the_coo
     let id = app.submit(&referrer, referral()).await;
     app.until_status(&id, &referrer, "waitlisted").await;
 
-    grant(
-        &app,
-        &["--email", "claire.dubois@ccas-angouleme.example", "--role", "referrer", "--organisation", &org.to_string()],
-    )
-    .await;
-    let claire = browser();
-    sign_in(&app, &oidc, &claire, &Agent::Demo(CLAIRE), "/").await;
-    let (status, _, html) = page(&app, &claire, &format!("/orientations/{id}")).await;
-    assert_eq!(status, StatusCode::OK, "{html}");
+    let html = referral_page(&app, &oidc, org, &id).await;
     let at = html.find("Lieux proches joignables par téléphone").unwrap_or_else(|| panic!("the section: {html}"));
     let section = &html[at..at + html[at..].find("</section>").unwrap()];
     assert!(section.contains("<strong>Lieu Injoignable</strong>"), "{section}");

@@ -245,6 +245,15 @@ impl App {
         id
     }
 
+    /// A referral offered to a place, and the link of its e-mail.
+    async fn offered_link(&self) -> Offer {
+        let org = self.organisation().await;
+        let place = self.structure("mediatheque-mansle").await;
+        let id = self.offered(org, &place).await;
+        let token = self.link(id, &place).await;
+        Offer { path: format!("/reponse/{token}"), org, place, id, token }
+    }
+
     /// A link for `place` to answer `referral`, as the notifications service asks for
     /// one when it sends the e-mail.
     async fn link(&self, referral: ReferralId, place: &StructureId) -> String {
@@ -273,6 +282,16 @@ impl App {
         request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
         self.send(request).await
     }
+}
+
+/// A referral offered to a place, and the link its e-mail would carry.
+struct Offer {
+    org: OrganisationId,
+    place: StructureId,
+    id: ReferralId,
+    token: String,
+    /// The link's page, `/reponse/{token}`.
+    path: String,
 }
 
 /// The form token of a page.
@@ -521,11 +540,7 @@ async fn an_answer_without_a_field_the_page_needs_is_an_error_not_a_guess(pool: 
 #[sqlx::test(migrations = false)]
 async fn an_answer_link_shows_the_offer_without_the_person_then_one_acceptance_and_the_follow_up(pool: PgPool) {
     let app = App::new(pool).await;
-    let org = app.organisation().await;
-    let place = app.structure("mediatheque-mansle").await;
-    let id = app.offered(org, &place).await;
-    let token = app.link(id, &place).await;
-    let path = format!("/reponse/{token}");
+    let Offer { id, token, path, .. } = app.offered_link().await;
 
     let page = app.get(None, &path).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.html);
@@ -621,11 +636,7 @@ async fn an_answer_link_shows_the_offer_without_the_person_then_one_acceptance_a
 #[sqlx::test(migrations = false)]
 async fn a_refusal_through_a_link_needs_a_reason_beside_its_field_then_ends_the_link(pool: PgPool) {
     let app = App::new(pool).await;
-    let org = app.organisation().await;
-    let place = app.structure("mediatheque-mansle").await;
-    let id = app.offered(org, &place).await;
-    let token = app.link(id, &place).await;
-    let path = format!("/reponse/{token}");
+    let Offer { id, token, path, .. } = app.offered_link().await;
     let csrf = csrf_in(&app.get(None, &path).await.html);
 
     let page = app
@@ -666,12 +677,9 @@ async fn a_refusal_through_a_link_needs_a_reason_beside_its_field_then_ends_the_
 #[sqlx::test(migrations = false)]
 async fn a_link_s_form_needs_this_site_s_origin_and_the_link_s_own_token(pool: PgPool) {
     let app = App::new(pool).await;
-    let org = app.organisation().await;
-    let place = app.structure("mediatheque-mansle").await;
-    let id = app.offered(org, &place).await;
-    let token = app.link(id, &place).await;
-    let path = format!("/reponse/{token}/acceptation");
-    let csrf = csrf_in(&app.get(None, &format!("/reponse/{token}")).await.html);
+    let Offer { org, place, id, token, path } = app.offered_link().await;
+    let csrf = csrf_in(&app.get(None, &path).await.html);
+    let path = format!("{path}/acceptation");
     // Another link's token (another referral), as another page of the site holds it.
     let other = app.offered(org, &place).await;
     let other_token = app.link(other, &place).await;
@@ -706,11 +714,7 @@ async fn a_link_s_form_needs_this_site_s_origin_and_the_link_s_own_token(pool: P
 #[sqlx::test(migrations = false)]
 async fn an_expired_follow_up_link_is_410_with_a_new_link_once_an_hour_from_this_site(pool: PgPool) {
     let app = App::new(pool).await;
-    let org = app.organisation().await;
-    let place = app.structure("mediatheque-mansle").await;
-    let id = app.offered(org, &place).await;
-    let token = app.link(id, &place).await;
-    let path = format!("/reponse/{token}");
+    let Offer { id, token, path, .. } = app.offered_link().await;
     let csrf = csrf_in(&app.get(None, &path).await.html);
     let accepted = app.post_raw(None, &format!("{path}/acceptation"), &[("csrf", &csrf)], Some(SITE)).await;
     assert_eq!(accepted.status, StatusCode::SEE_OTHER);
@@ -761,10 +765,7 @@ async fn an_expired_follow_up_link_is_410_with_a_new_link_once_an_hour_from_this
 #[sqlx::test(migrations = false)]
 async fn an_unknown_token_is_one_404_and_a_client_s_tenth_failure_in_a_minute_slows_it_down(pool: PgPool) {
     let app = App::new(pool).await;
-    let org = app.organisation().await;
-    let place = app.structure("mediatheque-mansle").await;
-    let id = app.offered(org, &place).await;
-    let token = app.link(id, &place).await;
+    let Offer { token, .. } = app.offered_link().await;
 
     // Unknown, malformed, too short: the same page, which says nothing of why.
     let unknown = "x".repeat(43);

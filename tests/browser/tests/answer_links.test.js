@@ -43,13 +43,7 @@ before(async () => {
     contact: { phone: '05 45 00 00 10', email: ADDRESS },
   });
   referrer = await system.cli('token', 'issue', '--role', 'referrer', '--organisation', org.id);
-  await system.until('the structure in the matcher', async () => {
-    const r = await system.api('POST', '/api/v1/match/preview', {
-      commune_code: '16015',
-      needs: ['aide_demarches_administratives'],
-    });
-    return r.candidates.some((c) => c.structure_id === STRUCTURE);
-  });
+  await system.untilMatched(STRUCTURE);
 });
 
 after(async () => {
