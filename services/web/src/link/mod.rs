@@ -7,7 +7,7 @@
 //! `partials/suivi.html`), with the structure's name.
 //!
 //! - Forms: `POST /reponse/{token}/acceptation|refus|contact|cloture`, from this site
-//!   (`Origin`, as every form) and with the link's own CSRF token (from the exchange);
+//!   (`Origin`, or else `Referer`, as for every form) and with the link's own CSRF token (from the exchange);
 //!   then 303 back to the page. A step the referral no longer allows (409: accepted at
 //!   the same moment by another click, the offer ended) also goes back to the page, which
 //!   shows where the referral is. A refusal and a closing end the link: they go to a
@@ -15,9 +15,10 @@
 //! - An ended or expired link: 410, "Ce lien n'est plus valable", and for a referral the
 //!   structure still follows, "Recevoir un nouveau lien". An unknown one: 404, the same
 //!   page for every unknown or malformed token.
-//! - The token never goes into a log line or a span (only these routes' patterns do), a
-//!   `<title>`, or a URL of the API; [`guard`] adds the headers and slows down a client's
-//!   repeated failures.
+//! - The token never goes into a log line or a span (the web app logs no request
+//!   path, and nothing here logs the token), a `<title>`, or a URL of
+//!   the API (it goes in the exchange's body); [`guard`] adds the headers and slows down a
+//!   client's repeated failures.
 
 use std::collections::HashMap;
 use std::sync::Arc;
