@@ -7,6 +7,7 @@
 #
 #   ensure_python_venv DIR REQUIREMENTS   a venv at DIR with exactly those pins
 #   ensure_smtp_server [PORT]             the capture SMTP server (deploy/dev/smtp)
+#   ensure_sms_server [PORT]              the capture SMS server (deploy/dev/sms)
 #   ensure_schemathesis                   schemathesis in its venv (deploy/dev/schemathesis)
 #   ensure_chromium                       Debian's chromium at /usr/bin/chromium
 #   ensure_browser_deps                   node, npm and tests/browser/node_modules
@@ -70,6 +71,14 @@ ensure_smtp_venv() {
 
 ensure_smtp_server() {
   SMTP_PORT=${1:-${SMTP_PORT:-2525}} "$AIGUILLAGE_REPO/deploy/dev/smtp/start.sh"
+}
+
+# The capture SMS server on PORT (default SMS_PORT, else 8095), started in the background
+# unless it already runs with the same settings. The SMS_* variables of
+# deploy/dev/sms/README.md configure it; SMS_DIR says where messages go, SMS_API_KEY the
+# key it wants (AIGUILLAGE_SMS_API_KEY on Aiguillage's side).
+ensure_sms_server() {
+  SMS_PORT=${1:-${SMS_PORT:-8095}} "$AIGUILLAGE_REPO/deploy/dev/sms/start.sh"
 }
 
 # schemathesis in its virtual environment; deploy/dev/schemathesis/run.sh uses it.

@@ -192,7 +192,7 @@ async fn every_message_of_the_table_reaches_its_recipients_and_carries_nothing_o
     assert!(closed.text().contains(contracts::Outcome::Completed.label_fr()), "{}", closed.text());
 
     // Declined with the reason: the referrer. The next structure has nobody signed up:
-    // its public address is invited to join instead.
+    // its public address gets the offer, with a link to answer without an account.
     let r3 = app.submit(&referrer, person_referral(&[AIDE])).await;
     app.until_attempt(&r3, &referrer, 1, "offered").await;
     app.step(&r3, "decline", &mediator, json!({"reason": "out_of_area"})).await;
@@ -200,8 +200,9 @@ async fn every_message_of_the_table_reaches_its_recipients_and_carries_nothing_o
     assert!(declined.text().contains(contracts::DeclineReason::OutOfArea.label_fr()), "{}", declined.text());
     let v = app.until_attempt(&r3, &referrer, 2, "offered").await;
     assert_eq!(v["current_offer"]["structure_id"], "lieu-deux");
-    let invitation = until_mail(&smtp, "accueil@lieu-deux.example", "vous attendent").await;
-    assert!(invitation.text().contains("Lieu Deux"));
+    let invitation = until_mail(&smtp, "accueil@lieu-deux.example", "Nouvelle orientation").await;
+    assert!(invitation.text().contains("Lieu Deux"), "{}", invitation.text());
+    assert!(invitation.text().contains("https://aiguillage.example/reponse/"), "{}", invitation.text());
 
     // Waitlisted: the referrer at once; the coordinators in the daily digest.
     let r2 = app.submit(&referrer, person_referral(&["loisirs_creations"])).await;
@@ -257,13 +258,19 @@ async fn every_message_of_the_table_reaches_its_recipients_and_carries_nothing_o
         assert_eq!(count(&all, "ref@social.example", subject), 1, "{subject}");
         assert!(all.iter().filter(|m| m.subject().contains(subject)).all(|m| m.rcpt_tos == ["ref@social.example"]));
     }
-    assert_eq!(count(&all, "accueil@lieu-deux.example", "vous attendent"), 1, "one invitation a week at most");
+    assert_eq!(count(&all, "accueil@lieu-deux.example", "Nouvelle orientation"), 1, "one e-mail per offer");
     assert!(all.iter().all(|m| m.rcpt_tos.len() == 1 && !m.rcpt_tos[0].ends_with("@rejected.example")));
-    // Each message: text and HTML, a List-Unsubscribe header and the preferences link.
+    // Each message: text and HTML; to an agent, a List-Unsubscribe header and the
+    // preferences link; to a structure's public address, how to create an account.
     for m in &all {
+        assert!(m.eml.contains("text/html") && m.eml.contains("text/plain"), "{}", m.subject());
+        if m.rcpt_tos == ["accueil@lieu-deux.example"] {
+            assert_eq!(m.header("List-Unsubscribe"), None, "a public address has no preferences");
+            assert!(m.text().contains("Créer un compte pour votre structure"), "{}", m.text());
+            continue;
+        }
         assert_eq!(m.header("List-Unsubscribe").as_deref(), Some("<https://aiguillage.example/compte/notifications>"));
         assert!(m.text().contains("https://aiguillage.example/compte/notifications"), "{}", m.subject());
-        assert!(m.eml.contains("text/html") && m.eml.contains("text/plain"), "{}", m.subject());
     }
     assert_no_personal_data(&all);
     app.stop().await;

@@ -174,6 +174,13 @@ pub async fn run(
     } else {
         None
     };
+    // Links in e-mails and the sign-in's redirect name this site: without a configured
+    // public URL, the address this process actually listens on (a port chosen by the
+    // system included).
+    let mut config = config;
+    if config.public_url.is_none() {
+        config.public_url = Some(format!("http://{}", listener.local_addr()?));
+    }
     let config = Arc::new(config);
     let pool = platform::db::pool(&config.database_url, config.db_pool_size)?;
     migrate_when_ready(&config, &pool, &services, &shutdown).await?;

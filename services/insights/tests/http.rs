@@ -1,5 +1,6 @@
 //! The fast tier: the insights API's access rules and parameter checks, through the
-//! router with `oneshot`, each test on a database of its own.
+//! router with `oneshot`, and its projection fed events by hand, each test on a database
+//! of its own.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,13 +11,19 @@ use platform::auth::Scope;
 use platform::testing::{Keys, call, migrate_platform};
 use sqlx::PgPool;
 
-#[sqlx::test(migrations = false)]
-async fn only_coordinators_of_the_territory_and_admins_read_it(pool: PgPool) {
-    migrate_platform(&pool).await;
-    insights::migrate(&pool).await.unwrap();
+/// The insights router on a migrated database, and the keys its tokens are signed with.
+async fn app(pool: &PgPool) -> (axum::Router, Keys) {
+    migrate_platform(pool).await;
+    insights::migrate(pool).await.unwrap();
     let keys = Keys::default();
     let config = Arc::new(platform::Config::from_lookup(|_| None).unwrap());
-    let router = insights::router(insights::InsightsState { pool, auth: keys.authenticator(), config });
+    let state = insights::InsightsState { pool: pool.clone(), auth: keys.authenticator(), config };
+    (insights::router(state), keys)
+}
+
+#[sqlx::test(migrations = false)]
+async fn only_coordinators_of_the_territory_and_admins_read_it(pool: PgPool) {
+    let (router, keys) = app(&pool).await;
     let coordinator = keys.token(Role::Coordinator, Scope::Territories(vec!["16".parse().unwrap()]));
     let admin = keys.token(Role::Admin, Scope::All);
     let referrer = keys.token(Role::Referrer, Scope::Organisation(contracts::OrganisationId::new()));
@@ -56,11 +63,7 @@ async fn the_funnel_says_how_offers_were_answered_and_how_many_were_withdrawn_as
     use contracts::events::{ReferralAccepted, ReferralDeclined, ReferralOffered, ReferralSubmitted};
     use contracts::{AnsweredVia, DeclineReason, ReferralId};
     use serde_json::json;
-    migrate_platform(&pool).await;
-    insights::migrate(&pool).await.unwrap();
-    let keys = Keys::default();
-    let config = Arc::new(platform::Config::from_lookup(|_| None).unwrap());
-    let router = insights::router(insights::InsightsState { pool: pool.clone(), auth: keys.authenticator(), config });
+    let (router, keys) = app(&pool).await;
     let coordinator = keys.token(Role::Coordinator, Scope::Territories(vec!["16".parse().unwrap()]));
 
     let organisation = contracts::OrganisationId::new();

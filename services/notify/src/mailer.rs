@@ -420,8 +420,9 @@ const WITHDRAW_BATCH: i64 = 16;
 /// until it has answered: a 200, or a 404 or 409 (the offer had moved on). Returns how
 /// many were tried.
 pub async fn withdraw_due(pool: &PgPool, peers: &Peers) -> sqlx::Result<usize> {
-    let mut conn = pool.acquire().await?;
-    let due = store::due_withdrawals(&mut conn, WITHDRAW_BATCH).await?;
+    // No connection is held across the calls: in one process, referrals answers them
+    // from the same database.
+    let due = store::due_withdrawals(&mut *pool.acquire().await?, WITHDRAW_BATCH).await?;
     for w in &due {
         let retry = match peers.withdraw(w.referral_id.into(), &w.structure_id).await {
             Ok(()) => None,
@@ -431,7 +432,7 @@ pub async fn withdraw_due(pool: &PgPool, peers: &Peers) -> sqlx::Result<usize> {
                 Some(chrono::Duration::from_std(backoff(w.attempts)).unwrap_or(chrono::Duration::minutes(1)))
             }
         };
-        store::withdrawal_tried(&mut conn, w, retry).await?;
+        store::withdrawal_tried(&mut *pool.acquire().await?, w, retry).await?;
         if retry.is_none() {
             tracing::info!(referral_id = %w.referral_id, structure_id = %w.structure_id, "unreachable offer withdrawn");
         }

@@ -88,14 +88,15 @@ pub fn month_year_fr(date: impl chrono::Datelike) -> String {
     format!("{} {}", MONTHS_FR[date.month0() as usize], date.year())
 }
 
-/// `lundi 7 décembre à 9 h 30`.
+/// `lundi 7 décembre à 9 h 30`, `mardi 1er juillet à 14 h`.
 pub fn date_time_fr(at: NaiveDateTime) -> String {
     use chrono::{Datelike, Timelike};
     let day = DAYS_FR[at.weekday().num_days_from_monday() as usize];
     let month = MONTHS_FR[at.month0() as usize];
     let time =
         if at.minute() == 0 { format!("{} h", at.hour()) } else { format!("{} h {:02}", at.hour(), at.minute()) };
-    format!("{day} {} {month} à {time}", at.day())
+    let date = if at.day() == 1 { "1er".to_string() } else { at.day().to_string() };
+    format!("{day} {date} {month} à {time}")
 }
 
 fn list_fr(items: Vec<&str>) -> String {
@@ -184,6 +185,8 @@ mod tests {
         assert_eq!(speaks.text_fr(), "Parle français et arabe");
         let at = chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap().and_hms_opt(9, 30, 0).unwrap();
         assert_eq!(Reason::NextOpening { at }.text_fr(), "Prochaine ouverture : lundi 7 décembre à 9 h 30");
+        let first = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap().and_hms_opt(14, 0, 0).unwrap();
+        assert_eq!(date_time_fr(first), "mardi 1er décembre à 14 h");
         assert_eq!(Reason::Load { used: 4, capacity: 5 }.text_fr(), "1 place libre(s) cette semaine sur 5");
         let opening = serde_json::to_value(Reason::NextOpening { at }).unwrap();
         assert_eq!(opening, serde_json::json!({"code": "next_opening", "at": "2026-12-07T09:30"}));

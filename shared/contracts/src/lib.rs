@@ -11,6 +11,7 @@ pub mod directory;
 pub mod email;
 pub mod events;
 pub mod explain;
+pub mod gsm;
 pub mod ids;
 pub mod insights;
 pub mod matching;

@@ -38,6 +38,14 @@ pub struct Config {
     /// `AIGUILLAGE_SMTP_CA_FILE`: a PEM certificate authority to trust for the SMTP
     /// server's TLS certificate, besides the usual roots (a private relay, the tests).
     pub smtp_ca_file: Option<String>,
+    /// `AIGUILLAGE_SMS_URL`: the SMS provider's base URL (`https://api.brevo.com`, the
+    /// capture server's `http://127.0.0.1:8095`). Unset: no SMS is sent
+    /// ([`crate::sms::SmsClient::from_config`] is `None`).
+    pub sms_url: Option<String>,
+    /// `AIGUILLAGE_SMS_API_KEY`, sent as the `api-key` header; required with a URL.
+    pub sms_api_key: Option<crate::sms::ApiKey>,
+    /// `AIGUILLAGE_SMS_SENDER` (default `Aiguillage`): 1 to 11 letters or digits.
+    pub sms_sender: String,
     /// `AIGUILLAGE_OFFER_REMINDER_AFTER`: a pending offer is recalled to its structure.
     pub offer_reminder_after: Duration,
     /// `AIGUILLAGE_CONTACT_REMINDER_AFTER`: an accepted referral with no first contact.
@@ -97,6 +105,25 @@ impl Config {
         let duration = |k: &'static str, default: &str| -> Result<Duration, ConfigError> {
             parse_duration(&var(k, default)).map_err(|message| ConfigError { variable: k, message })
         };
+        let sms_url = get("AIGUILLAGE_SMS_URL").map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        if let Some(url) = &sms_url
+            && !url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        {
+            return Err(ConfigError {
+                variable: "AIGUILLAGE_SMS_URL",
+                message: format!("expected an http(s) URL such as https://api.brevo.com, got {url:?}"),
+            });
+        }
+        let sms_api_key = get("AIGUILLAGE_SMS_API_KEY").filter(|s| !s.trim().is_empty()).map(crate::sms::ApiKey::new);
+        if sms_url.is_some() && sms_api_key.is_none() {
+            return Err(ConfigError {
+                variable: "AIGUILLAGE_SMS_API_KEY",
+                message: "required when AIGUILLAGE_SMS_URL is set".into(),
+            });
+        }
+        let sms_sender = var("AIGUILLAGE_SMS_SENDER", crate::sms::DEFAULT_SENDER).trim().to_string();
+        crate::sms::check_sender(&sms_sender)
+            .map_err(|message| ConfigError { variable: "AIGUILLAGE_SMS_SENDER", message })?;
         Ok(Self {
             database_url: var("DATABASE_URL", "postgres:///aiguillage"),
             amqp_url: var("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
@@ -118,6 +145,9 @@ impl Config {
             smtp_url: get("AIGUILLAGE_SMTP_URL").filter(|s| !s.trim().is_empty()),
             mail_from: var("AIGUILLAGE_MAIL_FROM", "Aiguillage <ne-pas-repondre@localhost>"),
             smtp_ca_file: get("AIGUILLAGE_SMTP_CA_FILE").filter(|s| !s.trim().is_empty()),
+            sms_url,
+            sms_api_key,
+            sms_sender,
             offer_reminder_after: duration("AIGUILLAGE_OFFER_REMINDER_AFTER", "24h")?,
             contact_reminder_after: duration("AIGUILLAGE_CONTACT_REMINDER_AFTER", "7d")?,
             mediator_active_within: duration("AIGUILLAGE_MEDIATOR_ACTIVE_WITHIN", "90d")?,
@@ -252,6 +282,33 @@ mod tests {
         assert_eq!(c.mediator_active_within, Duration::from_secs(90 * 86_400));
         let c = Config::from_lookup(|k| (k == "AIGUILLAGE_MEDIATOR_ACTIVE_WITHIN").then(|| "30d".into())).unwrap();
         assert_eq!(c.mediator_active_within, Duration::from_secs(30 * 86_400));
+    }
+
+    #[test]
+    fn sms_settings() {
+        let c = Config::from_lookup(|_| None).unwrap();
+        assert_eq!((c.sms_url, c.sms_api_key, c.sms_sender.as_str()), (None, None, "Aiguillage"));
+        let with = |pairs: &[(&str, &str)]| {
+            Config::from_lookup(|k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))
+        };
+        let c = with(&[
+            ("AIGUILLAGE_SMS_URL", "https://api.brevo.com"),
+            ("AIGUILLAGE_SMS_API_KEY", "xkeysib-secret"),
+            ("AIGUILLAGE_SMS_SENDER", "Mairie16"),
+        ])
+        .unwrap();
+        assert_eq!(c.sms_url.as_deref(), Some("https://api.brevo.com"));
+        assert_eq!(c.sms_sender, "Mairie16");
+        assert!(!format!("{c:?}").contains("xkeysib-secret"), "Debug hides the key");
+        let err = with(&[("AIGUILLAGE_SMS_URL", "http://127.0.0.1:8095")]).unwrap_err();
+        assert_eq!(err.variable, "AIGUILLAGE_SMS_API_KEY");
+        for url in ["127.0.0.1:8095", "ftp://example.org", "https://"] {
+            let err = with(&[("AIGUILLAGE_SMS_URL", url), ("AIGUILLAGE_SMS_API_KEY", "k")]).unwrap_err();
+            assert_eq!(err.variable, "AIGUILLAGE_SMS_URL", "{url}");
+        }
+        for sender in ["Aiguillage16", "Aiguil lage", "Médiation", "Mairie-16"] {
+            assert_eq!(with(&[("AIGUILLAGE_SMS_SENDER", sender)]).unwrap_err().variable, "AIGUILLAGE_SMS_SENDER");
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod path;
 pub mod problem;
 pub mod row;
+pub mod sms;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

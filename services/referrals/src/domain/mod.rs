@@ -1,3 +1,4 @@
 //! Referral rules, with no I/O.
 pub mod lifecycle;
 pub mod referral;
+pub mod sms;
