@@ -12,6 +12,7 @@ mod crash;
 mod faults;
 mod foundation;
 mod importing;
+mod link_pages;
 mod matching;
 mod notifications;
 mod pages;

@@ -794,8 +794,10 @@ async fn the_preferences_page_changes_what_an_agent_receives_without_javascript(
     let r = submit(&app, &b, "/compte/notifications", &[("offer_received", "immediate")]).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
-    // The coordinator's page names the structures nobody can be told about.
-    app.structure("lieu-vide", structure("Lieu sans personne", 45.70, 0.20, &[AIDE], 5)).await;
+    // The coordinator's page names the structures nobody can be told about: no mediator,
+    // no e-mail address (issue 23: one with an address answers through the e-mail's link).
+    let no_email = json!({"contact": {"phone": "05 45 00 00 01", "email": null}});
+    app.structure("lieu-vide", merged(structure("Lieu sans personne", 45.70, 0.20, &[AIDE], 5), no_email)).await;
     grant(
         &app,
         &["--email", "sophie.martin@departement-charente.example", "--role", "coordinator", "--territory", "16"],
@@ -806,10 +808,10 @@ async fn the_preferences_page_changes_what_an_agent_receives_without_javascript(
     // Notify learns the structure from the directory and Karim's membership from accounts.
     let html = eventually("notifications to know the structure and its mediator", Duration::from_secs(20), || async {
         let (status, _, html) = page(&app, &c, "/territoire").await;
-        (status == StatusCode::OK && html.contains("Structures sans médiateur inscrit (1)")).then_some(html)
+        (status == StatusCode::OK && html.contains("Structures injoignables (1)")).then_some(html)
     })
     .await;
-    let at = html.find("Structures sans médiateur inscrit (1)").expect("the section");
+    let at = html.find("Structures injoignables (1)").expect("the section");
     assert!(html[at..].contains("Lieu sans personne"), "{html}");
     assert!(!html[at..].contains("Médiathèque d'Angoulême"), "a structure with a mediator is not listed");
     app.stop().await;

@@ -7,6 +7,7 @@ use contracts::accounts::{
     InvitationBody, InvitationResult, InvitationView, MeView, MembershipRequestBody, Page, Places, PreferencesBody,
     RequestView, SignInFailure, SignInRequest, SignInResponse,
 };
+use contracts::answer_links::{LinkSession, LinkToken};
 use contracts::api::{
     AcceptRequest, CancelRequest, CapacityRequest, CloseRequest, ContactRequest, DeclineRequest, OrganisationRequest,
     PreviewRequest, ReferralRequest, RerouteRequest, StructureRequest,
@@ -17,7 +18,7 @@ use contracts::matching::AssessmentView;
 use contracts::notifications::UnreachedList;
 use contracts::referrals::{AuditPage, ReferralPage, ReferralView};
 use contracts::{ReferralId, ReferralStatus, StructureId, Territory};
-use http::Method;
+use http::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -49,6 +50,44 @@ fn with_query(path: &str, params: &[(&str, Option<&str>)]) -> String {
     }
     let query = query.finish();
     if query.is_empty() { path.to_string() } else { format!("{path}?{query}") }
+}
+
+/// What a link opens (`POST /api/v1/answer-links/exchange`).
+pub enum LinkOpened {
+    /// A valid link: a bearer token for its referral at its structure, and its forms' token.
+    Open(LinkSession),
+    /// No such link (404).
+    Unknown,
+    /// The link has ended or expired (410); `renewable`: a new one may be sent (the
+    /// structure still follows the referral).
+    Gone { renewable: bool },
+}
+
+/// A new link asked for (`POST /api/v1/answer-links/renewals`).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Renewal {
+    /// 202: a new link goes to the structure's public address.
+    Sent,
+    /// 429: one was sent less than an hour ago.
+    TooSoon,
+    /// 404: no such link.
+    Unknown,
+    /// 410: the referral is no longer the structure's to follow.
+    Gone,
+}
+
+/// The `renewable` extension of the 410 problem of an ended link.
+#[derive(serde::Deserialize)]
+struct LinkGone {
+    renewable: bool,
+}
+
+/// A link endpoint's answer as a `T`. Its error says where the answer is wrong, never
+/// what it holds: serde's message may quote a value, and this answer holds a bearer token.
+fn read_link<T: DeserializeOwned>(path: &str, bytes: &[u8]) -> Answer<T> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiFailure::Shape(format!("{path}: not the expected answer (line {}, column {})", e.line(), e.column()))
+    })
 }
 
 /// A JSON body.
@@ -223,6 +262,36 @@ impl Client {
 
     pub async fn reroute(&self, id: ReferralId, body: &RerouteRequest) -> Answer<ReferralView> {
         self.send(Method::POST, &format!("/api/v1/referrals/{id}/reroute"), body).await
+    }
+
+    // ------------------------------------------------------------------ answer links
+
+    /// Opens an answer link (the web service): the token goes in the body, never in a
+    /// path the API could log.
+    pub async fn open_link(&self, token: &LinkToken) -> Answer<LinkOpened> {
+        const PATH: &str = "/api/v1/answer-links/exchange";
+        let (status, bytes) = self.api.exchange(Method::POST, PATH, &self.token, Some(json(token)?), &[]).await?;
+        match status {
+            StatusCode::OK => read_link(PATH, &bytes).map(LinkOpened::Open),
+            StatusCode::NOT_FOUND => Ok(LinkOpened::Unknown),
+            StatusCode::GONE => {
+                read_link::<LinkGone>(PATH, &bytes).map(|g| LinkOpened::Gone { renewable: g.renewable })
+            }
+            _ => Err(ApiFailure::refused(status, &bytes)),
+        }
+    }
+
+    /// Asks for a new link to the structure's public address (the web service).
+    pub async fn renew_link(&self, token: &LinkToken) -> Answer<Renewal> {
+        const PATH: &str = "/api/v1/answer-links/renewals";
+        let (status, bytes) = self.api.exchange(Method::POST, PATH, &self.token, Some(json(token)?), &[]).await?;
+        match status {
+            StatusCode::ACCEPTED => Ok(Renewal::Sent),
+            StatusCode::TOO_MANY_REQUESTS => Ok(Renewal::TooSoon),
+            StatusCode::NOT_FOUND => Ok(Renewal::Unknown),
+            StatusCode::GONE => Ok(Renewal::Gone),
+            _ => Err(ApiFailure::refused(status, &bytes)),
+        }
     }
 
     // ------------------------------------------------------------------ matching

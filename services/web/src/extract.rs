@@ -282,13 +282,32 @@ impl<T: DeserializeOwned + Send> FromRequest<WebState> for CsrfForm<T> {
     async fn from_request(request: Request, state: &WebState) -> Result<Self, PageError> {
         let (mut parts, body) = request.into_parts();
         let agent = Agent::of(&mut parts, state).await?.ok_or_else(PageError::forbidden)?;
-        let bytes = axum::body::to_bytes(body, FORM_LIMIT).await.map_err(|_| PageError::forbidden())?;
-        let token = form_urlencoded::parse(&bytes).find(|(k, _)| k == "csrf").map(|(_, v)| v.into_owned());
-        agent.check_csrf(&parts.headers, state, token.as_deref())?;
-        let Form(form) = Form::<T>::from_request(Request::from_parts(parts, Body::from(bytes)), state)
+        let posted = Posted::read(body).await?;
+        agent.check_csrf(&parts.headers, state, posted.csrf().as_deref())?;
+        posted.form(parts, state).await.map(CsrfForm)
+    }
+}
+
+/// A posted form's body, read once: its token first, then its fields. A body that is
+/// too large or not a form gets 403, as a form without its token does.
+pub struct Posted(axum::body::Bytes);
+
+impl Posted {
+    pub async fn read(body: Body) -> Result<Self, PageError> {
+        axum::body::to_bytes(body, FORM_LIMIT).await.map(Posted).map_err(|_| PageError::forbidden())
+    }
+
+    /// The `csrf` field.
+    pub fn csrf(&self) -> Option<String> {
+        form_urlencoded::parse(&self.0).find(|(k, _)| k == "csrf").map(|(_, v)| v.into_owned())
+    }
+
+    /// The other fields, as `T`.
+    pub async fn form<T: DeserializeOwned>(self, parts: Parts, state: &WebState) -> Result<T, PageError> {
+        let Form(form) = Form::<T>::from_request(Request::from_parts(parts, Body::from(self.0)), state)
             .await
             .map_err(|_| PageError::forbidden())?;
-        Ok(CsrfForm(form))
+        Ok(form)
     }
 }
 

@@ -30,6 +30,7 @@ mod error;
 mod extract;
 mod form;
 mod journal;
+mod link;
 mod mediator;
 mod oidc;
 mod public;
@@ -108,6 +109,8 @@ pub struct WebState {
     pub api: Api,
     pub config: Arc<WebConfig>,
     oidc: Option<Arc<oidc::Provider>>,
+    /// The answer links' failures per client, slowed down (`link::guard`).
+    links: Arc<link::guard::Failures>,
 }
 
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
@@ -122,7 +125,13 @@ impl WebState {
         let config = Arc::new(config);
         let oidc =
             config.oidc.clone().map(|settings| Arc::new(oidc::Provider::new(settings, config.url("/auth/callback"))));
-        WebState { pool, auth, api, config, oidc }
+        WebState { pool, auth, api, config, oidc, links: Arc::new(link::guard::Failures::default()) }
+    }
+
+    /// The API as the web service itself (recording a sign-in, opening an answer link).
+    pub(crate) fn as_service(&self) -> client::Client {
+        let claims = platform::auth::Claims::for_service(SERVICE, extract::PAGE_TOKEN_TTL);
+        client::Client::new(self.api.clone(), self.auth.ring().issue(&claims))
     }
 }
 
@@ -146,6 +155,7 @@ pub fn router(state: WebState, api: Router) -> Router {
         .merge(coordinator::routes())
         .merge(admin::routes())
         .merge(journal::routes())
+        .merge(link::routes(state.links.clone()))
         .layer(middleware::from_fn(move |request: Request, next: Next| security_headers(csp.clone(), request, next)))
         .with_state(state);
     // Everything else is the API's (and health, metrics); a browser asking for an

@@ -11,13 +11,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use contracts::Personal;
 use contracts::accounts::{SignInFailure, SignInRequest};
-use platform::auth::Claims;
 use serde::Deserialize;
 
 use crate::WebState;
-use crate::client::Client;
 use crate::error::PageError;
-use crate::extract::{Anyone, CsrfForm, NoFields, PAGE_TOKEN_TTL, SignedIn, Visitor};
+use crate::extract::{Anyone, CsrfForm, NoFields, SignedIn, Visitor};
 use crate::oidc::Failure;
 use crate::session::{self, Cookies, FlowRefused};
 use crate::views::{Chrome, Connexion, render};
@@ -28,11 +26,6 @@ pub fn routes() -> Router<WebState> {
         .route("/auth/login", get(login))
         .route("/auth/callback", get(callback))
         .route("/deconnexion", post(sign_out))
-}
-
-/// The API as the web service itself (recording a sign-in, auditing a failed one).
-fn as_service(state: &WebState) -> Client {
-    Client::new(state.api.clone(), state.auth.ring().issue(&Claims::for_service(crate::SERVICE, PAGE_TOKEN_TTL)))
 }
 
 async fn connexion(
@@ -126,7 +119,7 @@ async fn callback(
                 reason: failure.code().to_string(),
                 issuer: state.oidc.as_ref().map(|p| p.issuer().to_string()),
             };
-            if let Err(err) = as_service(&state).sign_in_failure(&audit).await {
+            if let Err(err) = state.as_service().sign_in_failure(&audit).await {
                 tracing::warn!(error = %err, "could not audit a failed sign-in");
             }
             PageError::sign_in(failure_message(failure), failure.code()).into_response()
@@ -186,7 +179,7 @@ async fn finish_sign_in(state: &WebState, headers: &HeaderMap, q: &CallbackQuery
         usual_name: identity.usual_name.map(Personal::new),
         siret: identity.siret,
     };
-    let signed = as_service(state).sign_in(&body).await.map_err(|err| {
+    let signed = state.as_service().sign_in(&body).await.map_err(|err| {
         tracing::warn!(status = ?err.status(), "the account of a sign-in could not be recorded");
         if err.status() == Some(StatusCode::UNPROCESSABLE_ENTITY) { Failure::NoEmail } else { Failure::Account }
     })?;

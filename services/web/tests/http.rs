@@ -15,7 +15,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
-use contracts::{OrganisationId, Role, StructureId};
+use contracts::events::MatchProposed;
+use contracts::{Envelope, OrganisationId, ReferralId, Role, StructureId};
 use platform::auth::{Claims, Scope};
 use platform::testing::{Keys, call, migrate_platform};
 use serde_json::{Value, json};
@@ -204,6 +205,108 @@ impl App {
     async fn accepting(&self, id: &StructureId) -> bool {
         self.stored(id).await["accepting"].as_bool().unwrap()
     }
+
+    fn service(&self, name: &str) -> String {
+        self.keys.0.issue(&Claims::for_service(name, chrono::Duration::minutes(5)))
+    }
+
+    /// A referral of `org` offered to `place`, as the matcher's proposal makes it: no
+    /// broker here, so the referrals service's handler is given the event.
+    async fn offered(&self, org: OrganisationId, place: &StructureId) -> ReferralId {
+        let referrer = self.keys.token(Role::Referrer, Scope::Organisation(org));
+        let body = json!({
+            "person": {"first_name": "Inès", "last_name": "Lambert", "phone": "06 12 34 56 78",
+                       "contact_preference": "phone", "commune_code": "16015"},
+            "needs": ["aide_demarches_administratives"], "urgency": "urgent",
+            "consent": {"obtained": true, "method": "oral"}
+        });
+        let (status, r, _) = call(&self.api, "POST", "/api/v1/referrals", Some(&referrer), Some(&body), &[]).await;
+        assert_eq!(status, 201, "{r}");
+        let id: ReferralId = r["id"].as_str().unwrap().parse().unwrap();
+        let proposed = MatchProposed {
+            referral_id: id,
+            round: 0,
+            structure_id: place.clone(),
+            structure_name: "Médiathèque de Mansle".into(),
+            attempt: 1,
+            score: 0.9,
+            distance_km: 3.2,
+            explanation: vec![],
+            reasons: vec![],
+            reservation_id: Uuid::now_v7(),
+            proposed_at: chrono::Utc::now(),
+        };
+        let envelope = Envelope::new(id.to_string(), 1, &proposed);
+        let handler = referrals::messaging::ReferralsHandler { offer_ttl: Duration::from_secs(72 * 3600) };
+        let mut tx = self.pool.begin().await.unwrap();
+        let event = referrals::messaging::Inbound::MatchProposed(proposed);
+        bus::Handler::handle(&handler, &mut tx, &envelope, event).await.unwrap();
+        tx.commit().await.unwrap();
+        id
+    }
+
+    /// A referral offered to a place, and the link of its e-mail.
+    async fn offered_link(&self) -> Offer {
+        let org = self.organisation().await;
+        let place = self.structure("mediatheque-mansle").await;
+        let id = self.offered(org, &place).await;
+        let token = self.link(id, &place).await;
+        Offer { path: format!("/reponse/{token}"), org, place, id, token }
+    }
+
+    /// A link for `place` to answer `referral`, as the notifications service asks for
+    /// one when it sends the e-mail.
+    async fn link(&self, referral: ReferralId, place: &StructureId) -> String {
+        let body = json!({"referral_id": referral, "structure_id": place});
+        let notify = self.service("notify");
+        let (status, minted, _) =
+            call(&self.api, "POST", "/api/v1/answer-links", Some(&notify), Some(&body), &[]).await;
+        assert_eq!(status, 201, "{minted}");
+        minted["token"].as_str().unwrap().to_string()
+    }
+
+    /// The referral as its referrer organisation reads it.
+    async fn referral(&self, id: ReferralId) -> Value {
+        call(&self.api, "GET", &format!("/api/v1/referrals/{id}"), Some(&self.admin()), None, &[]).await.1
+    }
+
+    /// A page of an answer link, from a browser at `peer` (the socket's address),
+    /// behind a proxy when `forwarded_for` is given.
+    async fn visit(&self, path: &str, peer: &str, forwarded_for: Option<&str>) -> Page {
+        let mut request = Request::get(path).header(header::ACCEPT, "text/html");
+        if let Some(f) = forwarded_for {
+            request = request.header("x-forwarded-for", f);
+        }
+        let mut request = request.body(Body::empty()).unwrap();
+        let peer: std::net::SocketAddr = format!("{peer}:40000").parse().unwrap();
+        request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+        self.send(request).await
+    }
+}
+
+/// A referral offered to a place, and the link its e-mail would carry.
+struct Offer {
+    org: OrganisationId,
+    place: StructureId,
+    id: ReferralId,
+    token: String,
+    /// The link's page, `/reponse/{token}`.
+    path: String,
+}
+
+/// The form token of a page.
+fn csrf_in(html: &str) -> String {
+    let at = html.find(r#"name="csrf" value=""#).unwrap_or_else(|| panic!("no form token: {html}")) + 19;
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+/// What every answer of `/reponse/...` carries, and never the token in the title.
+fn link_headers(page: &Page, token: &str) {
+    assert_eq!(page.headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(page.headers[header::REFERRER_POLICY], "same-origin");
+    assert_eq!(page.headers["x-robots-tag"], "noindex");
+    let title = page.html.split("<title>").nth(1).map(|t| t.split("</title>").next().unwrap()).unwrap_or_default();
+    assert!(!title.contains(token), "the token in the title: {title}");
 }
 
 fn web_config() -> web::WebConfig {
@@ -430,4 +533,280 @@ async fn an_answer_without_a_field_the_page_needs_is_an_error_not_a_guess(pool: 
         .unwrap();
     let response = web.oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "a place is not shown open by default");
+}
+
+// ------------------------------------------------------------------ answer links
+
+#[sqlx::test(migrations = false)]
+async fn an_answer_link_shows_the_offer_without_the_person_then_one_acceptance_and_the_follow_up(pool: PgPool) {
+    let app = App::new(pool).await;
+    let Offer { id, token, path, .. } = app.offered_link().await;
+
+    let page = app.get(None, &path).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    link_headers(&page, &token);
+    for words in [
+        "<title>Proposition — Aiguillage</title>",
+        "Pour <strong>Médiathèque de Mansle</strong>",
+        "Aide aux démarches administratives",
+        "Urgente",
+        ">Accepter</button>",
+        ">Refuser</button>",
+        "Motif du refus",
+        "Commentaire",
+        r#"href="/connexion?next=/compte">Créer un compte pour votre structure</a>"#,
+    ] {
+        assert!(page.html.contains(words), "{words}: {}", page.html);
+    }
+    assert!(!page.html.contains("Lambert") && !page.html.contains("06 12"), "no identity before acceptance");
+    assert!(!page.html.contains("Lieu injoignable"), "a structure does not say it is unreachable");
+    let csrf = csrf_in(&page.html);
+
+    // Two clicks at once: one acceptance, and neither answer is an error.
+    let (accept, fields) = (format!("{path}/acceptation"), [("csrf", csrf.as_str())]);
+    let accept = || app.post_raw(None, &accept, &fields, Some(SITE));
+    let (a, b) = tokio::join!(accept(), accept());
+    let mut locations = [a.location().to_string(), b.location().to_string()];
+    locations.sort();
+    assert_eq!((a.status, b.status), (StatusCode::SEE_OTHER, StatusCode::SEE_OTHER), "{} {}", a.html, b.html);
+    assert_eq!(locations, [path.clone(), format!("{path}?acceptee=1")]);
+    let r = app.referral(id).await;
+    assert_eq!(r["status"], "accepted", "{r}");
+    let accepted: Vec<&Value> = r["history"].as_array().unwrap().iter().filter(|h| h["status"] == "accepted").collect();
+    assert_eq!(accepted.len(), 1, "{r}");
+
+    // The follow-up: the person's contact details, a contact, a closing; the form the
+    // same link's page had is still bound to it.
+    let page = app.get(None, &format!("{path}?acceptee=1")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    link_headers(&page, &token);
+    for words in [
+        "<title>Suivi — Aiguillage</title>",
+        "Suivi de Inès Lambert",
+        r#"Téléphone : <a href="tel:+33612345678">+33612345678</a>"#,
+        "Proposition acceptée",
+        "Type de contact",
+        ">Enregistrer un contact</button>",
+        "Résultat",
+        ">Clôturer</button>",
+        "Créer un compte pour votre structure",
+    ] {
+        assert!(page.html.contains(words), "{words}: {}", page.html);
+    }
+    let csrf = csrf_in(&page.html);
+    let contact =
+        app.post_raw(None, &format!("{path}/contact"), &[("csrf", &csrf), ("kind", "first_contact")], Some(SITE)).await;
+    assert_eq!((contact.status, contact.location()), (StatusCode::SEE_OTHER, format!("{path}?contact=1").as_str()));
+    link_headers(&contact, &token);
+    // Refusing an accepted referral: the API says 409, the page shows where it is.
+    let late = app.post_raw(None, &format!("{path}/refus"), &[("csrf", &csrf), ("reason", "other")], Some(SITE)).await;
+    assert_eq!((late.status, late.location()), (StatusCode::SEE_OTHER, path.as_str()), "{}", late.html);
+
+    // Closing without an outcome: 422, the message beside the field, the comment kept.
+    let page =
+        app.post_raw(None, &format!("{path}/cloture"), &[("csrf", &csrf), ("comment", "Vue mardi")], Some(SITE)).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", page.html);
+    link_headers(&page, &token);
+    assert!(page.html.contains("<title>Erreur : suivi — Aiguillage</title>"), "{}", page.html);
+    assert!(
+        page.html.contains(
+            r#"<p class="fr-error-text" id="outcome-error">Choisissez le résultat de l&#39;accompagnement.</p>"#
+        ),
+        "{}",
+        page.html
+    );
+    assert!(page.html.contains(">Vue mardi</textarea>"), "{}", page.html);
+    let fields = [("csrf", csrf.as_str()), ("outcome", "completed"), ("comment", "Vue mardi")];
+    let closed = app.post_raw(None, &format!("{path}/cloture"), &fields, Some(SITE)).await;
+    assert_eq!((closed.status, closed.location()), (StatusCode::SEE_OTHER, "/reponse/cloturee"), "{}", closed.html);
+    let r = app.referral(id).await;
+    assert_eq!((&r["status"], &r["outcome"]), (&json!("closed"), &json!("completed")), "{r}");
+    let thanks = app.get(None, "/reponse/cloturee").await;
+    assert_eq!(thanks.status, StatusCode::OK);
+    link_headers(&thanks, &token);
+    assert!(thanks.html.contains("L&#39;orientation est clôturée"), "{}", thanks.html);
+
+    // Closed: the link has ended for good.
+    let page = app.get(None, &path).await;
+    assert_eq!(page.status, StatusCode::GONE, "{}", page.html);
+    assert!(page.html.contains("<h1>Ce lien n&#39;est plus valable</h1>"), "{}", page.html);
+    assert!(!page.html.contains("Recevoir un nouveau lien"), "{}", page.html);
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_refusal_through_a_link_needs_a_reason_beside_its_field_then_ends_the_link(pool: PgPool) {
+    let app = App::new(pool).await;
+    let Offer { id, token, path, .. } = app.offered_link().await;
+    let csrf = csrf_in(&app.get(None, &path).await.html);
+
+    let page = app
+        .post_raw(None, &format!("{path}/refus"), &[("csrf", &csrf), ("comment", "Fermé en août")], Some(SITE))
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", page.html);
+    link_headers(&page, &token);
+    assert!(page.html.contains("<title>Erreur : proposition — Aiguillage</title>"), "{}", page.html);
+    assert!(page.html.contains(r#"<p class="fr-error-text" id="reason-error">Choisissez le motif du refus.</p>"#));
+    assert!(page.html.contains(r#"aria-describedby="reason-error""#), "{}", page.html);
+    assert!(page.html.contains(">Fermé en août</textarea>"), "{}", page.html);
+    // A reason no structure gives itself is no reason.
+    let fields = [("csrf", csrf.as_str()), ("reason", "structure_unreachable")];
+    let page = app.post_raw(None, &format!("{path}/refus"), &fields, Some(SITE)).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", page.html);
+
+    let fields = [("csrf", csrf.as_str()), ("reason", "no_capacity"), ("comment", "Fermé en août")];
+    let page = app.post_raw(None, &format!("{path}/refus"), &fields, Some(SITE)).await;
+    assert_eq!((page.status, page.location()), (StatusCode::SEE_OTHER, "/reponse/refusee"), "{}", page.html);
+    let r = app.referral(id).await;
+    let declined = r["history"].as_array().unwrap().iter().find(|h| h["status"] == "declined").cloned();
+    assert_eq!(declined.as_ref().map(|h| &h["reason"]), Some(&json!("no_capacity")), "{r}");
+    let thanks = app.get(None, "/reponse/refusee").await;
+    assert_eq!(thanks.status, StatusCode::OK);
+    assert!(thanks.html.contains("La proposition est refusée"), "{}", thanks.html);
+
+    // The offer has ended: 410, nothing to renew, and the forms of the old page refused.
+    let page = app.get(None, &path).await;
+    assert_eq!(page.status, StatusCode::GONE, "{}", page.html);
+    link_headers(&page, &token);
+    assert!(page.html.contains("<title>Lien plus valable — Aiguillage</title>"), "{}", page.html);
+    assert!(!page.html.contains("Recevoir un nouveau lien"), "{}", page.html);
+    let again = app.post_raw(None, &format!("{path}/acceptation"), &[("csrf", &csrf)], Some(SITE)).await;
+    assert_eq!(again.status, StatusCode::GONE, "{}", again.html);
+    assert_eq!(app.referral(id).await["status"], r["status"], "nothing changed");
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_link_s_form_needs_this_site_s_origin_and_the_link_s_own_token(pool: PgPool) {
+    let app = App::new(pool).await;
+    let Offer { org, place, id, token, path } = app.offered_link().await;
+    let csrf = csrf_in(&app.get(None, &path).await.html);
+    let path = format!("{path}/acceptation");
+    // Another link's token (another referral), as another page of the site holds it.
+    let other = app.offered(org, &place).await;
+    let other_token = app.link(other, &place).await;
+    let other_csrf = csrf_in(&app.get(None, &format!("/reponse/{other_token}")).await.html);
+    assert_ne!(csrf, other_csrf);
+    // A signed-in mediator's session token is not the link's either.
+    let mediator = app.sign_in(accounts::domain::Grant::Mediator(place.clone())).await;
+    let cases = [
+        ("no token", None, Some(SITE)),
+        ("another link's token", Some(other_csrf.as_str()), Some(SITE)),
+        ("a session's token", Some(mediator.csrf.as_str()), Some(SITE)),
+        ("another site", Some(csrf.as_str()), Some("https://evil.example")),
+        ("an opaque origin", Some(csrf.as_str()), Some("null")),
+        ("no origin", Some(csrf.as_str()), None),
+    ];
+    for (case, form_token, origin) in cases {
+        let fields: Vec<(&str, &str)> = form_token.map(|t| ("csrf", t)).into_iter().collect();
+        let page = app.post_raw(None, &path, &fields, origin).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{case}: {}", page.html);
+        link_headers(&page, &token);
+        assert!(page.html.contains("Action refusée"), "{case}: {}", page.html);
+    }
+    assert_eq!(app.referral(id).await["status"], "offered", "nothing was accepted");
+    // The link's token from this site: accepted.
+    let page = app.post_raw(None, &path, &[("csrf", &csrf)], Some(SITE)).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+    assert_eq!(app.referral(id).await["status"], "accepted");
+    // A link opens its own referral only: the other one is still offered.
+    assert_eq!(app.referral(other).await["status"], "offered");
+}
+
+#[sqlx::test(migrations = false)]
+async fn an_expired_follow_up_link_is_410_with_a_new_link_once_an_hour_from_this_site(pool: PgPool) {
+    let app = App::new(pool).await;
+    let Offer { id, token, path, .. } = app.offered_link().await;
+    let csrf = csrf_in(&app.get(None, &path).await.html);
+    let accepted = app.post_raw(None, &format!("{path}/acceptation"), &[("csrf", &csrf)], Some(SITE)).await;
+    assert_eq!(accepted.status, StatusCode::SEE_OTHER);
+    // Nine days without use (AIGUILLAGE_ANSWER_LINK_TTL is 8 days).
+    sqlx::query("UPDATE referrals.referrals SET accepted_at = now() - interval '9 days' WHERE id = $1")
+        .bind(id.as_uuid())
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE referrals.answer_links SET created_at = now() - interval '9 days', last_used_at = now() - interval '9 days'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    let page = app.get(None, &path).await;
+    assert_eq!(page.status, StatusCode::GONE, "{}", page.html);
+    link_headers(&page, &token);
+    assert!(page.html.contains("<h1>Ce lien n&#39;est plus valable</h1>"), "{}", page.html);
+    assert!(page.html.contains("expiré"), "{}", page.html);
+    assert!(
+        page.html.contains(&format!(r#"<form method="post" action="{path}/nouveau-lien">"#))
+            && page.html.contains(">Recevoir un nouveau lien</button>"),
+        "{}",
+        page.html
+    );
+    assert!(!page.html.contains("Lambert"), "nothing of the person on an ended link's page");
+
+    let renew = format!("{path}/nouveau-lien");
+    for origin in [None, Some("https://evil.example"), Some("null")] {
+        let page = app.post_raw(None, &renew, &[], origin).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{origin:?}");
+    }
+    let page = app.post_raw(None, &renew, &[], Some(SITE)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    link_headers(&page, &token);
+    assert!(page.html.contains("Un nouveau lien a été envoyé à l&#39;adresse de la structure"), "{}", page.html);
+    let events: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM referrals.outbox WHERE event_type = 'referral.answer_link_requested'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(events, 1);
+    let page = app.post_raw(None, &renew, &[], Some(SITE)).await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS, "{}", page.html);
+    assert!(page.html.contains("Un lien a déjà été envoyé il y a moins d&#39;une heure"), "{}", page.html);
+}
+
+#[sqlx::test(migrations = false)]
+async fn an_unknown_token_is_one_404_and_a_client_s_tenth_failure_in_a_minute_slows_it_down(pool: PgPool) {
+    let app = App::new(pool).await;
+    let Offer { token, .. } = app.offered_link().await;
+
+    // Unknown, malformed, too short: the same page, which says nothing of why.
+    let unknown = "x".repeat(43);
+    let pages = [
+        app.visit(&format!("/reponse/{unknown}"), "198.51.100.1", None).await,
+        app.visit("/reponse/pas*un*jeton", "198.51.100.1", None).await,
+        app.visit("/reponse/abc", "198.51.100.1", None).await,
+    ];
+    for page in &pages {
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{}", page.html);
+        link_headers(page, &unknown);
+        assert_eq!(page.html, pages[0].html);
+        assert!(page.html.contains("<title>Lien introuvable — Aiguillage</title>"), "{}", page.html);
+    }
+    assert!(!pages[0].html.contains(&unknown));
+    // A form posted to an unknown link: the same 404.
+    let post = app.post_raw(None, &format!("/reponse/{unknown}/acceptation"), &[("csrf", "x")], Some(SITE)).await;
+    assert_eq!(post.status, StatusCode::NOT_FOUND);
+
+    // Ten failures in a minute from one client: then 429, even for a good link.
+    for _ in 0..7 {
+        assert_eq!(app.visit(&format!("/reponse/{unknown}"), "198.51.100.1", None).await.status, StatusCode::NOT_FOUND);
+    }
+    let slowed = app.visit(&format!("/reponse/{token}"), "198.51.100.1", None).await;
+    assert_eq!(slowed.status, StatusCode::TOO_MANY_REQUESTS, "{}", slowed.html);
+    link_headers(&slowed, &token);
+    let wait: u64 = slowed.headers[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert!(slowed.html.contains("Trop de tentatives"), "{}", slowed.html);
+    // Another client is not slowed down.
+    assert_eq!(app.visit(&format!("/reponse/{token}"), "198.51.100.2", None).await.status, StatusCode::OK);
+    // Behind the proxy (a private peer), the client is the address it forwards; a
+    // public peer's forwarded address is not believed.
+    for _ in 0..10 {
+        let page = app.visit(&format!("/reponse/{unknown}"), "10.0.0.5", Some("203.0.113.9")).await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND);
+    }
+    let good = format!("/reponse/{token}");
+    let behind = |forwarded| app.visit(&good, "10.0.0.5", Some(forwarded));
+    assert_eq!(behind("203.0.113.9").await.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(behind("203.0.113.10").await.status, StatusCode::OK);
+    let spoofed = app.visit(&format!("/reponse/{token}"), "198.51.100.3", Some("203.0.113.9")).await;
+    assert_eq!(spoofed.status, StatusCode::OK);
 }

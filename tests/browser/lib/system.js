@@ -17,7 +17,7 @@ const repo = path.resolve(here, '..', '..', '..');
 const BIN = process.env.AIGUILLAGE_BIN ?? path.join(repo, 'target', 'debug', 'aiguillage');
 const PG_BASE = process.env.AIGUILLAGE_TEST_POSTGRES ?? `postgres://${os.userInfo().username}@%2Fvar%2Frun%2Fpostgresql`;
 
-function freePort() {
+export function freePort() {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.unref();
@@ -98,11 +98,24 @@ export async function startSystem(env = {}) {
     return text ? JSON.parse(text) : null;
   };
 
+  /** One SQL statement on the system's database, as psql prints it unaligned (`-At`). */
+  const sql = async (statement) =>
+    (await run('psql', [`${PG_BASE}/${database}`, '-v', 'ON_ERROR_STOP=1', '-Atc', statement])).stdout.trim();
+
+  /** Waits until the matcher, which learns of structures from the bus, proposes `structure` for administrative help in Angoulême. */
+  const untilMatched = (structure) =>
+    until(`${structure} in the matcher`, async () => {
+      const r = await api('POST', '/api/v1/match/preview', { commune_code: '16015', needs: ['aide_demarches_administratives'] });
+      return r.candidates.some((c) => c.structure_id === structure);
+    });
+
   return {
     base,
     issuer,
     cli,
     api,
+    sql,
+    untilMatched,
     until,
     logs,
     async stop() {

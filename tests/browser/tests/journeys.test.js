@@ -39,14 +39,7 @@ before(async () => {
   await system.cli('account', 'grant', '--email', 'sophie.martin@departement-charente.example', '--role', 'coordinator', '--territory', '16');
   await system.cli('account', 'grant', '--email', 'camille.lefevre@aiguillage.example', '--role', 'admin');
   await system.cli('account', 'grant', '--email', 'nadia.roussel@departement-charente.example', '--role', 'dpo');
-  // The matcher learns of the structure from the bus.
-  await system.until('the structure in the matcher', async () => {
-    const r = await system.api('POST', '/api/v1/match/preview', {
-      commune_code: '16015',
-      needs: ['aide_demarches_administratives'],
-    });
-    return r.candidates.some((c) => c.structure_id === STRUCTURE);
-  });
+  await system.untilMatched(STRUCTURE);
 });
 
 after(async () => {

@@ -73,8 +73,24 @@ struct QueuesView {
     waiting_pager: Pager,
     count: i64,
     escalated: i64,
-    /// Structures with no mediator signed up (from notifications): their offers reach nobody.
-    unreached: Vec<String>,
+    /// The structures no offer can reach (from notifications).
+    unreached: Unreached,
+}
+
+/// A structure nobody can tell about an offer: no mediator who signs in, and no public
+/// e-mail address that takes mail. A coordinator can call it, or add an address.
+pub struct UnreachedRow {
+    pub name: String,
+    pub phone: Option<String>,
+    pub why: String,
+}
+
+/// The structures without an active mediator: those no offer reaches, and how many
+/// others answer through the links of the offers' e-mails.
+#[derive(Default)]
+pub struct Unreached {
+    pub rows: Vec<UnreachedRow>,
+    pub by_email: usize,
 }
 
 pub async fn show(
@@ -143,14 +159,35 @@ pub async fn show(
     Ok(render(StatusCode::OK, &view, true))
 }
 
-/// The names of the structures nobody can be told about; none when the notifications
-/// service does not answer (the rest of the page does not depend on it).
-async fn unreached(agent: &Agent) -> Vec<String> {
-    match agent.api.unreached_structures().await {
-        Ok(list) => list.items.into_iter().map(|s| s.name).collect(),
+/// The structures no offer reaches; none when the notifications service does not answer
+/// (the rest of the page does not depend on it).
+async fn unreached(agent: &Agent) -> Unreached {
+    let list = match agent.api.unreached_structures().await {
+        Ok(list) => list,
         Err(err) => {
             tracing::warn!(error = %err, "structures without mediators unavailable");
-            vec![]
+            return Unreached::default();
         }
+    };
+    let (by_email, rows): (Vec<_>, Vec<_>) = list.items.into_iter().partition(|s| s.reachable_by_email);
+    Unreached {
+        by_email: by_email.len(),
+        rows: rows
+            .into_iter()
+            .map(|s| UnreachedRow {
+                why: match s.bounced_at {
+                    Some(at) => format!("Son adresse e-mail refuse les messages (depuis le {})", day(&at)),
+                    None if !s.has_contact_email => "Aucune adresse e-mail publique".to_string(),
+                    None => "Son adresse e-mail ne reçoit pas les propositions".to_string(),
+                },
+                phone: s.phone.filter(|p| !p.trim().is_empty()),
+                name: s.name,
+            })
+            .collect(),
     }
+}
+
+/// A day as people read it in France.
+fn day(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.with_timezone(&chrono_tz::Europe::Paris).format("%d/%m/%Y").to_string()
 }

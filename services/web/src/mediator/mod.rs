@@ -14,8 +14,8 @@ use crate::api::ApiFailure;
 use crate::error::PageError;
 use crate::views::Chrome;
 
-mod follow_up;
-mod offers;
+pub(crate) mod follow_up;
+pub(crate) mod offers;
 mod structure;
 
 pub fn routes() -> Router<WebState> {

@@ -56,24 +56,109 @@ pub async fn list(
     Ok(render(StatusCode::OK, &view, true))
 }
 
+/// What an offer shows before acceptance, and its refusal form's state: the content of
+/// `/propositions/{id}` and of an answer link's page (`partials/proposition.html`).
+pub struct OfferContent {
+    /// Where the forms post: `/propositions/{id}`, or `/reponse/{token}`.
+    pub base: String,
+    pub csrf: String,
+    pub commune: String,
+    pub distance: String,
+    pub needs: Vec<&'static str>,
+    pub languages: String,
+    pub accessibility: String,
+    pub urgent: bool,
+    pub deadline: Option<String>,
+    pub expires: String,
+    pub left: String,
+    pub reasons: Vec<Choice>,
+    /// The reason chosen, kept when the form comes back.
+    pub reason: Option<String>,
+    pub reason_error: Option<String>,
+    pub comment: String,
+}
+
+impl OfferContent {
+    /// The offer `o` of `r`, before any answer.
+    pub fn new(r: &ReferralView, o: &OfferView, base: String, csrf: String) -> Self {
+        OfferContent {
+            base,
+            csrf,
+            commune: commune_name(r.commune_code.as_str()),
+            distance: format!("{:.1} km", o.distance_km).replace('.', ","),
+            needs: r.needs.iter().map(|n| n.label_fr()).collect(),
+            languages: r.languages.iter().map(|l| l.name_fr()).collect::<Vec<_>>().join(", "),
+            accessibility: if r.accessibility.is_empty() {
+                "aucun besoin particulier indiqué".into()
+            } else {
+                r.accessibility.iter().map(|a| a.label_fr()).collect::<Vec<_>>().join(", ")
+            },
+            urgent: r.urgency == Urgency::Urgent,
+            deadline: r.deadline.map(|d| d.format("%d/%m/%Y").to_string()),
+            expires: paris(&o.expires_at),
+            left: time_left(&o.expires_at),
+            reasons: DeclineReason::given_by_structures()
+                .map(|d| Choice { value: d.slug(), label: d.label_fr() })
+                .collect(),
+            reason: None,
+            reason_error: None,
+            comment: String::new(),
+        }
+    }
+
+    /// The refusal form back, with what was typed and why it was refused.
+    pub fn refused(mut self, again: Again) -> Self {
+        self.reason = again.choice;
+        self.reason_error = Some(again.error.into());
+        self.comment = again.comment;
+        self
+    }
+}
+
+/// A form that comes back: what was chosen and typed, and why it was refused.
+pub struct Again {
+    pub error: &'static str,
+    pub choice: Option<String>,
+    pub comment: String,
+}
+
+#[derive(Deserialize)]
+pub struct DeclineForm {
+    reason: Option<String>,
+    comment: Option<String>,
+}
+
+/// The API's answer to a comment it refuses (422) on a refusal or a closing.
+pub const COMMENT_REFUSED: &str = "Le commentaire contient des caractères refusés ou est trop long.";
+
+impl DeclineForm {
+    /// The refusal as the API takes it, or the form back with its error.
+    pub fn request(self) -> Result<DeclineRequest, Again> {
+        let comment = self.comment.unwrap_or_default();
+        let Some(reason) = self.reason.as_deref().and_then(|r| r.parse::<DeclineReason>().ok()) else {
+            return Err(Again { error: "Choisissez le motif du refus.", choice: None, comment });
+        };
+        if !DeclineReason::given_by_structures().any(|r| r == reason) {
+            return Err(Again { error: "Choisissez le motif du refus.", choice: None, comment });
+        }
+        if comment.chars().count() > 1000 {
+            let error = "Le commentaire est trop long (1000 caractères au plus).";
+            return Err(Again { error, choice: Some(reason.slug().into()), comment });
+        }
+        Ok(DeclineRequest { reason: Some(reason.slug().to_string()), comment: text(&comment) })
+    }
+}
+
+/// The form of `body` back, the API having refused its comment.
+pub fn comment_refused(reason: Option<&str>, comment: Option<String>) -> Again {
+    Again { error: COMMENT_REFUSED, choice: reason.map(str::to_string), comment: comment.unwrap_or_default() }
+}
+
 #[derive(askama::Template)]
 #[template(path = "proposition.html")]
 struct OfferPage {
     chrome: Chrome,
-    csrf: String,
-    id: String,
-    commune: String,
-    distance: String,
-    needs: Vec<&'static str>,
-    languages: String,
-    accessibility: String,
-    urgent: bool,
-    deadline: Option<String>,
-    expires: String,
-    left: String,
-    reasons: Vec<Choice>,
-    reason_error: Option<String>,
-    comment: String,
+    offer: OfferContent,
 }
 
 /// The offer's page; once accepted, its follow-up's.
@@ -81,8 +166,7 @@ async fn offer_page(
     agent: &Agent,
     mine: &StructureId,
     id: ReferralId,
-    reason_error: Option<String>,
-    comment: String,
+    again: Option<Again>,
 ) -> Result<Response, PageError> {
     let r = agent.api.referral(id).await?;
     if matches!(r.status, ReferralStatus::Accepted | ReferralStatus::InProgress | ReferralStatus::Closed)
@@ -94,42 +178,21 @@ async fn offer_page(
     else {
         return Err(PageError::not_found());
     };
-    let invalid = reason_error.is_some();
+    let invalid = again.is_some();
+    let mut offer = OfferContent::new(&r, o, format!("/propositions/{id}"), agent.session.csrf.clone());
+    if let Some(again) = again {
+        offer = offer.refused(again);
+    }
     let view = OfferPage {
         chrome: agent.chrome(if invalid { "Erreur : proposition" } else { "Proposition" }, "propositions"),
-        csrf: agent.session.csrf.clone(),
-        id: r.id.to_string(),
-        commune: commune_name(r.commune_code.as_str()),
-        distance: format!("{:.1} km", o.distance_km).replace('.', ","),
-        needs: r.needs.iter().map(|n| n.label_fr()).collect(),
-        languages: r.languages.iter().map(|l| l.name_fr()).collect::<Vec<_>>().join(", "),
-        accessibility: if r.accessibility.is_empty() {
-            "aucun besoin particulier indiqué".into()
-        } else {
-            r.accessibility.iter().map(|a| a.label_fr()).collect::<Vec<_>>().join(", ")
-        },
-        urgent: r.urgency == Urgency::Urgent,
-        deadline: r.deadline.map(|d| d.format("%d/%m/%Y").to_string()),
-        expires: paris(&o.expires_at),
-        left: time_left(&o.expires_at),
-        reasons: DeclineReason::given_by_structures()
-            .map(|d| Choice { value: d.slug(), label: d.label_fr() })
-            .collect(),
-        reason_error,
-        comment,
+        offer,
     };
     let status = if invalid { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     Ok(render(status, &view, true))
 }
 
 pub async fn show(mediator: SignedIn<Mediator>, PathId(id): PathId<ReferralId>) -> Result<Response, PageError> {
-    offer_page(&mediator, &mediator.scope, id, None, String::new()).await
-}
-
-#[derive(Deserialize)]
-pub struct DeclineForm {
-    reason: Option<String>,
-    comment: Option<String>,
+    offer_page(&mediator, &mediator.scope, id, None).await
 }
 
 /// The accept button's form carries nothing but its token.
@@ -150,19 +213,15 @@ pub async fn decline(
     PathId(id): PathId<ReferralId>,
     CsrfForm(form): CsrfForm<DeclineForm>,
 ) -> Result<Response, PageError> {
-    let comment = form.comment.unwrap_or_default();
-    let again = |error: &str, comment: String| offer_page(&mediator, &mediator.scope, id, Some(error.into()), comment);
-    let Some(reason) = form.reason.as_deref().and_then(|r| r.parse::<DeclineReason>().ok()) else {
-        return again("Choisissez le motif du refus.", comment).await;
+    let body = match form.request() {
+        Ok(body) => body,
+        Err(again) => return offer_page(&mediator, &mediator.scope, id, Some(again)).await,
     };
-    if comment.chars().count() > 1000 {
-        return again("Le commentaire est trop long (1000 caractères au plus).", comment).await;
-    }
-    let body = DeclineRequest { reason: Some(reason.slug().to_string()), comment: text(&comment) };
     match mediator.api.decline(id, &body).await {
         Ok(_) => Ok(Redirect::to("/propositions?refusee=1").into_response()),
         Err(failure) if failure.status() == Some(StatusCode::UNPROCESSABLE_ENTITY) => {
-            again("Le commentaire contient des caractères refusés ou est trop long.", comment).await
+            let again = comment_refused(body.reason.as_deref(), body.comment);
+            offer_page(&mediator, &mediator.scope, id, Some(again)).await
         }
         Err(failure) => Err(moved_on(failure)),
     }

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use contracts::api::CancelRequest;
 use contracts::directory::StructureView as Place;
 use contracts::referrals::ReferralView;
-use contracts::{ContactPreference, ReferralId, ReferralStatus, Urgency};
+use contracts::{ContactPreference, ExclusionCode, ReferralId, ReferralStatus, Urgency};
 use serde::Deserialize;
 
 use super::status_fr;
@@ -60,6 +60,16 @@ pub fn hours_fr(osm: &str) -> String {
         .join(" ; ")
 }
 
+/// A place near the person that could take the referral but that no offer can reach
+/// (no account, no e-mail address): the referrer can call it.
+pub struct ByPhone {
+    pub name: String,
+    pub distance: String,
+    pub phone: String,
+    /// The number for a `tel:` link: digits and a leading `+` only.
+    pub tel: String,
+}
+
 pub struct TimelineItem {
     pub at: String,
     pub what: String,
@@ -85,6 +95,7 @@ struct DetailView {
     /// The place's address and opening hours.
     place: Option<(String, Option<String>)>,
     waiting: Option<String>,
+    by_phone: Vec<ByPhone>,
     outcome: Option<String>,
     timeline: Vec<TimelineItem>,
     cancellable: bool,
@@ -113,6 +124,44 @@ fn place_words(p: Place) -> (String, Option<String>) {
         .collect::<Vec<_>>()
         .join(", ");
     (address, p.opening_hours.as_deref().map(hours_fr))
+}
+
+/// For a waitlisted referral, the places nearby whose only obstacle is that no offer can
+/// reach them (the matcher's exclusion `unreachable`), with their public phone numbers.
+/// None when the matcher does not answer: the rest of the page does not depend on it.
+async fn by_phone(agent: &Agent, r: &ReferralView) -> Vec<ByPhone> {
+    if r.status != ReferralStatus::Waitlisted {
+        return vec![];
+    }
+    let excluded = match agent.api.candidates(r.id).await {
+        Ok(a) => a.excluded,
+        Err(err) => {
+            if err.status() != Some(StatusCode::NOT_FOUND) {
+                tracing::warn!(error = %err, "the places near a waitlisted referral are unavailable");
+            }
+            return vec![];
+        }
+    };
+    excluded
+        .into_iter()
+        .filter(|e| !e.reasons.is_empty() && e.reasons.iter().all(|x| x.code == ExclusionCode::Unreachable))
+        .filter_map(|e| {
+            let phone = e.phone?.trim().to_string();
+            let tel: String = phone
+                .chars()
+                .enumerate()
+                .filter(|(i, c)| c.is_ascii_digit() || (*i == 0 && *c == '+'))
+                .map(|(_, c)| c)
+                .collect();
+            (tel.len() >= 4).then(|| ByPhone {
+                name: e.name,
+                distance: format!("{:.1} km", e.distance_km).replace('.', ","),
+                phone,
+                tel,
+            })
+        })
+        .take(10)
+        .collect()
 }
 
 /// Where the place of the offer or of the acceptance is, as the directory has it. None
@@ -182,6 +231,7 @@ async fn detail_page(
         .collect();
     let cancellable = !matches!(r.status, ReferralStatus::Closed | ReferralStatus::Cancelled);
     let place = place(agent, &r).await;
+    let by_phone = by_phone(agent, &r).await;
     let page = DetailView {
         chrome: agent
             .chrome(if cancel_error.is_some() { "Erreur : orientation" } else { "Orientation" }, "orientations"),
@@ -198,6 +248,7 @@ async fn detail_page(
         structure,
         place,
         waiting,
+        by_phone,
         outcome: r.outcome.map(|o| o.label_fr().to_string()),
         timeline,
         cancellable,
