@@ -202,6 +202,16 @@ async fn seven_services_under_their_own_roles_carry_a_referral_from_submission_t
     let (status, _, html) = page(&app, &claire, &format!("/orientations/{id}")).await;
     assert_eq!(status, StatusCode::OK, "{html}");
     assert!(html.contains("Camille"), "the referrer sees the person");
+    // An answer link's token never reaches the proxy's log (a made-up one: 404 page).
+    let token = "jetonQuiNeDoitJamaisEtreJournalise0123456789";
+    let (status, _, _) = page(&app, &browser(), &format!("/reponse/{token}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let log = eventually("the proxy to log the page, its token replaced", Duration::from_secs(10), || async {
+        let log = std::fs::read_to_string(logs.join("caddy.log")).ok()?;
+        log.contains("/reponse/***").then_some(log)
+    })
+    .await;
+    assert!(!log.contains(token), "the token in the proxy's log");
 
     // Each role reaches its own schema (and the platform's keys), and no other.
     let schemas: Vec<(String, String)> = sqlx::query_as(
