@@ -83,6 +83,9 @@ pub async fn show(
         ("Annulées", f.cancelled.to_string()),
         ("En liste d'attente aujourd'hui", f.waitlisted_now.to_string()),
         ("Propositions expirées sans réponse", f.expired_offers.to_string()),
+        ("Acceptées par un médiateur connecté", f.answered_via.account.to_string()),
+        ("Acceptées par le lien d'un e-mail, sans compte", f.answered_via.answer_link.to_string()),
+        ("Propositions retirées, lieu injoignable par e-mail", f.withdrawn_unreachable.to_string()),
     ];
     let delays = vec![
         ("Jusqu'à l'acceptation", duration_fr(f.time_to_accept_seconds.p50), duration_fr(f.time_to_accept_seconds.p90)),
