@@ -150,6 +150,9 @@ mod tests {
             ("AuditAction", slugs(AuditAction::ALL)),
             ("AnsweredVia", slugs(AnsweredVia::ALL)),
             ("LinkStage", slugs(LinkStage::ALL)),
+            ("NoticeChannel", slugs(NoticeChannel::ALL)),
+            ("NoticeStatus", slugs(NoticeStatus::ALL)),
+            ("AppointmentNotice", slugs(AppointmentNotice::ALL)),
         ]
     }
 

@@ -130,5 +130,7 @@ pub fn render(r: Referral, parts: Parts, disclosure: Disclosure) -> ReferralView
         note,
         consent,
         history,
+        // Issue 24: the appointment, for those who see the person's follow-up.
+        appointment: None,
     }
 }

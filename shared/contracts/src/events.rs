@@ -232,6 +232,65 @@ impl EventData for ReferralDeclined {
     const TYPE: &'static str = "referral.declined";
 }
 
+/// The accepting structure set the appointment (`rescheduled`: it moved it). The place's
+/// free text stays in referrals; the referrer's e-mail and the slip say it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferralAppointmentSet {
+    pub referral_id: ReferralId,
+    pub structure_id: StructureId,
+    /// Grows with each set, move and cancellation of the referral's appointment.
+    pub version: u32,
+    pub at: DateTime<Utc>,
+    pub duration_minutes: u32,
+    /// How the person is told.
+    pub channel: NoticeChannel,
+    pub rescheduled: bool,
+    pub set_at: DateTime<Utc>,
+}
+impl EventData for ReferralAppointmentSet {
+    const TYPE: &'static str = "referral.appointment_set";
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferralAppointmentCancelled {
+    pub referral_id: ReferralId,
+    pub structure_id: StructureId,
+    pub version: u32,
+    pub channel: NoticeChannel,
+    pub cancelled_at: DateTime<Utc>,
+}
+impl EventData for ReferralAppointmentCancelled {
+    const TYPE: &'static str = "referral.appointment_cancelled";
+}
+
+/// Whether the person came, recorded once the appointment's time had passed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferralAttendanceRecorded {
+    pub referral_id: ReferralId,
+    pub structure_id: StructureId,
+    pub version: u32,
+    /// The appointment's time.
+    pub appointment_at: DateTime<Utc>,
+    pub attended: bool,
+    pub recorded_at: DateTime<Utc>,
+}
+impl EventData for ReferralAttendanceRecorded {
+    const TYPE: &'static str = "referral.attendance_recorded";
+}
+
+/// A message to the person about their appointment could not be delivered (a permanent
+/// refusal, SMS off, or a day of failures): the referrer is told, to tell the person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferralPersonNoticeFailed {
+    pub referral_id: ReferralId,
+    pub channel: NoticeChannel,
+    pub notice: AppointmentNotice,
+    pub failed_at: DateTime<Utc>,
+}
+impl EventData for ReferralPersonNoticeFailed {
+    const TYPE: &'static str = "referral.person_notice_failed";
+}
+
 /// A structure that accepted a referral asked for a fresh answer link (its last one
 /// expired): notify sends one to its public address. No token travels here: the link
 /// is made when the e-mail is sent.

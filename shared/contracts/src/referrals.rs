@@ -101,6 +101,56 @@ pub struct ReferralView {
     pub consent: Option<ConsentView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<Vec<HistoryView>>,
+    /// The appointment the accepting structure set, for the referrer organisation, the
+    /// accepting structure and admin; absent for others, and `null` when none is set.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+    #[schema(value_type = Option<AppointmentView>, nullable = true)]
+    pub appointment: Option<Option<AppointmentView>>,
+}
+
+/// `PUT /api/v1/referrals/{id}/appointment` (the accepting structure): sets it, or moves it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AppointmentBody {
+    /// In the future, with its offset (`2026-12-10T09:30:00+01:00`).
+    pub at: DateTime<chrono::FixedOffset>,
+    /// From 5 to 480.
+    #[schema(minimum = 5, maximum = 480)]
+    pub duration_minutes: u32,
+    /// A room or another place than the structure's address; at most 200 characters.
+    #[serde(default)]
+    #[schema(schema_with = crate::api::schema::optional_text::<200>)]
+    pub place: Option<String>,
+}
+
+/// `POST /api/v1/referrals/{id}/appointment/attendance`, once the time has passed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttendanceBody {
+    pub attended: bool,
+}
+
+/// The appointment of an accepted referral.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = Appointment)]
+pub struct AppointmentView {
+    pub at: DateTime<Utc>,
+    pub duration_minutes: u32,
+    pub place: Option<String>,
+    /// Whether the person came, once recorded.
+    pub attended: Option<bool>,
+    /// How the person was told, message by message.
+    pub notice: Vec<NoticeView>,
+}
+
+/// One message about the appointment to the person (or to the referrer who tells them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = Notice)]
+pub struct NoticeView {
+    pub channel: crate::NoticeChannel,
+    pub kind: crate::AppointmentNotice,
+    pub status: crate::NoticeStatus,
+    pub at: DateTime<Utc>,
 }
 
 impl ReferralView {

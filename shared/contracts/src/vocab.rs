@@ -312,6 +312,9 @@ vocabulary! {
         Closed = ("closed", "Clôturée"),
         Cancelled = ("cancelled", "Annulée"),
         Rerouted = ("rerouted", "Réorientée par la coordination"),
+        AppointmentSet = ("appointment_set", "Rendez-vous fixé"),
+        AppointmentCancelled = ("appointment_cancelled", "Rendez-vous annulé"),
+        AttendanceRecorded = ("attendance_recorded", "Présence au rendez-vous notée"),
     }
 }
 
@@ -532,5 +535,36 @@ vocabulary! {
         Offer = ("offer", "Proposition"),
         /// The referral the structure accepted: contact, appointment, closing.
         FollowUp = ("follow_up", "Suivi"),
+    }
+}
+
+vocabulary! {
+    /// How the person is told of an appointment, from their contact preference.
+    pub enum NoticeChannel {
+        Sms = ("sms", "Prévenue par SMS"),
+        Email = ("email", "Prévenue par e-mail"),
+        /// The person chose to be told by the referrer: the referrer gets an e-mail, and
+        /// the printable slip is the person's paper.
+        Referrer = ("referrer", "À prévenir par le prescripteur"),
+    }
+}
+
+vocabulary! {
+    /// Where a message to the person stands.
+    pub enum NoticeStatus {
+        Queued = ("queued", "En cours d'envoi"),
+        Sent = ("sent", "Envoyé"),
+        Delivered = ("delivered", "Distribué"),
+        Failed = ("failed", "Non distribué"),
+    }
+}
+
+vocabulary! {
+    /// Why the person is told something about their appointment.
+    pub enum AppointmentNotice {
+        Set = ("set", "Rendez-vous fixé"),
+        Changed = ("changed", "Rendez-vous déplacé"),
+        Cancelled = ("cancelled", "Rendez-vous annulé"),
+        Reminder = ("reminder", "Rappel du rendez-vous"),
     }
 }
