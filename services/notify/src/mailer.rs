@@ -7,11 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart, SinglePart};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use platform::Config;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -31,171 +26,36 @@ const IDLE: Duration = Duration::from_millis(250);
 /// tried again within this of coming back.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
+/// The SMTP transport (platform's, which referrals uses too for the person's e-mails),
+/// with what notify adds: the `List-Unsubscribe` target of agents' messages.
 pub struct Mailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
-    from: Mailbox,
-    /// The `List-Unsubscribe` target: the preferences page (no token, nothing personal).
+    transport: platform::mail::Mailer,
+    /// The preferences page (no token, nothing personal).
     unsubscribe: String,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum MailerConfigError {
-    #[error("invalid AIGUILLAGE_SMTP_URL: {0}")]
-    Url(String),
-    #[error("invalid AIGUILLAGE_MAIL_FROM: {0}")]
-    From(String),
-    #[error("invalid AIGUILLAGE_SMTP_CA_FILE: {0}")]
-    Ca(String),
-}
-
-/// How the SMTP URL asks for TLS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Security {
-    /// `smtp://host:port`: plain (loopback relays, the capture server).
-    None,
-    /// `smtp://…?tls=starttls` (or `required`): STARTTLS, refusing to go on without it.
-    StartTls,
-    /// `smtps://`: TLS from the first byte.
-    Implicit,
-}
-
-/// The parts of `AIGUILLAGE_SMTP_URL`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SmtpUrl {
-    pub host: String,
-    pub port: u16,
-    pub security: Security,
-    pub credentials: Option<(String, String)>,
-}
-
-impl SmtpUrl {
-    pub fn parse(raw: &str) -> Result<Self, MailerConfigError> {
-        let bad = |m: &str| MailerConfigError::Url(m.to_string());
-        let url = url::Url::parse(raw.trim()).map_err(|e| MailerConfigError::Url(e.to_string()))?;
-        let mut security = match url.scheme() {
-            "smtp" => Security::None,
-            "smtps" => Security::Implicit,
-            _ => return Err(bad("the scheme must be smtp or smtps")),
-        };
-        for (k, v) in url.query_pairs() {
-            match (k.as_ref(), v.as_ref()) {
-                ("tls", "starttls" | "required") if security == Security::None => security = Security::StartTls,
-                ("tls", "starttls" | "required") => return Err(bad("smtps:// is already TLS; drop ?tls=")),
-                ("tls", "none" | "off") if security == Security::None => {}
-                ("tls", other) => return Err(MailerConfigError::Url(format!("unknown tls={other}: use starttls"))),
-                (other, _) => return Err(MailerConfigError::Url(format!("unknown parameter {other}"))),
-            }
-        }
-        let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("no host"))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-        let port = url.port().unwrap_or(match security {
-            Security::Implicit => 465,
-            Security::StartTls => 587,
-            Security::None => 25,
-        });
-        let decode =
-            |s: &str| percent_decode(s).ok_or_else(|| bad("the user or password is not valid percent-encoding"));
-        let credentials = if url.username().is_empty() {
-            None
-        } else {
-            Some((decode(url.username())?, decode(url.password().unwrap_or(""))?))
-        };
-        Ok(Self { host, port, security, credentials })
-    }
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 impl Mailer {
     /// `None` when `AIGUILLAGE_SMTP_URL` is unset (e-mail off).
-    pub fn from_config(config: &Config) -> Result<Option<Self>, MailerConfigError> {
-        let Some(raw) = config.smtp_url.as_deref() else { return Ok(None) };
-        let url = SmtpUrl::parse(raw)?;
-        let from: Mailbox = config.mail_from.parse().map_err(|e| MailerConfigError::From(format!("{e}")))?;
-        let tls = |host: &str| -> Result<TlsParameters, MailerConfigError> {
-            let mut builder = TlsParameters::builder(host.to_string());
-            if let Some(path) = &config.smtp_ca_file {
-                let pem = std::fs::read(path).map_err(|e| MailerConfigError::Ca(format!("{path}: {e}")))?;
-                let cert = Certificate::from_pem(&pem).map_err(|e| MailerConfigError::Ca(e.to_string()))?;
-                builder = builder.add_root_certificate(cert);
-            }
-            builder.build().map_err(|e| MailerConfigError::Ca(e.to_string()))
-        };
-        let tls = match url.security {
-            Security::None => Tls::None,
-            Security::StartTls => Tls::Required(tls(&url.host)?),
-            Security::Implicit => Tls::Wrapper(tls(&url.host)?),
-        };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(url.host.as_str())
-            .port(url.port)
-            .tls(tls)
-            .timeout(Some(Duration::from_secs(20)));
-        if let Some((user, password)) = url.credentials {
-            builder = builder.credentials(Credentials::new(user, password));
-        }
+    pub fn from_config(config: &Config) -> Result<Option<Self>, platform::mail::MailerConfigError> {
         let unsubscribe = crate::Settings::from_config(config).site.preferences();
-        Ok(Some(Self { transport: builder.build(), from, unsubscribe }))
+        Ok(platform::mail::Mailer::from_config(config)?.map(|transport| Self { transport, unsubscribe }))
     }
 
     async fn send(&self, to: &str, m: &Outgoing) -> Result<(), Outcome> {
-        let to: Mailbox = to.parse().map_err(|_| Outcome::Permanent("invalid address".into()))?;
-        let mut builder = Message::builder()
-            .from(self.from.clone())
-            .to(to)
-            .subject(m.subject.clone())
-            .message_id(Some(format!("<{}@aiguillage>", m.id)));
         // An agent unsubscribes on their preferences page; a structure's public address
         // has no preferences.
-        if m.to_agent {
-            let list_unsubscribe = HeaderName::new_from_ascii_str("List-Unsubscribe");
-            builder = builder.raw_header(HeaderValue::new(list_unsubscribe, format!("<{}>", self.unsubscribe)));
-        }
-        let message = builder
-            .multipart(
-                MultiPart::alternative()
-                    .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(m.text.clone()))
-                    .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(m.html.clone())),
-            )
-            .map_err(|e| Outcome::Permanent(format!("message: {e}")))?;
-        match self.transport.send(message).await {
-            Ok(_) => Ok(()),
-            // Only the reply code is kept: the server's text may repeat the address.
-            Err(e) if e.is_permanent() => {
-                Err(Outcome::Permanent(e.status().map(|c| c.to_string()).unwrap_or_else(|| "5xx".into())))
-            }
-            Err(e) if e.is_transient() => {
-                Err(Outcome::Retry(e.status().map(|c| c.to_string()).unwrap_or_else(|| "4xx".into())))
-            }
-            Err(e) => Err(Outcome::Retry(kind_of(&e))),
-        }
-    }
-}
-
-/// An error without a reply code, in words that carry no address.
-fn kind_of(e: &lettre::transport::smtp::Error) -> String {
-    if e.is_timeout() {
-        "timeout".into()
-    } else if e.is_tls() {
-        "tls".into()
-    } else if e.is_client() {
-        "client".into()
-    } else {
-        "connection".into()
+        let unsubscribe = m.to_agent.then(|| format!("<{}>", self.unsubscribe));
+        let mail = platform::mail::Mail {
+            message_id: m.id,
+            subject: &m.subject,
+            text: &m.text,
+            html: &m.html,
+            list_unsubscribe: unsubscribe.as_deref(),
+        };
+        self.transport.send(to, &mail).await.map_err(|e| match e {
+            platform::mail::SendError::Retry(why) => Outcome::Retry(why),
+            platform::mail::SendError::Permanent(why) => Outcome::Permanent(why),
+        })
     }
 }
 
@@ -444,26 +304,6 @@ pub async fn withdraw_due(pool: &PgPool, peers: &Peers) -> sqlx::Result<usize> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn smtp_urls_of_the_contract() {
-        let u = SmtpUrl::parse("smtp://127.0.0.1:2525").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.security, u.credentials), ("127.0.0.1", 2525, Security::None, None));
-        let u = SmtpUrl::parse("smtp://user:p%40ss@localhost:2526?tls=starttls").unwrap();
-        assert_eq!(u.security, Security::StartTls);
-        assert_eq!(u.credentials, Some(("user".into(), "p@ss".into())));
-        let u = SmtpUrl::parse("smtps://a:b@mail.example").unwrap();
-        assert_eq!((u.port, u.security), (465, Security::Implicit));
-        assert_eq!(SmtpUrl::parse("smtp://mail.example?tls=required").unwrap().security, Security::StartTls);
-    }
-
-    #[test]
-    fn bad_smtp_urls_say_why() {
-        for bad in ["http://x", "smtp://", "smtp://x?tls=maybe", "smtps://x?tls=starttls", "smtp://x?foo=1", "nonsense"]
-        {
-            assert!(SmtpUrl::parse(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn backoff_doubles_up_to_a_minute() {

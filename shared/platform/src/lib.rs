@@ -12,6 +12,7 @@ pub mod http;
 pub mod idempotency;
 pub mod jobs;
 pub mod json;
+pub mod mail;
 pub mod metrics;
 pub mod path;
 pub mod problem;
