@@ -80,6 +80,12 @@ enum WebhookEventType {
     ReferralCancelled,
     #[schema(rename = "referral.rerouted")]
     ReferralRerouted,
+    #[schema(rename = "referral.appointment_set")]
+    ReferralAppointmentSet,
+    #[schema(rename = "referral.appointment_cancelled")]
+    ReferralAppointmentCancelled,
+    #[schema(rename = "referral.attendance_recorded")]
+    ReferralAttendanceRecorded,
     #[schema(rename = "structure.upserted")]
     StructureUpserted,
     #[schema(rename = "structure.removed")]
@@ -99,7 +105,7 @@ struct WebhookBody {
     )]
     url: String,
     /// The event types to receive (at least one).
-    #[schema(value_type = Vec<WebhookEventType>, min_items = 1, max_items = 13)]
+    #[schema(value_type = Vec<WebhookEventType>, min_items = 1, max_items = 16)]
     events: Vec<String>,
 }
 

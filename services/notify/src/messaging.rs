@@ -9,11 +9,13 @@ use std::sync::Arc;
 use bus::{Handler, HandlerError, ServiceQueue};
 use chrono::{DateTime, Utc};
 use contracts::events::{
-    AccountRemoved, AccountUpserted, CapacityChanged, ReferralAccepted, ReferralAnswerLinkRequested, ReferralCancelled,
-    ReferralClosed, ReferralContacted, ReferralDeclined, ReferralOfferExpired, ReferralOffered, ReferralRerouted,
-    ReferralSubmitted, ReferralWaitlisted, StructureRemoved, StructureUpserted,
+    AccountRemoved, AccountUpserted, CapacityChanged, ReferralAccepted, ReferralAnswerLinkRequested,
+    ReferralAppointmentCancelled, ReferralAppointmentSet, ReferralAttendanceRecorded, ReferralCancelled,
+    ReferralClosed, ReferralContacted, ReferralDeclined, ReferralOfferExpired, ReferralOffered,
+    ReferralPersonNoticeFailed, ReferralRerouted, ReferralSubmitted, ReferralWaitlisted, StructureRemoved,
+    StructureUpserted,
 };
-use contracts::{DeliveryMode, Envelope, MessageKind, ReferralStatus, StructureId};
+use contracts::{DeliveryMode, Envelope, MessageKind, NoticeChannel, ReferralStatus, StructureId};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -41,6 +43,10 @@ contracts::event_set! {
         AccountUpserted,
         AccountRemoved,
         ReferralAnswerLinkRequested,
+        ReferralAppointmentSet,
+        ReferralAppointmentCancelled,
+        ReferralAttendanceRecorded,
+        ReferralPersonNoticeFailed,
     }
 }
 
@@ -194,6 +200,33 @@ impl Handler for Notifier {
             Inbound::CapacityChanged(_) => {}
             Inbound::AccountUpserted(e) => agents::upserted(tx, e, seq).await?,
             Inbound::AccountRemoved(e) => agents::removed(tx, e, seq).await?,
+            // The person chose to be told by their referrer: the referrer gets the
+            // appointment (never the person's contact), and the printable slip.
+            Inbound::ReferralAppointmentSet(e) if e.channel == NoticeChannel::Referrer => {
+                let id: Uuid = e.referral_id.into();
+                let referral = store::referral(tx, id).await?;
+                let name = structure_name(tx, &e.structure_id).await?;
+                let mail =
+                    render::appointment_to_tell(&s.site, &about(id, referral.as_ref()), &name, e.at, e.rescheduled);
+                tell_referrer(tx, env.id, referral.as_ref(), &mail).await?;
+            }
+            Inbound::ReferralAppointmentCancelled(e) if e.channel == NoticeChannel::Referrer => {
+                let id: Uuid = e.referral_id.into();
+                let referral = store::referral(tx, id).await?;
+                let name = structure_name(tx, &e.structure_id).await?;
+                let mail = render::appointment_cancelled_to_tell(&s.site, &about(id, referral.as_ref()), &name);
+                tell_referrer(tx, env.id, referral.as_ref(), &mail).await?;
+            }
+            Inbound::ReferralAppointmentSet(_)
+            | Inbound::ReferralAppointmentCancelled(_)
+            | Inbound::ReferralAttendanceRecorded(_) => {}
+            // A message to the person could not be delivered: their referrer tells them.
+            Inbound::ReferralPersonNoticeFailed(e) => {
+                let id: Uuid = e.referral_id.into();
+                let referral = store::referral(tx, id).await?;
+                let mail = render::notice_failed(&s.site, &about(id, referral.as_ref()), e.channel, e.notice);
+                tell_referrer(tx, env.id, referral.as_ref(), &mail).await?;
+            }
             Inbound::ReferralAnswerLinkRequested(e) => {
                 let id: Uuid = e.referral_id.into();
                 let referral = store::referral(tx, id).await?;

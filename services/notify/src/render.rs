@@ -272,6 +272,74 @@ pub fn time_left(now: DateTime<Utc>, until: DateTime<Utc>) -> String {
     }
 }
 
+/// The appointment, to the referrer whose person chose to be told by them: the day, the
+/// time and the place's name, and the printable slip to hand over. Nothing of the person.
+pub fn appointment_to_tell(site: &Site, about: &About, structure: &str, at: DateTime<Utc>, moved: bool) -> Mail {
+    let when = contracts::explain::date_time_fr(at.with_timezone(&Paris).naive_local());
+    let mut lines = vec![
+        format!(
+            "{structure} a {} un rendez-vous pour la personne que vous avez orientée : {when}.",
+            if moved { "déplacé" } else { "fixé" }
+        ),
+        "La personne a choisi d'être prévenue par vous : transmettez-lui la fiche à imprimer, qui dit où aller, quand et quoi apporter.".into(),
+    ];
+    lines.extend(about.facts());
+    Draft {
+        subject: if moved {
+            "Rendez-vous déplacé : à prévenir".into()
+        } else {
+            "Rendez-vous fixé : à prévenir".into()
+        },
+        lines,
+        link_label: "Imprimer la fiche pour la personne".into(),
+        link: site.url(&format!("/orientations/{}/fiche", about.referral_id)),
+    }
+    .finish(site)
+}
+
+/// The appointment is cancelled, to the referrer who tells the person.
+pub fn appointment_cancelled_to_tell(site: &Site, about: &About, structure: &str) -> Mail {
+    let mut lines = vec![
+        format!("{structure} a annulé le rendez-vous de la personne que vous avez orientée."),
+        "La personne a choisi d'être prévenue par vous : dites-lui de ne pas se déplacer. Le lieu fixera un autre rendez-vous.".into(),
+    ];
+    lines.extend(about.facts());
+    Draft {
+        subject: "Rendez-vous annulé : à prévenir".into(),
+        lines,
+        link_label: "Voir l'orientation".into(),
+        link: site.url(&format!("/orientations/{}", about.referral_id)),
+    }
+    .finish(site)
+}
+
+/// A message to the person about their appointment did not reach them: the referrer is
+/// asked to tell them. Never the number or the address.
+pub fn notice_failed(
+    site: &Site,
+    about: &About,
+    channel: contracts::NoticeChannel,
+    notice: contracts::AppointmentNotice,
+) -> Mail {
+    let by = match channel {
+        contracts::NoticeChannel::Sms => "Le SMS",
+        contracts::NoticeChannel::Email => "L'e-mail",
+        contracts::NoticeChannel::Referrer => "Le message",
+    };
+    let mut lines = vec![
+        format!("{by} « {} » n'a pas pu être remis à la personne que vous avez orientée.", notice.label_fr()),
+        "Prévenez-la vous-même : la fiche à imprimer dit où aller et quand.".into(),
+    ];
+    lines.extend(about.facts());
+    Draft {
+        subject: format!("{} non distribué : prévenez la personne", if by == "Le SMS" { "SMS" } else { "Message" }),
+        lines,
+        link_label: "Voir l'orientation et sa fiche".into(),
+        link: site.url(&format!("/orientations/{}", about.referral_id)),
+    }
+    .finish(site)
+}
+
 /// One line of a digest.
 #[derive(Debug, Clone)]
 pub struct Item {

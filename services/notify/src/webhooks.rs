@@ -38,6 +38,9 @@ pub const EVENT_TYPES: &[&str] = &[
     "referral.closed",
     "referral.cancelled",
     "referral.rerouted",
+    "referral.appointment_set",
+    "referral.appointment_cancelled",
+    "referral.attendance_recorded",
     "structure.upserted",
     "structure.removed",
     "capacity.changed",
@@ -190,7 +193,13 @@ pub async fn derive(tx: &mut PgConnection, env: &Envelope, event: &Inbound) -> s
         Inbound::CapacityChanged(e) => (None, Some(e.structure_id.to_string())),
         // Agents' accounts, and a structure's request for a new link, are Aiguillage's own
         // business: no subscription sees them.
-        Inbound::AccountUpserted(_) | Inbound::AccountRemoved(_) | Inbound::ReferralAnswerLinkRequested(_) => {
+        Inbound::ReferralAppointmentSet(e) => (Some(e.referral_id.into()), Some(e.structure_id.to_string())),
+        Inbound::ReferralAppointmentCancelled(e) => (Some(e.referral_id.into()), Some(e.structure_id.to_string())),
+        Inbound::ReferralAttendanceRecorded(e) => (Some(e.referral_id.into()), Some(e.structure_id.to_string())),
+        Inbound::AccountUpserted(_)
+        | Inbound::AccountRemoved(_)
+        | Inbound::ReferralAnswerLinkRequested(_)
+        | Inbound::ReferralPersonNoticeFailed(_) => {
             return Ok(());
         }
     };

@@ -335,3 +335,72 @@ async fn a_structure_asking_for_a_new_link_gets_one_at_its_public_address(pool: 
     assert_eq!(sent.len(), 1);
     assert_eq!((sent[0].0.as_str(), sent[0].1.as_str()), ("answer_link_renewal", "contact@lieu-seul.example"));
 }
+
+fn referrer_of(organisation: OrganisationId) -> AccountMembership {
+    AccountMembership {
+        membership_id: Uuid::now_v7(),
+        role: Role::Referrer,
+        organisation_id: Some(organisation),
+        structure_id: None,
+        territories: vec![],
+    }
+}
+
+fn appointment_set(referral: ReferralId, channel: contracts::NoticeChannel) -> ReferralAppointmentSet {
+    ReferralAppointmentSet {
+        referral_id: referral,
+        structure_id: "lieu-a".parse().unwrap(),
+        version: 1,
+        at: Utc::now() + chrono::Duration::days(3),
+        duration_minutes: 60,
+        channel,
+        rescheduled: false,
+        set_at: Utc::now(),
+    }
+}
+
+/// The subjects of the messages to an account, oldest first.
+async fn subjects_to(pool: &PgPool, account: Uuid) -> Vec<String> {
+    sqlx::query_scalar("SELECT subject FROM notify.messages WHERE account_id = $1 ORDER BY created_at")
+        .bind(account)
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_referrer_tells_a_person_who_chose_so_and_learns_when_a_message_to_the_person_failed(pool: PgPool) {
+    let app = App::new(pool).await;
+    app.structure("lieu-a", "16", None).await;
+    let organisation = OrganisationId::new();
+    let referrer = Uuid::now_v7();
+    app.agent(referrer, 1, vec![referrer_of(organisation)], &[]).await;
+    let (by_referrer, by_sms) = (ReferralId::new(), ReferralId::new());
+    for referral in [by_referrer, by_sms] {
+        app.deliver(&referral.to_string(), 1, &submitted(referral, organisation)).await;
+    }
+    app.deliver(&by_referrer.to_string(), 5, &appointment_set(by_referrer, contracts::NoticeChannel::Referrer)).await;
+    app.deliver(&by_sms.to_string(), 5, &appointment_set(by_sms, contracts::NoticeChannel::Sms)).await;
+    assert_eq!(subjects_to(&app.pool, referrer).await, ["Rendez-vous fixé : à prévenir"], "the person told by SMS");
+    let text: String = sqlx::query_scalar("SELECT body_text FROM notify.messages WHERE account_id = $1")
+        .bind(referrer)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(text.contains(&format!("/orientations/{by_referrer}/fiche")), "the slip to hand over: {text}");
+    assert!(text.contains("Lieu lieu-a"), "{text}");
+
+    let failed = ReferralPersonNoticeFailed {
+        referral_id: by_sms,
+        channel: contracts::NoticeChannel::Sms,
+        notice: contracts::AppointmentNotice::Set,
+        failed_at: Utc::now(),
+    };
+    app.deliver(&by_sms.to_string(), 6, &failed).await;
+    let subjects = subjects_to(&app.pool, referrer).await;
+    assert_eq!(subjects.last().map(String::as_str), Some("SMS non distribué : prévenez la personne"), "{subjects:?}");
+    // And no webhook sees the failure (it is about the person).
+    let hooks: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM notify.webhook_deliveries").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(hooks, 0);
+}
