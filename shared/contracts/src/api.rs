@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::vocab::{
-    Accessibility, ContactKind, ContactPreference, DeclineReason, Language, Need, OrganisationKind, Outcome,
+    Accessibility, ContactKind, ContactPreference, Language, Need, OrganisationKind, Outcome,
     ReferralMode, StructureMode, Urgency,
 };
 
@@ -63,10 +63,7 @@ pub mod schema {
     pub fn structure_decline_reason() -> Object {
         let reasons: Vec<crate::DeclineReason> = crate::DeclineReason::given_by_structures().collect();
         let labels: Vec<String> = reasons.iter().map(|r| format!("`{}`: {}", r.slug(), r.label_fr())).collect();
-        string(false)
-            .enum_values(Some(reasons.iter().map(|r| r.slug())))
-            .description(Some(labels.join("; ")))
-            .build()
+        string(false).enum_values(Some(reasons.iter().map(|r| r.slug()))).description(Some(labels.join("; "))).build()
     }
 
     /// A free-text query parameter.
