@@ -57,6 +57,15 @@ pub mod schema {
         string(false).max_length(Some(MAX)).pattern(Some(NO_CONTROL)).build()
     }
 
+    /// A reason a structure gives when it declines: every [`crate::DeclineReason`] but
+    /// `structure_unreachable`, which only the notifications service records (when a
+    /// place's address refuses mail), so a refusal form and the API refuse it.
+    pub fn structure_decline_reason() -> Object {
+        let reasons: Vec<crate::DeclineReason> = crate::DeclineReason::given_by_structures().collect();
+        let labels: Vec<String> = reasons.iter().map(|r| format!("`{}`: {}", r.slug(), r.label_fr())).collect();
+        string(false).enum_values(Some(reasons.iter().map(|r| r.slug()))).description(Some(labels.join("; "))).build()
+    }
+
     /// A free-text query parameter.
     pub fn query_text() -> Object {
         string(false).pattern(Some(NO_CONTROL)).build()
@@ -456,7 +465,7 @@ pub struct AcceptRequest {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({ "reason": "no_capacity", "comment": "Plus de créneau avant janvier." }))]
 pub struct DeclineRequest {
-    #[schema(value_type = DeclineReason, required = true)]
+    #[schema(schema_with = schema::structure_decline_reason, required = true)]
     pub reason: Option<String>,
     #[schema(schema_with = schema::optional_text::<1000>)]
     pub comment: Option<String>,
