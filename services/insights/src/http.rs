@@ -591,7 +591,7 @@ struct OpenDataQuery {
 
 /// The département asked for: a known code, `France`, or none.
 fn departement(q: &OpenDataQuery) -> Result<Option<String>, ApiError> {
-    match q.departement.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+    match q.departement.as_deref().filter(|d| !d.is_empty()) {
         None => Ok(None),
         Some(d) if d == crate::open_data::NATIONAL || geo::is_departement_code(d) => Ok(Some(d.to_string())),
         Some(_) => Err(ApiError::invalid_field("departement", "expected a département's code (16, 2A, 971) or France")),
@@ -606,9 +606,11 @@ fn cacheable(headers: &axum::http::HeaderMap, content_type: &'static str, body: 
     use sha2::Digest;
     let digest = sha2::Sha256::digest(&body);
     let etag = format!("\"{}\"", digest.iter().take(16).map(|b| format!("{b:02x}")).collect::<String>());
-    let matches = headers.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).any(|v| {
-        v.split(',').map(str::trim).any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag)
-    });
+    let matches = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').map(str::trim).any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag));
     let common = [(header::CACHE_CONTROL, OPEN_DATA_CACHE.to_string()), (header::ETAG, etag)];
     if matches {
         return (axum::http::StatusCode::NOT_MODIFIED, common).into_response();
@@ -616,7 +618,10 @@ fn cacheable(headers: &axum::http::HeaderMap, content_type: &'static str, body: 
     (common, [(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
-async fn open_rows(state: &InsightsState, q: &OpenDataQuery) -> Result<(DateTime<Utc>, Vec<contracts::insights::OpenDataRow>), ApiError> {
+async fn open_rows(
+    state: &InsightsState,
+    q: &OpenDataQuery,
+) -> Result<(DateTime<Utc>, Vec<contracts::insights::OpenDataRow>), ApiError> {
     let departement = departement(q)?;
     let generated_at = crate::open_data::ensure_fresh(&state.pool).await?;
     let rows = crate::open_data::rows(&state.pool, departement.as_deref()).await?;
@@ -705,7 +710,10 @@ async fn open_data_json(
         (status = 304, description = "Not modified (`If-None-Match`)"),
     )
 )]
-async fn open_data_schema(State(state): State<InsightsState>, headers: axum::http::HeaderMap) -> Result<Response, ApiError> {
+async fn open_data_schema(
+    State(state): State<InsightsState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
     let url = schema_url(&state).replace("schema.json", "referrals.csv");
     let body = serde_json::to_vec_pretty(&crate::open_data::schema(&url)).map_err(ApiError::internal)?;
     Ok(cacheable(&headers, "application/json", body))

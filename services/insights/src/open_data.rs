@@ -391,7 +391,12 @@ mod tests {
         let keys: Vec<_> = rows.iter().map(|r| (r.departement.as_str(), r.mois.as_str(), r.provisoire)).collect();
         assert_eq!(
             keys,
-            vec![("France", "2026-10", false), ("16", "2026-10", false), ("France", "2026-11", false), ("France", "2026-12", true)]
+            vec![
+                ("France", "2026-10", false),
+                ("16", "2026-10", false),
+                ("France", "2026-11", false),
+                ("France", "2026-12", true)
+            ]
         );
         assert_eq!(rows[2].orientations, Some(0), "a month without referrals is zeros, not missing");
     }
@@ -421,9 +426,13 @@ mod tests {
             lines[0],
             "departement,mois,orientations,proposees,acceptees,reorientees,en_attente,accompagnements_realises,delai_acceptation_mediane_jours,taux_reorientation,provisoire,secret"
         );
-        assert_eq!(lines[2], "16,2026-10,,,,,0,0,,,true,orientations|proposees|acceptees|reorientees|delai_acceptation_mediane_jours|taux_reorientation");
+        assert_eq!(
+            lines[2],
+            "16,2026-10,,,,,0,0,,,true,orientations|proposees|acceptees|reorientees|delai_acceptation_mediane_jours|taux_reorientation"
+        );
         let schema = schema("x");
-        let fields: Vec<&str> = schema.get("fields").unwrap().as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+        let fields: Vec<&str> =
+            schema.get("fields").unwrap().as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
         assert_eq!(fields, HEADER);
     }
 }

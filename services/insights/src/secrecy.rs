@@ -80,10 +80,8 @@ fn primary(value: i64) -> bool {
 
 /// Which counts are hidden: index 0 is the national row, then the départements.
 pub fn hidden_counts(national: &Figures, departements: &[Figures]) -> Vec<[bool; 6]> {
-    let mut hidden: Vec<[bool; 6]> = std::iter::once(national)
-        .chain(departements)
-        .map(|f| f.counts.map(primary))
-        .collect();
+    let mut hidden: Vec<[bool; 6]> =
+        std::iter::once(national).chain(departements).map(|f| f.counts.map(primary)).collect();
     for column in 0..COUNTS.len() {
         let count = hidden.iter().filter(|h| h[column]).count();
         if count != 1 {
@@ -158,10 +156,7 @@ mod tests {
         assert_eq!(rows[0].counts, [None, None, None, None, Some(0), Some(0)]);
         assert_eq!(rows[0].median_days, None);
         assert_eq!(rows[0].rate, None);
-        assert_eq!(
-            rows[0].secret,
-            vec!["orientations", "proposees", "acceptees", "reorientees", MEDIAN, RATE]
-        );
+        assert_eq!(rows[0].secret, vec!["orientations", "proposees", "acceptees", "reorientees", MEDIAN, RATE]);
         // Secondary suppression: the other, smaller, département gives up the same cells,
         // so the national row minus the large one does not give the small one back.
         assert_eq!(rows[2].counts, [None, None, None, None, Some(0), Some(10)]);
