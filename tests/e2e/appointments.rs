@@ -93,6 +93,8 @@ async fn the_person_is_told_once_by_sms_or_e_mail_through_an_outage_and_a_refuse
         c.smtp_url = Some(smtp_url);
     })
     .await;
+    // A second replica on the same database and broker: each message still goes once.
+    let second = TestApp::start(app.sandbox.alias()).await;
     let scene = Scene::new(app).await;
 
     // By SMS: one message, one segment, where and when, nothing of the person.
@@ -174,7 +176,10 @@ async fn the_person_is_told_once_by_sms_or_e_mail_through_an_outage_and_a_refuse
         assert!(!text.contains(personal), "{personal} in {text}");
     }
     scene.until_notices(&by_mail, "sent", 1).await;
+    assert_eq!(smtp.messages().iter().filter(|m| m.rcpt_tos.iter().any(|r| r == address)).count(), 1);
+    assert_eq!(sms.messages().len(), 2, "the SMS above, each once, and no other");
 
+    second.halt().await;
     scene.app.stop().await;
     sms.stop().await;
 }
