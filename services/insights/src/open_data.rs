@@ -116,12 +116,15 @@ pub async fn from_facts(conn: &mut PgConnection, now: DateTime<Utc>) -> sqlx::Re
         .collect())
 }
 
+/// A month's figures: the national row (when there were referrals), and each département's.
+type MonthFigures = (Option<Figures>, Vec<(String, Figures)>);
+
 /// The published table: every month from the first referral's to the current one (a
 /// national row each, zeros included), the départements with referrals that month, with
 /// statistical secrecy applied month by month.
 pub fn table(groups: Vec<Group>, now: DateTime<Utc>) -> Vec<OpenDataRow> {
     let current = paris_month(now);
-    let mut months: BTreeMap<NaiveDate, (Option<Figures>, Vec<(String, Figures)>)> = BTreeMap::new();
+    let mut months: BTreeMap<NaiveDate, MonthFigures> = BTreeMap::new();
     for g in groups {
         let month = months.entry(g.month).or_default();
         match g.territory {

@@ -128,7 +128,8 @@ fn row(f: &Figures, hidden: [bool; 6]) -> Published {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+    // The rank argument works on matrices by (row, column) indices, as it is written.
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::needless_range_loop)]
 
     use proptest::prelude::*;
 

@@ -121,10 +121,13 @@ const CHART_BOTTOM: f64 = 250.0;
 const CHART_LEFT: f64 = 50.0;
 const CHART_WIDTH: f64 = 580.0;
 
+/// A series of the chart: its label, its CSS class, and its figure in a row.
+type Pick = (&'static str, &'static str, fn(&OpenDataRow) -> Option<i64>);
+
 fn chart(rows: &[&OpenDataRow]) -> (Vec<Series>, Vec<Tick>, Vec<(f64, String)>) {
     let shown: Vec<&&OpenDataRow> =
         rows.iter().rev().take(CHART_MONTHS).collect::<Vec<_>>().into_iter().rev().collect();
-    let pick: [(&'static str, &'static str, fn(&OpenDataRow) -> Option<i64>); 3] = [
+    let pick: [Pick; 3] = [
         ("Orientations", "s1", |r| r.orientations),
         ("Acceptées", "s2", |r| r.acceptees),
         ("Réorientées", "s3", |r| r.reorientees),
