@@ -36,6 +36,7 @@ use utoipa_axum::routes;
         (name = "directory", description = "Organisations and structures"),
         (name = "matching", description = "Why a referral goes where it goes"),
         (name = "insights", description = "Coordinators' view of a territory"),
+        (name = "open-data", description = "Open statistics of the reorientation flow, per département and month, with statistical secrecy (no sign-in)"),
         (name = "accounts", description = "Agents, their memberships, requests and invitations"),
         (name = "notifications", description = "Webhooks, refused e-mails and structures nobody can be told about"),
         (name = "privacy", description = "The person's rights (GDPR) and the audit of access to personal data"),

@@ -643,6 +643,7 @@ fn schema_url(state: &InsightsState) -> String {
 #[utoipa::path(
     get,
     path = "/api/v1/open-data/referrals.csv",
+    security(()),
     operation_id = "getOpenDataCsv",
     tag = "open-data",
     params(OpenDataQuery),
@@ -671,6 +672,7 @@ async fn open_data_csv(
 #[utoipa::path(
     get,
     path = "/api/v1/open-data/referrals.json",
+    security(()),
     operation_id = "getOpenDataJson",
     tag = "open-data",
     params(OpenDataQuery),
@@ -702,6 +704,7 @@ async fn open_data_json(
 #[utoipa::path(
     get,
     path = "/api/v1/open-data/schema.json",
+    security(()),
     operation_id = "getOpenDataSchema",
     tag = "open-data",
     responses(
