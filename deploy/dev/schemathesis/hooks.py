@@ -40,7 +40,7 @@ NOT_IN_THE_DOCUMENT = [
     # export holds its records in an array.
     (r"body", r"^not a CSV file of Mednum records|^not a JSON array of records: a JSON object with no array"),
     # The clock: a contact is at most a year ahead.
-    (r"at", r"is more than a year ahead"),
+    (r"at", r"is more than a year ahead|must be in the future"),
     # Across two query parameters: a period ends after it starts.
     (r"to", r"must be after from"),
     # Where a URL points (webhooks): a loopback or private address is refused unless the

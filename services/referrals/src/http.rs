@@ -53,6 +53,8 @@ pub fn routes() -> OpenApiRouter<ReferralsState> {
         .routes(routes!(decline))
         .routes(routes!(contact))
         .routes(routes!(close))
+        .routes(routes!(set_appointment, cancel_appointment))
+        .routes(routes!(record_attendance))
         .routes(routes!(withdraw))
         .routes(routes!(cancel))
         .routes(routes!(reroute))
@@ -72,6 +74,7 @@ impl From<StepError> for ApiError {
     fn from(err: StepError) -> Self {
         match err {
             StepError::NotAllowed(e) => ApiError::conflict(e.to_string()),
+            StepError::Conflict(why) => ApiError::conflict(why),
             StepError::Database(e) => e.into(),
         }
     }
@@ -117,11 +120,15 @@ async fn render(
         _ => None,
     };
     let history = if with_history { Some(store::history(&mut *conn, vault, r.id).await?) } else { None };
+    let appointment = match disclosure {
+        Disclosure::Personal => Some(crate::appointments::view(&mut *conn, r.id).await?),
+        Disclosure::Matching => None,
+    };
     let structure = match &r.structure_id {
         Some(s) => store::structure_contact(&mut *conn, s).await?,
         None => None,
     };
-    Ok(view::render(r, Parts { person, removal, history, structure }, disclosure))
+    Ok(view::render(r, Parts { person, removal, history, structure, appointment }, disclosure))
 }
 
 /// Renders a referral for a caller and, when it shows the person, audits the read.
@@ -230,6 +237,7 @@ async fn submit(
         removal: None,
         history: Some(vec![store::HistoryRow::submitted(row.created_at, &audit.actor)]),
         structure: None,
+        appointment: Some(None),
     };
     let mut view = view::render(row, parts, Disclosure::Personal);
     view.possible_duplicates = Some(possible_duplicates);
@@ -384,7 +392,7 @@ async fn list(
             let person = persons.remove(&r.id);
             let removal = removals.get(&r.id).copied();
             let structure = r.structure_id.as_ref().and_then(|s| contacts.get(s.as_str())).cloned();
-            view::render(r, Parts { person, removal, history: None, structure }, d)
+            view::render(r, Parts { person, removal, history: None, structure, appointment: None }, d)
         })
         .collect();
     Ok(AxumJson(ReferralPage { items, next_cursor }).into_response())
@@ -609,6 +617,106 @@ async fn close(
     privacy::record(&mut tx, &caller, AuditAction::Close, &[r.id]).await?;
     tx.commit().await?;
     tracing::info!(referral_id = %r.id, outcome = %outcome, "closed");
+    respond(&state, &caller, r.id).await
+}
+
+/// The longest appointment, in minutes (a whole working day).
+const MAX_APPOINTMENT_MINUTES: u32 = 480;
+
+/// Set the appointment, or move it (the accepting structure's mediator, or its answer
+/// link). The person is told where and when on the channel they chose (an SMS, an
+/// e-mail, or their referrer), and reminded `AIGUILLAGE_APPOINTMENT_REMINDER_BEFORE`
+/// before it.
+#[utoipa::path(
+    put,
+    path = "/api/v1/referrals/{id}/appointment",
+    operation_id = "setAppointment",
+    tag = "referrals",
+    params(ReferralPath),
+    request_body = contracts::referrals::AppointmentBody,
+    responses((status = 200, description = "The referral, with its appointment", body = ReferralView), Authenticated, Forbidden, NotFound, Conflict, JsonBody)
+)]
+async fn set_appointment(
+    State(state): State<ReferralsState>,
+    caller: ForStructure,
+    Path(id): Path<ReferralId>,
+    platform::json::Json(body): platform::json::Json<contracts::referrals::AppointmentBody>,
+) -> Result<Response, ApiError> {
+    let mut e = Errors::new();
+    let at = body.at.with_timezone(&Utc).trunc_subsecs(6);
+    let now = Utc::now();
+    if at <= now {
+        e.add("at", "must be in the future");
+    } else if at > now + chrono::Duration::days(366) {
+        e.add("at", "is more than a year ahead");
+    }
+    if !(5..=MAX_APPOINTMENT_MINUTES).contains(&body.duration_minutes) {
+        e.add("duration_minutes", format!("must be between 5 and {MAX_APPOINTMENT_MINUTES}"));
+    }
+    let place = e.text("place", body.place.as_deref(), 200, false);
+    e.finish(|| ()).map_err(ApiError::validation)?;
+    let new = lifecycle::NewAppointment { at, duration_minutes: body.duration_minutes, place };
+    let mut tx = state.pool.begin().await?;
+    let mut r = load(&mut tx, &caller, id).await?;
+    require_accepting_structure(&caller, &r, Action::Appoint)?;
+    let before = state.config.appointment_reminder_before;
+    lifecycle::set_appointment(&mut tx, &state.vault, &mut r, &caller.actor(), &new, before).await?;
+    privacy::record(&mut tx, &caller, AuditAction::Appointment, &[r.id]).await?;
+    tx.commit().await?;
+    tracing::info!(referral_id = %r.id, "appointment set");
+    respond(&state, &caller, r.id).await
+}
+
+/// Cancel the appointment (the accepting structure's mediator, or its answer link). A
+/// person who was told of it is told it is cancelled.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/referrals/{id}/appointment",
+    operation_id = "cancelAppointment",
+    tag = "referrals",
+    params(ReferralPath),
+    responses((status = 200, description = "The referral", body = ReferralView), Authenticated, Forbidden, NotFound, Conflict)
+)]
+async fn cancel_appointment(
+    State(state): State<ReferralsState>,
+    caller: ForStructure,
+    Path(id): Path<ReferralId>,
+) -> Result<Response, ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let mut r = load(&mut tx, &caller, id).await?;
+    require_accepting_structure(&caller, &r, Action::FollowAppointment)?;
+    lifecycle::cancel_appointment(&mut tx, &state.vault, &mut r, &caller.actor()).await?;
+    privacy::record(&mut tx, &caller, AuditAction::Appointment, &[r.id]).await?;
+    tx.commit().await?;
+    tracing::info!(referral_id = %r.id, "appointment cancelled");
+    respond(&state, &caller, r.id).await
+}
+
+/// Record whether the person came, once the appointment's time has passed (the accepting
+/// structure's mediator, or its answer link). After `false`, set a new appointment or
+/// close with `no_show`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/referrals/{id}/appointment/attendance",
+    operation_id = "recordAttendance",
+    tag = "referrals",
+    params(ReferralPath),
+    request_body = contracts::referrals::AttendanceBody,
+    responses((status = 200, description = "The referral", body = ReferralView), Authenticated, Forbidden, NotFound, Conflict, JsonBody)
+)]
+async fn record_attendance(
+    State(state): State<ReferralsState>,
+    caller: ForStructure,
+    Path(id): Path<ReferralId>,
+    platform::json::Json(body): platform::json::Json<contracts::referrals::AttendanceBody>,
+) -> Result<Response, ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let mut r = load(&mut tx, &caller, id).await?;
+    require_accepting_structure(&caller, &r, Action::FollowAppointment)?;
+    lifecycle::record_attendance(&mut tx, &mut r, &caller.actor(), body.attended).await?;
+    privacy::record(&mut tx, &caller, AuditAction::Appointment, &[r.id]).await?;
+    tx.commit().await?;
+    tracing::info!(referral_id = %r.id, attended = body.attended, "attendance recorded");
     respond(&state, &caller, r.id).await
 }
 

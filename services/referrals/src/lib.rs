@@ -12,11 +12,13 @@ use platform::auth::Authenticator;
 use sqlx::PgPool;
 
 pub mod answer_links;
+pub mod appointments;
 pub mod callers;
 pub mod domain;
 mod http;
 pub mod lifecycle;
 pub mod messaging;
+pub mod person_messages;
 pub mod privacy;
 mod store;
 pub mod timers;
@@ -80,6 +82,14 @@ pub fn start(ctx: &bus::ServiceContext, vault: platform::vault::Vault) -> Referr
     ctx.spawn_housekeeping(SCHEMA);
     ctx.spawn_consumer(SCHEMA, SERVICE, messaging::ReferralsHandler { offer_ttl: ctx.config.offer_ttl });
     ctx.tasks.spawn(timers::run(ctx.pool.clone(), ctx.shutdown.clone()));
+    // The person's messages (SMS, e-mail); a configuration error is refused at start-up
+    // (Config::from_env checks both), so this only logs.
+    match person_messages::Senders::from_config(&ctx.config) {
+        Ok(senders) => {
+            ctx.tasks.spawn(person_messages::run(ctx.pool.clone(), vault.clone(), senders, ctx.shutdown.clone()));
+        }
+        Err(err) => tracing::error!(error = %err, "messages to persons cannot be sent"),
+    };
     let retention = ctx.config.retention;
     ctx.tasks.spawn(platform::jobs::run_daily(
         ctx.pool.clone(),

@@ -5,17 +5,20 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use contracts::events::{
-    MatchProposed, MatchWaitlisted, ReferralAccepted, ReferralAnswerLinkRequested, ReferralCancelled, ReferralClosed,
-    ReferralContacted, ReferralDeclined, ReferralOfferExpired, ReferralOffered, ReferralRerouted, ReferralWaitlisted,
+    MatchProposed, MatchWaitlisted, ReferralAccepted, ReferralAnswerLinkRequested, ReferralAppointmentCancelled,
+    ReferralAppointmentSet, ReferralAttendanceRecorded, ReferralCancelled, ReferralClosed, ReferralContacted,
+    ReferralDeclined, ReferralOfferExpired, ReferralOffered, ReferralPersonNoticeFailed, ReferralRerouted,
+    ReferralWaitlisted,
 };
 use contracts::{
-    Actor, AnsweredVia, ContactKind, DeclineReason, Envelope, EventData, HistoryStep, Outcome, ReferralStatus,
-    StructureId,
+    Actor, AnsweredVia, AppointmentNotice, ContactKind, DeclineReason, Envelope, EventData, HistoryStep, NoticeChannel,
+    Outcome, ReferralStatus, StructureId,
 };
 use platform::vault::Vault;
 use sqlx::PgConnection;
 
 use crate::SCHEMA;
+use crate::appointments::{self, AppointmentRow, Queued};
 use crate::domain::lifecycle::{Action, NotAllowed, transition};
 use crate::store::{self, Offer, Referral, Step};
 
@@ -23,6 +26,9 @@ use crate::store::{self, Offer, Referral, Step};
 pub enum StepError {
     #[error(transparent)]
     NotAllowed(#[from] NotAllowed),
+    /// Allowed in this status, but not now (no appointment to cancel, one not yet due).
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -323,6 +329,7 @@ pub async fn close(
 ) -> Result<(), StepError> {
     let structure_id = accepting_structure(r, Action::Close)?;
     advance(r, Action::Close)?;
+    appointments::drop_queued(conn, r.id).await?;
     let now = Utc::now();
     r.outcome = Some(outcome);
     r.closed_at = Some(now);
@@ -353,6 +360,7 @@ pub async fn cancel(
 ) -> Result<(), StepError> {
     let previous = r.status;
     advance(r, Action::Cancel)?;
+    appointments::drop_queued(conn, r.id).await?;
     let offer = r.offer.take();
     let structure_id = offer.as_ref().map(|o| o.structure_id.clone()).or_else(|| r.structure_id.clone());
     let event = ReferralCancelled {
@@ -433,4 +441,222 @@ pub async fn reroute(
     )
     .await?;
     Ok(())
+}
+
+/// An appointment to set: in the future, from 5 to 480 minutes, in an optional room.
+#[derive(Debug, Clone)]
+pub struct NewAppointment {
+    pub at: DateTime<Utc>,
+    pub duration_minutes: u32,
+    pub place: Option<String>,
+}
+
+/// The accepting structure sets an appointment, or moves the pending one. The person is
+/// told on their channel (a message queued beside their record, and a reminder
+/// `reminder_before` it); a message of the older time still waiting is dropped.
+pub async fn set_appointment(
+    conn: &mut PgConnection,
+    vault: &Vault,
+    r: &mut Referral,
+    actor: &Actor,
+    new: &NewAppointment,
+    reminder_before: Duration,
+) -> Result<(), StepError> {
+    let structure_id = accepting_structure(r, Action::Appoint)?;
+    advance(r, Action::Appoint)?;
+    let now = Utc::now();
+    let previous = appointments::get(&mut *conn, r.id).await?;
+    let pending = previous.as_ref().filter(|p| p.is_pending());
+    let rescheduled = pending.is_some();
+    let version = previous.as_ref().map_or(1, |p| p.version + 1);
+    let first_version = pending.map_or(version, |p| p.first_version);
+    let told = match pending {
+        Some(p) => appointments::person_was_told(&mut *conn, r.id, p.first_version).await?,
+        None => false,
+    };
+    let person = store::person(&mut *conn, vault, r.id).await?;
+    let (channel, recipient) = appointments::channel_of(person.as_ref());
+    appointments::drop_queued(&mut *conn, r.id).await?;
+    let row = AppointmentRow {
+        structure_id: structure_id.clone(),
+        version,
+        first_version,
+        at: new.at,
+        duration_minutes: i32::try_from(new.duration_minutes).unwrap_or(i32::MAX),
+        place: new.place.clone(),
+        channel,
+        cancelled_at: None,
+        attended: None,
+    };
+    appointments::put(&mut *conn, r.id, &row, now).await?;
+    let kind = if told { AppointmentNotice::Changed } else { AppointmentNotice::Set };
+    let message = Queued { id: r.id, version, kind, channel, recipient: recipient.as_deref(), due: now };
+    appointments::queue(&mut *conn, vault, &message).await?;
+    let remind_at = new.at - chrono::Duration::from_std(reminder_before).unwrap_or(chrono::Duration::hours(48));
+    // A reminder only when it falls after now: an appointment set for tomorrow is told
+    // once. The referrer who tells the person has the slip, not reminders.
+    if remind_at > now && channel != NoticeChannel::Referrer {
+        let reminder = Queued { kind: AppointmentNotice::Reminder, due: remind_at, ..message };
+        appointments::queue(&mut *conn, vault, &reminder).await?;
+    }
+    let event = ReferralAppointmentSet {
+        referral_id: r.id,
+        structure_id: structure_id.clone(),
+        version: u32::try_from(version).unwrap_or_default(),
+        at: new.at,
+        duration_minutes: new.duration_minutes,
+        channel,
+        rescheduled,
+        set_at: now,
+    };
+    emit(conn, r, &event, None).await?;
+    let detail = serde_json::json!({
+        "at": new.at,
+        "duration_minutes": new.duration_minutes,
+        "place": new.place,
+        "version": version,
+        "rescheduled": rescheduled,
+        "channel": channel,
+    });
+    save(
+        conn,
+        Some(vault),
+        r,
+        Step {
+            structure_id: Some(&structure_id),
+            reason: Some(kind.slug()),
+            actor: Some(actor),
+            detail: Some(detail),
+            ..Step::new(HistoryStep::AppointmentSet)
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// The pending appointment of a referral in progress, or why there is none to act on.
+async fn pending_appointment(conn: &mut PgConnection, r: &Referral) -> Result<AppointmentRow, StepError> {
+    match appointments::get(conn, r.id).await? {
+        Some(a) if a.is_pending() => Ok(a),
+        Some(a) if a.cancelled_at.is_none() => Err(StepError::Conflict(
+            "the attendance of this appointment is recorded: set a new appointment or close the referral".into(),
+        )),
+        _ => Err(StepError::Conflict("the referral has no appointment".into())),
+    }
+}
+
+/// The accepting structure cancels the pending appointment. A person who was told of it
+/// is told it is cancelled; nothing of it still waiting goes.
+pub async fn cancel_appointment(
+    conn: &mut PgConnection,
+    vault: &Vault,
+    r: &mut Referral,
+    actor: &Actor,
+) -> Result<(), StepError> {
+    let structure_id = accepting_structure(r, Action::FollowAppointment)?;
+    advance(r, Action::FollowAppointment)?;
+    let a = pending_appointment(&mut *conn, r).await?;
+    let now = Utc::now();
+    let told = appointments::person_was_told(&mut *conn, r.id, a.first_version).await?;
+    appointments::drop_queued(&mut *conn, r.id).await?;
+    let version = a.version + 1;
+    appointments::mark_cancelled(&mut *conn, r.id, version, now).await?;
+    // The referrer who told the person of it is told by the notifications service.
+    if told || a.channel == NoticeChannel::Referrer {
+        let person = store::person(&mut *conn, vault, r.id).await?;
+        let (channel, recipient) = appointments::channel_of(person.as_ref());
+        let channel = if a.channel == NoticeChannel::Referrer { NoticeChannel::Referrer } else { channel };
+        let message = Queued {
+            id: r.id,
+            version,
+            kind: AppointmentNotice::Cancelled,
+            channel,
+            recipient: recipient.as_deref(),
+            due: now,
+        };
+        appointments::queue(&mut *conn, vault, &message).await?;
+    }
+    let event = ReferralAppointmentCancelled {
+        referral_id: r.id,
+        structure_id: structure_id.clone(),
+        version: u32::try_from(version).unwrap_or_default(),
+        channel: a.channel,
+        cancelled_at: now,
+    };
+    emit(conn, r, &event, None).await?;
+    let detail = serde_json::json!({ "at": a.at, "version": version, "person_told": told });
+    save(
+        conn,
+        Some(vault),
+        r,
+        Step {
+            structure_id: Some(&structure_id),
+            actor: Some(actor),
+            detail: Some(detail),
+            ..Step::new(HistoryStep::AppointmentCancelled)
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Once the appointment's time has passed, the accepting structure records whether the
+/// person came. After a no-show it may set a new appointment or close (`no_show`).
+pub async fn record_attendance(
+    conn: &mut PgConnection,
+    r: &mut Referral,
+    actor: &Actor,
+    attended: bool,
+) -> Result<(), StepError> {
+    let structure_id = accepting_structure(r, Action::FollowAppointment)?;
+    advance(r, Action::FollowAppointment)?;
+    let a = pending_appointment(&mut *conn, r).await?;
+    let now = Utc::now();
+    if a.at > now {
+        return Err(StepError::Conflict(format!(
+            "the appointment is at {}: its attendance is recorded once that time has passed",
+            a.at.to_rfc3339()
+        )));
+    }
+    appointments::drop_queued(&mut *conn, r.id).await?;
+    appointments::mark_attendance(&mut *conn, r.id, attended, now).await?;
+    let event = ReferralAttendanceRecorded {
+        referral_id: r.id,
+        structure_id: structure_id.clone(),
+        version: u32::try_from(a.version).unwrap_or_default(),
+        appointment_at: a.at,
+        attended,
+        recorded_at: now,
+    };
+    emit(conn, r, &event, None).await?;
+    let detail = serde_json::json!({ "at": a.at, "version": a.version, "attended": attended });
+    save(
+        conn,
+        None,
+        r,
+        Step {
+            structure_id: Some(&structure_id),
+            reason: Some(if attended { "attended" } else { "no_show" }),
+            actor: Some(actor),
+            detail: Some(detail),
+            ..Step::new(HistoryStep::AttendanceRecorded)
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// A message to the person could not be delivered: the referrer is told (by the
+/// notifications service), to tell the person. Not a step: the referral's status,
+/// history and last activity stay as they are; only its event sequence moves on.
+pub async fn person_notice_failed(
+    conn: &mut PgConnection,
+    r: &mut Referral,
+    channel: NoticeChannel,
+    notice: AppointmentNotice,
+    at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    let event = ReferralPersonNoticeFailed { referral_id: r.id, channel, notice, failed_at: at };
+    emit(conn, r, &event, None).await?;
+    store::set_event_sequence(conn, r).await
 }

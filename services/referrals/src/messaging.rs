@@ -43,7 +43,7 @@ impl Handler for ReferralsHandler {
                     Ok(()) => {}
                     // Cancelled (or otherwise moved on) meanwhile: the matcher releases the
                     // reservation when it sees the cancellation.
-                    Err(StepError::NotAllowed(_)) => store::update(tx, &r).await?,
+                    Err(StepError::NotAllowed(_) | StepError::Conflict(_)) => store::update(tx, &r).await?,
                     Err(StepError::Database(e)) => return Err(e.into()),
                 }
             }
@@ -55,7 +55,7 @@ impl Handler for ReferralsHandler {
                 r.match_sequence = env.sequence;
                 match lifecycle::waitlist(&mut *tx, &mut r, &m, env).await {
                     Ok(()) => {}
-                    Err(StepError::NotAllowed(_)) => store::update(tx, &r).await?,
+                    Err(StepError::NotAllowed(_) | StepError::Conflict(_)) => store::update(tx, &r).await?,
                     Err(StepError::Database(e)) => return Err(e.into()),
                 }
             }

@@ -218,6 +218,11 @@ pub async fn remove(conn: &mut PgConnection, ids: &[Uuid], kind: Removal) -> sql
     .await?;
     sqlx::query!("DELETE FROM referrals.idempotency_keys WHERE referral_id = ANY($1)", ids).execute(&mut *conn).await?;
     sqlx::query!("DELETE FROM referrals.answer_links WHERE referral_id = ANY($1)", ids).execute(&mut *conn).await?;
+    // Messages to the person that still wait hold their sealed contact: they never go.
+    // Those sent or failed hold none (their recipient was deleted then).
+    sqlx::query!("DELETE FROM referrals.person_messages WHERE referral_id = ANY($1) AND status = 'queued'", ids)
+        .execute(&mut *conn)
+        .await?;
     coarsen_dates(conn, ids, kind).await?;
     Ok(removed)
 }

@@ -879,16 +879,20 @@ pub async fn claim_idempotency_key(
 
 pub async fn upsert_structure(conn: &mut PgConnection, s: &Structure, sequence: i64) -> sqlx::Result<()> {
     sqlx::query!(
-        "INSERT INTO referrals.structures (id, name, phone, email, website, source_sequence)
-         VALUES ($1, $2, $3, $4, $5, $6)
+        "INSERT INTO referrals.structures (id, name, phone, email, website, street, postcode, commune, source_sequence)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
          ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, phone = EXCLUDED.phone, email = EXCLUDED.email,
-             website = EXCLUDED.website, source_sequence = EXCLUDED.source_sequence
+             website = EXCLUDED.website, street = EXCLUDED.street, postcode = EXCLUDED.postcode,
+             commune = EXCLUDED.commune, source_sequence = EXCLUDED.source_sequence
          WHERE referrals.structures.source_sequence < EXCLUDED.source_sequence",
         s.id.as_str(),
         s.name,
         s.contact.phone,
         s.contact.email,
         s.contact.website,
+        s.address.street,
+        s.address.postcode,
+        s.address.commune,
         sequence
     )
     .execute(conn)

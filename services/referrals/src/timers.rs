@@ -61,7 +61,7 @@ pub async fn fire_due(pool: &PgPool) -> sqlx::Result<usize> {
             match lifecycle::expire(&mut tx, &mut r).await {
                 Ok(()) => fired += 1,
                 Err(lifecycle::StepError::Database(e)) => return Err(e),
-                Err(lifecycle::StepError::NotAllowed(_)) => {}
+                Err(lifecycle::StepError::NotAllowed(_) | lifecycle::StepError::Conflict(_)) => {}
             }
         }
     }

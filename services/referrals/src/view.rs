@@ -25,6 +25,8 @@ pub struct Parts {
     pub removal: Option<Removal>,
     pub history: Option<Vec<HistoryRow>>,
     pub structure: Option<StructureContactRow>,
+    /// For those who see the follow-up: the appointment, or `Some(None)` when none is set.
+    pub appointment: Option<Option<contracts::referrals::AppointmentView>>,
 }
 
 pub fn render(r: Referral, parts: Parts, disclosure: Disclosure) -> ReferralView {
@@ -130,7 +132,6 @@ pub fn render(r: Referral, parts: Parts, disclosure: Disclosure) -> ReferralView
         note,
         consent,
         history,
-        // Issue 24: the appointment, for those who see the person's follow-up.
-        appointment: None,
+        appointment: parts.appointment,
     }
 }

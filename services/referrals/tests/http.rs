@@ -17,6 +17,7 @@ struct App {
     router: Router,
     keys: Keys,
     pool: PgPool,
+    vault: platform::vault::Vault,
 }
 
 impl App {
@@ -33,8 +34,9 @@ impl App {
         let master =
             platform::vault::MasterKey::from_base64(&platform::vault::MasterKey::generate_base64(), "test").unwrap();
         let vault = referrals::open_vault(&pool, master, None).await.unwrap();
-        let state = referrals::ReferralsState { pool: pool.clone(), auth: keys.authenticator(), config, vault };
-        Self { router: referrals::router(state), keys, pool }
+        let state =
+            referrals::ReferralsState { pool: pool.clone(), auth: keys.authenticator(), config, vault: vault.clone() };
+        Self { router: referrals::router(state), keys, pool, vault }
     }
 
     fn referrer(&self, org: OrganisationId) -> String {
@@ -283,16 +285,16 @@ mod answer_links {
     use super::*;
 
     impl App {
-        fn service(&self, name: &str) -> String {
+        pub(crate) fn service(&self, name: &str) -> String {
             self.keys.0.issue(&Claims::for_service(name, chrono::Duration::hours(1)))
         }
 
-        fn mediator(&self, structure: &str) -> String {
+        pub(crate) fn mediator(&self, structure: &str) -> String {
             self.keys.token(Role::Mediator, Scope::Structure(structure.parse().unwrap()))
         }
 
         /// A referral submitted by a new organisation: its id and the referrer's token.
-        async fn submitted(&self) -> (String, String) {
+        pub(crate) async fn submitted(&self) -> (String, String) {
             let referrer = self.referrer(OrganisationId::new());
             let (s, created) = self.post("/api/v1/referrals", &referrer, referral()).await;
             assert_eq!(s, 201, "{created}");
@@ -300,7 +302,7 @@ mod answer_links {
         }
 
         /// The matcher proposes `structure`: the referral is offered to it.
-        async fn offer(&self, id: &str, structure: &str) {
+        pub(crate) async fn offer(&self, id: &str, structure: &str) {
             let uuid = Uuid::parse_str(id).unwrap();
             let (round, sequence): (i32, i64) =
                 sqlx::query_as("SELECT round, match_sequence FROM referrals.referrals WHERE id = $1")
@@ -331,7 +333,7 @@ mod answer_links {
         }
 
         /// A link for `structure` (as notify asks for one): its token.
-        async fn mint(&self, id: &str, structure: &str) -> String {
+        pub(crate) async fn mint(&self, id: &str, structure: &str) -> String {
             let body = json!({"referral_id": id, "structure_id": structure});
             let (s, minted) = self.post("/api/v1/answer-links", &self.service("notify"), body).await;
             assert_eq!(s, 201, "{minted}");
@@ -339,30 +341,30 @@ mod answer_links {
         }
 
         /// Opens a link (as the web app does).
-        async fn exchange(&self, token: &str) -> (u16, Value) {
+        pub(crate) async fn exchange(&self, token: &str) -> (u16, Value) {
             let (s, v, _) = self.exchange_with_headers(token).await;
             (s, v)
         }
 
-        async fn exchange_with_headers(&self, token: &str) -> (u16, Value, axum::http::HeaderMap) {
+        pub(crate) async fn exchange_with_headers(&self, token: &str) -> (u16, Value, axum::http::HeaderMap) {
             let body = json!({ "token": token });
             call(&self.router, "POST", "/api/v1/answer-links/exchange", Some(&self.service("web")), Some(&body), &[])
                 .await
         }
 
         /// The bearer token of an open link.
-        async fn session(&self, token: &str) -> String {
+        pub(crate) async fn session(&self, token: &str) -> String {
             let (s, session) = self.exchange(token).await;
             assert_eq!(s, 200, "{session}");
             session["access_token"].as_str().unwrap().to_string()
         }
 
-        async fn sql(&self, statement: &'static str, id: &str) {
+        pub(crate) async fn sql(&self, statement: &'static str, id: &str) {
             sqlx::query(statement).bind(Uuid::parse_str(id).unwrap()).execute(&self.pool).await.unwrap();
         }
 
         /// The events of a referral in the outbox, in order: (type, data).
-        async fn events(&self, id: &str) -> Vec<(String, Value)> {
+        pub(crate) async fn events(&self, id: &str) -> Vec<(String, Value)> {
             let rows: Vec<(String, Value)> = sqlx::query_as(
                 "SELECT event_type, envelope->'data' FROM referrals.outbox WHERE aggregate_id = $1
                  ORDER BY (envelope->>'sequence')::bigint",
@@ -770,5 +772,270 @@ mod answer_links {
         let links: i64 =
             sqlx::query_scalar("SELECT count(*) FROM referrals.answer_links").fetch_one(&pool).await.unwrap();
         assert_eq!(links, 0);
+    }
+}
+
+// Appointments (issue 24): the accepting structure sets, moves and cancels one, and records
+// whether the person came; the messages to the person are queued beside their record. The
+// sender is stepped here with SMS and e-mail off (every message then fails, and the
+// referrer is told); the real providers are in the end-to-end suite.
+
+mod appointments {
+    use chrono::{Duration, Utc};
+    use referrals::person_messages::{self, Senders};
+    use uuid::Uuid;
+
+    use super::*;
+
+    /// An accepted referral at `lieu-a`: its id, the referrer's and the mediator's tokens.
+    async fn accepted(app: &App) -> (String, String, String) {
+        let (id, referrer) = app.submitted().await;
+        app.offer(&id, "lieu-a").await;
+        let mediator = app.mediator("lieu-a");
+        let (s, r) = app.post(&format!("/api/v1/referrals/{id}/accept"), &mediator, json!({})).await;
+        assert_eq!(s, 200, "{r}");
+        (id, referrer, mediator)
+    }
+
+    async fn put(app: &App, id: &str, token: &str, body: Value) -> (u16, Value) {
+        let (s, v, _) =
+            call(&app.router, "PUT", &format!("/api/v1/referrals/{id}/appointment"), Some(token), Some(&body), &[])
+                .await;
+        (s, v)
+    }
+
+    fn in_days(days: i64) -> String {
+        (Utc::now() + Duration::days(days)).to_rfc3339()
+    }
+
+    /// (kind, channel, status, has a sealed recipient) of the referral's messages, oldest first.
+    async fn messages(app: &App, id: &str) -> Vec<(String, String, String, bool)> {
+        sqlx::query_as(
+            "SELECT kind, channel, status, recipient IS NOT NULL FROM referrals.person_messages
+             WHERE referral_id = $1 ORDER BY version, due_at",
+        )
+        .bind(Uuid::parse_str(id).unwrap())
+        .fetch_all(&app.pool)
+        .await
+        .unwrap()
+    }
+
+    fn m(kind: &str, channel: &str, status: &str, sealed: bool) -> (String, String, String, bool) {
+        (kind.into(), channel.into(), status.into(), sealed)
+    }
+
+    #[sqlx::test(migrations = false)]
+    async fn an_appointment_tells_the_person_by_sms_and_reminds_them_and_a_move_drops_the_old_reminder(pool: PgPool) {
+        let app = App::new(pool.clone()).await;
+        let (id, referrer, mediator) = accepted(&app).await;
+        let at = in_days(5);
+        let (s, r) = put(&app, &id, &mediator, json!({"at": at, "duration_minutes": 60, "place": "Salle 2"})).await;
+        assert_eq!(s, 200, "{r}");
+        assert_eq!(r["status"], "in_progress");
+        assert_eq!(r["appointment"]["duration_minutes"], 60);
+        assert_eq!(r["appointment"]["place"], "Salle 2");
+        assert_eq!(r["appointment"]["attended"], Value::Null);
+        let notice = r["appointment"]["notice"].as_array().unwrap();
+        assert_eq!(notice.len(), 2, "{r}");
+        assert_eq!((notice[0]["channel"].as_str(), notice[0]["kind"].as_str()), (Some("sms"), Some("set")));
+        assert_eq!(notice[0]["status"], "queued");
+        assert_eq!(notice[1]["kind"], "reminder");
+        // The referrer sees it too; a coordinator does not.
+        let (_, seen) = app.get(&format!("/api/v1/referrals/{id}"), &referrer).await;
+        assert_eq!(seen["appointment"]["duration_minutes"], 60);
+        let coordinator = app.keys.token(Role::Coordinator, Scope::Territories(vec!["16".parse().unwrap()]));
+        let (_, seen) = app.get(&format!("/api/v1/referrals/{id}"), &coordinator).await;
+        assert!(seen.get("appointment").is_none(), "{seen}");
+        // The number waits sealed, never in clear.
+        assert_eq!(
+            messages(&app, &id).await,
+            vec![m("set", "sms", "queued", true), m("reminder", "sms", "queued", true)]
+        );
+        let clear: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM referrals.person_messages WHERE position('612345678' in encode(recipient, 'escape')) > 0",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(clear, 0);
+
+        // Moved before anything went: the person is told once, of the new time, as a first
+        // message; the old reminder is gone.
+        let (s, r) = put(&app, &id, &mediator, json!({"at": in_days(6), "duration_minutes": 45})).await;
+        assert_eq!(s, 200, "{r}");
+        assert_eq!(
+            messages(&app, &id).await,
+            vec![m("set", "sms", "queued", true), m("reminder", "sms", "queued", true)]
+        );
+        let versions: Vec<i32> = sqlx::query_scalar("SELECT version FROM referrals.person_messages ORDER BY due_at")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        assert_eq!(versions, vec![2, 2]);
+
+        // SMS is off here: the message fails at once, its number is deleted, and the failure
+        // is announced once.
+        let sent = person_messages::send_due(&pool, &app.vault, &Senders::default()).await.unwrap();
+        assert_eq!(sent, 1, "only the message due now; the reminder waits");
+        assert_eq!(
+            messages(&app, &id).await,
+            vec![m("set", "sms", "failed", false), m("reminder", "sms", "queued", true)]
+        );
+        assert_eq!(person_messages::announce_failures(&pool).await.unwrap(), 1);
+        assert_eq!(person_messages::announce_failures(&pool).await.unwrap(), 0);
+        let failures: Vec<Value> = app
+            .events(&id)
+            .await
+            .into_iter()
+            .filter(|(t, _)| t == "referral.person_notice_failed")
+            .map(|(_, d)| d)
+            .collect();
+        assert_eq!(failures.len(), 1);
+        assert_eq!((failures[0]["channel"].as_str(), failures[0]["notice"].as_str()), (Some("sms"), Some("set")));
+        // No event carries the number or the room.
+        for (_, data) in app.events(&id).await {
+            let text = data.to_string();
+            assert!(!text.contains("612345678") && !text.contains("Salle 2"), "{text}");
+        }
+        let (_, r) = app.get(&format!("/api/v1/referrals/{id}"), &referrer).await;
+        assert_eq!(r["appointment"]["notice"][0]["status"], "failed", "{r}");
+    }
+
+    #[sqlx::test(migrations = false)]
+    async fn bad_appointments_are_refused_naming_the_field_and_change_nothing(pool: PgPool) {
+        let app = App::new(pool.clone()).await;
+        let (id, _, mediator) = accepted(&app).await;
+        let past = (Utc::now() - Duration::hours(1)).to_rfc3339();
+        for (body, field) in [
+            (json!({"at": past, "duration_minutes": 60}), "at"),
+            (json!({"at": in_days(400), "duration_minutes": 60}), "at"),
+            (json!({"at": in_days(2), "duration_minutes": 4}), "duration_minutes"),
+            (json!({"at": in_days(2), "duration_minutes": 481}), "duration_minutes"),
+            (json!({"at": in_days(2), "duration_minutes": 60, "place": "x".repeat(201)}), "place"),
+            (json!({"at": "mardi", "duration_minutes": 60}), "at"),
+            (json!({"duration_minutes": 60}), "at"),
+            (json!({"at": in_days(2), "duration_minutes": 60, "person": "x"}), "person"),
+        ] {
+            let (s, problem) = put(&app, &id, &mediator, body.clone()).await;
+            assert_eq!((s, fields(&problem)), (422, vec![field.to_string()]), "{body}: {problem}");
+        }
+        assert!(messages(&app, &id).await.is_empty());
+        // Another structure does not see it; a referral not accepted has no appointment.
+        let (s, _) = put(&app, &id, &app.mediator("lieu-b"), json!({"at": in_days(2), "duration_minutes": 60})).await;
+        assert_eq!(s, 404);
+        let (other, _) = app.submitted().await;
+        app.offer(&other, "lieu-a").await;
+        let (s, problem) = put(&app, &other, &mediator, json!({"at": in_days(2), "duration_minutes": 60})).await;
+        assert_eq!(s, 409, "{problem}");
+        assert!(problem["detail"].as_str().unwrap().contains("offered"), "{problem}");
+        // Nothing to cancel, no attendance to record.
+        let path = format!("/api/v1/referrals/{id}/appointment");
+        assert_eq!(call(&app.router, "DELETE", &path, Some(&mediator), None, &[]).await.0, 409);
+        let attendance = format!("/api/v1/referrals/{id}/appointment/attendance");
+        assert_eq!(app.post(&attendance, &mediator, json!({"attended": true})).await.0, 409);
+    }
+
+    #[sqlx::test(migrations = false)]
+    async fn attendance_is_recorded_once_the_time_has_passed_and_a_no_show_can_be_set_again_or_closed(pool: PgPool) {
+        let app = App::new(pool.clone()).await;
+        let (id, _, mediator) = accepted(&app).await;
+        let (s, _) = put(&app, &id, &mediator, json!({"at": in_days(3), "duration_minutes": 60})).await;
+        assert_eq!(s, 200);
+        let attendance = format!("/api/v1/referrals/{id}/appointment/attendance");
+        let (s, problem) = app.post(&attendance, &mediator, json!({"attended": false})).await;
+        assert_eq!(s, 409, "not before its time: {problem}");
+        let (s, problem) = app.post(&attendance, &mediator, json!({"attended": "non"})).await;
+        assert_eq!((s, fields(&problem)), (422, vec!["attended".to_string()]));
+        // The time passes.
+        app.sql("UPDATE referrals.appointments SET at = now() - interval '1 hour' WHERE referral_id = $1", &id).await;
+        let (s, r) = app.post(&attendance, &mediator, json!({"attended": false})).await;
+        assert_eq!(s, 200, "{r}");
+        assert_eq!(r["appointment"]["attended"], false);
+        // Once only; the reminder that waited is gone.
+        assert_eq!(app.post(&attendance, &mediator, json!({"attended": true})).await.0, 409);
+        assert!(messages(&app, &id).await.iter().all(|(kind, ..)| kind != "reminder"));
+        // A new appointment after the no-show: a new one, not a move.
+        let (s, r) = put(&app, &id, &mediator, json!({"at": in_days(4), "duration_minutes": 30})).await;
+        assert_eq!(s, 200, "{r}");
+        assert_eq!(r["appointment"]["attended"], Value::Null);
+        let set: Vec<Value> = app
+            .events(&id)
+            .await
+            .into_iter()
+            .filter(|(t, _)| t == "referral.appointment_set")
+            .map(|(_, d)| d)
+            .collect();
+        assert_eq!(set.len(), 2);
+        assert_eq!((set[1]["version"].as_u64(), set[1]["rescheduled"].as_bool()), (Some(2), Some(false)));
+        let recorded: Vec<Value> = app
+            .events(&id)
+            .await
+            .into_iter()
+            .filter(|(t, _)| t == "referral.attendance_recorded")
+            .map(|(_, d)| d)
+            .collect();
+        assert_eq!(recorded[0]["attended"], false);
+        // Closed as a no-show: nothing left waits.
+        let (s, r) = app.post(&format!("/api/v1/referrals/{id}/close"), &mediator, json!({"outcome": "no_show"})).await;
+        assert_eq!(s, 200, "{r}");
+        assert!(messages(&app, &id).await.iter().all(|(_, _, status, _)| status != "queued"));
+        let history: Vec<&str> =
+            r["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
+        assert!(history.contains(&"attendance_recorded") && history.contains(&"appointment_set"), "{history:?}");
+    }
+
+    #[sqlx::test(migrations = false)]
+    async fn a_cancellation_tells_a_person_who_was_told_and_nobody_else(pool: PgPool) {
+        let app = App::new(pool.clone()).await;
+        let (id, referrer, mediator) = accepted(&app).await;
+        let path = format!("/api/v1/referrals/{id}/appointment");
+        let (s, _) = put(&app, &id, &mediator, json!({"at": in_days(3), "duration_minutes": 60})).await;
+        assert_eq!(s, 200);
+        // Cancelled before the SMS went: it never goes, and there is no news to give.
+        let (s, r, _) = call(&app.router, "DELETE", &path, Some(&mediator), None, &[]).await;
+        assert_eq!(s, 200, "{r}");
+        assert_eq!(r["appointment"], Value::Null);
+        assert!(messages(&app, &id).await.is_empty());
+        // Set again, told (the message went), then cancelled: the person is told.
+        let (s, _) = put(&app, &id, &mediator, json!({"at": in_days(3), "duration_minutes": 60})).await;
+        assert_eq!(s, 200);
+        app.sql("UPDATE referrals.person_messages SET status = 'sent', recipient = NULL WHERE referral_id = $1 AND kind = 'set'", &id).await;
+        let (s, _, _) = call(&app.router, "DELETE", &path, Some(&mediator), None, &[]).await;
+        assert_eq!(s, 200);
+        let kinds: Vec<String> = messages(&app, &id).await.into_iter().map(|(k, _, s, _)| format!("{k}:{s}")).collect();
+        assert_eq!(kinds, vec!["set:sent", "cancelled:queued"]);
+        let types: Vec<String> = app.events(&id).await.into_iter().map(|(t, _)| t).collect();
+        assert_eq!(types.iter().filter(|t| *t == "referral.appointment_cancelled").count(), 2);
+        // Erasing the person drops what still waits, with its sealed number.
+        let erase = format!("/api/v1/referrals/{id}/personal-data");
+        assert_eq!(call(&app.router, "DELETE", &erase, Some(&referrer), None, &[]).await.0, 204);
+        assert!(messages(&app, &id).await.iter().all(|(_, _, status, sealed)| status != "queued" && !sealed));
+    }
+
+    #[sqlx::test(migrations = false)]
+    async fn a_person_told_by_their_referrer_gets_no_message_of_ours(pool: PgPool) {
+        let app = App::new(pool.clone()).await;
+        let referrer = app.referrer(OrganisationId::new());
+        let mut body = referral();
+        body["person"]["contact_preference"] = json!("via_referrer");
+        let (s, created) = app.post("/api/v1/referrals", &referrer, body).await;
+        assert_eq!(s, 201, "{created}");
+        let id = created["id"].as_str().unwrap().to_string();
+        app.offer(&id, "lieu-a").await;
+        let mediator = app.mediator("lieu-a");
+        assert_eq!(app.post(&format!("/api/v1/referrals/{id}/accept"), &mediator, json!({})).await.0, 200);
+        let (s, r) = put(&app, &id, &mediator, json!({"at": in_days(5), "duration_minutes": 60})).await;
+        assert_eq!(s, 200, "{r}");
+        // The referrer is told (by notify, from the event): no reminder, nothing sealed.
+        assert_eq!(messages(&app, &id).await, vec![m("set", "referrer", "sent", false)]);
+        let set: Vec<Value> = app
+            .events(&id)
+            .await
+            .into_iter()
+            .filter(|(t, _)| t == "referral.appointment_set")
+            .map(|(_, d)| d)
+            .collect();
+        assert_eq!(set[0]["channel"], "referrer");
+        assert_eq!(person_messages::send_due(&pool, &app.vault, &Senders::default()).await.unwrap(), 0);
     }
 }

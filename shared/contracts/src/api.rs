@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::vocab::{
-    Accessibility, ContactKind, ContactPreference, DeclineReason, Language, Need, OrganisationKind, Outcome,
-    ReferralMode, StructureMode, Urgency,
+    Accessibility, ContactKind, ContactPreference, Language, Need, OrganisationKind, Outcome, ReferralMode,
+    StructureMode, Urgency,
 };
 
 /// Texts and other strings as [`crate::validate::Errors`] reads them, as JSON Schemas.

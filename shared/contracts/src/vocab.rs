@@ -286,6 +286,9 @@ vocabulary! {
         Close = ("close", "Clôture"),
         Cancel = ("cancel", "Annulation"),
         Reroute = ("reroute", "Réorientation"),
+        /// An appointment set, moved or cancelled, or the person's attendance: the person
+        /// is told on their own contact.
+        Appointment = ("appointment", "Rendez-vous"),
         Purge = ("purge", "Purge (durée de conservation)"),
         KeysRotated = ("keys_rotated", "Rotation des clés de chiffrement"),
     }

@@ -50,6 +50,9 @@ pub struct Config {
     pub offer_reminder_after: Duration,
     /// `AIGUILLAGE_CONTACT_REMINDER_AFTER`: an accepted referral with no first contact.
     pub contact_reminder_after: Duration,
+    /// `AIGUILLAGE_APPOINTMENT_REMINDER_BEFORE`: the person is reminded of their
+    /// appointment this long before it (by SMS or e-mail, on the channel they chose).
+    pub appointment_reminder_before: Duration,
     /// `AIGUILLAGE_MEDIATOR_ACTIVE_WITHIN`: a mediator counts as active (someone who will
     /// answer an offer on their pages) if their agent signed in within this time.
     pub mediator_active_within: Duration,
@@ -150,6 +153,7 @@ impl Config {
             sms_sender,
             offer_reminder_after: duration("AIGUILLAGE_OFFER_REMINDER_AFTER", "24h")?,
             contact_reminder_after: duration("AIGUILLAGE_CONTACT_REMINDER_AFTER", "7d")?,
+            appointment_reminder_before: duration("AIGUILLAGE_APPOINTMENT_REMINDER_BEFORE", "48h")?,
             mediator_active_within: duration("AIGUILLAGE_MEDIATOR_ACTIVE_WITHIN", "90d")?,
             answer_link_ttl: duration("AIGUILLAGE_ANSWER_LINK_TTL", "8d")?,
             webhook_allow_private: match var("AIGUILLAGE_WEBHOOK_ALLOW_PRIVATE", "false").trim() {

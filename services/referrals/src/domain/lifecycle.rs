@@ -30,6 +30,10 @@ pub enum Action {
     Cancel,
     /// A coordinator asks for another routing.
     Reroute,
+    /// The accepting structure sets (or moves) an appointment: the follow-up is under way.
+    Appoint,
+    /// It cancels the appointment, or records whether the person came.
+    FollowAppointment,
 }
 
 impl Action {
@@ -44,6 +48,8 @@ impl Action {
             Action::Close => "close",
             Action::Cancel => "cancel",
             Action::Reroute => "reroute",
+            Action::Appoint => "set an appointment on",
+            Action::FollowAppointment => "follow an appointment of",
         }
     }
 }
@@ -62,7 +68,8 @@ pub fn transition(status: ReferralStatus, action: Action) -> Result<ReferralStat
         (Submitted | Waitlisted, Action::Waitlist) => Waitlisted,
         (Offered, Action::Accept) => Accepted,
         (Offered, Action::Decline | Action::Expire) => Submitted,
-        (Accepted | InProgress, Action::Contact) => InProgress,
+        (Accepted | InProgress, Action::Contact | Action::Appoint) => InProgress,
+        (InProgress, Action::FollowAppointment) => InProgress,
         (Accepted | InProgress, Action::Close) => Closed,
         (Submitted | Offered | Waitlisted | Accepted | InProgress, Action::Cancel) => Cancelled,
         (Submitted | Offered | Waitlisted, Action::Reroute) => Submitted,
@@ -104,6 +111,8 @@ mod tests {
             Action::Close,
             Action::Cancel,
             Action::Reroute,
+            Action::Appoint,
+            Action::FollowAppointment,
         ];
         for status in [Closed, Cancelled] {
             for a in actions {
@@ -127,12 +136,25 @@ mod tests {
         assert!(transition(Accepted, Action::Reroute).is_err());
     }
 
+    #[test]
+    fn an_appointment_needs_acceptance_and_puts_the_follow_up_under_way() {
+        assert_eq!(transition(Accepted, Action::Appoint).unwrap(), InProgress);
+        assert_eq!(transition(InProgress, Action::Appoint).unwrap(), InProgress);
+        assert_eq!(transition(InProgress, Action::FollowAppointment).unwrap(), InProgress);
+        for status in [Submitted, Offered, Waitlisted, Closed, Cancelled] {
+            assert!(transition(status, Action::Appoint).is_err());
+        }
+        // Nothing to cancel or attend before one was set (which moves it to in progress).
+        assert!(transition(Accepted, Action::FollowAppointment).is_err());
+    }
+
     proptest::proptest! {
         #[test]
-        fn any_sequence_of_actions_stays_inside_the_lifecycle(actions in proptest::collection::vec(0usize..9, 0..40)) {
+        fn any_sequence_of_actions_stays_inside_the_lifecycle(actions in proptest::collection::vec(0usize..11, 0..40)) {
             let all = [
                 Action::Offer, Action::Waitlist, Action::Accept, Action::Decline, Action::Expire,
-                Action::Contact, Action::Close, Action::Cancel, Action::Reroute,
+                Action::Contact, Action::Close, Action::Cancel, Action::Reroute, Action::Appoint,
+                Action::FollowAppointment,
             ];
             let mut s = Submitted;
             let mut accepted = false;
