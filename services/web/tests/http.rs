@@ -870,7 +870,8 @@ async fn appointment_of(app: &App, id: ReferralId) -> Value {
 /// An error of the appointment form, beside its field.
 fn beside(html: &str, field: &str, message: &str) -> bool {
     html.contains(&format!(r#"<p class="fr-error-text" id="{field}-error">{}</p>"#, message.replace('\'', "&#39;")))
-        && html.contains(&format!(r#"aria-describedby="{field}-error""#))
+        && (html.contains(&format!(r#"aria-describedby="{field}-error""#))
+            || html.contains(&format!(r#"aria-describedby="{field}-hint {field}-error""#)))
 }
 
 #[sqlx::test(migrations = false)]
@@ -887,7 +888,7 @@ async fn a_mediator_sets_moves_and_cancels_the_appointment_with_errors_beside_th
     assert_eq!(page.status, StatusCode::OK, "{}", page.html);
     for words in [
         r#"<h2 id="rendez-vous-titre">Rendez-vous</h2>"#,
-        "Aucun rendez-vous n&#39;est fixé",
+        "Aucun rendez-vous n'est fixé",
         r#"<label class="fr-label" for="rdv-date">Date du rendez-vous</label>"#,
         r#"<label class="fr-label" for="rdv-time">Heure</label>"#,
         r#"<label class="fr-label" for="rdv-duration">Durée</label>"#,
@@ -967,7 +968,7 @@ async fn a_mediator_sets_moves_and_cancels_the_appointment_with_errors_beside_th
     let again = app.post_form(&mediator, &cancel, &[]).await;
     assert_eq!((again.status, again.location()), (StatusCode::SEE_OTHER, page_path.as_str()), "{}", again.html);
     let page = app.get(Some(&mediator), &page_path).await;
-    assert!(page.html.contains("Aucun rendez-vous n&#39;est fixé"), "{}", page.html);
+    assert!(page.html.contains("Aucun rendez-vous n'est fixé"), "{}", page.html);
     // Without the session's token: refused, as every form.
     let forged = app.post_raw(Some(&mediator.cookie), &form_path, &fields, Some(SITE)).await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
@@ -1027,8 +1028,8 @@ async fn the_slip_says_where_when_and_what_to_bring_and_nothing_else(pool: PgPoo
     assert_eq!(page.status, StatusCode::OK, "{}", page.html);
     for words in [
         r#"<h2 id="rendez-vous">Rendez-vous</h2>"#.to_string(),
-        "Le lieu n&#39;a pas encore fixé de rendez-vous".into(),
-        "La personne a choisi d&#39;être prévenue par vous".into(),
+        "Le lieu n'a pas encore fixé de rendez-vous".into(),
+        "La personne a choisi d'être prévenue par vous".into(),
         format!(r#"<a class="fr-link" href="{slip_path}">Fiche à remettre à la personne</a>"#),
     ] {
         assert!(page.html.contains(&words), "{words}: {}", page.html);
@@ -1110,4 +1111,74 @@ async fn the_slip_says_where_when_and_what_to_bring_and_nothing_else(pool: PgPoo
 fn web_reference(id: ReferralId) -> String {
     let hex: String = id.to_string().replace('-', "").to_uppercase();
     format!("AIG-{}-{}", &hex[24..28], &hex[28..])
+}
+
+#[sqlx::test(migrations = false)]
+async fn once_its_time_has_passed_the_mediator_says_the_person_did_not_come_and_closing_offers_no_show(pool: PgPool) {
+    let app = App::new(pool).await;
+    let org = app.organisation().await;
+    let place = app.structure("mediatheque-mansle").await;
+    let id = app.accepted(org, &place, "phone", None).await;
+    let mediator = app.sign_in(accounts::domain::Grant::Mediator(place.clone())).await;
+    let page_path = format!("/suivis/{id}");
+    let (day, _) = days_ahead(2, "11:00");
+    let fields = [("date", day.as_str()), ("time", "11:00"), ("duration", "45")];
+    let set = app.post_form(&mediator, &format!("{page_path}/rendez-vous"), &fields).await;
+    assert_eq!(set.status, StatusCode::SEE_OTHER, "{}", set.html);
+    // How the person is told: the SMS the API queued (no provider here).
+    let page = app.get(Some(&mediator), &page_path).await;
+    let told = page.html.split("Comment la personne est prévenue : <strong>").nth(1).map(|t| t.split('<').next().unwrap());
+    assert!(
+        matches!(told, Some("SMS en cours d&#39;envoi" | "SMS non distribué" | "Prévenue par SMS")),
+        "{told:?}: {}",
+        page.html
+    );
+
+    // Before its time: no question, and an attendance posted anyway is refused (409),
+    // back to the page.
+    assert!(!page.html.contains("La personne est venue"), "{}", page.html);
+    let attendance = format!("{page_path}/rendez-vous/presence");
+    let early = app.post_form(&mediator, &attendance, &[("attended", "non")]).await;
+    assert_eq!((early.status, early.location()), (StatusCode::SEE_OTHER, page_path.as_str()), "{}", early.html);
+    assert_eq!(appointment_of(&app, id).await["attended"], Value::Null);
+
+    // Its time has passed.
+    sqlx::query("UPDATE referrals.appointments SET at = now() - interval '2 hours' WHERE referral_id = $1")
+        .bind(Uuid::parse_str(&id.to_string()).unwrap())
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let page = app.get(Some(&mediator), &page_path).await;
+    for words in [">La personne est venue</button>", ">La personne n'est pas venue</button>", "Rendez-vous du <strong>"] {
+        assert!(page.html.contains(words), "{words}: {}", page.html);
+    }
+    assert!(!page.html.contains("Annuler le rendez-vous"), "{}", page.html);
+    assert!(page.html.contains(r#"<option value="60" selected>1 h</option>"#), "a new appointment starts blank");
+
+    let missed = app.post_form(&mediator, &attendance, &[("attended", "non")]).await;
+    assert_eq!(
+        (missed.status, missed.location()),
+        (StatusCode::SEE_OTHER, format!("{page_path}?presence=1").as_str()),
+        "{}",
+        missed.html
+    );
+    assert_eq!(appointment_of(&app, id).await["attended"], json!(false));
+    let page = app.get(Some(&mediator), &page_path).await;
+    for words in [
+        "La personne n'est pas venue. Fixez un nouveau rendez-vous",
+        r#"<option value="no_show" selected>Absent au rendez-vous</option>"#,
+        ">Fixer le rendez-vous</button>",
+        "Fixer un nouveau rendez-vous",
+    ] {
+        assert!(page.html.contains(words), "{words}: {}", page.html);
+    }
+    assert!(!page.html.contains(">La personne est venue</button>"), "said once");
+    // The referrer reads it too.
+    let referrer = app.sign_in(accounts::domain::Grant::Referrer(org)).await;
+    let theirs = app.get(Some(&referrer), &format!("/orientations/{id}")).await;
+    assert!(theirs.html.contains("La personne n'est pas venue au rendez-vous."), "{}", theirs.html);
+    // Closed with the outcome chosen for it.
+    let closed = app.post_form(&mediator, &format!("{page_path}/cloture"), &[("outcome", "no_show")]).await;
+    assert_eq!(closed.status, StatusCode::SEE_OTHER, "{}", closed.html);
+    assert_eq!(app.referral(id).await["outcome"], "no_show");
 }

@@ -7,8 +7,6 @@
 //! so `10/12/2026 09:30` goes as `2026-12-10T09:30:00+01:00` and `10/07/2027 09:30` as
 //! `+02:00`.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Europe::Paris;
 use contracts::FieldError;
@@ -50,7 +48,8 @@ pub struct Typed {
     pub time: String,
     pub duration: u32,
     pub place: String,
-    pub errors: HashMap<&'static str, String>,
+    /// (field, message), at most one per field.
+    pub errors: Vec<(&'static str, String)>,
 }
 
 impl Default for Typed {
@@ -60,7 +59,7 @@ impl Default for Typed {
             time: String::new(),
             duration: DEFAULT_DURATION,
             place: String::new(),
-            errors: HashMap::new(),
+            errors: Vec::new(),
         }
     }
 }
@@ -73,7 +72,7 @@ impl Typed {
             time: local.format("%H:%M").to_string(),
             duration,
             place: place.cloned().unwrap_or_default(),
-            errors: HashMap::new(),
+            errors: Vec::new(),
         }
     }
 
@@ -88,7 +87,9 @@ impl Typed {
     }
 
     fn refused(mut self, field: &'static str, message: &str) -> Self {
-        self.errors.entry(field).or_insert_with(|| message.to_string());
+        if self.error(field).is_none() {
+            self.errors.push((field, message.to_string()));
+        }
         self
     }
 
@@ -111,7 +112,7 @@ impl Typed {
     }
 
     pub fn error(&self, field: &str) -> Option<&str> {
-        self.errors.get(field).map(String::as_str)
+        self.errors.iter().find(|(f, _)| *f == field).map(|(_, e)| e.as_str())
     }
 
     /// The errors in the order of the fields, for the summary above the form.
@@ -133,7 +134,7 @@ impl AppointmentForm {
         let (date, time, place) = (raw(self.date), raw(self.time), raw(self.place));
         let duration = self.duration.as_deref().and_then(|d| d.trim().parse::<u32>().ok());
         let mut typed =
-            Typed { date, time, duration: duration.unwrap_or(DEFAULT_DURATION), place, errors: HashMap::new() };
+            Typed { date, time, duration: duration.unwrap_or(DEFAULT_DURATION), place, errors: Vec::new() };
         let day = if typed.date.is_empty() {
             typed = typed.refused(DATE, "Indiquez la date du rendez-vous.");
             None
