@@ -827,7 +827,13 @@ async fn an_unknown_token_is_one_404_and_a_client_s_tenth_failure_in_a_minute_sl
 
 impl App {
     /// A referral of `org` that `place` accepted, as its mediator does through the API.
-    async fn accepted(&self, org: OrganisationId, place: &StructureId, preference: &str, note: Option<&str>) -> ReferralId {
+    async fn accepted(
+        &self,
+        org: OrganisationId,
+        place: &StructureId,
+        preference: &str,
+        note: Option<&str>,
+    ) -> ReferralId {
         let id = self.offered_as(org, place, preference, note).await;
         let mediator = self.keys.token(Role::Mediator, Scope::Structure(place.clone()));
         let path = format!("/api/v1/referrals/{id}/accept");
@@ -1004,8 +1010,7 @@ async fn an_answer_link_sets_the_appointment_as_the_follow_up_does(pool: PgPool)
     assert!(page.html.contains(">Annuler le rendez-vous</button>"), "{}", page.html);
     assert!(page.html.contains("pour 30 min."), "{}", page.html);
 
-    let cancelled =
-        app.post_raw(None, &format!("{path}/rendez-vous/annulation"), &[("csrf", &csrf)], Some(SITE)).await;
+    let cancelled = app.post_raw(None, &format!("{path}/rendez-vous/annulation"), &[("csrf", &csrf)], Some(SITE)).await;
     assert_eq!(cancelled.location(), format!("{path}?rendez-vous-annule=1"), "{}", cancelled.html);
     assert_eq!(appointment_of(&app, id).await, Value::Null);
     // Another site's form: refused.
@@ -1042,8 +1047,8 @@ async fn the_slip_says_where_when_and_what_to_bring_and_nothing_else(pool: PgPoo
         "<title>Fiche à remettre à la personne — Aiguillage</title>",
         "Médiathèque de Mansle",
         "21 Rue Martin, 16230 Mansle",
-        "Lundi – vendredi : 9 h 00 – 12 h 00, 14 h 00 – 17 h 30",
-        "Jours fériés : fermé",
+        "Du lundi au vendredi : de 9 h à 12 h et de 14 h à 17 h 30",
+        "Fermé les jours fériés",
         r#"<a href="tel:+33545203040" class="aig-slip__phone">05 45 20 30 40</a>"#,
         "Le lieu vous appellera pour fixer un rendez-vous.",
         "Une pièce d&#39;identité",
@@ -1090,11 +1095,9 @@ async fn the_slip_says_where_when_and_what_to_bring_and_nothing_else(pool: PgPoo
     // coordinator of the territory.
     let other_org = app.organisation().await;
     let other_place = app.structure("mjc-ruffec").await;
-    for grant in [
-        accounts::domain::Grant::Referrer(other_org),
-        accounts::domain::Grant::Mediator(other_place),
-        coordinator(),
-    ] {
+    for grant in
+        [accounts::domain::Grant::Referrer(other_org), accounts::domain::Grant::Mediator(other_place), coordinator()]
+    {
         let stranger = app.sign_in(grant).await;
         let page = app.get(Some(&stranger), &slip_path).await;
         assert_eq!(page.status, StatusCode::NOT_FOUND, "{}", page.html);
@@ -1127,7 +1130,8 @@ async fn once_its_time_has_passed_the_mediator_says_the_person_did_not_come_and_
     assert_eq!(set.status, StatusCode::SEE_OTHER, "{}", set.html);
     // How the person is told: the SMS the API queued (no provider here).
     let page = app.get(Some(&mediator), &page_path).await;
-    let told = page.html.split("Comment la personne est prévenue : <strong>").nth(1).map(|t| t.split('<').next().unwrap());
+    let told =
+        page.html.split("Comment la personne est prévenue : <strong>").nth(1).map(|t| t.split('<').next().unwrap());
     assert!(
         matches!(told, Some("SMS en cours d&#39;envoi" | "SMS non distribué" | "Prévenue par SMS")),
         "{told:?}: {}",
@@ -1149,7 +1153,8 @@ async fn once_its_time_has_passed_the_mediator_says_the_person_did_not_come_and_
         .await
         .unwrap();
     let page = app.get(Some(&mediator), &page_path).await;
-    for words in [">La personne est venue</button>", ">La personne n'est pas venue</button>", "Rendez-vous du <strong>"] {
+    for words in [">La personne est venue</button>", ">La personne n'est pas venue</button>", "Rendez-vous du <strong>"]
+    {
         assert!(page.html.contains(words), "{words}: {}", page.html);
     }
     assert!(!page.html.contains("Annuler le rendez-vous"), "{}", page.html);

@@ -9,7 +9,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { launch, newContext, axeViolations, describeViolations, screenshots, OUTPUT_DIR } from '../lib/browser.js';
+import { launch, newContext, axeViolations, describeViolations, screenshots, OUTPUT_DIR, CHROMIUM_ARGS } from '../lib/browser.js';
 import { startSystem } from '../lib/system.js';
 
 let browser;
@@ -21,7 +21,9 @@ const NOTE = 'Travaille de nuit : ne pas appeler avant 14 h';
 
 before(async () => {
   system = await startSystem();
-  browser = await launch();
+  // Date and time fields as a French agent reads them (jj/mm/aaaa, 24 h): Chromium's own
+  // locale, which takes effect where Debian's chromium-l10n is installed (else en-US).
+  browser = await launch({ args: [...CHROMIUM_ARGS, '--lang=fr-FR'] });
   const org = await system.api('POST', '/api/v1/organisations', {
     name: "CCAS d'Angoulême",
     kind: 'social_service',
@@ -143,7 +145,7 @@ async function journey(javaScript) {
   await page.getByRole('link', { name: 'Fiche à remettre à la personne' }).click();
   await page.waitForURL(new RegExp(`/orientations/${referral}/fiche$`));
   const slip = await page.locator('main').innerText();
-  for (const words of [STRUCTURE_NAME, '1 rue de la Gare, 16000 Angoulême', '05 45 00 00 00', 'Lundi – vendredi', 'à 9 h 30', 'Salle 2', "pièce d'identité"]) {
+  for (const words of [STRUCTURE_NAME, '1 rue de la Gare, 16000 Angoulême', '05 45 00 00 00', 'Du lundi au vendredi', 'à 9 h 30', 'Salle 2', "pièce d'identité"]) {
     assert.ok(slip.includes(words), `${words} on the slip: ${slip}`);
   }
   for (const secret of [NOTE, last, 'Awa', '06 22', 'awa@']) {
@@ -157,6 +159,11 @@ async function journey(javaScript) {
     const pdf = await page.pdf({ format: 'A4', preferCSSPageSize: true, printBackground: false });
     await writeFile(path.join(OUTPUT_DIR, 'fiche.pdf'), pdf);
     assert.equal(pdfPages(pdf), 1, 'the slip is one A4 page');
+    // What the printer gets, photographed at A4's width in CSS pixels.
+    await page.emulateMedia({ media: 'print' });
+    await page.setViewportSize({ width: 794, height: 1123 });
+    await page.screenshot({ path: path.join(OUTPUT_DIR, 'screenshots', 'fiche-impression.png'), fullPage: true });
+    await page.emulateMedia({ media: 'screen' });
     // The same on a phone's width: nothing wider than the screen.
     await page.setViewportSize({ width: 375, height: 800 });
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);

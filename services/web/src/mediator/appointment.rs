@@ -133,8 +133,7 @@ impl AppointmentForm {
         let raw = |s: Option<String>| s.unwrap_or_default().trim().to_string();
         let (date, time, place) = (raw(self.date), raw(self.time), raw(self.place));
         let duration = self.duration.as_deref().and_then(|d| d.trim().parse::<u32>().ok());
-        let mut typed =
-            Typed { date, time, duration: duration.unwrap_or(DEFAULT_DURATION), place, errors: Vec::new() };
+        let mut typed = Typed { date, time, duration: duration.unwrap_or(DEFAULT_DURATION), place, errors: Vec::new() };
         let day = if typed.date.is_empty() {
             typed = typed.refused(DATE, "Indiquez la date du rendez-vous.");
             None
@@ -171,19 +170,19 @@ impl AppointmentForm {
                     None
                 }
                 None => {
-                    typed = typed
-                        .refused(TIME, "Cette heure n'existe pas ce jour-là (passage à l'heure d'été) : choisissez-en une autre.");
+                    typed = typed.refused(
+                        TIME,
+                        "Cette heure n'existe pas ce jour-là (passage à l'heure d'été) : choisissez-en une autre.",
+                    );
                     None
                 }
             },
             _ => None,
         };
         match at {
-            Some(at) if typed.errors.is_empty() => Ok(AppointmentBody {
-                at,
-                duration_minutes: typed.duration,
-                place: crate::form::text(&typed.place),
-            }),
+            Some(at) if typed.errors.is_empty() => {
+                Ok(AppointmentBody { at, duration_minutes: typed.duration, place: crate::form::text(&typed.place) })
+            }
             _ => Err(typed),
         }
     }
@@ -239,9 +238,12 @@ pub struct Told {
     pub what: &'static str,
     /// "Prévenue par SMS"…
     pub how: String,
+    /// When it went, or is to go.
     pub at: String,
     /// The person may not know: someone must tell them.
     pub failed: bool,
+    /// Waiting for its time (a reminder): it says nothing yet of how the person was told.
+    pub upcoming: bool,
 }
 
 /// An appointment as pages say it.
@@ -256,13 +258,17 @@ pub struct AppointmentWords {
     pub attended: Option<bool>,
     /// How the person was told: the latest message first.
     pub told: Vec<Told>,
+    /// The latest message that went (or failed), not one waiting for its time.
+    summary: Option<usize>,
 }
 
 impl AppointmentWords {
     pub fn new(a: &AppointmentView, now: DateTime<Utc>) -> Self {
         let mut notices: Vec<&NoticeView> = a.notice.iter().collect();
         notices.sort_by_key(|n| std::cmp::Reverse(n.at));
+        let upcoming = |n: &NoticeView| n.status == NoticeStatus::Queued && n.at > now;
         AppointmentWords {
+            summary: notices.iter().position(|n| !upcoming(n)),
             when: when_words(a.at),
             duration: duration_words(a.duration_minutes),
             place: a.place.clone(),
@@ -275,14 +281,36 @@ impl AppointmentWords {
                     how: told_words(n),
                     at: paris(&n.at),
                     failed: n.status == NoticeStatus::Failed,
+                    upcoming: upcoming(n),
                 })
                 .collect(),
         }
     }
 
-    /// How the person was told, in a few words: the latest message's.
+    /// How the person was told, in a few words: the latest message's that went.
     pub fn told_summary(&self) -> Option<&str> {
-        self.told.first().map(|t| t.how.as_str())
+        self.summary.map(|i| self.told[i].how.as_str())
+    }
+
+    /// That message did not reach the person: someone must tell them.
+    pub fn told_failed(&self) -> bool {
+        self.summary.is_some_and(|i| self.told[i].failed)
+    }
+
+    /// Several messages: worth listing them.
+    pub fn told_several(&self) -> bool {
+        self.told.len() > 1
+    }
+}
+
+/// The detail of an appointment's step of the timeline (its `reason`): moved, or
+/// whether the person came. None for a first appointment, a cancellation, or anything else.
+pub fn step_words(reason: Option<&str>) -> Option<&'static str> {
+    match reason? {
+        "changed" => Some("déplacé"),
+        "attended" => Some("la personne est venue"),
+        "no_show" => Some("la personne n'est pas venue"),
+        _ => None,
     }
 }
 
@@ -362,7 +390,10 @@ mod tests {
     fn each_wrong_field_is_said_beside_it_and_what_was_typed_is_kept() {
         let typed = form("2026-12-07", "14:30", "60", "Salle 2").request(now()).unwrap_err();
         assert_eq!(typed.error(DATE), Some("Ce moment est passé : choisissez une date et une heure à venir."));
-        assert_eq!((typed.date.as_str(), typed.time.as_str(), typed.place.as_str()), ("2026-12-07", "14:30", "Salle 2"));
+        assert_eq!(
+            (typed.date.as_str(), typed.time.as_str(), typed.place.as_str()),
+            ("2026-12-07", "14:30", "Salle 2")
+        );
         assert!(form("2026-12-07", "15:30", "60", "").request(now()).is_ok(), "later today in Paris");
 
         let typed = form("", "9h", "61", &"x".repeat(201)).request(now()).unwrap_err();
@@ -444,7 +475,7 @@ mod tests {
         assert_eq!((coming.form.duration, coming.form.place.as_str()), (45, "Salle 2"));
         let set = coming.set.unwrap();
         assert_eq!(set.told_summary(), Some("SMS non distribué"), "the latest message");
-        assert!(set.told[0].failed);
+        assert!(set.told_failed() && set.told_several());
 
         let past = AppointmentBlock::new(Some(&appointment("2026-12-07T08:30:00Z", None)), now());
         assert!(!past.cancellable && past.ask_attendance && !past.no_show);
@@ -452,6 +483,32 @@ mod tests {
 
         let missed = AppointmentBlock::new(Some(&appointment("2026-12-07T08:30:00Z", Some(false))), now());
         assert!(!missed.ask_attendance && missed.no_show && !missed.cancellable);
+    }
+
+    #[test]
+    fn a_reminder_waiting_for_its_time_says_nothing_yet_of_how_the_person_was_told() {
+        let mut a = appointment("2026-12-10T08:30:00Z", None);
+        a.notice = vec![
+            notice(NoticeChannel::Sms, NoticeStatus::Failed, "2026-12-07T10:00:00Z"),
+            NoticeView {
+                kind: AppointmentNotice::Reminder,
+                ..notice(NoticeChannel::Sms, NoticeStatus::Queued, "2026-12-08T08:30:00Z")
+            },
+        ];
+        let words = AppointmentWords::new(&a, now());
+        assert!(words.told[0].upcoming && !words.told[1].upcoming, "the reminder, latest, is to come");
+        assert_eq!(words.told_summary(), Some("SMS non distribué"));
+        assert!(words.told_failed());
+        a.notice.truncate(0);
+        let none = AppointmentWords::new(&a, now());
+        assert_eq!((none.told_summary(), none.told_failed(), none.told_several()), (None, false, false));
+    }
+
+    #[test]
+    fn the_steps_of_an_appointment_say_what_happened() {
+        assert_eq!(step_words(Some("changed")), Some("déplacé"));
+        assert_eq!(step_words(Some("no_show")), Some("la personne n'est pas venue"));
+        assert_eq!((step_words(Some("set")), step_words(None)), (None, None));
     }
 
     #[test]

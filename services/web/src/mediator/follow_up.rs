@@ -13,7 +13,7 @@ use contracts::referrals::{AttendanceBody, ReferralView};
 use contracts::{ContactKind, HistoryStep, Outcome, ReferralId, ReferralStatus, Urgency};
 use serde::Deserialize;
 
-use super::appointment::{AppointmentBlock, AppointmentForm, AttendanceForm, Typed};
+use super::appointment::{AppointmentBlock, AppointmentForm, AttendanceForm, Typed, step_words};
 use super::offers::{Again, comment_refused};
 use super::{Choice, Line, LinksView, moved_on, needs_text};
 use crate::error::PageError;
@@ -160,9 +160,16 @@ impl FollowContent {
                 .flatten()
                 .map(|s| Step {
                     at: paris(&s.at),
-                    what: match s.reason.as_deref().and_then(|x| x.parse::<Outcome>().ok()) {
-                        Some(o) if s.status == HistoryStep::Closed => {
-                            format!("{} : {}", s.status.label_fr(), o.label_fr())
+                    what: match (s.status, s.reason.as_deref()) {
+                        (HistoryStep::Closed, Some(reason)) => match reason.parse::<Outcome>() {
+                            Ok(o) => format!("{} : {}", s.status.label_fr(), o.label_fr()),
+                            Err(_) => s.status.label_fr().to_string(),
+                        },
+                        (HistoryStep::AppointmentSet | HistoryStep::AttendanceRecorded, reason) => {
+                            match step_words(reason) {
+                                Some(detail) => format!("{} : {detail}", s.status.label_fr()),
+                                None => s.status.label_fr().to_string(),
+                            }
                         }
                         _ => s.status.label_fr().to_string(),
                     },

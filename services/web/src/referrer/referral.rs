@@ -10,13 +10,13 @@ use axum::response::{IntoResponse, Redirect, Response};
 use contracts::api::CancelRequest;
 use contracts::directory::StructureView as Place;
 use contracts::referrals::ReferralView;
-use contracts::{ContactPreference, ExclusionCode, ReferralId, ReferralStatus, Urgency};
+use contracts::{ContactPreference, ExclusionCode, HistoryStep, ReferralId, ReferralStatus, Urgency};
 use serde::Deserialize;
 
 use super::status_fr;
 use crate::error::PageError;
 use crate::extract::{Agent, CsrfForm, PathId, Referrers, SignedIn};
-use crate::mediator::appointment::AppointmentWords;
+use crate::mediator::appointment::{AppointmentWords, step_words};
 use crate::views::{Chrome, paris, referral_time, render};
 
 /// OpenStreetMap opening hours, read aloud in French: days and months by name, times
@@ -233,7 +233,12 @@ async fn detail_page(
         .map(|s| TimelineItem {
             at: referral_time(&s.at, removed.is_some()),
             what: s.status.label_fr().to_string(),
-            detail: s.reason.as_deref().map(reason_words).or_else(|| s.comment.clone()),
+            detail: match s.status {
+                HistoryStep::AppointmentSet | HistoryStep::AppointmentCancelled | HistoryStep::AttendanceRecorded => {
+                    step_words(s.reason.as_deref()).map(str::to_string)
+                }
+                _ => s.reason.as_deref().map(reason_words).or_else(|| s.comment.clone()),
+            },
         })
         .collect();
     let cancellable = !matches!(r.status, ReferralStatus::Closed | ReferralStatus::Cancelled);

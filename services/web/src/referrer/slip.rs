@@ -11,8 +11,8 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use chrono::Utc;
-use contracts::referrals::ReferralView;
 use contracts::phone::PhoneNumber;
+use contracts::referrals::ReferralView;
 use contracts::{Need, ReferralId, ReferralStatus};
 
 use super::referral::hours_fr;
@@ -40,14 +40,22 @@ impl Bring {
     fn words(self) -> &'static str {
         match self {
             Bring::Identity => "Une pièce d'identité (carte d'identité, passeport ou titre de séjour).",
-            Bring::Phone => "Votre téléphone portable, chargé, et son code. Votre ordinateur ou votre tablette si vous en avez un.",
-            Bring::Logins => "Vos identifiants et mots de passe, si vous les avez : adresse e-mail, numéro de sécurité sociale (carte Vitale), numéro CAF, identifiant France Travail, numéro fiscal.",
+            Bring::Phone => {
+                "Votre téléphone portable, chargé, et son code. Votre ordinateur ou votre tablette si vous en avez un."
+            }
+            Bring::Logins => {
+                "Vos identifiants et mots de passe, si vous les avez : adresse e-mail, numéro de sécurité sociale (carte Vitale), numéro CAF, identifiant France Travail, numéro fiscal."
+            }
             Bring::Letters => "Les courriers que vous avez reçus et que vous ne comprenez pas.",
             Bring::BankDetails => "Un relevé d'identité bancaire (RIB), si vous en avez un.",
-            Bring::Resources => "Un papier qui montre vos revenus : attestation CAF, avis d'impôt ou attestation France Travail.",
+            Bring::Resources => {
+                "Un papier qui montre vos revenus : attestation CAF, avis d'impôt ou attestation France Travail."
+            }
             Bring::Cv => "Votre CV, si vous en avez un, sur papier ou sur une clé USB.",
             Bring::SchoolLogins => "Les identifiants de l'espace numérique de l'école de vos enfants (ENT, Pronote).",
-            Bring::Files => "Les photos ou fichiers sur lesquels vous voulez travailler, sur votre téléphone ou une clé USB.",
+            Bring::Files => {
+                "Les photos ou fichiers sur lesquels vous voulez travailler, sur votre téléphone ou une clé USB."
+            }
             Bring::Questions => "Vos questions. Vous pouvez les écrire sur un papier avant de venir.",
         }
     }
@@ -98,16 +106,80 @@ fn phone_words(raw: &str) -> (String, Option<String>) {
     }
 }
 
-/// The opening hours, one line per rule, each starting with a capital.
+/// The opening hours, one line per rule, each starting with a capital: the common rules
+/// in plain words ("Du lundi au vendredi : de 9 h à 12 h et de 14 h à 17 h 30"), any
+/// other as [`hours_fr`] reads it.
 fn hours_lines(osm: &str) -> Vec<String> {
     osm.split(';')
-        .map(hours_fr)
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            let mut c = l.chars();
-            c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
-        })
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(|rule| plain_rule(rule).unwrap_or_else(|| hours_fr(rule)))
+        .map(|l| capitalised(&l))
         .collect()
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+const DAYS: [(&str, &str); 7] = [
+    ("Mo", "lundi"),
+    ("Tu", "mardi"),
+    ("We", "mercredi"),
+    ("Th", "jeudi"),
+    ("Fr", "vendredi"),
+    ("Sa", "samedi"),
+    ("Su", "dimanche"),
+];
+
+/// `Mo-Fr 09:00-12:00,14:00-17:30`, `Sa,Su off`, `PH off`, `24/7` in plain words; none
+/// for any other rule.
+fn plain_rule(rule: &str) -> Option<String> {
+    if rule == "24/7" {
+        return Some("tous les jours, 24 h sur 24".into());
+    }
+    let (days, times) = rule.split_once(' ')?;
+    let days = if days == "PH" { "les jours fériés".to_string() } else { days_words(days)? };
+    let times = times.trim();
+    if matches!(times, "off" | "closed") {
+        return Some(format!("fermé {days}"));
+    }
+    let spans = times.split(',').map(span_words).collect::<Option<Vec<_>>>()?;
+    Some(format!("{} : {}", capitalised(&days), list_words(&spans)))
+}
+
+/// `Mo-Fr` → "du lundi au vendredi"; `Mo,We` → "le lundi et le mercredi".
+fn days_words(days: &str) -> Option<String> {
+    let day = |d: &str| DAYS.iter().find(|(en, _)| *en == d).map(|(_, fr)| *fr);
+    let parts = days
+        .split(',')
+        .map(|part| match part.split_once('-') {
+            Some((from, to)) => Some(format!("du {} au {}", day(from)?, day(to)?)),
+            None => Some(format!("le {}", day(part)?)),
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(list_words(&parts))
+}
+
+/// `09:00-12:30` → "de 9 h à 12 h 30".
+fn span_words(span: &str) -> Option<String> {
+    let time = |t: &str| -> Option<String> {
+        let (h, m) = t.split_once(':')?;
+        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        (h <= 24 && m < 60).then(|| if m == 0 { format!("{h} h") } else { format!("{h} h {m:02}") })
+    };
+    let (from, to) = span.split_once('-')?;
+    Some(format!("de {} à {}", time(from)?, time(to)?))
+}
+
+/// "a", "a et b", "a, b et c".
+fn list_words(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} et {last}", init.join(", ")),
+    }
 }
 
 /// When to go, in words.
@@ -223,7 +295,11 @@ mod tests {
         let one = to_bring(&[Need::AideDemarchesAdministratives]);
         assert!(one[0].starts_with("Une pièce d'identité"), "{one:?}");
         assert!(one.iter().any(|t| t.contains("courriers")), "{one:?}");
-        let many = to_bring(&[Need::AideDemarchesAdministratives, Need::InsertionProfessionnelle, Need::AccesInternetMateriel]);
+        let many = to_bring(&[
+            Need::AideDemarchesAdministratives,
+            Need::InsertionProfessionnelle,
+            Need::AccesInternetMateriel,
+        ]);
         let mut unique = many.clone();
         unique.dedup();
         assert_eq!(many, unique);
@@ -246,11 +322,22 @@ mod tests {
         assert_eq!(
             hours_lines("Mo-Fr 09:00-12:00,14:00-17:30; Sa 09:00-12:00; PH off"),
             [
-                "Lundi – vendredi : 9 h 00 – 12 h 00, 14 h 00 – 17 h 30",
-                "Samedi : 9 h 00 – 12 h 00",
-                "Jours fériés : fermé"
+                "Du lundi au vendredi : de 9 h à 12 h et de 14 h à 17 h 30",
+                "Le samedi : de 9 h à 12 h",
+                "Fermé les jours fériés"
             ]
         );
+        assert_eq!(
+            hours_lines("Mo,We,Fr-Sa 14:00-18:00; Su off; 24/7"),
+            [
+                "Le lundi, le mercredi et du vendredi au samedi : de 14 h à 18 h",
+                "Fermé le dimanche",
+                "Tous les jours, 24 h sur 24"
+            ]
+        );
+        // Anything else, as the OSM rule reads word for word.
+        assert_eq!(hours_lines("Dec 25 off"), ["Dec : 25 : fermé"]);
+        assert_eq!(hours_lines("Mo[1] 10:00-12:00"), ["Mo[1] : 10 h 00 – 12 h 00"]);
         assert!(hours_lines("").is_empty());
     }
 }
