@@ -18,6 +18,11 @@ let referrerToken;
 const STRUCTURE = 'lieu-rdv-angouleme';
 const STRUCTURE_NAME = 'Médiathèque Alpha';
 const NOTE = 'Travaille de nuit : ne pas appeler avant 14 h';
+const NEEDS = [
+  'aide_demarches_administratives', 'maitrise_outils_numeriques', 'insertion_professionnelle',
+  'utilisation_securisee', 'parentalite_education', 'loisirs_creations', 'comprehension_monde_numerique',
+  'acces_internet_materiel', 'acquisition_materiel_solidaire',
+];
 
 before(async () => {
   system = await startSystem();
@@ -31,10 +36,10 @@ before(async () => {
   });
   await system.api('PUT', `/api/v1/structures/${STRUCTURE}`, {
     name: STRUCTURE_NAME,
-    services: ['aide_demarches_administratives', 'insertion_professionnelle'],
+    services: NEEDS,
     address: { street: '1 rue de la Gare', postcode: '16000', commune: 'Angoulême', commune_code: '16015' },
     location: { lat: 45.6484, lon: 0.1562 },
-    opening_hours: 'Mo-Fr 09:00-12:00,14:00-18:00; Sa 09:00-12:00; PH off',
+    opening_hours: 'Mo 14:00-18:00; Tu-Fr 09:00-12:00,14:00-18:00; Sa 09:00-12:00; Su off; PH off',
     weekly_capacity: 20,
     accepting: true,
     contact: { phone: '05 45 00 00 00', email: 'mediatheque@example.org' },
@@ -73,11 +78,11 @@ async function signOut(page) {
 }
 
 /** A referral submitted through the API, once the matcher has offered it to the place. */
-async function offered(lastName, preference) {
+async function offered(lastName, preference, needs = ['aide_demarches_administratives', 'insertion_professionnelle']) {
   const r = await system.api('POST', '/api/v1/referrals', {
     person: { first_name: 'Awa', last_name: lastName, phone: '+33622334455', email: 'awa@exemple.fr',
               contact_preference: preference, commune_code: '16015', languages: ['fr'], accessibility: [] },
-    needs: ['aide_demarches_administratives', 'insertion_professionnelle'], modes: ['in_person'], urgency: 'normal',
+    needs, modes: ['in_person'], urgency: 'normal',
     note: NOTE, consent: { obtained: true, method: 'oral', at: new Date().toISOString() },
   }, referrerToken);
   await system.until('the offer to the place', async () => (await system.api('GET', `/api/v1/referrals/${r.id}`)).status === 'offered');
@@ -145,7 +150,7 @@ async function journey(javaScript) {
   await page.getByRole('link', { name: 'Fiche à remettre à la personne' }).click();
   await page.waitForURL(new RegExp(`/orientations/${referral}/fiche$`));
   const slip = await page.locator('main').innerText();
-  for (const words of [STRUCTURE_NAME, '1 rue de la Gare, 16000 Angoulême', '05 45 00 00 00', 'Du lundi au vendredi', 'à 9 h 30', 'Salle 2', "pièce d'identité"]) {
+  for (const words of [STRUCTURE_NAME, '1 rue de la Gare, 16000 Angoulême', '05 45 00 00 00', 'Du mardi au vendredi : de 9 h à 12 h et de 14 h à 18 h', 'à 9 h 30', 'Salle 2', "pièce d'identité"]) {
     assert.ok(slip.includes(words), `${words} on the slip: ${slip}`);
   }
   for (const secret of [NOTE, last, 'Awa', '06 22', 'awa@']) {
@@ -163,7 +168,7 @@ async function journey(javaScript) {
     await page.emulateMedia({ media: 'print' });
     await page.setViewportSize({ width: 794, height: 1123 });
     await page.screenshot({ path: path.join(OUTPUT_DIR, 'screenshots', 'fiche-impression.png'), fullPage: true });
-    await page.emulateMedia({ media: 'screen' });
+    await page.emulateMedia({ media: null });
     // The same on a phone's width: nothing wider than the screen.
     await page.setViewportSize({ width: 375, height: 800 });
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
@@ -187,6 +192,28 @@ async function journey(javaScript) {
   assert.equal((await system.api('GET', `/api/v1/referrals/${referral}`)).outcome, 'no_show');
   await context.close();
 }
+
+test('the slip of a person with every need, at a place with long hours and a long room, is still one A4 page', async () => {
+  const referral = await offered('Nguyen', 'via_referrer', NEEDS);
+  const mediator = await system.cli('token', 'issue', '--role', 'mediator', '--structure', STRUCTURE);
+  await system.api('POST', `/api/v1/referrals/${referral}/accept`, {}, mediator);
+  await system.api('PUT', `/api/v1/referrals/${referral}/appointment`, {
+    at: new Date(Date.now() + 3 * 86_400_000).toISOString(),
+    duration_minutes: 120,
+    place: "Salle informatique du deuxième étage, au fond du couloir à gauche après l'accueil",
+  }, mediator);
+  const context = await newContext(browser);
+  const page = await signIn(context, 'claire', `/orientations/${referral}/fiche`);
+  assert.equal((await page.locator('.aig-slip__bring li').count()), 10, 'every thing to bring, once');
+  await check(page, 'fiche-pleine');
+  const pdf = await page.pdf({ format: 'A4', preferCSSPageSize: true });
+  await writeFile(path.join(OUTPUT_DIR, 'fiche-pleine.pdf'), pdf);
+  assert.equal(pdfPages(pdf), 1, 'the fullest slip is one A4 page');
+  await page.emulateMedia({ media: 'print' });
+  await page.setViewportSize({ width: 794, height: 1123 });
+  await page.screenshot({ path: path.join(OUTPUT_DIR, 'screenshots', 'fiche-pleine-impression.png'), fullPage: true });
+  await context.close();
+});
 
 test('appointments, the referrer view and the slip, with JavaScript', async () => {
   await journey(true);
