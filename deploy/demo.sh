@@ -36,4 +36,18 @@ if [ -z "${AIGUILLAGE_SMTP_URL:-}" ]; then
   export AIGUILLAGE_SMTP_URL="smtp://127.0.0.1:$SMTP_PORT"
   echo "E-mails sent by the demo: read them in $SMTP_MAILDIR (one .eml and one .json each)"
 fi
+# SMS to the people referred (appointments): the capture SMS server of deploy/dev/sms on
+# 127.0.0.1:8095, which speaks the Brevo-compatible API and writes every message to a
+# folder instead of sending it. Set AIGUILLAGE_SMS_URL (and AIGUILLAGE_SMS_API_KEY) yourself
+# to use a real provider.
+if [ -z "${AIGUILLAGE_SMS_URL:-}" ]; then
+  source deploy/dev/tools.sh
+  export SMS_PORT="${SMS_PORT:-8095}"
+  export SMS_API_KEY="${SMS_API_KEY:-aiguillage-dev-sms-key}"
+  export SMS_DIR="${SMS_DIR:-$AIGUILLAGE_CACHE_DIR/sms-$SMS_PORT/sms}"
+  ensure_sms_server "$SMS_PORT"
+  export AIGUILLAGE_SMS_URL="http://127.0.0.1:$SMS_PORT"
+  export AIGUILLAGE_SMS_API_KEY="$SMS_API_KEY"
+  echo "SMS sent by the demo: read them in $SMS_DIR (one .json each: recipient, content, segments)"
+fi
 cargo run --release --locked -p aiguillage -- demo "$@"

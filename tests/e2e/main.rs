@@ -6,6 +6,7 @@
 
 mod accounts;
 mod answer_links;
+mod appointments;
 mod assets;
 mod closing_the_loop;
 mod crash;

@@ -356,7 +356,8 @@ fn pseudonym(id: uuid::Uuid) -> String {
     responses(
         (status = 200, description = "CSV with a header line: referral (a pseudonym), month, territory, needs \
             (`|`-separated), urgency, status, outcome, offers, declines, expired_offers, seconds_to_accept, \
-            seconds_to_first_contact, seconds_to_close, structure_id, organisation_kind",
+            seconds_to_first_contact, seconds_to_close, structure_id, organisation_kind, seconds_to_appointment \
+            (to the first appointment kept or held), appointments_attended, appointments_missed",
             body = String, content_type = "text/csv",
             headers(("Content-Disposition" = String, description = "`attachment; filename=\"aiguillage-export.csv\"`"))),
         Authenticated, Forbidden, NotFound, InvalidQuery,
@@ -388,6 +389,9 @@ async fn export_csv(
         "seconds_to_close",
         "structure_id",
         "organisation_kind",
+        "seconds_to_appointment",
+        "appointments_attended",
+        "appointments_missed",
     ];
     out.write_record(header).map_err(ApiError::internal)?;
     let secs = |v: Option<f64>| v.map(|s| (s.round() as i64).to_string()).unwrap_or_default();
@@ -408,6 +412,9 @@ async fn export_csv(
             secs(p.seconds_to_close),
             p.accepted_structure.map(|s| s.to_string()).unwrap_or_default(),
             p.organisation_kind.map(|k| k.slug().to_string()).unwrap_or_default(),
+            secs(p.seconds_to_appointment),
+            p.appointments_attended.to_string(),
+            p.appointments_missed.to_string(),
         ];
         out.write_record(record).map_err(ApiError::internal)?;
     }
@@ -531,6 +538,12 @@ async fn structure_report(
                 opt(report.median_seconds_accept_to_first_contact),
             ),
             ("median_seconds_accept_to_close", String::new(), opt(report.median_seconds_accept_to_close)),
+            ("appointments", String::new(), report.appointments.to_string()),
+            ("attendance_recorded", String::new(), report.attendance_recorded.to_string()),
+            ("attended", String::new(), report.attended.to_string()),
+            ("no_shows", String::new(), report.no_shows.to_string()),
+            // Empty, not 0, when no attendance was recorded.
+            ("no_show_rate", String::new(), report.no_show_rate.map(|r| r.to_string()).unwrap_or_default()),
         ];
         rows.extend(report.declined_by_reason.iter().map(|(k, v)| ("declined_by_reason", k.clone(), v.to_string())));
         rows.extend(report.outcomes.iter().map(|(k, v)| ("outcome", k.clone(), v.to_string())));

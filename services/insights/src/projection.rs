@@ -5,9 +5,10 @@
 
 use bus::{Handler, HandlerError, ServiceQueue};
 use contracts::events::{
-    CapacityChanged, OrganisationUpserted, ReferralAccepted, ReferralCancelled, ReferralClosed, ReferralContacted,
-    ReferralDeclined, ReferralOfferExpired, ReferralOffered, ReferralRerouted, ReferralSubmitted, ReferralWaitlisted,
-    StructureRemoved, StructureUpserted,
+    CapacityChanged, OrganisationUpserted, ReferralAccepted, ReferralAnswerLinkRequested, ReferralAppointmentCancelled,
+    ReferralAppointmentSet, ReferralAttendanceRecorded, ReferralCancelled, ReferralClosed, ReferralContacted,
+    ReferralDeclined, ReferralOfferExpired, ReferralOffered, ReferralPersonNoticeFailed, ReferralRerouted,
+    ReferralSubmitted, ReferralWaitlisted, StructureRemoved, StructureUpserted,
 };
 use contracts::{DeclineReason, Envelope};
 use sqlx::PgConnection;
@@ -27,6 +28,12 @@ contracts::event_set! {
         ReferralContacted,
         ReferralClosed,
         ReferralCancelled,
+        ReferralAppointmentSet,
+        ReferralAppointmentCancelled,
+        ReferralAttendanceRecorded,
+        // Bound by `referral.*`, and nothing to count: known, so they are not dead-lettered.
+        ReferralPersonNoticeFailed,
+        ReferralAnswerLinkRequested,
         StructureUpserted,
         StructureRemoved,
         CapacityChanged,
@@ -64,6 +71,21 @@ impl Handler for Projector {
             Inbound::ReferralContacted(e) => contacted(tx, env, &e).await?,
             Inbound::ReferralClosed(e) => closed(tx, env, &e).await?,
             Inbound::ReferralCancelled(e) => cancelled(tx, env, &e).await?,
+            Inbound::ReferralAppointmentSet(e) => {
+                store::appointment_set(tx, &e).await?;
+                store::under_way(tx, e.referral_id, seq, e.set_at).await?;
+            }
+            Inbound::ReferralAppointmentCancelled(e) => {
+                store::appointment_cancelled(tx, &e).await?;
+                store::under_way(tx, e.referral_id, seq, e.cancelled_at).await?;
+            }
+            Inbound::ReferralAttendanceRecorded(e) => {
+                store::attendance(tx, &e).await?;
+                store::under_way(tx, e.referral_id, seq, e.recorded_at).await?;
+            }
+            // How the person was told is the referrer's business, not a figure; a fresh
+            // answer link changes nothing the coordinators see.
+            Inbound::ReferralPersonNoticeFailed(_) | Inbound::ReferralAnswerLinkRequested(_) => {}
             Inbound::StructureUpserted(e) => store::upsert_structure(tx, &e.structure, seq).await?,
             Inbound::StructureRemoved(e) => store::remove_structure(tx, &e.structure_id, seq).await?,
             Inbound::CapacityChanged(e) => store::set_capacity(tx, &e, seq).await?,
@@ -186,5 +208,21 @@ mod tests {
     #[test]
     fn the_queue_is_bound_to_exactly_the_events_it_knows() {
         assert_eq!(queue().mismatches::<Inbound>(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn every_referral_event_the_binding_brings_is_known_so_none_is_dead_lettered() {
+        use contracts::EventSet;
+        use contracts::events::{EventData, ReferralAnswerLinkRequested as Link, ReferralPersonNoticeFailed as Failed};
+        for t in [
+            ReferralAppointmentSet::TYPE,
+            ReferralAppointmentCancelled::TYPE,
+            ReferralAttendanceRecorded::TYPE,
+            Failed::TYPE,
+            Link::TYPE,
+        ] {
+            assert!(Inbound::TYPES.contains(&t), "{t}");
+            assert!(queue().bindings.iter().any(|b| contracts::events::topic_matches(b, t)), "{t}");
+        }
     }
 }

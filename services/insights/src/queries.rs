@@ -14,7 +14,8 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 pub use contracts::insights::{
-    AnsweredViaCounts, Funnel, MonthlyReport, Percentiles, StructureQueue, WaitingReferral, Waitlist,
+    AnsweredViaCounts, Attendance, Funnel, MonthlyReport, Percentiles, StructureAttendance, StructureQueue,
+    TerritoryAttendance, WaitingReferral, Waitlist, no_show_rate,
 };
 
 /// What one row of `insights.events` records (the projection writes these kinds).
@@ -219,7 +220,10 @@ pub async fn funnel(
         SELECT count(*) AS "submitted!",
                count(first_offered_at) AS "offered!",
                count(accepted_at) AS "accepted!",
-               count(first_contact_at) AS "in_progress!",
+               count(*) FILTER (WHERE first_contact_at IS NOT NULL
+                                  OR EXISTS (SELECT 1 FROM insights.appointments a WHERE a.referral_id = r.referral_id)
+                                  OR EXISTS (SELECT 1 FROM insights.attendance t WHERE t.referral_id = r.referral_id))
+                 AS "in_progress!",
                count(closed_at) AS "closed!",
                count(cancelled_at) AS "cancelled!",
                count(*) FILTER (WHERE status = 'waitlisted') AS "waitlisted_now!",
@@ -234,7 +238,7 @@ pub async fn funnel(
                percentile_cont(0.9) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM first_contact_at - submitted_at)) AS contact_p90,
                percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM closed_at - submitted_at)) AS close_p50,
                percentile_cont(0.9) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM closed_at - submitted_at)) AS close_p90
-        FROM insights.referrals
+        FROM insights.referrals r
         WHERE ($2::timestamptz IS NULL OR submitted_at >= $2) AND ($3::timestamptz IS NULL OR submitted_at < $3)
           AND ($1::text[] IS NULL OR territory = ANY($1))
         "#,
@@ -271,11 +275,12 @@ pub async fn funnel(
         from,
         to
     )
-    .fetch_all(conn)
+    .fetch_all(&mut *conn)
     .await?
     .into_iter()
     .map(|r| (r.reason, r.n));
     let declines = counts("insights.events", "reason", declines, |d: &DeclineReason| d.slug())?;
+    let appointments = attendance(conn, territories, from, to).await?;
     let seconds = |v: Option<f64>| v.map(|s| s.round() as i64);
     Ok(Funnel {
         submitted: row.submitted,
@@ -294,7 +299,142 @@ pub async fn funnel(
         time_to_accept_seconds: Percentiles { p50: seconds(row.accept_p50), p90: seconds(row.accept_p90) },
         time_to_first_contact_seconds: Percentiles { p50: seconds(row.contact_p50), p90: seconds(row.contact_p90) },
         time_to_close_seconds: Percentiles { p50: seconds(row.close_p50), p90: seconds(row.close_p90) },
+        appointments: appointments.total.appointments,
+        attended: appointments.total.attended,
+        attendance_recorded: appointments.total.attendance_recorded,
+        no_shows: appointments.total.no_shows,
+        no_show_rate: appointments.total.no_show_rate,
+        time_to_appointment_seconds: appointments.time_to_appointment,
+        attendance_by_territory: appointments.by_territory,
+        attendance_by_structure: appointments.by_structure,
     })
+}
+
+/// One group of [`attendance`]'s query: the whole cohort, one territory (of the
+/// referrals) or one structure (where the appointments were).
+#[derive(Debug, Clone, Default)]
+pub struct AttendanceRow {
+    pub by_territory: bool,
+    pub by_structure: bool,
+    pub territory: Option<String>,
+    pub structure_id: Option<String>,
+    pub structure_name: Option<String>,
+    pub structure_territory: Option<String>,
+    pub appointments: i64,
+    pub attended: i64,
+    pub attendance_recorded: i64,
+    pub no_shows: i64,
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+}
+
+/// The cohort's appointments, whole and by territory and structure.
+#[derive(Debug, Default, PartialEq)]
+pub struct CohortAttendance {
+    pub total: Attendance,
+    pub time_to_appointment: Percentiles,
+    pub by_territory: Vec<TerritoryAttendance>,
+    pub by_structure: Vec<StructureAttendance>,
+}
+
+/// Sorts the groups of the query into the cohort's figures: a group with no appointment
+/// and no attendance (its only appointment was cancelled) is left out, and so is a group
+/// whose key is unknown (a referral whose submission has not been seen yet has no
+/// territory; it still counts in the whole).
+pub fn cohort_attendance(rows: Vec<AttendanceRow>) -> CohortAttendance {
+    let mut out = CohortAttendance::default();
+    for r in rows {
+        let figures = Attendance::new(r.appointments, r.attended, r.attendance_recorded, r.no_shows);
+        let empty = r.appointments == 0 && r.attendance_recorded == 0;
+        match (r.by_territory, r.by_structure) {
+            (false, false) => {
+                out.total = figures;
+                out.time_to_appointment =
+                    Percentiles { p50: r.p50.map(|s| s.round() as i64), p90: r.p90.map(|s| s.round() as i64) };
+            }
+            (true, _) => {
+                if let Some(territory) = r.territory.filter(|_| !empty) {
+                    out.by_territory.push(TerritoryAttendance { territory, attendance: figures });
+                }
+            }
+            (false, true) => {
+                if let Some(structure_id) = r.structure_id.filter(|_| !empty) {
+                    out.by_structure.push(StructureAttendance {
+                        structure_id,
+                        name: r.structure_name,
+                        territory: r.structure_territory,
+                        attendance: figures,
+                    });
+                }
+            }
+        }
+    }
+    out.by_territory.sort_by(|a, b| a.territory.cmp(&b.territory));
+    out.by_structure
+        .sort_by(|a, b| (&a.territory, &a.name, &a.structure_id).cmp(&(&b.territory, &b.name, &b.structure_id)));
+    out
+}
+
+/// The appointments of the cohort submitted in `[from, to)`. Per referral: whether an
+/// appointment stands (the newest version is a set, not a cancellation) or took place (an
+/// attendance is recorded), whether the person came, how many appointments were recorded
+/// and missed, and the time of its first appointment kept or held. Whatever the order the
+/// events arrived in, the newest version decides.
+async fn attendance(
+    conn: &mut PgConnection,
+    territories: Territories<'_>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> sqlx::Result<CohortAttendance> {
+    let rows = sqlx::query_as!(
+        AttendanceRow,
+        r#"
+        WITH cohort AS (
+            SELECT referral_id, territory, submitted_at FROM insights.referrals
+            WHERE ($2::timestamptz IS NULL OR submitted_at >= $2) AND ($3::timestamptz IS NULL OR submitted_at < $3)
+              AND ($1::text[] IS NULL OR territory = ANY($1))
+        ),
+        latest AS (
+            SELECT DISTINCT ON (a.referral_id) a.referral_id, a.kind, a.at, a.structure_id
+            FROM insights.appointments a JOIN cohort c ON c.referral_id = a.referral_id
+            ORDER BY a.referral_id, a.version DESC
+        ),
+        held AS (
+            SELECT t.referral_id, count(*) AS recorded, count(*) FILTER (WHERE NOT t.attended) AS missed,
+                   bool_or(t.attended) AS came, min(t.appointment_at) AS first_at, max(t.structure_id) AS structure_id
+            FROM insights.attendance t JOIN cohort c ON c.referral_id = t.referral_id
+            GROUP BY t.referral_id
+        ),
+        per AS (
+            SELECT c.territory, c.submitted_at, COALESCE(l.structure_id, h.structure_id) AS structure_id,
+                   (h.referral_id IS NOT NULL OR l.kind = 'set') AS has_appointment,
+                   COALESCE(h.came, false) AS came, COALESCE(h.recorded, 0) AS recorded,
+                   COALESCE(h.missed, 0) AS missed,
+                   LEAST(h.first_at, CASE WHEN l.kind = 'set' THEN l.at END) AS first_at
+            FROM cohort c
+            LEFT JOIN latest l ON l.referral_id = c.referral_id
+            LEFT JOIN held h ON h.referral_id = c.referral_id
+            WHERE l.referral_id IS NOT NULL OR h.referral_id IS NOT NULL
+        )
+        SELECT GROUPING(p.territory) = 0 AS "by_territory!", GROUPING(p.structure_id) = 0 AS "by_structure!",
+               p.territory AS "territory?", p.structure_id AS "structure_id?",
+               max(s.name) AS "structure_name?", max(s.territory) AS "structure_territory?",
+               count(*) FILTER (WHERE p.has_appointment) AS "appointments!",
+               count(*) FILTER (WHERE p.came) AS "attended!",
+               COALESCE(sum(p.recorded), 0)::bigint AS "attendance_recorded!",
+               COALESCE(sum(p.missed), 0)::bigint AS "no_shows!",
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM p.first_at - p.submitted_at)) AS "p50?",
+               percentile_cont(0.9) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM p.first_at - p.submitted_at)) AS "p90?"
+        FROM per p LEFT JOIN insights.structures s ON s.id = p.structure_id
+        GROUP BY GROUPING SETS ((), (p.territory), (p.structure_id))
+        "#,
+        territories,
+        from,
+        to
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(cohort_attendance(rows))
 }
 
 /// Demand per commune in the period.
@@ -360,6 +500,11 @@ pub struct Path {
     pub seconds_to_accept: Option<f64>,
     pub seconds_to_first_contact: Option<f64>,
     pub seconds_to_close: Option<f64>,
+    /// From submission to the first appointment kept or held.
+    pub seconds_to_appointment: Option<f64>,
+    /// Appointments the person came to, and missed (as recorded).
+    pub appointments_attended: i64,
+    pub appointments_missed: i64,
 }
 
 struct PathRow {
@@ -381,6 +526,9 @@ struct PathRow {
     seconds_to_accept: Option<f64>,
     seconds_to_first_contact: Option<f64>,
     seconds_to_close: Option<f64>,
+    seconds_to_appointment: Option<f64>,
+    appointments_attended: i64,
+    appointments_missed: i64,
 }
 
 impl TryFrom<PathRow> for Path {
@@ -406,6 +554,9 @@ impl TryFrom<PathRow> for Path {
             seconds_to_accept: r.seconds_to_accept,
             seconds_to_first_contact: r.seconds_to_first_contact,
             seconds_to_close: r.seconds_to_close,
+            seconds_to_appointment: r.seconds_to_appointment,
+            appointments_attended: r.appointments_attended,
+            appointments_missed: r.appointments_missed,
         })
     }
 }
@@ -424,10 +575,18 @@ pub async fn paths(
                r.accepted_structure, s.name AS "structure_name?",
                EXTRACT(EPOCH FROM r.accepted_at - r.submitted_at)::float8 AS seconds_to_accept,
                EXTRACT(EPOCH FROM r.first_contact_at - r.submitted_at)::float8 AS seconds_to_first_contact,
-               EXTRACT(EPOCH FROM r.closed_at - r.submitted_at)::float8 AS seconds_to_close
+               EXTRACT(EPOCH FROM r.closed_at - r.submitted_at)::float8 AS seconds_to_close,
+               EXTRACT(EPOCH FROM LEAST(h.first_at, CASE WHEN l.kind = 'set' THEN l.at END) - r.submitted_at)::float8
+                 AS seconds_to_appointment,
+               COALESCE(h.came, 0) AS "appointments_attended!", COALESCE(h.missed, 0) AS "appointments_missed!"
         FROM insights.referrals r
         LEFT JOIN insights.organisations o ON o.id = r.organisation_id
         LEFT JOIN insights.structures s ON s.id = r.accepted_structure
+        LEFT JOIN LATERAL (SELECT a.kind, a.at FROM insights.appointments a WHERE a.referral_id = r.referral_id
+                           ORDER BY a.version DESC LIMIT 1) l ON true
+        LEFT JOIN LATERAL (SELECT min(t.appointment_at) AS first_at, count(*) FILTER (WHERE t.attended) AS came,
+                                  count(*) FILTER (WHERE NOT t.attended) AS missed
+                           FROM insights.attendance t WHERE t.referral_id = r.referral_id) h ON true
         WHERE r.submitted_at IS NOT NULL
           AND ($2::timestamptz IS NULL OR r.submitted_at >= $2) AND ($3::timestamptz IS NULL OR r.submitted_at < $3)
           AND ($1::text[] IS NULL OR r.territory = ANY($1))
@@ -489,6 +648,11 @@ pub async fn monthly_report(
         median_seconds_offer_to_accept: None,
         median_seconds_accept_to_first_contact: None,
         median_seconds_accept_to_close: None,
+        appointments: 0,
+        attendance_recorded: 0,
+        attended: 0,
+        no_shows: 0,
+        no_show_rate: None,
     };
     let mut declines = Vec::new();
     let mut outcomes = Vec::new();
@@ -539,11 +703,110 @@ pub async fn monthly_report(
         from,
         to
     )
-    .fetch_one(conn)
+    .fetch_one(&mut *conn)
     .await?;
     report.first_contacts = delays.first_contacts;
     report.median_seconds_offer_to_accept = delays.offer_to_accept.map(|s| s.round() as i64);
     report.median_seconds_accept_to_first_contact = delays.accept_to_contact.map(|s| s.round() as i64);
     report.median_seconds_accept_to_close = delays.accept_to_close.map(|s| s.round() as i64);
+    // The month's appointments by their time: those that stand (the newest version of
+    // the referral's appointment is a set, at this structure) and those held (an
+    // attendance was recorded), each once.
+    let appointments = sqlx::query!(
+        r#"
+        WITH latest AS (
+            SELECT DISTINCT ON (a.referral_id) a.referral_id, a.kind, a.at, a.structure_id
+            FROM insights.appointments a
+            WHERE a.referral_id IN (SELECT referral_id FROM insights.appointments WHERE structure_id = $1)
+            ORDER BY a.referral_id, a.version DESC
+        ),
+        month AS (
+            SELECT referral_id, at FROM latest WHERE kind = 'set' AND structure_id = $1 AND at >= $2 AND at < $3
+            UNION
+            SELECT referral_id, appointment_at FROM insights.attendance
+            WHERE structure_id = $1 AND appointment_at >= $2 AND appointment_at < $3
+        )
+        SELECT (SELECT count(*) FROM month) AS "appointments!",
+               count(*) AS "recorded!",
+               count(*) FILTER (WHERE attended) AS "attended!",
+               count(*) FILTER (WHERE NOT attended) AS "no_shows!"
+        FROM insights.attendance WHERE structure_id = $1 AND appointment_at >= $2 AND appointment_at < $3
+        "#,
+        structure_id,
+        from,
+        to
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    report.appointments = appointments.appointments;
+    report.attendance_recorded = appointments.recorded;
+    report.attended = appointments.attended;
+    report.no_shows = appointments.no_shows;
+    report.no_show_rate = no_show_rate(appointments.no_shows, appointments.recorded);
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A row of the grouping sets: the whole (no key), a territory's or a structure's.
+    fn whole(figures: [i64; 4]) -> AttendanceRow {
+        AttendanceRow {
+            appointments: figures[0],
+            attended: figures[1],
+            attendance_recorded: figures[2],
+            no_shows: figures[3],
+            ..AttendanceRow::default()
+        }
+    }
+
+    fn territory(code: Option<&str>, figures: [i64; 4]) -> AttendanceRow {
+        AttendanceRow { by_territory: true, territory: code.map(str::to_string), ..whole(figures) }
+    }
+
+    fn place(id: &str, name: &str, figures: [i64; 4]) -> AttendanceRow {
+        AttendanceRow {
+            by_structure: true,
+            structure_id: Some(id.to_string()),
+            structure_name: Some(name.to_string()),
+            structure_territory: Some("16".to_string()),
+            ..whole(figures)
+        }
+    }
+
+    #[test]
+    fn the_cohort_s_attendance_sorts_its_groups_and_leaves_out_the_empty_and_the_unknown() {
+        let rows = vec![
+            territory(Some("17"), [1, 0, 0, 0]),
+            AttendanceRow { p50: Some(86_400.4), p90: Some(172_799.6), ..whole([5, 3, 4, 1]) },
+            territory(Some("16"), [4, 3, 4, 1]),
+            // Referrals whose submission was not seen yet: in the whole only.
+            territory(None, [1, 0, 0, 0]),
+            place("b", "Bibliothèque", [3, 3, 3, 0]),
+            place("a", "Atelier", [2, 0, 1, 1]),
+            // A place whose only appointment was cancelled.
+            place("c", "Centre social", [0, 0, 0, 0]),
+        ];
+        let c = cohort_attendance(rows);
+        assert_eq!(c.total, Attendance::new(5, 3, 4, 1));
+        assert_eq!(c.total.no_show_rate, Some(0.25));
+        assert_eq!(c.time_to_appointment, Percentiles { p50: Some(86_400), p90: Some(172_800) });
+        let territories: Vec<_> =
+            c.by_territory.iter().map(|t| (t.territory.as_str(), t.attendance.no_show_rate)).collect();
+        // 17 had an appointment and nothing recorded yet: no rate, not 0.
+        assert_eq!(territories, vec![("16", Some(0.25)), ("17", None)]);
+        let places: Vec<_> =
+            c.by_structure.iter().map(|s| (s.structure_id.as_str(), s.attendance.no_show_rate)).collect();
+        assert_eq!(places, vec![("a", Some(1.0)), ("b", Some(0.0))]);
+    }
+
+    #[test]
+    fn no_appointment_at_all_is_zeros_and_no_rate() {
+        let c = cohort_attendance(vec![whole([0; 4])]);
+        assert_eq!(c.total, Attendance::default());
+        assert_eq!(c.time_to_appointment, Percentiles::default());
+        assert!(c.by_territory.is_empty() && c.by_structure.is_empty());
+        assert_eq!(cohort_attendance(Vec::new()), CohortAttendance::default());
+    }
 }

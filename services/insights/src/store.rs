@@ -5,8 +5,9 @@
 
 use chrono::{DateTime, Utc};
 use contracts::events::{
-    CapacityChanged, OrganisationUpserted, ReferralAccepted, ReferralCancelled, ReferralClosed, ReferralContacted,
-    ReferralOffered, ReferralSubmitted, ReferralWaitlisted, Structure,
+    CapacityChanged, OrganisationUpserted, ReferralAccepted, ReferralAppointmentCancelled, ReferralAppointmentSet,
+    ReferralAttendanceRecorded, ReferralCancelled, ReferralClosed, ReferralContacted, ReferralOffered,
+    ReferralSubmitted, ReferralWaitlisted, Structure,
 };
 use contracts::{AnsweredVia, ReferralId, StructureId};
 use sqlx::PgConnection;
@@ -226,6 +227,84 @@ pub async fn cancelled(tx: &mut PgConnection, e: &ReferralCancelled, seq: i64) -
             e.cancelled_at
         )
     )
+}
+
+/// An appointment set, moved or cancelled, or an attendance recorded, puts the follow-up
+/// under way (as in referrals' lifecycle): the referral is in progress unless a newer
+/// event moved it on.
+pub async fn under_way(
+    tx: &mut PgConnection,
+    referral_id: ReferralId,
+    seq: i64,
+    at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    apply!(
+        tx,
+        referral_id,
+        sqlx::query!(
+            "UPDATE insights.referrals SET
+                status = CASE WHEN $2 > status_sequence THEN 'in_progress' ELSE status END,
+                status_at = CASE WHEN $2 > status_sequence THEN $3 ELSE status_at END,
+                status_sequence = GREATEST(status_sequence, $2)
+             WHERE referral_id = $1",
+            referral_id.as_uuid(),
+            seq,
+            at
+        )
+    )
+}
+
+/// One version of a referral's appointment, kept once: a replay changes nothing, and
+/// which version is the newest is read at query time, whatever the order of arrival.
+pub async fn appointment_set(tx: &mut PgConnection, e: &ReferralAppointmentSet) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO insights.appointments (referral_id, version, kind, structure_id, at, changed_at)
+         VALUES ($1, $2, 'set', $3, $4, $5) ON CONFLICT (referral_id, version) DO NOTHING",
+        e.referral_id.as_uuid(),
+        i64::from(e.version),
+        e.structure_id.as_str(),
+        e.at,
+        e.set_at
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn appointment_cancelled(tx: &mut PgConnection, e: &ReferralAppointmentCancelled) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO insights.appointments (referral_id, version, kind, structure_id, at, changed_at)
+         VALUES ($1, $2, 'cancelled', $3, NULL, $4) ON CONFLICT (referral_id, version) DO NOTHING",
+        e.referral_id.as_uuid(),
+        i64::from(e.version),
+        e.structure_id.as_str(),
+        e.cancelled_at
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Whether the person came to the appointment at `appointment_at`: the record with the
+/// highest version (then the latest) wins, so a correction replayed before the first
+/// record is not undone by it.
+pub async fn attendance(tx: &mut PgConnection, e: &ReferralAttendanceRecorded) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO insights.attendance (referral_id, appointment_at, version, structure_id, attended, recorded_at)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (referral_id, appointment_at) DO UPDATE SET version = EXCLUDED.version,
+            structure_id = EXCLUDED.structure_id, attended = EXCLUDED.attended, recorded_at = EXCLUDED.recorded_at
+         WHERE (EXCLUDED.version, EXCLUDED.recorded_at) > (insights.attendance.version, insights.attendance.recorded_at)",
+        e.referral_id.as_uuid(),
+        e.appointment_at,
+        i64::from(e.version),
+        e.structure_id.as_str(),
+        e.attended,
+        e.recorded_at
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
 }
 
 /// One event of a referral's life (offer, decline, contact …), counted once.

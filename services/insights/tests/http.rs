@@ -152,3 +152,362 @@ async fn the_funnel_says_how_offers_were_answered_and_how_many_were_withdrawn_as
     assert_eq!(other["answered_via"], json!({"account": 0, "answer_link": 0}));
     assert_eq!(other["withdrawn_unreachable"], 0);
 }
+
+/// Events to build one referral's appointments with.
+mod appointment {
+    use chrono::{DateTime, Utc};
+    use contracts::events::{ReferralAppointmentCancelled, ReferralAppointmentSet, ReferralAttendanceRecorded};
+    use contracts::{NoticeChannel, ReferralId};
+
+    pub fn set(referral: ReferralId, place: &str, version: u32, at: DateTime<Utc>) -> ReferralAppointmentSet {
+        ReferralAppointmentSet {
+            referral_id: referral,
+            structure_id: place.parse().unwrap(),
+            version,
+            at,
+            duration_minutes: 45,
+            channel: NoticeChannel::Sms,
+            rescheduled: version > 1,
+            set_at: Utc::now(),
+        }
+    }
+
+    pub fn cancel(referral: ReferralId, place: &str, version: u32) -> ReferralAppointmentCancelled {
+        ReferralAppointmentCancelled {
+            referral_id: referral,
+            structure_id: place.parse().unwrap(),
+            version,
+            channel: NoticeChannel::Sms,
+            cancelled_at: Utc::now(),
+        }
+    }
+
+    pub fn attendance(
+        referral: ReferralId,
+        place: &str,
+        version: u32,
+        at: DateTime<Utc>,
+        attended: bool,
+    ) -> ReferralAttendanceRecorded {
+        ReferralAttendanceRecorded {
+            referral_id: referral,
+            structure_id: place.parse().unwrap(),
+            version,
+            appointment_at: at,
+            attended,
+            recorded_at: at + chrono::Duration::hours(2),
+        }
+    }
+}
+
+/// One of the projection's events, to deliver in any order.
+enum Fed {
+    Submitted(contracts::events::ReferralSubmitted),
+    Set(contracts::events::ReferralAppointmentSet),
+    Cancelled(contracts::events::ReferralAppointmentCancelled),
+    Attendance(contracts::events::ReferralAttendanceRecorded),
+}
+
+async fn feed(pool: &PgPool, referral: contracts::ReferralId, sequence: i64, event: &Fed) {
+    let aggregate = referral.to_string();
+    match event {
+        Fed::Submitted(e) => deliver(pool, &aggregate, sequence, e).await,
+        Fed::Set(e) => deliver(pool, &aggregate, sequence, e).await,
+        Fed::Cancelled(e) => deliver(pool, &aggregate, sequence, e).await,
+        Fed::Attendance(e) => deliver(pool, &aggregate, sequence, e).await,
+    }
+}
+
+fn submitted(
+    referral: contracts::ReferralId,
+    territory: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> contracts::events::ReferralSubmitted {
+    serde_json::from_value(serde_json::json!({
+        "referral_id": referral, "organisation_id": contracts::OrganisationId::new(), "submitted_at": at,
+        "commune_code": if territory == "16" { "16015" } else { "17300" }, "territory": territory,
+        "location": {"lat": 45.65, "lon": 0.16},
+        "needs": ["aide_demarches_administratives"], "modes": ["in_person"], "languages": ["fr"],
+        "accessibility": [], "urgency": "normal", "deadline": null, "max_distance_km": 30.0
+    }))
+    .unwrap()
+}
+
+async fn place(pool: &PgPool, id: &str, name: &str) {
+    let structure: contracts::events::Structure = serde_json::from_value(serde_json::json!({
+        "id": id, "name": name, "services": ["aide_demarches_administratives"],
+        "modes": ["individual"], "languages": ["fr"], "other_languages": false, "accessibility": [],
+        "address": {"commune": "Angoulême", "commune_code": "16015"}, "location": {"lat": 45.65, "lon": 0.16},
+        "territory": "16", "opening_hours": null, "weekly_capacity": 5, "accepting": true,
+        "contact": {"phone": "+33545000000"}, "updated_at": chrono::Utc::now()
+    }))
+    .unwrap();
+    deliver(pool, id, 1, &contracts::events::StructureUpserted { structure }).await;
+}
+
+/// Each referral's events, in the order they happened (sequence 1, 2, …).
+fn scene(
+    territory16: &[contracts::ReferralId; 4],
+    elsewhere: contracts::ReferralId,
+    base: chrono::DateTime<chrono::Utc>,
+) -> Vec<(contracts::ReferralId, Vec<Fed>)> {
+    use appointment::{attendance, cancel, set};
+    let day = chrono::Duration::days(1);
+    let [moved, cancelled, missed, set_again] = *territory16;
+    vec![
+        // Set, moved, and the person came to the new time: counted once, as attended.
+        (
+            moved,
+            vec![
+                Fed::Submitted(submitted(moved, "16", base)),
+                Fed::Set(set(moved, "lieu-a", 1, base + day * 2)),
+                Fed::Set(set(moved, "lieu-a", 2, base + day * 3)),
+                Fed::Attendance(attendance(moved, "lieu-a", 2, base + day * 3, true)),
+            ],
+        ),
+        // Set, then cancelled: not an appointment.
+        (
+            cancelled,
+            vec![
+                Fed::Submitted(submitted(cancelled, "16", base)),
+                Fed::Set(set(cancelled, "lieu-a", 1, base + day * 2)),
+                Fed::Cancelled(cancel(cancelled, "lieu-a", 2)),
+            ],
+        ),
+        // The person did not come; a new appointment was set, not yet held.
+        (
+            missed,
+            vec![
+                Fed::Submitted(submitted(missed, "16", base)),
+                Fed::Set(set(missed, "lieu-a", 1, base + day)),
+                Fed::Attendance(attendance(missed, "lieu-a", 1, base + day, false)),
+                Fed::Set(set(missed, "lieu-a", 2, base + day * 6)),
+            ],
+        ),
+        // Set, cancelled, set again elsewhere in time: an appointment, nothing recorded.
+        (
+            set_again,
+            vec![
+                Fed::Submitted(submitted(set_again, "16", base)),
+                Fed::Set(set(set_again, "lieu-b", 1, base + day * 2)),
+                Fed::Cancelled(cancel(set_again, "lieu-b", 2)),
+                Fed::Set(set(set_again, "lieu-b", 3, base + day * 5)),
+            ],
+        ),
+        // Another territory's, which the coordinator of 16 does not count.
+        (
+            elsewhere,
+            vec![
+                Fed::Submitted(submitted(elsewhere, "17", base)),
+                Fed::Set(set(elsewhere, "lieu-c", 1, base + day)),
+                Fed::Attendance(attendance(elsewhere, "lieu-c", 1, base + day, false)),
+            ],
+        ),
+    ]
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_funnel_counts_appointments_attendance_and_no_shows_whatever_the_order_and_replays(pool: PgPool) {
+    use contracts::ReferralId;
+    use serde_json::json;
+    let (router, keys) = app(&pool).await;
+    let coordinator = keys.token(Role::Coordinator, Scope::Territories(vec!["16".parse().unwrap()]));
+    place(&pool, "lieu-a", "Médiathèque Alpha").await;
+    place(&pool, "lieu-b", "Centre social Bêta").await;
+
+    let base = chrono::Utc::now() - chrono::Duration::days(20);
+    let referrals = [ReferralId::new(), ReferralId::new(), ReferralId::new(), ReferralId::new()];
+    let elsewhere = ReferralId::new();
+    for (i, (referral, events)) in scene(&referrals, elsewhere, base).into_iter().enumerate() {
+        let numbered: Vec<(i64, Fed)> = events.into_iter().enumerate().map(|(n, e)| (n as i64 + 1, e)).collect();
+        // Every other referral's events arrive backwards (the appointment's before its
+        // submission); each appointment event arrives twice.
+        let order: Vec<&(i64, Fed)> =
+            if i % 2 == 0 { numbered.iter().collect() } else { numbered.iter().rev().collect() };
+        for (sequence, event) in order {
+            feed(&pool, referral, *sequence, event).await;
+            if !matches!(event, Fed::Submitted(_)) {
+                feed(&pool, referral, *sequence, event).await;
+            }
+        }
+    }
+
+    let (s, funnel, _) =
+        call(&router, "GET", "/api/v1/insights/funnel?territory=16", Some(&coordinator), None, &[]).await;
+    assert_eq!(s, 200, "{funnel}");
+    assert_eq!(funnel["submitted"], 4, "{funnel}");
+    // Moved once, missed then set again, cancelled then set again; the cancelled one is not.
+    assert_eq!(funnel["appointments"], 3, "{funnel}");
+    assert_eq!(funnel["attended"], 1, "{funnel}");
+    assert_eq!(funnel["attendance_recorded"], 2, "{funnel}");
+    assert_eq!(funnel["no_shows"], 1, "{funnel}");
+    assert_eq!(funnel["no_show_rate"], 0.5, "{funnel}");
+    // An appointment, even cancelled, put the follow-up under way.
+    assert_eq!(funnel["in_progress"], 4, "{funnel}");
+    // From submission to the first appointment kept or held: 3 days (moved), 1 day (missed,
+    // then another), 5 days (set again): p50 3 days, p90 between 3 and 5 as Postgres
+    // interpolates.
+    let day = 86_400;
+    assert_eq!(funnel["time_to_appointment_seconds"]["p50"], 3 * day, "{funnel}");
+    assert_eq!(funnel["time_to_appointment_seconds"]["p90"], 3 * day + 8 * (2 * day) / 10, "{funnel}");
+    assert_eq!(
+        funnel["attendance_by_territory"],
+        json!([{"territory": "16", "appointments": 3, "attended": 1, "attendance_recorded": 2, "no_shows": 1,
+                "no_show_rate": 0.5}]),
+        "{funnel}"
+    );
+    assert_eq!(
+        funnel["attendance_by_structure"],
+        json!([
+            {"structure_id": "lieu-b", "name": "Centre social Bêta", "territory": "16", "appointments": 1,
+             "attended": 0, "attendance_recorded": 0, "no_shows": 0, "no_show_rate": null},
+            {"structure_id": "lieu-a", "name": "Médiathèque Alpha", "territory": "16", "appointments": 2,
+             "attended": 1, "attendance_recorded": 2, "no_shows": 1, "no_show_rate": 0.5},
+        ]),
+        "{funnel}"
+    );
+    // The existing fields stay, and the web app reads the answer back.
+    assert_eq!(funnel["offers_per_referral"], 0.0, "{funnel}");
+    let view: contracts::insights::FunnelView = serde_json::from_value(funnel).unwrap();
+    assert_eq!(view.funnel.no_show_rate, Some(0.5));
+
+    // Admin sees both territories; 17's no-show is in its own line.
+    let (s, all, _) =
+        call(&router, "GET", "/api/v1/insights/funnel", Some(&keys.token(Role::Admin, Scope::All)), None, &[]).await;
+    assert_eq!(s, 200, "{all}");
+    assert_eq!((all["appointments"].as_i64(), all["no_shows"].as_i64()), (Some(4), Some(2)), "{all}");
+    assert_eq!(all["attendance_by_territory"][1]["territory"], "17", "{all}");
+    assert_eq!(all["attendance_by_territory"][1]["no_show_rate"], 1.0, "{all}");
+
+    // A correction of an attendance (a higher version) replaces it, and replaying the
+    // first record afterwards does not undo it.
+    let [moved, ..] = referrals;
+    let corrected = appointment::attendance(moved, "lieu-a", 3, base + chrono::Duration::days(3), false);
+    deliver(&pool, &moved.to_string(), 5, &corrected).await;
+    let first = appointment::attendance(moved, "lieu-a", 2, base + chrono::Duration::days(3), true);
+    deliver(&pool, &moved.to_string(), 4, &first).await;
+    let (_, funnel, _) =
+        call(&router, "GET", "/api/v1/insights/funnel?territory=16", Some(&coordinator), None, &[]).await;
+    assert_eq!((funnel["attended"].as_i64(), funnel["no_shows"].as_i64()), (Some(0), Some(2)), "{funnel}");
+    assert_eq!(funnel["attendance_recorded"], 2, "one record per appointment: {funnel}");
+    assert_eq!(funnel["no_show_rate"], 1.0, "{funnel}");
+}
+
+#[sqlx::test(migrations = false)]
+async fn without_attendance_recorded_the_no_show_rate_is_null_not_zero(pool: PgPool) {
+    use contracts::ReferralId;
+    let (router, keys) = app(&pool).await;
+    let coordinator = keys.token(Role::Coordinator, Scope::Territories(vec!["16".parse().unwrap()]));
+    let (s, empty, _) =
+        call(&router, "GET", "/api/v1/insights/funnel?territory=16", Some(&coordinator), None, &[]).await;
+    assert_eq!(s, 200, "{empty}");
+    assert_eq!((empty["appointments"].as_i64(), empty["attended"].as_i64()), (Some(0), Some(0)), "{empty}");
+    assert!(empty["no_show_rate"].is_null(), "{empty}");
+    assert!(empty["time_to_appointment_seconds"]["p50"].is_null(), "{empty}");
+    assert_eq!(empty["attendance_by_structure"], serde_json::json!([]), "{empty}");
+
+    let referral = ReferralId::new();
+    let now = chrono::Utc::now();
+    deliver(&pool, &referral.to_string(), 1, &submitted(referral, "16", now)).await;
+    deliver(&pool, &referral.to_string(), 2, &appointment::set(referral, "lieu-a", 1, now + chrono::Duration::days(2)))
+        .await;
+    let (_, funnel, _) =
+        call(&router, "GET", "/api/v1/insights/funnel?territory=16", Some(&coordinator), None, &[]).await;
+    assert_eq!(funnel["appointments"], 1, "{funnel}");
+    assert_eq!(funnel["attendance_recorded"], 0, "{funnel}");
+    assert!(funnel["no_show_rate"].is_null(), "{funnel}");
+    assert!(funnel["attendance_by_structure"][0]["no_show_rate"].is_null(), "{funnel}");
+    assert_eq!(funnel["time_to_appointment_seconds"]["p50"], 2 * 86_400, "{funnel}");
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_monthly_report_and_the_export_count_the_month_s_appointments_and_no_shows(pool: PgPool) {
+    use chrono::TimeZone;
+    use contracts::ReferralId;
+    let (router, keys) = app(&pool).await;
+    let coordinator = keys.token(Role::Coordinator, Scope::Territories(vec!["16".parse().unwrap()]));
+    place(&pool, "lieu-a", "Médiathèque Alpha").await;
+    // Appointments in November 2026 (Paris), one in December.
+    let nov = |d: u32, h: u32| chrono::Utc.with_ymd_and_hms(2026, 11, d, h, 0, 0).unwrap();
+    let submitted_at = nov(2, 9);
+    let [came, missed, moved, cancelled, december] =
+        [ReferralId::new(), ReferralId::new(), ReferralId::new(), ReferralId::new(), ReferralId::new()];
+    for r in [came, missed, moved, cancelled, december] {
+        deliver(&pool, &r.to_string(), 1, &submitted(r, "16", submitted_at)).await;
+    }
+    let a = |r: ReferralId, seq: i64| (r.to_string(), seq);
+    let (id, s) = a(came, 2);
+    deliver(&pool, &id, s, &appointment::set(came, "lieu-a", 1, nov(10, 9))).await;
+    deliver(&pool, &id, s + 1, &appointment::attendance(came, "lieu-a", 1, nov(10, 9), true)).await;
+    let (id, s) = a(missed, 2);
+    // The attendance arrives before the appointment it is about.
+    deliver(&pool, &id, s + 1, &appointment::attendance(missed, "lieu-a", 1, nov(12, 14), false)).await;
+    deliver(&pool, &id, s, &appointment::set(missed, "lieu-a", 1, nov(12, 14))).await;
+    let (id, s) = a(moved, 2);
+    deliver(&pool, &id, s, &appointment::set(moved, "lieu-a", 1, nov(20, 9))).await;
+    deliver(&pool, &id, s + 1, &appointment::set(moved, "lieu-a", 2, nov(27, 9))).await;
+    let (id, s) = a(cancelled, 2);
+    deliver(&pool, &id, s + 1, &appointment::cancel(cancelled, "lieu-a", 2)).await;
+    deliver(&pool, &id, s, &appointment::set(cancelled, "lieu-a", 1, nov(25, 9))).await;
+    let (id, s) = a(december, 2);
+    // 30 November 23:00 UTC is 1 December, midnight, in Paris.
+    deliver(&pool, &id, s, &appointment::set(december, "lieu-a", 1, nov(30, 23))).await;
+
+    let (s, report, _) =
+        call(&router, "GET", "/api/v1/insights/structures/lieu-a/report?month=2026-11", Some(&coordinator), None, &[])
+            .await;
+    assert_eq!(s, 200, "{report}");
+    let r = &report["report"];
+    // Came, missed, moved (once): the cancelled one is not, and 1 December 00:00 in Paris
+    // is December's.
+    assert_eq!(r["appointments"], 3, "{report}");
+    assert_eq!(r["attendance_recorded"], 2, "{report}");
+    assert_eq!(r["attended"], 1, "{report}");
+    assert_eq!(r["no_shows"], 1, "{report}");
+    assert_eq!(r["no_show_rate"], 0.5, "{report}");
+    assert_eq!(r["received"], 0, "the existing fields stay: {report}");
+
+    let (s, csv, _) = call(
+        &router,
+        "GET",
+        "/api/v1/insights/structures/lieu-a/report?month=2026-11&format=csv",
+        Some(&coordinator),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, 200);
+    let csv = csv.as_str().map(str::to_string).unwrap_or_else(|| csv.to_string());
+    for line in [",appointments,,3", ",no_shows,,1", ",no_show_rate,,0.5"] {
+        assert!(csv.contains(line), "{line} in {csv}");
+    }
+    // December: one appointment, nothing recorded, the rate's cell empty.
+    let (_, december_csv, _) = call(
+        &router,
+        "GET",
+        "/api/v1/insights/structures/lieu-a/report?month=2026-12&format=csv",
+        Some(&coordinator),
+        None,
+        &[],
+    )
+    .await;
+    let december_csv = december_csv.as_str().map(str::to_string).unwrap_or_else(|| december_csv.to_string());
+    assert!(december_csv.contains(",appointments,,1"), "{december_csv}");
+    assert!(december_csv.lines().any(|l| l.ends_with(",no_show_rate,,")), "{december_csv}");
+
+    // The export: the delay until the appointment, and how many were attended and missed.
+    let (s, export, _) =
+        call(&router, "GET", "/api/v1/insights/export.csv?territory=16", Some(&coordinator), None, &[]).await;
+    assert_eq!(s, 200);
+    let export = export.as_str().map(str::to_string).unwrap_or_else(|| export.to_string());
+    let header = export.lines().next().unwrap();
+    assert!(header.ends_with(",seconds_to_appointment,appointments_attended,appointments_missed"), "{header}");
+    let tails: Vec<String> =
+        export.lines().skip(1).map(|l| l.rsplitn(4, ',').take(3).collect::<Vec<_>>().join("|")).collect();
+    let came_delay = (nov(10, 9) - submitted_at).num_seconds();
+    assert!(tails.contains(&format!("0|1|{came_delay}")), "{tails:?}");
+    let missed_delay = (nov(12, 14) - submitted_at).num_seconds();
+    assert!(tails.contains(&format!("1|0|{missed_delay}")), "{tails:?}");
+    // Cancelled: no delay, nothing recorded.
+    assert!(tails.contains(&"0|0|".to_string()), "{tails:?}");
+}

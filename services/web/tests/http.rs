@@ -1187,3 +1187,111 @@ async fn once_its_time_has_passed_the_mediator_says_the_person_did_not_come_and_
     assert_eq!(closed.status, StatusCode::SEE_OTHER, "{}", closed.html);
     assert_eq!(app.referral(id).await["outcome"], "no_show");
 }
+
+/// Hands one event to the insights projection, as the bus would.
+async fn to_insights<E: contracts::EventData>(pool: &PgPool, aggregate: &str, sequence: i64, data: &E) {
+    use contracts::EventSet;
+    let envelope = Envelope::new(aggregate, sequence, data);
+    let event = insights::projection::Inbound::decode(&envelope).unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    bus::Handler::handle(&insights::projection::Projector, &mut tx, &envelope, event).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_coordinator_sees_appointments_and_the_no_show_rate_by_territory_and_place(pool: PgPool) {
+    use contracts::events::{
+        ReferralAppointmentSet, ReferralAttendanceRecorded, ReferralSubmitted, Structure, StructureUpserted,
+    };
+    let app = App::new(pool.clone()).await;
+    let coordinator = app.sign_in(coordinator()).await;
+    let now = chrono::Utc::now();
+    for (id, name) in [("mediatheque-mansle", "Médiathèque de Mansle"), ("ccas-ruffec", "CCAS de Ruffec")] {
+        let structure: Structure = serde_json::from_value(json!({
+            "id": id, "name": name, "services": ["aide_demarches_administratives"],
+            "modes": ["individual"], "languages": ["fr"], "other_languages": false, "accessibility": [],
+            "address": {"commune": "Mansle", "commune_code": "16206"}, "location": {"lat": 45.87, "lon": 0.18},
+            "territory": "16", "opening_hours": null, "weekly_capacity": 5, "accepting": true,
+            "contact": {}, "updated_at": now
+        }))
+        .unwrap();
+        to_insights(&pool, id, 1, &StructureUpserted { structure }).await;
+    }
+    // At Mansle: one person came, one did not (the rate: 1 of 2); at Ruffec an appointment
+    // with nothing recorded yet (no rate: "—", never 0 %).
+    let submitted_at = now - chrono::Duration::days(10);
+    for (place, attended) in
+        [("mediatheque-mansle", Some(true)), ("mediatheque-mansle", Some(false)), ("ccas-ruffec", None)]
+    {
+        let referral = ReferralId::new();
+        let submitted: ReferralSubmitted = serde_json::from_value(json!({
+            "referral_id": referral, "organisation_id": OrganisationId::new(), "submitted_at": submitted_at,
+            "commune_code": "16206", "territory": "16", "location": {"lat": 45.87, "lon": 0.18},
+            "needs": ["aide_demarches_administratives"], "modes": ["in_person"], "languages": ["fr"],
+            "accessibility": [], "urgency": "normal", "deadline": null, "max_distance_km": 30.0
+        }))
+        .unwrap();
+        let aggregate = referral.to_string();
+        to_insights(&pool, &aggregate, 1, &submitted).await;
+        let at = submitted_at + chrono::Duration::days(2);
+        let set = ReferralAppointmentSet {
+            referral_id: referral,
+            structure_id: place.parse().unwrap(),
+            version: 1,
+            at,
+            duration_minutes: 30,
+            channel: contracts::NoticeChannel::Sms,
+            rescheduled: false,
+            set_at: submitted_at + chrono::Duration::days(1),
+        };
+        to_insights(&pool, &aggregate, 2, &set).await;
+        if let Some(attended) = attended {
+            let record = ReferralAttendanceRecorded {
+                referral_id: referral,
+                structure_id: place.parse().unwrap(),
+                version: 1,
+                appointment_at: at,
+                attended,
+                recorded_at: at + chrono::Duration::hours(1),
+            };
+            to_insights(&pool, &aggregate, 3, &record).await;
+        }
+    }
+
+    let page = app.get(Some(&coordinator), "/territoire/entonnoir").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    let html = &page.html;
+    for step in ["<th scope=\"row\">Rendez-vous fixé</th><td>3</td>", "<th scope=\"row\">Venue</th><td>1</td>"] {
+        assert!(html.contains(step), "{step}: {html}");
+    }
+    assert!(html.contains("<th scope=\"row\">Jusqu&#39;au rendez-vous</th><td>2 j 0 h</td>"), "{html}");
+    assert!(html.contains("<dt>Taux d&#39;absence</dt><dd>50 % (1 sur 2)</dd>"), "{html}");
+    let by_territory = html.split("<caption>Taux d'absence par territoire</caption>").nth(1).expect(html);
+    let by_territory = by_territory.split("</table>").next().unwrap();
+    assert!(
+        by_territory.contains("Charente (16)</th><td>3</td><td>1</td><td>2</td><td>50 % (1 sur 2)</td>"),
+        "{by_territory}"
+    );
+    let by_place = html.split("<caption>Taux d'absence par lieu</caption>").nth(1).expect(html);
+    let by_place = by_place.split("</table>").next().unwrap();
+    assert!(
+        by_place.contains(
+            "<a href=\"/territoire/structures/mediatheque-mansle/rapport\">Médiathèque de Mansle</a></th><td>2</td><td>1</td><td>2</td><td>50 % (1 sur 2)</td>"
+        ),
+        "{by_place}"
+    );
+    assert!(by_place.contains("CCAS de Ruffec</a></th><td>1</td><td>0</td><td>0</td><td>—</td>"), "{by_place}");
+
+    // The place's monthly report (the month of the appointments) says the same.
+    let month = (submitted_at + chrono::Duration::days(2)).with_timezone(&chrono_tz::Europe::Paris).format("%Y-%m");
+    let report =
+        app.get(Some(&coordinator), &format!("/territoire/structures/mediatheque-mansle/rapport?mois={month}")).await;
+    assert_eq!(report.status, StatusCode::OK, "{}", report.html);
+    assert!(
+        report.html.contains("<th scope=\"row\">Taux d&#39;absence</th><td>50 % (1 sur 2)</td>"),
+        "{}",
+        report.html
+    );
+    let ruffec = app.get(Some(&coordinator), &format!("/territoire/structures/ccas-ruffec/rapport?mois={month}")).await;
+    assert!(ruffec.html.contains("<th scope=\"row\">Taux d&#39;absence</th><td>—</td>"), "{}", ruffec.html);
+}

@@ -67,7 +67,7 @@ pub struct Waitlist {
     pub items: Vec<WaitingReferral>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Percentiles {
     pub p50: Option<i64>,
     pub p90: Option<i64>,
@@ -98,6 +98,89 @@ pub struct Funnel {
     pub time_to_accept_seconds: Percentiles,
     pub time_to_first_contact_seconds: Percentiles,
     pub time_to_close_seconds: Percentiles,
+    /// Step `appointment_set`: referrals with an appointment that stands or took place.
+    /// A cancelled appointment does not count unless another was set; a moved one counts
+    /// once.
+    #[serde(default)]
+    pub appointments: i64,
+    /// Step `attended`: referrals whose person came to an appointment.
+    #[serde(default)]
+    pub attended: i64,
+    /// Appointments whose attendance was recorded (the no-show rate's denominator). An
+    /// appointment missed, then another one kept, counts twice here.
+    #[serde(default)]
+    pub attendance_recorded: i64,
+    /// Of those, the appointments the person did not come to.
+    #[serde(default)]
+    pub no_shows: i64,
+    /// `no_shows ÷ attendance_recorded`, from 0 to 1; `null` when no attendance was
+    /// recorded.
+    #[serde(default)]
+    pub no_show_rate: Option<f64>,
+    /// From submission to the referral's appointment (the first one kept or held; a moved
+    /// appointment's new time), for the referrals with one.
+    #[serde(default)]
+    pub time_to_appointment_seconds: Percentiles,
+    /// The appointments and no-shows by territory (of the referral), territories with an
+    /// appointment only.
+    #[serde(default)]
+    pub attendance_by_territory: Vec<TerritoryAttendance>,
+    /// The same by place (the structure the appointment was at), places with an
+    /// appointment only.
+    #[serde(default)]
+    pub attendance_by_structure: Vec<StructureAttendance>,
+}
+
+/// Appointments and whether people came, for one group of referrals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Attendance {
+    /// Referrals with an appointment that stands or took place.
+    pub appointments: i64,
+    /// Referrals whose person came to an appointment.
+    pub attended: i64,
+    /// Appointments whose attendance was recorded.
+    pub attendance_recorded: i64,
+    /// Appointments the person did not come to.
+    pub no_shows: i64,
+    /// `no_shows ÷ attendance_recorded`; `null` when none was recorded.
+    pub no_show_rate: Option<f64>,
+}
+
+impl Attendance {
+    /// The figures, with the rate computed from them.
+    pub fn new(appointments: i64, attended: i64, attendance_recorded: i64, no_shows: i64) -> Self {
+        Self {
+            appointments,
+            attended,
+            attendance_recorded,
+            no_shows,
+            no_show_rate: no_show_rate(no_shows, attendance_recorded),
+        }
+    }
+}
+
+/// Not attended ÷ attendance recorded, rounded to four decimals; `None` when nothing was
+/// recorded (no rate is honest then, not 0).
+pub fn no_show_rate(no_shows: i64, recorded: i64) -> Option<f64> {
+    (recorded > 0).then(|| (no_shows.clamp(0, recorded) as f64 / recorded as f64 * 10_000.0).round() / 10_000.0)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TerritoryAttendance {
+    pub territory: String,
+    #[serde(flatten)]
+    pub attendance: Attendance,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StructureAttendance {
+    pub structure_id: String,
+    /// `null` when the directory's event has not been seen.
+    pub name: Option<String>,
+    /// The structure's territory; `null` as for `name`.
+    pub territory: Option<String>,
+    #[serde(flatten)]
+    pub attendance: Attendance,
 }
 
 /// Acceptances by how the structure answered ([`crate::AnsweredVia`]).
@@ -156,6 +239,21 @@ pub struct MonthlyReport {
     pub median_seconds_offer_to_accept: Option<i64>,
     pub median_seconds_accept_to_first_contact: Option<i64>,
     pub median_seconds_accept_to_close: Option<i64>,
+    /// The appointments of the month at the structure (by their time), those that stood
+    /// or took place: moved and cancelled ones do not count.
+    #[serde(default)]
+    pub appointments: i64,
+    /// Of the month's appointments, those whose attendance was recorded, those the person
+    /// came to and those they missed.
+    #[serde(default)]
+    pub attendance_recorded: i64,
+    #[serde(default)]
+    pub attended: i64,
+    #[serde(default)]
+    pub no_shows: i64,
+    /// `no_shows ÷ attendance_recorded`; `null` when none was recorded.
+    #[serde(default)]
+    pub no_show_rate: Option<f64>,
 }
 
 /// A structure's month.
@@ -170,4 +268,44 @@ pub struct StructureReport {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
     pub report: MonthlyReport,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_no_show_rate_is_missed_over_recorded_and_none_without_a_record() {
+        assert_eq!(no_show_rate(0, 0), None);
+        assert_eq!(no_show_rate(3, 0), None);
+        assert_eq!(no_show_rate(0, 4), Some(0.0));
+        assert_eq!(no_show_rate(1, 4), Some(0.25));
+        assert_eq!(no_show_rate(4, 4), Some(1.0));
+        assert_eq!(no_show_rate(1, 3), Some(0.3333));
+        assert_eq!(Attendance::new(5, 3, 4, 1).no_show_rate, Some(0.25));
+    }
+
+    #[test]
+    fn a_funnel_of_an_earlier_version_reads_with_no_appointments() {
+        let earlier = serde_json::json!({
+            "submitted": 1, "offered": 1, "accepted": 1, "in_progress": 0, "closed": 0, "cancelled": 0,
+            "waitlisted_now": 0, "outcomes": {}, "declines": {}, "expired_offers": 0, "offers_per_referral": 1.0,
+            "time_to_accept_seconds": {"p50": 60, "p90": 60},
+            "time_to_first_contact_seconds": {"p50": null, "p90": null},
+            "time_to_close_seconds": {"p50": null, "p90": null}
+        });
+        let f: Funnel = serde_json::from_value(earlier).unwrap();
+        assert_eq!((f.appointments, f.attended, f.no_show_rate), (0, 0, None));
+        assert!(f.attendance_by_structure.is_empty());
+    }
+
+    #[test]
+    fn the_attendance_of_a_group_flattens_beside_its_name() {
+        let t = TerritoryAttendance { territory: "16".into(), attendance: Attendance::new(2, 1, 2, 1) };
+        assert_eq!(
+            serde_json::to_value(&t).unwrap(),
+            serde_json::json!({"territory": "16", "appointments": 2, "attended": 1, "attendance_recorded": 2,
+                               "no_shows": 1, "no_show_rate": 0.5})
+        );
+    }
 }

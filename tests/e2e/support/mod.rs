@@ -6,6 +6,7 @@
 
 pub mod oidc;
 pub mod proxy;
+pub mod sms;
 pub mod smtp;
 
 use std::future::Future;

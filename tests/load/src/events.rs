@@ -145,7 +145,14 @@ impl Tracker {
 /// Declares an exclusive, auto-delete queue bound to the namespace's events and feeds
 /// the tracker until the connection closes. Returns once consuming has started, so no
 /// event of the run is missed.
-pub async fn listen(amqp_url: &str, namespace: &str, tracker: Tracker) -> anyhow::Result<Connection> {
+/// Each `referral.offered` also goes to `offers` (referral, structure), when given: the
+/// places that answer (`--appointments`).
+pub async fn listen(
+    amqp_url: &str,
+    namespace: &str,
+    tracker: Tracker,
+    offers: Option<tokio::sync::mpsc::UnboundedSender<(Uuid, String)>>,
+) -> anyhow::Result<Connection> {
     let properties = ConnectionProperties::default().with_connection_name("aiguillage-load events".into());
     let connection = Connection::connect(amqp_url, properties).await.context("connecting to RabbitMQ")?;
     let channel = connection.create_channel().await?;
@@ -191,6 +198,11 @@ pub async fn listen(amqp_url: &str, namespace: &str, tracker: Tracker) -> anyhow
                 .and_then(|s| Uuid::parse_str(s).ok());
             if let Some(id) = id {
                 tracker.event(id, outcome, at);
+                if let (Some(offers), Outcome::Offered, Some(structure)) =
+                    (&offers, outcome, envelope["data"]["structure_id"].as_str())
+                {
+                    let _ = offers.send((id, structure.to_string()));
+                }
             }
         }
     });

@@ -3,6 +3,7 @@
 //! memory, measures what PostgreSQL and RabbitMQ alone can do on the same machine, and
 //! prints one JSON report on stdout (progress goes to stderr).
 
+mod appointments;
 mod ceilings;
 mod events;
 mod probe;
@@ -93,6 +94,11 @@ struct Cli {
     /// the accounts schema), so that notifications have someone to tell by e-mail.
     #[arg(long)]
     recipients: bool,
+    /// The share of offers (0 to 1) the places accept and set an appointment for, three
+    /// days ahead, so that the person is told (an SMS: the generator's people chose the
+    /// phone) while intake goes on.
+    #[arg(long, default_value_t = 0.0)]
+    appointments: f64,
     /// Seed of the synthetic data (default: random).
     #[arg(long)]
     seed: Option<u64>,
@@ -152,7 +158,15 @@ async fn run(cli: &Cli) -> anyhow::Result<Value> {
 
     // Our own queue first, so that no event of the run is missed.
     let tracker = Tracker::default();
-    let _events = events::listen(&cli.amqp_url, &cli.namespace, tracker.clone()).await?;
+    let (offers, follower) = if cli.appointments > 0.0 {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (counts, task) =
+            appointments::start(deployment.admin.clone(), deployment.key.clone(), cli.appointments, rx);
+        (Some(tx), Some((counts, task)))
+    } else {
+        (None, None)
+    };
+    let _events = events::listen(&cli.amqp_url, &cli.namespace, tracker.clone(), offers).await?;
 
     let organisation = setup::create_organisation(&deployment.admin, &run, &territory.code).await?;
     let referrer = deployment.admin.with_token(setup::token(
@@ -209,6 +223,17 @@ async fn run(cli: &Cli) -> anyhow::Result<Value> {
     let end_to_end_rate = (events.offered + events.waitlisted) as f64 / (last_event - started).as_secs_f64();
 
     let settled_after = settle(&deployment, Duration::from_secs(180)).await.map(|_| submit_done.elapsed());
+    let appointments = match &follower {
+        Some((counts, _)) => json!({
+            "fraction": cli.appointments,
+            "offers_seen": counts.offers_seen.load(Ordering::Relaxed),
+            "accepted": counts.accepted.load(Ordering::Relaxed),
+            "appointed": counts.appointed.load(Ordering::Relaxed),
+            "errors": counts.errors.load(Ordering::Relaxed),
+            "person_messages": appointments::backlog(&deployment.pool, organisation, Duration::from_secs(120)).await,
+        }),
+        None => Value::Null,
+    };
     let db_activity = match (db_before, probe::DbActivity::take(&deployment.pool).await) {
         (Some(before), Some(after)) => after.per_referral(&before, created),
         _ => Value::Null,
@@ -251,6 +276,7 @@ async fn run(cli: &Cli) -> anyhow::Result<Value> {
         },
         "db": { "referrals_by_status": by_status, "waitlist_reasons": waitlist_reasons, "activity": db_activity },
         "ceilings": ceilings,
+        "appointments": appointments,
         "consistent": mismatches.is_empty(),
         "mismatches": mismatches,
     });
@@ -339,7 +365,13 @@ fn self_check(created: u64, events: &events::Summary, by_status: &BTreeMap<Strin
     let mut mismatches = Vec::new();
     let checks = [
         ("created_201", created, "referrals of the organisation", total),
-        ("offered", events.offered, "offered", db("offered")),
+        // An offer the place accepted (`--appointments`) is in progress by then.
+        (
+            "offered",
+            events.offered,
+            "offered, accepted or in progress",
+            db("offered") + db("accepted") + db("in_progress"),
+        ),
         ("waitlisted", events.waitlisted, "waitlisted", db("waitlisted")),
         ("unmatched_after_wait", events.pending, "submitted", db("submitted")),
     ];

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{Datelike, Utc};
 
-use super::{declines, duration_fr, outcomes};
+use super::{declines, duration_fr, no_show_rate_fr, outcomes};
 use crate::error::PageError;
 use crate::extract::{Coordinators, SignedIn};
 use crate::form;
@@ -31,12 +31,40 @@ struct FunnelView {
     to: String,
     errors: HashMap<&'static str, String>,
     bars: Vec<Bar>,
+    chart_height: u32,
     others: Vec<(&'static str, String)>,
     /// (step, p50, p90)
     delays: Vec<(&'static str, String, String)>,
     declines: Vec<(String, i64)>,
     outcomes: Vec<(String, i64)>,
+    /// Appointments and no-shows by territory, then by place.
+    attendance_by_territory: Vec<AttendanceLine>,
+    attendance_by_structure: Vec<AttendanceLine>,
     chart_label: String,
+}
+
+/// One line of the tables of appointments: a territory or a place.
+pub struct AttendanceLine {
+    pub label: String,
+    /// The place's monthly report, for a place.
+    pub href: Option<String>,
+    pub appointments: i64,
+    pub attended: i64,
+    pub recorded: i64,
+    pub rate: String,
+}
+
+impl AttendanceLine {
+    fn new(label: String, href: Option<String>, a: &contracts::insights::Attendance) -> Self {
+        Self {
+            label,
+            href,
+            appointments: a.appointments,
+            attended: a.attended,
+            recorded: a.attendance_recorded,
+            rate: no_show_rate_fr(a.no_show_rate, a.no_shows, a.attendance_recorded),
+        }
+    }
 }
 
 impl FunnelView {
@@ -60,11 +88,13 @@ pub async fn show(
     let (from_q, to_q) =
         if errors.is_empty() { (from, to + chrono::Days::new(1)) } else { (today, today + chrono::Days::new(1)) };
     let f = coordinator.api.funnel(from_q, to_q).await?.funnel;
-    let stages: [(&'static str, i64); 5] = [
+    let stages: [(&'static str, i64); 7] = [
         ("Envoyées", f.submitted),
         ("Proposées à un lieu", f.offered),
         ("Acceptées", f.accepted),
         ("Accompagnement commencé", f.in_progress),
+        ("Rendez-vous fixé", f.appointments),
+        ("Venue", f.attended),
         ("Clôturées", f.closed),
     ];
     let max = f.submitted.max(1) as f64;
@@ -80,6 +110,7 @@ pub async fn show(
         })
         .collect();
     let others = vec![
+        ("Taux d'absence", no_show_rate_fr(f.no_show_rate, f.no_shows, f.attendance_recorded)),
         ("Annulées", f.cancelled.to_string()),
         ("En liste d'attente aujourd'hui", f.waitlisted_now.to_string()),
         ("Propositions expirées sans réponse", f.expired_offers.to_string()),
@@ -94,8 +125,26 @@ pub async fn show(
             duration_fr(f.time_to_first_contact_seconds.p50),
             duration_fr(f.time_to_first_contact_seconds.p90),
         ),
+        (
+            "Jusqu'au rendez-vous",
+            duration_fr(f.time_to_appointment_seconds.p50),
+            duration_fr(f.time_to_appointment_seconds.p90),
+        ),
         ("Jusqu'à la clôture", duration_fr(f.time_to_close_seconds.p50), duration_fr(f.time_to_close_seconds.p90)),
     ];
+    let attendance_by_territory = f
+        .attendance_by_territory
+        .iter()
+        .map(|t| AttendanceLine::new(territory_fr(&t.territory), None, &t.attendance))
+        .collect();
+    let attendance_by_structure = f
+        .attendance_by_structure
+        .iter()
+        .map(|s| {
+            let href = format!("/territoire/structures/{}/rapport", super::encode(&s.structure_id));
+            AttendanceLine::new(s.name.clone().unwrap_or_else(|| s.structure_id.clone()), Some(href), &s.attendance)
+        })
+        .collect();
     let declines = declines(&f.declines);
     let outcomes = outcomes(&f.outcomes);
     let invalid = !errors.is_empty();
@@ -111,11 +160,19 @@ pub async fn show(
         from: q.get("du").cloned().unwrap_or_else(|| from.to_string()),
         to: q.get("au").cloned().unwrap_or_else(|| to.to_string()),
         errors,
+        chart_height: stages.len() as u32 * 36,
         bars,
         others,
         delays,
         declines,
         outcomes,
+        attendance_by_territory,
+        attendance_by_structure,
     };
     Ok(render(status, &view, true))
+}
+
+/// A territory as the page names it: "Charente (16)", or its code when unknown.
+fn territory_fr(code: &str) -> String {
+    geo::communes().departement(code).map_or_else(|| code.to_string(), |d| format!("{} ({code})", d.name))
 }

@@ -43,6 +43,15 @@ fn duration_fr(seconds: Option<i64>) -> String {
     }
 }
 
+/// A no-show rate as a coordinator reads it, with what it is made of: "25 % (1 sur 4)";
+/// "—" when no attendance was recorded (no rate then, not 0 %).
+fn no_show_rate_fr(rate: Option<f64>, no_shows: i64, recorded: i64) -> String {
+    match rate {
+        Some(r) if recorded > 0 => format!("{} % ({no_shows} sur {recorded})", (r * 100.0).round()),
+        _ => "—".into(),
+    }
+}
+
 /// A structure id in a page's path.
 fn encode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
@@ -66,4 +75,18 @@ fn declines(counts: &std::collections::BTreeMap<String, i64>) -> Vec<(String, i6
 
 fn outcomes(counts: &std::collections::BTreeMap<String, i64>) -> Vec<(String, i64)> {
     counted::<Outcome>(counts, Outcome::label_fr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_no_show_rate_says_what_it_is_made_of_and_is_a_dash_without_records() {
+        assert_eq!(no_show_rate_fr(None, 0, 0), "—");
+        assert_eq!(no_show_rate_fr(Some(0.0), 0, 0), "—");
+        assert_eq!(no_show_rate_fr(Some(0.25), 1, 4), "25 % (1 sur 4)");
+        assert_eq!(no_show_rate_fr(Some(0.0), 0, 3), "0 % (0 sur 3)");
+        assert_eq!(no_show_rate_fr(Some(0.3333), 1, 3), "33 % (1 sur 3)");
+    }
 }

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use contracts::StructureId;
 
-use super::{declines, duration_fr, encode, outcomes};
+use super::{declines, duration_fr, encode, no_show_rate_fr, outcomes};
 use crate::error::PageError;
 use crate::extract::{Coordinators, PathId, SignedIn};
 use crate::views::{Chrome, render};
@@ -58,6 +58,10 @@ pub async fn show(
         ("Clôturées".into(), m.closed.to_string()),
         ("Délai médian de réponse".into(), duration_fr(m.median_seconds_offer_to_accept)),
         ("Délai médian jusqu'au premier contact".into(), duration_fr(m.median_seconds_accept_to_first_contact)),
+        ("Rendez-vous fixé (rendez-vous du mois)".into(), m.appointments.to_string()),
+        ("Venue".into(), m.attended.to_string()),
+        ("Absences".into(), m.no_shows.to_string()),
+        ("Taux d'absence".into(), no_show_rate_fr(m.no_show_rate, m.no_shows, m.attendance_recorded)),
         ("Places par semaine".into(), r.weekly_capacity.to_string()),
     ];
     let declines = declines(&m.declined_by_reason);
