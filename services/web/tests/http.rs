@@ -989,7 +989,18 @@ async fn an_answer_link_sets_the_appointment_as_the_follow_up_does(pool: PgPool)
     assert_eq!(accepted.status, StatusCode::SEE_OTHER, "{}", accepted.html);
     let page = app.get(None, &path).await;
     assert!(page.html.contains(">Fixer le rendez-vous</button>"), "{}", page.html);
-    assert!(!page.html.contains("Fiche à remettre"), "the slip is for signed-in agents");
+    assert!(
+        page.html.contains(&format!(r#"<a href="{path}/fiche">Fiche à remettre à la personne</a>"#)),
+        "{}",
+        page.html
+    );
+    // The slip, for the structure without an account: nothing but where, when, what to bring.
+    let slip = app.get(None, &format!("{path}/fiche")).await;
+    assert_eq!(slip.status, StatusCode::OK, "{}", slip.html);
+    link_headers(&slip, &token);
+    assert!(slip.html.contains("Le lieu vous appellera pour fixer un rendez-vous."), "{}", slip.html);
+    assert!(slip.html.contains("21 Rue Martin, 16230 Mansle"), "{}", slip.html);
+    assert!(!slip.html.contains("Lambert") && !slip.html.contains("06 12"), "{}", slip.html);
     let csrf = csrf_in(&page.html);
 
     let form = format!("{path}/rendez-vous");

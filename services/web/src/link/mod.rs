@@ -62,6 +62,7 @@ pub fn routes(failures: Arc<guard::Failures>) -> Router<WebState> {
         .route("/reponse/{token}/rendez-vous", post(set_appointment))
         .route("/reponse/{token}/rendez-vous/annulation", post(cancel_appointment))
         .route("/reponse/{token}/rendez-vous/presence", post(attendance))
+        .route("/reponse/{token}/fiche", get(slip))
         .route("/reponse/{token}/nouveau-lien", post(renew))
         .layer(middleware::from_fn_with_state(failures, guard::guard))
 }
@@ -191,7 +192,9 @@ async fn stage_page(
         let chrome = Chrome::public(if invalid { "Erreur : proposition" } else { "Proposition" }, "");
         return Ok(render(status(invalid), &OfferPage { chrome, structure, offer }, false));
     }
+    let slip = format!("{base}/fiche");
     if let Some(mut follow) = followed.then(|| FollowContent::new(&r, base, csrf, q)).flatten() {
+        follow.slip = Some(slip);
         let invalid = matches!(returned, Some(Returned::Follow(_)));
         if let Some(Returned::Follow(again)) = returned {
             follow = follow.returned(again);
@@ -208,6 +211,24 @@ async fn show(State(state): State<WebState>, token: Token, Query(q): Query<HashM
         Ok(link) => stage_page(&token, &link, &q, None).await.unwrap_or_else(IntoResponse::into_response),
         Err(page) => page,
     }
+}
+
+/// The person's slip, while the structure follows the referral.
+async fn slip(State(state): State<WebState>, token: Token) -> Response {
+    let link = match open(&state, &token).await {
+        Ok(link) => link,
+        Err(page) => return page,
+    };
+    let page = async {
+        let r = link.api.referral(link.session.referral_id).await?;
+        let mine = r.structure.as_ref().is_some_and(|s| s.id == link.session.structure_id);
+        if !mine {
+            return Ok(gone(&token, false));
+        }
+        let chrome = Chrome::public("Fiche à remettre à la personne", "");
+        crate::referrer::slip::slip_page(&link.api, &r, token.page(), chrome, false).await
+    };
+    page.await.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// After a step: back to the link's page (`?notice` says what was done).

@@ -12,7 +12,7 @@ use crate::WebState;
 mod list;
 mod new;
 mod referral;
-mod slip;
+pub(crate) mod slip;
 
 pub fn routes() -> Router<WebState> {
     Router::new()

@@ -5,8 +5,9 @@
 //!
 //! It holds nothing else: no note, no comment, nothing of the person but what they need
 //! (not their name, phone or e-mail: the slip may be left on a desk). It is the referrer
-//! organisation's and the accepting structure's: the API leaves the appointment out for
-//! any other caller, and then the slip is not found.
+//! organisation's and the accepting structure's (its mediators, or its answer link at
+//! `/reponse/{token}/fiche`): the API leaves the appointment out for any other caller,
+//! and then the slip is not found.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
@@ -16,6 +17,7 @@ use contracts::referrals::ReferralView;
 use contracts::{Need, ReferralId, ReferralStatus};
 
 use super::referral::hours_fr;
+use crate::client::Client;
 use crate::error::PageError;
 use crate::extract::{PathId, SignedIn, SlipHolders};
 use crate::mediator::appointment::{duration_words, when_words};
@@ -259,13 +261,32 @@ fn slip_view(r: &ReferralView, place: Option<contracts::directory::StructureView
 
 pub async fn show(holder: SignedIn<SlipHolders>, PathId(id): PathId<ReferralId>) -> Result<Response, PageError> {
     let r = holder.api.referral(id).await?;
+    let back = if holder.active.as_ref().is_some_and(|m| m.role == contracts::Role::Mediator) {
+        format!("/suivis/{id}")
+    } else {
+        format!("/orientations/{id}")
+    };
+    let chrome = holder.chrome(TITLE, "orientations");
+    slip_page(&holder.api, &r, back, chrome, true).await
+}
+
+const TITLE: &str = "Fiche à remettre à la personne";
+
+/// The slip of `r` as `api` sees it; `back`: the page it came from.
+pub async fn slip_page(
+    api: &Client,
+    r: &ReferralView,
+    back: String,
+    chrome: Chrome,
+    signed_in: bool,
+) -> Result<Response, PageError> {
     // The API shows the appointment (set or not) only to those who follow the referral.
     if r.appointment.is_none() {
         return Err(PageError::not_found());
     }
     let followed = matches!(r.status, ReferralStatus::Accepted | ReferralStatus::InProgress);
     let Some(structure) = r.structure.as_ref().filter(|_| followed) else { return Err(no_place()) };
-    let place = match holder.api.structure(&structure.id).await {
+    let place = match api.structure(&structure.id).await {
         Ok(p) => Some(p),
         Err(err) => {
             if err.status() != Some(StatusCode::NOT_FOUND) {
@@ -274,14 +295,9 @@ pub async fn show(holder: SignedIn<SlipHolders>, PathId(id): PathId<ReferralId>)
             None
         }
     };
-    let back = if holder.active.as_ref().is_some_and(|m| m.role == contracts::Role::Mediator) {
-        format!("/suivis/{id}")
-    } else {
-        format!("/orientations/{id}")
-    };
-    let mut view = slip_view(&r, place, back);
-    view.chrome = holder.chrome("Fiche à remettre à la personne", "orientations");
-    let mut response = render(StatusCode::OK, &view, true);
+    let mut view = slip_view(r, place, back);
+    view.chrome = chrome;
+    let mut response = render(StatusCode::OK, &view, signed_in);
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
