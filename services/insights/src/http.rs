@@ -34,6 +34,9 @@ pub fn routes() -> OpenApiRouter<InsightsState> {
         .routes(routes!(flows))
         .routes(routes!(export_csv))
         .routes(routes!(structure_report))
+        .routes(routes!(open_data_csv))
+        .routes(routes!(open_data_json))
+        .routes(routes!(open_data_schema))
 }
 
 pub fn router(state: InsightsState) -> Router {
@@ -574,4 +577,144 @@ fn paris_midnight(day: NaiveDate) -> DateTime<Utc> {
         .earliest()
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or_else(|| midnight.and_utc())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct OpenDataQuery {
+    /// A département's code (`16`, `2A`, `971`) or `France`: only its rows. Default (absent
+    /// or empty): every row.
+    #[param(schema_with = contracts::api::schema::query_text)]
+    departement: Option<String>,
+}
+
+/// The département asked for: a known code, `France`, or none.
+fn departement(q: &OpenDataQuery) -> Result<Option<String>, ApiError> {
+    match q.departement.as_deref().filter(|d| !d.is_empty()) {
+        None => Ok(None),
+        Some(d) if d == crate::open_data::NATIONAL || geo::is_departement_code(d) => Ok(Some(d.to_string())),
+        Some(_) => Err(ApiError::invalid_field("departement", "expected a département's code (16, 2A, 971) or France")),
+    }
+}
+
+/// Clients and proxies may keep a file an hour, then ask again with its `ETag`.
+const OPEN_DATA_CACHE: &str = "public, max-age=3600";
+
+/// A public, cacheable answer: 304 when the client's `If-None-Match` names this body.
+fn cacheable(headers: &axum::http::HeaderMap, content_type: &'static str, body: Vec<u8>) -> Response {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(&body);
+    let etag = format!("\"{}\"", digest.iter().take(16).map(|b| format!("{b:02x}")).collect::<String>());
+    let matches = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').map(str::trim).any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag));
+    let common = [(header::CACHE_CONTROL, OPEN_DATA_CACHE.to_string()), (header::ETAG, etag)];
+    if matches {
+        return (axum::http::StatusCode::NOT_MODIFIED, common).into_response();
+    }
+    (common, [(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+async fn open_rows(
+    state: &InsightsState,
+    q: &OpenDataQuery,
+) -> Result<(DateTime<Utc>, Vec<contracts::insights::OpenDataRow>), ApiError> {
+    let departement = departement(q)?;
+    let generated_at = crate::open_data::ensure_fresh(&state.pool).await?;
+    let rows = crate::open_data::rows(&state.pool, departement.as_deref()).await?;
+    Ok((generated_at, rows))
+}
+
+/// The schema's URL, absolute when the public URL is known.
+fn schema_url(state: &InsightsState) -> String {
+    let path = "/api/v1/open-data/schema.json";
+    match state.config.public_url.as_deref() {
+        Some(base) => format!("{}{path}", base.trim_end_matches('/')),
+        None => path.to_string(),
+    }
+}
+
+/// The open statistics as CSV: one row per département and month and a national row
+/// (`France`) per month, with statistical secrecy (a hidden cell is empty and `secret`
+/// names it), under the Licence Ouverte 2.0. No sign-in.
+#[utoipa::path(
+    get,
+    path = "/api/v1/open-data/referrals.csv",
+    operation_id = "getOpenDataCsv",
+    tag = "open-data",
+    params(OpenDataQuery),
+    responses(
+        (status = 200, description = "CSV with a header line: departement, mois, orientations, proposees, acceptees, \
+            reorientees, en_attente, accompagnements_realises, delai_acceptation_mediane_jours, taux_reorientation, \
+            provisoire, secret (the hidden columns, `|`-separated); described by /api/v1/open-data/schema.json",
+            body = String, content_type = "text/csv",
+            headers(("ETag" = String, description = "The file's version"), ("Cache-Control" = String, description = "`public, max-age=3600`"))),
+        (status = 304, description = "Not modified (`If-None-Match`)"),
+        InvalidQuery,
+    )
+)]
+async fn open_data_csv(
+    State(state): State<InsightsState>,
+    headers: axum::http::HeaderMap,
+    Query(q): Query<OpenDataQuery>,
+) -> Result<Response, ApiError> {
+    let (_, rows) = open_rows(&state, &q).await?;
+    let body = crate::open_data::csv(&rows).map_err(ApiError::internal)?;
+    Ok(cacheable(&headers, "text/csv; charset=utf-8", body))
+}
+
+/// The open statistics as JSON: the CSV's rows (`null` for a hidden cell), the licence,
+/// when they were computed and the schema's URL. No sign-in.
+#[utoipa::path(
+    get,
+    path = "/api/v1/open-data/referrals.json",
+    operation_id = "getOpenDataJson",
+    tag = "open-data",
+    params(OpenDataQuery),
+    responses(
+        (status = 200, description = "The open statistics", body = contracts::insights::OpenDataFile,
+            headers(("ETag" = String, description = "The file's version"), ("Cache-Control" = String, description = "`public, max-age=3600`"))),
+        (status = 304, description = "Not modified (`If-None-Match`)"),
+        InvalidQuery,
+    )
+)]
+async fn open_data_json(
+    State(state): State<InsightsState>,
+    headers: axum::http::HeaderMap,
+    Query(q): Query<OpenDataQuery>,
+) -> Result<Response, ApiError> {
+    let (generated_at, rows) = open_rows(&state, &q).await?;
+    let file = contracts::insights::OpenDataFile {
+        licence: "Licence Ouverte 2.0".to_string(),
+        generated_at,
+        schema: schema_url(&state),
+        rows,
+    };
+    let body = serde_json::to_vec(&file).map_err(ApiError::internal)?;
+    Ok(cacheable(&headers, "application/json", body))
+}
+
+/// The Frictionless Table Schema of the open statistics' CSV, in French, with its
+/// licence (Licence Ouverte 2.0), as schema.data.gouv.fr publishes them. No sign-in.
+#[utoipa::path(
+    get,
+    path = "/api/v1/open-data/schema.json",
+    operation_id = "getOpenDataSchema",
+    tag = "open-data",
+    responses(
+        (status = 200, description = "The Table Schema", body = Object,
+            headers(("ETag" = String, description = "The schema's version"), ("Cache-Control" = String, description = "`public, max-age=3600`"))),
+        (status = 304, description = "Not modified (`If-None-Match`)"),
+    )
+)]
+async fn open_data_schema(
+    State(state): State<InsightsState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let url = schema_url(&state).replace("schema.json", "referrals.csv");
+    let body = serde_json::to_vec_pretty(&crate::open_data::schema(&url)).map_err(ApiError::internal)?;
+    Ok(cacheable(&headers, "application/json", body))
 }

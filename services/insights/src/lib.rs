@@ -11,8 +11,10 @@ use platform::auth::Authenticator;
 use sqlx::PgPool;
 
 mod http;
+pub mod open_data;
 pub mod projection;
 mod queries;
+pub mod secrecy;
 mod store;
 
 pub const SCHEMA: &str = "insights";

@@ -66,7 +66,7 @@ impl Handler for Projector {
             Inbound::ReferralDeclined(e) => declined(tx, env, &e).await?,
             Inbound::ReferralOfferExpired(e) => offer_expired(tx, env, &e).await?,
             Inbound::ReferralRerouted(e) => rerouted(tx, env, &e).await?,
-            Inbound::ReferralWaitlisted(e) => store::waitlisted(tx, &e, seq).await?,
+            Inbound::ReferralWaitlisted(e) => waitlisted(tx, env, &e).await?,
             Inbound::ReferralAccepted(e) => accepted(tx, env, &e).await?,
             Inbound::ReferralContacted(e) => contacted(tx, env, &e).await?,
             Inbound::ReferralClosed(e) => closed(tx, env, &e).await?,
@@ -145,6 +145,20 @@ async fn rerouted(tx: &mut PgConnection, env: &Envelope, e: &ReferralRerouted) -
         structure_id: e.structure_id.as_ref(),
         reason: None,
         at: e.rerouted_at,
+    };
+    store::record(tx, m).await
+}
+
+/// Each waitlisting is kept, so that a month's figures can say who was waiting at its end.
+async fn waitlisted(tx: &mut PgConnection, env: &Envelope, e: &ReferralWaitlisted) -> sqlx::Result<()> {
+    store::waitlisted(tx, e, env.sequence).await?;
+    let m = Milestone {
+        event_id: env.id,
+        referral_id: e.referral_id,
+        kind: "waitlisted",
+        structure_id: None,
+        reason: Some(e.reason.slug()),
+        at: e.waitlisted_at,
     };
     store::record(tx, m).await
 }

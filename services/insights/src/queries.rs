@@ -29,10 +29,11 @@ pub enum EventKind {
     Contacted,
     Closed,
     Cancelled,
+    Waitlisted,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 9] = [
         EventKind::Offered,
         EventKind::Declined,
         EventKind::Expired,
@@ -41,6 +42,7 @@ impl EventKind {
         EventKind::Contacted,
         EventKind::Closed,
         EventKind::Cancelled,
+        EventKind::Waitlisted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +55,7 @@ impl EventKind {
             EventKind::Contacted => "contacted",
             EventKind::Closed => "closed",
             EventKind::Cancelled => "cancelled",
+            EventKind::Waitlisted => "waitlisted",
         }
     }
 }
@@ -673,7 +676,7 @@ pub async fn monthly_report(
             }
             // First contacts are counted per referral below; reroutes and cancellations
             // are not the structure's doing.
-            EventKind::Contacted | EventKind::Rerouted | EventKind::Cancelled => {}
+            EventKind::Contacted | EventKind::Rerouted | EventKind::Cancelled | EventKind::Waitlisted => {}
         }
     }
     report.declined_by_reason = counts("insights.events", "reason", declines, |d: &DeclineReason| d.slug())?;

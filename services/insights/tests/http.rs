@@ -511,3 +511,305 @@ async fn the_monthly_report_and_the_export_count_the_month_s_appointments_and_no
     // Cancelled: no delay, nothing recorded.
     assert!(tails.contains(&"0|0|".to_string()), "{tails:?}");
 }
+
+/// The life of one referral for the open statistics, delivered in order.
+struct Life {
+    territory: &'static str,
+    submitted_at: chrono::DateTime<chrono::Utc>,
+    /// The places it was offered to, in order, each declined but the last.
+    offers: Vec<&'static str>,
+    /// Accepted by the last place, this long after submission.
+    accepted_after: Option<chrono::Duration>,
+    completed: bool,
+    /// Waitlisted this long after submission, then offered again this long after that
+    /// (or still waiting).
+    waitlisted: Option<(chrono::Duration, Option<chrono::Duration>)>,
+}
+
+async fn live(pool: &PgPool, life: &Life) -> contracts::ReferralId {
+    use contracts::events::{ReferralAccepted, ReferralClosed, ReferralDeclined, ReferralOffered, ReferralWaitlisted};
+    use contracts::{DeclineReason, Outcome, ReferralId, WaitlistReason};
+    use serde_json::json;
+    let referral = ReferralId::new();
+    let aggregate = referral.to_string();
+    let mut seq = 1;
+    deliver(pool, &aggregate, seq, &submitted(referral, life.territory, life.submitted_at)).await;
+    let mut at = life.submitted_at;
+    let offer = |structure: &str, at: chrono::DateTime<chrono::Utc>| -> ReferralOffered {
+        serde_json::from_value(json!({
+            "referral_id": referral, "structure_id": structure, "attempt": 1, "offered_at": at,
+            "expires_at": at + chrono::Duration::hours(72), "score": 1.0, "distance_km": 1.0,
+            "explanation": [], "reservation_id": uuid::Uuid::now_v7()
+        }))
+        .unwrap()
+    };
+    if let Some((after, then)) = life.waitlisted {
+        at += after;
+        seq += 1;
+        let w = ReferralWaitlisted {
+            referral_id: referral,
+            reason: WaitlistReason::NoCapacity,
+            escalated: false,
+            waitlisted_at: at,
+        };
+        deliver(pool, &aggregate, seq, &w).await;
+        match then {
+            Some(then) => at += then,
+            None => return referral,
+        }
+    }
+    for (i, place) in life.offers.iter().enumerate() {
+        at += chrono::Duration::minutes(10);
+        let offered = offer(place, at);
+        seq += 1;
+        deliver(pool, &aggregate, seq, &offered).await;
+        seq += 1;
+        if i + 1 < life.offers.len() {
+            let declined = ReferralDeclined {
+                referral_id: referral,
+                structure_id: offered.structure_id,
+                reason: DeclineReason::NoCapacity,
+                attempt: 1,
+                reservation_id: offered.reservation_id,
+                declined_at: at,
+                via: None,
+            };
+            deliver(pool, &aggregate, seq, &declined).await;
+        } else if let Some(after) = life.accepted_after {
+            let accepted = ReferralAccepted {
+                referral_id: referral,
+                structure_id: offered.structure_id.clone(),
+                reservation_id: offered.reservation_id,
+                accepted_at: life.submitted_at + after,
+                via: None,
+            };
+            deliver(pool, &aggregate, seq, &accepted).await;
+            if life.completed {
+                seq += 1;
+                let closed = ReferralClosed {
+                    referral_id: referral,
+                    structure_id: offered.structure_id,
+                    outcome: Outcome::Completed,
+                    closed_at: life.submitted_at + after + chrono::Duration::days(3),
+                };
+                deliver(pool, &aggregate, seq, &closed).await;
+            }
+        }
+    }
+    referral
+}
+
+/// The first instant of the Paris month `months` before the current one.
+fn month_start(months: u32) -> chrono::DateTime<chrono::Utc> {
+    let now = insights::open_data::paris_month(chrono::Utc::now());
+    insights::open_data::paris_month_start(now - chrono::Months::new(months))
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_open_statistics_equal_the_funnel_where_nothing_is_hidden_and_hide_small_counts(pool: PgPool) {
+    use chrono::Duration;
+    let (router, keys) = app(&pool).await;
+    let admin = keys.token(Role::Admin, Scope::All);
+    let ended = month_start(2);
+    let current = month_start(0);
+    let mut ids = Vec::new();
+    // Two months ago: 200 referrals in 16, of all kinds; 3 in 17; 12 in 86 (whose cells
+    // protect 17's by secondary suppression).
+    for i in 0..200i32 {
+        let life = Life {
+            territory: "16",
+            submitted_at: ended + Duration::hours(i64::from(i)),
+            offers: match i % 5 {
+                0 => vec![],
+                1 => vec!["lieu-a", "lieu-b"],
+                2 => vec!["lieu-a", "lieu-a"],
+                _ => vec!["lieu-a"],
+            },
+            accepted_after: (i % 5 != 0).then(|| Duration::hours(i64::from(6 + i % 40))),
+            completed: i % 3 == 0,
+            // Waiting at the month's end, offered in the current month: counted waiting.
+            waitlisted: (i % 5 == 0 && i < 100).then(|| (Duration::hours(1), (i < 50).then(|| Duration::days(40)))),
+        };
+        ids.push(
+            live(
+                &pool,
+                &Life {
+                    offers: if life.waitlisted.is_some_and(|w| w.1.is_some()) {
+                        vec!["lieu-c"]
+                    } else {
+                        life.offers.clone()
+                    },
+                    ..life
+                },
+            )
+            .await,
+        );
+    }
+    for i in 0..3 {
+        let life = Life {
+            territory: "17",
+            submitted_at: ended + Duration::days(i),
+            offers: vec!["lieu-d"],
+            accepted_after: Some(Duration::hours(5)),
+            completed: false,
+            waitlisted: None,
+        };
+        ids.push(live(&pool, &life).await);
+    }
+    for i in 0..12 {
+        let life = Life {
+            territory: "86",
+            submitted_at: ended + Duration::days(i),
+            offers: vec!["lieu-e"],
+            accepted_after: Some(Duration::hours(30)),
+            completed: false,
+            waitlisted: None,
+        };
+        ids.push(live(&pool, &life).await);
+    }
+    // This month: 14 in 16, six of them waiting now.
+    for i in 0..14 {
+        let life = Life {
+            territory: "16",
+            submitted_at: current + Duration::minutes(i),
+            offers: if i < 6 { vec![] } else { vec!["lieu-a"] },
+            accepted_after: (i >= 6).then(|| Duration::minutes(30)),
+            completed: false,
+            waitlisted: (i < 6).then_some((Duration::minutes(1), None)),
+        };
+        ids.push(live(&pool, &life).await);
+    }
+
+    // No sign-in.
+    let (s, file, headers) = call(&router, "GET", "/api/v1/open-data/referrals.json", None, None, &[]).await;
+    assert_eq!(s, 200, "{file}");
+    assert_eq!(headers["cache-control"], "public, max-age=3600");
+    assert_eq!(file["licence"], "Licence Ouverte 2.0");
+    assert_eq!(file["schema"], "/api/v1/open-data/schema.json");
+    let text = file.to_string();
+    for id in &ids {
+        assert!(!text.contains(&id.to_string()), "no referral id");
+    }
+    assert!(!text.contains("lieu-"), "no structure");
+    let rows: Vec<contracts::insights::OpenDataRow> = serde_json::from_value(file["rows"].clone()).unwrap();
+    let month =
+        |start: chrono::DateTime<chrono::Utc>| insights::open_data::paris_month(start).format("%Y-%m").to_string();
+    let row =
+        |d: &str, m: &str| rows.iter().find(|r| r.departement == d && r.mois == m).unwrap_or_else(|| panic!("{d} {m}"));
+    // Every month from the first to the current has a national row; only the current is provisional.
+    let national: Vec<(&str, bool)> =
+        rows.iter().filter(|r| r.departement == "France").map(|r| (r.mois.as_str(), r.provisoire)).collect();
+    assert_eq!(
+        national,
+        vec![(month(ended).as_str(), false), (month(month_start(1)).as_str(), false), (month(current).as_str(), true)]
+    );
+    assert!(rows.iter().all(|r| r.mois.len() == 7), "months, never days");
+
+    // 17's 3 referrals: hidden, and so are 86's cells beside them (secondary suppression),
+    // while 16's 200 and the national row are whole.
+    let (e, small, other, big) =
+        (month(ended), row("17", &month(ended)), row("86", &month(ended)), row("16", &month(ended)));
+    assert_eq!((small.orientations, small.proposees, small.acceptees), (None, None, None));
+    assert_eq!(small.reorientees, Some(0));
+    assert!(
+        small.secret.contains(&"orientations".to_string())
+            && small.secret.contains(&"delai_acceptation_mediane_jours".to_string()),
+        "{:?}",
+        small.secret
+    );
+    assert_eq!((other.orientations, other.acceptees), (None, None), "86's cells protect 17's");
+    assert!(big.secret.is_empty(), "{:?}", big.secret);
+    assert_eq!(row("France", &e).orientations, Some(215));
+    assert!(row("France", &e).secret.is_empty());
+
+    // Where nothing is hidden, the figures are the funnel's for that département and month.
+    let funnel = |territory: Option<&str>, from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>| {
+        let router = router.clone();
+        let admin = admin.clone();
+        let territory = territory.map(|t| format!("&territory={t}")).unwrap_or_default();
+        async move {
+            let path = format!(
+                "/api/v1/insights/funnel?from={}&to={}{territory}",
+                from.to_rfc3339().replace('+', "%2B"),
+                to.to_rfc3339().replace('+', "%2B")
+            );
+            let (s, f, _) = call(&router, "GET", &path, Some(&admin), None, &[]).await;
+            assert_eq!(s, 200, "{f}");
+            serde_json::from_value::<contracts::insights::FunnelView>(f).unwrap().funnel
+        }
+    };
+    let mut compared = 0;
+    for r in rows.iter().filter(|r| r.secret.is_empty()) {
+        let start = insights::open_data::paris_month_start(
+            chrono::NaiveDate::parse_from_str(&format!("{}-01", r.mois), "%Y-%m-%d").unwrap(),
+        );
+        let end = insights::open_data::paris_month_start(
+            chrono::NaiveDate::parse_from_str(&format!("{}-01", r.mois), "%Y-%m-%d").unwrap() + chrono::Months::new(1),
+        );
+        let f = funnel((r.departement != "France").then_some(r.departement.as_str()), start, end).await;
+        let what = format!("{} {}", r.departement, r.mois);
+        assert_eq!(r.orientations, Some(f.submitted), "{what}");
+        assert_eq!(r.proposees, Some(f.offered), "{what}");
+        assert_eq!(r.acceptees, Some(f.accepted), "{what}");
+        assert_eq!(r.accompagnements_realises, Some(f.outcomes.get("completed").copied().unwrap_or(0)), "{what}");
+        assert_eq!(
+            r.delai_acceptation_mediane_jours,
+            insights::open_data::days(f.time_to_accept_seconds.p50.map(|s| s as f64)),
+            "{what}"
+        );
+        if r.provisoire {
+            assert_eq!(r.en_attente, Some(f.waitlisted_now), "{what}: the current month waits now");
+        }
+        compared += 1;
+    }
+    assert!(compared >= 4, "16 and France, two months, at least: {compared}");
+    // Offered to two places (not twice the same): 40 of 16's; waiting at the month's end:
+    // 20, 10 of whom were offered a place since.
+    assert_eq!(big.reorientees, Some(40));
+    assert_eq!(big.taux_reorientation, Some((40.0f64 / big.proposees.unwrap() as f64 * 100.0).round() / 100.0));
+    assert_eq!(big.en_attente, Some(20));
+    let now16 = row("16", &month(current));
+    assert!(now16.provisoire);
+    assert_eq!(now16.en_attente, Some(6));
+    assert!(now16.secret.is_empty(), "{:?}", now16.secret);
+
+    // The CSV says the same, a hidden cell empty; a département's rows alone.
+    let (s, _, headers) = call(&router, "GET", "/api/v1/open-data/referrals.csv?departement=17", None, None, &[]).await;
+    assert_eq!(s, 200);
+    assert!(headers["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let (_, one, _) = call(&router, "GET", "/api/v1/open-data/referrals.json?departement=17", None, None, &[]).await;
+    let one: Vec<contracts::insights::OpenDataRow> = serde_json::from_value(one["rows"].clone()).unwrap();
+    assert_eq!(one, vec![small.clone()]);
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_open_files_are_public_cacheable_and_name_a_bad_departement(pool: PgPool) {
+    let (router, _) = app(&pool).await;
+    for path in ["/api/v1/open-data/referrals.csv", "/api/v1/open-data/referrals.json", "/api/v1/open-data/schema.json"]
+    {
+        let (s, _, headers) = call(&router, "GET", path, None, None, &[]).await;
+        assert_eq!(s, 200, "{path}");
+        assert_eq!(headers["cache-control"], "public, max-age=3600", "{path}");
+        let etag = headers["etag"].to_str().unwrap().to_string();
+        assert!(etag.starts_with('"') && etag.len() > 10, "{etag}");
+        let (s, _, again) = call(&router, "GET", path, None, None, &[("if-none-match", etag.as_str())]).await;
+        assert_eq!(s, 304, "{path}");
+        assert_eq!(again["etag"].to_str().unwrap(), etag);
+        let (s, _, _) = call(&router, "GET", path, None, None, &[("if-none-match", "\"autre\"")]).await;
+        assert_eq!(s, 200, "{path}");
+    }
+    let (s, schema, _) = call(&router, "GET", "/api/v1/open-data/schema.json", None, None, &[]).await;
+    assert_eq!(s, 200);
+    assert_eq!(schema["licenses"][0]["name"], "etalab-2.0");
+    let names: Vec<&str> = schema["fields"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(names, insights::open_data::HEADER);
+    assert!(
+        schema["fields"].as_array().unwrap().iter().all(|f| f["description"].as_str().is_some_and(|d| d.len() > 20))
+    );
+    for bad in ["99", "Charente", "16%0A"] {
+        let (s, problem, _) =
+            call(&router, "GET", &format!("/api/v1/open-data/referrals.csv?departement={bad}"), None, None, &[]).await;
+        assert_eq!(s, 422, "{bad}: {problem}");
+        assert!(problem.to_string().contains("departement"), "{problem}");
+    }
+}

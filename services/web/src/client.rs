@@ -13,7 +13,7 @@ use contracts::api::{
     PreviewRequest, ReferralRequest, RerouteRequest, StructureRequest,
 };
 use contracts::directory::{ImportReport, OrganisationPage, OrganisationView, StructurePage, StructureView};
-use contracts::insights::{FunnelView, Queues, StructureReport, SupplyDemand};
+use contracts::insights::{FunnelView, OpenDataFile, Queues, StructureReport, SupplyDemand};
 use contracts::matching::AssessmentView;
 use contracts::notifications::UnreachedList;
 use contracts::referrals::{AppointmentBody, AttendanceBody, AuditPage, ReferralPage, ReferralView};
@@ -327,6 +327,11 @@ impl Client {
     /// The funnel of the referrals submitted in `[from, to)`.
     pub async fn funnel(&self, from: chrono::NaiveDate, to: chrono::NaiveDate) -> Answer<FunnelView> {
         self.get(&format!("/api/v1/insights/funnel?from={from}&to={to}")).await
+    }
+
+    /// The open statistics, of one département (or `France`) or all.
+    pub async fn open_data(&self, departement: Option<&str>) -> Answer<OpenDataFile> {
+        self.get(&with_query("/api/v1/open-data/referrals.json", &[("departement", departement)])).await
     }
 
     pub async fn supply_demand(&self) -> Answer<SupplyDemand> {

@@ -37,6 +37,7 @@ mod public;
 mod referrer;
 pub mod session;
 mod sign_in;
+mod statistics;
 mod views;
 
 pub use api::Api;
@@ -149,6 +150,7 @@ pub fn router(state: WebState, api: Router) -> Router {
         .merge(sign_in::routes())
         .merge(account::routes())
         .merge(public::routes())
+        .merge(statistics::routes())
         .merge(assets::routes())
         .merge(referrer::routes())
         .merge(mediator::routes())

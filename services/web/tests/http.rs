@@ -1306,3 +1306,54 @@ async fn the_coordinator_sees_appointments_and_the_no_show_rate_by_territory_and
     let ruffec = app.get(Some(&coordinator), &format!("/territoire/structures/ccas-ruffec/rapport?mois={month}")).await;
     assert!(ruffec.html.contains("<th scope=\"row\">Taux d&#39;absence</th><td>—</td>"), "{}", ruffec.html);
 }
+
+#[sqlx::test(migrations = false)]
+async fn the_public_statistics_need_no_sign_in_and_show_secret_where_counts_are_small(pool: PgPool) {
+    use contracts::events::ReferralSubmitted;
+    let app = App::new(pool.clone()).await;
+    // This month: 3 referrals in 17 (hidden), 7 in 16 (hidden beside them, else the
+    // national 10 minus 7 would give the 3 back).
+    for (territory, n) in [("17", 3), ("16", 7)] {
+        for _ in 0..n {
+            let referral = ReferralId::new();
+            let submitted: ReferralSubmitted = serde_json::from_value(json!({
+                "referral_id": referral, "organisation_id": OrganisationId::new(), "submitted_at": chrono::Utc::now(),
+                "commune_code": if territory == "16" { "16015" } else { "17300" }, "territory": territory,
+                "location": {"lat": 45.65, "lon": 0.16}, "needs": ["aide_demarches_administratives"],
+                "modes": ["in_person"], "languages": ["fr"], "accessibility": [], "urgency": "normal",
+                "deadline": null, "max_distance_km": 30.0
+            }))
+            .unwrap();
+            to_insights(&pool, &referral.to_string(), 1, &submitted).await;
+        }
+    }
+    let page = app.get(None, "/statistiques").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert!(page.headers.get(header::CACHE_CONTROL).is_none_or(|v| v != "no-store"), "nothing personal");
+    for needed in [
+        "<caption>Orientations par mois</caption>",
+        "<label class=\"fr-label\" for=\"departement\">Département</label>",
+        ">Afficher</button>",
+        ">Télécharger (CSV)</a>",
+        ">Télécharger (JSON)</a>",
+        "Licence Ouverte 2.0",
+        "<svg viewBox",
+        "(provisoire)</th><td>10</td>",
+    ] {
+        assert!(page.html.contains(needed), "{needed}");
+    }
+    let small = app.get(None, "/statistiques?departement=17").await;
+    assert_eq!(small.status, StatusCode::OK);
+    assert!(small.html.contains("(provisoire)</th><td>secret</td>"), "{}", small.html);
+    assert!(small.html.contains("par secret statistique, aucun effectif de 1 à 4"));
+    assert!(small.html.contains("<option value=\"17\" selected>"));
+    let beside = app.get(None, "/statistiques?departement=16").await;
+    assert!(beside.html.contains("(provisoire)</th><td>secret</td>"), "16's 7 protect 17's 3");
+    let bad = app.get(None, "/statistiques?departement=Charente").await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.html.contains("id=\"departement-error\">Choisissez un département de la liste.</p>"), "{}", bad.html);
+    // Linked from the sign-in page and every page's footer.
+    let sign_in = app.get(None, "/connexion").await;
+    assert!(sign_in.html.contains("<a href=\"/statistiques\">Statistiques publiques</a>"), "{}", sign_in.html);
+    assert!(page.html.contains("fr-footer__bottom-link\" href=\"/statistiques\">Statistiques publiques</a>"));
+}

@@ -270,6 +270,48 @@ pub struct StructureReport {
     pub report: MonthlyReport,
 }
 
+/// The open statistics file (`/api/v1/open-data/referrals.json`): one row per
+/// département and month, and a national row (`France`) per month, under the Licence
+/// Ouverte, with statistical secrecy.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OpenDataFile {
+    /// `Licence Ouverte 2.0`.
+    pub licence: String,
+    /// When the figures were computed from the facts.
+    pub generated_at: DateTime<Utc>,
+    /// The URL of the file's Table Schema.
+    pub schema: String,
+    pub rows: Vec<OpenDataRow>,
+}
+
+/// One département (or `France`) and one month (Europe/Paris). A `null` count, rate or
+/// median is hidden by statistical secrecy when `secret` names its column, else there is
+/// none (no rate when nothing was offered, no median when nothing was accepted).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OpenDataRow {
+    /// The département's code (`16`, `2A`, `971`), or `France` for the national row.
+    pub departement: String,
+    /// `YYYY-MM`: the referrals submitted that month count in it.
+    pub mois: String,
+    pub orientations: Option<i64>,
+    pub proposees: Option<i64>,
+    pub acceptees: Option<i64>,
+    /// Offered to more than one structure.
+    pub reorientees: Option<i64>,
+    /// On the waitlist at the month's end (now, for the current month).
+    pub en_attente: Option<i64>,
+    /// Closed with the outcome `completed`.
+    pub accompagnements_realises: Option<i64>,
+    /// One decimal.
+    pub delai_acceptation_mediane_jours: Option<f64>,
+    /// `reorientees ÷ proposees`, two decimals.
+    pub taux_reorientation: Option<f64>,
+    /// The current month, whose referrals are still coming in.
+    pub provisoire: bool,
+    /// The columns hidden by statistical secrecy.
+    pub secret: Vec<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
