@@ -75,7 +75,7 @@ fn main() {
 
     // The project's own files, named by their content.
     writeln!(code, "/// (name with its content hash, content type, bytes, gzip-compressed bytes).").unwrap();
-    for (constant, file) in [("OWN_CSS", "aiguillage.css"), ("OWN_JS", "orientation.js")] {
+    for (constant, file) in [("OWN_CSS", "aiguillage.css"), ("OWN_JS", "orientation.js"), ("PRINT_JS", "fiche.js")] {
         let path = manifest.join("static").join(file);
         let bytes = read(&path);
         let hash = Sha256::digest(&bytes);

@@ -39,6 +39,11 @@ pub(crate) fn own_js_href() -> String {
     format!("/static/{}", OWN_JS.0)
 }
 
+/// The slip's "Imprimer" button.
+pub(crate) fn print_js_href() -> String {
+    format!("/static/{}", PRINT_JS.0)
+}
+
 pub(crate) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new().route("/static/dsfr/{version}/{*path}", get(dsfr)).route("/static/{name}", get(own))
 }
@@ -54,7 +59,7 @@ async fn dsfr(Path((version, path)): Path<(String, String)>, headers: HeaderMap)
 }
 
 async fn own(Path(name): Path<String>, headers: HeaderMap) -> Response {
-    match [&OWN_CSS, &OWN_JS].into_iter().find(|f| f.0 == name) {
+    match [&OWN_CSS, &OWN_JS, &PRINT_JS].into_iter().find(|f| f.0 == name) {
         Some(&(_, kind, bytes, gz)) => serve(&headers, kind, bytes, gz),
         None => StatusCode::NOT_FOUND.into_response(),
     }
@@ -125,5 +130,6 @@ mod tests {
     fn own_files_are_named_by_their_content() {
         assert!(OWN_CSS.0.starts_with("aiguillage.") && OWN_CSS.0.ends_with(".css") && OWN_CSS.0.len() > 20);
         assert!(OWN_JS.0.starts_with("orientation.") && OWN_JS.0.ends_with(".js"));
+        assert!(PRINT_JS.0.starts_with("fiche.") && PRINT_JS.0.ends_with(".js"));
     }
 }

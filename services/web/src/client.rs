@@ -16,7 +16,7 @@ use contracts::directory::{ImportReport, OrganisationPage, OrganisationView, Str
 use contracts::insights::{FunnelView, OpenDataFile, Queues, StructureReport, SupplyDemand};
 use contracts::matching::AssessmentView;
 use contracts::notifications::UnreachedList;
-use contracts::referrals::{AuditPage, ReferralPage, ReferralView};
+use contracts::referrals::{AppointmentBody, AttendanceBody, AuditPage, ReferralPage, ReferralView};
 use contracts::{ReferralId, ReferralStatus, StructureId, Territory};
 use http::{Method, StatusCode};
 use serde::Serialize;
@@ -262,6 +262,20 @@ impl Client {
 
     pub async fn reroute(&self, id: ReferralId, body: &RerouteRequest) -> Answer<ReferralView> {
         self.send(Method::POST, &format!("/api/v1/referrals/{id}/reroute"), body).await
+    }
+
+    /// Sets the appointment, or moves it (the accepting structure).
+    pub async fn set_appointment(&self, id: ReferralId, body: &AppointmentBody) -> Answer<ReferralView> {
+        self.send(Method::PUT, &format!("/api/v1/referrals/{id}/appointment"), body).await
+    }
+
+    pub async fn cancel_appointment(&self, id: ReferralId) -> Answer<ReferralView> {
+        self.call(Method::DELETE, &format!("/api/v1/referrals/{id}/appointment"), None, &[]).await
+    }
+
+    /// Whether the person came, once the appointment's time has passed.
+    pub async fn record_attendance(&self, id: ReferralId, body: &AttendanceBody) -> Answer<ReferralView> {
+        self.send(Method::POST, &format!("/api/v1/referrals/{id}/appointment/attendance"), body).await
     }
 
     // ------------------------------------------------------------------ answer links

@@ -213,6 +213,12 @@ impl<R: Roles + Send + Sync + 'static> Space for R {
     }
 }
 
+platform::roles! {
+    /// Who may print the person's slip: the referrer organisation and the accepting
+    /// structure's mediators (the API says which referral is whose).
+    pub SlipHolders = [Referrer, Mediator];
+}
+
 /// A mediator, of their structure (an admin has no structure of their own).
 pub struct Mediator;
 

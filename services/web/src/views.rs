@@ -65,6 +65,15 @@ pub fn referral_time(t: &chrono::DateTime<chrono::Utc>, removed: bool) -> String
     if removed && month_start { contracts::explain::month_year_fr(*t) } else { paris(t) }
 }
 
+/// A referral's short reference, as the person's slip and the follow-up show it, so
+/// that the place can tell which referral a slip is about: `AIG-4F2A-91C3`, the last
+/// (random) eight hex digits of its id.
+pub fn short_reference(id: contracts::ReferralId) -> String {
+    let hex: String = id.to_string().chars().filter(char::is_ascii_hexdigit).collect();
+    let tail = hex[hex.len().saturating_sub(8)..].to_ascii_uppercase();
+    format!("AIG-{}-{}", &tail[..4.min(tail.len())], &tail[4.min(tail.len())..])
+}
+
 /// "Angoulême (16015)", or the code when it is not a known commune.
 pub fn commune_name(code: &str) -> String {
     geo::communes().by_code(code).map(|c| format!("{} ({})", c.name, code)).unwrap_or_else(|| code.to_string())

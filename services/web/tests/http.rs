@@ -213,12 +213,24 @@ impl App {
     /// A referral of `org` offered to `place`, as the matcher's proposal makes it: no
     /// broker here, so the referrals service's handler is given the event.
     async fn offered(&self, org: OrganisationId, place: &StructureId) -> ReferralId {
+        self.offered_as(org, place, "phone", None).await
+    }
+
+    /// The same, the person told by `preference`, with the referrer's `note`.
+    async fn offered_as(
+        &self,
+        org: OrganisationId,
+        place: &StructureId,
+        preference: &str,
+        note: Option<&str>,
+    ) -> ReferralId {
         let referrer = self.keys.token(Role::Referrer, Scope::Organisation(org));
         let body = json!({
             "person": {"first_name": "Inès", "last_name": "Lambert", "phone": "06 12 34 56 78",
-                       "contact_preference": "phone", "commune_code": "16015"},
-            "needs": ["aide_demarches_administratives"], "urgency": "urgent",
-            "consent": {"obtained": true, "method": "oral"}
+                       "email": "ines.lambert@exemple.fr",
+                       "contact_preference": preference, "commune_code": "16015"},
+            "needs": ["aide_demarches_administratives", "insertion_professionnelle"], "urgency": "urgent",
+            "consent": {"obtained": true, "method": "oral"}, "note": note
         });
         let (status, r, _) = call(&self.api, "POST", "/api/v1/referrals", Some(&referrer), Some(&body), &[]).await;
         assert_eq!(status, 201, "{r}");
@@ -809,6 +821,382 @@ async fn an_unknown_token_is_one_404_and_a_client_s_tenth_failure_in_a_minute_sl
     assert_eq!(behind("203.0.113.10").await.status, StatusCode::OK);
     let spoofed = app.visit(&format!("/reponse/{token}"), "198.51.100.3", Some("203.0.113.9")).await;
     assert_eq!(spoofed.status, StatusCode::OK);
+}
+
+// ------------------------------------------------------------------ appointments (issue 24)
+
+impl App {
+    /// A referral of `org` that `place` accepted, as its mediator does through the API.
+    async fn accepted(
+        &self,
+        org: OrganisationId,
+        place: &StructureId,
+        preference: &str,
+        note: Option<&str>,
+    ) -> ReferralId {
+        let id = self.offered_as(org, place, preference, note).await;
+        let mediator = self.keys.token(Role::Mediator, Scope::Structure(place.clone()));
+        let path = format!("/api/v1/referrals/{id}/accept");
+        let (status, r, _) = call(&self.api, "POST", &path, Some(&mediator), Some(&json!({})), &[]).await;
+        assert_eq!(status, 200, "{r}");
+        id
+    }
+
+    /// The place, with what the slip says of it: its opening hours and its phone.
+    async fn place_with_hours(&self, id: &str) -> StructureId {
+        let body = json!({
+            "name": "Médiathèque de Mansle", "services": ["aide_demarches_administratives"],
+            "address": {"street": "21 Rue Martin", "postcode": "16230", "commune": "Mansle"},
+            "opening_hours": "Mo-Fr 09:00-12:00,14:00-17:30; Sa 09:00-12:00; PH off",
+            "contact": {"phone": "05 45 20 30 40", "email": "mediatheque@mansle.example"},
+            "weekly_capacity": 5, "accepting": true, "siret": "26160011800010",
+        });
+        self.api("PUT", &format!("/api/v1/structures/{id}"), body).await;
+        id.parse().unwrap()
+    }
+}
+
+/// A day a few days ahead, as a date field sends it, and that day at `time` in Paris.
+fn days_ahead(days: i64, time: &str) -> (String, chrono::DateTime<chrono::Utc>) {
+    use chrono::TimeZone;
+    let day = (chrono::Utc::now() + chrono::Duration::days(days)).with_timezone(&chrono_tz::Europe::Paris).date_naive();
+    let at = chrono_tz::Europe::Paris
+        .from_local_datetime(&day.and_time(chrono::NaiveTime::parse_from_str(time, "%H:%M").unwrap()))
+        .earliest()
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    (day.format("%Y-%m-%d").to_string(), at)
+}
+
+/// The appointment of a referral, as the API gives it.
+async fn appointment_of(app: &App, id: ReferralId) -> Value {
+    app.referral(id).await["appointment"].clone()
+}
+
+/// An error of the appointment form, beside its field.
+fn beside(html: &str, field: &str, message: &str) -> bool {
+    html.contains(&format!(r#"<p class="fr-error-text" id="{field}-error">{}</p>"#, message.replace('\'', "&#39;")))
+        && (html.contains(&format!(r#"aria-describedby="{field}-error""#))
+            || html.contains(&format!(r#"aria-describedby="{field}-hint {field}-error""#)))
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_mediator_sets_moves_and_cancels_the_appointment_with_errors_beside_their_fields(pool: PgPool) {
+    let app = App::new(pool).await;
+    let org = app.organisation().await;
+    let place = app.structure("mediatheque-mansle").await;
+    let id = app.accepted(org, &place, "phone", None).await;
+    let mediator = app.sign_in(accounts::domain::Grant::Mediator(place.clone())).await;
+    let page_path = format!("/suivis/{id}");
+    let form_path = format!("/suivis/{id}/rendez-vous");
+
+    let page = app.get(Some(&mediator), &page_path).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    for words in [
+        r#"<h2 id="rendez-vous-titre">Rendez-vous</h2>"#,
+        "Aucun rendez-vous n'est fixé",
+        r#"<label class="fr-label" for="rdv-date">Date du rendez-vous</label>"#,
+        r#"<label class="fr-label" for="rdv-time">Heure</label>"#,
+        r#"<label class="fr-label" for="rdv-duration">Durée</label>"#,
+        r#"<option value="60" selected>1 h</option>"#,
+        r#"<option value="90">1 h 30</option>"#,
+        "Lieu du rendez-vous (facultatif)",
+        ">Fixer le rendez-vous</button>",
+        &format!(r#"<a href="/orientations/{id}/fiche">Fiche à remettre à la personne</a>"#),
+    ] {
+        assert!(page.html.contains(words), "{words}: {}", page.html);
+    }
+    assert!(!page.html.contains("Annuler le rendez-vous"), "nothing to cancel");
+
+    // A moment already past, and a form with nothing: 422, each message beside its
+    // field, what was typed kept; nothing reaches the API.
+    let (yesterday, _) = days_ahead(-1, "09:30");
+    let fields = [("date", yesterday.as_str()), ("time", "09:30"), ("duration", "45"), ("place", "Salle 2")];
+    let page = app.post_form(&mediator, &form_path, &fields).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", page.html);
+    assert!(page.html.contains("<title>Erreur : suivi"), "{}", page.html);
+    assert!(beside(&page.html, "rdv-date", "Ce moment est passé : choisissez une date et une heure à venir."));
+    assert!(page.html.contains(&format!(r#"value="{yesterday}""#)), "{}", page.html);
+    assert!(page.html.contains(r#"<option value="45" selected>45 min</option>"#), "{}", page.html);
+    assert!(page.html.contains(r#"value="Salle 2""#), "{}", page.html);
+    let page = app.post_form(&mediator, &form_path, &[("duration", "60")]).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", page.html);
+    assert!(beside(&page.html, "rdv-date", "Indiquez la date du rendez-vous."), "{}", page.html);
+    assert!(beside(&page.html, "rdv-time", "Indiquez l'heure du rendez-vous."), "{}", page.html);
+    let (day, at) = days_ahead(3, "09:30");
+    let long = "s".repeat(201);
+    let fields = [("date", day.as_str()), ("time", "09:30"), ("duration", "600"), ("place", long.as_str())];
+    let page = app.post_form(&mediator, &form_path, &fields).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", page.html);
+    assert!(beside(&page.html, "rdv-duration", "Choisissez une durée de la liste."), "{}", page.html);
+    assert!(beside(&page.html, "rdv-place", "Indiquez un lieu de 200 caractères au plus."), "{}", page.html);
+    assert_eq!(appointment_of(&app, id).await, Value::Null, "nothing was set");
+
+    // Set: Paris wall time reaches the API as that instant.
+    let fields = [("date", day.as_str()), ("time", "09:30"), ("duration", "90"), ("place", "Salle 2")];
+    let set = app.post_form(&mediator, &form_path, &fields).await;
+    assert_eq!((set.status, set.location()), (StatusCode::SEE_OTHER, format!("{page_path}?rendez-vous=1").as_str()));
+    let a = appointment_of(&app, id).await;
+    assert_eq!(a["at"].as_str().unwrap().parse::<chrono::DateTime<chrono::Utc>>().unwrap(), at, "{a}");
+    assert_eq!((&a["duration_minutes"], &a["place"]), (&json!(90), &json!("Salle 2")), "{a}");
+    let page = app.get(Some(&mediator), &format!("{page_path}?rendez-vous=1")).await;
+    let when = contracts::explain::date_time_fr(at.with_timezone(&chrono_tz::Europe::Paris).naive_local());
+    for words in [
+        "Le rendez-vous est fixé.".to_string(),
+        format!("Rendez-vous fixé le <strong>{when}</strong>, pour 1 h 30, Salle 2."),
+        ">Annuler le rendez-vous</button>".into(),
+        "Déplacer le rendez-vous".into(),
+        format!(r#"value="{day}""#),
+        r#"value="09:30""#.into(),
+        r#"<option value="90" selected>1 h 30</option>"#.into(),
+    ] {
+        assert!(page.html.contains(&words), "{words}: {}", page.html);
+    }
+    assert!(!page.html.contains("La personne est venue"), "not before its time");
+
+    // Moved: the same button, another time.
+    let (later, moved_at) = days_ahead(4, "14:00");
+    let fields = [("date", later.as_str()), ("time", "14:00"), ("duration", "60"), ("place", "")];
+    let moved = app.post_form(&mediator, &form_path, &fields).await;
+    assert_eq!(moved.status, StatusCode::SEE_OTHER, "{}", moved.html);
+    let a = appointment_of(&app, id).await;
+    assert_eq!(a["at"].as_str().unwrap().parse::<chrono::DateTime<chrono::Utc>>().unwrap(), moved_at, "{a}");
+    assert_eq!(a["place"], Value::Null, "{a}");
+
+    // Cancelled; cancelling again (409 from the API) shows the page as it is.
+    let cancel = format!("/suivis/{id}/rendez-vous/annulation");
+    let cancelled = app.post_form(&mediator, &cancel, &[]).await;
+    assert_eq!(
+        (cancelled.status, cancelled.location()),
+        (StatusCode::SEE_OTHER, format!("{page_path}?rendez-vous-annule=1").as_str())
+    );
+    assert_eq!(appointment_of(&app, id).await, Value::Null);
+    let again = app.post_form(&mediator, &cancel, &[]).await;
+    assert_eq!((again.status, again.location()), (StatusCode::SEE_OTHER, page_path.as_str()), "{}", again.html);
+    let page = app.get(Some(&mediator), &page_path).await;
+    assert!(page.html.contains("Aucun rendez-vous n'est fixé"), "{}", page.html);
+    // Without the session's token: refused, as every form.
+    let forged = app.post_raw(Some(&mediator.cookie), &form_path, &fields, Some(SITE)).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+}
+
+#[sqlx::test(migrations = false)]
+async fn an_answer_link_sets_the_appointment_as_the_follow_up_does(pool: PgPool) {
+    let app = App::new(pool).await;
+    let Offer { id, token, path, .. } = app.offered_link().await;
+    let csrf = csrf_in(&app.get(None, &path).await.html);
+    let accepted = app.post_raw(None, &format!("{path}/acceptation"), &[("csrf", &csrf)], Some(SITE)).await;
+    assert_eq!(accepted.status, StatusCode::SEE_OTHER, "{}", accepted.html);
+    let page = app.get(None, &path).await;
+    assert!(page.html.contains(">Fixer le rendez-vous</button>"), "{}", page.html);
+    assert!(
+        page.html.contains(&format!(r#"<a href="{path}/fiche">Fiche à remettre à la personne</a>"#)),
+        "{}",
+        page.html
+    );
+    // The slip, for the structure without an account: nothing but where, when, what to bring.
+    let slip = app.get(None, &format!("{path}/fiche")).await;
+    assert_eq!(slip.status, StatusCode::OK, "{}", slip.html);
+    link_headers(&slip, &token);
+    assert!(slip.html.contains("Le lieu vous appellera pour fixer un rendez-vous."), "{}", slip.html);
+    assert!(slip.html.contains("21 Rue Martin, 16230 Mansle"), "{}", slip.html);
+    assert!(!slip.html.contains("Lambert") && !slip.html.contains("06 12"), "{}", slip.html);
+    let csrf = csrf_in(&page.html);
+
+    let form = format!("{path}/rendez-vous");
+    let fields = [("csrf", csrf.as_str()), ("date", "2020-01-06"), ("time", "10:00"), ("duration", "60")];
+    let page = app.post_raw(None, &form, &fields, Some(SITE)).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", page.html);
+    link_headers(&page, &token);
+    assert!(beside(&page.html, "rdv-date", "Ce moment est passé : choisissez une date et une heure à venir."));
+
+    let (day, at) = days_ahead(2, "10:00");
+    let fields = [("csrf", csrf.as_str()), ("date", day.as_str()), ("time", "10:00"), ("duration", "30")];
+    let set = app.post_raw(None, &form, &fields, Some(SITE)).await;
+    assert_eq!((set.status, set.location()), (StatusCode::SEE_OTHER, format!("{path}?rendez-vous=1").as_str()));
+    link_headers(&set, &token);
+    let a = appointment_of(&app, id).await;
+    assert_eq!(a["at"].as_str().unwrap().parse::<chrono::DateTime<chrono::Utc>>().unwrap(), at, "{a}");
+    let page = app.get(None, &path).await;
+    assert!(page.html.contains(">Annuler le rendez-vous</button>"), "{}", page.html);
+    assert!(page.html.contains("pour 30 min."), "{}", page.html);
+
+    let cancelled = app.post_raw(None, &format!("{path}/rendez-vous/annulation"), &[("csrf", &csrf)], Some(SITE)).await;
+    assert_eq!(cancelled.location(), format!("{path}?rendez-vous-annule=1"), "{}", cancelled.html);
+    assert_eq!(appointment_of(&app, id).await, Value::Null);
+    // Another site's form: refused.
+    let forged = app.post_raw(None, &form, &fields, Some("https://evil.example")).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_slip_says_where_when_and_what_to_bring_and_nothing_else(pool: PgPool) {
+    let app = App::new(pool).await;
+    let org = app.organisation().await;
+    let place = app.place_with_hours("mediatheque-mansle").await;
+    let note = "Travaille de nuit, ne pas appeler le matin";
+    let id = app.accepted(org, &place, "via_referrer", Some(note)).await;
+    let referrer = app.sign_in(accounts::domain::Grant::Referrer(org)).await;
+    let slip_path = format!("/orientations/{id}/fiche");
+
+    // The referrer's page: the appointment not yet set, the slip to hand over.
+    let page = app.get(Some(&referrer), &format!("/orientations/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    for words in [
+        r#"<h2 id="rendez-vous">Rendez-vous</h2>"#.to_string(),
+        "Le lieu n'a pas encore fixé de rendez-vous".into(),
+        "La personne a choisi d'être prévenue par vous".into(),
+        format!(r#"<a class="fr-link" href="{slip_path}">Fiche à remettre à la personne</a>"#),
+    ] {
+        assert!(page.html.contains(&words), "{words}: {}", page.html);
+    }
+
+    let slip = app.get(Some(&referrer), &slip_path).await;
+    assert_eq!(slip.status, StatusCode::OK, "{}", slip.html);
+    assert_eq!(slip.headers[header::CACHE_CONTROL], "no-store");
+    for words in [
+        "<title>Fiche à remettre à la personne — Aiguillage</title>",
+        "Médiathèque de Mansle",
+        "21 Rue Martin, 16230 Mansle",
+        "Du lundi au vendredi : de 9 h à 12 h et de 14 h à 17 h 30",
+        "Fermé les jours fériés",
+        r#"<a href="tel:+33545203040" class="aig-slip__phone">05 45 20 30 40</a>"#,
+        "Le lieu vous appellera pour fixer un rendez-vous.",
+        "Une pièce d&#39;identité",
+        "Votre CV",
+        "Les courriers que vous avez reçus",
+        ">Imprimer</button>",
+    ] {
+        assert!(slip.html.contains(words), "{words}: {}", slip.html);
+    }
+    let reference = web_reference(id);
+    assert!(slip.html.contains(&format!("Référence : <strong>{reference}</strong>")), "{}", slip.html);
+    for private in ["Travaille de nuit", "Inès", "Lambert", "06 12", "+33612", "ines.lambert", "mediatheque@"] {
+        assert!(!slip.html.contains(private), "{private} on the slip: {}", slip.html);
+    }
+
+    // With an appointment: the day and time in words, the room.
+    let mediator = app.sign_in(accounts::domain::Grant::Mediator(place.clone())).await;
+    let (day, at) = days_ahead(5, "09:30");
+    let fields = [("date", day.as_str()), ("time", "09:30"), ("duration", "60"), ("place", "Salle 2")];
+    let set = app.post_form(&mediator, &format!("/suivis/{id}/rendez-vous"), &fields).await;
+    assert_eq!(set.status, StatusCode::SEE_OTHER, "{}", set.html);
+    let when = contracts::explain::date_time_fr(at.with_timezone(&chrono_tz::Europe::Paris).naive_local());
+    let slip = app.get(Some(&referrer), &slip_path).await;
+    let mut day_words = when.chars();
+    let capitalised: String = day_words.next().unwrap().to_uppercase().chain(day_words).collect();
+    for words in [
+        format!(r#"<p class="aig-slip__when">{capitalised}</p>"#),
+        "Le rendez-vous dure environ 1 h.".into(),
+        "Sur place, demandez : <strong>Salle 2</strong>".into(),
+    ] {
+        assert!(slip.html.contains(&words), "{words}: {}", slip.html);
+    }
+    assert!(!slip.html.contains("Travaille de nuit"));
+    // The referrer's page: when, and that the person is theirs to tell.
+    let page = app.get(Some(&referrer), &format!("/orientations/{id}")).await;
+    assert!(page.html.contains(&format!("Rendez-vous fixé le <strong>{when}</strong>, pour 1 h, Salle 2.")));
+    // The accepting structure's mediator prints it too, and sees its reference.
+    let theirs = app.get(Some(&mediator), &slip_path).await;
+    assert_eq!(theirs.status, StatusCode::OK, "{}", theirs.html);
+    let follow = app.get(Some(&mediator), &format!("/suivis/{id}")).await;
+    assert!(follow.html.contains(&reference), "{}", follow.html);
+
+    // Nobody else: another organisation's referrer, another place's mediator, a
+    // coordinator of the territory.
+    let other_org = app.organisation().await;
+    let other_place = app.structure("mjc-ruffec").await;
+    for grant in
+        [accounts::domain::Grant::Referrer(other_org), accounts::domain::Grant::Mediator(other_place), coordinator()]
+    {
+        let stranger = app.sign_in(grant).await;
+        let page = app.get(Some(&stranger), &slip_path).await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{}", page.html);
+        assert!(!page.html.contains("Médiathèque de Mansle"), "{}", page.html);
+    }
+    // Before a place accepts: no slip to print.
+    let waiting = app.offered(org, &place).await;
+    let page = app.get(Some(&referrer), &format!("/orientations/{waiting}/fiche")).await;
+    assert_eq!(page.status, StatusCode::CONFLICT, "{}", page.html);
+    assert!(page.html.contains("Pas de fiche pour cette orientation"), "{}", page.html);
+}
+
+/// The slip's reference of a referral: the last eight hex digits of its id.
+fn web_reference(id: ReferralId) -> String {
+    let hex: String = id.to_string().replace('-', "").to_uppercase();
+    format!("AIG-{}-{}", &hex[24..28], &hex[28..])
+}
+
+#[sqlx::test(migrations = false)]
+async fn once_its_time_has_passed_the_mediator_says_the_person_did_not_come_and_closing_offers_no_show(pool: PgPool) {
+    let app = App::new(pool).await;
+    let org = app.organisation().await;
+    let place = app.structure("mediatheque-mansle").await;
+    let id = app.accepted(org, &place, "phone", None).await;
+    let mediator = app.sign_in(accounts::domain::Grant::Mediator(place.clone())).await;
+    let page_path = format!("/suivis/{id}");
+    let (day, _) = days_ahead(2, "11:00");
+    let fields = [("date", day.as_str()), ("time", "11:00"), ("duration", "45")];
+    let set = app.post_form(&mediator, &format!("{page_path}/rendez-vous"), &fields).await;
+    assert_eq!(set.status, StatusCode::SEE_OTHER, "{}", set.html);
+    // How the person is told: the SMS the API queued (no provider here).
+    let page = app.get(Some(&mediator), &page_path).await;
+    let told =
+        page.html.split("Comment la personne est prévenue : <strong>").nth(1).map(|t| t.split('<').next().unwrap());
+    assert!(
+        matches!(told, Some("SMS en cours d&#39;envoi" | "SMS non distribué" | "Prévenue par SMS")),
+        "{told:?}: {}",
+        page.html
+    );
+
+    // Before its time: no question, and an attendance posted anyway is refused (409),
+    // back to the page.
+    assert!(!page.html.contains("La personne est venue"), "{}", page.html);
+    let attendance = format!("{page_path}/rendez-vous/presence");
+    let early = app.post_form(&mediator, &attendance, &[("attended", "non")]).await;
+    assert_eq!((early.status, early.location()), (StatusCode::SEE_OTHER, page_path.as_str()), "{}", early.html);
+    assert_eq!(appointment_of(&app, id).await["attended"], Value::Null);
+
+    // Its time has passed.
+    sqlx::query("UPDATE referrals.appointments SET at = now() - interval '2 hours' WHERE referral_id = $1")
+        .bind(Uuid::parse_str(&id.to_string()).unwrap())
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let page = app.get(Some(&mediator), &page_path).await;
+    for words in [">La personne est venue</button>", ">La personne n'est pas venue</button>", "Rendez-vous du <strong>"]
+    {
+        assert!(page.html.contains(words), "{words}: {}", page.html);
+    }
+    assert!(!page.html.contains("Annuler le rendez-vous"), "{}", page.html);
+    assert!(page.html.contains(r#"<option value="60" selected>1 h</option>"#), "a new appointment starts blank");
+
+    let missed = app.post_form(&mediator, &attendance, &[("attended", "non")]).await;
+    assert_eq!(
+        (missed.status, missed.location()),
+        (StatusCode::SEE_OTHER, format!("{page_path}?presence=1").as_str()),
+        "{}",
+        missed.html
+    );
+    assert_eq!(appointment_of(&app, id).await["attended"], json!(false));
+    let page = app.get(Some(&mediator), &page_path).await;
+    for words in [
+        "La personne n'est pas venue. Fixez un nouveau rendez-vous",
+        r#"<option value="no_show" selected>Absent au rendez-vous</option>"#,
+        ">Fixer le rendez-vous</button>",
+        "Fixer un nouveau rendez-vous",
+    ] {
+        assert!(page.html.contains(words), "{words}: {}", page.html);
+    }
+    assert!(!page.html.contains(">La personne est venue</button>"), "said once");
+    // The referrer reads it too.
+    let referrer = app.sign_in(accounts::domain::Grant::Referrer(org)).await;
+    let theirs = app.get(Some(&referrer), &format!("/orientations/{id}")).await;
+    assert!(theirs.html.contains("La personne n'est pas venue au rendez-vous."), "{}", theirs.html);
+    // Closed with the outcome chosen for it.
+    let closed = app.post_form(&mediator, &format!("{page_path}/cloture"), &[("outcome", "no_show")]).await;
+    assert_eq!(closed.status, StatusCode::SEE_OTHER, "{}", closed.html);
+    assert_eq!(app.referral(id).await["outcome"], "no_show");
 }
 
 /// Hands one event to the insights projection, as the bus would.

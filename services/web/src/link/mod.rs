@@ -6,7 +6,8 @@
 //! same transition as a mediator's. The pages are the mediator's (`partials/proposition.html`,
 //! `partials/suivi.html`), with the structure's name.
 //!
-//! - Forms: `POST /reponse/{token}/acceptation|refus|contact|cloture`, from this site
+//! - Forms: `POST /reponse/{token}/acceptation|refus|contact|cloture`, and the
+//!   appointment's `rendez-vous`, `rendez-vous/annulation`, `rendez-vous/presence`, from this site
 //!   (`Origin`, or else `Referer`, as for every form) and with the link's own CSRF token (from the exchange);
 //!   then 303 back to the page. A step the referral no longer allows (409: accepted at
 //!   the same moment by another click, the offer ended) also goes back to the page, which
@@ -30,9 +31,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use chrono::Utc;
 use contracts::ReferralStatus;
 use contracts::answer_links::{LinkSession, LinkToken};
 use contracts::api::AcceptRequest;
+use contracts::referrals::AttendanceBody;
 use serde::de::DeserializeOwned;
 
 use crate::WebState;
@@ -40,7 +43,8 @@ use crate::api::ApiFailure;
 use crate::client::{Client, LinkOpened, Renewal};
 use crate::error::PageError;
 use crate::extract::{NoFields, Posted};
-use crate::mediator::follow_up::{CloseForm, ContactForm, FollowContent};
+use crate::mediator::appointment::{AppointmentForm, AttendanceForm, Typed};
+use crate::mediator::follow_up::{self, CloseForm, ContactForm, FollowContent};
 use crate::mediator::offers::{Again, DeclineForm, OfferContent, comment_refused};
 use crate::views::{Chrome, render};
 
@@ -55,6 +59,10 @@ pub fn routes(failures: Arc<guard::Failures>) -> Router<WebState> {
         .route("/reponse/{token}/refus", post(decline))
         .route("/reponse/{token}/contact", post(contact))
         .route("/reponse/{token}/cloture", post(close))
+        .route("/reponse/{token}/rendez-vous", post(set_appointment))
+        .route("/reponse/{token}/rendez-vous/annulation", post(cancel_appointment))
+        .route("/reponse/{token}/rendez-vous/presence", post(attendance))
+        .route("/reponse/{token}/fiche", get(slip))
         .route("/reponse/{token}/nouveau-lien", post(renew))
         .layer(middleware::from_fn_with_state(failures, guard::guard))
 }
@@ -157,7 +165,7 @@ struct FollowPage {
 /// A form of the page that comes back with its error.
 enum Returned {
     Offer(Again),
-    Follow(Again),
+    Follow(follow_up::Returned),
 }
 
 /// The link's page as the referral is now: the offer while it waits for this structure,
@@ -184,10 +192,12 @@ async fn stage_page(
         let chrome = Chrome::public(if invalid { "Erreur : proposition" } else { "Proposition" }, "");
         return Ok(render(status(invalid), &OfferPage { chrome, structure, offer }, false));
     }
+    let slip = format!("{base}/fiche");
     if let Some(mut follow) = followed.then(|| FollowContent::new(&r, base, csrf, q)).flatten() {
+        follow.slip = Some(slip);
         let invalid = matches!(returned, Some(Returned::Follow(_)));
         if let Some(Returned::Follow(again)) = returned {
-            follow = follow.refused(again);
+            follow = follow.returned(again);
         }
         let chrome = Chrome::public(if invalid { "Erreur : suivi" } else { "Suivi" }, "");
         return Ok(render(status(invalid), &FollowPage { chrome, structure, follow }, false));
@@ -201,6 +211,24 @@ async fn show(State(state): State<WebState>, token: Token, Query(q): Query<HashM
         Ok(link) => stage_page(&token, &link, &q, None).await.unwrap_or_else(IntoResponse::into_response),
         Err(page) => page,
     }
+}
+
+/// The person's slip, while the structure follows the referral.
+async fn slip(State(state): State<WebState>, token: Token) -> Response {
+    let link = match open(&state, &token).await {
+        Ok(link) => link,
+        Err(page) => return page,
+    };
+    let page = async {
+        let r = link.api.referral(link.session.referral_id).await?;
+        let mine = r.structure.as_ref().is_some_and(|s| s.id == link.session.structure_id);
+        if !mine {
+            return Ok(gone(&token, false));
+        }
+        let chrome = Chrome::public("Fiche à remettre à la personne", "");
+        crate::referrer::slip::slip_page(&link.api, &r, token.page(), chrome, false).await
+    };
+    page.await.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// After a step: back to the link's page (`?notice` says what was done).
@@ -253,14 +281,51 @@ async fn close(LinkForm { token, link, form }: LinkForm<CloseForm>) -> Result<Re
     let no_query = HashMap::new();
     let body = match form.request() {
         Ok(body) => body,
-        Err(again) => return stage_page(&token, &link, &no_query, Some(Returned::Follow(again))).await,
+        Err(again) => {
+            let again = follow_up::Returned::Close(again);
+            return stage_page(&token, &link, &no_query, Some(Returned::Follow(again))).await;
+        }
     };
     match link.api.close(link.session.referral_id, &body).await {
         Ok(_) => Ok(Redirect::to("/reponse/cloturee").into_response()),
         Err(failure) if failure.status() == Some(StatusCode::UNPROCESSABLE_ENTITY) => {
-            let again = comment_refused(body.outcome.as_deref(), body.comment);
+            let again = follow_up::Returned::Close(comment_refused(body.outcome.as_deref(), body.comment));
             stage_page(&token, &link, &no_query, Some(Returned::Follow(again))).await
         }
+        Err(failure) => refused(&token, failure),
+    }
+}
+
+/// "Fixer le rendez-vous", as `/suivis/{id}` does it.
+async fn set_appointment(LinkForm { token, link, form }: LinkForm<AppointmentForm>) -> Result<Response, PageError> {
+    let no_query = HashMap::new();
+    let typed = match form.request(Utc::now()) {
+        Ok(body) => match link.api.set_appointment(link.session.referral_id, &body).await {
+            Ok(_) => return Ok(back(&token, Some("rendez-vous"))),
+            Err(failure) if failure.status() == Some(StatusCode::UNPROCESSABLE_ENTITY) => {
+                Typed::of_body(&body).with_api_errors(failure.field_errors())
+            }
+            Err(failure) => return refused(&token, failure),
+        },
+        Err(typed) => typed,
+    };
+    let again = follow_up::Returned::Appointment(typed);
+    stage_page(&token, &link, &no_query, Some(Returned::Follow(again))).await
+}
+
+async fn cancel_appointment(
+    LinkForm { token, link, form: NoFields {} }: LinkForm<NoFields>,
+) -> Result<Response, PageError> {
+    match link.api.cancel_appointment(link.session.referral_id).await {
+        Ok(_) => Ok(back(&token, Some("rendez-vous-annule"))),
+        Err(failure) => refused(&token, failure),
+    }
+}
+
+async fn attendance(LinkForm { token, link, form }: LinkForm<AttendanceForm>) -> Result<Response, PageError> {
+    let Some(attended) = form.attended() else { return Ok(back(&token, None)) };
+    match link.api.record_attendance(link.session.referral_id, &AttendanceBody { attended }).await {
+        Ok(_) => Ok(back(&token, Some("presence"))),
         Err(failure) => refused(&token, failure),
     }
 }

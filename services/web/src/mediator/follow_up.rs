@@ -1,22 +1,25 @@
 //! Following the people the structure accepted: the list, one referral with the
-//! person's contact details and timeline, a contact recorded, the referral closed.
+//! person's contact details and timeline, its appointment ([`super::appointment`]), a
+//! contact recorded, the referral closed.
 
 use std::collections::HashMap;
 
 use axum::extract::Query;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use chrono::Utc;
 use contracts::api::{CloseRequest, ContactRequest};
-use contracts::referrals::ReferralView;
+use contracts::referrals::{AttendanceBody, ReferralView};
 use contracts::{ContactKind, HistoryStep, Outcome, ReferralId, ReferralStatus, Urgency};
 use serde::Deserialize;
 
+use super::appointment::{AppointmentBlock, AppointmentForm, AttendanceForm, Typed, step_words};
 use super::offers::{Again, comment_refused};
 use super::{Choice, Line, LinksView, moved_on, needs_text};
 use crate::error::PageError;
-use crate::extract::{Agent, CsrfForm, Mediator, PathId, SignedIn};
+use crate::extract::{Agent, CsrfForm, Mediator, NoFields, PathId, SignedIn};
 use crate::form::text;
-use crate::views::{Chrome, paris, render};
+use crate::views::{Chrome, paris, render, short_reference};
 
 pub async fn list(mediator: SignedIn<Mediator>) -> Result<Response, PageError> {
     let mut items = Vec::new();
@@ -70,9 +73,13 @@ pub struct FollowContent {
     /// Where the forms post: `/suivis/{id}`, or `/reponse/{token}`.
     pub base: String,
     pub csrf: String,
-    /// What the last step did (`?acceptee`, `?contact`, `?cloturee`).
+    /// What the last step did (`?acceptee`, `?contact`, `?cloturee`, `?rendez-vous`…).
     pub notice: Option<String>,
     pub name: String,
+    /// The short reference the person's slip carries.
+    pub reference: String,
+    /// The person's printable slip, for a signed-in mediator.
+    pub slip: Option<String>,
     pub contact: Vec<Reach>,
     pub preference: String,
     pub commune: String,
@@ -81,8 +88,9 @@ pub struct FollowContent {
     pub deadline: Option<String>,
     pub note: Option<String>,
     pub timeline: Vec<Step>,
-    /// Accepted or in progress: contacts and closing are still possible.
+    /// Accepted or in progress: an appointment, contacts and closing are still possible.
     pub open: bool,
+    pub appointment: AppointmentBlock,
     pub kinds: Vec<Choice>,
     pub outcomes: Vec<Choice>,
     /// The outcome chosen, kept when the form comes back.
@@ -107,14 +115,23 @@ impl FollowContent {
             Some("Le contact est enregistré.")
         } else if q.contains_key("cloturee") {
             Some("L'orientation est clôturée. Merci : la personne qui l'a orientée en est informée.")
+        } else if q.contains_key("rendez-vous") {
+            Some("Le rendez-vous est fixé. La personne en est prévenue comme elle l'a choisi.")
+        } else if q.contains_key("rendez-vous-annule") {
+            Some("Le rendez-vous est annulé. La personne en est prévenue.")
+        } else if q.contains_key("presence") {
+            Some("C'est noté.")
         } else {
             None
         };
+        let appointment = AppointmentBlock::new(r.appointment.as_ref().and_then(Option::as_ref), Utc::now());
         Some(FollowContent {
             base,
             csrf,
             notice: notice.map(str::to_string),
             name,
+            reference: short_reference(r.id),
+            slip: None,
             contact: person
                 .map(|p| {
                     let phone = p.phone.as_ref().map(|t| Reach {
@@ -143,9 +160,16 @@ impl FollowContent {
                 .flatten()
                 .map(|s| Step {
                     at: paris(&s.at),
-                    what: match s.reason.as_deref().and_then(|x| x.parse::<Outcome>().ok()) {
-                        Some(o) if s.status == HistoryStep::Closed => {
-                            format!("{} : {}", s.status.label_fr(), o.label_fr())
+                    what: match (s.status, s.reason.as_deref()) {
+                        (HistoryStep::Closed, Some(reason)) => match reason.parse::<Outcome>() {
+                            Ok(o) => format!("{} : {}", s.status.label_fr(), o.label_fr()),
+                            Err(_) => s.status.label_fr().to_string(),
+                        },
+                        (HistoryStep::AppointmentSet | HistoryStep::AttendanceRecorded, reason) => {
+                            match step_words(reason) {
+                                Some(detail) => format!("{} : {detail}", s.status.label_fr()),
+                                None => s.status.label_fr().to_string(),
+                            }
                         }
                         _ => s.status.label_fr().to_string(),
                     },
@@ -154,19 +178,34 @@ impl FollowContent {
             open: matches!(r.status, ReferralStatus::Accepted | ReferralStatus::InProgress),
             kinds: ContactKind::ALL.iter().map(|k| Choice { value: k.slug(), label: k.label_fr() }).collect(),
             outcomes: Outcome::ALL.iter().map(|o| Choice { value: o.slug(), label: o.label_fr() }).collect(),
-            outcome: None,
+            // After a no-show, closing is most likely for that reason.
+            outcome: appointment.no_show.then(|| Outcome::NoShow.slug().to_string()),
+            appointment,
             outcome_error: None,
             comment: String::new(),
         })
     }
 
-    /// The closing form back, with what was typed and why it was refused.
-    pub fn refused(mut self, again: Again) -> Self {
-        self.outcome = again.choice;
-        self.outcome_error = Some(again.error.into());
-        self.comment = again.comment;
+    /// A form back, with what was typed and why it was refused.
+    pub fn returned(mut self, returned: Returned) -> Self {
+        match returned {
+            Returned::Close(again) => {
+                self.outcome = again.choice;
+                self.outcome_error = Some(again.error.into());
+                self.comment = again.comment;
+            }
+            Returned::Appointment(typed) => self.appointment.form = typed,
+        }
         self
     }
+}
+
+/// A form of the follow-up that comes back with its errors.
+pub enum Returned {
+    /// "Clôturer".
+    Close(Again),
+    /// "Fixer le rendez-vous".
+    Appointment(Typed),
 }
 
 #[derive(askama::Template)]
@@ -180,16 +219,17 @@ async fn follow_page(
     agent: &Agent,
     id: ReferralId,
     q: &HashMap<String, String>,
-    again: Option<Again>,
+    returned: Option<Returned>,
 ) -> Result<Response, PageError> {
     let r = agent.api.referral(id).await?;
-    let follow = FollowContent::new(&r, format!("/suivis/{id}"), agent.session.csrf.clone(), q)
+    let mut follow = FollowContent::new(&r, format!("/suivis/{id}"), agent.session.csrf.clone(), q)
         .ok_or_else(PageError::not_found)?;
-    let invalid = again.is_some();
+    follow.slip = Some(format!("/orientations/{id}/fiche"));
+    let invalid = returned.is_some();
     let view = FollowView {
         chrome: agent.chrome(if invalid { "Erreur : suivi" } else { "Suivi" }, "suivis"),
-        follow: match again {
-            Some(again) => follow.refused(again),
+        follow: match returned {
+            Some(returned) => follow.returned(returned),
             None => follow,
         },
     };
@@ -254,13 +294,67 @@ pub async fn close(
     let no_query = HashMap::new();
     let body = match form.request() {
         Ok(body) => body,
-        Err(again) => return follow_page(&mediator, id, &no_query, Some(again)).await,
+        Err(again) => return follow_page(&mediator, id, &no_query, Some(Returned::Close(again))).await,
     };
     match mediator.api.close(id, &body).await {
         Ok(_) => Ok(Redirect::to(&format!("/suivis/{id}?cloturee=1")).into_response()),
         Err(failure) if failure.status() == Some(StatusCode::UNPROCESSABLE_ENTITY) => {
             let again = comment_refused(body.outcome.as_deref(), body.comment);
-            follow_page(&mediator, id, &no_query, Some(again)).await
+            follow_page(&mediator, id, &no_query, Some(Returned::Close(again))).await
+        }
+        Err(failure) => Err(moved_on(failure)),
+    }
+}
+
+/// "Fixer le rendez-vous": sets or moves it; a wrong field comes back beside it.
+pub async fn set_appointment(
+    mediator: SignedIn<Mediator>,
+    PathId(id): PathId<ReferralId>,
+    CsrfForm(form): CsrfForm<AppointmentForm>,
+) -> Result<Response, PageError> {
+    let no_query = HashMap::new();
+    let body = match form.request(Utc::now()) {
+        Ok(body) => body,
+        Err(typed) => return follow_page(&mediator, id, &no_query, Some(Returned::Appointment(typed))).await,
+    };
+    match mediator.api.set_appointment(id, &body).await {
+        Ok(_) => Ok(Redirect::to(&format!("/suivis/{id}?rendez-vous=1")).into_response()),
+        Err(failure) if failure.status() == Some(StatusCode::UNPROCESSABLE_ENTITY) => {
+            let typed = Typed::of_body(&body).with_api_errors(failure.field_errors());
+            follow_page(&mediator, id, &no_query, Some(Returned::Appointment(typed))).await
+        }
+        Err(failure) => Err(moved_on(failure)),
+    }
+}
+
+/// "Annuler le rendez-vous". None to cancel (409: cancelled at the same moment, or its
+/// time has passed): the page shows where it is.
+pub async fn cancel_appointment(
+    mediator: SignedIn<Mediator>,
+    PathId(id): PathId<ReferralId>,
+    CsrfForm(NoFields {}): CsrfForm<NoFields>,
+) -> Result<Response, PageError> {
+    match mediator.api.cancel_appointment(id).await {
+        Ok(_) => Ok(Redirect::to(&format!("/suivis/{id}?rendez-vous-annule=1")).into_response()),
+        Err(failure) if failure.status() == Some(StatusCode::CONFLICT) => {
+            Ok(Redirect::to(&format!("/suivis/{id}")).into_response())
+        }
+        Err(failure) => Err(moved_on(failure)),
+    }
+}
+
+/// "La personne est venue" / "La personne n'est pas venue". Too early, or already said
+/// (409): the page shows where the appointment is.
+pub async fn attendance(
+    mediator: SignedIn<Mediator>,
+    PathId(id): PathId<ReferralId>,
+    CsrfForm(form): CsrfForm<AttendanceForm>,
+) -> Result<Response, PageError> {
+    let Some(attended) = form.attended() else { return Ok(Redirect::to(&format!("/suivis/{id}")).into_response()) };
+    match mediator.api.record_attendance(id, &AttendanceBody { attended }).await {
+        Ok(_) => Ok(Redirect::to(&format!("/suivis/{id}?presence=1")).into_response()),
+        Err(failure) if failure.status() == Some(StatusCode::CONFLICT) => {
+            Ok(Redirect::to(&format!("/suivis/{id}")).into_response())
         }
         Err(failure) => Err(moved_on(failure)),
     }

@@ -14,6 +14,7 @@ use crate::api::ApiFailure;
 use crate::error::PageError;
 use crate::views::Chrome;
 
+pub(crate) mod appointment;
 pub(crate) mod follow_up;
 pub(crate) mod offers;
 mod structure;
@@ -28,6 +29,9 @@ pub fn routes() -> Router<WebState> {
         .route("/suivis/{id}", get(follow_up::show))
         .route("/suivis/{id}/contact", post(follow_up::contact))
         .route("/suivis/{id}/cloture", post(follow_up::close))
+        .route("/suivis/{id}/rendez-vous", post(follow_up::set_appointment))
+        .route("/suivis/{id}/rendez-vous/annulation", post(follow_up::cancel_appointment))
+        .route("/suivis/{id}/rendez-vous/presence", post(follow_up::attendance))
         .route("/ma-structure", get(structure::show).post(structure::save))
 }
 

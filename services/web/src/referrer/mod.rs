@@ -1,6 +1,7 @@
 //! The referrer's pages: the organisation's referrals (`/orientations`), the referral
-//! form (`/orientations/nouvelle`), and one referral with its timeline and its
-//! cancellation (`/orientations/{id}`). Other memberships get 404, as the API does.
+//! form (`/orientations/nouvelle`), one referral with its timeline, its appointment and
+//! its cancellation (`/orientations/{id}`), and the person's printable slip
+//! (`/orientations/{id}/fiche`, also the accepting structure's). Other memberships get 404, as the API does.
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -11,6 +12,7 @@ use crate::WebState;
 mod list;
 mod new;
 mod referral;
+pub(crate) mod slip;
 
 pub fn routes() -> Router<WebState> {
     Router::new()
@@ -18,6 +20,7 @@ pub fn routes() -> Router<WebState> {
         .route("/orientations/nouvelle", get(new::form).post(new::submit))
         .route("/orientations/{id}", get(referral::show))
         .route("/orientations/{id}/annulation", post(referral::cancel))
+        .route("/orientations/{id}/fiche", get(slip::show))
 }
 
 /// A status as the referrer's pages say it.

@@ -1,6 +1,6 @@
 //! `/orientations/{id}`: one referral as its referrer follows it (status, offer or
-//! structure and why, where the place is and when it opens, the timeline), and its
-//! cancellation.
+//! structure and why, where the place is and when it opens, the appointment and how the
+//! person was told, the timeline), and its cancellation.
 
 use std::collections::HashMap;
 
@@ -10,12 +10,13 @@ use axum::response::{IntoResponse, Redirect, Response};
 use contracts::api::CancelRequest;
 use contracts::directory::StructureView as Place;
 use contracts::referrals::ReferralView;
-use contracts::{ContactPreference, ExclusionCode, ReferralId, ReferralStatus, Urgency};
+use contracts::{ContactPreference, ExclusionCode, HistoryStep, ReferralId, ReferralStatus, Urgency};
 use serde::Deserialize;
 
 use super::status_fr;
 use crate::error::PageError;
 use crate::extract::{Agent, CsrfForm, PathId, Referrers, SignedIn};
+use crate::mediator::appointment::{AppointmentWords, step_words};
 use crate::views::{Chrome, paris, referral_time, render};
 
 /// OpenStreetMap opening hours, read aloud in French: days and months by name, times
@@ -94,6 +95,12 @@ struct DetailView {
     structure: Option<(String, String, Vec<String>)>,
     /// The place's address and opening hours.
     place: Option<(String, Option<String>)>,
+    /// The appointment the place set, once it follows the person.
+    appointment: Option<AppointmentWords>,
+    /// The person's slip, while a place follows them.
+    slip: Option<String>,
+    /// The person chose to be told by the referrer.
+    via_referrer: bool,
     waiting: Option<String>,
     by_phone: Vec<ByPhone>,
     outcome: Option<String>,
@@ -226,12 +233,20 @@ async fn detail_page(
         .map(|s| TimelineItem {
             at: referral_time(&s.at, removed.is_some()),
             what: s.status.label_fr().to_string(),
-            detail: s.reason.as_deref().map(reason_words).or_else(|| s.comment.clone()),
+            detail: match s.status {
+                HistoryStep::AppointmentSet | HistoryStep::AppointmentCancelled | HistoryStep::AttendanceRecorded => {
+                    step_words(s.reason.as_deref()).map(str::to_string)
+                }
+                _ => s.reason.as_deref().map(reason_words).or_else(|| s.comment.clone()),
+            },
         })
         .collect();
     let cancellable = !matches!(r.status, ReferralStatus::Closed | ReferralStatus::Cancelled);
     let place = place(agent, &r).await;
     let by_phone = by_phone(agent, &r).await;
+    let followed = matches!(r.status, ReferralStatus::Accepted | ReferralStatus::InProgress);
+    let appointment =
+        r.appointment.as_ref().and_then(Option::as_ref).map(|a| AppointmentWords::new(a, chrono::Utc::now()));
     let page = DetailView {
         chrome: agent
             .chrome(if cancel_error.is_some() { "Erreur : orientation" } else { "Orientation" }, "orientations"),
@@ -247,6 +262,9 @@ async fn detail_page(
         reasons,
         structure,
         place,
+        appointment,
+        slip: followed.then(|| format!("/orientations/{}/fiche", r.id)),
+        via_referrer: r.held_person().is_some_and(|p| p.contact_preference == ContactPreference::ViaReferrer),
         waiting,
         by_phone,
         outcome: r.outcome.map(|o| o.label_fr().to_string()),
