@@ -18,8 +18,10 @@ before(async () => {
   await system.sql(`
     WITH r AS (
       SELECT gen_random_uuid() AS id, t.territory,
-             date_trunc('month', now() AT TIME ZONE 'Europe/Paris') AT TIME ZONE 'Europe/Paris'
-               - make_interval(months => m) + make_interval(hours => 5 + i * 7) AS at, i, m
+             -- Months are subtracted in Paris wall time, then placed: in UTC, one month
+             -- before "1 December 00:00 Paris" (30 November 23:00) would be 30 October.
+             (date_trunc('month', now() AT TIME ZONE 'Europe/Paris') - make_interval(months => m))
+               AT TIME ZONE 'Europe/Paris' + make_interval(hours => 5 + i * 7) AS at, i, m
       FROM (VALUES ('16', 0, 13), ('86', 1, 5)) AS t(territory, first_m, last_m),
            generate_series(t.first_m, t.last_m) AS m,
            generate_series(0, 20 + ((m * 37) % 40) / (1 + t.first_m * 3)) AS i
@@ -32,7 +34,7 @@ before(async () => {
       SELECT id, territory, at, CASE WHEN i % 6 = 5 THEN 'waitlisted' ELSE 'accepted' END,
              CASE WHEN i % 6 <> 5 THEN at + interval '1 hour' END,
              CASE WHEN i % 6 <> 5 THEN at + make_interval(hours => 20 + (i * 13) % 70) END,
-             CASE WHEN i % 4 = 1 THEN 2 WHEN i % 6 = 5 THEN 0 ELSE 1 END
+             CASE WHEN i % 6 = 5 THEN 0 WHEN i % 4 = 1 THEN 2 ELSE 1 END
       FROM r WHERE at < now() RETURNING referral_id, offers, first_offered_at
     )
     INSERT INTO insights.events (event_id, referral_id, kind, structure_id, at)
