@@ -30,6 +30,8 @@ NOT_IN_THE_DOCUMENT = [
     # Reference data: the code is well-formed but no commune or postcode has it.
     (r"(person\.|address\.)?commune_code", r"unknown commune|is required to place"),
     (r"(person\.|address\.)?postcode", r"unknown postcode"),
+    # The open statistics' filter: a département's code that exists, or France.
+    (r"departement", r"expected a département's code"),
     (r"location", r"is required unless"),
     # A membership names a place this service knows (an organisation, a structure).
     (r"(membership\.)?(organisation_id|structure_id)", r"is not a known place"),

@@ -377,7 +377,7 @@ pub struct CapacityRequest {
     pub accepting: Option<bool>,
     /// OpenStreetMap `opening_hours` (a mediator keeps their place's hours); an empty
     /// string removes them.
-    #[schema(max_length = 500)]
+    #[schema(schema_with = schema::opening_hours)]
     pub opening_hours: Option<String>,
 }
 

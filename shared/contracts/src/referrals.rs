@@ -115,12 +115,22 @@ pub struct AppointmentBody {
     /// In the future, with its offset (`2026-12-10T09:30:00+01:00`).
     pub at: DateTime<chrono::FixedOffset>,
     /// From 5 to 480.
+    #[serde(deserialize_with = "whole_minutes")]
     #[schema(minimum = 5, maximum = 480)]
     pub duration_minutes: u32,
     /// A room or another place than the structure's address; at most 200 characters.
     #[serde(default)]
     #[schema(schema_with = crate::api::schema::optional_text::<200>)]
     pub place: Option<String>,
+}
+
+/// A whole number of minutes, written `60` or `60.0` (JSON Schema's `integer` allows both).
+fn whole_minutes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    n.as_u64()
+        .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 4.0e9).map(|f| f as u64))
+        .and_then(|v| u32::try_from(v).ok())
+        .ok_or_else(|| serde::de::Error::custom(format!("expected a whole number of minutes, got {n}")))
 }
 
 /// `POST /api/v1/referrals/{id}/appointment/attendance`, once the time has passed.
