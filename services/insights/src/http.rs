@@ -623,7 +623,7 @@ async fn open_rows(
     q: &OpenDataQuery,
 ) -> Result<(DateTime<Utc>, Vec<contracts::insights::OpenDataRow>), ApiError> {
     let departement = departement(q)?;
-    let generated_at = crate::open_data::ensure_fresh(&state.pool).await?;
+    let generated_at = crate::open_data::ensure_published(&state.pool).await?;
     let rows = crate::open_data::rows(&state.pool, departement.as_deref()).await?;
     Ok((generated_at, rows))
 }

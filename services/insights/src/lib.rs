@@ -54,5 +54,6 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn start(ctx: &bus::ServiceContext) -> InsightsState {
     ctx.spawn_consumer(SCHEMA, SERVICE, projection::Projector);
     ctx.spawn_housekeeping(SCHEMA);
+    ctx.tasks.spawn(open_data::refresh_periodically(ctx.pool.clone(), ctx.shutdown.clone().cancelled_owned()));
     InsightsState { pool: ctx.pool.clone(), auth: ctx.auth.clone(), config: Arc::clone(&ctx.config) }
 }

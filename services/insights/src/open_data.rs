@@ -171,15 +171,31 @@ fn published(departement: String, mois: &str, provisoire: bool, p: secrecy::Publ
     }
 }
 
-/// When the published table was computed, recomputing it first when it is stale. One
-/// request recomputes; the others meanwhile read the table as it was (or wait for the
-/// first one ever).
-pub async fn ensure_fresh(pool: &PgPool) -> sqlx::Result<DateTime<Utc>> {
-    let now = Utc::now();
+/// Whether a table computed at `generated` may still be served at `now`: younger than
+/// [`FRESH_FOR`] and of the same Paris month (so that a month that has just ended is no
+/// longer provisional).
+fn is_fresh(generated: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    now - generated < FRESH_FOR && paris_month(generated) == paris_month(now)
+}
+
+/// When the published table was computed. A request never pays for the computation
+/// (seconds at national size) once a table exists: it is served as it is, and
+/// [`refresh_periodically`] recomputes it beside the requests. Only the very first
+/// request, before any table exists, computes it (one computation for all waiting).
+pub async fn ensure_published(pool: &PgPool) -> sqlx::Result<DateTime<Utc>> {
+    match generation(pool).await? {
+        Some(g) => Ok(g),
+        None => refresh(pool, Utc::now()).await,
+    }
+}
+
+/// Recomputes the published table when it is stale at `now`, and returns when the table
+/// in place was computed. One refresher at a time across replicas: another one busy with
+/// it leaves the table as it is; with no table yet, it waits for the first one.
+pub async fn refresh(pool: &PgPool, now: DateTime<Utc>) -> sqlx::Result<DateTime<Utc>> {
     let generated = generation(pool).await?;
     if let Some(g) = generated
-        && now - g < FRESH_FOR
-        && paris_month(g) == paris_month(now)
+        && is_fresh(g, now)
     {
         return Ok(g);
     }
@@ -203,11 +219,36 @@ pub async fn ensure_fresh(pool: &PgPool) -> sqlx::Result<DateTime<Utc>> {
             }
         }
     }
-    let now = Utc::now();
     let rows = table(from_facts(&mut tx, now).await?, now);
     store(&mut tx, &rows, now).await?;
     tx.commit().await?;
     Ok(now)
+}
+
+/// Keeps the published table fresh: looks every minute, recomputes when stale (the
+/// computation reads every fact, so it runs here rather than in a request).
+pub async fn refresh_periodically(pool: PgPool, shutdown: impl std::future::Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tick.tick() => {}
+        }
+        // Only once a table exists: the first one is computed by the first reader.
+        match generation(&pool).await {
+            Ok(Some(_)) => {
+                let started = std::time::Instant::now();
+                match refresh(&pool, Utc::now()).await {
+                    Ok(_) => tracing::debug!(ms = started.elapsed().as_millis() as u64, "open statistics checked"),
+                    Err(err) => tracing::warn!(error = %err, "open statistics not refreshed"),
+                }
+            }
+            Ok(None) => {}
+            Err(err) => tracing::warn!(error = %err, "open statistics not refreshed"),
+        }
+    }
 }
 
 async fn generation(pool: &PgPool) -> sqlx::Result<Option<DateTime<Utc>>> {
