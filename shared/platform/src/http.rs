@@ -25,16 +25,17 @@ pub fn finish(router: Router) -> Router {
 }
 
 /// Framework rejections (405, a bad path, a missing extension) come without a
-/// problem+json body: give them one, keeping the status.
+/// problem+json body: give them one, keeping the status. A JSON body a handler wrote on
+/// purpose (`/readyz`'s checks, with 503) is kept.
 async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     let status = response.status();
-    let is_problem = response
+    let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with(PROBLEM_JSON));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        .is_some_and(|v| v.starts_with(PROBLEM_JSON) || v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
     let mut problem = match status {

@@ -128,6 +128,10 @@ impl ApiError {
     }
 }
 
+/// `Retry-After` of every 503: about the time a failover manager takes to promote a
+/// standby, or a broker node to be replaced.
+pub const RETRY_AFTER_SECONDS: &str = "2";
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} {}: {}", self.status.as_u16(), self.title, self.detail)
@@ -190,6 +194,11 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // A database or broker briefly away (a restart, a failover): clients retry
+            // after this many seconds rather than at once, or never.
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        }
         response
     }
 }
@@ -213,6 +222,12 @@ pub mod responses {
             let bearer = ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["Bearer"]));
             response = response.header("WWW-Authenticate", HeaderBuilder::new().schema(Some(bearer)).build());
         }
+        if status == 503 {
+            let seconds = ObjectBuilder::new().schema_type(Type::Integer);
+            let header =
+                HeaderBuilder::new().schema(Some(seconds)).description(Some("Seconds to wait before retrying"));
+            response = response.header("Retry-After", header.build());
+        }
         (status.to_string(), response.build().into())
     }
 
@@ -235,7 +250,7 @@ pub mod responses {
         /// Every operation that takes a bearer token and reads the database.
         Authenticated => [
             (401, "No bearer token, or an invalid or expired one"),
-            (503, "The database is unavailable; retry later"),
+            (503, "The database (a failover under way) or the broker (a resource alarm) is unavailable; retry after `Retry-After` seconds"),
         ],
         /// A role that may never call the operation.
         Forbidden => [(403, "This role may never call this operation")],
@@ -272,6 +287,14 @@ mod tests {
         assert_eq!(json["status"], 422);
         assert_eq!(json["errors"][0]["field"], "consent.obtained");
         assert!(json["detail"].as_str().unwrap().contains("needs"));
+    }
+
+    #[test]
+    fn an_unavailable_service_says_when_to_retry() {
+        let r = ApiError::unavailable("the database is unavailable, retry later").into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], RETRY_AFTER_SECONDS);
+        assert!(ApiError::not_found().into_response().headers().get(header::RETRY_AFTER).is_none());
     }
 
     #[test]
