@@ -27,8 +27,37 @@ pub use topology::{ServiceQueue, Topology};
 
 pub use lapin::Connection;
 
-/// A plain connection, for tools (`dlq`) and tests; services use the supervised [`Broker`].
+/// A plain connection, for tools (`dlq`) and tests, to the first node of `url` that
+/// answers; services use the supervised [`Broker`].
 pub async fn connect(url: &str) -> anyhow::Result<Connection> {
-    let properties = lapin::ConnectionProperties::default().with_connection_name("aiguillage tool".into());
-    Ok(Connection::connect(url, properties).await?)
+    let mut last = None;
+    for node in node_urls(url) {
+        let properties = lapin::ConnectionProperties::default().with_connection_name("aiguillage tool".into());
+        match Connection::connect(&node, properties).await {
+            Ok(connection) => return Ok(connection),
+            Err(err) => last = Some(err),
+        }
+    }
+    Err(last.map_or_else(|| anyhow::anyhow!("AMQP_URL names no broker"), Into::into))
+}
+
+/// The nodes of an `AMQP_URL`: one URI, or several separated by commas (one cluster's
+/// nodes), blanks around them ignored. An empty value gives one empty URI, which the
+/// client refuses with its own message.
+pub fn node_urls(url: &str) -> Vec<String> {
+    let nodes: Vec<String> = url.split(',').map(str::trim).filter(|u| !u.is_empty()).map(String::from).collect();
+    if nodes.is_empty() { vec![url.trim().to_string()] } else { nodes }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_amqp_url_names_one_node_or_several() {
+        assert_eq!(super::node_urls("amqp://a/%2f"), vec!["amqp://a/%2f"]);
+        assert_eq!(
+            super::node_urls("amqp://g:g@h:5701/%2f, amqp://g:g@h:5702/%2f,amqp://g:g@h:5703/%2f"),
+            vec!["amqp://g:g@h:5701/%2f", "amqp://g:g@h:5702/%2f", "amqp://g:g@h:5703/%2f"]
+        );
+        assert_eq!(super::node_urls(""), vec![""]);
+    }
 }

@@ -126,12 +126,19 @@ pub struct Relay {
     retry_sql: String,
 }
 
+const NACKED: &str = "nacked by the broker";
+
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("broker: {0}")]
     Broker(#[from] lapin::Error),
+    /// The broker refused some of the round's events (a negative confirm): they wait for
+    /// a retry, on a fresh channel. A quorum queue whose leader moved to another node
+    /// can keep refusing a channel that published to it during the election.
+    #[error("the broker refused {0} event(s)")]
+    Refused(usize),
 }
 
 struct Claimed {
@@ -172,6 +179,17 @@ impl Relay {
             broker,
             schema,
             service,
+        }
+    }
+
+    /// The relay's connection goes where the service's pool goes: to the new primary
+    /// once the service's pool has followed a failover (`platform::db::follow_primary`).
+    fn follow_service_pool(&self) {
+        let service = self.service_pool.connect_options();
+        let mine = self.pool.connect_options();
+        if service.get_host() != mine.get_host() || service.get_port() != mine.get_port() {
+            tracing::info!(schema = self.schema, "the relay follows the database primary");
+            self.pool.set_connect_options((*service).clone().options([("synchronous_commit", "off")]));
         }
     }
 
@@ -219,6 +237,18 @@ impl Relay {
                         backoff = (backoff * 2).min(Duration::from_secs(5));
                         continue 'connection;
                     }
+                    Err(RelayError::Refused(n)) => {
+                        draining.store(false, Ordering::Release);
+                        tracing::warn!(
+                            service = self.service,
+                            refused = n,
+                            "the broker refused events; retrying on a fresh channel"
+                        );
+                        let _ = channel.close(200, "refused events: a fresh channel".into()).await;
+                        sleep_or_cancel(backoff, &shutdown).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        continue 'connection;
+                    }
                     Err(RelayError::Database(err)) => {
                         draining.store(false, Ordering::Release);
                         tracing::warn!(service = self.service, error = %err, "relay cannot reach the database");
@@ -239,6 +269,7 @@ impl Relay {
     /// confirmed and schedules the rest for a retry. Returns how many rows it claimed.
     /// Tests step the relay with this.
     pub async fn publish_pending(&self, channel: &Channel) -> Result<usize, RelayError> {
+        self.follow_service_pool();
         let claimed: Vec<Claimed> = sqlx::query(AssertSqlSafe(self.claim_sql.clone()))
             .bind(BATCH)
             .bind(CLAIM_FOR_SECONDS)
@@ -295,7 +326,7 @@ impl Relay {
                     row.id,
                     format!("unroutable: returned by the broker ({} {})", returned.reply_code, returned.reply_text),
                 )),
-                Ok(Ok(Confirmation::Nack(_))) => failed.push((row.id, "nacked by the broker".into())),
+                Ok(Ok(Confirmation::Nack(_))) => failed.push((row.id, NACKED.into())),
                 Ok(Ok(Confirmation::NotRequested)) => failed.push((row.id, "channel is not in confirm mode".into())),
                 Ok(Err(err)) => failed.push((row.id, format!("confirm failed: {err}"))),
                 Err(_) => failed.push((row.id, "no confirm within 10 s (is the broker blocked?)".into())),
@@ -317,6 +348,10 @@ impl Relay {
         }
         if let Some(err) = channel_error {
             return Err(RelayError::Broker(err));
+        }
+        let refused = failed.iter().filter(|(_, why)| why == NACKED).count();
+        if refused > 0 {
+            return Err(RelayError::Refused(refused));
         }
         Ok(claimed.len())
     }
