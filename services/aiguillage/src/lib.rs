@@ -98,7 +98,7 @@ pub async fn migrate(config: &Config) -> anyhow::Result<PgPool> {
     platform::db::create_database_if_missing(&config.database_url)
         .await
         .context("could not reach or create the database")?;
-    let pool = platform::db::pool(&config.database_url, 4)?;
+    let pool = platform::db::connect(&config.database_url, 4).await?;
     migrate_pool(&pool).await?;
     Ok(pool)
 }
