@@ -180,6 +180,12 @@ async fn submit(
     body: FingerprintedJson<ReferralRequest>,
 ) -> Result<Response, ApiError> {
     let organisation_id = caller.organisation().ok_or_else(ApiError::forbidden)?;
+    // A broker alarm: its events could not leave the outbox for as long as it lasts. The
+    // referrer is told to retry (503, `Retry-After`) rather than left with a referral
+    // nobody is offered.
+    if state.broker.as_ref().is_some_and(|b| b.is_blocked()) {
+        return Err(ApiError::unavailable("the message broker is blocked by a resource alarm; retry later"));
+    }
     let referral =
         parse_referral(&body.value, geo::communes(), state.config.max_distance_km).map_err(ApiError::validation)?;
     let id = ReferralId::new();
@@ -429,6 +435,26 @@ fn require_accepting_structure(caller: &ForStructure, r: &Referral, action: Acti
     }
 }
 
+/// What every step of the accepting structure does around it: the referral locked, the
+/// caller allowed `action` on it, the step, its audit record, one commit, and the
+/// referral as the caller sees it.
+async fn follow_up(
+    state: &ReferralsState,
+    caller: &ForStructure,
+    id: ReferralId,
+    action: Action,
+    audit: AuditAction,
+    step: impl AsyncFnOnce(&mut PgConnection, &mut Referral) -> Result<(), ApiError>,
+) -> Result<Response, ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let mut r = load(&mut tx, caller, id).await?;
+    require_accepting_structure(caller, &r, action)?;
+    step(&mut tx, &mut r).await?;
+    privacy::record(&mut tx, caller, audit, &[r.id]).await?;
+    tx.commit().await?;
+    respond(state, caller, r.id).await
+}
+
 async fn respond(state: &ReferralsState, caller: &Caller, id: ReferralId) -> Result<Response, ApiError> {
     let mut conn = state.pool.acquire().await?;
     let r = store::get(&mut conn, id).await?.ok_or_else(ApiError::not_found)?;
@@ -581,13 +607,10 @@ async fn contact(
         e.add("at", "is more than a year ahead");
     }
     let kind = e.finish(|| kind).map_err(ApiError::validation)?.unwrap_or(ContactKind::FirstContact);
-    let mut tx = state.pool.begin().await?;
-    let mut r = load(&mut tx, &caller, id).await?;
-    require_accepting_structure(&caller, &r, Action::Contact)?;
-    lifecycle::contact(&mut tx, &mut r, &caller.actor(), kind, at.unwrap_or_else(Utc::now)).await?;
-    privacy::record(&mut tx, &caller, AuditAction::Contact, &[r.id]).await?;
-    tx.commit().await?;
-    respond(&state, &caller, r.id).await
+    follow_up(&state, &caller, id, Action::Contact, AuditAction::Contact, async |tx, r| {
+        Ok(lifecycle::contact(tx, r, &caller.actor(), kind, at.unwrap_or_else(Utc::now)).await?)
+    })
+    .await
 }
 
 /// Close with an outcome (mediator of the accepting structure, or its answer link).
@@ -610,14 +633,12 @@ async fn close(
     let outcome = e.one::<Outcome>("outcome", body.outcome.as_deref(), None);
     let comment = e.text("comment", body.comment.as_deref(), 1000, false);
     let outcome = e.finish(|| outcome).map_err(ApiError::validation)?.unwrap_or(Outcome::Other);
-    let mut tx = state.pool.begin().await?;
-    let mut r = load(&mut tx, &caller, id).await?;
-    require_accepting_structure(&caller, &r, Action::Close)?;
-    lifecycle::close(&mut tx, &state.vault, &mut r, &caller.actor(), outcome, comment.as_deref()).await?;
-    privacy::record(&mut tx, &caller, AuditAction::Close, &[r.id]).await?;
-    tx.commit().await?;
-    tracing::info!(referral_id = %r.id, outcome = %outcome, "closed");
-    respond(&state, &caller, r.id).await
+    let response = follow_up(&state, &caller, id, Action::Close, AuditAction::Close, async |tx, r| {
+        Ok(lifecycle::close(tx, &state.vault, r, &caller.actor(), outcome, comment.as_deref()).await?)
+    })
+    .await?;
+    tracing::info!(referral_id = %id, outcome = %outcome, "closed");
+    Ok(response)
 }
 
 /// The longest appointment, in minutes (a whole working day).
@@ -656,15 +677,13 @@ async fn set_appointment(
     let place = e.text("place", body.place.as_deref(), 200, false);
     e.finish(|| ()).map_err(ApiError::validation)?;
     let new = lifecycle::NewAppointment { at, duration_minutes: body.duration_minutes, place };
-    let mut tx = state.pool.begin().await?;
-    let mut r = load(&mut tx, &caller, id).await?;
-    require_accepting_structure(&caller, &r, Action::Appoint)?;
     let before = state.config.appointment_reminder_before;
-    lifecycle::set_appointment(&mut tx, &state.vault, &mut r, &caller.actor(), &new, before).await?;
-    privacy::record(&mut tx, &caller, AuditAction::Appointment, &[r.id]).await?;
-    tx.commit().await?;
-    tracing::info!(referral_id = %r.id, "appointment set");
-    respond(&state, &caller, r.id).await
+    let response = follow_up(&state, &caller, id, Action::Appoint, AuditAction::Appointment, async |tx, r| {
+        Ok(lifecycle::set_appointment(tx, &state.vault, r, &caller.actor(), &new, before).await?)
+    })
+    .await?;
+    tracing::info!(referral_id = %id, "appointment set");
+    Ok(response)
 }
 
 /// Cancel the appointment (the accepting structure's mediator, or its answer link). A
@@ -682,14 +701,13 @@ async fn cancel_appointment(
     caller: ForStructure,
     Path(id): Path<ReferralId>,
 ) -> Result<Response, ApiError> {
-    let mut tx = state.pool.begin().await?;
-    let mut r = load(&mut tx, &caller, id).await?;
-    require_accepting_structure(&caller, &r, Action::FollowAppointment)?;
-    lifecycle::cancel_appointment(&mut tx, &state.vault, &mut r, &caller.actor()).await?;
-    privacy::record(&mut tx, &caller, AuditAction::Appointment, &[r.id]).await?;
-    tx.commit().await?;
-    tracing::info!(referral_id = %r.id, "appointment cancelled");
-    respond(&state, &caller, r.id).await
+    let response =
+        follow_up(&state, &caller, id, Action::FollowAppointment, AuditAction::Appointment, async |tx, r| {
+            Ok(lifecycle::cancel_appointment(tx, &state.vault, r, &caller.actor()).await?)
+        })
+        .await?;
+    tracing::info!(referral_id = %id, "appointment cancelled");
+    Ok(response)
 }
 
 /// Record whether the person came, once the appointment's time has passed (the accepting
@@ -710,14 +728,13 @@ async fn record_attendance(
     Path(id): Path<ReferralId>,
     platform::json::Json(body): platform::json::Json<contracts::referrals::AttendanceBody>,
 ) -> Result<Response, ApiError> {
-    let mut tx = state.pool.begin().await?;
-    let mut r = load(&mut tx, &caller, id).await?;
-    require_accepting_structure(&caller, &r, Action::FollowAppointment)?;
-    lifecycle::record_attendance(&mut tx, &mut r, &caller.actor(), body.attended).await?;
-    privacy::record(&mut tx, &caller, AuditAction::Appointment, &[r.id]).await?;
-    tx.commit().await?;
-    tracing::info!(referral_id = %r.id, attended = body.attended, "attendance recorded");
-    respond(&state, &caller, r.id).await
+    let response =
+        follow_up(&state, &caller, id, Action::FollowAppointment, AuditAction::Appointment, async |tx, r| {
+            Ok(lifecycle::record_attendance(tx, r, &caller.actor(), body.attended).await?)
+        })
+        .await?;
+    tracing::info!(referral_id = %id, attended = body.attended, "attendance recorded");
+    Ok(response)
 }
 
 /// Cancel (the referrer organisation).

@@ -36,6 +36,8 @@ pub struct ReferralsState {
     pub config: Arc<Config>,
     /// Seals and opens the person's data and comments (`referrals.data_keys`).
     pub vault: platform::vault::Vault,
+    /// The process's broker, when it has one: intake is refused while it is blocked.
+    pub broker: Option<Arc<bus::Broker>>,
 }
 
 impl FromRef<ReferralsState> for Authenticator {
@@ -100,7 +102,13 @@ pub fn start(ctx: &bus::ServiceContext, vault: platform::vault::Vault) -> Referr
     ));
     ctx.tasks.spawn(vault.clone().keep_fresh(ctx.pool.clone(), ctx.config.auth_refresh, ctx.shutdown.clone()));
     platform::metrics::metrics().add_collector(Arc::new(Gauges(ctx.pool.clone(), Default::default())));
-    ReferralsState { pool: ctx.pool.clone(), auth: ctx.auth.clone(), config: Arc::clone(&ctx.config), vault }
+    ReferralsState {
+        pool: ctx.pool.clone(),
+        auth: ctx.auth.clone(),
+        config: Arc::clone(&ctx.config),
+        vault,
+        broker: Some(Arc::clone(&ctx.broker)),
+    }
 }
 
 /// Pending offers and waitlist per territory, read at scrape time. Only the territories

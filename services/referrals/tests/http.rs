@@ -34,8 +34,13 @@ impl App {
         let master =
             platform::vault::MasterKey::from_base64(&platform::vault::MasterKey::generate_base64(), "test").unwrap();
         let vault = referrals::open_vault(&pool, master, None).await.unwrap();
-        let state =
-            referrals::ReferralsState { pool: pool.clone(), auth: keys.authenticator(), config, vault: vault.clone() };
+        let state = referrals::ReferralsState {
+            pool: pool.clone(),
+            auth: keys.authenticator(),
+            config,
+            vault: vault.clone(),
+            broker: None,
+        };
         Self { router: referrals::router(state), keys, pool, vault }
     }
 

@@ -87,6 +87,7 @@ impl App {
                 auth: auth.clone(),
                 config: config.clone(),
                 vault: referrals_vault,
+                broker: None,
             }))
             .merge(directory::router(directory::Directory {
                 pool: pool.clone(),
