@@ -40,54 +40,14 @@ settings=$(printf '%s\n' "$SMS_HOST" "$SMS_PORT" "$SMS_DIR" "$SMS_API_KEY" \
   "${SMS_REJECT:-}" "${SMS_FAIL:-}" "${SMS_HANG:-}" "${SMS_HANG_SECONDS:-30}" "${SMS_FSYNC:-0}" \
   "$(sha256sum <"$here/server.py")" | sha256sum | cut -d' ' -f1)
 
-# The pid in the pid file, if it is a live server.py (not a reused pid).
-running_pid() {
-  local pid
-  pid=$(cat "$SMS_PIDFILE" 2>/dev/null) || return 1
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [[ "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" == *"$here/server.py"* ]] \
-    && echo "$pid"
-}
-
-port_open() { (exec 3<>"/dev/tcp/$SMS_HOST/$SMS_PORT") 2>/dev/null; }
-
 describe() {
   echo "SMS capture server: http://$SMS_HOST:$SMS_PORT (pid $1, log $log)"
   echo "  for Aiguillage: AIGUILLAGE_SMS_URL=http://$SMS_HOST:$SMS_PORT AIGUILLAGE_SMS_API_KEY=$key_shown"
   echo "  messages are written to $SMS_DIR (one .json each)"
 }
 
-if pid=$(running_pid); then
-  if [ "$(cat "$state/settings" 2>/dev/null)" = "$settings" ] && port_open && ! $foreground; then
-    describe "$pid"
-    exit 0
-  fi
-  echo "restarting the SMS capture server (pid $pid) with new settings" >&2
-  "$here/stop.sh"
-fi
-rm -f "$SMS_PIDFILE"
-if port_open; then
-  echo "port $SMS_HOST:$SMS_PORT is taken by another program; choose another SMS_PORT" >&2
-  exit 1
-fi
-echo "$settings" >"$state/settings"
-
-if $foreground; then
-  describe $$
-  exec "$python" "$here/server.py"
-fi
-
-nohup "$python" "$here/server.py" >>"$log" 2>&1 </dev/null &
-child=$!
-# server.py writes its pid file once it listens.
-for _ in $(seq 1 100); do
-  if [ "$(cat "$SMS_PIDFILE" 2>/dev/null)" = "$child" ] && port_open; then
-    describe "$child"
-    exit 0
-  fi
-  if ! kill -0 "$child" 2>/dev/null; then break; fi
-  sleep 0.1
-done
-echo "the SMS capture server did not start; the end of $log:" >&2
-tail -n 20 "$log" >&2
-kill "$child" 2>/dev/null || true
-exit 1
+CAPTURE_NAME=SMS CAPTURE_SERVER="$here/server.py" CAPTURE_PYTHON="$python"
+CAPTURE_HOST="$SMS_HOST" CAPTURE_PORT="$SMS_PORT" CAPTURE_STATE="$state" CAPTURE_PIDFILE="$SMS_PIDFILE"
+# shellcheck source=deploy/dev/capture.sh
+source "$here/../capture.sh"
+capture_start "$settings" "$foreground"

@@ -7,17 +7,7 @@ port=${SMS_PORT:-8095}
 cache=${AIGUILLAGE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/aiguillage}
 pidfile="${SMS_STATE_DIR:-$cache/sms-$port}/server.pid"
 
-pid=$(cat "$pidfile" 2>/dev/null || true)
-if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null \
-  || ! [[ "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" == *"$here/server.py"* ]]; then
-  rm -f "$pidfile"
-  exit 0
-fi
-kill -TERM "$pid"
-for _ in $(seq 1 50); do
-  kill -0 "$pid" 2>/dev/null || { rm -f "$pidfile"; echo "stopped the SMS capture server (pid $pid)"; exit 0; }
-  sleep 0.1
-done
-kill -KILL "$pid" 2>/dev/null || true
-rm -f "$pidfile"
-echo "killed the SMS capture server (pid $pid)"
+CAPTURE_NAME=SMS CAPTURE_SERVER="$here/server.py" CAPTURE_PIDFILE="$pidfile"
+# shellcheck source=deploy/dev/capture.sh
+source "$here/../capture.sh"
+capture_stop

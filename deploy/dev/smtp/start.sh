@@ -64,16 +64,6 @@ settings=$(printf '%s\n' "$SMTP_HOST" "$SMTP_PORT" "$SMTP_MAILDIR" "$SMTP_TLS" \
   "${SMTP_REQUIRE_TLS:-0}" "${SMTP_AUTH:-}" "${SMTP_REJECT:-}" "${SMTP_DEFER:-}" "${SMTP_FSYNC:-0}" \
   "${SMTP_TLS_CERT:-}" "${SMTP_TLS_KEY:-}" "$(sha256sum <"$here/server.py")" | sha256sum | cut -d' ' -f1)
 
-# The pid in the pid file, if it is a live server.py (not a reused pid).
-running_pid() {
-  local pid
-  pid=$(cat "$SMTP_PIDFILE" 2>/dev/null) || return 1
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [[ "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" == *"$here/server.py"* ]] \
-    && echo "$pid"
-}
-
-port_open() { (exec 3<>"/dev/tcp/$SMTP_HOST/$SMTP_PORT") 2>/dev/null; }
-
 describe() {
   local scheme=smtp query="" creds=""
   [ "$SMTP_TLS" = implicit ] && scheme=smtps
@@ -84,38 +74,8 @@ describe() {
   echo "  messages are written to $SMTP_MAILDIR (one .eml and one .json each)"
 }
 
-if pid=$(running_pid); then
-  if [ "$(cat "$state/settings" 2>/dev/null)" = "$settings" ] && port_open && ! $foreground; then
-    describe "$pid"
-    exit 0
-  fi
-  echo "restarting the SMTP capture server (pid $pid) with new settings" >&2
-  "$here/stop.sh"
-fi
-rm -f "$SMTP_PIDFILE"
-if port_open; then
-  echo "port $SMTP_HOST:$SMTP_PORT is taken by another program; choose another SMTP_PORT" >&2
-  exit 1
-fi
-echo "$settings" >"$state/settings"
-
-if $foreground; then
-  describe $$
-  exec "$venv/bin/python" "$here/server.py"
-fi
-
-nohup "$venv/bin/python" "$here/server.py" >>"$log" 2>&1 </dev/null &
-child=$!
-# server.py writes its pid file once it listens.
-for _ in $(seq 1 100); do
-  if [ "$(cat "$SMTP_PIDFILE" 2>/dev/null)" = "$child" ] && port_open; then
-    describe "$child"
-    exit 0
-  fi
-  if ! kill -0 "$child" 2>/dev/null; then break; fi
-  sleep 0.1
-done
-echo "the SMTP capture server did not start; the end of $log:" >&2
-tail -n 20 "$log" >&2
-kill "$child" 2>/dev/null || true
-exit 1
+CAPTURE_NAME=SMTP CAPTURE_SERVER="$here/server.py" CAPTURE_PYTHON="$venv/bin/python"
+CAPTURE_HOST="$SMTP_HOST" CAPTURE_PORT="$SMTP_PORT" CAPTURE_STATE="$state" CAPTURE_PIDFILE="$SMTP_PIDFILE"
+# shellcheck source=deploy/dev/capture.sh
+source "$here/../capture.sh"
+capture_start "$settings" "$foreground"

@@ -1,6 +1,5 @@
-//! The real capture SMTP server of `deploy/dev/smtp` (aiosmtpd), one per test: its own
-//! port, state and mail folder. It can be killed (`kill -9`) and started again on the
-//! same port with the same settings, keeping the messages already written.
+//! The real capture SMTP server of `deploy/dev/smtp` (aiosmtpd), one per test
+//! ([`CaptureServer`]), and the messages it received.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,12 +8,18 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::capture::{CaptureServer, Kind};
 use super::eventually;
 
-pub struct SmtpServer {
-    pub port: u16,
-    pub state: PathBuf,
-    settings: Vec<(String, String)>,
+pub struct SmtpServer(CaptureServer);
+
+const KIND: Kind = Kind { folder: "smtp", prefix: "SMTP", messages_setting: "SMTP_MAILDIR", messages_folder: "mail" };
+
+impl std::ops::Deref for SmtpServer {
+    type Target = CaptureServer;
+    fn deref(&self) -> &CaptureServer {
+        &self.0
+    }
 }
 
 /// One message as the server received it.
@@ -57,36 +62,10 @@ impl Captured {
     }
 }
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 impl SmtpServer {
     /// Starts a server with these `SMTP_*` settings (README of deploy/dev/smtp).
     pub async fn start(settings: &[(&str, &str)]) -> Self {
-        let port = free_port();
-        let state = std::env::temp_dir().join(format!("notify_smtp_{port}_{}", uuid::Uuid::now_v7().simple()));
-        std::fs::create_dir_all(&state).unwrap();
-        let server =
-            Self { port, state, settings: settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() };
-        server.run("start.sh").await;
-        server
-    }
-
-    async fn run(&self, script: &str) {
-        let out = tokio::process::Command::new(repo().join("deploy/dev/smtp").join(script))
-            .env("SMTP_PORT", self.port.to_string())
-            .env("SMTP_STATE_DIR", &self.state)
-            .env("SMTP_MAILDIR", self.maildir())
-            .envs(self.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .output()
-            .await
-            .unwrap();
-        assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+        Self(CaptureServer::start(KIND, settings).await)
     }
 
     pub fn url(&self) -> String {
@@ -94,33 +73,12 @@ impl SmtpServer {
     }
 
     pub fn maildir(&self) -> PathBuf {
-        self.state.join("mail")
-    }
-
-    /// Kills the server abruptly (SIGKILL), as a crash would.
-    pub async fn kill(&self) {
-        let pid = std::fs::read_to_string(self.state.join("server.pid")).unwrap();
-        let status = std::process::Command::new("kill").args(["-9", pid.trim()]).status().unwrap();
-        assert!(status.success());
-        eventually("the SMTP server to be down", Duration::from_secs(10), || async {
-            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err().then_some(())
-        })
-        .await;
-    }
-
-    /// Starts it again on the same port, with the same settings.
-    pub async fn restart(&self) {
-        self.run("start.sh").await;
+        self.messages_dir()
     }
 
     /// Every message received so far, in order.
     pub fn messages(&self) -> Vec<Captured> {
-        let mut names: Vec<PathBuf> = std::fs::read_dir(self.maildir())
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-            .unwrap_or_default();
-        names.retain(|p| p.extension().is_some_and(|e| e == "eml"));
-        names.sort();
-        names
+        self.files("eml")
             .into_iter()
             .map(|eml_path| {
                 let envelope: Value =
@@ -148,17 +106,6 @@ impl SmtpServer {
     }
 }
 
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new(repo().join("deploy/dev/smtp/stop.sh"))
-            .env("SMTP_PORT", self.port.to_string())
-            .env("SMTP_STATE_DIR", &self.state)
-            .output();
-        let _ = std::fs::remove_dir_all(&self.state);
-    }
-}
-
-/// RFC 2047 encoded words (`=?utf-8?b?…?=` or `=?utf-8?q?…?=`), as lettre writes them.
 fn decode_words(s: &str) -> String {
     use base64::Engine;
     let mut out = String::new();
