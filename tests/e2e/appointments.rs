@@ -124,9 +124,24 @@ async fn the_person_is_told_once_by_sms_or_e_mail_through_an_outage_and_a_refuse
         (attempts >= 2).then_some(())
     })
     .await;
+    // Ten minutes of outage, without waiting them: the message is made as old, and as
+    // often tried, as ten minutes of backoff would leave it (1 + 2 + … + 32 s, then one
+    // try a minute: 15 tries), with its next try due now, as after the last minute's wait.
+    // It is still within the day it is tried for, and goes once the provider is back.
+    let aged = sqlx::query(
+        "UPDATE referrals.person_messages SET due_at = due_at - interval '10 minutes', attempts = 15,
+                next_attempt_at = now()
+         WHERE referral_id = $1::uuid AND kind = 'changed' AND status = 'queued'",
+    )
+    .bind(&id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(aged.rows_affected(), 1, "the move's SMS waits, queued, through the outage");
     sms.restart().await;
     let notices = scene.until_notices(&id, "sent", 2).await;
-    assert_eq!(notices[1]["kind"], "changed");
+    let kinds: Vec<&str> = notices.iter().map(|n| n["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"set") && kinds.contains(&"changed"), "{kinds:?}");
     let texts = sms.texts_to("33612345678");
     assert_eq!(texts.len(), 2, "each message exactly once: {texts:?}");
     assert_plain(&texts[1]);

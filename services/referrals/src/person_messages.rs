@@ -291,3 +291,25 @@ pub async fn announce_failures(pool: &PgPool) -> sqlx::Result<usize> {
     }
     Ok(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the end-to-end test's ten-minute outage stands for: the tries that ten
+    /// minutes of backoff make, each wait at most a minute, all well within the day.
+    #[test]
+    fn ten_minutes_of_outage_are_fifteen_tries_a_minute_apart_at_most() {
+        let mut elapsed = Duration::ZERO;
+        let mut tries = 0;
+        while elapsed < Duration::from_secs(600) {
+            elapsed += backoff(tries);
+            tries += 1;
+        }
+        assert_eq!(tries, 15);
+        assert!((0..100).all(|n| backoff(n) <= MAX_BACKOFF));
+        assert_eq!(backoff(0), Duration::from_secs(1));
+        assert_eq!(backoff(6), MAX_BACKOFF);
+        assert!(chrono::Duration::from_std(elapsed).unwrap() < GIVE_UP_AFTER);
+    }
+}
