@@ -38,11 +38,14 @@ pub fn chosen(n: u64, fraction: f64) -> bool {
     ((n + 1) as f64 * f).floor() > (n as f64 * f).floor()
 }
 
-/// Accepts and sets an appointment for the chosen offers it is sent (referral, place).
+/// Accepts and (with `appoint`) sets an appointment for the chosen offers it is sent
+/// (referral, place). Without `appoint` it only accepts: the side of the comparison that
+/// has the same acceptances and none of the appointments' work.
 pub fn start(
     api: Api,
     key: TokenKey,
     fraction: f64,
+    appoint: bool,
     mut offers: mpsc::UnboundedReceiver<(Uuid, String)>,
 ) -> (Arc<Counts>, JoinHandle<()>) {
     let counts = Arc::new(Counts::default());
@@ -70,7 +73,7 @@ pub fn start(
             let Ok(permit) = Arc::clone(&slots).acquire_owned().await else { break };
             running.push(tokio::spawn(async move {
                 let _permit = permit;
-                answer(&mediator, referral, &counts).await;
+                answer(&mediator, referral, appoint, &counts).await;
             }));
             running.retain(|t: &JoinHandle<()>| !t.is_finished());
         }
@@ -81,13 +84,16 @@ pub fn start(
     (out, task)
 }
 
-async fn answer(mediator: &Api, referral: Uuid, counts: &Counts) {
+async fn answer(mediator: &Api, referral: Uuid, appoint: bool, counts: &Counts) {
     let accepted = mediator.post(&format!("/api/v1/referrals/{referral}/accept"), &json!({})).await;
     if !matches!(&accepted, Ok((s, _)) if s.is_success()) {
         counts.errors.fetch_add(1, Ordering::Relaxed);
         return;
     }
     counts.accepted.fetch_add(1, Ordering::Relaxed);
+    if !appoint {
+        return;
+    }
     let at = chrono::Utc::now() + chrono::Duration::days(3);
     let body = json!({"at": at.to_rfc3339(), "duration_minutes": 60, "place": "Salle 2"});
     match mediator.put(&format!("/api/v1/referrals/{referral}/appointment"), &body).await {

@@ -99,6 +99,10 @@ struct Cli {
     /// phone) while intake goes on.
     #[arg(long, default_value_t = 0.0)]
     appointments: f64,
+    /// With `--appointments`: the places accept that share of offers but set no
+    /// appointment (the baseline beside which appointments and SMS are measured).
+    #[arg(long, requires = "appointments")]
+    accept_only: bool,
     /// Seed of the synthetic data (default: random).
     #[arg(long)]
     seed: Option<u64>,
@@ -160,8 +164,13 @@ async fn run(cli: &Cli) -> anyhow::Result<Value> {
     let tracker = Tracker::default();
     let (offers, follower) = if cli.appointments > 0.0 {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let (counts, task) =
-            appointments::start(deployment.admin.clone(), deployment.key.clone(), cli.appointments, rx);
+        let (counts, task) = appointments::start(
+            deployment.admin.clone(),
+            deployment.key.clone(),
+            cli.appointments,
+            !cli.accept_only,
+            rx,
+        );
         (Some(tx), Some((counts, task)))
     } else {
         (None, None)
@@ -226,6 +235,7 @@ async fn run(cli: &Cli) -> anyhow::Result<Value> {
     let appointments = match &follower {
         Some((counts, _)) => json!({
             "fraction": cli.appointments,
+            "accept_only": cli.accept_only,
             "offers_seen": counts.offers_seen.load(Ordering::Relaxed),
             "accepted": counts.accepted.load(Ordering::Relaxed),
             "appointed": counts.appointed.load(Ordering::Relaxed),
