@@ -198,7 +198,7 @@ impl Scenario {
         assert_eq!((offered, held), (held, used), "offers, reservations and capacity used disagree");
         pool.close().await;
 
-        let conn = bus::connect(&amqp_url()).await.unwrap();
+        let conn = bus::connect(&self.sandbox.servers.amqp_url).await.unwrap();
         let topology = aiguillage::topology(&self.sandbox.namespace);
         let letters = bus::dlq::list(&conn, &topology, None).await.unwrap();
         for s in ["referrals", "matcher", "insights"] {
@@ -607,24 +607,62 @@ async fn f11_competing_matchers_and_f14_two_relays_at_once() {
 }
 
 #[tokio::test]
-async fn f12_memory_alarm_blocks_publishing_but_not_submissions() {
+async fn f12_a_memory_alarm_makes_readyz_and_intake_answer_503_with_retry_after_then_both_recover() {
     let scenario = Scenario::exclusive().await;
     let app = TestApp::start(scenario.sandbox.alias()).await;
     scenario.directory(&app.base).await;
     let _restore = BrokerRestore;
-    rabbitmqctl(&["set_vm_memory_high_watermark", "0"]);
     let mut ledger = Ledger::default();
-    let started = std::time::Instant::now();
-    scenario.burst(&app.base, 10, 2, &mut ledger).await;
-    assert_eq!(ledger.acknowledged.len(), 10);
-    assert!(started.elapsed() < Duration::from_secs(5), "submissions do not wait for the broker");
+    rabbitmqctl(&["set_vm_memory_high_watermark", "0"]);
+    // RabbitMQ blocks a connection when it next publishes: the submissions before that
+    // are taken (their events wait in the outbox), then intake is refused, never left
+    // hanging, and `/readyz` says why.
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let refused = loop {
+        assert!(std::time::Instant::now() < deadline, "intake was never refused while the broker was blocked");
+        scenario.burst(&app.base, 1, 1, &mut ledger).await;
+        let r = client
+            .post(format!("{}/api/v1/referrals", app.base))
+            .bearer_auth(&scenario.referrer)
+            .timeout(Duration::from_secs(5))
+            .json(&referral())
+            .send()
+            .await
+            .expect("an answer, not a hang");
+        if r.status() == 503 {
+            break (r.headers().get("retry-after").cloned(), r.headers()["content-type"].clone());
+        }
+        assert_eq!(r.status(), 201, "taken, or refused with 503");
+        ledger.attempted += 1;
+        if let Ok(v) = r.json::<Value>().await {
+            ledger.acknowledged.push(v["id"].as_str().unwrap_or_default().to_string());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(refused.0.is_some_and(|v| v.to_str().unwrap().parse::<u64>().unwrap() > 0), "503 with Retry-After");
+    assert_eq!(refused.1, "application/problem+json");
+    let (status, body) = readyz(&app.base).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("alarm"), "/readyz names the cause: {body}");
     let pool = scenario.sandbox.pool().await;
     let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM referrals.outbox").fetch_one(&pool).await.unwrap();
     assert!(waiting > 0, "a blocked broker confirms nothing, so events wait in the outbox");
     pool.close().await;
+
     rabbitmqctl(&["set_vm_memory_high_watermark", "0.4"]);
+    eventually("/readyz to recover with the broker", Duration::from_secs(30), || async {
+        (readyz(&app.base).await.0 == 200).then_some(())
+    })
+    .await;
+    scenario.burst(&app.base, 5, 1, &mut ledger).await;
     scenario.check(&ledger, &[]).await;
     app.stop().await;
+}
+
+async fn readyz(base: &str) -> (u16, String) {
+    let r = reqwest::get(format!("{base}/readyz")).await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap_or_default())
 }
 
 #[tokio::test]
@@ -674,4 +712,192 @@ impl Drop for BrokerRestore {
         ctl(&["start_app"]);
         ctl(&["await_startup"]);
     }
+}
+
+/// The local clusters of `deploy/cluster`: three RabbitMQ nodes, and a PostgreSQL primary
+/// with a synchronous standby under pg_auto_failover. Started by the test (the scripts
+/// install what they lack), stopped when dropped, a failed test's included.
+struct Clusters {
+    servers: Servers,
+}
+
+impl Clusters {
+    async fn start() -> Self {
+        let (rabbit, postgres) = tokio::join!(cluster("rabbitmq.sh", &["start"]), cluster("postgres.sh", &["start"]));
+        let value = |line: String, name: &str| {
+            line.trim()
+                .strip_prefix(&format!("{name}="))
+                .unwrap_or_else(|| panic!("{name}=… expected: {line}"))
+                .to_string()
+        };
+        let (amqp, database) = (value(rabbit, "AMQP_URL"), value(postgres, "DATABASE_URL"));
+        assert_eq!(amqp.split(',').count(), 3, "three broker nodes: {amqp}");
+        Self { servers: Servers::from_urls(&database, &amqp) }
+    }
+}
+
+impl Drop for Clusters {
+    fn drop(&mut self) {
+        for script in ["rabbitmq.sh", "postgres.sh"] {
+            let _ = std::process::Command::new(cluster_script(script)).arg("stop").output();
+        }
+    }
+}
+
+fn cluster_script(script: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/cluster").join(script)
+}
+
+/// Runs a cluster script and returns what it printed on stdout.
+async fn cluster(script: &str, args: &[&str]) -> String {
+    let out = tokio::process::Command::new(cluster_script(script)).args(args).output().await.unwrap();
+    assert!(out.status.success(), "{script} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Each submission's answer, in order: what a client saw through the faults.
+#[derive(Default)]
+struct Answers {
+    created: Vec<String>,
+    /// 503s, and whether each said when to retry.
+    unavailable: usize,
+    unavailable_without_retry_after: usize,
+    /// Anything else: a 5xx other than 503, a dropped connection, a timeout.
+    other: Vec<String>,
+    attempted: usize,
+}
+
+/// Submits one referral after another until `stop`, as a client that honours
+/// `Retry-After` would (it waits that long, then sends a new submission).
+async fn submit_until(base: &str, referrer: &str, stop: tokio_util::sync::CancellationToken) -> Answers {
+    let client = reqwest::Client::new();
+    let mut answers = Answers::default();
+    while !stop.is_cancelled() {
+        answers.attempted += 1;
+        let sent = client
+            .post(format!("{base}/api/v1/referrals"))
+            .bearer_auth(referrer)
+            .timeout(Duration::from_secs(15))
+            .json(&referral())
+            .send()
+            .await;
+        match sent {
+            Ok(r) if r.status() == 201 => {
+                let v: Value = r.json().await.unwrap();
+                answers.created.push(v["id"].as_str().unwrap().to_string());
+            }
+            Ok(r) if r.status() == 503 => {
+                answers.unavailable += 1;
+                let wait = r.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+                if wait.is_none() {
+                    answers.unavailable_without_retry_after += 1;
+                }
+                tokio::time::sleep(Duration::from_secs(wait.unwrap_or(1))).await;
+            }
+            Ok(r) => answers.other.push(format!("{}", r.status())),
+            Err(err) => answers.other.push(format!("{err}")),
+        }
+    }
+    answers
+}
+
+/// Issue 27, in CI's time: the server on the clusters, submitting throughout while the
+/// RabbitMQ node it is connected to is killed (`kill -9`) and restarted, and then the
+/// PostgreSQL primary is killed, the standby promoted, and the old primary brought back
+/// as a standby. Every referral answered 201 is offered or waitlisted exactly once; while
+/// the primary is away the submissions answer 503 with `Retry-After`, never anything
+/// else. The full version (100 referrals/s for two minutes per fault) is
+/// `tests/load/bench/cluster-faults.sh`.
+#[tokio::test(flavor = "multi_thread")]
+async fn f15_a_broker_node_and_the_database_primary_lost_while_submitting() {
+    // What the server does through the faults, on stderr when asked (it is the whole
+    // process's subscriber: every test's logs would follow).
+    if std::env::var_os("AIGUILLAGE_TEST_LOG").is_some() {
+        platform::telemetry::init();
+    }
+    let clusters = Clusters::start().await;
+    let scenario = Scenario::on(Sandbox::on_servers(clusters.servers.clone()).await).await;
+    let app = TestApp::start(scenario.sandbox.alias()).await;
+    scenario.directory(&app.base).await;
+
+    let stop = tokio_util::sync::CancellationToken::new();
+    let submitters: Vec<_> = (0..3)
+        .map(|_| {
+            let (base, referrer, stop) = (app.base.clone(), scenario.referrer.clone(), stop.clone());
+            tokio::spawn(async move { submit_until(&base, &referrer, stop).await })
+        })
+        .collect();
+    let pool = scenario.sandbox.pool().await;
+    let count = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM referrals.referrals WHERE status IN ('offered', 'waitlisted')",
+        )
+        .fetch_one(&pool)
+        .await
+        .ok()
+    };
+    let more_than = async |n: i64, what: &str| {
+        eventually(what, Duration::from_secs(120), || async { count().await.filter(|c| *c >= n) }).await
+    };
+
+    let started = std::time::Instant::now();
+    let before = more_than(20, "referrals to flow through the clusters").await;
+    // The server's first node is node 1 (it tries the URIs in order).
+    cluster("rabbitmq.sh", &["kill", "1"]).await;
+    let killed = started.elapsed();
+    let after_broker = more_than(before + 20, "referrals to flow again on the other broker nodes").await;
+    eprintln!(
+        "f15: broker node 1 killed at {killed:?}, 20 more referrals offered {:?} later",
+        started.elapsed() - killed
+    );
+    cluster("rabbitmq.sh", &["start-node", "1"]).await;
+
+    let primary = cluster("postgres.sh", &["primary"]).await.trim().to_string();
+    let killed = started.elapsed();
+    let old_primary = cluster("postgres.sh", &["kill-primary"]).await.trim().to_string();
+    // The monitor promotes the standby (about 50 s with pg_auto_failover's defaults).
+    eventually("the standby to be promoted", Duration::from_secs(180), || async {
+        let out = tokio::process::Command::new(cluster_script("postgres.sh")).arg("primary").output().await.ok()?;
+        let now = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (out.status.success() && !now.is_empty() && now != primary).then_some(())
+    })
+    .await;
+    let promoted_at = started.elapsed();
+    let now = eventually("the promoted primary to answer", Duration::from_secs(30), count).await;
+    let promoted = more_than(now + 20, "referrals to flow again on the promoted standby").await;
+    eprintln!(
+        "f15: primary on port {primary} ({old_primary}) killed at {killed:?}, standby promoted {:?} later, \
+         20 more referrals offered {:?} after that",
+        promoted_at - killed,
+        started.elapsed() - promoted_at
+    );
+    cluster("postgres.sh", &["restart-node", &old_primary]).await;
+    more_than(promoted + 10, "referrals to flow with the old primary back as a standby").await;
+    stop.cancel();
+
+    let mut ledger = Ledger::default();
+    let mut unavailable = (0, 0);
+    let mut other = Vec::new();
+    for s in submitters {
+        let a = s.await.unwrap();
+        ledger.acknowledged.extend(a.created);
+        ledger.attempted += a.attempted;
+        unavailable.0 += a.unavailable;
+        unavailable.1 += a.unavailable_without_retry_after;
+        other.extend(a.other);
+    }
+    eprintln!(
+        "f15: {} submissions, {} created, {} answered 503 (all with Retry-After: {}), other failures: {other:?}",
+        ledger.attempted,
+        ledger.acknowledged.len(),
+        unavailable.0,
+        unavailable.1 == 0
+    );
+    assert_eq!(unavailable.1, 0, "every 503 says when to retry");
+    assert!(other.is_empty(), "the failover window answers 503, nothing else: {other:?}");
+    pool.close().await;
+    scenario.check(&ledger, &[]).await;
+    app.stop().await;
+    scenario.sandbox.destroy().await;
+    drop(clusters);
 }

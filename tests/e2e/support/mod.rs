@@ -4,6 +4,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod capture;
 pub mod oidc;
 pub mod proxy;
 pub mod sms;
@@ -77,8 +78,12 @@ pub enum BrokerUse {
 pub struct Sandbox {
     pub database: String,
     pub namespace: String,
+    /// The servers they live on: the machine's, or the local clusters' (`on_servers`).
+    pub servers: Servers,
     pub config: Config,
     pub broker_use: BrokerUse,
+    /// Whether dropping it removes the database and the namespace (not for an alias).
+    owned: bool,
     /// The sandbox's master key, base64 (`AIGUILLAGE_MASTER_KEY` of the binary's runs).
     pub master_key: String,
 }
@@ -90,14 +95,20 @@ impl Sandbox {
 
     pub async fn with(adjust: impl FnOnce(&mut Config)) -> Self {
         let guard = BrokerUse::Shared(std::sync::Arc::clone(&BROKER).read_owned().await);
-        Self::create(adjust, guard).await
+        Self::create(adjust, guard, Servers::machine()).await
+    }
+
+    /// On other servers than the machine's (the local clusters of `deploy/cluster`),
+    /// which the machine's broker guard has nothing to do with.
+    pub async fn on_servers(servers: Servers) -> Self {
+        Self::create(|_| {}, BrokerUse::Borrowed, servers).await
     }
 
     /// For a test that stops or blocks the shared broker: it waits for every other test
     /// to finish with the broker, and no other starts until it is done.
     pub async fn exclusive() -> Self {
         let guard = BrokerUse::Exclusive(std::sync::Arc::clone(&BROKER).write_owned().await);
-        Self::create(|_| {}, guard).await
+        Self::create(|_| {}, guard, Servers::machine()).await
     }
 
     /// The same database and namespace, for a second handle (the guard stays with `self`).
@@ -105,21 +116,24 @@ impl Sandbox {
         Self {
             database: self.database.clone(),
             namespace: self.namespace.clone(),
+            servers: self.servers.clone(),
             config: self.config.clone(),
             broker_use: BrokerUse::Borrowed,
+            owned: false,
             master_key: self.master_key.clone(),
         }
     }
 
-    async fn create(adjust: impl FnOnce(&mut Config), broker_use: BrokerUse) -> Self {
+    async fn create(adjust: impl FnOnce(&mut Config), broker_use: BrokerUse, servers: Servers) -> Self {
         let database = unique("aig_test_");
         let namespace = unique("t");
-        let database_url = format!("{}/{database}", postgres_base());
+        let database_url = servers.database_url(&database);
+        let amqp = servers.amqp_url.clone();
         // Each sandbox has a master key of its own, as each deployment does.
         let master_key = platform::vault::MasterKey::generate_base64();
         let mut config = Config::from_lookup(|k| match k {
             "DATABASE_URL" => Some(database_url.clone()),
-            "AMQP_URL" => Some(amqp_url()),
+            "AMQP_URL" => Some(amqp.clone()),
             "AIGUILLAGE_NAMESPACE" => Some(namespace.clone()),
             "AIGUILLAGE_DB_POOL_SIZE" => Some("6".to_string()),
             // Revocations and key rotations reach the server in a second, not twenty.
@@ -130,11 +144,11 @@ impl Sandbox {
         .unwrap();
         adjust(&mut config);
         aiguillage::migrate(&config).await.unwrap().close().await;
-        Self { database, namespace, config, broker_use, master_key }
+        Self { database, namespace, servers, config, broker_use, owned: true, master_key }
     }
 
     pub async fn pool(&self) -> sqlx::PgPool {
-        platform::db::pool(&self.config.database_url, 2).unwrap()
+        platform::db::connect(&self.config.database_url, 2).await.unwrap()
     }
 
     pub async fn key(&self) -> TokenKey {
@@ -147,19 +161,52 @@ impl Sandbox {
     /// Drops the database and every queue and exchange of the namespace. A sandbox that
     /// is dropped without this (a failing test) cleans up in `Drop`.
     pub async fn destroy(mut self) {
-        remove(&self.database, &self.namespace).await;
+        remove(&self.database, &self.namespace, &self.servers).await;
+        self.owned = false;
         self.broker_use = BrokerUse::Borrowed;
     }
 }
 
-async fn remove(database: &str, namespace: &str) {
-    if let Ok(conn) = bus::connect(&amqp_url()).await {
+/// Where a sandbox's database and namespace live.
+#[derive(Debug, Clone)]
+pub struct Servers {
+    /// A PostgreSQL URL without a database: one server, or several (`h1:p1,h2:p2`), with
+    /// its query (`?target_session_attrs=read-write`) kept apart.
+    pub postgres_base: String,
+    pub postgres_query: String,
+    pub amqp_url: String,
+}
+
+impl Servers {
+    pub fn machine() -> Self {
+        Self { postgres_base: postgres_base(), postgres_query: String::new(), amqp_url: amqp_url() }
+    }
+
+    /// From a `DATABASE_URL` naming some database (its name is replaced per sandbox).
+    pub fn from_urls(database_url: &str, amqp_url: &str) -> Self {
+        let (url, query) = database_url.split_once('?').map_or((database_url, ""), |(u, q)| (u, q));
+        let scheme_end = url.find("://").map_or(0, |i| i + 3);
+        let base = match url[scheme_end..].find('/') {
+            Some(slash) => &url[..scheme_end + slash],
+            None => url,
+        };
+        let postgres_query = if query.is_empty() { String::new() } else { format!("?{query}") };
+        Self { postgres_base: base.to_string(), postgres_query, amqp_url: amqp_url.to_string() }
+    }
+
+    pub fn database_url(&self, database: &str) -> String {
+        format!("{}/{database}{}", self.postgres_base, self.postgres_query)
+    }
+}
+
+async fn remove(database: &str, namespace: &str, servers: &Servers) {
+    if let Ok(conn) = bus::connect(&servers.amqp_url).await {
         if let Ok(channel) = conn.create_channel().await {
             let _ = aiguillage::topology(namespace).delete(&channel).await;
         }
         let _ = conn.close(200, "test done".into()).await;
     }
-    let admin = platform::db::pool(&format!("{}/postgres", postgres_base()), 1).unwrap();
+    let admin = platform::db::pool(&servers.database_url("postgres"), 1).unwrap();
     let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)")))
         .execute(&admin)
         .await;
@@ -168,14 +215,14 @@ async fn remove(database: &str, namespace: &str) {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        if matches!(self.broker_use, BrokerUse::Borrowed) {
+        if !self.owned {
             return;
         }
-        let (database, namespace) = (self.database.clone(), self.namespace.clone());
+        let (database, namespace, servers) = (self.database.clone(), self.namespace.clone(), self.servers.clone());
         // A runtime of its own: this may run while a test's runtime is unwinding.
         let _ = std::thread::spawn(move || {
             if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                rt.block_on(remove(&database, &namespace));
+                rt.block_on(remove(&database, &namespace, &servers));
             }
         })
         .join();
