@@ -845,7 +845,7 @@ async fn f15_a_broker_node_and_the_database_primary_lost_while_submitting() {
     // The server's first node is node 1 (it tries the URIs in order).
     cluster("rabbitmq.sh", &["kill", "1"]).await;
     let killed = started.elapsed();
-    let after_broker = more_than(before + 20, "referrals to flow again on the other broker nodes").await;
+    more_than(before + 20, "referrals to flow again on the other broker nodes").await;
     eprintln!(
         "f15: broker node 1 killed at {killed:?}, 20 more referrals offered {:?} later",
         started.elapsed() - killed
