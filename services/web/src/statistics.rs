@@ -95,6 +95,8 @@ pub struct Bar {
 
 pub struct Tick {
     pub x: f64,
+    /// Every other month a line lower, so that twelve labels never overlap.
+    pub y: f64,
     pub label: String,
 }
 
@@ -182,12 +184,43 @@ fn chart(rows: &[&OpenDataRow]) -> (Vec<Series>, Vec<Tick>, Vec<(f64, String)>) 
     let ticks = shown
         .iter()
         .enumerate()
-        .map(|(i, r)| Tick { x: CHART_LEFT + i as f64 * slot + slot / 2.0, label: month_fr(&r.mois).1 })
+        .map(|(i, r)| Tick {
+            x: CHART_LEFT + i as f64 * slot + slot / 2.0,
+            y: if i % 2 == 0 { 270.0 } else { 286.0 },
+            label: month_fr(&r.mois).1,
+        })
         .collect();
-    let grid = (0..=4)
-        .map(|g| (CHART_BOTTOM - (CHART_BOTTOM - CHART_TOP) * g as f64 / 4.0, (top * g / 4).to_string()))
-        .collect();
-    (series, ticks, grid)
+    (series, ticks, grid(top))
+}
+
+/// The scale's lines, from 0 to `top` (1, 2 or 5 × 10^k), each at a whole number: four
+/// steps where `top` allows, else five, two or one (a scale up to 1 reads 0 and 1, not
+/// 0, 0, 0, 0 and 1).
+fn grid(top: i64) -> Vec<(f64, String)> {
+    let steps = [4, 5, 2, 1].into_iter().find(|s| top % s == 0).unwrap_or(1);
+    (0..=steps)
+        .map(|g| (CHART_BOTTOM - (CHART_BOTTOM - CHART_TOP) * g as f64 / steps as f64, (top * g / steps).to_string()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grid;
+
+    #[test]
+    fn the_scale_reads_whole_distinct_numbers_whatever_its_top() {
+        for (top, labels) in [
+            (1, vec!["0", "1"]),
+            (2, vec!["0", "1", "2"]),
+            (5, vec!["0", "1", "2", "3", "4", "5"]),
+            (10, vec!["0", "2", "4", "6", "8", "10"]),
+            (20, vec!["0", "5", "10", "15", "20"]),
+            (100, vec!["0", "25", "50", "75", "100"]),
+        ] {
+            let got: Vec<String> = grid(top).into_iter().map(|(_, l)| l).collect();
+            assert_eq!(got, labels, "top {top}");
+        }
+    }
 }
 
 async fn show(
