@@ -203,26 +203,6 @@ fn grid(top: i64) -> Vec<(f64, String)> {
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::grid;
-
-    #[test]
-    fn the_scale_reads_whole_distinct_numbers_whatever_its_top() {
-        for (top, labels) in [
-            (1, vec!["0", "1"]),
-            (2, vec!["0", "1", "2"]),
-            (5, vec!["0", "1", "2", "3", "4", "5"]),
-            (10, vec!["0", "2", "4", "6", "8", "10"]),
-            (20, vec!["0", "5", "10", "15", "20"]),
-            (100, vec!["0", "25", "50", "75", "100"]),
-        ] {
-            let got: Vec<String> = grid(top).into_iter().map(|(_, l)| l).collect();
-            assert_eq!(got, labels, "top {top}");
-        }
-    }
-}
-
 async fn show(
     State(state): State<WebState>,
     Visitor(agent): Visitor,
@@ -294,4 +274,24 @@ async fn show(
     };
     let status = if page.error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     Ok(render(status, &page, agent.is_some()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grid;
+
+    #[test]
+    fn the_scale_reads_whole_distinct_numbers_whatever_its_top() {
+        for (top, labels) in [
+            (1, vec!["0", "1"]),
+            (2, vec!["0", "1", "2"]),
+            (5, vec!["0", "1", "2", "3", "4", "5"]),
+            (10, vec!["0", "2", "4", "6", "8", "10"]),
+            (20, vec!["0", "5", "10", "15", "20"]),
+            (100, vec!["0", "25", "50", "75", "100"]),
+        ] {
+            let got: Vec<String> = grid(top).into_iter().map(|(_, l)| l).collect();
+            assert_eq!(got, labels, "top {top}");
+        }
+    }
 }
