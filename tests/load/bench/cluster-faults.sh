@@ -24,10 +24,15 @@ scenarios=${SCENARIOS:-broker-kill broker-stop db-kill}
 release="${CARGO_TARGET_DIR:-target}/release"
 work=$(mktemp -d -t aiguillage-cluster-faults.XXXXXX)
 
-eval "export $(deploy/cluster/rabbitmq.sh start)"
-eval "export $(deploy/cluster/postgres.sh start)"
+export "$(deploy/cluster/rabbitmq.sh start)"
+export "$(deploy/cluster/postgres.sh start)"
+# A database of this run's own on the cluster: the URL's path replaced, its query kept.
 database="aig_cluster_$$"
-export DATABASE_URL=${DATABASE_URL/\/aiguillage?//$database?}
+base=${DATABASE_URL%%\?*}
+export DATABASE_URL="${base%/*}/$database?${DATABASE_URL#*\?}"
+# The generator listens for the run's events on node 3, which no scenario stops (the
+# server is given all three nodes).
+generator_amqp=${AMQP_URL##*,}
 export AIGUILLAGE_NAMESPACE="cluster-$$" AIGUILLAGE_LISTEN="127.0.0.1:${PORT:-18280}"
 export AIGUILLAGE_BASE_URL="http://$AIGUILLAGE_LISTEN" RUST_LOG=${RUST_LOG:-warn}
 export AIGUILLAGE_MASTER_KEY=${AIGUILLAGE_MASTER_KEY:-$(openssl rand -base64 32)}
@@ -49,7 +54,7 @@ inject() {
 for scenario in $scenarios; do
   inject "$scenario" >"$work/$scenario.inject.log" 2>&1 &
   injector=$!
-  "$release/aiguillage-load" --rate "$rate" --duration "$duration" --no-ceilings --soak \
+  "$release/aiguillage-load" --rate "$rate" --duration "$duration" --no-ceilings --soak --amqp-url "$generator_amqp" \
     >"$work/$scenario.json" 2>"$work/$scenario.log" || true
   wait "$injector" || true
   if [ "$scenario" = db-kill ]; then
