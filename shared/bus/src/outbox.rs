@@ -126,8 +126,6 @@ pub struct Relay {
     retry_sql: String,
 }
 
-const NACKED: &str = "nacked by the broker";
-
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
     #[error("database: {0}")]
@@ -149,6 +147,12 @@ struct Claimed {
     traceparent: Option<String>,
 }
 
+/// The relay's connection options: the service pool's, with commits that do not wait for
+/// the WAL flush (see [`Relay::new`]).
+fn relay_options(service: &sqlx::postgres::PgConnectOptions) -> sqlx::postgres::PgConnectOptions {
+    service.clone().options([("synchronous_commit", "off")])
+}
+
 impl Relay {
     /// The relay works through a connection of its own whose commits do not wait for the
     /// WAL flush (`synchronous_commit = off`). Its writes are bookkeeping: a claim or a
@@ -157,7 +161,7 @@ impl Relay {
     /// transactions that wrote them. On this project's machine a flush is the costliest
     /// part of a commit, and the relay made two per round.
     pub fn new(pool: PgPool, broker: Arc<Broker>, schema: &'static str, service: &'static str) -> Self {
-        let options = (*pool.connect_options()).clone().options([("synchronous_commit", "off")]);
+        let options = relay_options(&pool.connect_options());
         let service_pool = pool;
         let pool = platform::db::pool_with(options, 1);
         Self {
@@ -189,7 +193,7 @@ impl Relay {
         let mine = self.pool.connect_options();
         if service.get_host() != mine.get_host() || service.get_port() != mine.get_port() {
             tracing::info!(schema = self.schema, "the relay follows the database primary");
-            self.pool.set_connect_options((*service).clone().options([("synchronous_commit", "off")]));
+            self.pool.set_connect_options(relay_options(&service));
         }
     }
 
@@ -230,21 +234,12 @@ impl Relay {
                         backoff = Duration::from_millis(100);
                         self.wait_for_work(&mut listener, &shutdown, POLL_INTERVAL).await;
                     }
-                    Err(RelayError::Broker(err)) => {
+                    // A lost channel, or one the broker refuses: the events wait, and the
+                    // next round goes on a fresh channel.
+                    Err(err @ (RelayError::Broker(_) | RelayError::Refused(_))) => {
                         draining.store(false, Ordering::Release);
-                        tracing::warn!(service = self.service, error = %err, "relay lost its channel");
-                        sleep_or_cancel(backoff, &shutdown).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
-                        continue 'connection;
-                    }
-                    Err(RelayError::Refused(n)) => {
-                        draining.store(false, Ordering::Release);
-                        tracing::warn!(
-                            service = self.service,
-                            refused = n,
-                            "the broker refused events; retrying on a fresh channel"
-                        );
-                        let _ = channel.close(200, "refused events: a fresh channel".into()).await;
+                        tracing::warn!(service = self.service, error = %err, "relay takes a fresh channel");
+                        let _ = channel.close(200, "a fresh channel".into()).await;
                         sleep_or_cancel(backoff, &shutdown).await;
                         backoff = (backoff * 2).min(Duration::from_secs(5));
                         continue 'connection;
@@ -290,6 +285,7 @@ impl Relay {
         let exchange = self.broker.topology.exchange();
         let mut pending = Vec::with_capacity(claimed.len());
         let mut failed: Vec<(Uuid, String)> = Vec::new();
+        let mut refused = 0;
         let mut channel_error = None;
         for row in &claimed {
             if channel_error.is_some() {
@@ -326,7 +322,10 @@ impl Relay {
                     row.id,
                     format!("unroutable: returned by the broker ({} {})", returned.reply_code, returned.reply_text),
                 )),
-                Ok(Ok(Confirmation::Nack(_))) => failed.push((row.id, NACKED.into())),
+                Ok(Ok(Confirmation::Nack(_))) => {
+                    refused += 1;
+                    failed.push((row.id, "nacked by the broker".into()));
+                }
                 Ok(Ok(Confirmation::NotRequested)) => failed.push((row.id, "channel is not in confirm mode".into())),
                 Ok(Err(err)) => failed.push((row.id, format!("confirm failed: {err}"))),
                 Err(_) => failed.push((row.id, "no confirm within 10 s (is the broker blocked?)".into())),
@@ -349,7 +348,6 @@ impl Relay {
         if let Some(err) = channel_error {
             return Err(RelayError::Broker(err));
         }
-        let refused = failed.iter().filter(|(_, why)| why == NACKED).count();
         if refused > 0 {
             return Err(RelayError::Refused(refused));
         }

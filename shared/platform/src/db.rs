@@ -19,7 +19,7 @@ pub fn pool(database_url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
     if let Some(servers) = servers
         && let Ok(runtime) = tokio::runtime::Handle::try_current()
     {
-        runtime.spawn(follow_primary(pool.clone(), servers, 0));
+        runtime.spawn(follow_primary(pool.clone(), servers, 0, None));
     }
     Ok(pool)
 }
@@ -32,9 +32,9 @@ pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool,
     let (pool, servers) = build(database_url, max_connections)?;
     let Some(servers) = servers else { return Ok(pool) };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let current = loop {
-        if let Some((index, _)) = find_primary(&servers, 0).await {
-            break index;
+    let (current, probe) = loop {
+        if let Some(found) = find_primary(&servers, 0).await {
+            break found;
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(sqlx::Error::PoolTimedOut);
@@ -42,7 +42,7 @@ pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool,
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
     pool.set_connect_options(servers[current].clone());
-    tokio::spawn(follow_primary(pool.clone(), servers, current));
+    tokio::spawn(follow_primary(pool.clone(), servers, current, Some(probe)));
     Ok(pool)
 }
 
@@ -123,8 +123,13 @@ async fn refuse_standby(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error
 /// become read-only, it asks each server in turn and moves the pool to the first that
 /// accepts writes (the failover manager decides which: this only follows it). Pool
 /// connections to the old primary fail their next use and are replaced on the new one.
-pub async fn follow_primary(pool: PgPool, servers: Vec<PgConnectOptions>, mut current: usize) {
-    let mut probe: Option<sqlx::PgConnection> = None;
+/// `probe`: a connection to `current` already found primary, if the caller has one.
+pub async fn follow_primary(
+    pool: PgPool,
+    servers: Vec<PgConnectOptions>,
+    mut current: usize,
+    mut probe: Option<sqlx::PgConnection>,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !pool.is_closed() {
