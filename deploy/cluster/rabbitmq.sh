@@ -10,9 +10,15 @@
 #   kill N        kill -9 node N's Erlang VM (N = 1, 2 or 3): a crash, for fault tests
 #   stop-node N   stop node N cleanly
 #   start-node N  start node N again and wait until it has booted
+#   partition N   cut node N off from the other two (their Erlang distribution traffic is
+#                 dropped by an nftables table of our own; clients still reach every node)
+#   heal          remove that table, and wait until the three nodes run together again
+#   leader        the numbers of the nodes that lead quorum queues, most queues first
 #
 # Node N is aigN@localhost, AMQP port 570N, Erlang distribution port 2570N, no
-# management plugin. Its files live under $AIGUILLAGE_CLUSTER_DIR/rabbitmq/nodeN
+# management plugin. Its connections to the other nodes leave from 127.0.1.N (every
+# 127/8 address is this machine's), so that `partition` can tell them apart from the
+# command-line tools' and the clients', which use 127.0.0.1. Its files live under $AIGUILLAGE_CLUSTER_DIR/rabbitmq/nodeN
 # (default /var/tmp/aiguillage-cluster). Everything but the AMQP_URL line goes to stderr,
 # so `eval "$(deploy/cluster/rabbitmq.sh start)"` or `export "$(…)"` works.
 set -euo pipefail
@@ -108,8 +114,12 @@ EOF
   # Quorum queues (declared by the services with x-queue-type: quorum) get this many
   # replicas. 3 is RabbitMQ 3.10's default; 3.10's rabbitmq.conf has no key for it
   # (quorum_queue.* there holds only compute_checksums), hence advanced.config.
+  # A peer that stops answering is declared down after 3/4 to 5/4 of net_ticktime: 15 s
+  # instead of Erlang's 60 lets `partition` take effect in 11-19 s, in a test's time.
+  # On three machines keep the default, which rides out short network hiccups.
   as_root tee "$STATE_DIR/advanced.config" >/dev/null <<'EOF'
-[{rabbit, [{quorum_cluster_size, 3}]}].
+[{rabbit, [{quorum_cluster_size, 3}]},
+ {kernel, [{net_ticktime, 15}]}].
 EOF
   echo "[]." | as_root tee "$STATE_DIR/enabled_plugins" >/dev/null
   as_root chown rabbitmq:rabbitmq "$STATE_DIR/rabbitmq.conf" "$STATE_DIR/advanced.config" \
@@ -134,8 +144,9 @@ CONFIG_FILE=$STATE_DIR/rabbitmq.conf
 CONFIG_FILES=$dir/conf.d
 ADVANCED_CONFIG_FILE=$STATE_DIR/advanced.config
 ENABLED_PLUGINS_FILE=$STATE_DIR/enabled_plugins
-# Erlang distribution on loopback only, as the machine's node does.
-SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+# Erlang distribution on loopback only, as the machine's node does; connections to the
+# other nodes from this node's own address (see partition_node).
+SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1} -kernel inet_dist_connect_options [{ip,{127,0,1,$n}}]"
 EOF
     as_root chown -R rabbitmq:rabbitmq "$dir"
   done
@@ -232,6 +243,7 @@ stop_node() {
 
 stop_cluster() {
   [ -d "$STATE_DIR" ] || { echo "no cluster under $STATE_DIR"; return; }
+  heal_partition
   local n
   for n in 3 2 1; do stop_node "$n"; done
 }
@@ -255,6 +267,67 @@ start_node() {
   echo "$(node_name "$n") is running"
 }
 
+# The nftables table that cuts a node off. One at a time: a new partition replaces it.
+PARTITION_TABLE="inet aiguillage_cluster_partition"
+
+# Drops node N's distribution traffic to and from the other nodes, in both directions of
+# every connection whoever opened it: from N's address to their distribution ports and
+# back, and from their addresses to N's distribution port and back. With
+# pause_minority, node N then pauses (its clients are disconnected and go to the other
+# nodes) and the other two go on as the majority.
+partition_node() {
+  local n=$1 m sources=() ports=()
+  command -v nft >/dev/null 2>&1 || apt_install nftables
+  for m in "${NODES[@]}"; do
+    [ "$m" = "$n" ] && continue
+    sources+=("127.0.1.$m")
+    ports+=("$(dist_port "$m")")
+  done
+  local others_ip others_port
+  others_ip=$(IFS=,; echo "${sources[*]}")
+  others_port=$(IFS=,; echo "${ports[*]}")
+  heal_partition
+  as_root nft -f - <<EOF
+table $PARTITION_TABLE {
+  chain output {
+    type filter hook output priority 0; policy accept;
+    ip saddr 127.0.1.$n tcp dport { $others_port } drop
+    ip daddr 127.0.1.$n tcp sport { $others_port } drop
+    ip saddr { $others_ip } tcp dport $(dist_port "$n") drop
+    ip daddr { $others_ip } tcp sport $(dist_port "$n") drop
+  }
+}
+EOF
+  echo "$(node_name "$n") cut off from the other nodes (heal with: $0 heal)"
+}
+
+heal_partition() {
+  if command -v nft >/dev/null 2>&1 && as_root nft list table $PARTITION_TABLE >/dev/null 2>&1; then
+    as_root nft delete table $PARTITION_TABLE
+    echo "partition healed"
+  fi
+}
+
+# The nodes that lead quorum queues (a publish is written there first), the one that
+# leads most first: the one whose loss matters most.
+leading_node() {
+  local n
+  for n in "${NODES[@]}"; do
+    if node_is_up "$n"; then
+      local leaders
+      leaders=$(ctl "$n" -q list_queues leader --no-table-headers 2>/dev/null | grep -o 'aig[0-9]@' || true)
+      if [ -z "$leaders" ]; then
+        echo "the cluster has no quorum queue yet" >&2
+        exit 1
+      fi
+      sort <<<"$leaders" | uniq -c | sort -rn | awk '{ print substr($2, 4, 1) }'
+      return
+    fi
+  done
+  echo "no node of the local cluster is running" >&2
+  exit 1
+}
+
 show_status() {
   local n
   [ -d "$STATE_DIR" ] || { echo "no cluster under $STATE_DIR"; return; }
@@ -274,8 +347,11 @@ case "${1:-}" in
   kill) check_node_number "${2:-}"; kill_node "$2" ;;
   stop-node) check_node_number "${2:-}"; stop_node "$2" ;;
   start-node) check_node_number "${2:-}"; start_node "$2" ;;
+  partition) check_node_number "${2:-}"; partition_node "$2" ;;
+  heal) heal_partition; await_three_running; echo "three nodes running" ;;
+  leader) leading_node >&3 ;;
   *)
-    sed -n '5,12p' "$0" >&2
+    sed -n '5,16p' "$0" >&2
     exit 2
     ;;
 esac
