@@ -14,9 +14,14 @@ pub struct Server {
 
 impl Server {
     pub async fn start(sandbox: &Sandbox, port: u16, extra_env: &[(&str, String)]) -> Self {
+        Self::start_services(sandbox, port, "all", extra_env).await
+    }
+
+    /// `serve --services {services}` (a comma-separated list, or `all`).
+    pub async fn start_services(sandbox: &Sandbox, port: u16, services: &str, extra_env: &[(&str, String)]) -> Self {
         let c = &sandbox.config;
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_aiguillage"));
-        cmd.args(["serve", "--services", "all", "--listen", &format!("127.0.0.1:{port}")])
+        cmd.args(["serve", "--services", services, "--listen", &format!("127.0.0.1:{port}")])
             .env("DATABASE_URL", &c.database_url)
             .env("AMQP_URL", &c.amqp_url)
             .env("AIGUILLAGE_NAMESPACE", &c.namespace)

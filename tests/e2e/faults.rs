@@ -764,6 +764,8 @@ struct Answers {
     unavailable_without_retry_after: usize,
     /// Anything else: a 5xx other than 503, a dropped connection, a timeout.
     other: Vec<String>,
+    /// Tries sent again to another replica after a refused or dropped connection.
+    moved: usize,
     attempted: usize,
 }
 
@@ -802,14 +804,15 @@ async fn submit_until(base: &str, referrer: &str, stop: tokio_util::sync::Cancel
 }
 
 /// Issue 27, in CI's time: the server on the clusters, submitting throughout while the
-/// RabbitMQ node it is connected to is killed (`kill -9`) and restarted, and then the
+/// RabbitMQ node it is connected to is killed (`kill -9`) and restarted, the node that
+/// then leads the queues is cut off from the others and healed, and then the
 /// PostgreSQL primary is killed, the standby promoted, and the old primary brought back
 /// as a standby. Every referral answered 201 is offered or waitlisted exactly once; while
 /// the primary is away the submissions answer 503 with `Retry-After`, never anything
 /// else. The full version (100 referrals/s for two minutes per fault) is
 /// `tests/load/bench/cluster-faults.sh`.
 #[tokio::test(flavor = "multi_thread")]
-async fn f15_a_broker_node_and_the_database_primary_lost_while_submitting() {
+async fn f15_broker_nodes_lost_or_cut_off_and_the_database_primary_lost_while_submitting() {
     // What the server does through the faults, on stderr when asked (it is the whole
     // process's subscriber: every test's logs would follow).
     if std::env::var_os("AIGUILLAGE_TEST_LOG").is_some() {
@@ -851,6 +854,29 @@ async fn f15_a_broker_node_and_the_database_primary_lost_while_submitting() {
         started.elapsed() - killed
     );
     cluster("rabbitmq.sh", &["start-node", "1"]).await;
+
+    // The node that now leads most queues is cut off from the other two. With
+    // pause_minority it pauses once it notices (its AMQP port closes), the majority
+    // elects new leaders, and the server's connections move to the nodes still serving.
+    let leaders = cluster("rabbitmq.sh", &["leader"]).await;
+    let leader = leaders.lines().next().expect("a node leads the queues").trim().to_string();
+    let port: u16 = format!("570{leader}").parse().unwrap();
+    let cut = started.elapsed();
+    cluster("rabbitmq.sh", &["partition", &leader]).await;
+    eventually("the node cut off to pause", Duration::from_secs(60), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err().then_some(())
+    })
+    .await;
+    let paused = started.elapsed();
+    let now = count().await.unwrap_or(0);
+    let flowed = more_than(now + 20, "referrals to flow with a node cut off").await;
+    eprintln!(
+        "f15: node {leader}, leading the queues, cut off at {cut:?}, paused {:?} later, 20 more referrals offered {:?} after that",
+        paused - cut,
+        started.elapsed() - paused
+    );
+    cluster("rabbitmq.sh", &["heal"]).await;
+    more_than(flowed + 10, "referrals to flow with the three nodes together again").await;
 
     let primary = cluster("postgres.sh", &["primary"]).await.trim().to_string();
     let killed = started.elapsed();
@@ -900,4 +926,164 @@ async fn f15_a_broker_node_and_the_database_primary_lost_while_submitting() {
     app.stop().await;
     scenario.sandbox.destroy().await;
     drop(clusters);
+}
+
+/// Submits one referral after another until `stop`, as a client behind a load balancer
+/// (or the proxy itself) does: each submission carries its own `Idempotency-Key` and goes
+/// to one of the `replicas` in turn, and to the next one, with the same key, when a
+/// replica refuses the connection, drops it or answers 503. A submission is given up
+/// only after 30 s.
+async fn submit_balanced(
+    replicas: Vec<String>,
+    referrer: String,
+    stop: tokio_util::sync::CancellationToken,
+) -> Answers {
+    let client = reqwest::Client::new();
+    let mut answers = Answers::default();
+    let mut next = 0usize;
+    while !stop.is_cancelled() {
+        answers.attempted += 1;
+        let key = uuid::Uuid::now_v7().to_string();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            next += 1;
+            let base = &replicas[next % replicas.len()];
+            let sent = client
+                .post(format!("{base}/api/v1/referrals"))
+                .bearer_auth(&referrer)
+                .header("Idempotency-Key", &key)
+                .timeout(Duration::from_secs(15))
+                .json(&referral())
+                .send()
+                .await;
+            let retry = match sent {
+                Ok(r) if r.status() == 201 => {
+                    let v: Value = r.json().await.unwrap();
+                    answers.created.push(v["id"].as_str().unwrap().to_string());
+                    break;
+                }
+                Ok(r) if r.status() == 503 => {
+                    answers.unavailable += 1;
+                    if r.headers().get("retry-after").is_none() {
+                        answers.unavailable_without_retry_after += 1;
+                    }
+                    format!("503 from {base}")
+                }
+                Ok(r) => {
+                    answers.other.push(format!("{} from {base}", r.status()));
+                    break;
+                }
+                Err(err) => {
+                    answers.moved += 1;
+                    format!("{err}")
+                }
+            };
+            if tokio::time::Instant::now() > deadline {
+                answers.other.push(format!("given up after 30 s: {retry}"));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    answers
+}
+
+/// Issue 27: a rolling restart under load. Two replicas of each of the seven services but
+/// notify, which handles its queue in order and runs as one (as in deploy/), each its own
+/// process of the real binary (notify and web reach the API through the deployment's
+/// proxy, as in a split deployment). While referrals are submitted
+/// throughout, one replica at a time is sent SIGTERM, must exit cleanly, and is started
+/// again and ready before the next, and referrals must keep flowing. Nothing
+/// acknowledged is lost, nothing is doubled, and no submission ends in anything but 201.
+#[tokio::test(flavor = "multi_thread")]
+async fn f16_a_rolling_restart_of_every_service_under_load_loses_and_doubles_nothing() {
+    use crate::split::SERVICES;
+    // Fourteen processes with the proxy: the database and the broker to themselves
+    // (max_connections is shared with every other test).
+    let scenario = Scenario::exclusive().await;
+    let dir = std::env::temp_dir().join(format!("aiguillage-rolling-{}", scenario.sandbox.namespace));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ports: Vec<Vec<u16>> =
+        SERVICES.iter().map(|s| (0..if *s == "notify" { 1 } else { 2 }).map(|_| free_port()).collect()).collect();
+    let proxy_port = free_port();
+    let first: Vec<u16> = ports.iter().map(|p| p[0]).collect();
+    let _proxy = crate::split::proxy(proxy_port, &first, &dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("caddy");
+    let env = |service: &str| {
+        let mut env = vec![("AIGUILLAGE_DB_POOL_SIZE", "3".to_string())];
+        if matches!(service, "notify" | "web") {
+            env.push(("AIGUILLAGE_API_URL", format!("http://127.0.0.1:{proxy_port}/")));
+        }
+        env
+    };
+    let mut replicas = Vec::new();
+    for (service, ports) in SERVICES.iter().zip(&ports) {
+        let mut two = Vec::new();
+        for port in ports {
+            two.push(Server::start_services(&scenario.sandbox, *port, service, &env(service)).await);
+        }
+        replicas.push(two);
+    }
+    let referrals: Vec<String> =
+        replicas[SERVICES.iter().position(|s| *s == "referrals").unwrap()].iter().map(|r| r.base.clone()).collect();
+    scenario.directory(&replicas[SERVICES.iter().position(|s| *s == "directory").unwrap()][0].base).await;
+
+    let stop = tokio_util::sync::CancellationToken::new();
+    let submitters: Vec<_> = (0..3)
+        .map(|_| tokio::spawn(submit_balanced(referrals.clone(), scenario.referrer.clone(), stop.clone())))
+        .collect();
+    let pool = scenario.sandbox.pool().await;
+    let count = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM referrals.referrals WHERE status IN ('offered', 'waitlisted')",
+        )
+        .fetch_one(&pool)
+        .await
+        .ok()
+    };
+    let more_than = async |n: i64, what: &str| {
+        eventually(what, Duration::from_secs(60), || async { count().await.filter(|c| *c >= n) }).await
+    };
+    let mut flowed = more_than(10, "referrals to flow through the thirteen services' processes").await;
+    for (i, service) in SERVICES.iter().enumerate() {
+        for r in 0..ports[i].len() {
+            let status = replicas[i][r].terminate().await;
+            assert!(status.success(), "{service} replica {r} after SIGTERM: {status}");
+            replicas[i][r] = Server::start_services(&scenario.sandbox, ports[i][r], service, &env(service)).await;
+            flowed = more_than(flowed + 5, &format!("referrals to flow after {service} replica {r} restarted")).await;
+        }
+    }
+    stop.cancel();
+
+    let mut ledger = Ledger::default();
+    let (mut unavailable, mut without_retry_after, mut moved, mut other) = (0, 0, 0, Vec::new());
+    for s in submitters {
+        let a = s.await.unwrap();
+        ledger.acknowledged.extend(a.created);
+        ledger.attempted += a.attempted;
+        unavailable += a.unavailable;
+        without_retry_after += a.unavailable_without_retry_after;
+        moved += a.moved;
+        other.extend(a.other);
+    }
+    eprintln!(
+        "f16: {} submissions through 13 restarts, {} created, {unavailable} answers 503 and {moved} refused \
+         or dropped connections (each sent again to the other replica with its key)",
+        ledger.attempted,
+        ledger.acknowledged.len()
+    );
+    assert!(other.is_empty(), "every submission ends in 201: {other:?}");
+    assert_eq!(without_retry_after, 0, "every 503 says when to retry");
+    pool.close().await;
+    scenario.check(&ledger, &[]).await;
+    for two in &mut replicas {
+        for r in two {
+            r.terminate().await;
+        }
+    }
+    scenario.sandbox.destroy().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }

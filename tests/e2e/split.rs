@@ -17,7 +17,7 @@ use crate::support::oidc::{Agent, CLAIRE, KARIM, OidcProvider, SOPHIE};
 use crate::support::smtp::{Captured, SmtpServer};
 use crate::support::*;
 
-const SERVICES: [&str; 7] = ["referrals", "directory", "matcher", "insights", "accounts", "notify", "web"];
+pub const SERVICES: [&str; 7] = ["referrals", "directory", "matcher", "insights", "accounts", "notify", "web"];
 /// The services that hold personal data, and only they, are given the master key.
 const HOLD_PERSONAL_DATA: [&str; 2] = ["referrals", "accounts"];
 
@@ -28,6 +28,29 @@ fn repo() -> PathBuf {
 /// The URL of the sandbox's database for one of roles.sql's roles.
 fn as_role(sandbox: &Sandbox, role: &str) -> String {
     format!("postgres://{role}@%2Fvar%2Frun%2Fpostgresql/{}", sandbox.database)
+}
+
+/// The deployment's proxy (`deploy/proxy/Caddyfile`, run by Caddy) on `port`, sending
+/// each service's paths to the port of the same index in `ports` (in the order of
+/// [`SERVICES`]), on loopback. Its files go to `dir`; killed when dropped.
+pub fn proxy(port: u16, ports: &[u16], dir: &std::path::Path) -> Command {
+    let mut caddy = Command::new("caddy");
+    caddy
+        .args(["run", "--adapter", "caddyfile", "--config"])
+        .arg(repo().join("deploy/proxy/Caddyfile"))
+        .env("AIGUILLAGE_SITE_ADDRESS", format!("http://127.0.0.1:{port}"))
+        .env("AIGUILLAGE_PROXY_ADMIN", "off")
+        .env("XDG_DATA_HOME", dir)
+        .env("XDG_CONFIG_HOME", dir)
+        .env("HOME", dir)
+        .kill_on_drop(true);
+    for (service, port) in SERVICES.iter().zip(ports) {
+        let upper = service.to_uppercase();
+        caddy
+            .env(format!("AIGUILLAGE_{upper}_HOST"), "127.0.0.1")
+            .env(format!("AIGUILLAGE_{upper}_PORT"), port.to_string());
+    }
+    caddy
 }
 
 /// Processes killed when the test ends, whatever way it ends; their output is kept in
@@ -79,23 +102,8 @@ async fn seven_services_under_their_own_roles_carry_a_referral_from_submission_t
     let mut processes = Processes { children: vec![], logs: logs.clone() };
 
     // The proxy, with the deployment's own Caddyfile.
-    let mut caddy = Command::new("caddy");
-    caddy
-        .args(["run", "--adapter", "caddyfile", "--config"])
-        .arg(repo().join("deploy/proxy/Caddyfile"))
-        .env("AIGUILLAGE_SITE_ADDRESS", format!("http://127.0.0.1:{proxy_port}"))
-        .env("AIGUILLAGE_PROXY_ADMIN", "off")
-        .env("XDG_DATA_HOME", &logs)
-        .env("XDG_CONFIG_HOME", &logs)
-        .env("HOME", &logs);
-    for (service, port) in SERVICES.iter().zip(&ports) {
-        let upper = service.to_uppercase();
-        caddy
-            .env(format!("AIGUILLAGE_{upper}_HOST"), "127.0.0.1")
-            .env(format!("AIGUILLAGE_{upper}_PORT"), port.to_string());
-    }
     let log = processes.log("caddy");
-    let child = caddy.stdout(log.try_clone().unwrap()).stderr(log).kill_on_drop(true).spawn().expect("caddy");
+    let child = proxy(proxy_port, &ports, &logs).stdout(log.try_clone().unwrap()).stderr(log).spawn().expect("caddy");
     processes.keep("caddy", child);
 
     for (service, port) in SERVICES.iter().zip(&ports) {
