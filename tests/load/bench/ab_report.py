@@ -4,6 +4,7 @@
     ab_report.py summary DIR ROUNDS  the medians of the A and B runs, and their ratio
 """
 import json
+import os
 import statistics
 import sys
 
@@ -19,6 +20,12 @@ def run(label, path):
         line += (f", appointments {a.get('appointed')}, person messages {m.get('by_kind_and_status')}, "
                  f"due ones drained {m.get('due_drained_after_s')} s after the run")
     print(line)
+    cpu = path.removesuffix(".json") + ".cpu.json"
+    if os.path.exists(cpu):
+        c = json.load(open(cpu))
+        split = ", ".join(f"{g} {v:.2f}" for g, v in sorted(c["cores"].items(), key=lambda kv: -kv[1]))
+        print(f"    cores used over {c['seconds']} s: {split}; the machine {c['machine_busy'] * 100:.0f} % busy "
+              f"({c['machine_cores']} cores)")
 
 
 def summary(work, rounds):

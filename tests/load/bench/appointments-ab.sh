@@ -3,9 +3,11 @@
 # at RATE referrals/s for DURATION, alternating A (`--appointments 0.5 --accept-only`: the
 # places accept half of the offers, and set no appointment) and B (`--appointments 0.5`:
 # the same half accepted and given an appointment, so the person is sent an SMS), ROUNDS
-# times each. Both sides accept the same offers: what differs is what issue 24 adds. Prints each run's submit → offered p50/p99 and, for B, the
-# person messages by kind and status and when the due ones drained; then the medians of
-# A's and B's p99 and their ratio. It measures and asserts nothing.
+# times each. Both sides accept the same offers: what differs is what issue 24 adds.
+# Prints each run's submit → offered p50/p99, where the CPU went (cpu_split.py: cores
+# used by the server, PostgreSQL, RabbitMQ, the generator and the capture servers) and,
+# for B, the person messages by kind and status and when the due ones drained; then the
+# medians of A's and B's p99 and their ratio. It measures and asserts nothing.
 #
 #   tests/load/bench/appointments-ab.sh
 #   RATE=100 DURATION=60s ROUNDS=2 tests/load/bench/appointments-ab.sh
@@ -78,7 +80,8 @@ run() {
   local label=$1 n=$2
   shift 2
   local out="$work/$label$n.json"
-  "$release/aiguillage-load" --rate "$rate" --duration "$duration" --no-ceilings --seed "$n" "$@" >"$out" 2>"$work/$label$n.log"
+  python3 tests/load/bench/cpu_split.py "$work/$label$n.cpu.json" -- \
+    "$release/aiguillage-load" --rate "$rate" --duration "$duration" --no-ceilings --seed "$n" "$@" >"$out" 2>"$work/$label$n.log"
   python3 tests/load/bench/ab_report.py run "$label$n" "$out"
 }
 
