@@ -26,6 +26,41 @@ pub fn date(
     }
 }
 
+/// "16000", "16000 Angoulême", "Angoulême" or an INSEE code: the commune's code, or why
+/// none is found. `empty` is what to say when nothing is typed: each form names whose
+/// commune it asks for.
+pub fn commune(raw: &str, empty: &str) -> Result<String, String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err(empty.to_string());
+    }
+    let communes = geo::communes();
+    let digits: String = raw.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+    if digits.len() == 5 && digits.chars().all(|c| c.is_ascii_digit()) {
+        let rest = raw[digits.len()..].trim();
+        if let Ok(c) = communes.resolve(None, Some(&digits), Some(rest).filter(|r| !r.is_empty())) {
+            return Ok(c.code.clone());
+        }
+        if let Some(c) = communes.by_code(&digits) {
+            return Ok(c.code.clone());
+        }
+        return Err(format!("Aucune commune n'a le code postal {digits}."));
+    }
+    let wanted = geo::normalize_name(raw);
+    let mut found: Vec<&geo::Commune> = communes.iter().filter(|c| geo::normalize_name(&c.name) == wanted).collect();
+    found.sort_by_key(|c| std::cmp::Reverse(c.population));
+    match found.as_slice() {
+        [] => Err(format!("Aucune commune ne s'appelle « {raw} ». Essayez avec son code postal.")),
+        [one] => Ok(one.code.clone()),
+        several => Err(format!(
+            "Plusieurs communes s'appellent « {raw} » ({}). Ajoutez le code postal, par exemple « {} {} ».",
+            several.iter().take(4).map(|c| format!("{} ({})", c.name, c.departement)).collect::<Vec<_>>().join(", "),
+            several[0].postcodes.first().cloned().unwrap_or_default(),
+            several[0].name
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
