@@ -17,6 +17,7 @@ use contracts::insights::{FunnelView, OpenDataFile, Queues, StructureReport, Sup
 use contracts::matching::AssessmentView;
 use contracts::notifications::UnreachedList;
 use contracts::referrals::{AppointmentBody, AttendanceBody, AuditPage, ReferralPage, ReferralView};
+use contracts::simulation::{SimulationRequest, SimulationResponse};
 use contracts::{ReferralId, ReferralStatus, StructureId, Territory};
 use http::{Method, StatusCode};
 use serde::Serialize;
@@ -316,6 +317,11 @@ impl Client {
 
     pub async fn preview(&self, body: &PreviewRequest) -> Answer<AssessmentView> {
         self.send(Method::POST, "/api/v1/match/preview", body).await
+    }
+
+    /// What if: the territory's past referrals replayed with the changes.
+    pub async fn simulate(&self, body: &SimulationRequest) -> Answer<SimulationResponse> {
+        self.send(Method::POST, "/api/v1/simulations", body).await
     }
 
     // ------------------------------------------------------------------ insights
