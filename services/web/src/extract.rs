@@ -148,6 +148,7 @@ fn nav(role: Option<Role>) -> Vec<(&'static str, &'static str, &'static str)> {
             ("/territoire", "Territoire", "territoire"),
             ("/territoire/entonnoir", "Entonnoir", "entonnoir"),
             ("/territoire/offre-et-demande", "Offre et demande", "offre"),
+            ("/territoire/simulation", "Simulation", "simulation"),
             ("/territoire/import", "Import", "import"),
             ("/admin/structures", "Structures", "structures"),
             ("/admin/comptes", "Comptes", "comptes"),
@@ -155,6 +156,7 @@ fn nav(role: Option<Role>) -> Vec<(&'static str, &'static str, &'static str)> {
         Some(Role::Admin) => vec![
             ("/territoire", "Territoire", "territoire"),
             ("/territoire/entonnoir", "Entonnoir", "entonnoir"),
+            ("/territoire/simulation", "Simulation", "simulation"),
             ("/admin/organisations", "Organisations", "organisations"),
             ("/admin/structures", "Structures", "structures"),
             ("/admin/comptes", "Comptes", "comptes"),

@@ -1,8 +1,9 @@
 //! The coordinator's pages: the territory's queues and waitlist (`/territoire`), one
 //! waiting or escalated referral to reroute (no personal data), the funnel of a period,
-//! supply against demand by commune, a structure's monthly report with its CSV, and the
-//! import of a Mednum file. Charts and the map are SVG drawn on the server, next to a
-//! table with the same figures. Other memberships get 404, as the API does.
+//! supply against demand by commune, a structure's monthly report with its CSV, the
+//! import of a Mednum file, and what if (a past period replayed with other capacities).
+//! Charts and maps are SVG drawn on the server, next to a table with the same figures.
+//! Other memberships get 404, as the API does.
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -14,6 +15,7 @@ mod funnel;
 mod import;
 mod queues;
 mod report;
+mod simulation;
 mod supply_demand;
 mod waiting;
 
@@ -26,6 +28,7 @@ pub fn routes() -> Router<WebState> {
         .route("/territoire/offre-et-demande", get(supply_demand::show))
         .route("/territoire/structures/{id}/rapport", get(report::show))
         .route("/territoire/structures/{id}/rapport.csv", get(report::csv))
+        .route("/territoire/simulation", get(simulation::form).post(simulation::submit))
         .route(
             "/territoire/import",
             get(import::form).post(import::import).layer(axum::extract::DefaultBodyLimit::max(import::LIMIT)),
