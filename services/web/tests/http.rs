@@ -355,6 +355,7 @@ async fn each_role_opens_its_pages_and_gets_404_on_another_s(pool: PgPool) {
                 "/territoire",
                 "/territoire/entonnoir",
                 "/territoire/offre-et-demande",
+                "/territoire/simulation",
                 "/territoire/import",
                 "/admin/structures",
                 "/admin/structures/nouvelle",
@@ -362,7 +363,10 @@ async fn each_role_opens_its_pages_and_gets_404_on_another_s(pool: PgPool) {
                 "/admin/comptes",
             ],
         ),
-        (&admin, &["/admin/organisations", "/journal"]),
+        (
+            &admin,
+            &["/admin/organisations", "/journal", "/territoire/simulation", "/territoire/simulation?departement=16"],
+        ),
         (&dpo, &["/journal"]),
     ];
     for (browser, paths) in pages {
@@ -1357,4 +1361,96 @@ async fn the_public_statistics_need_no_sign_in_and_show_secret_where_counts_are_
     let sign_in = app.get(None, "/connexion").await;
     assert!(sign_in.html.contains("<a href=\"/statistiques\">Statistiques publiques</a>"), "{}", sign_in.html);
     assert!(page.html.contains("fr-footer__bottom-link\" href=\"/statistiques\">Statistiques publiques</a>"));
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_simulation_keeps_the_scenario_in_the_form_and_brings_the_api_s_refusals_beside_their_fields(pool: PgPool) {
+    let app = App::new(pool).await;
+    app.structure("mediatheque-mansle").await;
+    let coordinator = app.sign_in(coordinator()).await;
+    let page = app.get(Some(&coordinator), "/territoire/simulation").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    assert_eq!(page.headers[header::CACHE_CONTROL], "no-store");
+    for needed in [
+        "<a class=\"fr-nav__link\" href=\"/territoire/simulation\" aria-current=\"page\">Simulation</a>",
+        "<label class=\"fr-label\" for=\"du\">Du</label>",
+        "<label class=\"fr-label\" for=\"au\">Au</label>",
+        "for=\"lieu-0-capacite\">Places par semaine — Médiathèque de Mansle</label>",
+        "name=\"capacite:mediatheque-mansle\" type=\"text\" inputmode=\"numeric\" value=\"5\"",
+        "<label class=\"fr-label\" for=\"commune_nouveau\">Commune du nouveau lieu</label>",
+        ">Ajouter un lieu</button>",
+        ">Simuler</button>",
+    ] {
+        assert!(page.html.contains(needed), "{needed}: {}", page.html);
+    }
+    let period = [("departement", "16"), ("du", "2026-01-01"), ("au", "2026-03-31")];
+    let with = |more: &[(&'static str, &'static str)]| {
+        let mut fields = period.to_vec();
+        fields.extend_from_slice(more);
+        fields
+    };
+
+    // "Ajouter un lieu" without JavaScript: the page again, the place in a hidden field.
+    let place = [("services_nouveau", "aide_demarches_administratives"), ("capacite_nouveau", "8"), ("ajouter", "1")];
+    let added = app
+        .post_form(
+            &coordinator,
+            "/territoire/simulation",
+            &[with(&place), vec![("commune_nouveau", "Cognac")]].concat(),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.html);
+    let kept = "16102|8|aide_demarches_administratives|Nouveau lieu à Cognac";
+    assert!(added.html.contains(&format!("name=\"nouveau\" value=\"{kept}\"")), "{}", added.html);
+    assert!(added.html.contains("Lieu ajouté au scénario : Nouveau lieu à Cognac"), "{}", added.html);
+    let outside = app
+        .post_form(&coordinator, "/territoire/simulation", &[with(&place), vec![("commune_nouveau", "86000")]].concat())
+        .await;
+    assert_eq!(outside.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        outside.html.contains("id=\"commune_nouveau-error\">Poitiers n&#39;est pas dans le département simulé (16)"),
+        "{}",
+        outside.html
+    );
+
+    // A change the API refuses (the matcher has not heard of the place without a broker,
+    // and a negative number is not a capacity): beside the place's line, in the summary.
+    let refused = app
+        .post_form(
+            &coordinator,
+            "/territoire/simulation",
+            &with(&[("capacite:mediatheque-mansle", "-3"), ("nouveau", kept), ("simuler", "1")]),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.html);
+    assert!(
+        refused.html.contains("aria-invalid=\"true\" aria-describedby=\"lieu-0-capacite-error\""),
+        "{}",
+        refused.html
+    );
+    assert!(refused.html.contains("<li><a href=\"#lieu-0-capacite\">"), "{}", refused.html);
+    assert!(refused.html.contains(&format!("value=\"{kept}\"")), "the new place is kept");
+    assert!(refused.html.contains("<title>Erreur : simulation"));
+
+    // A period the API finds too long: beside "Au".
+    let long = [("departement", "16"), ("du", "2024-01-01"), ("au", "2026-03-31"), ("simuler", "1")];
+    let long = app.post_form(&coordinator, "/territoire/simulation", &long).await;
+    assert_eq!(long.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", long.html);
+    assert!(long.html.contains("id=\"au-error\">La période compte au plus 366 jours"), "{}", long.html);
+
+    // Nothing to replay, nothing changed: the results, empty but whole.
+    let done = app.post_form(&coordinator, "/territoire/simulation", &with(&[("simuler", "1")])).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.html);
+    for needed in [
+        "<caption>Comparaison</caption>",
+        "<th scope=\"row\">Placées à moins de 30 km</th>",
+        "Aucune orientation du département n&#39;a été envoyée du 01/01/2026 au 31/03/2026",
+        "role=\"img\" aria-label=\"Placées : 0 actuellement, 0 avec le scénario",
+    ] {
+        assert!(done.html.contains(needed), "{needed}: {}", done.html);
+    }
+
+    // Another territory's coordinator: no such page.
+    let elsewhere = app.sign_in(accounts::domain::Grant::Coordinator(vec!["86".parse().unwrap()])).await;
+    assert_eq!(app.get(Some(&elsewhere), "/territoire/simulation?departement=16").await.status, StatusCode::NOT_FOUND);
 }
