@@ -20,6 +20,7 @@ pub mod opening_hours;
 pub mod personal;
 pub mod phone;
 pub mod referrals;
+pub mod simulation;
 #[cfg(feature = "sqlx")]
 mod sql;
 pub mod validate;
