@@ -4,4 +4,5 @@ pub mod engine;
 pub mod index;
 pub mod optimal;
 pub mod reach;
+pub mod simulate;
 pub mod waitlist;
