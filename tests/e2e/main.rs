@@ -19,6 +19,7 @@ mod notifications;
 mod pages;
 mod privacy;
 mod signin;
+mod simulation;
 mod split;
 mod support;
 mod tokens;

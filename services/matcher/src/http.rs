@@ -9,14 +9,15 @@ use axum::{Json as AxumJson, Router};
 use contracts::api::PreviewRequest;
 use contracts::events::Point;
 use contracts::matching::{AssessmentView, CandidateView, ExcludedView, LoadView, ReasonView};
+use contracts::simulation::{SaveScenario, SavedScenario, SimulationRequest, SimulationResponse};
 use contracts::validate::Errors;
 use contracts::{Accessibility, Language, Need, ReferralId, ReferralMode, Role, Urgency};
 use platform::ApiError;
 use platform::auth::Authorized;
-use platform::auth::roles::Previewers;
-use platform::json::Json;
+use platform::auth::roles::{Coordinators, Previewers};
+use platform::json::{Json, Query};
 use platform::path::Path;
-use platform::problem::responses::{Authenticated, Forbidden, JsonBody, NotFound};
+use platform::problem::responses::{Authenticated, Forbidden, InvalidQuery, JsonBody, NotFound};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -25,12 +26,16 @@ use uuid::Uuid;
 use crate::MatcherState;
 use crate::domain::engine::{Candidate, Demand, Excluded};
 use crate::routing::Assessment;
-use crate::store;
+use crate::{simulation, store};
 
 /// The routes with their OpenAPI operations: one list, so the document cannot describe a
 /// route the router does not serve.
 pub fn routes() -> OpenApiRouter<MatcherState> {
-    OpenApiRouter::new().routes(routes!(candidates)).routes(routes!(preview))
+    OpenApiRouter::new()
+        .routes(routes!(candidates))
+        .routes(routes!(preview))
+        .routes(routes!(simulate))
+        .routes(routes!(save_scenario, scenarios))
 }
 
 pub fn router(state: MatcherState) -> Router {
@@ -145,6 +150,105 @@ async fn preview(
     let mut conn = state.pool.acquire().await?;
     let assessment = state.matcher.assess(&mut conn, &demand, &HashMap::new(), limit).await?;
     Ok(AxumJson(view(None, &demand, assessment)))
+}
+
+/// What if: the territory's referrals of a past period replayed through the matching
+/// engine, as things were and with the changes (coordinator of the territory; admin).
+/// Nothing live is touched. See `crate::simulation`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/simulations",
+    operation_id = "simulate",
+    tag = "matching",
+    request_body = SimulationRequest,
+    responses((status = 200, description = "Baseline and scenario", body = SimulationResponse), Authenticated, Forbidden, JsonBody)
+)]
+async fn simulate(
+    State(state): State<MatcherState>,
+    caller: Authorized<Coordinators>,
+    Json(req): Json<SimulationRequest>,
+) -> Result<AxumJson<SimulationResponse>, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    let index = state.matcher.snapshot(&mut conn).await?;
+    let structures: Vec<_> = index.iter().cloned().collect();
+    let parsed = simulation::parse(&req, &structures)?;
+    if caller.role != Some(Role::Admin) && !caller.covers_territory(parsed.territory.as_str()) {
+        return Err(ApiError::forbidden());
+    }
+    let arrivals = simulation::arrivals(&mut conn, &parsed).await?;
+    let (acceptance, overall) = simulation::acceptance(&mut conn, &parsed).await?;
+    drop(conn);
+    let answer = simulation::run(parsed, structures, arrivals, acceptance, overall, state.matcher.max_attempts).await?;
+    Ok(AxumJson(answer))
+}
+
+/// `?territory=`: a département code the caller covers.
+#[derive(Debug, serde::Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ScenariosQuery {
+    #[param(schema_with = contracts::api::schema::query_text)]
+    territory: Option<String>,
+}
+
+/// Keeps a scenario under a name for the territory's coordinators to run again; a name the
+/// territory already has is replaced (coordinator of the territory; admin).
+#[utoipa::path(
+    post,
+    path = "/api/v1/simulations/scenarios",
+    operation_id = "saveScenario",
+    tag = "matching",
+    request_body = SaveScenario,
+    responses((status = 200, description = "The scenario saved", body = SavedScenario), Authenticated, Forbidden, JsonBody)
+)]
+async fn save_scenario(
+    State(state): State<MatcherState>,
+    caller: Authorized<Coordinators>,
+    Json(req): Json<SaveScenario>,
+) -> Result<AxumJson<SavedScenario>, ApiError> {
+    let name = req.name.as_deref().map(str::trim).unwrap_or_default().to_string();
+    if name.is_empty() || name.chars().count() > 120 {
+        return Err(ApiError::invalid_field("name", "a name of 1 to 120 characters"));
+    }
+    let Some(request) = req.request else { return Err(ApiError::invalid_field("request", "required")) };
+    let mut conn = state.pool.acquire().await?;
+    let index = state.matcher.snapshot(&mut conn).await?;
+    let structures: Vec<_> = index.iter().cloned().collect();
+    // Checked as a simulation would be, so that a saved scenario always runs.
+    let parsed = simulation::parse(&request, &structures).map_err(|mut e| {
+        for f in &mut e.errors {
+            f.field = format!("request.{}", f.field);
+        }
+        e
+    })?;
+    if caller.role != Some(Role::Admin) && !caller.covers_territory(parsed.territory.as_str()) {
+        return Err(ApiError::forbidden());
+    }
+    Ok(AxumJson(simulation::save(&mut conn, parsed.territory.as_str(), &name, &request).await?))
+}
+
+/// The territory's saved scenarios, newest first (coordinator of the territory; admin).
+#[utoipa::path(
+    get,
+    path = "/api/v1/simulations/scenarios",
+    operation_id = "listScenarios",
+    tag = "matching",
+    params(ScenariosQuery),
+    responses((status = 200, description = "The scenarios", body = [SavedScenario]), Authenticated, Forbidden, InvalidQuery)
+)]
+async fn scenarios(
+    State(state): State<MatcherState>,
+    caller: Authorized<Coordinators>,
+    Query(q): Query<ScenariosQuery>,
+) -> Result<AxumJson<Vec<SavedScenario>>, ApiError> {
+    let Some(territory) = q.territory.filter(|t| geo::is_departement_code(t)) else {
+        return Err(ApiError::invalid_field("territory", "a département code"));
+    };
+    if caller.role != Some(Role::Admin) && !caller.covers_territory(&territory) {
+        return Err(ApiError::forbidden());
+    }
+    let mut conn = state.pool.acquire().await?;
+    Ok(AxumJson(simulation::saved(&mut conn, &territory).await?))
 }
 
 fn parse_preview(req: &PreviewRequest, default_distance: f64) -> Result<Demand, Vec<contracts::FieldError>> {

@@ -14,6 +14,7 @@ pub mod domain;
 mod http;
 pub mod messaging;
 pub mod routing;
+mod simulation;
 mod store;
 pub mod worker;
 
