@@ -63,7 +63,7 @@ struct SimulationView {
     truncated: bool,
     places: Vec<PlaceLine>,
     commune: String,
-    name: String,
+    new_name: String,
     capacity: String,
     services: Vec<Choice>,
     /// Field → French message, shown beside it.
@@ -330,7 +330,7 @@ fn page(agent: &Agent, shown: Shown) -> Response {
         truncated: structures.truncated,
         places,
         commune: d.commune,
-        name: d.name,
+        new_name: d.name,
         capacity: d.capacity,
         services,
         errors,
