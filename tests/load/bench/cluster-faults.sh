@@ -63,7 +63,8 @@ inject() {
 for scenario in $scenarios; do
   inject "$scenario" >"$work/$scenario.inject.log" 2>&1 &
   injector=$!
-  "$release/aiguillage-load" --rate "$rate" --duration "$duration" --no-ceilings --soak --amqp-url "$generator_amqp" \
+  "$release/aiguillage-load" --rate "$rate" --duration "$duration" --no-ceilings --soak --idempotency-keys \
+    --amqp-url "$generator_amqp" \
     >"$work/$scenario.json" 2>"$work/$scenario.log" || true
   wait "$injector" || true
   if [ "$scenario" = db-kill ]; then
@@ -89,7 +90,7 @@ if baseline is not None:
             break
 print(f"{name}: consistent {r.get('consistent')}, end to end {r.get('end_to_end_rate')}/s, "
       f"submit p99 {r['submit_latency_ms']['p99']} ms, created {r.get('created_201')} of {r.get('submitted')}, submit→offered p99 {r['submit_to_offered_ms']['p99']} ms, "
-      f"errors {r.get('errors')}, recovered {'after ' + str(round(recovered)) + ' s' if recovered is not None else 'not within the run'} "
+      f"errors {r.get('errors')} (of which committed anyway: {(r.get('indeterminate') or {}).get('committed_anyway')}), recovered {'after ' + str(round(recovered)) + ' s' if recovered is not None else 'not within the run'} "
       f"(offered p99 before the fault {baseline} ms)")
 PY
 done

@@ -78,6 +78,11 @@ struct Cli {
     /// Skip the PostgreSQL and RabbitMQ ceiling measurements.
     #[arg(long)]
     no_ceilings: bool,
+    /// Send each submission with an Idempotency-Key, and afterwards look up the ones
+    /// answered with an error: those committed anyway (a failover's indeterminate
+    /// outcomes) count as created in the consistency check.
+    #[arg(long)]
+    idempotency_keys: bool,
     /// How long each ceiling measurement runs.
     #[arg(long, default_value = "10s", value_parser = duration)]
     ceiling_duration: Duration,
@@ -203,8 +208,16 @@ async fn run(cli: &Cli) -> anyhow::Result<Value> {
         visible_after.as_secs_f64()
     );
 
-    let schedule =
-        Schedule { rate: cli.rate, duration: cli.duration, concurrency: cli.concurrency, seed: seed ^ 0x5eed };
+    // Leaked once per run: the scheduler's tasks share it.
+    let idempotency_prefix: Option<&'static str> =
+        cli.idempotency_keys.then(|| &*Box::leak(format!("load-{run}-submission-").into_boxed_str()));
+    let schedule = Schedule {
+        rate: cli.rate,
+        duration: cli.duration,
+        concurrency: cli.concurrency,
+        seed: seed ^ 0x5eed,
+        idempotency_prefix,
+    };
     let submitter = Submitter::default();
     let reporter = Reporter::start(&deployment, &submitter, &tracker, cli.soak);
     let started = Instant::now();
@@ -224,6 +237,12 @@ async fn run(cli: &Cli) -> anyhow::Result<Value> {
     let hwm = deployment.rss.as_ref().and_then(|r| probe::status_mib(r.pid, "VmHWM"));
 
     let results = submitter.take_results();
+    // What became of the submissions answered with an error: those whose key is stored
+    // were committed after all, and count as created (with their events).
+    let committed_anyway = match idempotency_prefix {
+        Some(_) => probe::committed_anyway(&deployment.pool, &results.indeterminate, &tracker).await?,
+        None => 0,
+    };
     let events = tracker.summary();
     let c = &submitter.counters;
     let (sent, created, dropped) =
@@ -254,10 +273,14 @@ async fn run(cli: &Cli) -> anyhow::Result<Value> {
         eprintln!("{retired} of the run's structures no longer accept referrals");
     }
 
-    let mismatches = self_check(created, &events, &by_status);
+    let mismatches = self_check(created + committed_anyway, &events, &by_status);
     let mut report = json!({
         "run": run,
         "organisation_id": organisation,
+        "indeterminate": idempotency_prefix.map(|_| json!({
+            "answered_with_an_error": results.indeterminate.len(),
+            "committed_anyway": committed_anyway,
+        })),
         "target_rate": cli.rate,
         "duration_s": cli.duration.as_secs_f64(),
         "structures": plans.len(),

@@ -160,6 +160,30 @@ pub async fn referrals_by_status(
     ))
 }
 
+/// Of the submissions answered with an error, those whose idempotency key is stored: they
+/// were committed anyway. Each is given to the tracker as created when it was sent (its
+/// events, seen already, then count). Returns how many.
+pub async fn committed_anyway(
+    pool: &PgPool,
+    indeterminate: &[(String, std::time::Instant)],
+    tracker: &crate::events::Tracker,
+) -> Result<u64, sqlx::Error> {
+    let keys: Vec<&str> = indeterminate.iter().map(|(k, _)| k.as_str()).collect();
+    let rows: Vec<(String, Uuid)> =
+        sqlx::query_as("SELECT key, referral_id FROM referrals.idempotency_keys WHERE key = ANY($1)")
+            .bind(&keys)
+            .fetch_all(pool)
+            .await?;
+    let sent: std::collections::HashMap<&str, std::time::Instant> =
+        indeterminate.iter().map(|(k, at)| (k.as_str(), *at)).collect();
+    for (key, id) in &rows {
+        if let Some(at) = sent.get(key.as_str()) {
+            tracker.created(*id, *at);
+        }
+    }
+    Ok(rows.len() as u64)
+}
+
 /// How many of the run's structures the matcher's read model holds.
 pub async fn matcher_structures(pool: &PgPool, prefix: &str) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT count(*) FROM matcher.structures WHERE id LIKE $1 || '%' AND NOT removed")

@@ -26,6 +26,9 @@ pub struct Schedule {
     pub concurrency: usize,
     /// Seed of the referrals' synthetic data.
     pub seed: u64,
+    /// Sends each submission with `Idempotency-Key: {prefix}{n}`, as a client that may
+    /// retry does, so that a submission answered with an error can be looked up afterwards.
+    pub idempotency_prefix: Option<&'static str>,
 }
 
 #[derive(Debug, Default)]
@@ -33,6 +36,10 @@ pub struct Results {
     pub errors: BTreeMap<String, u64>,
     /// Milliseconds from sending each POST to its complete response, whatever the status.
     pub latencies_ms: Vec<f64>,
+    /// The idempotency keys of the submissions answered with an error (or none), and when
+    /// each was sent: their outcome is unknown to the client (a 503 during a failover may
+    /// come after the commit reached the standby).
+    pub indeterminate: Vec<(String, Instant)>,
 }
 
 /// Counters shared with the progress reporter.
@@ -68,7 +75,7 @@ impl Submitter {
     /// Submits for `duration` at `rate` per second, then waits (up to a minute) for the
     /// requests still in flight. Returns how long the schedule ran.
     pub async fn run(&self, api: &Api, territory: Arc<Territory>, tracker: &Tracker, schedule: Schedule) -> Duration {
-        let Schedule { rate, duration, concurrency, seed } = schedule;
+        let Schedule { rate, duration, concurrency, seed, idempotency_prefix } = schedule;
         let slots = Arc::new(Semaphore::new(concurrency));
         let mut rng = StdRng::seed_from_u64(seed);
         let total = (rate * duration.as_secs_f64()).round() as u64;
@@ -81,7 +88,11 @@ impl Submitter {
                 continue;
             };
             let body = territory::referral(&mut rng, &territory, n);
-            let request = api.client.post(url.as_str()).bearer_auth(&api.token).json(&body);
+            let mut request = api.client.post(url.as_str()).bearer_auth(&api.token).json(&body);
+            let key = idempotency_prefix.map(|prefix| format!("{prefix}{n}"));
+            if let Some(key) = &key {
+                request = request.header("Idempotency-Key", key);
+            }
             let this = self.clone();
             let tracker = tracker.clone();
             tokio::spawn(async move {
@@ -100,7 +111,12 @@ impl Submitter {
                         this.counters.created.fetch_add(1, Ordering::Relaxed);
                         tracker.created(id, sent_at);
                     }
-                    Err(kind) => *results.errors.entry(kind).or_default() += 1,
+                    Err(kind) => {
+                        *results.errors.entry(kind).or_default() += 1;
+                        if let Some(key) = key {
+                            results.indeterminate.push((key, sent_at));
+                        }
+                    }
                 }
             });
         }
