@@ -123,10 +123,20 @@ struct Fate {
     unplaced: bool,
 }
 
+/// What one try did with a referral.
+enum Placement {
+    /// Placed, or escalated after its last refusal: it leaves the waitlist.
+    Done,
+    /// No structure has room this week. `hopeless`: none would fit at all.
+    Waits { hopeless: bool },
+}
+
 struct State<'a> {
     index: Index,
     replay: &'a Replay<'a>,
-    used: HashMap<(String, CapacityWeek), u32>,
+    /// The week being replayed, and the places used in it so far.
+    week: Option<CapacityWeek>,
+    used: HashMap<String, u32>,
     fates: Vec<Fate>,
     first_offers: Vec<Option<String>>,
     offers_made: Vec<u32>,
@@ -137,20 +147,37 @@ struct State<'a> {
 impl State<'_> {
     /// Offers referral `i` at `now` until one accepts, the attempts run out (unplaced)
     /// or no structure has room (false: it waits).
-    fn try_place(&mut self, i: usize, now: DateTime<Utc>) -> bool {
+    fn try_place(&mut self, i: usize, now: DateTime<Utc>) -> Placement {
         let a = &self.replay.arrivals[i];
         let week = CapacityWeek::of(now);
+        if self.week != Some(week) {
+            // A new week: every capacity is back.
+            self.week = Some(week);
+            self.used.clear();
+        }
         while self.offers_made[i] < self.replay.max_attempts {
             let used = &self.used;
-            let Some(best) = engine::best(
-                &self.index,
-                &a.demand,
-                &self.tried[i],
-                |id| used.get(&(id.to_string(), week)).copied().unwrap_or(0),
-                Some(paris_local(now)),
-            ) else {
-                return false;
+            // engine::best, keeping the search to learn whether anything was feasible.
+            let mut search =
+                engine::Search::new(engine::feasible_nearest_first(&self.index, &a.demand, &self.tried[i]));
+            let mut batch = engine::SEARCH_BATCH;
+            let found = loop {
+                search.pull(batch);
+                let settled = search.settled(|id: &str| used.get(id).copied().unwrap_or(0), Some(paris_local(now)));
+                if let Some(best) = settled.into_iter().next() {
+                    break Some(best);
+                }
+                if search.exhausted() {
+                    break None;
+                }
+                batch *= 2;
             };
+            let Some(best) = found else {
+                // Nothing untried fits at all, capacity aside: no week will change that
+                // in a replay, where structures stay as they are.
+                return Placement::Waits { hopeless: !search.found_any() };
+            };
+            drop(search);
             let id = best.structure_id.as_str().to_string();
             if self.first_offers[i].is_none() {
                 self.first_offers[i] = Some(id.clone());
@@ -159,16 +186,16 @@ impl State<'_> {
             self.offers_made[i] += 1;
             let rate = self.replay.acceptance.get(&id).copied().unwrap_or(self.replay.default_acceptance);
             if draw(self.replay.seed, a.referral_id, attempt) < rate {
-                *self.used.entry((id.clone(), week)).or_default() += 1;
+                *self.used.entry(id.clone()).or_default() += 1;
                 *self.placed_at.entry(id).or_default() += 1;
                 let wait_days = (now - a.at).num_seconds().max(0) as f64 / 86_400.0;
                 self.fates[i].placed = Some((best.distance_km, wait_days));
-                return true;
+                return Placement::Done;
             }
             self.tried[i].insert(id, Tried::Declined);
         }
         self.fates[i].unplaced = true;
-        true
+        Placement::Done
     }
 }
 
@@ -183,6 +210,7 @@ pub fn run(structures: Vec<IndexedStructure>, replay: &Replay<'_>) -> Run {
     let mut state = State {
         index: Index::build(structures),
         replay,
+        week: None,
         used: HashMap::new(),
         fates: vec![Fate::default(); n],
         first_offers: vec![None; n],
@@ -191,6 +219,8 @@ pub fn run(structures: Vec<IndexedStructure>, replay: &Replay<'_>) -> Run {
         placed_at: BTreeMap::new(),
     };
     let mut waiting: Vec<usize> = Vec::new();
+    // Waiting too, but for nothing the replay can offer: never tried again.
+    let mut hopeless: Vec<usize> = Vec::new();
     let mut peak = 0usize;
     // Waiting now and at most, per commune.
     let mut here: HashMap<&str, (usize, usize)> = HashMap::new();
@@ -208,18 +238,28 @@ pub fn run(structures: Vec<IndexedStructure>, replay: &Replay<'_>) -> Run {
             // start of the new week.
             waiting.sort_by(|&x, &y| waitlist::priority(&waiting_of(x), &waiting_of(y)));
             let start = week.start();
-            waiting.retain(|&w| {
-                let left = state.try_place(w, start);
-                if left && let Some(entry) = commune(w).and_then(|c| here.get_mut(c)) {
-                    entry.0 -= 1;
+            waiting.retain(|&w| match state.try_place(w, start) {
+                Placement::Done => {
+                    if let Some(entry) = commune(w).and_then(|c| here.get_mut(c)) {
+                        entry.0 -= 1;
+                    }
+                    false
                 }
-                !left
+                Placement::Waits { hopeless: true } => {
+                    hopeless.push(w);
+                    false
+                }
+                Placement::Waits { hopeless: false } => true,
             });
         }
         current_week = Some(week);
-        if !state.try_place(i, at) {
-            waiting.push(i);
-            peak = peak.max(waiting.len());
+        if let Placement::Waits { hopeless: never } = state.try_place(i, at) {
+            if never {
+                hopeless.push(i)
+            } else {
+                waiting.push(i)
+            }
+            peak = peak.max(waiting.len() + hopeless.len());
             if let Some(code) = commune(i) {
                 let entry = here.entry(code).or_default();
                 entry.0 += 1;
@@ -227,7 +267,7 @@ pub fn run(structures: Vec<IndexedStructure>, replay: &Replay<'_>) -> Run {
             }
         }
     }
-    for &w in &waiting {
+    for &w in waiting.iter().chain(&hopeless) {
         state.fates[w].unplaced = true;
     }
 
