@@ -11,8 +11,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Europe::Paris;
 use contracts::events::Point;
 use contracts::simulation::{
-    CommuneComparison, Fidelity, Metrics, OptimumView, SavedScenario, SimulationRequest, SimulationResponse,
-    StructureLoad,
+    CommuneComparison, Fidelity, OptimumView, SavedScenario, SimulationRequest, SimulationResponse, StructureLoad,
 };
 use contracts::validate::Errors;
 use contracts::{Language, Need, StructureMode, Territory};
@@ -102,11 +101,11 @@ pub fn parse(req: &SimulationRequest, structures: &[IndexedStructure]) -> Result
             let commune = new.commune_code.as_deref().and_then(|code| geo::communes().by_code(code));
             let location = match (commune, &territory) {
                 (None, _) => {
-                    e.add(&at("new_structure.commune_code"), "unknown commune");
+                    e.add(at("new_structure.commune_code"), "unknown commune");
                     None
                 }
                 (Some(c), Some(t)) if c.departement != t.as_str() => {
-                    e.add(&at("new_structure.commune_code"), "outside the territory");
+                    e.add(at("new_structure.commune_code"), "outside the territory");
                     None
                 }
                 (Some(c), _) => Some(Point { lat: c.location.lat, lon: c.location.lon }),
@@ -122,7 +121,7 @@ pub fn parse(req: &SimulationRequest, structures: &[IndexedStructure]) -> Result
             }
             let weekly = capacity(&mut e, at("new_structure.weekly_capacity"), new.weekly_capacity);
             if new.weekly_capacity.is_none() {
-                e.add(&at("new_structure.weekly_capacity"), "required");
+                e.add(at("new_structure.weekly_capacity"), "required");
             }
             let name = new.name.as_deref().map(str::trim).filter(|n| !n.is_empty()).unwrap_or("Nouveau lieu");
             if let (Some(location), Some(weekly), Some(t)) = (location, weekly, &territory) {
@@ -146,11 +145,11 @@ pub fn parse(req: &SimulationRequest, structures: &[IndexedStructure]) -> Result
             continue;
         }
         let Some(id) = c.structure_id.as_deref() else {
-            e.add(&at("structure_id"), "required, or new_structure");
+            e.add(at("structure_id"), "required, or new_structure");
             continue;
         };
         if !known.contains(id) {
-            e.add(&at("structure_id"), "unknown structure");
+            e.add(at("structure_id"), "unknown structure");
             continue;
         }
         match (c.closed, c.weekly_capacity) {
@@ -160,7 +159,7 @@ pub fn parse(req: &SimulationRequest, structures: &[IndexedStructure]) -> Result
                     changes.push(Change::Capacity { structure_id: id.to_string(), weekly_capacity: weekly });
                 }
             }
-            _ => e.add(&at("weekly_capacity"), "give weekly_capacity, or closed: true"),
+            _ => e.add(at("weekly_capacity"), "give weekly_capacity, or closed: true"),
         }
     }
     let checked = e.finish(|| ());
@@ -310,25 +309,14 @@ fn respond(
     optimum_scenario: Option<simulate::Optimum>,
     started: std::time::Instant,
 ) -> SimulationResponse {
-    let view = |m: &simulate::Metrics| Metrics {
-        referrals: m.referrals,
-        placed: m.placed,
-        placed_share: m.placed_share,
-        within_30_km_share: m.within_30_km_share,
-        distance_km_p50: m.distance_km_p50,
-        wait_days_p50: m.wait_days_p50,
-        wait_days_p90: m.wait_days_p90,
-        waitlist_peak: m.waitlist_peak,
-        unplaced: m.unplaced,
-    };
     let communes = baseline
         .communes
         .iter()
         .map(|(code, b)| CommuneComparison {
             commune_code: code.clone(),
             commune_name: geo::communes().by_code(code).map(|c| c.name.clone()),
-            baseline: view(b),
-            scenario: scenario.communes.get(code).map(view).unwrap_or_default(),
+            baseline: b.clone(),
+            scenario: scenario.communes.get(code).cloned().unwrap_or_default(),
         })
         .collect();
     let load = |placed: usize, weekly: u32| {
@@ -364,8 +352,8 @@ fn respond(
         from: p.from.to_string(),
         to: p.to.to_string(),
         seed: p.seed,
-        baseline: view(&baseline.metrics),
-        scenario: view(&scenario.metrics),
+        baseline: baseline.metrics.clone(),
+        scenario: scenario.metrics.clone(),
         communes,
         structures: structures.into_values().collect(),
         fidelity: Fidelity {

@@ -47,19 +47,8 @@ pub enum Change {
     New(Box<IndexedStructure>),
 }
 
-/// The figures of one run, overall or for one commune.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct Metrics {
-    pub referrals: usize,
-    pub placed: usize,
-    pub placed_share: f64,
-    pub within_30_km_share: f64,
-    pub distance_km_p50: Option<f64>,
-    pub wait_days_p50: Option<f64>,
-    pub wait_days_p90: Option<f64>,
-    pub waitlist_peak: usize,
-    pub unplaced: usize,
-}
+/// The figures of one run, overall or for one commune: the API's own shape.
+pub use contracts::simulation::Metrics;
 
 /// What one run gives.
 #[derive(Debug, Clone, PartialEq)]
