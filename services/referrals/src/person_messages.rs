@@ -80,6 +80,18 @@ pub async fn run(pool: PgPool, vault: Vault, senders: Senders, shutdown: Cancell
     }
 }
 
+/// The queries above find their rows through partial indexes (`status = 'queued'`,
+/// `status = 'failed'`), but name the status as a parameter. Once PostgreSQL settles on a
+/// generic plan for such a prepared statement (after five runs, while the table is still
+/// small), it cannot use those indexes and reads the whole table at every round: at 100
+/// referrals/s with appointments, 1,803 sequential scans reading 6.4 million rows in 100 s,
+/// and PostgreSQL's CPU from 0.15 to 0.60 cores (tests/load/bench/appointments-ab.sh).
+/// Custom plans, for this transaction only, see the value and use the indexes.
+async fn custom_plans(tx: &mut sqlx::PgConnection) -> sqlx::Result<()> {
+    sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan").execute(tx).await?;
+    Ok(())
+}
+
 /// Backoff after `attempts` failed tries: 1 s, 2 s, 4 s … up to [`MAX_BACKOFF`].
 pub fn backoff(attempts: i32) -> Duration {
     let exp = attempts.clamp(0, 16) as u32;
@@ -114,6 +126,7 @@ enum Outcome {
 /// sender with this.
 pub async fn send_due(pool: &PgPool, vault: &Vault, senders: &Senders) -> sqlx::Result<usize> {
     let mut tx = pool.begin().await?;
+    custom_plans(&mut tx).await?;
     let due = sqlx::query_as!(
         Due,
         r#"SELECT m.id, m.referral_id, m.kind AS "kind: AppointmentNotice", m.channel AS "channel: NoticeChannel",
@@ -266,13 +279,16 @@ async fn send_one(vault: &Vault, senders: &Senders, m: &Due) -> Outcome {
 /// Announces each failed message once (`referral.person_notice_failed`), in its own
 /// transaction with its referral locked, after the round that failed it committed.
 pub async fn announce_failures(pool: &PgPool) -> sqlx::Result<usize> {
+    let mut tx = pool.begin().await?;
+    custom_plans(&mut tx).await?;
     let failed = sqlx::query!(
         r#"SELECT id, referral_id, kind AS "kind: AppointmentNotice", channel AS "channel: NoticeChannel"
            FROM referrals.person_messages WHERE status = $1 AND NOT failure_announced LIMIT 32"#,
         NoticeStatus::Failed.slug()
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     let n = failed.len();
     for f in failed {
         let mut tx = pool.begin().await?;
