@@ -52,6 +52,15 @@ NOT_IN_THE_DOCUMENT = [
     # reachable, and the contact preference names a way that is still there.
     (r"phone|email", r"give a phone number or an e-mail address"),
     (r"contact_preference", r"but there is no (phone number|e-mail address)"),
+    # What if: a period's bounds together, the places and communes that exist, and a change
+    # that names a place or a new one, a capacity or a closing.
+    (r"to", r"must not be before from|the period may span at most"),
+    (r"(request\.)?changes\[\d+\]\.structure_id", r"unknown structure|required, or new_structure"),
+    (r"(request\.)?changes\[\d+\]\.weekly_capacity", r"give weekly_capacity, or closed"),
+    (r"(request\.)?changes\[\d+\]\.new_structure\.commune_code", r"unknown commune|outside the territory"),
+    (r"(request\.)?changes\[\d+\]\.new_structure\.weekly_capacity", r"required"),
+    (r"(request\.)?changes\[\d+\]\.new_structure\.services(\[\d+\])?", r"unknown value|required|at least one"),
+    (r"request\.(territory|from|to)", r"."),
 ]
 
 

@@ -187,7 +187,7 @@ async fn simulate(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct ScenariosQuery {
-    #[param(schema_with = contracts::api::schema::query_text)]
+    #[param(value_type = contracts::api::Departement, required = true)]
     territory: Option<String>,
 }
 

@@ -9,16 +9,20 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct SimulationRequest {
     /// Département code.
+    #[schema(value_type = crate::api::Departement, required = true)]
     pub territory: Option<String>,
     /// First day, included (Europe/Paris), `2026-09-01`.
+    #[schema(schema_with = crate::api::schema::date, required = true)]
     pub from: Option<String>,
     /// Last day, included; at most 366 days after `from`.
+    #[schema(schema_with = crate::api::schema::date, required = true)]
     pub to: Option<String>,
     /// Seeds the draws of acceptance; the same request gives the same answer.
     #[serde(default)]
     pub seed: Option<u64>,
     /// At most 50.
     #[serde(default)]
+    #[schema(max_items = 50)]
     pub changes: Vec<SimulationChange>,
 }
 
@@ -26,6 +30,7 @@ pub struct SimulationRequest {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct SimulationChange {
     pub structure_id: Option<String>,
+    #[schema(minimum = 0, maximum = 10000)]
     pub weekly_capacity: Option<i64>,
     pub closed: Option<bool>,
     pub new_structure: Option<NewStructure>,
@@ -39,6 +44,7 @@ pub struct NewStructure {
     pub services: Option<Vec<String>>,
     pub modes: Option<Vec<String>>,
     pub languages: Option<Vec<String>>,
+    #[schema(minimum = 0, maximum = 10000)]
     pub weekly_capacity: Option<i64>,
 }
 
@@ -123,7 +129,9 @@ pub struct SimulationResponse {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct SaveScenario {
     /// At most 120 characters; saving under a name the territory already has replaces it.
+    #[schema(schema_with = crate::api::schema::text::<120>, required = true)]
     pub name: Option<String>,
+    #[schema(required = true)]
     pub request: Option<SimulationRequest>,
 }
 
