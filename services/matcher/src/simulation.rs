@@ -165,7 +165,7 @@ pub fn parse(req: &SimulationRequest, structures: &[IndexedStructure]) -> Result
     let checked = e.finish(|| ());
     match (checked, territory, from, to) {
         (Ok(()), Some(territory), Some(from), Some(to)) => {
-            Ok(Parsed { territory, from, to, seed: req.seed.unwrap_or(1), changes })
+            Ok(Parsed { territory, from, to, seed: u64::from(req.seed.unwrap_or(1)), changes })
         }
         (Err(errors), ..) => Err(ApiError::validation(errors)),
         _ => Err(ApiError::internal("a checked request without its fields")),

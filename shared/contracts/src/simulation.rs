@@ -12,14 +12,14 @@ pub struct SimulationRequest {
     #[schema(value_type = crate::api::Departement, required = true)]
     pub territory: Option<String>,
     /// First day, included (Europe/Paris), `2026-09-01`.
-    #[schema(schema_with = crate::api::schema::date, required = true)]
+    #[schema(value_type = String, format = Date, required = true)]
     pub from: Option<String>,
     /// Last day, included; at most 366 days after `from`.
-    #[schema(schema_with = crate::api::schema::date, required = true)]
+    #[schema(value_type = String, format = Date, required = true)]
     pub to: Option<String>,
     /// Seeds the draws of acceptance; the same request gives the same answer.
     #[serde(default)]
-    pub seed: Option<u64>,
+    pub seed: Option<u32>,
     /// At most 50.
     #[serde(default)]
     #[schema(max_items = 50)]
@@ -131,7 +131,7 @@ pub struct SaveScenario {
     /// At most 120 characters; saving under a name the territory already has replaces it.
     #[schema(schema_with = crate::api::schema::text::<120>, required = true)]
     pub name: Option<String>,
-    #[schema(required = true)]
+    #[schema(value_type = SimulationRequest, required = true)]
     pub request: Option<SimulationRequest>,
 }
 
