@@ -59,7 +59,8 @@ NOT_IN_THE_DOCUMENT = [
     (r"(request\.)?changes\[\d+\]\.weekly_capacity", r"give weekly_capacity, or closed"),
     (r"(request\.)?changes\[\d+\]\.new_structure\.commune_code", r"unknown commune|outside the territory"),
     (r"(request\.)?changes\[\d+\]\.new_structure\.weekly_capacity", r"required"),
-    (r"(request\.)?changes\[\d+\]\.new_structure\.services(\[\d+\])?", r"unknown value|required|at least one"),
+    (r"(request\.)?changes\[\d+\]\.new_structure\.(modes|languages)(\[\d+\])?", r"unknown value"),
+    (r"(request\.)?changes\[\d+\]\.new_structure\.services(\[\d+\])?", r"unknown value|required|at least one|must not be empty"),
     (r"request\.(territory|from|to)", r"."),
 ]
 

@@ -207,7 +207,7 @@ async fn save_scenario(
     Json(req): Json<SaveScenario>,
 ) -> Result<AxumJson<SavedScenario>, ApiError> {
     let name = req.name.as_deref().map(str::trim).unwrap_or_default().to_string();
-    if name.is_empty() || name.chars().count() > 120 {
+    if name.is_empty() || name.chars().count() > 120 || name.chars().any(char::is_control) {
         return Err(ApiError::invalid_field("name", "a name of 1 to 120 characters"));
     }
     let Some(request) = req.request else { return Err(ApiError::invalid_field("request", "required")) };

@@ -82,6 +82,9 @@ pub fn parse(req: &SimulationRequest, structures: &[IndexedStructure]) -> Result
             e.add("to", format!("the period may span at most {MAX_DAYS} days"));
         }
     }
+    if req.seed.is_some_and(|seed| !(0..=i64::from(i32::MAX)).contains(&seed)) {
+        e.add("seed", "must be between 0 and 2147483647");
+    }
     if req.changes.len() > MAX_CHANGES {
         e.add("changes", format!("at most {MAX_CHANGES} changes"));
     }
@@ -165,7 +168,7 @@ pub fn parse(req: &SimulationRequest, structures: &[IndexedStructure]) -> Result
     let checked = e.finish(|| ());
     match (checked, territory, from, to) {
         (Ok(()), Some(territory), Some(from), Some(to)) => {
-            Ok(Parsed { territory, from, to, seed: u64::from(req.seed.unwrap_or(1)), changes })
+            Ok(Parsed { territory, from, to, seed: req.seed.unwrap_or(1) as u64, changes })
         }
         (Err(errors), ..) => Err(ApiError::validation(errors)),
         _ => Err(ApiError::internal("a checked request without its fields")),

@@ -225,7 +225,7 @@ impl utoipa::PartialSchema for Departement {
 impl utoipa::ToSchema for Departement {}
 
 /// An optional integer, as JSON Schema counts them: `5` and `5.0` alike.
-fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+pub(crate) fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     let Some(n) = Option::<serde_json::Number>::deserialize(d)? else { return Ok(None) };
     let whole = n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64));
     whole.map(Some).ok_or_else(|| serde::de::Error::custom(format!("expected an integer, got {n}")))

@@ -18,8 +18,9 @@ pub struct SimulationRequest {
     #[schema(value_type = String, format = Date, required = true)]
     pub to: Option<String>,
     /// Seeds the draws of acceptance; the same request gives the same answer.
-    #[serde(default)]
-    pub seed: Option<u32>,
+    #[serde(default, deserialize_with = "crate::api::integer")]
+    #[schema(minimum = 0, maximum = 2147483647)]
+    pub seed: Option<i64>,
     /// At most 50.
     #[serde(default)]
     #[schema(max_items = 50)]
@@ -30,6 +31,7 @@ pub struct SimulationRequest {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct SimulationChange {
     pub structure_id: Option<String>,
+    #[serde(default, deserialize_with = "crate::api::integer")]
     #[schema(minimum = 0, maximum = 10000)]
     pub weekly_capacity: Option<i64>,
     pub closed: Option<bool>,
@@ -44,6 +46,7 @@ pub struct NewStructure {
     pub services: Option<Vec<String>>,
     pub modes: Option<Vec<String>>,
     pub languages: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "crate::api::integer")]
     #[schema(minimum = 0, maximum = 10000)]
     pub weekly_capacity: Option<i64>,
 }
