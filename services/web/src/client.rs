@@ -17,7 +17,7 @@ use contracts::insights::{FunnelView, OpenDataFile, Queues, StructureReport, Sup
 use contracts::matching::AssessmentView;
 use contracts::notifications::UnreachedList;
 use contracts::referrals::{AppointmentBody, AttendanceBody, AuditPage, ReferralPage, ReferralView};
-use contracts::simulation::{SimulationRequest, SimulationResponse};
+use contracts::simulation::{SaveScenario, SavedScenario, SimulationRequest, SimulationResponse};
 use contracts::{ReferralId, ReferralStatus, StructureId, Territory};
 use http::{Method, StatusCode};
 use serde::Serialize;
@@ -322,6 +322,16 @@ impl Client {
     /// What if: the territory's past referrals replayed with the changes.
     pub async fn simulate(&self, body: &SimulationRequest) -> Answer<SimulationResponse> {
         self.send(Method::POST, "/api/v1/simulations", body).await
+    }
+
+    /// Keeps a scenario under a name for its territory; a name it already has is replaced.
+    pub async fn save_scenario(&self, body: &SaveScenario) -> Answer<SavedScenario> {
+        self.send(Method::POST, "/api/v1/simulations/scenarios", body).await
+    }
+
+    /// The territory's saved scenarios, newest first.
+    pub async fn scenarios(&self, territory: &Territory) -> Answer<Vec<SavedScenario>> {
+        self.get(&with_query("/api/v1/simulations/scenarios", &[("territory", Some(territory.as_str()))])).await
     }
 
     // ------------------------------------------------------------------ insights

@@ -4,6 +4,10 @@
 // beside the field), then "Simuler" shows the table "Comparaison", the chart, the maps and
 // the tables by commune and by place. With JavaScript and without (everything is a form
 // posted back to the page), axe-core at 375 and 1280 px in each state, photographed.
+// Then a scenario saved under a name ("Nom du scénario", first left empty: the error
+// beside it), listed under "Scénarios enregistrés", and run again from the list with
+// "Rejouer « … »": the form holds it again (places per week, the place closed, the place
+// added) and the table "Comparaison" shows it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { launch, newContext, axeViolations, describeViolations, screenshots, CHROMIUM_ARGS } from '../lib/browser.js';
@@ -184,6 +188,93 @@ for (const javaScriptEnabled of [true, false]) {
     await page.getByRole('button', { name: 'Retirer Permanence de la gare' }).click();
     await page.getByText(/^Lieu retiré du scénario : Permanence de la gare/).waitFor();
     assert.equal(await page.getByRole('button', { name: /^Retirer/ }).count(), 0);
+    await context.close();
+  });
+}
+
+for (const javaScriptEnabled of [true, false]) {
+  test(`the coordinator saves a scenario and runs it again from the list, JavaScript ${javaScriptEnabled ? 'on' : 'off'}`, async () => {
+    const tag = javaScriptEnabled ? 'simulation-scenarios' : 'simulation-scenarios-sans-js';
+    const name = javaScriptEnabled ? 'Alpha à 4 places, Cognac fermé, la gare' : 'Alpha à 4 places, sans JavaScript';
+    const context = await newContext(browser, { javaScriptEnabled, locale: 'fr-FR', timezoneId: 'Europe/Paris' });
+    const page = await signIn(context, 'sophie', '/territoire/simulation');
+    const saved = page.getByRole('region', { name: 'Scénarios enregistrés' });
+    await saved.getByRole('heading', { level: 2, name: 'Scénarios enregistrés' }).waitFor();
+    const rerun = saved.getByRole('button', { name: /^Rejouer « / });
+    if ((await rerun.count()) === 0) {
+      await saved.getByText(/^Aucun scénario enregistré pour ce département/).waitFor();
+    }
+    const before = await rerun.count();
+
+    const alpha = page.getByLabel(/^Places par semaine — Médiathèque Alpha/);
+    const cognac = page.getByLabel(/^Fermé — Espace numérique de Cognac/);
+    await page.getByLabel('Du', { exact: true }).fill(parisDay(-30));
+    await page.getByLabel('Au', { exact: true }).fill(parisDay(0));
+    await alpha.fill('4');
+    await cognac.check();
+    await page.getByLabel('Commune du nouveau lieu').fill('16000');
+    await page.getByLabel('Nom du nouveau lieu').fill('Permanence de la gare');
+    await page.getByRole('group', { name: 'Services du nouveau lieu' }).getByLabel('Aide aux démarches administratives').check();
+    await page.getByLabel('Capacité du nouveau lieu').fill('2');
+    await page.getByRole('button', { name: 'Ajouter un lieu' }).click();
+    await page.getByRole('button', { name: 'Retirer Permanence de la gare' }).waitFor();
+
+    // No name: the French message beside "Nom du scénario", nothing saved or lost.
+    const field = page.getByLabel('Nom du scénario', { exact: true });
+    await page.getByRole('button', { name: 'Enregistrer le scénario' }).click();
+    const error = page.locator('#nom_scenario-error');
+    await error.waitFor();
+    assert.match(await error.innerText(), /^Indiquez le nom du scénario/);
+    assert.ok((await field.getAttribute('aria-describedby'))?.includes('nom_scenario-error'), 'the error is linked to its field');
+    assert.equal(await field.getAttribute('aria-invalid'), 'true');
+    assert.match(await page.title(), /^Erreur/);
+    const summary = page.getByRole('alert');
+    await summary.getByText(/^Le scénario n'a pas été enregistré/).waitFor();
+    await summary.getByRole('link', { name: /^Indiquez le nom du scénario/ }).waitFor();
+    assert.equal(await alpha.inputValue(), '4', 'nothing typed is lost');
+    assert.ok(await cognac.isChecked());
+    assert.equal(await rerun.count(), before, 'nothing saved');
+    await check(page, `${tag}-erreur`);
+
+    // A name: saved, said, and listed first.
+    await field.fill(name);
+    await page.getByRole('button', { name: 'Enregistrer le scénario' }).click();
+    await saved.getByRole('status').getByText(`Scénario « ${name} » enregistré`, { exact: false }).waitFor();
+    assert.doesNotMatch(await page.title(), /^Erreur/);
+    assert.equal(await rerun.count(), before + 1);
+    const button = saved.getByRole('button', { name: `Rejouer « ${name} »`, exact: true });
+    await button.waitFor();
+    const item = saved.getByRole('listitem').filter({ has: page.getByRole('button', { name: `Rejouer « ${name} »`, exact: true }) });
+    const day = (d) => d.split('-').reverse().join('/');
+    await item.getByText(`Période du ${day(parisDay(-30))} au ${day(parisDay(0))}, 3 changements.`, { exact: false }).waitFor();
+    await item.getByText(/Enregistré le \d{2}\/\d{2}\/\d{4} à \d{2}:\d{2}\./).waitFor();
+    assert.equal(await alpha.inputValue(), '4', 'the form is still the scenario');
+    await check(page, `${tag}-enregistre`);
+
+    // Another day: the page as it opens, then "Rejouer" fills the form and simulates.
+    await page.goto(`${system.base}/territoire/simulation`);
+    assert.equal(await alpha.inputValue(), '1');
+    assert.ok(!(await cognac.isChecked()));
+    assert.equal(await page.getByRole('button', { name: /^Retirer/ }).count(), 0);
+    await button.click();
+    const table = page.getByRole('table', { name: 'Comparaison' });
+    await table.waitFor();
+    await page.getByText(`Résultats du scénario enregistré « ${name} »`, { exact: false }).waitFor();
+    assert.equal(await alpha.inputValue(), '4', "the saved scenario's places per week");
+    assert.ok(await cognac.isChecked(), 'its closed place');
+    await page.getByRole('button', { name: 'Retirer Permanence de la gare' }).waitFor();
+    assert.equal(await page.getByLabel('Du', { exact: true }).inputValue(), parisDay(-30));
+    assert.equal(await page.getByLabel('Au', { exact: true }).inputValue(), parisDay(0));
+    assert.equal(await field.inputValue(), name, 'its name, to save it again once changed');
+    const [referralsNow, referralsThen] = await figures(table, /^Orientations \d/);
+    assert.equal(referralsNow, REFERRALS);
+    assert.equal(referralsThen, REFERRALS);
+    const [placedNow, placedThen] = await figures(table, /^Placées \d/);
+    assert.ok(placedThen > placedNow, `the scenario's 4 places place more: ${placedNow} then ${placedThen}`);
+    const loads = page.getByRole('table', { name: /^Charge des lieux/ });
+    await loads.getByRole('row', { name: /^Espace numérique de Cognac \(fermé dans le scénario\)/ }).waitFor();
+    await loads.getByRole('row', { name: /^Permanence de la gare \(nouveau lieu\)/ }).waitFor();
+    await check(page, tag);
     await context.close();
   });
 }

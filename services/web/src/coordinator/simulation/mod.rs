@@ -4,6 +4,10 @@
 //! changes (`POST /api/v1/simulations`). The whole scenario is one form posted back to
 //! this page, so that it works without JavaScript: "Ajouter un lieu" keeps each new place
 //! in a hidden field and shows the form again, "Simuler" shows the results under it.
+//! "Enregistrer le scénario" keeps the request "Simuler" would send under a name for the
+//! territory (`POST /api/v1/simulations/scenarios`); the list "Scénarios enregistrés"
+//! under the form has a small form per scenario whose "Rejouer" loads its request into
+//! the form and simulates it.
 
 use std::collections::HashMap;
 
@@ -12,14 +16,17 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{Datelike, NaiveDate, Utc};
 use contracts::directory::StructureView;
-use contracts::simulation::SimulationRequest;
+use contracts::simulation::{SaveScenario, SavedScenario, SimulationRequest};
 use contracts::{Need, Role, Territory};
 
 use crate::api::ApiFailure;
 use crate::error::PageError;
 use crate::extract::{Agent, Coordinators, CsrfForm, SignedIn};
-use crate::views::{Chrome, commune_name, render};
-use scenario::{Action, Draft, FORM_MESSAGE, Row, Target, add, api_field, changes, place_field, rows};
+use crate::views::{Chrome, commune_name, paris, render};
+use scenario::{
+    Action, Draft, FORM_MESSAGE, Row, SAVE_FIELD, SAVE_MESSAGE, Target, add, api_field, api_save_field, changes,
+    place_field, rows, scenario_name,
+};
 
 mod results;
 mod scenario;
@@ -38,6 +45,46 @@ pub struct PlaceLine {
     pub capacity: i64,
     pub services: String,
     pub error: Option<String>,
+}
+
+/// A saved scenario, as the list "Scénarios enregistrés" shows it.
+pub struct SavedLine {
+    pub id: String,
+    pub name: String,
+    /// "03/12/2026 à 14:05", in Paris.
+    pub saved_at: String,
+    /// "du 01/09/2026 au 30/11/2026".
+    pub period: String,
+    /// "3 changements".
+    pub changes: String,
+}
+
+impl SavedLine {
+    fn of(s: &SavedScenario) -> Self {
+        let day = |d: &Option<String>| {
+            let raw = d.clone().unwrap_or_default();
+            NaiveDate::parse_from_str(&raw, "%Y-%m-%d").map_or(raw, |d| d.format("%d/%m/%Y").to_string())
+        };
+        let changes = match s.request.changes.len() {
+            0 => "aucun changement".to_string(),
+            1 => "1 changement".to_string(),
+            n => format!("{n} changements"),
+        };
+        SavedLine {
+            id: s.id.to_string(),
+            name: s.name.clone(),
+            saved_at: paris(&s.saved_at),
+            period: format!("du {} au {}", day(&s.request.from), day(&s.request.to)),
+            changes,
+        }
+    }
+}
+
+/// What the list of saved scenarios says above it.
+pub struct Notice {
+    pub text: String,
+    /// A scenario gone from the list, rather than one saved.
+    pub warning: bool,
 }
 
 pub struct Choice {
@@ -72,6 +119,17 @@ struct SimulationView {
     summary: Vec<(String, String)>,
     /// What "Ajouter un lieu" or "Retirer" did.
     notice: Option<String>,
+    /// What the error summary says was not done.
+    refused: &'static str,
+    /// "Nom du scénario", as typed.
+    scenario_name: String,
+    /// The territory's saved scenarios, newest first; `None` when the API refuses to list
+    /// them to this agent.
+    saved: Option<Vec<SavedLine>>,
+    /// What "Enregistrer le scénario" or "Rejouer" did, above the list.
+    saved_notice: Option<Notice>,
+    /// The saved scenario the results are of, and what of it the form could not hold.
+    replayed: Option<String>,
     results: Option<results::Results>,
 }
 
@@ -89,6 +147,39 @@ struct Shown {
     errors: HashMap<String, String>,
     notice: Option<String>,
     results: Option<results::Results>,
+    /// The territory's saved scenarios; `None` when the API refuses to list them.
+    saved: Option<Vec<SavedScenario>>,
+    saved_notice: Option<Notice>,
+    replayed: Option<String>,
+    /// "Enregistrer le scénario" sent the form: what is about the whole form goes beside it.
+    saving: bool,
+}
+
+impl Shown {
+    fn new(d: Draft, territory: Option<Territory>, structures: Listed, errors: HashMap<String, String>) -> Self {
+        Shown {
+            d,
+            territory,
+            structures,
+            errors,
+            notice: None,
+            results: None,
+            saved: Some(Vec::new()),
+            saved_notice: None,
+            replayed: None,
+            saving: false,
+        }
+    }
+}
+
+/// The territory's saved scenarios, newest first; `None` when the API says the agent may
+/// not see them (403: a coordinator of another territory).
+async fn saved(agent: &Agent, territory: &Territory) -> Result<Option<Vec<SavedScenario>>, PageError> {
+    match agent.api.scenarios(territory).await {
+        Ok(list) => Ok(Some(list)),
+        Err(failure) if failure.status() == Some(StatusCode::FORBIDDEN) => Ok(None),
+        Err(failure) => Err(failure.into()),
+    }
 }
 
 /// The territory's structures, by name.
@@ -175,11 +266,12 @@ pub async fn form(
     };
     let mut errors = HashMap::new();
     let territory = chosen(&coordinator, &d.departement, &mut errors)?;
-    let structures = match &territory {
-        Some(t) => listed(&coordinator, t).await?,
-        None => Listed::default(),
+    let (structures, list) = match &territory {
+        Some(t) => (listed(&coordinator, t).await?, saved(&coordinator, t).await?),
+        None => (Listed::default(), Some(Vec::new())),
     };
-    Ok(page(&coordinator, Shown { d, territory, structures, errors, notice: None, results: None }))
+    let shown = Shown { saved: list, ..Shown::new(d, territory, structures, errors) };
+    Ok(page(&coordinator, shown))
 }
 
 pub async fn submit(
@@ -192,12 +284,14 @@ pub async fn submit(
         if errors.is_empty() {
             errors.insert("departement".into(), "Choisissez un département.".into());
         }
-        let shown = Shown { d, territory: None, structures: Listed::default(), errors, notice: None, results: None };
-        return Ok(page(&coordinator, shown));
+        return Ok(page(&coordinator, Shown::new(d, None, Listed::default(), errors)));
     };
     let structures = listed(&coordinator, &territory).await?;
+    let mut list = saved(&coordinator, &territory).await?;
     let mut notice = None;
     let mut results = None;
+    let mut saved_notice = None;
+    let mut replayed = None;
     match d.action {
         Action::Remove(i) => {
             if i < d.places.len() {
@@ -212,19 +306,74 @@ pub async fn submit(
         Action::Simulate => {
             results = simulate(&coordinator, &d, &territory, &structures.structures, &mut errors).await?;
         }
+        Action::Save => {
+            if let Some(kept) = save(&coordinator, &d, &territory, &structures.structures, &mut errors).await? {
+                saved_notice = Some(Notice {
+                    text: format!(
+                        "Scénario « {} » enregistré : il est dans la liste ci-dessous, pour le rejouer plus tard.",
+                        kept.name
+                    ),
+                    warning: false,
+                });
+                // The list as it is now: the name may have replaced an older scenario.
+                list = saved(&coordinator, &territory).await?;
+            }
+        }
+        Action::Replay(id) => match list.iter().flatten().find(|s| s.id == id) {
+            Some(scenario) => {
+                let (loaded, left_out) =
+                    Draft::from_request(&scenario.request, territory.as_str(), &structures.structures);
+                d = Draft { scenario_name: scenario.name.clone(), ..loaded };
+                replayed = Some(replayed_line(&scenario.name, left_out));
+                results = simulate(&coordinator, &d, &territory, &structures.structures, &mut errors).await?;
+            }
+            None => {
+                let (from, to) = default_period();
+                (d.from, d.to) = (from.to_string(), to.to_string());
+                saved_notice = Some(Notice {
+                    text: "Ce scénario n'est plus enregistré : il a peut-être été remplacé par un autre du même nom. Choisissez-en un dans la liste.".into(),
+                    warning: true,
+                });
+            }
+        },
     }
-    Ok(page(&coordinator, Shown { d, territory: Some(territory), structures, errors, notice, results }))
+    let saving = d.action == Action::Save;
+    let shown = Shown {
+        notice,
+        results,
+        saved: list,
+        saved_notice,
+        replayed,
+        saving,
+        ..Shown::new(d, Some(territory), structures, errors)
+    };
+    Ok(page(&coordinator, shown))
 }
 
-/// Runs the simulation, when the period is right; the API's refusals come back beside
-/// their fields.
-async fn simulate(
-    agent: &Agent,
+/// What the results say of the saved scenario they are of.
+fn replayed_line(name: &str, left_out: usize) -> String {
+    let mut line = format!("Résultats du scénario enregistré « {name} », rechargé dans le formulaire ci-dessus.");
+    match left_out {
+        0 => {}
+        1 => line.push_str(
+            " Un de ses changements porte sur un lieu qui n'est plus dans la liste du département : il est laissé de côté.",
+        ),
+        n => line.push_str(&format!(
+            " {n} de ses changements portent sur des lieux qui ne sont plus dans la liste du département : ils sont laissés de côté."
+        )),
+    }
+    line
+}
+
+/// The request the form asks for, when its period and places are right: what "Simuler"
+/// sends and "Enregistrer le scénario" keeps, with the line of the form each change came
+/// from. What is wrong is beside its field.
+fn request(
     d: &Draft,
     territory: &Territory,
     structures: &[StructureView],
     errors: &mut HashMap<String, String>,
-) -> Result<Option<results::Results>, PageError> {
+) -> Option<(SimulationRequest, Vec<Target>)> {
     let mut period = HashMap::new();
     let from = crate::form::date(Some(&d.from), "du", &mut period);
     let to = crate::form::date(Some(&d.to), "au", &mut period);
@@ -242,9 +391,9 @@ async fn simulate(
     }
     let rows = rows(structures, d);
     let changes = changes(&rows, &d.places, errors);
-    let (Some(from), Some(to)) = (from, to) else { return Ok(None) };
+    let (Some(from), Some(to)) = (from, to) else { return None };
     if !errors.is_empty() {
-        return Ok(None);
+        return None;
     }
     let request = SimulationRequest {
         territory: Some(territory.to_string()),
@@ -253,10 +402,71 @@ async fn simulate(
         seed: None,
         changes: changes.iter().map(|(_, c)| c.clone()).collect(),
     };
+    Some((request, changes.into_iter().map(|(t, _)| t).collect()))
+}
+
+/// Saves the form's request under the name typed, when both are right; the API's
+/// refusals come back beside their fields, a 403 beside the button.
+async fn save(
+    agent: &Agent,
+    d: &Draft,
+    territory: &Territory,
+    structures: &[StructureView],
+    errors: &mut HashMap<String, String>,
+) -> Result<Option<SavedScenario>, PageError> {
+    let name = scenario_name(&d.scenario_name).map_err(|message| errors.insert("nom_scenario".into(), message.into()));
+    let request = request(d, territory, structures, errors);
+    let (Ok(name), Some((request, targets))) = (name, request) else {
+        general_to_save(errors);
+        return Ok(None);
+    };
+    match agent.api.save_scenario(&SaveScenario { name: Some(name), request: Some(request) }).await {
+        Ok(kept) => Ok(Some(kept)),
+        Err(failure) if failure.status() == Some(StatusCode::UNPROCESSABLE_ENTITY) => {
+            for e in failure.field_errors() {
+                let (field, message) = api_save_field(&e.field, &targets);
+                errors.entry(field).or_insert_with(|| message.to_string());
+            }
+            if errors.is_empty() {
+                errors.insert(SAVE_FIELD.into(), SAVE_MESSAGE.into());
+            }
+            tracing::info!(fields = ?errors.keys().collect::<Vec<_>>(), "scenario refused");
+            Ok(None)
+        }
+        Err(failure) if failure.status() == Some(StatusCode::FORBIDDEN) => {
+            errors.insert(
+                SAVE_FIELD.into(),
+                "Vous ne pouvez pas enregistrer de scénario pour ce département : seuls ses coordinateurs le peuvent."
+                    .into(),
+            );
+            Ok(None)
+        }
+        Err(failure) => Err(failure.into()),
+    }
+}
+
+/// What the form's checks put under "Simuler" goes beside "Enregistrer le scénario" when
+/// that is the button pressed.
+fn general_to_save(errors: &mut HashMap<String, String>) {
+    if let Some(message) = errors.remove("form") {
+        let message = if message == FORM_MESSAGE { SAVE_MESSAGE.to_string() } else { message };
+        errors.insert(SAVE_FIELD.into(), message);
+    }
+}
+
+/// Runs the simulation, when the period is right; the API's refusals come back beside
+/// their fields.
+async fn simulate(
+    agent: &Agent,
+    d: &Draft,
+    territory: &Territory,
+    structures: &[StructureView],
+    errors: &mut HashMap<String, String>,
+) -> Result<Option<results::Results>, PageError> {
+    let Some((request, targets)) = request(d, territory, structures, errors) else { return Ok(None) };
     match agent.api.simulate(&request).await {
         Ok(answer) => Ok(Some(results::results(&answer, structures, &d.closed, &d.places))),
         Err(failure) if failure.status() == Some(StatusCode::UNPROCESSABLE_ENTITY) => {
-            let targets: Vec<Target> = changes.iter().map(|(t, _)| *t).collect();
             for e in failure.field_errors() {
                 let (field, message) = api_field(&e.field, &targets);
                 errors.entry(field).or_insert_with(|| message.to_string());
@@ -272,7 +482,7 @@ async fn simulate(
 }
 
 fn page(agent: &Agent, shown: Shown) -> Response {
-    let Shown { d, territory, structures, mut errors, notice, results } = shown;
+    let Shown { d, territory, structures, mut errors, notice, results, saved, saved_notice, replayed, saving } = shown;
     let departements = territories(agent);
     let chosen = territory.as_ref().map(Territory::to_string).unwrap_or_default();
     let territory_name = departements.iter().find(|(c, _)| *c == chosen).map(|(_, n)| n.clone()).unwrap_or_default();
@@ -299,11 +509,13 @@ fn page(agent: &Agent, shown: Shown) -> Response {
             error: errors.get(&place_field(index)).cloned(),
         })
         .collect();
-    // An error the page cannot place (a line that is gone) is said under the form.
+    // An error the page cannot place (a line that is gone) is said beside the button
+    // pressed.
     let fields = fields(&rows, &places);
     if errors.keys().any(|k| !fields.contains(k)) {
         errors.retain(|k, _| fields.contains(k));
-        errors.entry("form".into()).or_insert_with(|| FORM_MESSAGE.into());
+        let (key, message) = if saving { (SAVE_FIELD, SAVE_MESSAGE) } else { ("form", FORM_MESSAGE) };
+        errors.entry(key.into()).or_insert_with(|| message.into());
     }
     let summary = fields
         .into_iter()
@@ -336,6 +548,15 @@ fn page(agent: &Agent, shown: Shown) -> Response {
         errors,
         summary,
         notice,
+        refused: if saving {
+            "Le scénario n'a pas été enregistré."
+        } else {
+            "La simulation n'a pas été lancée."
+        },
+        scenario_name: d.scenario_name,
+        saved: saved.map(|list| list.iter().map(SavedLine::of).collect()),
+        saved_notice,
+        replayed,
         results,
     };
     render(if invalid { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK }, &view, true)
@@ -348,6 +569,57 @@ fn fields(rows: &[Row], places: &[PlaceLine]) -> Vec<String> {
         .map(str::to_string)
         .chain(rows.iter().map(Row::field))
         .chain(places.iter().map(|p| place_field(p.index)))
-        .chain(["commune_nouveau", "nom_nouveau", "services_nouveau", "capacite_nouveau", "form"].map(str::to_string))
+        .chain(
+            [
+                "commune_nouveau",
+                "nom_nouveau",
+                "services_nouveau",
+                "capacite_nouveau",
+                "form",
+                "nom_scenario",
+                SAVE_FIELD,
+            ]
+            .map(str::to_string),
+        )
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_saved_scenario_reads_in_french_in_paris() {
+        let saved = SavedScenario {
+            id: uuid::Uuid::nil(),
+            territory: "16".into(),
+            name: "Mansle ouvre le mardi".into(),
+            request: SimulationRequest {
+                from: Some("2026-09-01".into()),
+                to: Some("2026-11-30".into()),
+                changes: vec![Default::default(), Default::default()],
+                ..Default::default()
+            },
+            // 23:30 in UTC: half past midnight the next day in Paris (winter time).
+            saved_at: "2026-12-03T23:30:00Z".parse().unwrap(),
+        };
+        let line = SavedLine::of(&saved);
+        assert_eq!(line.saved_at, "04/12/2026 à 00:30");
+        assert_eq!(line.period, "du 01/09/2026 au 30/11/2026");
+        assert_eq!(line.changes, "2 changements");
+        let one = SavedScenario {
+            request: SimulationRequest { changes: vec![Default::default()], ..saved.request.clone() },
+            ..saved.clone()
+        };
+        assert_eq!(SavedLine::of(&one).changes, "1 changement");
+        let none = SavedScenario { request: SimulationRequest { changes: vec![], ..saved.request.clone() }, ..saved };
+        assert_eq!(SavedLine::of(&none).changes, "aucun changement");
+    }
+
+    #[test]
+    fn the_results_say_which_saved_scenario_they_are_of() {
+        assert!(replayed_line("Mansle", 0).starts_with("Résultats du scénario enregistré « Mansle »"));
+        assert!(replayed_line("Mansle", 1).contains("Un de ses changements"));
+        assert!(replayed_line("Mansle", 2).contains("2 de ses changements portent"));
+    }
 }

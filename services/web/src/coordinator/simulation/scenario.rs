@@ -1,12 +1,14 @@
 //! What the form holds, and what it asks of the API: the period, the places per week
 //! typed for each structure, the structures closed, and the new places kept in hidden
 //! fields; the changes sent (only the structures that change), and the API's refusals
-//! brought back beside the fields they came from.
+//! brought back beside the fields they came from. A saved scenario's request comes back
+//! into the same form ([`Draft::from_request`]), so that running it again is filling the
+//! form and pressing "Simuler".
 
 use std::collections::{HashMap, HashSet};
 
 use contracts::directory::StructureView;
-use contracts::simulation::{NewStructure, SimulationChange};
+use contracts::simulation::{NewStructure, SimulationChange, SimulationRequest};
 use contracts::{Need, Territory};
 
 use crate::form;
@@ -16,8 +18,14 @@ const MAX_CHANGES: usize = 50;
 /// The API's bound on a place's places per week.
 const MAX_PLACES: i64 = 10_000;
 
+/// The API's bound on a saved scenario's name, in characters.
+const MAX_NAME: usize = 120;
+
 const CAPACITY_MESSAGE: &str = "Indiquez un nombre entier de places par semaine, de 0 à 10 000.";
 pub const FORM_MESSAGE: &str = "La simulation n'a pas pu être lancée. Vérifiez le formulaire.";
+pub const SAVE_MESSAGE: &str = "Le scénario n'a pas pu être enregistré. Vérifiez le formulaire.";
+pub const NAME_MESSAGE: &str = "Indiquez le nom du scénario, par exemple « Mansle ouvre le mardi ».";
+pub const NAME_LENGTH_MESSAGE: &str = "Le nom du scénario compte au plus 120 caractères : raccourcissez-le.";
 
 /// Which button sent the form.
 #[derive(Default, Clone, Copy, PartialEq)]
@@ -29,6 +37,10 @@ pub enum Action {
     Add,
     /// "Retirer" beside the new place at this position.
     Remove(usize),
+    /// "Enregistrer le scénario", under the name typed.
+    Save,
+    /// "Rejouer" beside the saved scenario of this id.
+    Replay(uuid::Uuid),
 }
 
 /// A place the scenario adds, as its hidden field keeps it between two posts.
@@ -75,6 +87,8 @@ pub struct Draft {
     pub name: String,
     pub services: Vec<String>,
     pub capacity: String,
+    /// "Nom du scénario", as typed.
+    pub scenario_name: String,
     pub action: Action,
 }
 
@@ -105,7 +119,14 @@ impl Draft {
                 "nom_nouveau" => d.name = v,
                 "services_nouveau" => d.services.push(v),
                 "capacite_nouveau" => d.capacity = v,
+                "nom_scenario" => d.scenario_name = v,
                 "ajouter" => d.action = Action::Add,
+                "enregistrer" => d.action = Action::Save,
+                "rejouer" => {
+                    if let Ok(id) = v.trim().parse() {
+                        d.action = Action::Replay(id);
+                    }
+                }
                 "retirer" => {
                     if let Ok(i) = v.trim().parse() {
                         d.action = Action::Remove(i);
@@ -115,6 +136,58 @@ impl Draft {
             }
         }
         d
+    }
+
+    /// A saved scenario's request as the form holds it: its period, the places per week
+    /// and the closings of the territory's `structures`, and its new places. Also the
+    /// number of its changes left out: those of a structure the table no longer lists.
+    pub fn from_request(request: &SimulationRequest, departement: &str, structures: &[StructureView]) -> (Self, usize) {
+        let listed: HashSet<&str> = structures.iter().map(|s| s.id.as_str()).collect();
+        let mut d = Draft {
+            departement: departement.to_string(),
+            from: request.from.clone().unwrap_or_default(),
+            to: request.to.clone().unwrap_or_default(),
+            ..Draft::default()
+        };
+        let mut left_out = 0;
+        for change in &request.changes {
+            if let Some(new) = &change.new_structure {
+                let place = NewPlace {
+                    commune_code: new.commune_code.clone().unwrap_or_default(),
+                    weekly_capacity: new.weekly_capacity.unwrap_or_default(),
+                    services: new.services.clone().unwrap_or_default(),
+                    name: new.name.as_deref().and_then(form::text).unwrap_or_else(|| "Nouveau lieu".to_string()),
+                };
+                if d.places.len() < MAX_CHANGES {
+                    d.places.push(place);
+                } else {
+                    left_out += 1;
+                }
+                continue;
+            }
+            let Some(id) = change.structure_id.as_deref().filter(|id| listed.contains(id)) else {
+                left_out += 1;
+                continue;
+            };
+            if change.closed == Some(true) {
+                d.closed.insert(id.to_string());
+            } else if let Some(n) = change.weekly_capacity {
+                d.capacities.insert(id.to_string(), n.to_string());
+            }
+        }
+        (d, left_out)
+    }
+}
+
+/// A scenario's name as the API keeps it: the white space of a paste (tabs, line breaks)
+/// made single spaces, 1 to 120 characters; else what to say beside the field.
+pub fn scenario_name(raw: &str) -> Result<String, &'static str> {
+    let spaced: String = raw.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let name = spaced.split_whitespace().collect::<Vec<_>>().join(" ");
+    match name.chars().count() {
+        0 => Err(NAME_MESSAGE),
+        n if n > MAX_NAME => Err(NAME_LENGTH_MESSAGE),
+        _ => Ok(name),
     }
 }
 
@@ -321,6 +394,26 @@ pub fn api_field(field: &str, targets: &[Target]) -> (String, &'static str) {
     }
 }
 
+/// A refusal of a scenario to save: `name`, or the request's field (`request.to`,
+/// `request.changes[3].weekly_capacity`) beside the form's field as "Simuler" puts it.
+/// What is about the whole form goes beside "Enregistrer le scénario".
+pub fn api_save_field(field: &str, targets: &[Target]) -> (String, &'static str) {
+    if field == "name" {
+        return (
+            "nom_scenario".into(),
+            "Ce nom n'est pas accepté : de 1 à 120 caractères, sans retour à la ligne ni tabulation.",
+        );
+    }
+    match field.strip_prefix("request.").map(|f| api_field(f, targets)) {
+        Some((field, message)) if field != "form" => (field, message),
+        Some((_, message)) if message != FORM_MESSAGE => (SAVE_FIELD.into(), message),
+        _ => (SAVE_FIELD.into(), SAVE_MESSAGE),
+    }
+}
+
+/// Where what is about the whole scenario saved is said: beside its button.
+pub const SAVE_FIELD: &str = "enregistrer";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,6 +476,162 @@ mod tests {
         assert_eq!(api_field("changes", &targets).0, "form");
         // An index the page did not send: said under the form.
         assert_eq!(api_field("changes[9].weekly_capacity", &targets).0, "form");
+    }
+
+    fn structure(id: &str, weekly_capacity: u32) -> StructureView {
+        use contracts::events::{Address, Point, Structure, StructureContact};
+        StructureView::from(Structure {
+            id: id.parse().unwrap(),
+            name: format!("Lieu {id}"),
+            services: vec![Need::AideDemarchesAdministratives],
+            modes: vec![],
+            languages: vec![],
+            other_languages: false,
+            accessibility: vec![],
+            address: Address { street: None, postcode: None, commune: None, commune_code: Some("16015".into()) },
+            location: Point { lat: 45.6, lon: 0.15 },
+            territory: "16".parse().unwrap(),
+            opening_hours: None,
+            weekly_capacity,
+            accepting: true,
+            contact: StructureContact { phone: None, email: None, website: None },
+            source: None,
+            fees: vec![],
+            labels: vec![],
+            siret: None,
+            updated_at: chrono::Utc::now(),
+        })
+    }
+
+    /// The request "Simuler" would send for `d`.
+    fn sent(structures: &[StructureView], d: &Draft) -> SimulationRequest {
+        let mut errors = HashMap::new();
+        let changes = changes(&rows(structures, d), &d.places, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        SimulationRequest {
+            territory: Some(d.departement.clone()),
+            from: Some(d.from.clone()),
+            to: Some(d.to.clone()),
+            seed: None,
+            changes: changes.into_iter().map(|(_, c)| c).collect(),
+        }
+    }
+
+    #[test]
+    fn a_saved_request_comes_back_into_the_form_as_it_was_sent() {
+        let structures = [structure("alpha", 1), structure("cognac", 3), structure("mansle", 2)];
+        let typed = Draft::from_pairs(
+            [
+                ("departement", "16"),
+                ("du", "2026-09-01"),
+                ("au", "2026-11-30"),
+                ("capacite:alpha", " 4 "),
+                ("capacite:mansle", "2"),
+                ("ferme:cognac", "oui"),
+                ("nouveau", "16015|2|aide_demarches_administratives|Permanence | gare"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .to_vec(),
+        );
+        let request = sent(&structures, &typed);
+        let (loaded, left_out) = Draft::from_request(&request, "16", &structures);
+        assert_eq!(left_out, 0);
+        assert_eq!(
+            (loaded.departement.as_str(), loaded.from.as_str(), loaded.to.as_str()),
+            ("16", "2026-09-01", "2026-11-30")
+        );
+        // Alpha's 4 as a number; Mansle left as it is, as it was not sent.
+        assert_eq!(loaded.capacities, HashMap::from([("alpha".to_string(), "4".to_string())]));
+        assert_eq!(loaded.closed, HashSet::from(["cognac".to_string()]));
+        assert_eq!(loaded.places, typed.places);
+        let again = sent(&structures, &loaded);
+        assert_eq!(serde_json::to_value(&again).unwrap(), serde_json::to_value(&request).unwrap());
+    }
+
+    #[test]
+    fn a_saved_request_keeps_what_the_form_can_hold() {
+        let structures = [structure("alpha", 1)];
+        let request = SimulationRequest {
+            territory: Some("16".into()),
+            from: Some("2026-09-01".into()),
+            to: Some("2026-09-30".into()),
+            seed: Some(7),
+            changes: vec![
+                SimulationChange {
+                    structure_id: Some("alpha".into()),
+                    weekly_capacity: Some(6),
+                    closed: Some(false),
+                    ..Default::default()
+                },
+                // A place gone from the directory since.
+                SimulationChange { structure_id: Some("parti".into()), closed: Some(true), ..Default::default() },
+                SimulationChange {
+                    new_structure: Some(NewStructure {
+                        name: None,
+                        commune_code: Some("16206".into()),
+                        services: Some(vec!["maitrise_outils_numeriques".into()]),
+                        modes: None,
+                        languages: None,
+                        weekly_capacity: Some(3),
+                    }),
+                    ..Default::default()
+                },
+            ],
+        };
+        let (d, left_out) = Draft::from_request(&request, "16", &structures);
+        assert_eq!(left_out, 1);
+        assert_eq!(d.capacities.get("alpha").map(String::as_str), Some("6"));
+        assert!(d.closed.is_empty());
+        assert_eq!(
+            d.places,
+            [NewPlace {
+                commune_code: "16206".into(),
+                weekly_capacity: 3,
+                services: vec!["maitrise_outils_numeriques".into()],
+                name: "Nouveau lieu".into()
+            }]
+        );
+        assert!(d.action == Action::Simulate);
+    }
+
+    #[test]
+    fn the_buttons_and_the_name_are_read_from_the_form() {
+        let read = |pairs: &[(&str, &str)]| {
+            Draft::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        };
+        let d = read(&[("nom_scenario", "Mansle"), ("enregistrer", "1")]);
+        assert!(d.action == Action::Save);
+        assert_eq!(d.scenario_name, "Mansle");
+        let id = uuid::Uuid::now_v7();
+        assert!(read(&[("rejouer", &id.to_string())]).action == Action::Replay(id));
+        assert!(read(&[("rejouer", "pas-un-id")]).action == Action::Simulate);
+    }
+
+    #[test]
+    fn a_scenario_s_name_is_what_the_api_keeps() {
+        assert_eq!(scenario_name("  Mansle\tle  mardi \n").as_deref(), Ok("Mansle le mardi"));
+        assert_eq!(scenario_name(""), Err(NAME_MESSAGE));
+        assert_eq!(scenario_name(" \t "), Err(NAME_MESSAGE));
+        assert_eq!(scenario_name(&"é".repeat(120)).map(|n| n.chars().count()), Ok(120));
+        assert_eq!(scenario_name(&"é".repeat(121)), Err(NAME_LENGTH_MESSAGE));
+    }
+
+    #[test]
+    fn a_refused_scenario_s_fields_land_where_simuler_puts_them() {
+        let targets = [Target::Structure(4), Target::Place(0)];
+        assert_eq!(api_save_field("name", &targets).0, "nom_scenario");
+        assert_eq!(api_save_field("request.to", &targets).0, "au");
+        assert_eq!(api_save_field("request.from", &targets).0, "du");
+        assert_eq!(
+            api_save_field("request.changes[0].weekly_capacity", &targets),
+            ("lieu-4-capacite".into(), CAPACITY_MESSAGE)
+        );
+        assert_eq!(api_save_field("request.changes[1].new_structure.commune_code", &targets).0, "nouveau-0");
+        let (field, message) = api_save_field("request.changes", &targets);
+        assert_eq!(field, SAVE_FIELD);
+        assert!(message.contains("50 changements"));
+        assert_eq!(api_save_field("request", &targets), (SAVE_FIELD.into(), SAVE_MESSAGE));
+        assert_eq!(api_save_field("request.seed", &targets), (SAVE_FIELD.into(), SAVE_MESSAGE));
     }
 
     #[test]
