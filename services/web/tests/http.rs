@@ -1454,3 +1454,99 @@ async fn the_simulation_keeps_the_scenario_in_the_form_and_brings_the_api_s_refu
     let elsewhere = app.sign_in(accounts::domain::Grant::Coordinator(vec!["86".parse().unwrap()])).await;
     assert_eq!(app.get(Some(&elsewhere), "/territoire/simulation?departement=16").await.status, StatusCode::NOT_FOUND);
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_scenario_is_saved_under_a_name_listed_and_run_again(pool: PgPool) {
+    let app = App::new(pool).await;
+    app.structure("mediatheque-mansle").await;
+    let coordinator = app.sign_in(coordinator()).await;
+    let page = app.get(Some(&coordinator), "/territoire/simulation").await;
+    for needed in [
+        "<h2 id=\"scenarios-titre\">Scénarios enregistrés</h2>",
+        "Aucun scénario enregistré pour ce département.",
+        "<label class=\"fr-label\" for=\"nom_scenario\">Nom du scénario</label>",
+        ">Enregistrer le scénario</button>",
+    ] {
+        assert!(page.html.contains(needed), "{needed}: {}", page.html);
+    }
+    let period = [("departement", "16"), ("du", "2026-01-01"), ("au", "2026-03-31")];
+    let with = |more: &[(&'static str, &'static str)]| {
+        let mut fields = period.to_vec();
+        fields.extend_from_slice(more);
+        fields
+    };
+    let kept = "16102|8|aide_demarches_administratives|Permanence de Cognac";
+
+    // No name, then one too long: beside "Nom du scénario", what was typed kept.
+    let unnamed =
+        app.post_form(&coordinator, "/territoire/simulation", &with(&[("nouveau", kept), ("enregistrer", "1")])).await;
+    assert_eq!(unnamed.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", unnamed.html);
+    assert!(unnamed.html.contains("id=\"nom_scenario-error\">Indiquez le nom du scénario"), "{}", unnamed.html);
+    assert!(
+        unnamed.html.contains("Le scénario n&#39;a pas été enregistré. Corrigez le champ suivant"),
+        "{}",
+        unnamed.html
+    );
+    assert!(unnamed.html.contains(&format!("value=\"{kept}\"")), "the new place is kept");
+    let long = "x".repeat(121);
+    let mut fields: Vec<(&str, &str)> = period.to_vec();
+    fields.extend([("nom_scenario", long.as_str()), ("enregistrer", "1")]);
+    let too_long = app.post_form(&coordinator, "/territoire/simulation", &fields).await;
+    assert_eq!(too_long.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(too_long.html.contains("id=\"nom_scenario-error\">Le nom du scénario compte au plus 120 caractères"));
+
+    // A change the API refuses (the matcher has not heard of the place without a broker):
+    // beside the place's line, as "Simuler" puts it.
+    let refused = app
+        .post_form(
+            &coordinator,
+            "/territoire/simulation",
+            &with(&[("capacite:mediatheque-mansle", "7"), ("nom_scenario", "Mansle à 7"), ("enregistrer", "1")]),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.html);
+    assert!(refused.html.contains("aria-describedby=\"lieu-0-capacite-error\""), "{}", refused.html);
+    assert!(refused.html.contains("Aucun scénario enregistré pour ce département."), "nothing saved");
+
+    // A new place only: saved, said, listed.
+    let saved = app
+        .post_form(
+            &coordinator,
+            "/territoire/simulation",
+            &with(&[("nouveau", kept), ("nom_scenario", "  Cognac\tà 8 "), ("enregistrer", "1")]),
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.html);
+    for needed in [
+        "role=\"status\" id=\"scenario-enregistre\"><p>Scénario « Cognac à 8 » enregistré",
+        "<p><strong>Cognac à 8</strong></p>",
+        "Période du 01/01/2026 au 31/03/2026, 1 changement. Enregistré le ",
+        "Rejouer<span class=\"fr-sr-only\"> « Cognac à 8 »</span></button>",
+    ] {
+        assert!(saved.html.contains(needed), "{needed}: {}", saved.html);
+    }
+    let id =
+        saved.html.split("name=\"rejouer\" value=\"").nth(1).and_then(|r| r.split('"').next()).unwrap().to_string();
+
+    // "Rejouer": the form holds the scenario again, and its results are shown.
+    let replay = [("departement", "16"), ("rejouer", id.as_str())];
+    let replayed = app.post_form(&coordinator, "/territoire/simulation", &replay).await;
+    assert_eq!(replayed.status, StatusCode::OK, "{}", replayed.html);
+    for needed in [
+        "Résultats du scénario enregistré « Cognac à 8 »",
+        "<caption>Comparaison</caption>",
+        "id=\"du\" name=\"du\" type=\"date\" value=\"2026-01-01\"",
+        "id=\"au\" name=\"au\" type=\"date\" value=\"2026-03-31\"",
+        &format!("name=\"nouveau\" value=\"{kept}\""),
+        "id=\"nom_scenario\" name=\"nom_scenario\" type=\"text\" value=\"Cognac à 8\"",
+    ] {
+        assert!(replayed.html.contains(needed), "{needed}: {}", replayed.html);
+    }
+
+    // A scenario that is no longer there: said, the form as it opens.
+    let gone = [("departement", "16"), ("rejouer", "01890000-0000-7000-8000-000000000000")];
+    let gone = app.post_form(&coordinator, "/territoire/simulation", &gone).await;
+    assert_eq!(gone.status, StatusCode::OK, "{}", gone.html);
+    assert!(gone.html.contains("Ce scénario n&#39;est plus enregistré"), "{}", gone.html);
+    assert!(!gone.html.contains("<caption>Comparaison</caption>"));
+}
