@@ -271,10 +271,15 @@ pub async fn run(
             Replay { arrivals: &arrivals, acceptance: &acceptance, default_acceptance, seed: p.seed, max_attempts };
         let changed = simulate::apply(&structures, &p.changes);
         let baseline = simulate::run(structures.clone(), &replay);
-        let scenario = simulate::run(changed.clone(), &replay);
         let weeks = weeks(p.from, p.to);
         let optimum_baseline = simulate::optimum(&structures, &arrivals, weeks);
-        let optimum_scenario = simulate::optimum(&changed, &arrivals, weeks);
+        // With no change the scenario is the baseline (a replay is deterministic): half
+        // the work for the question "how close is the replay to what happened?".
+        let (scenario, optimum_scenario) = if p.changes.is_empty() {
+            (baseline.clone(), optimum_baseline)
+        } else {
+            (simulate::run(changed.clone(), &replay), simulate::optimum(&changed, &arrivals, weeks))
+        };
         let fidelity = simulate::fidelity(&arrivals, &baseline);
         respond(
             &p,

@@ -11,7 +11,7 @@
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::LazyLock;
+use std::sync::{LazyLock, Mutex};
 
 use chrono::{Duration, NaiveDateTime};
 use opening_hours::localization::Country;
@@ -37,6 +37,44 @@ pub struct OpeningHours {
     /// does not carry; the crate would assume 07:00 and 19:00 all year. Such a value has no
     /// next opening rather than an invented one.
     follows_the_sun: bool,
+    /// The open interval found by the last evaluation, which answers the questions asked
+    /// later within it or before it starts (see [`OpeningHours::next_opening`]).
+    recent: Recent,
+}
+
+/// The last open interval found: asked at `asked`, open from `opens` to `closes`.
+#[derive(Debug, Clone, Copy)]
+struct Found {
+    asked: NaiveDateTime,
+    opens: NaiveDateTime,
+    closes: NaiveDateTime,
+}
+
+/// A cache of one [`Found`], shared by the threads that read the same index. A clone
+/// starts empty: it is an optimisation, never part of the value.
+#[derive(Debug, Default)]
+struct Recent(Mutex<Option<Found>>);
+
+impl Clone for Recent {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl Recent {
+    /// The next opening after `after`, if the last interval found decides it: nothing
+    /// opened between the question it answered and its start, and it is open until
+    /// `closes`.
+    fn answer(&self, after: NaiveDateTime) -> Option<NaiveDateTime> {
+        let found = (*self.0.lock().ok()?)?;
+        (found.asked <= after && after < found.closes).then(|| after.max(found.opens))
+    }
+
+    fn keep(&self, found: Found) {
+        if let Ok(mut recent) = self.0.lock() {
+            *recent = Some(found);
+        }
+    }
 }
 
 impl PartialEq for OpeningHours {
@@ -67,7 +105,7 @@ impl OpeningHours {
                 matches!(span.range.start, Time::Variable(_)) || matches!(span.range.end, Time::Variable(_))
             })
         });
-        Ok(Self { text: text.to_string(), schedule, follows_the_sun })
+        Ok(Self { text: text.to_string(), schedule, follows_the_sun, recent: Recent::default() })
     }
 
     /// The value as given (trimmed).
@@ -79,15 +117,33 @@ impl OpeningHours {
     /// looking ahead [`LOOK_AHEAD_DAYS`] days: `after` itself when the place is open then.
     /// `None` when the place does not open in that window, or when its hours follow the
     /// sun. Hours marked `unknown` are not openings.
+    ///
+    /// Evaluating the rules takes microseconds, and the matcher asks for the same places
+    /// again and again, at times that mostly move forward (a replay asks a million times).
+    /// The interval found last answers any later question up to its end.
     pub fn next_opening(&self, after: NaiveDateTime) -> Option<NaiveDateTime> {
         if self.follows_the_sun {
             return None;
         }
+        if let Some(known) = self.recent.answer(after) {
+            return Some(known);
+        }
+        let found = self.evaluate(after)?;
+        self.recent.keep(found);
+        Some(found.opens)
+    }
+
+    /// The next open interval, by the rules themselves.
+    fn evaluate(&self, after: NaiveDateTime) -> Option<Found> {
         let horizon = after.checked_add_signed(Duration::days(LOOK_AHEAD_DAYS))?;
         // As in `parse`: a bug in the evaluator costs this value its next opening, not the
         // matcher its consumer.
         catch_unwind(AssertUnwindSafe(|| {
-            self.schedule.iter_range(after, horizon).find(|range| range.kind == RuleKind::Open).map(|r| r.range.start)
+            self.schedule.iter_range(after, horizon).find(|range| range.kind == RuleKind::Open).map(|r| Found {
+                asked: after,
+                opens: r.range.start,
+                closes: r.range.end,
+            })
         }))
         .ok()
         .flatten()
@@ -482,6 +538,23 @@ mod tests {
             }
             if let Some(p) = plain.filter(|p| !is_french_public_holiday(p.date())) {
                 prop_assert_eq!(closed_on_holidays, Some(p));
+            }
+        }
+
+        /// The remembered interval never changes an answer: one value asked at times that
+        /// mostly move forward (as a replay asks), sometimes back, answers as the rules do.
+        #[test]
+        fn the_remembered_interval_answers_as_the_rules_do(
+            hours in proptest::sample::select(CHARENTE),
+            steps in proptest::collection::vec((-600i64..3_000, proptest::bool::weighted(0.1)), 1..60),
+            start in 0i64..(366 * 2),
+        ) {
+            let cached = OpeningHours::parse(hours).unwrap();
+            let mut after = on(2025, 1, 1, 0, 0) + Duration::days(start);
+            for (minutes, back) in steps {
+                after += Duration::minutes(if back { -minutes.abs() * 10 } else { minutes.abs() });
+                let fresh = OpeningHours::parse(hours).unwrap();
+                prop_assert_eq!(cached.next_opening(after), fresh.next_opening(after), "{} at {}", hours, after);
             }
         }
     }

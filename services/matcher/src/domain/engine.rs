@@ -219,14 +219,48 @@ pub fn assess(demand: &Demand, s: &IndexedStructure, tried: &HashMap<String, Tri
     (distance, remote, reasons)
 }
 
+/// Whether a structure satisfies every hard constraint but capacity: exactly
+/// `assess(…).2.is_empty()`, without building the reasons. The searches call it for
+/// every structure they pass, most of which fail one constraint: the cheapest checks come
+/// first and the first that fails ends it. Returns the distance and whether only remote
+/// support fits.
+pub fn fits(demand: &Demand, s: &IndexedStructure, tried: &HashMap<String, Tried>) -> Option<(f64, bool)> {
+    if !s.accepting || !s.reachable {
+        return None;
+    }
+    if !demand.needs.iter().all(|n| s.services.contains(n)) {
+        return None;
+    }
+    if !demand.accessibility.iter().all(|a| s.accessibility.contains(a)) {
+        return None;
+    }
+    let shares_language = demand.languages.is_empty()
+        || demand.languages.iter().any(|l| s.languages.contains(l))
+        || (s.other_languages && demand.languages.iter().any(|l| l.as_str() != "fr"));
+    if !shares_language {
+        return None;
+    }
+    if !tried.is_empty() && tried.contains_key(s.id.as_str()) {
+        return None;
+    }
+    let distance = geo::distance_km(
+        geo::LatLon { lat: demand.location.lat, lon: demand.location.lon },
+        geo::LatLon { lat: s.location.lat, lon: s.location.lon },
+    );
+    let in_person_mode = s.modes.iter().any(|m| matches!(m, StructureMode::Individual | StructureMode::Workshop));
+    let in_person_ok =
+        demand.modes.contains(&ReferralMode::InPerson) && in_person_mode && distance <= demand.max_distance_km;
+    let remote_ok = demand.modes.contains(&ReferralMode::Remote) && s.modes.contains(&StructureMode::Remote);
+    (in_person_ok || remote_ok).then_some((distance, !in_person_ok))
+}
+
 /// The structures that satisfy every hard constraint except capacity, nearest first
 /// (ties by id). Eager: one radius query, cheaper than [`feasible_nearest_first`] when
 /// every structure in range is wanted (the candidates endpoint).
 pub fn feasible<'a>(index: &'a Index, demand: &Demand, tried: &HashMap<String, Tried>) -> Vec<Feasible<'a>> {
     let mut found: Vec<Feasible<'a>> = Vec::new();
     let mut consider = |s: &'a IndexedStructure| {
-        let (distance_km, remote, reasons) = assess(demand, s, tried);
-        if reasons.is_empty() {
+        if let Some((distance_km, remote)) = fits(demand, s, tried) {
             found.push(Feasible { structure: s, distance_km, remote });
         }
     };
@@ -258,15 +292,17 @@ pub fn feasible_nearest_first<'a>(
 ) -> impl Iterator<Item = Feasible<'a>> + 'a {
     let wants_remote = demand.modes.contains(&ReferralMode::Remote);
     let wants_in_person = demand.modes.contains(&ReferralMode::InPerson);
-    // A remote structure comes through the remote stream only, so it is seen once.
-    let in_person = index
-        .nearest_within(demand.location, demand.max_distance_km)
-        .take_while(move |_| wants_in_person)
+    // Each stream is built only when wanted: a nearest-neighbour search allocates and
+    // visits the tree's top as soon as it is made. A remote structure comes through the
+    // remote stream only, so it is seen once.
+    let in_person = wants_in_person
+        .then(|| index.nearest_within(demand.location, demand.max_distance_km))
+        .into_iter()
+        .flatten()
         .filter(move |(s, _)| !(wants_remote && s.modes.contains(&StructureMode::Remote)));
-    let remote = index.nearest_remote(demand.location).take_while(move |_| wants_remote);
+    let remote = wants_remote.then(|| index.nearest_remote(demand.location)).into_iter().flatten();
     merge_by_distance(in_person, remote).filter_map(move |s| {
-        let (distance_km, remote, reasons) = assess(demand, s, tried);
-        reasons.is_empty().then_some(Feasible { structure: s, distance_km, remote })
+        fits(demand, s, tried).map(|(distance_km, remote)| Feasible { structure: s, distance_km, remote })
     })
 }
 
@@ -327,11 +363,37 @@ impl<'a, I: Iterator<Item = Feasible<'a>>> Search<'a, I> {
         // Float rounding between the index's chord order and the haversine distance
         // is far below a millimetre; the margin keeps the bound safe.
         let bound = self.stream.peek().map(|f| band(f.distance_km - 1e-6));
-        let (mut candidates, _) = rank(&self.pulled, used_this_week, now_local);
+        let mut candidates = candidates(&self.pulled, used_this_week, now_local);
         if let Some(bound) = bound {
             candidates.retain(|c| band(c.score) < bound);
         }
         candidates
+    }
+}
+
+impl<'a, I: Iterator<Item = Feasible<'a>>> Search<'a, I> {
+    /// The best candidate with capacity: pulls `first_batch` structures, then twice as
+    /// many each round, until the head of the ranking is settled or nothing is left. The
+    /// answer does not depend on the batch (the head is exact); a smaller first batch
+    /// assesses fewer structures when the nearest ones settle it, as they mostly do.
+    pub fn best(
+        &mut self,
+        first_batch: usize,
+        used_this_week: impl Fn(&str) -> u32,
+        now_local: Option<NaiveDateTime>,
+    ) -> Option<Candidate> {
+        let mut batch = first_batch.max(1);
+        loop {
+            self.pull(batch);
+            let settled = self.settled(&used_this_week, now_local);
+            if let Some(best) = settled.into_iter().next() {
+                return Some(best);
+            }
+            if self.exhausted() {
+                return None;
+            }
+            batch *= 2;
+        }
     }
 }
 
@@ -343,19 +405,7 @@ pub fn best(
     used_this_week: impl Fn(&str) -> u32,
     now_local: Option<NaiveDateTime>,
 ) -> Option<Candidate> {
-    let mut search = Search::new(feasible_nearest_first(index, demand, tried));
-    let mut batch = SEARCH_BATCH;
-    loop {
-        search.pull(batch);
-        let settled = search.settled(&used_this_week, now_local);
-        if let Some(best) = settled.into_iter().next() {
-            return Some(best);
-        }
-        if search.exhausted() {
-            return None;
-        }
-        batch *= 2;
-    }
+    Search::new(feasible_nearest_first(index, demand, tried)).best(SEARCH_BATCH, used_this_week, now_local)
 }
 
 /// How many feasible structures an online search pulls at first.
@@ -368,17 +418,30 @@ pub fn rank(
     used_this_week: impl Fn(&str) -> u32,
     now_local: Option<NaiveDateTime>,
 ) -> (Vec<Candidate>, Vec<Excluded>) {
+    let full = feasible
+        .iter()
+        .filter_map(|f| {
+            let (s, used) = (f.structure, used_this_week(&f.structure.id));
+            (used >= s.weekly_capacity).then(|| {
+                Excluded::new(s, f.distance_km, vec![Exclusion::NoCapacity { used, capacity: s.weekly_capacity }])
+            })
+        })
+        .collect();
+    (candidates(feasible, used_this_week, now_local), full)
+}
+
+/// The candidates of [`rank`], best first, without listing the full structures: what a
+/// search needs, which in a week where every place nearby is full pulls hundreds of them.
+fn candidates(
+    feasible: &[Feasible<'_>],
+    used_this_week: impl Fn(&str) -> u32,
+    now_local: Option<NaiveDateTime>,
+) -> Vec<Candidate> {
     let mut candidates = Vec::with_capacity(feasible.len());
-    let mut full = Vec::new();
     for f in feasible {
         let s = f.structure;
         let used = used_this_week(&s.id);
         if used >= s.weekly_capacity {
-            full.push(Excluded::new(
-                s,
-                f.distance_km,
-                vec![Exclusion::NoCapacity { used, capacity: s.weekly_capacity }],
-            ));
             continue;
         }
         let load = f64::from(used) / f64::from(s.weekly_capacity.max(1));
@@ -405,7 +468,7 @@ pub fn rank(
         }
     }
     candidates.sort_by(compare);
-    (candidates, full)
+    candidates
 }
 
 /// Distance plus the bounded load penalty.
@@ -699,6 +762,45 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn the_quick_check_agrees_with_the_reasons(
+            needs in proptest::collection::vec(0usize..9, 0..3),
+            offered in proptest::collection::vec(0usize..9, 0..5),
+            wanted_access in proptest::collection::vec(0usize..5, 0..2),
+            access in proptest::collection::vec(0usize..5, 0..4),
+            (wants_in_person, wants_remote) in (proptest::bool::ANY, proptest::bool::ANY),
+            mode_kind in 0u32..4,
+            (speaks, demand_language, other_languages) in (0usize..3, 0usize..4, proptest::bool::ANY),
+            (accepting, reachable, was_tried) in (proptest::bool::weighted(0.9), proptest::bool::weighted(0.9), proptest::bool::weighted(0.1)),
+            (lat, max_distance_km) in (45.0f64..46.5, 1.0f64..40.0),
+        ) {
+            const LANGUAGES: [&str; 3] = ["fr", "en", "ar"];
+            let mut s = structure("s", lat, 0.2, &offered.iter().map(|&k| Need::ALL[k]).collect::<Vec<_>>());
+            s.accessibility = access.iter().map(|&k| Accessibility::ALL[k]).collect();
+            s.modes = match mode_kind {
+                0 => vec![StructureMode::Remote],
+                1 => vec![StructureMode::Individual, StructureMode::Remote],
+                2 => vec![StructureMode::Workshop],
+                _ => vec![StructureMode::Individual],
+            };
+            s.languages = vec![LANGUAGES[speaks].parse().unwrap()];
+            s.other_languages = other_languages;
+            s.accepting = accepting;
+            s.reachable = reachable;
+            let mut d = demand();
+            d.needs = needs.iter().map(|&k| Need::ALL[k]).collect();
+            d.accessibility = wanted_access.iter().map(|&k| Accessibility::ALL[k]).collect();
+            d.modes = [(wants_in_person, ReferralMode::InPerson), (wants_remote, ReferralMode::Remote)]
+                .into_iter().filter(|(on, _)| *on).map(|(_, m)| m).collect();
+            d.languages = LANGUAGES.get(demand_language).map(|l| vec![l.parse().unwrap()]).unwrap_or_default();
+            d.max_distance_km = max_distance_km;
+            let tried: HashMap<String, Tried> =
+                if was_tried { [("s".to_string(), Tried::Declined)].into() } else { HashMap::new() };
+            let (distance, remote, reasons) = assess(&d, &s, &tried);
+            let quick = fits(&d, &s, &tried);
+            proptest::prop_assert_eq!(quick, reasons.is_empty().then_some((distance, remote)));
+        }
+
         #[test]
         fn ranking_is_deterministic_and_never_offers_an_infeasible_structure(
             points in proptest::collection::vec(

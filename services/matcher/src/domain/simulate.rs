@@ -18,6 +18,7 @@
 //! place while pending.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use contracts::week::{CapacityWeek, paris_local};
@@ -26,6 +27,12 @@ use super::engine::{self, Demand, Tried};
 use super::index::{Index, IndexedStructure};
 use super::optimal;
 use super::waitlist::{self, Waiting};
+
+/// How many feasible structures a replay's search pulls at first. Smaller than the live
+/// matcher's [`engine::SEARCH_BATCH`], which saves ledger round trips that a replay does
+/// not make: the nearest few mostly settle the best, and each one pulled past them is a
+/// structure assessed for nothing. The answer is the same for any batch.
+const REPLAY_BATCH: usize = 4;
 
 /// One referral of the period, as matching saw it: no personal data.
 #[derive(Debug, Clone)]
@@ -58,7 +65,7 @@ pub struct Run {
     /// Referrals placed per structure.
     pub placed_at: BTreeMap<String, usize>,
     /// The structure first offered each referral (by index in the arrivals).
-    pub first_offers: Vec<Option<String>>,
+    pub first_offers: Vec<Option<Arc<str>>>,
 }
 
 /// The parameters every run of a request shares.
@@ -122,15 +129,20 @@ enum Placement {
 
 struct State<'a> {
     index: Index,
+    /// Each structure's id, shared: what the run keeps of a structure for each referral
+    /// (its first offer) costs no allocation. A million small strings allocated among a
+    /// search's short-lived ones fragment the heap, and each later replay ran slower.
+    ids: HashMap<String, Arc<str>>,
     replay: &'a Replay<'a>,
     /// The week being replayed, and the places used in it so far.
     week: Option<CapacityWeek>,
-    used: HashMap<String, u32>,
+    used: HashMap<Arc<str>, u32>,
     fates: Vec<Fate>,
-    first_offers: Vec<Option<String>>,
+    first_offers: Vec<Option<Arc<str>>>,
     offers_made: Vec<u32>,
+    /// The structures that refused each referral still being placed (emptied once it is).
     tried: Vec<HashMap<String, Tried>>,
-    placed_at: BTreeMap<String, usize>,
+    placed_at: HashMap<Arc<str>, usize>,
 }
 
 impl State<'_> {
@@ -149,41 +161,36 @@ impl State<'_> {
             // engine::best, keeping the search to learn whether anything was feasible.
             let mut search =
                 engine::Search::new(engine::feasible_nearest_first(&self.index, &a.demand, &self.tried[i]));
-            let mut batch = engine::SEARCH_BATCH;
-            let found = loop {
-                search.pull(batch);
-                let settled = search.settled(|id: &str| used.get(id).copied().unwrap_or(0), Some(paris_local(now)));
-                if let Some(best) = settled.into_iter().next() {
-                    break Some(best);
-                }
-                if search.exhausted() {
-                    break None;
-                }
-                batch *= 2;
-            };
+            let found =
+                search.best(REPLAY_BATCH, |id: &str| used.get(id).copied().unwrap_or(0), Some(paris_local(now)));
             let Some(best) = found else {
                 // Nothing untried fits at all, capacity aside: no week will change that
                 // in a replay, where structures stay as they are.
                 return Placement::Waits { hopeless: !search.found_any() };
             };
             drop(search);
-            let id = best.structure_id.as_str().to_string();
+            let id = match self.ids.get(best.structure_id.as_str()) {
+                Some(id) => Arc::clone(id),
+                None => Arc::from(best.structure_id.as_str()),
+            };
             if self.first_offers[i].is_none() {
-                self.first_offers[i] = Some(id.clone());
+                self.first_offers[i] = Some(Arc::clone(&id));
             }
             let attempt = self.offers_made[i];
             self.offers_made[i] += 1;
-            let rate = self.replay.acceptance.get(&id).copied().unwrap_or(self.replay.default_acceptance);
+            let rate = self.replay.acceptance.get(&*id).copied().unwrap_or(self.replay.default_acceptance);
             if draw(self.replay.seed, a.referral_id, attempt) < rate {
-                *self.used.entry(id.clone()).or_default() += 1;
+                *self.used.entry(Arc::clone(&id)).or_default() += 1;
                 *self.placed_at.entry(id).or_default() += 1;
                 let wait_days = (now - a.at).num_seconds().max(0) as f64 / 86_400.0;
                 self.fates[i].placed = Some((best.distance_km, wait_days));
+                self.tried[i] = HashMap::new();
                 return Placement::Done;
             }
-            self.tried[i].insert(id, Tried::Declined);
+            self.tried[i].insert(id.to_string(), Tried::Declined);
         }
         self.fates[i].unplaced = true;
+        self.tried[i] = HashMap::new();
         Placement::Done
     }
 }
@@ -196,8 +203,10 @@ pub fn run(structures: Vec<IndexedStructure>, replay: &Replay<'_>) -> Run {
         let (a, b) = (&replay.arrivals[x], &replay.arrivals[y]);
         a.at.cmp(&b.at).then_with(|| a.referral_id.cmp(&b.referral_id))
     });
+    let ids = structures.iter().map(|s| (s.id.to_string(), Arc::from(s.id.as_str()))).collect();
     let mut state = State {
         index: Index::build(structures),
+        ids,
         replay,
         week: None,
         used: HashMap::new(),
@@ -205,7 +214,7 @@ pub fn run(structures: Vec<IndexedStructure>, replay: &Replay<'_>) -> Run {
         first_offers: vec![None; n],
         offers_made: vec![0; n],
         tried: vec![HashMap::new(); n],
-        placed_at: BTreeMap::new(),
+        placed_at: HashMap::new(),
     };
     let mut waiting: Vec<usize> = Vec::new();
     // Waiting too, but for nothing the replay can offer: never tried again.
@@ -278,7 +287,7 @@ pub fn run(structures: Vec<IndexedStructure>, replay: &Replay<'_>) -> Run {
     Run {
         metrics: metrics(&all, &state.fates, peak),
         communes,
-        placed_at: state.placed_at,
+        placed_at: state.placed_at.into_iter().map(|(id, n)| (id.to_string(), n)).collect(),
         first_offers: state.first_offers,
     }
 }
