@@ -513,8 +513,9 @@ async fn a_randomised_scenario_yields_exactly_the_figures_of_the_referrals_histo
     assert_eq!(sd["items"][0]["referrals"], ids.len());
     assert!(sd["items"][0]["capacity_within_radius"].as_i64().unwrap() > 0);
 
-    // The monthly report of one structure agrees with the histories too.
-    let month = chrono::Utc::now().format("%Y-%m").to_string();
+    // The monthly report of one structure agrees with the histories too. Its months are
+    // Paris months: from 22:00 or 23:00 UTC on a month's last day, UTC names the one before.
+    let month = contracts::week::paris_local(chrono::Utc::now()).format("%Y-%m").to_string();
     let mut expected: HashMap<&str, i64> = HashMap::new();
     for (id, who) in &ids {
         let (_, v) = app.get(&format!("/api/v1/referrals/{id}"), &referrers[*who]).await;

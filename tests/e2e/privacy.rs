@@ -371,18 +371,22 @@ async fn the_master_key_changes_with_previous_then_rotate_and_the_old_key_opens_
     sandbox.destroy().await;
 }
 
-/// Every figure the insights API gives for the territory.
-/// A past period: up to `to`.
+/// Every figure the insights API gives for the territory, for a past period: up to
+/// `to`; and structure A's report for the month (in Paris) that holds `to`, named
+/// rather than left to the server's "this month", which changes at Paris midnight on
+/// the 1st (between the two readings a purge is compared by).
 async fn statistics(app: &TestApp, to: &str) -> Vec<(String, Value)> {
     let coordinator = app.coordinator(&["16"]);
     let period = format!("territory=16&from=2020-01-01T00:00:00Z&to={to}");
+    let at = chrono::DateTime::parse_from_rfc3339(to).unwrap().with_timezone(&chrono::Utc);
+    let month = contracts::week::paris_local(at).format("%Y-%m");
     let mut out = Vec::new();
     for path in [
         format!("/api/v1/insights/funnel?{period}"),
         format!("/api/v1/insights/flows?{period}"),
         format!("/api/v1/insights/supply-demand?{period}"),
         format!("/api/v1/insights/export.csv?{period}"),
-        "/api/v1/insights/structures/a/report".to_string(),
+        format!("/api/v1/insights/structures/a/report?month={month}"),
     ] {
         let (s, v) = app.get(&path, &coordinator).await;
         assert_eq!(s, 200, "{path}: {v}");
@@ -421,15 +425,20 @@ async fn the_purge_removes_old_personal_data_once_keeps_the_timeline_and_leaves_
     }
     let (recent_body, recent_values) = person("recent", "+33612345699");
     let recent = app.submit(&referrer, recent_body).await;
-    // Let insights see every event before the figures are read.
-    eventually("insights to count the four referrals", Duration::from_secs(20), || async {
+    // The matcher offers the recent one to A too, after its submission: the month's
+    // report counts that offer. Let insights see every event, that offer included,
+    // before the figures are read; its submission alone is not enough (the report,
+    // read last, once counted 3 offers before the purge and 4 after).
+    app.until_status(&recent, &referrer, "offered").await;
+    eventually("insights to count every step of the four referrals", Duration::from_secs(20), || async {
         let (_, f) = app
             .get(
                 "/api/v1/insights/funnel?territory=16&from=2020-01-01T00:00:00Z&to=2030-01-01T00:00:00Z",
                 &app.coordinator(&["16"]),
             )
             .await;
-        (f.to_string().contains("\"submitted\":4")).then_some(())
+        let all = [("submitted", 4), ("offered", 4), ("accepted", 1), ("closed", 1), ("cancelled", 1)];
+        all.iter().all(|(k, n)| f[*k] == *n).then_some(())
     })
     .await;
     // A period in the past: up to the recent referral's submission, so it holds the
