@@ -401,7 +401,8 @@ async fn export_csv(
     for p in paths {
         let record = [
             pseudonym(p.referral_id),
-            p.submitted_at.map(|t| t.format("%Y-%m").to_string()).unwrap_or_default(),
+            // The month in Paris, as the reports count it.
+            p.submitted_at.map(|t| contracts::week::paris_local(t).format("%Y-%m").to_string()).unwrap_or_default(),
             p.territory.map(|t| t.to_string()).unwrap_or_default(),
             p.needs.unwrap_or_default().iter().map(|n| n.slug()).collect::<Vec<_>>().join("|"),
             p.urgency.map(|u| u.slug().to_string()).unwrap_or_default(),
