@@ -1375,7 +1375,7 @@ async fn the_simulation_keeps_the_scenario_in_the_form_and_brings_the_api_s_refu
         "<a class=\"fr-nav__link\" href=\"/territoire/simulation\" aria-current=\"page\">Simulation</a>",
         "<label class=\"fr-label\" for=\"du\">Du</label>",
         "<label class=\"fr-label\" for=\"au\">Au</label>",
-        "for=\"lieu-0-capacite\">Places par semaine — Médiathèque de Mansle</label>",
+        "for=\"lieu-0-capacite\">Places par semaine</label>",
         "name=\"capacite:mediatheque-mansle\" type=\"text\" inputmode=\"numeric\" value=\"5\"",
         "<label class=\"fr-label\" for=\"commune_nouveau\">Commune du nouveau lieu</label>",
         ">Ajouter un lieu</button>",
@@ -1424,7 +1424,7 @@ async fn the_simulation_keeps_the_scenario_in_the_form_and_brings_the_api_s_refu
         .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.html);
     assert!(
-        refused.html.contains("aria-invalid=\"true\" aria-describedby=\"lieu-0-capacite-error\""),
+        refused.html.contains("aria-describedby=\"lieu-0-nom lieu-0-capacite-error\" aria-invalid=\"true\""),
         "{}",
         refused.html
     );
@@ -1505,7 +1505,7 @@ async fn a_scenario_is_saved_under_a_name_listed_and_run_again(pool: PgPool) {
         )
         .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.html);
-    assert!(refused.html.contains("aria-describedby=\"lieu-0-capacite-error\""), "{}", refused.html);
+    assert!(refused.html.contains("aria-describedby=\"lieu-0-nom lieu-0-capacite-error\""), "{}", refused.html);
     assert!(refused.html.contains("Aucun scénario enregistré pour ce département."), "nothing saved");
 
     // A new place only: saved, said, listed.

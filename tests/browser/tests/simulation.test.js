@@ -83,6 +83,12 @@ after(async () => {
 });
 
 /** axe at both widths: zero WCAG 2.1 A/AA violations; then the photographs. */
+// A place's row in the table of places: its fields are named as their columns
+// ("Places par semaine", "Fermé"), the place being the row's header.
+function place(page, name) {
+  return page.getByRole('row').filter({ has: page.getByRole('rowheader', { name }) });
+}
+
 async function check(page, name) {
   for (const width of [375, 1280]) {
     await page.setViewportSize({ width, height: 800 });
@@ -123,7 +129,7 @@ for (const javaScriptEnabled of [true, false]) {
     await page.getByRole('navigation', { name: 'Menu principal' }).getByRole('link', { name: 'Simulation' }).click();
     await page.waitForURL((u) => u.pathname === '/territoire/simulation');
     await page.getByRole('heading', { level: 1, name: /^Simulation/ }).waitFor();
-    const alpha = page.getByLabel(/^Places par semaine — Médiathèque Alpha/);
+    const alpha = place(page, 'Médiathèque Alpha').getByLabel('Places par semaine', { exact: true });
     assert.equal(await alpha.inputValue(), '1', "prefilled with the place's places per week");
     await check(page, `${tag}-vide`);
 
@@ -132,7 +138,7 @@ for (const javaScriptEnabled of [true, false]) {
     await page.getByLabel('Du', { exact: true }).fill(parisDay(-30));
     await page.getByLabel('Au', { exact: true }).fill(parisDay(0));
     await alpha.fill('4');
-    await page.getByLabel(/^Fermé — Espace numérique de Cognac/).check();
+    await place(page, 'Espace numérique de Cognac').getByLabel('Fermé', { exact: true }).check();
 
     // "Ajouter un lieu" without its commune: the error beside the field, nothing lost.
     await page.getByRole('button', { name: 'Ajouter un lieu' }).click();
@@ -142,7 +148,7 @@ for (const javaScriptEnabled of [true, false]) {
     assert.ok((await commune.getAttribute('aria-describedby'))?.includes('commune_nouveau-error'), 'the error is linked to its field');
     await page.getByRole('alert').getByRole('link', { name: /commune du nouveau lieu/i }).waitFor();
     assert.equal(await alpha.inputValue(), '4', 'nothing typed is lost');
-    assert.ok(await page.getByLabel(/^Fermé — Espace numérique de Cognac/).isChecked());
+    assert.ok(await place(page, 'Espace numérique de Cognac').getByLabel('Fermé', { exact: true }).isChecked());
     assert.equal(await page.getByLabel('Au', { exact: true }).inputValue(), parisDay(0));
     await check(page, `${tag}-erreur`);
 
@@ -206,8 +212,8 @@ for (const javaScriptEnabled of [true, false]) {
     }
     const before = await rerun.count();
 
-    const alpha = page.getByLabel(/^Places par semaine — Médiathèque Alpha/);
-    const cognac = page.getByLabel(/^Fermé — Espace numérique de Cognac/);
+    const alpha = place(page, 'Médiathèque Alpha').getByLabel('Places par semaine', { exact: true });
+    const cognac = place(page, 'Espace numérique de Cognac').getByLabel('Fermé', { exact: true });
     await page.getByLabel('Du', { exact: true }).fill(parisDay(-30));
     await page.getByLabel('Au', { exact: true }).fill(parisDay(0));
     await alpha.fill('4');
