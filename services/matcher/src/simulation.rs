@@ -28,9 +28,23 @@ pub const MAX_DAYS: i64 = 366;
 /// A request may carry at most this many changes.
 pub const MAX_CHANGES: usize = 50;
 
-/// Simulations run one at a time per process (each uses one core at most): on a 2-core
-/// machine, intake keeps the other.
+/// Simulations run one at a time per process (each uses one core at most), on a thread of
+/// their own at the lowest priority: on a 2-core machine, intake keeps the other core and
+/// takes this one back whenever it needs it.
 static RUNNING: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(1));
+
+/// The niceness of a simulation's thread: the lowest priority, so that the scheduler
+/// gives intake's threads the core whenever both want it.
+const SIMULATION_NICENESS: i32 = 19;
+
+/// Lowers the calling thread's priority (Linux: `setpriority` with a thread id changes
+/// that thread only). Elsewhere, or when refused, the simulation runs at normal priority.
+fn lower_own_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), SIMULATION_NICENESS) {
+        tracing::warn!(error = %e, "a simulation runs at normal priority");
+    }
+}
 
 /// A checked request.
 pub struct Parsed {
@@ -265,37 +279,55 @@ pub async fn run(
     max_attempts: u32,
 ) -> Result<SimulationResponse, ApiError> {
     let _permit = RUNNING.acquire().await.map_err(|_| ApiError::internal("the simulation pool is closed"))?;
-    tokio::task::spawn_blocking(move || {
-        let started = std::time::Instant::now();
-        let replay =
-            Replay { arrivals: &arrivals, acceptance: &acceptance, default_acceptance, seed: p.seed, max_attempts };
-        let changed = simulate::apply(&structures, &p.changes);
-        let baseline = simulate::run(structures.clone(), &replay);
-        let weeks = weeks(p.from, p.to);
-        let optimum_baseline = simulate::optimum(&structures, &arrivals, weeks);
-        // With no change the scenario is the baseline (a replay is deterministic): half
-        // the work for the question "how close is the replay to what happened?".
-        let (scenario, optimum_scenario) = if p.changes.is_empty() {
-            (baseline.clone(), optimum_baseline)
-        } else {
-            (simulate::run(changed.clone(), &replay), simulate::optimum(&changed, &arrivals, weeks))
-        };
-        let fidelity = simulate::fidelity(&arrivals, &baseline);
-        respond(
-            &p,
-            &structures,
-            &changed,
-            &baseline,
-            &scenario,
-            weeks,
-            fidelity,
-            optimum_baseline,
-            optimum_scenario,
-            started,
-        )
-    })
-    .await
-    .map_err(|_| ApiError::internal("the simulation stopped"))
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    // A thread of its own rather than tokio's blocking pool, whose threads are reused
+    // for other work: its priority is lowered for the simulation only, and it ends with it.
+    std::thread::Builder::new()
+        .name("simulation".to_string())
+        .spawn(move || {
+            lower_own_priority();
+            let _ = answer.send(replay_both(p, structures, arrivals, acceptance, default_acceptance, max_attempts));
+        })
+        .map_err(|_| ApiError::internal("no thread for the simulation"))?;
+    answered.await.map_err(|_| ApiError::internal("the simulation stopped"))
+}
+
+/// Both replays, their optima and the answer: pure computation.
+fn replay_both(
+    p: Parsed,
+    structures: Vec<IndexedStructure>,
+    arrivals: Vec<Arrival>,
+    acceptance: HashMap<String, f64>,
+    default_acceptance: f64,
+    max_attempts: u32,
+) -> SimulationResponse {
+    let started = std::time::Instant::now();
+    let replay =
+        Replay { arrivals: &arrivals, acceptance: &acceptance, default_acceptance, seed: p.seed, max_attempts };
+    let changed = simulate::apply(&structures, &p.changes);
+    let baseline = simulate::run(structures.clone(), &replay);
+    let weeks = weeks(p.from, p.to);
+    let optimum_baseline = simulate::optimum(&structures, &arrivals, weeks);
+    // With no change the scenario is the baseline (a replay is deterministic): half
+    // the work for the question "how close is the replay to what happened?".
+    let (scenario, optimum_scenario) = if p.changes.is_empty() {
+        (baseline.clone(), optimum_baseline)
+    } else {
+        (simulate::run(changed.clone(), &replay), simulate::optimum(&changed, &arrivals, weeks))
+    };
+    let fidelity = simulate::fidelity(&arrivals, &baseline);
+    respond(
+        &p,
+        &structures,
+        &changed,
+        &baseline,
+        &scenario,
+        weeks,
+        fidelity,
+        optimum_baseline,
+        optimum_scenario,
+        started,
+    )
 }
 
 /// ISO weeks touched by the period (each brings its capacity).

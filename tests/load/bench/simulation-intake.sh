@@ -23,8 +23,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source deploy/dev/services.sh
+source deploy/dev/tools.sh
 ensure_postgres
 ensure_rabbitmq
+ensure_smtp_venv
 
 rate=${RATE:-100}
 duration=${DURATION:-60s}
@@ -47,6 +49,12 @@ export AIGUILLAGE_BASE_URL="http://$AIGUILLAGE_LISTEN"
 export RUST_LOG=${RUST_LOG:-warn}
 export AIGUILLAGE_MASTER_KEY=${AIGUILLAGE_MASTER_KEY:-$(openssl rand -base64 32)}
 export AIGUILLAGE_TOKEN_SECRET=${AIGUILLAGE_TOKEN_SECRET:-$(openssl rand -hex 32)}
+# Every service runs, notify too (its queue would otherwise hold the run's events, and
+# the generator waits for an empty backlog), with capture SMTP and SMS servers.
+export SMTP_PORT=${BENCH_SMTP_PORT:-2592} SMTP_STATE_DIR="$work/smtp"
+export SMS_PORT=${BENCH_SMS_PORT:-8192} SMS_STATE_DIR="$work/sms" SMS_API_KEY=bench-sms-key
+export AIGUILLAGE_SMTP_URL="smtp://127.0.0.1:$SMTP_PORT"
+export AIGUILLAGE_SMS_URL="http://127.0.0.1:$SMS_PORT" AIGUILLAGE_SMS_API_KEY=$SMS_API_KEY
 server=""
 clients=()
 stop_clients() {
@@ -57,13 +65,17 @@ stop_clients() {
 cleanup() {
   stop_clients
   if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
+  deploy/dev/smtp/stop.sh >/dev/null 2>&1 || true
+  deploy/dev/sms/stop.sh >/dev/null 2>&1 || true
   psql -q -h /var/run/postgresql -d postgres -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" || true
   echo "run files kept in $work" >&2
 }
 trap cleanup EXIT
 
+deploy/dev/smtp/start.sh >/dev/null
+deploy/dev/sms/start.sh >/dev/null
 "$release/aiguillage" migrate >/dev/null
-"$release/aiguillage" serve --services referrals,directory,matcher,insights,accounts >"$work/server.log" 2>&1 &
+"$release/aiguillage" serve --services all >"$work/server.log" 2>&1 &
 server=$!
 deadline=$((SECONDS + 60))
 until curl -fs "$AIGUILLAGE_BASE_URL/readyz" >/dev/null; do
