@@ -175,10 +175,13 @@ async fn simulate(
     if caller.role != Some(Role::Admin) && !caller.covers_territory(parsed.territory.as_str()) {
         return Err(ApiError::forbidden());
     }
-    let arrivals = simulation::arrivals(&mut conn, &parsed).await?;
-    let (acceptance, overall) = simulation::acceptance(&mut conn, &parsed).await?;
     drop(conn);
-    let answer = simulation::run(parsed, structures, arrivals, acceptance, overall, state.matcher.max_attempts).await?;
+    // One simulation at a time, loading included; a period loaded a moment ago is reused.
+    let _turn = simulation::turn().await?;
+    let mut conn = state.pool.acquire().await?;
+    let period = simulation::period(&state.periods, &mut conn, &parsed).await?;
+    drop(conn);
+    let answer = simulation::run(parsed, structures, period, state.matcher.max_attempts).await?;
     Ok(AxumJson(answer))
 }
 

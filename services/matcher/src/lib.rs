@@ -29,6 +29,8 @@ pub struct MatcherState {
     pub auth: Authenticator,
     pub config: Arc<Config>,
     pub matcher: Arc<routing::Matcher>,
+    /// The what-if periods loaded last ([`simulation::Periods`]).
+    pub periods: Arc<simulation::Periods>,
 }
 
 impl FromRef<MatcherState> for Authenticator {
@@ -59,5 +61,11 @@ pub fn start(ctx: &bus::ServiceContext) -> MatcherState {
     ctx.spawn_housekeeping(SCHEMA);
     ctx.spawn_consumer(SCHEMA, SERVICE, messaging::MatcherHandler { matcher: Arc::clone(&matcher) });
     ctx.tasks.spawn(worker::run(ctx.pool.clone(), Arc::clone(&matcher), ctx.shutdown.clone()));
-    MatcherState { pool: ctx.pool.clone(), auth: ctx.auth.clone(), config: Arc::clone(&ctx.config), matcher }
+    MatcherState {
+        pool: ctx.pool.clone(),
+        auth: ctx.auth.clone(),
+        config: Arc::clone(&ctx.config),
+        matcher,
+        periods: Arc::default(),
+    }
 }

@@ -5,7 +5,8 @@
 //! simulations never hold up intake.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Europe::Paris;
@@ -270,15 +271,62 @@ pub async fn acceptance(conn: &mut PgConnection, p: &Parsed) -> sqlx::Result<(Ha
 }
 
 /// Runs both replays, on the bounded pool.
+/// A period's profiles and acceptance rates, as loaded.
+pub struct Period {
+    arrivals: Vec<Arrival>,
+    acceptance: HashMap<String, f64>,
+    overall: f64,
+}
+
+/// How long a loaded period is reused, and how many are kept.
+const PERIOD_KEPT_FOR: Duration = Duration::from_secs(600);
+const PERIODS_KEPT: usize = 2;
+
+/// A period loaded: its key (territory, from, to), when, and what.
+type Kept = (String, Instant, Arc<Period>);
+
+/// The periods a server loaded last: a coordinator tries one scenario after another on
+/// the same period, and loading a département's year (100,000 profiles) takes PostgreSQL
+/// seconds that intake would otherwise wait for. Each is reused for ten minutes; the
+/// referrals of a period that includes today are then at most ten minutes behind.
+#[derive(Default)]
+pub struct Periods(Mutex<Vec<Kept>>);
+
+/// The caller's turn: one simulation at a time per process, its loading included.
+pub async fn turn() -> Result<tokio::sync::SemaphorePermit<'static>, ApiError> {
+    RUNNING.acquire().await.map_err(|_| ApiError::internal("the simulation pool is closed"))
+}
+
+/// The period's profiles and acceptance rates: loaded again only after
+/// [`PERIOD_KEPT_FOR`].
+pub async fn period(periods: &Periods, conn: &mut PgConnection, p: &Parsed) -> sqlx::Result<Arc<Period>> {
+    let key = format!("{}/{}/{}", p.territory.as_str(), p.from, p.to);
+    let fresh = |at: &Instant| at.elapsed() < PERIOD_KEPT_FOR;
+    if let Ok(mut kept) = periods.0.lock() {
+        kept.retain(|(_, at, _)| fresh(at));
+        if let Some((_, _, period)) = kept.iter().find(|(k, _, _)| *k == key) {
+            return Ok(Arc::clone(period));
+        }
+    }
+    let arrivals = arrivals(&mut *conn, p).await?;
+    let (acceptance, overall) = acceptance(&mut *conn, p).await?;
+    let period = Arc::new(Period { arrivals, acceptance, overall });
+    if let Ok(mut kept) = periods.0.lock() {
+        kept.retain(|(k, at, _)| fresh(at) && *k != key);
+        kept.push((key, Instant::now(), Arc::clone(&period)));
+        let extra = kept.len().saturating_sub(PERIODS_KEPT);
+        kept.drain(..extra);
+    }
+    Ok(period)
+}
+
+/// Runs both replays on a thread of their own. The caller holds its [`turn`].
 pub async fn run(
     p: Parsed,
     structures: Vec<IndexedStructure>,
-    arrivals: Vec<Arrival>,
-    acceptance: HashMap<String, f64>,
-    default_acceptance: f64,
+    period: Arc<Period>,
     max_attempts: u32,
 ) -> Result<SimulationResponse, ApiError> {
-    let _permit = RUNNING.acquire().await.map_err(|_| ApiError::internal("the simulation pool is closed"))?;
     let (answer, answered) = tokio::sync::oneshot::channel();
     // A thread of its own rather than tokio's blocking pool, whose threads are reused
     // for other work: its priority is lowered for the simulation only, and it ends with it.
@@ -286,36 +334,35 @@ pub async fn run(
         .name("simulation".to_string())
         .spawn(move || {
             lower_own_priority();
-            let _ = answer.send(replay_both(p, structures, arrivals, acceptance, default_acceptance, max_attempts));
+            let _ = answer.send(replay_both(p, structures, &period, max_attempts));
         })
         .map_err(|_| ApiError::internal("no thread for the simulation"))?;
     answered.await.map_err(|_| ApiError::internal("the simulation stopped"))
 }
 
 /// Both replays, their optima and the answer: pure computation.
-fn replay_both(
-    p: Parsed,
-    structures: Vec<IndexedStructure>,
-    arrivals: Vec<Arrival>,
-    acceptance: HashMap<String, f64>,
-    default_acceptance: f64,
-    max_attempts: u32,
-) -> SimulationResponse {
+fn replay_both(p: Parsed, structures: Vec<IndexedStructure>, period: &Period, max_attempts: u32) -> SimulationResponse {
     let started = std::time::Instant::now();
-    let replay =
-        Replay { arrivals: &arrivals, acceptance: &acceptance, default_acceptance, seed: p.seed, max_attempts };
+    let arrivals = &period.arrivals;
+    let replay = Replay {
+        arrivals,
+        acceptance: &period.acceptance,
+        default_acceptance: period.overall,
+        seed: p.seed,
+        max_attempts,
+    };
     let changed = simulate::apply(&structures, &p.changes);
     let baseline = simulate::run(structures.clone(), &replay);
     let weeks = weeks(p.from, p.to);
-    let optimum_baseline = simulate::optimum(&structures, &arrivals, weeks);
+    let optimum_baseline = simulate::optimum(&structures, arrivals, weeks);
     // With no change the scenario is the baseline (a replay is deterministic): half
     // the work for the question "how close is the replay to what happened?".
     let (scenario, optimum_scenario) = if p.changes.is_empty() {
         (baseline.clone(), optimum_baseline)
     } else {
-        (simulate::run(changed.clone(), &replay), simulate::optimum(&changed, &arrivals, weeks))
+        (simulate::run(changed.clone(), &replay), simulate::optimum(&changed, arrivals, weeks))
     };
-    let fidelity = simulate::fidelity(&arrivals, &baseline);
+    let fidelity = simulate::fidelity(arrivals, &baseline);
     respond(
         &p,
         &structures,

@@ -43,6 +43,7 @@ impl App {
             auth: keys.authenticator(),
             config,
             matcher: Arc::clone(&matcher),
+            periods: Arc::default(),
         };
         let organisation = OrganisationId::new();
         let referrer = keys.token(Role::Referrer, Scope::Organisation(organisation));

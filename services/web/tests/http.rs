@@ -105,6 +105,7 @@ impl App {
                 auth: auth.clone(),
                 config: config.clone(),
                 matcher: Arc::new(matcher::routing::Matcher::new(config.max_attempts)),
+                periods: Arc::default(),
             }))
             .merge(insights::router(insights::InsightsState { pool: pool.clone(), auth: auth.clone(), config }));
         let api = platform::http::finish(api);
