@@ -28,6 +28,7 @@ pub const SCHEMA: &str = "referrals";
 pub const SERVICE: &str = "referrals";
 
 pub use messaging::queue;
+pub use store::DUPLICATES_LOOKBACK;
 
 #[derive(Clone)]
 pub struct ReferralsState {

@@ -390,11 +390,16 @@ impl Step<'_> {
     }
 }
 
+/// How many of a person's newest referrals, by phone number and by e-mail address each,
+/// the possible-duplicates lookup reads at most (see [`submit`]).
+pub const DUPLICATES_LOOKBACK: i64 = 200;
+
 /// What a submission stored.
 pub struct Submitted {
     pub referral: Referral,
     /// Open referrals of the same organisation about the same phone number or e-mail
-    /// address (compared through their blind indexes), newest first, at most ten.
+    /// address (compared through their blind indexes), newest first, at most ten, found
+    /// among the person's [`DUPLICATES_LOOKBACK`] newest referrals by each.
     pub possible_duplicates: Vec<ReferralId>,
 }
 
@@ -428,9 +433,20 @@ struct SubmittedRecord {
 /// The sub-statements see the database as it was before the statement, so the new
 /// person is not among its own duplicates. The duplicates start from the persons with
 /// the same keyed hash, through their indexes, and reach each referral by its key
-/// (`LATERAL`): left to itself, the planner may walk the organisation's referrals newest
-/// first looking for ten matches, which, when there are none (nearly always), reads
-/// every one of them (seen at 100/s: 1,400 index probes per referral).
+/// (`LATERAL`, kept a nested loop by its `LIMIT 1`): left to itself, the planner may walk
+/// or hash the organisation's referrals looking for ten matches, which, when there are
+/// none (nearly always), reads every one of them (seen at 100/s: 1,400 index probes per
+/// referral).
+///
+/// Their cost does not grow with the person's history: the lookup reads only the
+/// person's [`DUPLICATES_LOOKBACK`] newest referrals by phone and as many by e-mail
+/// (index only, newest id first), and reaches them newest first, stopping at the tenth
+/// open one of the organisation. A person submitted again and again (a client retrying
+/// without an Idempotency-Key, a loop) costs about ten probes; one whose newest
+/// referrals are all closed or elsewhere costs at most twice the lookback. The answer is
+/// the full one unless the person has more referrals than the lookback under one key
+/// and fewer than ten open ones of the organisation among the newest: an older open one
+/// is then not listed. "Newest" is by id, i.e. by creation time to the millisecond.
 pub async fn submit(conn: &mut PgConnection, vault: &Vault, submission: &Submission<'_>) -> sqlx::Result<Submitted> {
     let Submission { id, organisation_id, submitted_by, referral: r, at, audit, event } = *submission;
     let p = &r.person;
@@ -449,17 +465,21 @@ pub async fn submit(conn: &mut PgConnection, vault: &Vault, submission: &Submiss
     // Runtime, not `query_as!`: the macro cannot flatten the referral's row beside its
     // duplicates, and `woke` is a column only so that pg_notify runs. Binds are typed.
     let record: SubmittedRecord = sqlx::query_as(
-        "WITH same AS MATERIALIZED (
-             SELECT referral_id FROM referrals.persons WHERE phone_key = $18
-             UNION
-             SELECT referral_id FROM referrals.persons WHERE email_key = $19
+        "WITH same AS (
+             SELECT DISTINCT referral_id FROM (
+                 (SELECT referral_id FROM referrals.persons WHERE phone_key = $18 ORDER BY referral_id DESC LIMIT $40)
+                 UNION ALL
+                 (SELECT referral_id FROM referrals.persons WHERE email_key = $19 ORDER BY referral_id DESC LIMIT $40)
+             ) keyed
          ),
          duplicates AS (
-             SELECT o.id, o.created_at FROM same CROSS JOIN LATERAL (
+             SELECT o.id, o.created_at FROM (SELECT referral_id FROM same ORDER BY referral_id DESC) newest
+             CROSS JOIN LATERAL (
                  SELECT id, created_at FROM referrals.referrals
-                 WHERE id = same.referral_id AND organisation_id = $2 AND status NOT IN ('closed', 'cancelled')
+                 WHERE id = newest.referral_id AND organisation_id = $2 AND status NOT IN ('closed', 'cancelled')
+                 LIMIT 1
              ) o
-             ORDER BY o.created_at DESC LIMIT 10
+             ORDER BY newest.referral_id DESC LIMIT 10
          ),
          referral AS (
              INSERT INTO referrals.referrals (id, organisation_id, status, territory, commune_code, lat, lon, needs,
@@ -529,6 +549,7 @@ pub async fn submit(conn: &mut PgConnection, vault: &Vault, submission: &Submiss
     .bind(&event.traceparent)
     .bind(&event.channel)
     .bind(event.wake)
+    .bind(DUPLICATES_LOOKBACK)
     .fetch_one(conn)
     .await?;
     Ok(Submitted {

@@ -272,6 +272,83 @@ async fn the_audit_says_who_did_what_and_refuses_an_entry_no_version_wrote(pool:
     assert_eq!(problem["detail"], "an unexpected error occurred");
 }
 
+/// A person submitted again and again (a client retrying without an Idempotency-Key, a
+/// loop): each submission still lists the organisation's ten newest open referrals about
+/// them, newest first, each once, and never another organisation's nor a closed or
+/// cancelled one. The lookup reads only the person's `DUPLICATES_LOOKBACK` newest
+/// referrals by phone and by e-mail, so that its cost does not grow with them: an open
+/// referral older than that many of the person's is no longer listed.
+#[sqlx::test(migrations = false)]
+async fn a_person_submitted_again_and_again_lists_the_ten_newest_open_referrals(pool: PgPool) {
+    let app = App::new(pool.clone()).await;
+    let (org, other_org) = (OrganisationId::new(), OrganisationId::new());
+    let (referrer, other) = (app.referrer(org), app.referrer(other_org));
+    let person = |phone: &str| {
+        let mut body = referral();
+        body["person"]["phone"] = json!(phone);
+        body["person"]["email"] = json!("camille.essai@example.org");
+        body
+    };
+    let submit = |token: String, body: Value| {
+        let app = &app;
+        async move {
+            let (s, created) = app.post("/api/v1/referrals", &token, body).await;
+            assert_eq!(s, 201, "{created}");
+            created
+        }
+    };
+    let lookback = usize::try_from(referrals::DUPLICATES_LOOKBACK).unwrap();
+    // More than the lookback, one in seven by e-mail only (another phone number).
+    let mut ours = Vec::new();
+    for n in 0..lookback + 100 {
+        let phone = if n % 7 == 3 { "07 51 23 45 67" } else { "06 12 34 56 78" };
+        ours.push(submit(referrer.clone(), person(phone)).await["id"].as_str().unwrap().to_string());
+    }
+    // Among the newest: two cancelled by the referrer, three closed (nothing is offered
+    // here, so the database closes them), and other organisations' newer ones.
+    let ended: Vec<String> = [1, 4, 5, 8, 12].iter().map(|k| ours[ours.len() - k].clone()).collect();
+    for id in &ended[..2] {
+        let (s, v) = app.post(&format!("/api/v1/referrals/{id}/cancel"), &referrer, json!({})).await;
+        assert_eq!(s, 200, "{v}");
+    }
+    sqlx::query("UPDATE referrals.referrals SET status = 'closed' WHERE id = ANY($1::uuid[])")
+        .bind(&ended[2..])
+        .execute(&pool)
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        submit(other.clone(), person("06 12 34 56 78")).await;
+    }
+    let again = submit(referrer.clone(), person("06 12 34 56 78")).await;
+    let expected: Vec<&String> = ours.iter().rev().filter(|id| !ended.contains(id)).take(10).collect();
+    assert_eq!(again["possible_duplicates"], json!(expected), "{again}");
+    // Found by e-mail alone too.
+    let by_email = submit(referrer.clone(), person("07 62 98 76 54")).await;
+    let expected: Vec<&str> = std::iter::once(again["id"].as_str().unwrap())
+        .chain(expected.into_iter().take(9).map(String::as_str))
+        .collect();
+    assert_eq!(by_email["possible_duplicates"], json!(expected), "{by_email}");
+
+    // The bound: another person's one open referral here, then `lookback - 1` of theirs
+    // elsewhere. It is among their `lookback` newest, and found.
+    let lone = || {
+        let mut body = referral();
+        body["person"]["phone"] = json!("06 98 76 54 32");
+        body
+    };
+    let first = submit(referrer.clone(), lone()).await;
+    for _ in 0..lookback - 1 {
+        submit(other.clone(), lone()).await;
+    }
+    let within = submit(referrer.clone(), lone()).await;
+    assert_eq!(within["possible_duplicates"], json!([first["id"]]), "{within}");
+    // One more of theirs (cancelled) and it is the `lookback + 1`-th newest: not listed.
+    let id = within["id"].as_str().unwrap();
+    assert_eq!(app.post(&format!("/api/v1/referrals/{id}/cancel"), &referrer, json!({})).await.0, 200);
+    let past = submit(referrer.clone(), lone()).await;
+    assert_eq!(past["possible_duplicates"], json!([]), "{past}");
+}
+
 // Answer links (issue 23): a structure without an account answers through the link of an
 // e-mail. The offers are made by handing `match.proposed` to the consumer, as the bus would.
 

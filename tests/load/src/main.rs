@@ -83,6 +83,11 @@ struct Cli {
     /// outcomes) count as created in the consistency check.
     #[arg(long)]
     idempotency_keys: bool,
+    /// Every submission about the same person (the same phone number and e-mail address),
+    /// as a client retrying without an Idempotency-Key, or a loop, sends them: the
+    /// possible-duplicates lookup's hot spot.
+    #[arg(long)]
+    same_person: bool,
     /// How long each ceiling measurement runs.
     #[arg(long, default_value = "10s", value_parser = duration)]
     ceiling_duration: Duration,
@@ -217,6 +222,7 @@ async fn run(cli: &Cli) -> anyhow::Result<Value> {
         concurrency: cli.concurrency,
         seed: seed ^ 0x5eed,
         idempotency_prefix,
+        same_person: cli.same_person,
     };
     let submitter = Submitter::default();
     let reporter = Reporter::start(&deployment, &submitter, &tracker, cli.soak);
@@ -282,6 +288,7 @@ async fn run(cli: &Cli) -> anyhow::Result<Value> {
             "committed_anyway": committed_anyway,
         })),
         "target_rate": cli.rate,
+        "same_person": cli.same_person,
         "duration_s": cli.duration.as_secs_f64(),
         "structures": plans.len(),
         "weekly_capacity_total": total_capacity,

@@ -29,6 +29,8 @@ pub struct Schedule {
     /// Sends each submission with `Idempotency-Key: {prefix}{n}`, as a client that may
     /// retry does, so that a submission answered with an error can be looked up afterwards.
     pub idempotency_prefix: Option<&'static str>,
+    /// Every submission is about the same person ([`territory::same_person`]).
+    pub same_person: bool,
 }
 
 #[derive(Debug, Default)]
@@ -75,7 +77,7 @@ impl Submitter {
     /// Submits for `duration` at `rate` per second, then waits (up to a minute) for the
     /// requests still in flight. Returns how long the schedule ran.
     pub async fn run(&self, api: &Api, territory: Arc<Territory>, tracker: &Tracker, schedule: Schedule) -> Duration {
-        let Schedule { rate, duration, concurrency, seed, idempotency_prefix } = schedule;
+        let Schedule { rate, duration, concurrency, seed, idempotency_prefix, same_person } = schedule;
         let slots = Arc::new(Semaphore::new(concurrency));
         let mut rng = StdRng::seed_from_u64(seed);
         let total = (rate * duration.as_secs_f64()).round() as u64;
@@ -87,7 +89,10 @@ impl Submitter {
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
-            let body = territory::referral(&mut rng, &territory, n);
+            let mut body = territory::referral(&mut rng, &territory, n);
+            if same_person {
+                territory::same_person(&mut body);
+            }
             let mut request = api.client.post(url.as_str()).bearer_auth(&api.token).json(&body);
             let key = idempotency_prefix.map(|prefix| format!("{prefix}{n}"));
             if let Some(key) = &key {

@@ -233,6 +233,17 @@ pub fn referral(rng: &mut impl Rng, territory: &Territory, n: u64) -> Value {
     body
 }
 
+/// The one person of a `--same-person` run: the same phone number and e-mail address on
+/// every submission, as a client that retries without an Idempotency-Key (or a loop)
+/// sends them. Everything else in the body stays as drawn.
+pub fn same_person(body: &mut Value) {
+    let person = &mut body["person"];
+    person["first_name"] = Value::from("Camille");
+    person["last_name"] = Value::from("Même-Personne");
+    person["phone"] = Value::from("+33610000000");
+    person["email"] = Value::from("meme-personne@example.org");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +262,20 @@ mod tests {
         assert!(plans.iter().all(|p| (1..=4).contains(&p.services.len())));
         // No account signs in for them: the matcher offers them only through a public address.
         assert!(plans.iter().all(|p| p.body["contact"]["email"].as_str().is_some_and(|e| e.contains('@'))));
+    }
+
+    #[test]
+    fn the_same_person_keeps_the_rest_of_the_body() {
+        let t = Territory::new("16").unwrap();
+        let drawn = referral(&mut StdRng::seed_from_u64(3), &t, 7);
+        let mut same = referral(&mut StdRng::seed_from_u64(3), &t, 7);
+        same_person(&mut same);
+        assert_eq!(
+            (&same["person"]["phone"], &same["person"]["email"]),
+            (&json!("+33610000000"), &json!("meme-personne@example.org"))
+        );
+        assert_eq!(same["person"]["commune_code"], drawn["person"]["commune_code"]);
+        assert_eq!((&same["needs"], &same["consent"]["obtained"]), (&drawn["needs"], &drawn["consent"]["obtained"]));
     }
 
     #[test]
