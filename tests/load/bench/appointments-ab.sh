@@ -20,6 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source deploy/dev/services.sh
 source deploy/dev/tools.sh
+source tests/load/bench/lib.sh
 ensure_postgres
 ensure_rabbitmq
 ensure_smtp_venv
@@ -27,54 +28,11 @@ ensure_smtp_venv
 rate=${RATE:-100}
 duration=${DURATION:-60s}
 rounds=${ROUNDS:-2}
-release="${CARGO_TARGET_DIR:-target}/release"
-for bin in aiguillage aiguillage-load; do
-  if [ ! -x "$release/$bin" ]; then
-    echo "no $release/$bin: run \`cargo build --release -p aiguillage -p aiguillage-load\` first" >&2
-    exit 1
-  fi
-done
-
-database="aig_bench_appt_$$"
-work=$(mktemp -d -t aiguillage-appt-ab.XXXXXX)
-export DATABASE_URL="postgres://$(id -un)@%2Fvar%2Frun%2Fpostgresql/$database"
-export AIGUILLAGE_NAMESPACE="bench-appt-$$"
-export AIGUILLAGE_LISTEN="127.0.0.1:${PORT:-18180}"
-export AIGUILLAGE_BASE_URL="http://$AIGUILLAGE_LISTEN"
-export RUST_LOG=${RUST_LOG:-warn}
-# The person records are sealed: a throw-away key for this run's database.
-export AIGUILLAGE_MASTER_KEY=${AIGUILLAGE_MASTER_KEY:-$(openssl rand -base64 32)}
-export SMTP_PORT=${BENCH_SMTP_PORT:-2591} SMTP_STATE_DIR="$work/smtp"
-export SMS_PORT=${BENCH_SMS_PORT:-8191} SMS_STATE_DIR="$work/sms" SMS_API_KEY=bench-sms-key
-export AIGUILLAGE_SMTP_URL="smtp://127.0.0.1:$SMTP_PORT"
-export AIGUILLAGE_SMS_URL="http://127.0.0.1:$SMS_PORT" AIGUILLAGE_SMS_API_KEY=$SMS_API_KEY
-server=""
-cleanup() {
-  if [ -n "$server" ]; then
-    kill "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
-  fi
-  deploy/dev/smtp/stop.sh >/dev/null 2>&1 || true
-  deploy/dev/sms/stop.sh >/dev/null 2>&1 || true
-  psql -q -h /var/run/postgresql -d postgres -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" || true
-  echo "run files kept in $work" >&2
-}
-trap cleanup EXIT
-
-deploy/dev/smtp/start.sh >/dev/null
-deploy/dev/sms/start.sh >/dev/null
-"$release/aiguillage" migrate >/dev/null
-"$release/aiguillage" serve --services all >"$work/server.log" 2>&1 &
-server=$!
-deadline=$((SECONDS + 60))
-until curl -fs "$AIGUILLAGE_BASE_URL/readyz" >/dev/null; do
-  if [ "$SECONDS" -gt "$deadline" ] || ! kill -0 "$server" 2>/dev/null; then
-    echo "the server did not start:" >&2
-    cat "$work/server.log" >&2
-    exit 1
-  fi
-  sleep 0.2
-done
+bench_release
+bench_env appt 18180
+trap bench_stop EXIT
+bench_capture 2591 8191
+bench_serve all
 
 run() {
   local label=$1 n=$2

@@ -17,6 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source deploy/dev/services.sh
+source tests/load/bench/lib.sh
 ensure_postgres
 ensure_rabbitmq
 
@@ -24,46 +25,10 @@ rate=${RATE:-150}
 duration=${DURATION:-30s}
 prior=${PRIOR:-2000}
 runs=${RUNS:-1}
-release="${CARGO_TARGET_DIR:-target}/release"
-for bin in aiguillage aiguillage-load; do
-  if [ ! -x "$release/$bin" ]; then
-    echo "no $release/$bin: run \`cargo build --release -p aiguillage -p aiguillage-load\` first" >&2
-    exit 1
-  fi
-done
-database="aig_bench_same_person_$$"
-work=$(mktemp -d -t aiguillage-same-person.XXXXXX)
-export DATABASE_URL="postgres://$(id -un)@%2Fvar%2Frun%2Fpostgresql/$database"
-export AIGUILLAGE_NAMESPACE="bench-same-person-$$"
-export AIGUILLAGE_LISTEN="127.0.0.1:${PORT:-18580}"
-export AIGUILLAGE_BASE_URL="http://$AIGUILLAGE_LISTEN"
-export RUST_LOG=${RUST_LOG:-warn}
-export AIGUILLAGE_MASTER_KEY=${AIGUILLAGE_MASTER_KEY:-$(openssl rand -base64 32)}
-export AIGUILLAGE_TOKEN_SECRET=${AIGUILLAGE_TOKEN_SECRET:-$(openssl rand -hex 32)}
-server=""
-cleanup() {
-  if [ -n "$server" ]; then
-    kill "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
-    "$release/aiguillage-load" --cleanup-namespace >/dev/null 2>&1 || true
-  fi
-  psql -q -h /var/run/postgresql -d postgres -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" || true
-  echo "run files kept in $work" >&2
-}
-trap cleanup EXIT
-
-"$release/aiguillage" migrate >/dev/null
-"$release/aiguillage" serve --services referrals,directory,matcher,insights,accounts >"$work/server.log" 2>&1 &
-server=$!
-deadline=$((SECONDS + 60))
-until curl -fs "$AIGUILLAGE_BASE_URL/readyz" >/dev/null; do
-  if [ "$SECONDS" -gt "$deadline" ] || ! kill -0 "$server" 2>/dev/null; then
-    echo "the server did not start:" >&2
-    cat "$work/server.log" >&2
-    exit 1
-  fi
-  sleep 0.2
-done
+bench_release
+bench_env same-person 18580
+trap bench_stop EXIT
+bench_serve referrals,directory,matcher,insights,accounts
 
 # Every referral of this database is about the one person.
 earlier() { psql -h /var/run/postgresql -d "$database" -tAc "SELECT count(*) FROM referrals.referrals"; }

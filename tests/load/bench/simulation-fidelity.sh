@@ -15,36 +15,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source deploy/dev/services.sh
+source tests/load/bench/lib.sh
 ensure_postgres
 ensure_rabbitmq
 
 rate=${RATE:-50}
 duration=${DURATION:-60s}
-release="${CARGO_TARGET_DIR:-target}/release"
-database="aig_bench_fidelity_$$"
-work=$(mktemp -d -t aiguillage-fidelity.XXXXXX)
-export DATABASE_URL="postgres://$(id -un)@%2Fvar%2Frun%2Fpostgresql/$database"
-export AIGUILLAGE_NAMESPACE="bench-fidelity-$$"
-export AIGUILLAGE_LISTEN="127.0.0.1:${PORT:-18380}"
-export AIGUILLAGE_BASE_URL="http://$AIGUILLAGE_LISTEN"
-export RUST_LOG=${RUST_LOG:-warn}
-export AIGUILLAGE_MASTER_KEY=${AIGUILLAGE_MASTER_KEY:-$(openssl rand -base64 32)}
-export AIGUILLAGE_TOKEN_SECRET=${AIGUILLAGE_TOKEN_SECRET:-$(openssl rand -hex 32)}
-server=""
-cleanup() {
-  if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
-  psql -q -h /var/run/postgresql -d postgres -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" || true
-  echo "run files kept in $work" >&2
-}
-trap cleanup EXIT
-
-"$release/aiguillage" migrate >/dev/null
-"$release/aiguillage" serve --services referrals,directory,matcher,insights,accounts >"$work/server.log" 2>&1 &
-server=$!
-until curl -fs "$AIGUILLAGE_BASE_URL/readyz" >/dev/null; do
-  kill -0 "$server" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
-  sleep 0.2
-done
+bench_release
+bench_env fidelity 18380
+trap bench_stop EXIT
+bench_serve referrals,directory,matcher,insights,accounts
 "$release/aiguillage-load" --rate "$rate" --duration "$duration" --no-ceilings --keep-structures \
   --appointments 0.5 --accept-only >"$work/run.json" 2>"$work/run.log"
 admin=$("$release/aiguillage" token issue --role admin --ttl 1h)

@@ -24,6 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source deploy/dev/services.sh
 source deploy/dev/tools.sh
+source tests/load/bench/lib.sh
 ensure_postgres
 ensure_rabbitmq
 ensure_smtp_venv
@@ -32,30 +33,8 @@ rate=${RATE:-100}
 duration=${DURATION:-60s}
 rounds=${ROUNDS:-2}
 copies=${HISTORY_COPIES:-33}
-release="${CARGO_TARGET_DIR:-target}/release"
-for bin in aiguillage aiguillage-load; do
-  if [ ! -x "$release/$bin" ]; then
-    echo "no $release/$bin: run \`cargo build --release -p aiguillage -p aiguillage-load\` first" >&2
-    exit 1
-  fi
-done
-
-database="aig_bench_siminput_$$"
-work=$(mktemp -d -t aiguillage-sim-intake.XXXXXX)
-export DATABASE_URL="postgres://$(id -un)@%2Fvar%2Frun%2Fpostgresql/$database"
-export AIGUILLAGE_NAMESPACE="bench-sim-intake-$$"
-export AIGUILLAGE_LISTEN="127.0.0.1:${PORT:-18480}"
-export AIGUILLAGE_BASE_URL="http://$AIGUILLAGE_LISTEN"
-export RUST_LOG=${RUST_LOG:-warn}
-export AIGUILLAGE_MASTER_KEY=${AIGUILLAGE_MASTER_KEY:-$(openssl rand -base64 32)}
-export AIGUILLAGE_TOKEN_SECRET=${AIGUILLAGE_TOKEN_SECRET:-$(openssl rand -hex 32)}
-# Every service runs, notify too (its queue would otherwise hold the run's events, and
-# the generator waits for an empty backlog), with capture SMTP and SMS servers.
-export SMTP_PORT=${BENCH_SMTP_PORT:-2592} SMTP_STATE_DIR="$work/smtp"
-export SMS_PORT=${BENCH_SMS_PORT:-8192} SMS_STATE_DIR="$work/sms" SMS_API_KEY=bench-sms-key
-export AIGUILLAGE_SMTP_URL="smtp://127.0.0.1:$SMTP_PORT"
-export AIGUILLAGE_SMS_URL="http://127.0.0.1:$SMS_PORT" AIGUILLAGE_SMS_API_KEY=$SMS_API_KEY
-server=""
+bench_release
+bench_env sim-intake 18480
 clients=()
 stop_clients() {
   for pid in "${clients[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -64,28 +43,13 @@ stop_clients() {
 }
 cleanup() {
   stop_clients
-  if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
-  deploy/dev/smtp/stop.sh >/dev/null 2>&1 || true
-  deploy/dev/sms/stop.sh >/dev/null 2>&1 || true
-  psql -q -h /var/run/postgresql -d postgres -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" || true
-  echo "run files kept in $work" >&2
+  bench_stop
 }
 trap cleanup EXIT
-
-deploy/dev/smtp/start.sh >/dev/null
-deploy/dev/sms/start.sh >/dev/null
-"$release/aiguillage" migrate >/dev/null
-"$release/aiguillage" serve --services all >"$work/server.log" 2>&1 &
-server=$!
-deadline=$((SECONDS + 60))
-until curl -fs "$AIGUILLAGE_BASE_URL/readyz" >/dev/null; do
-  if [ "$SECONDS" -gt "$deadline" ] || ! kill -0 "$server" 2>/dev/null; then
-    echo "the server did not start:" >&2
-    cat "$work/server.log" >&2
-    exit 1
-  fi
-  sleep 0.2
-done
+# Every service runs, notify too (its queue would otherwise hold the run's events, and
+# the generator waits for an empty backlog), with capture SMTP and SMS servers.
+bench_capture 2592 8192
+bench_serve all
 
 # The history: one run whose structures stay, its profiles copied into the past year.
 "$release/aiguillage-load" --rate "$rate" --duration 30s --no-ceilings --keep-structures \
