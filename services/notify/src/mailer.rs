@@ -125,18 +125,19 @@ pub fn backoff(attempts: i32) -> Duration {
 /// address that refuses an offer for good has the offer withdrawn at once.
 pub async fn send_due(pool: &PgPool, mailer: &Mailer, peers: &Peers, site: &Site) -> sqlx::Result<usize> {
     // Claimed for two minutes in a short transaction: no lock is held across SMTP, and a
-    // sender that dies leaves its claim to expire.
+    // sender that dies leaves its claim to expire. The status is written out, not a
+    // parameter: a prepared statement's generic plan cannot use the partial index
+    // `WHERE status = 'pending'`, and would read every message ever sent at each round.
     let claimed = sqlx::query_as!(
         Claimed,
         r#"UPDATE notify.messages SET claimed_until = now() + interval '2 minutes'
            WHERE id IN (SELECT id FROM notify.messages
-                        WHERE status = $2 AND next_attempt_at <= now()
+                        WHERE status = 'pending' AND next_attempt_at <= now()
                           AND (claimed_until IS NULL OR claimed_until < now())
                         ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
            RETURNING id, kind, account_id, address, referral_id, structure_id AS "structure_id: StructureId",
                      subject, body_text, body_html, attempts"#,
-        BATCH,
-        MessageStatus::Pending.slug()
+        BATCH
     )
     .fetch_all(pool)
     .await?;
