@@ -195,3 +195,48 @@ async fn a_simulation_out_of_bounds_is_refused_naming_the_field() {
     assert_eq!((s, v["baseline"]["referrals"].as_u64()), (200, Some(0)), "an empty period: {v}");
     app.stop().await;
 }
+
+/// A served binary replays in a worker process: a session of its own (so, where the
+/// kernel groups processes by session, a scheduling group of its own, weighted lowest) at
+/// the lowest priority, so that a simulation never competes with intake. A job it cannot
+/// read ends it with a failure that says so, never a hang.
+#[tokio::test]
+async fn a_simulation_worker_leaves_the_server_s_session_and_priority() {
+    use tokio::io::AsyncWriteExt;
+    let mut worker = tokio::process::Command::new(env!("CARGO_BIN_EXE_aiguillage"))
+        .arg("simulation-worker")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = worker.id().unwrap();
+    // /proc/{pid}/stat after the command's closing parenthesis: field 3 (state) first,
+    // so the session (field 6) and the niceness (field 19) are at 3 and 16. Started in
+    // the test's session, the worker leads a session of its own once it has left it.
+    let (session, nice) = eventually("the worker to leave the foreground", Duration::from_secs(10), || async {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let session: u32 = fields.get(3)?.parse().ok()?;
+        let nice: i32 = fields.get(16)?.parse().ok()?;
+        (session == pid && nice == 19).then_some((session, nice))
+    })
+    .await;
+    assert_eq!((session, nice), (pid, 19));
+    // Where the kernel groups by session, the worker's group is weighted lowest too.
+    let autogroup_on = std::fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled").is_ok_and(|v| v.trim() == "1");
+    if autogroup_on {
+        let group = std::fs::read_to_string(format!("/proc/{pid}/autogroup")).unwrap();
+        assert!(group.trim_end().ends_with("nice 19"), "{group}");
+    }
+
+    let mut stdin = worker.stdin.take().unwrap();
+    stdin.write_all(br#"{"not": "a job"}"#).await.unwrap();
+    drop(stdin);
+    let out = worker.wait_with_output().await.unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("the simulation"), "{said}");
+}

@@ -85,6 +85,10 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Replays one what-if simulation read from stdin (JSON), in the background, and
+    /// writes its answer to stdout: what `serve` starts for each simulation.
+    #[command(name = matcher::SIMULATION_WORKER_COMMAND, hide = true)]
+    SimulationWorker,
 }
 
 #[derive(Subcommand)]
@@ -200,6 +204,16 @@ enum DlqCommand {
 
 fn main() -> ExitCode {
     platform::telemetry::init();
+    let cli = Cli::parse();
+    if let Command::SimulationWorker = cli.command {
+        return match matcher::simulation_worker() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("error: the simulation: {err:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(err) => {
@@ -207,7 +221,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(Cli::parse())) {
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -221,7 +235,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&aiguillage::openapi::document())?);
         return Ok(());
     }
-    let config = Config::from_env()?;
+    let mut config = Config::from_env()?;
+    // Simulations run in this same program, in the background (see `matcher`).
+    config.simulation_worker = std::env::current_exe().ok();
     match cli.command {
         Command::Migrate => {
             let pool = aiguillage::migrate(&config).await?;
@@ -253,7 +269,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo { listen } => aiguillage::demo::run(config, listen).await,
-        Command::Openapi => Ok(()),
+        Command::Openapi | Command::SimulationWorker => Ok(()),
         Command::Dlq { command } => dlq(config, command).await,
         Command::Purge { dry_run } => {
             let pool = aiguillage::migrate(&config).await?;

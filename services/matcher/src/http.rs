@@ -181,7 +181,8 @@ async fn simulate(
     let mut conn = state.pool.acquire().await?;
     let period = simulation::period(&state.periods, &mut conn, &parsed).await?;
     drop(conn);
-    let answer = simulation::run(parsed, structures, period, state.matcher.max_attempts).await?;
+    let worker = state.simulation_worker.as_deref();
+    let answer = simulation::run(worker, parsed, structures, period, state.matcher.max_attempts).await?;
     Ok(AxumJson(answer))
 }
 

@@ -31,6 +31,8 @@ pub struct MatcherState {
     pub matcher: Arc<routing::Matcher>,
     /// The what-if periods loaded last ([`simulation::Periods`]).
     pub periods: Arc<simulation::Periods>,
+    /// The program a simulation runs in ([`Config::simulation_worker`]).
+    pub simulation_worker: Option<Arc<std::path::Path>>,
 }
 
 impl FromRef<MatcherState> for Authenticator {
@@ -67,5 +69,14 @@ pub fn start(ctx: &bus::ServiceContext) -> MatcherState {
         config: Arc::clone(&ctx.config),
         matcher,
         periods: Arc::default(),
+        simulation_worker: ctx.config.simulation_worker.as_deref().map(Arc::from),
     }
 }
+
+/// `aiguillage simulation-worker`: replays one what-if job read from stdin, in the
+/// background, and writes the answer to stdout (see `simulation`).
+pub fn simulation_worker() -> anyhow::Result<()> {
+    simulation::worker(std::io::stdin().lock(), std::io::stdout().lock())
+}
+
+pub use simulation::WORKER_COMMAND as SIMULATION_WORKER_COMMAND;

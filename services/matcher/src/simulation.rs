@@ -1,8 +1,14 @@
 //! What if (`POST /api/v1/simulations`): checks the request, loads the period's matching
 //! profiles and first offers from the matcher's own tables (never the person: the
 //! profile holds none), then replays them twice, as things are and with the changes, in
-//! the pure [`crate::domain::simulate`], on a bounded pool of blocking threads so that
-//! simulations never hold up intake.
+//! the pure [`crate::domain::simulate`], one at a time per server.
+//!
+//! A served binary replays in a worker process of its own ([`worker`]): its own session,
+//! hence its own scheduling group, at the lowest CPU weight, so that simulations never
+//! hold up intake. A lowered thread would not do: where the kernel groups processes by
+//! session (autogroup, or systemd's cgroups), the CPU is shared between groups first, and
+//! a busy simulation thread keeps the server's whole group busy against PostgreSQL's and
+//! RabbitMQ's. Embedded in another program (the tests), a simulation runs on a thread.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -29,13 +35,13 @@ pub const MAX_DAYS: i64 = 366;
 /// A request may carry at most this many changes.
 pub const MAX_CHANGES: usize = 50;
 
-/// Simulations run one at a time per process (each uses one core at most), on a thread of
-/// their own at the lowest priority: on a 2-core machine, intake keeps the other core and
-/// takes this one back whenever it needs it.
+/// Simulations run one at a time per server (each uses one core at most), at the lowest
+/// priority: on a 2-core machine, intake keeps the other core and takes this one back
+/// whenever it needs it.
 static RUNNING: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(1));
 
-/// The niceness of a simulation's thread: the lowest priority, so that the scheduler
-/// gives intake's threads the core whenever both want it.
+/// The niceness of a simulation: the lowest priority, so that the scheduler gives intake
+/// the core whenever both want it.
 const SIMULATION_NICENESS: i32 = 19;
 
 /// Lowers the calling thread's priority (Linux: `setpriority` with a thread id changes
@@ -47,7 +53,26 @@ fn lower_own_priority() {
     }
 }
 
+/// Moves the calling process, a worker started for one simulation, out of the server's
+/// scheduling group: a session of its own (Linux then gives it an autogroup of its own),
+/// that group at the lowest weight, and the process at the lowest priority. Each step
+/// that is refused leaves the worker a little less in the background, never stopped.
+fn leave_the_foreground() {
+    #[cfg(target_os = "linux")]
+    {
+        if let Err(e) = rustix::process::setsid() {
+            tracing::warn!(error = %e, "a simulation worker shares the server's session");
+        }
+        // The autogroup's own niceness (sched(7)); absent when autogroup is off.
+        let _ = std::fs::write("/proc/self/autogroup", SIMULATION_NICENESS.to_string());
+        if let Err(e) = rustix::process::setpriority_process(None, SIMULATION_NICENESS) {
+            tracing::warn!(error = %e, "a simulation worker runs at normal priority");
+        }
+    }
+}
+
 /// A checked request.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Parsed {
     pub territory: Territory,
     pub from: NaiveDate,
@@ -270,8 +295,8 @@ pub async fn acceptance(conn: &mut PgConnection, p: &Parsed) -> sqlx::Result<(Ha
     Ok((rows.into_iter().map(|(id, a, s)| (id, a as f64 / s.max(1) as f64)).collect(), overall))
 }
 
-/// Runs both replays, on the bounded pool.
 /// A period's profiles and acceptance rates, as loaded.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Period {
     arrivals: Vec<Arrival>,
     acceptance: HashMap<String, f64>,
@@ -320,8 +345,101 @@ pub async fn period(periods: &Periods, conn: &mut PgConnection, p: &Parsed) -> s
     Ok(period)
 }
 
-/// Runs both replays on a thread of their own. The caller holds its [`turn`].
+/// What a worker process is given: everything a simulation reads, and nothing live.
+#[derive(serde::Serialize)]
+struct Job<'a> {
+    parsed: &'a Parsed,
+    structures: &'a [IndexedStructure],
+    period: &'a Period,
+    max_attempts: u32,
+}
+
+/// A [`Job`], as the worker reads it.
+#[derive(serde::Deserialize)]
+struct OwnedJob {
+    parsed: Parsed,
+    structures: Vec<IndexedStructure>,
+    period: Period,
+    max_attempts: u32,
+}
+
+/// The argument that makes the served binary a simulation worker (`aiguillage
+/// simulation-worker`, hidden from its help).
+pub const WORKER_COMMAND: &str = "simulation-worker";
+
+/// A simulation worker's whole life: leaves the foreground, reads one job (JSON) from
+/// `input`, replays it and writes the answer (JSON) to `output`.
+pub fn worker(input: impl std::io::Read, output: impl std::io::Write) -> anyhow::Result<()> {
+    leave_the_foreground();
+    let job: OwnedJob = serde_json::from_reader(std::io::BufReader::new(input))?;
+    let answer = replay_both(job.parsed, job.structures, &job.period, job.max_attempts);
+    let mut output = std::io::BufWriter::new(output);
+    serde_json::to_writer(&mut output, &answer)?;
+    std::io::Write::flush(&mut output)?;
+    Ok(())
+}
+
+/// Runs both replays: in a worker process started from `program` when there is one, else
+/// on a thread of their own. The caller holds its [`turn`].
 pub async fn run(
+    program: Option<&std::path::Path>,
+    p: Parsed,
+    structures: Vec<IndexedStructure>,
+    period: Arc<Period>,
+    max_attempts: u32,
+) -> Result<SimulationResponse, ApiError> {
+    match program {
+        Some(program) => run_in_worker(program, p, structures, period, max_attempts).await,
+        None => run_on_thread(p, structures, period, max_attempts).await,
+    }
+}
+
+/// Both replays in a worker process: the job down its stdin, the answer up its stdout.
+/// The worker is killed if the request goes away (the client hung up, the server stops).
+async fn run_in_worker(
+    program: &std::path::Path,
+    p: Parsed,
+    structures: Vec<IndexedStructure>,
+    period: Arc<Period>,
+    max_attempts: u32,
+) -> Result<SimulationResponse, ApiError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let failed =
+        |what: &str, e: &dyn std::fmt::Display| ApiError::internal(format!("the simulation worker: {what}: {e}"));
+    let job = tokio::task::spawn_blocking(move || {
+        serde_json::to_vec(&Job { parsed: &p, structures: &structures, period: &period, max_attempts })
+    })
+    .await
+    .map_err(|e| failed("the job", &e))?
+    .map_err(|e| failed("the job", &e))?;
+    let mut child = tokio::process::Command::new(program)
+        .arg(WORKER_COMMAND)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| failed("could not start", &e))?;
+    let (Some(mut stdin), Some(mut stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        return Err(ApiError::internal("the simulation worker has no pipes"));
+    };
+    let send = async move {
+        stdin.write_all(&job).await?;
+        stdin.shutdown().await
+    };
+    let mut answer = Vec::new();
+    let (sent, read) = tokio::join!(send, stdout.read_to_end(&mut answer));
+    sent.map_err(|e| failed("the job was not taken", &e))?;
+    read.map_err(|e| failed("no answer", &e))?;
+    let status = child.wait().await.map_err(|e| failed("lost", &e))?;
+    if !status.success() {
+        return Err(failed("stopped", &status));
+    }
+    serde_json::from_slice(&answer).map_err(|e| failed("an unreadable answer", &e))
+}
+
+/// Both replays on a thread of their own, at the lowest priority.
+async fn run_on_thread(
     p: Parsed,
     structures: Vec<IndexedStructure>,
     period: Arc<Period>,

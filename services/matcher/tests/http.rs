@@ -44,6 +44,7 @@ impl App {
             config,
             matcher: Arc::clone(&matcher),
             periods: Arc::default(),
+            simulation_worker: None,
         };
         let organisation = OrganisationId::new();
         let referrer = keys.token(Role::Referrer, Scope::Organisation(organisation));

@@ -106,6 +106,7 @@ impl App {
                 config: config.clone(),
                 matcher: Arc::new(matcher::routing::Matcher::new(config.max_attempts)),
                 periods: Arc::default(),
+                simulation_worker: None,
             }))
             .merge(insights::router(insights::InsightsState { pool: pool.clone(), auth: auth.clone(), config }));
         let api = platform::http::finish(api);

@@ -85,6 +85,20 @@ impl PartialEq for OpeningHours {
 
 impl Eq for OpeningHours {}
 
+/// As the value given: what a process that receives it parses again.
+impl serde::Serialize for OpeningHours {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for OpeningHours {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Self::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 impl OpeningHours {
     /// Validates a value against the OSM grammar.
     pub fn parse(s: &str) -> Result<Self, String> {
@@ -294,6 +308,20 @@ mod tests {
             assert_eq!(hours.as_str(), *value);
             assert!(hours.next_opening(at(3, 8, 0)).is_some(), "{value}");
         }
+    }
+
+    #[test]
+    fn a_value_sent_to_another_process_comes_back_the_same_and_an_invalid_one_is_refused() {
+        for text in CHARENTE {
+            let hours = OpeningHours::parse(text).unwrap();
+            let json = serde_json::to_string(&hours).unwrap();
+            let back: OpeningHours = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, hours);
+            let at = NaiveDate::from_ymd_opt(2026, 12, 7).unwrap().and_hms_opt(8, 0, 0).unwrap();
+            assert_eq!(back.next_opening(at), hours.next_opening(at), "{text}");
+        }
+        let refused = serde_json::from_str::<OpeningHours>("\"Mo-Fr 25:00-26:00 nonsense\"");
+        assert!(refused.is_err());
     }
 
     #[test]

@@ -72,6 +72,10 @@ pub struct Config {
     /// Time without a sign-in before an agent's account is purged: its names, e-mail
     /// address and memberships (`AIGUILLAGE_ACCOUNT_RETENTION`, default 730 days).
     pub account_retention: Duration,
+    /// The program that runs a what-if simulation in a process of its own, in the
+    /// background (`{program} simulation-worker`): the served binary sets itself. `None`
+    /// (a program that embeds the services, the tests) runs it on a thread instead.
+    pub simulation_worker: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -178,6 +182,7 @@ impl Config {
             },
             retention: duration("AIGUILLAGE_RETENTION", "730d")?,
             account_retention: duration("AIGUILLAGE_ACCOUNT_RETENTION", "730d")?,
+            simulation_worker: None,
         })
     }
 

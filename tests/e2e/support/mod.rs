@@ -142,6 +142,8 @@ impl Sandbox {
             _ => None,
         })
         .unwrap();
+        // Simulations run in the binary's worker process, as a served binary's do.
+        config.simulation_worker = Some(env!("CARGO_BIN_EXE_aiguillage").into());
         adjust(&mut config);
         aiguillage::migrate(&config).await.unwrap().close().await;
         Self { database, namespace, servers, config, broker_use, owned: true, master_key }

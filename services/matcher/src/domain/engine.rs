@@ -29,7 +29,7 @@ pub const LOAD_MARGIN_RATIO: f64 = 0.25;
 pub const NEAR_TIE_KM: f64 = 0.5;
 
 /// What matching knows about a referral: no personal data.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Demand {
     pub location: Point,
     pub needs: Vec<Need>,

@@ -12,7 +12,7 @@ use rstar::primitives::GeomWithData;
 const EARTH_RADIUS_KM: f64 = 6371.0088;
 
 /// What matching needs of a structure.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct IndexedStructure {
     pub id: StructureId,
     pub name: String,

@@ -35,7 +35,7 @@ use super::waitlist::{self, Waiting};
 const REPLAY_BATCH: usize = 4;
 
 /// One referral of the period, as matching saw it: no personal data.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Arrival {
     pub referral_id: uuid::Uuid,
     pub commune_code: Option<String>,
@@ -47,7 +47,7 @@ pub struct Arrival {
 }
 
 /// A coordinator's change to the structures.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum Change {
     Capacity { structure_id: String, weekly_capacity: u32 },
     Closed { structure_id: String },
