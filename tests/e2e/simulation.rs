@@ -225,7 +225,8 @@ async fn a_simulation_worker_leaves_the_server_s_session_and_priority() {
     .await;
     assert_eq!((session, nice), (pid, 19));
     // Where the kernel groups by session, the worker's group is weighted lowest too.
-    let autogroup_on = std::fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled").is_ok_and(|v| v.trim() == "1");
+    let autogroup_on =
+        std::fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled").is_ok_and(|v| v.trim() == "1");
     if autogroup_on {
         let group = std::fs::read_to_string(format!("/proc/{pid}/autogroup")).unwrap();
         assert!(group.trim_end().ends_with("nice 19"), "{group}");

@@ -179,9 +179,9 @@ async fn simulate(
     // One simulation at a time, loading included; a period loaded a moment ago is reused.
     let _turn = simulation::turn().await?;
     let mut conn = state.pool.acquire().await?;
-    let period = simulation::period(&state.periods, &mut conn, &parsed).await?;
-    drop(conn);
     let worker = state.simulation_worker.as_deref();
+    let period = simulation::period(&state.periods, &mut conn, &parsed, worker.is_some()).await?;
+    drop(conn);
     let answer = simulation::run(worker, parsed, structures, period, state.matcher.max_attempts).await?;
     Ok(AxumJson(answer))
 }

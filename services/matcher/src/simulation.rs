@@ -307,8 +307,16 @@ pub struct Period {
 const PERIOD_KEPT_FOR: Duration = Duration::from_secs(600);
 const PERIODS_KEPT: usize = 2;
 
+/// A period ready to replay: as loaded, for a replay in this process, or already written
+/// as a worker reads it (JSON), once for all the simulations that reuse it, so that a
+/// simulation costs the server no more than its request and structures.
+pub enum Prepared {
+    InProcess(Period),
+    ForWorker(Box<[u8]>),
+}
+
 /// A period loaded: its key (territory, from, to), when, and what.
-type Kept = (String, Instant, Arc<Period>);
+type Kept = (String, Instant, Arc<Prepared>);
 
 /// The periods a server loaded last: a coordinator tries one scenario after another on
 /// the same period, and loading a département's year (100,000 profiles) takes PostgreSQL
@@ -322,9 +330,14 @@ pub async fn turn() -> Result<tokio::sync::SemaphorePermit<'static>, ApiError> {
     RUNNING.acquire().await.map_err(|_| ApiError::internal("the simulation pool is closed"))
 }
 
-/// The period's profiles and acceptance rates: loaded again only after
-/// [`PERIOD_KEPT_FOR`].
-pub async fn period(periods: &Periods, conn: &mut PgConnection, p: &Parsed) -> sqlx::Result<Arc<Period>> {
+/// The period's profiles and acceptance rates, prepared for a worker process when there
+/// is one: loaded again only after [`PERIOD_KEPT_FOR`].
+pub async fn period(
+    periods: &Periods,
+    conn: &mut PgConnection,
+    p: &Parsed,
+    for_worker: bool,
+) -> Result<Arc<Prepared>, ApiError> {
     let key = format!("{}/{}/{}", p.territory.as_str(), p.from, p.to);
     let fresh = |at: &Instant| at.elapsed() < PERIOD_KEPT_FOR;
     if let Ok(mut kept) = periods.0.lock() {
@@ -335,7 +348,16 @@ pub async fn period(periods: &Periods, conn: &mut PgConnection, p: &Parsed) -> s
     }
     let arrivals = arrivals(&mut *conn, p).await?;
     let (acceptance, overall) = acceptance(&mut *conn, p).await?;
-    let period = Arc::new(Period { arrivals, acceptance, overall });
+    let period = Period { arrivals, acceptance, overall };
+    let period = Arc::new(if for_worker {
+        let json = tokio::task::spawn_blocking(move || serde_json::to_vec(&period))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::internal)?;
+        Prepared::ForWorker(json.into_boxed_slice())
+    } else {
+        Prepared::InProcess(period)
+    });
     if let Ok(mut kept) = periods.0.lock() {
         kept.retain(|(k, at, _)| fresh(at) && *k != key);
         kept.push((key, Instant::now(), Arc::clone(&period)));
@@ -345,16 +367,17 @@ pub async fn period(periods: &Periods, conn: &mut PgConnection, p: &Parsed) -> s
     Ok(period)
 }
 
-/// What a worker process is given: everything a simulation reads, and nothing live.
+/// What a worker process is given besides the period: everything else a simulation
+/// reads, and nothing live. The job is this object with the prepared period's JSON as its
+/// last field, `period`.
 #[derive(serde::Serialize)]
-struct Job<'a> {
+struct JobHead<'a> {
     parsed: &'a Parsed,
     structures: &'a [IndexedStructure],
-    period: &'a Period,
     max_attempts: u32,
 }
 
-/// A [`Job`], as the worker reads it.
+/// A job, as the worker reads it.
 #[derive(serde::Deserialize)]
 struct OwnedJob {
     parsed: Parsed,
@@ -385,12 +408,13 @@ pub async fn run(
     program: Option<&std::path::Path>,
     p: Parsed,
     structures: Vec<IndexedStructure>,
-    period: Arc<Period>,
+    period: Arc<Prepared>,
     max_attempts: u32,
 ) -> Result<SimulationResponse, ApiError> {
-    match program {
-        Some(program) => run_in_worker(program, p, structures, period, max_attempts).await,
-        None => run_on_thread(p, structures, period, max_attempts).await,
+    match (program, &*period) {
+        (Some(program), Prepared::ForWorker(_)) => run_in_worker(program, p, structures, period, max_attempts).await,
+        (None, Prepared::InProcess(_)) => run_on_thread(p, structures, period, max_attempts).await,
+        _ => Err(ApiError::internal("a period prepared for another way of replaying")),
     }
 }
 
@@ -400,18 +424,22 @@ async fn run_in_worker(
     program: &std::path::Path,
     p: Parsed,
     structures: Vec<IndexedStructure>,
-    period: Arc<Period>,
+    period: Arc<Prepared>,
     max_attempts: u32,
 ) -> Result<SimulationResponse, ApiError> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let failed =
         |what: &str, e: &dyn std::fmt::Display| ApiError::internal(format!("the simulation worker: {what}: {e}"));
-    let job = tokio::task::spawn_blocking(move || {
-        serde_json::to_vec(&Job { parsed: &p, structures: &structures, period: &period, max_attempts })
-    })
-    .await
-    .map_err(|e| failed("the job", &e))?
-    .map_err(|e| failed("the job", &e))?;
+    let Prepared::ForWorker(period_json) = &*period else {
+        return Err(ApiError::internal("a period prepared for a replay in process"));
+    };
+    // `{"parsed":…,"structures":…,"max_attempts":…` then `,"period":` and the period.
+    let mut head = serde_json::to_vec(&JobHead { parsed: &p, structures: &structures, max_attempts })
+        .map_err(|e| failed("the job", &e))?;
+    if head.pop() != Some(b'}') {
+        return Err(ApiError::internal("the simulation job is not a JSON object"));
+    }
+    head.extend_from_slice(br#","period":"#);
     let mut child = tokio::process::Command::new(program)
         .arg(WORKER_COMMAND)
         .stdin(std::process::Stdio::piped())
@@ -424,7 +452,9 @@ async fn run_in_worker(
         return Err(ApiError::internal("the simulation worker has no pipes"));
     };
     let send = async move {
-        stdin.write_all(&job).await?;
+        stdin.write_all(&head).await?;
+        stdin.write_all(period_json).await?;
+        stdin.write_all(b"}").await?;
         stdin.shutdown().await
     };
     let mut answer = Vec::new();
@@ -442,7 +472,7 @@ async fn run_in_worker(
 async fn run_on_thread(
     p: Parsed,
     structures: Vec<IndexedStructure>,
-    period: Arc<Period>,
+    period: Arc<Prepared>,
     max_attempts: u32,
 ) -> Result<SimulationResponse, ApiError> {
     let (answer, answered) = tokio::sync::oneshot::channel();
@@ -452,7 +482,9 @@ async fn run_on_thread(
         .name("simulation".to_string())
         .spawn(move || {
             lower_own_priority();
-            let _ = answer.send(replay_both(p, structures, &period, max_attempts));
+            if let Prepared::InProcess(period) = &*period {
+                let _ = answer.send(replay_both(p, structures, period, max_attempts));
+            }
         })
         .map_err(|_| ApiError::internal("no thread for the simulation"))?;
     answered.await.map_err(|_| ApiError::internal("the simulation stopped"))
