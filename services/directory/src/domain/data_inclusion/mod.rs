@@ -383,6 +383,7 @@ impl<'a> Importer<'a, '_> {
                 at_structure[*structure].push(service);
             }
         }
+        let has_elsewhere: HashSet<usize> = elsewhere.iter().map(|(s, _)| *s).collect();
         let mut drafts = Vec::new();
         let mut without_digital = 0usize;
         for (i, structure) in structures.iter().enumerate() {
@@ -391,7 +392,7 @@ impl<'a> Importer<'a, '_> {
             }
             let here = std::mem::take(&mut at_structure[i]);
             if here.is_empty() {
-                if !elsewhere.iter().any(|(s, _)| *s == i) {
+                if !has_elsewhere.contains(&i) {
                     without_digital += 1;
                 }
                 continue;
