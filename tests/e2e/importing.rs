@@ -146,6 +146,31 @@ async fn the_import_command_reads_a_file_and_prints_the_report() {
 }
 
 #[tokio::test]
+async fn the_import_command_takes_data_inclusions_structures_and_services_files_together() {
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../directory/src/domain/data_inclusion/fixtures");
+    let sandbox = Sandbox::new().await;
+    let run = |structures: &str, services: &str| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_aiguillage"))
+            .args(["import", &format!("{FIXTURES}/{structures}"), &format!("{FIXTURES}/{services}")])
+            .args(["--source", "data-inclusion"])
+            .env("DATABASE_URL", &sandbox.config.database_url)
+            .env("AIGUILLAGE_NAMESPACE", &sandbox.namespace)
+            .output()
+    };
+    let out = run("structures.csv", "services.csv").await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((report["received"].as_u64(), report["created"].as_u64()), (Some(11), Some(3)), "{report:#}");
+    assert_eq!(report["skipped"], json!({"services_not_digital": 1, "structures_without_digital_service": 1}));
+    // The JSON files, services first: the same places, unchanged.
+    let out = run("services.json", "structures.json").await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let again: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((again["created"].as_u64(), again["unchanged"].as_u64()), (Some(0), Some(3)), "{again:#}");
+    sandbox.destroy().await;
+}
+
+#[tokio::test]
 async fn the_demo_loads_charente_prints_a_token_per_role_and_serves() {
     use tokio::io::AsyncBufReadExt;
     let sandbox = Sandbox::new().await;

@@ -44,12 +44,17 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
-    /// Imports a Mednum JSON or CSV file into the directory and prints the report.
+    /// Imports into the directory and prints the report: a Mednum JSON or CSV file, or
+    /// data·inclusion's structures file and services file (JSON or CSV), given together.
     Import {
-        file: std::path::PathBuf,
+        #[arg(required = true, num_args = 1..=2, value_name = "FILE")]
+        files: Vec<std::path::PathBuf>,
         /// Only accept records of these départements (as a coordinator would).
         #[arg(long = "territory")]
         territories: Vec<String>,
+        /// Stored as the `source` of every imported place (default: the file's own).
+        #[arg(long)]
+        source: Option<String>,
     },
     /// Migrates, loads the Charente directory, prints ready-to-use tokens, and serves.
     Demo {
@@ -256,14 +261,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Token { command } => token(config, command).await,
         Command::Account { command } => account(config, command).await,
-        Command::Import { file, territories } => {
-            let bytes = std::fs::read(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+        Command::Import { files, territories, source } => {
+            let read = |file: &std::path::PathBuf| {
+                std::fs::read(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))
+            };
+            let contents = files.iter().map(read).collect::<anyhow::Result<Vec<_>>>()?;
             let pool = aiguillage::migrate(&config).await?;
             let territories = (!territories.is_empty()).then_some(territories);
-            let report =
-                directory::import::import(&pool, &bytes, None, territories.as_deref(), config.default_weekly_capacity)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let options = directory::import::Options { territories: territories.as_deref(), source: source.as_deref() };
+            let capacity = config.default_weekly_capacity;
+            let report = match contents.as_slice() {
+                [first, second] => {
+                    directory::import::import_data_inclusion(&pool, first, second, options, capacity).await
+                }
+                [file] => directory::import::import_with(&pool, file, None, options, capacity).await,
+                _ => anyhow::bail!("give one file, or a structures file and a services file"),
+            }
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
             pool.close().await;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())

@@ -471,7 +471,9 @@ impl utoipa::PartialSchema for MednumJson {
         use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
         ObjectBuilder::new()
             .schema_type(SchemaType::from_iter([Type::Array, Type::Object]))
-            .description(Some("An array of records, or an export holding one (under `data`, `lieux` …)"))
+            .description(Some(
+                "A Mednum array of records, or an export holding one (under `data`, `lieux` …); or data·inclusion v1 as `{\"structures\": [...], \"services\": [...]}`",
+            ))
             .into()
     }
 }
@@ -484,15 +486,16 @@ impl utoipa::ToSchema for MednumJson {}
 #[allow(dead_code)]
 struct CsvFile(String);
 
-/// Import a Mednum file, JSON or CSV, up to 50 MiB (admin; coordinator: records outside
-/// their territories are rejected).
+/// Import a Mednum file (JSON or CSV), or data·inclusion v1 structures and services
+/// together as one JSON object, up to 50 MiB (admin; coordinator: records outside their
+/// territories are rejected).
 #[utoipa::path(
     post,
     path = "/api/v1/structures/import",
     operation_id = "importStructures",
     tag = "directory",
     request_body(
-        description = "A Mednum file: a JSON array of records, or CSV with a header line",
+        description = "A Mednum file (a JSON array of records, or CSV with a header line), or `{\"structures\": [...], \"services\": [...]}` of data·inclusion v1",
         content(
             (inline(MednumJson) = "application/json"),
             (inline(CsvFile) = "text/csv"),
@@ -502,7 +505,7 @@ struct CsvFile(String);
         (status = 200, description = "What happened to each record", body = ImportReport),
         (status = 413, description = "The file is over 50 MiB", body = platform::ApiError,
             content_type = "application/problem+json"),
-        (status = 422, description = "Not a Mednum file at all", body = platform::ApiError,
+        (status = 422, description = "Neither a Mednum file nor a data·inclusion pair", body = platform::ApiError,
             content_type = "application/problem+json"),
         Authenticated, Forbidden,
     )

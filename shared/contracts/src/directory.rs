@@ -206,6 +206,14 @@ pub struct ImportReport {
     pub defaulted_modes: usize,
     pub located_by_commune: usize,
     pub probable_duplicates: Vec<ProbableDuplicate>,
+    /// data·inclusion: entries read and deliberately not imported, by reason
+    /// (`services_not_digital`, `structures_without_digital_service`), with their count.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub skipped: BTreeMap<String, usize>,
+    /// data·inclusion: each imported place's `zone_eligibilite` codes (communes,
+    /// départements, EPCI, `france`), which the directory does not store.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub eligibility_zones: BTreeMap<String, Vec<String>>,
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
 //! Directory rules, with no I/O.
+pub mod data_inclusion;
 pub mod mednum;
 pub mod organisation;
 pub mod structure;

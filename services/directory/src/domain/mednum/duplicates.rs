@@ -18,7 +18,7 @@ fn cell(p: LatLon) -> (i64, i64) {
 }
 
 /// Each record that looks like an earlier one, with the earlier one's id (one entry a record).
-pub(super) fn probable_duplicates(records: &[ImportedRecord]) -> Vec<ProbableDuplicate> {
+pub(in crate::domain) fn probable_duplicates(records: &[ImportedRecord]) -> Vec<ProbableDuplicate> {
     let mut by_name: HashMap<(String, i64, i64), Vec<usize>> = HashMap::new();
     let mut by_address: HashMap<String, usize> = HashMap::new();
     let mut found = Vec::new();

@@ -9,14 +9,14 @@ use super::read::RawValue;
 
 /// One item of a multi-valued field, as written (trimmed), and what it maps to.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Item<T> {
+pub(in crate::domain) struct Item<T> {
     pub label: String,
     pub mapped: Option<T>,
 }
 
 /// How well a label maps: as one of the vocabulary's labels, or by its telling words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Fit {
+pub(in crate::domain) enum Fit {
     Exact,
     Loose,
 }
@@ -26,7 +26,7 @@ pub(super) enum Fit {
 /// ` / `, `, ` or `,` when that maps more of it: labels such as *Gratuit : Je peux accéder
 /// gratuitement au lieu et à ses services* contain commas themselves, and separators inside
 /// parentheses never split (*(situation familiale, convention avec un organisme social...)*).
-pub(super) fn split_map<T>(value: &RawValue, map: impl Fn(&str) -> Option<(T, Fit)>) -> Vec<Item<T>> {
+pub(in crate::domain) fn split_map<T>(value: &RawValue, map: impl Fn(&str) -> Option<(T, Fit)>) -> Vec<Item<T>> {
     let chunks: Vec<&str> = match value {
         RawValue::Text(s) => s.split(['|', ';', '\n', '\r']).collect(),
         RawValue::List(items) => items.iter().map(String::as_str).collect(),
@@ -109,7 +109,7 @@ fn split_outside_parentheses<'s>(s: &'s str, separator: &str) -> Vec<&'s str> {
 }
 
 /// Every match is exact: for free-text vocabularies with no loose matching.
-pub(super) fn exact<T>(mapped: Option<T>) -> Option<(T, Fit)> {
+pub(in crate::domain) fn exact<T>(mapped: Option<T>) -> Option<(T, Fit)> {
     mapped.map(|m| (m, Fit::Exact))
 }
 
@@ -123,13 +123,13 @@ fn clean(s: &str) -> String {
 /// `0033 5 45…`, `+33 (0)5 45…`, `545207208` from a spreadsheet that dropped the `0`,
 /// `0590 12 34 56` in Guadeloupe); otherwise as written, since a short number (`3631`) or
 /// a note still helps a person get in touch.
-pub(super) fn phone(raw: &str) -> Option<String> {
+pub(in crate::domain) fn phone(raw: &str) -> Option<String> {
     let first = raw.split(['|', ';', '/', ',', '\n']).map(str::trim).find(|s| !s.is_empty())?;
     Some(PhoneNumber::parse(first).map_or_else(|_| first.to_string(), PhoneNumber::into_string))
 }
 
 /// The first e-mail address of a list, or `Err` with what was given when none looks like one.
-pub(super) fn email(raw: &str) -> Result<String, String> {
+pub(in crate::domain) fn email(raw: &str) -> Result<String, String> {
     raw.split(['|', ';', ',', ' ', '\n'])
         .map(|s| s.trim().trim_start_matches("mailto:").trim_matches(['<', '>', '"']))
         .find(|s| is_email_address(s))
@@ -138,7 +138,7 @@ pub(super) fn email(raw: &str) -> Result<String, String> {
 }
 
 /// The first web site of a list; `www.example.fr` gets `https://`.
-pub(super) fn website(raw: &str) -> Option<String> {
+pub(in crate::domain) fn website(raw: &str) -> Option<String> {
     let first = raw.split(['|', ';', ' ', '\n', ',']).map(str::trim).find(|s| !s.is_empty())?;
     if first.to_ascii_lowercase().starts_with("www.") {
         Some(format!("https://{first}"))
@@ -148,7 +148,7 @@ pub(super) fn website(raw: &str) -> Option<String> {
 }
 
 /// `2023-04-01`, `2023-04-01T10:00:00Z` or `01/04/2023`.
-pub(super) fn date(raw: &str) -> Option<NaiveDate> {
+pub(in crate::domain) fn date(raw: &str) -> Option<NaiveDate> {
     let raw = raw.trim();
     let day = raw.get(..10).unwrap_or(raw);
     NaiveDate::parse_from_str(day, "%Y-%m-%d")
@@ -158,7 +158,7 @@ pub(super) fn date(raw: &str) -> Option<NaiveDate> {
 }
 
 /// A coordinate as a number, or text with a decimal comma (`45,6512`) or a degree sign.
-pub(super) fn coordinate(raw: &str) -> Option<f64> {
+pub(in crate::domain) fn coordinate(raw: &str) -> Option<f64> {
     let cleaned: String = raw
         .trim()
         .trim_end_matches('°')
@@ -171,7 +171,7 @@ pub(super) fn coordinate(raw: &str) -> Option<f64> {
 
 /// Ids become URL path segments: the characters allowed in a structure id are kept,
 /// accented letters lose their accents and anything else becomes `-`.
-pub(super) fn safe_id(raw: &str) -> String {
+pub(in crate::domain) fn safe_id(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     for c in raw.trim().chars() {
         if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@') {

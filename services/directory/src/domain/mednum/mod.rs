@@ -13,11 +13,12 @@ use contracts::events::{Address, Point, StructureContact};
 use contracts::opening_hours::OpeningHours;
 use contracts::{Accessibility, Language, Need, StructureMode};
 
-mod duplicates;
-mod fields;
-mod place;
-mod read;
-mod vocab;
+// Shared with the data·inclusion reader (`super::data_inclusion`).
+pub(super) mod duplicates;
+pub(super) mod fields;
+pub(super) mod place;
+pub(super) mod read;
+pub(super) mod vocab;
 
 #[cfg(test)]
 mod tests;
@@ -94,6 +95,10 @@ pub struct ParsedFile {
     /// Records with no usable coordinates, placed at their commune's centroid.
     pub located_by_commune: usize,
     pub probable_duplicates: Vec<ProbableDuplicate>,
+    /// data·inclusion: entries deliberately not imported, by reason, with their count.
+    pub skipped: BTreeMap<String, usize>,
+    /// data·inclusion: each imported place's `zone_eligibilite` codes, which are not stored.
+    pub eligibility_zones: BTreeMap<String, Vec<String>>,
 }
 
 /// A file that cannot be read at all. A bad record is never one.
@@ -105,6 +110,8 @@ pub enum FileError {
     Csv(String),
     #[error("the file is empty")]
     Empty,
+    #[error("not a data·inclusion import: {0}")]
+    DataInclusion(String),
 }
 
 /// Reads a whole file.
@@ -203,6 +210,8 @@ impl<'a> Importer<'a> {
             defaulted_modes: 0,
             located_by_commune: 0,
             probable_duplicates: Vec::new(),
+            skipped: BTreeMap::new(),
+            eligibility_zones: BTreeMap::new(),
         };
         for (index, entry) in entries.into_iter().enumerate() {
             let record_id = ids.get(index).and_then(Option::as_ref);
@@ -344,7 +353,7 @@ impl<'a> Importer<'a> {
         }
         let accessibility = sorted(accessibility);
 
-        let opening_hours = hours(raw).and_then(|given| opening_hours(&given, &mut warnings));
+        let opening_hours = hours(raw).and_then(|given| opening_hours("horaires", &given, &mut warnings));
 
         let mut fees = Vec::new();
         for (field, value) in raw.values(FEES) {
@@ -571,17 +580,17 @@ fn hours(raw: &RawRecord) -> Option<String> {
 /// A valid OSM value as given; one with a slip that is obviously harmless (a trailing `;`,
 /// typographic dashes, `9h30`, `Mo-Fr: …`) repaired; anything else dropped. Both with a
 /// warning.
-fn opening_hours(given: &str, warnings: &mut Vec<(String, String)>) -> Option<String> {
+pub(super) fn opening_hours(field: &str, given: &str, warnings: &mut Vec<(String, String)>) -> Option<String> {
     let error = match OpeningHours::parse(given) {
         Ok(hours) => return Some(hours.as_str().to_string()),
         Err(error) => error,
     };
     let repaired = repair_hours(given);
     if let Ok(hours) = OpeningHours::parse(&repaired) {
-        warnings.push(("horaires".into(), format!("opening hours '{given}' read as '{hours}'")));
+        warnings.push((field.into(), format!("opening hours '{given}' read as '{hours}'")));
         return Some(hours.as_str().to_string());
     }
-    warnings.push(("horaires".into(), format!("opening hours '{given}' dropped ({error})")));
+    warnings.push((field.into(), format!("opening hours '{given}' dropped ({error})")));
     None
 }
 
@@ -617,13 +626,13 @@ fn repair_hours(given: &str) -> String {
     out.trim_end_matches([';', ',', ' ', '|']).to_string()
 }
 
-fn sorted<T: Ord>(mut values: Vec<T>) -> Vec<T> {
+pub(super) fn sorted<T: Ord>(mut values: Vec<T>) -> Vec<T> {
     values.sort();
     values.dedup();
     values
 }
 
-fn push_new(values: &mut Vec<String>, value: String) {
+pub(super) fn push_new(values: &mut Vec<String>, value: String) {
     if !value.is_empty() && !values.contains(&value) {
         values.push(value);
     }

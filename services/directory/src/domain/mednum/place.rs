@@ -18,7 +18,7 @@ const CELL_DEGREES: f64 = 0.25;
 
 /// What a record says about its place, as written.
 #[derive(Debug, Default)]
-pub(super) struct RawPlace {
+pub(in crate::domain) struct RawPlace {
     pub latitude: Option<String>,
     pub longitude: Option<String>,
     pub code_insee: Option<String>,
@@ -28,7 +28,7 @@ pub(super) struct RawPlace {
 
 /// Where the record is.
 #[derive(Debug)]
-pub(super) struct Placed<'a> {
+pub(in crate::domain) struct Placed<'a> {
     pub location: LatLon,
     /// The location is the commune's centroid: the record gave no usable coordinates.
     pub by_commune: bool,
@@ -41,7 +41,7 @@ pub(super) struct Placed<'a> {
 
 /// Commune lookups that only some files need, built on first use (once per process for
 /// the embedded communes table).
-pub(super) struct Places<'a> {
+pub(in crate::domain) struct Places<'a> {
     communes: &'a Communes,
     shared: bool,
     grid: OnceCell<Grid<'a>>,
@@ -51,7 +51,7 @@ pub(super) struct Places<'a> {
 type Names<'a> = HashMap<String, Vec<&'a Commune>>;
 
 impl<'a> Places<'a> {
-    pub(super) fn new(communes: &'a Communes) -> Self {
+    pub(in crate::domain) fn new(communes: &'a Communes) -> Self {
         let shared = std::ptr::eq(communes, geo::communes());
         Self { communes, shared, grid: OnceCell::new(), names: OnceCell::new() }
     }
@@ -77,7 +77,7 @@ impl<'a> Places<'a> {
         self.grid().any_within(p, FRANCE_KM)
     }
 
-    pub(super) fn locate(&self, raw: &RawPlace) -> Result<Placed<'a>, String> {
+    pub(in crate::domain) fn locate(&self, raw: &RawPlace) -> Result<Placed<'a>, String> {
         let mut warnings = Vec::new();
         let coordinates = self.coordinates(raw, &mut warnings);
         let code = raw.code_insee.as_deref().map(clean_code).filter(|c| !c.is_empty());
@@ -351,14 +351,14 @@ fn is_overseas(postcode: &str) -> bool {
 }
 
 /// INSEE code: upper case, no spaces; a 4-digit code lost its leading zero in a spreadsheet.
-pub(super) fn clean_code(raw: &str) -> String {
+pub(in crate::domain) fn clean_code(raw: &str) -> String {
     let code: String = raw.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_uppercase();
     let code = code.strip_suffix(".0").map(str::to_string).unwrap_or(code);
     if code.len() == 4 && code.bytes().all(|b| b.is_ascii_digit()) { format!("0{code}") } else { code }
 }
 
 /// Postcode: digits only when it is a number; a 4-digit one lost its leading zero.
-pub(super) fn clean_postcode(raw: &str) -> String {
+pub(in crate::domain) fn clean_postcode(raw: &str) -> String {
     let compact: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
     let compact = compact.strip_suffix(".0").unwrap_or(&compact).to_string();
     if compact.len() == 4 && compact.bytes().all(|b| b.is_ascii_digit()) { format!("0{compact}") } else { compact }

@@ -7,7 +7,7 @@ use super::FileError;
 
 /// A field value as the file gives it.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum RawValue {
+pub(in crate::domain) enum RawValue {
     /// A string, or a number or boolean written as text.
     Text(String),
     /// A JSON array: values already split.
@@ -16,12 +16,12 @@ pub(super) enum RawValue {
 
 /// One record: field names folded (`Code Postal` → `code_postal`), in file order.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(super) struct RawRecord {
+pub(in crate::domain) struct RawRecord {
     fields: Vec<(String, RawValue)>,
 }
 
 /// A record, or why the entry is not one (a JSON array element that is not an object).
-pub(super) type Entry = Result<RawRecord, String>;
+pub(in crate::domain) type Entry = Result<RawRecord, String>;
 
 impl RawValue {
     /// Control characters (a NUL, a spreadsheet's vertical tab) mean nothing in a
@@ -54,13 +54,13 @@ impl RawRecord {
     }
 
     /// The first non-blank value among these field names (in the order given).
-    pub(super) fn value(&self, keys: &[&str]) -> Option<(&str, &RawValue)> {
+    pub(in crate::domain) fn value(&self, keys: &[&str]) -> Option<(&str, &RawValue)> {
         keys.iter()
             .find_map(|key| self.fields.iter().find(|(k, v)| k == key && !is_blank(v)).map(|(k, v)| (k.as_str(), v)))
     }
 
     /// Every non-blank value among these field names, with the name it came under.
-    pub(super) fn values(&self, keys: &[&str]) -> Vec<(&str, &RawValue)> {
+    pub(in crate::domain) fn values(&self, keys: &[&str]) -> Vec<(&str, &RawValue)> {
         keys.iter()
             .filter_map(|key| self.fields.iter().find(|(k, v)| k == key && !is_blank(v)))
             .map(|(k, v)| (k.as_str(), v))
@@ -68,7 +68,7 @@ impl RawRecord {
     }
 
     /// A single-valued field: trimmed text, or the first item of a list.
-    pub(super) fn text(&self, keys: &[&str]) -> Option<String> {
+    pub(in crate::domain) fn text(&self, keys: &[&str]) -> Option<String> {
         match self.value(keys)?.1 {
             RawValue::Text(s) => Some(s.trim().to_string()),
             RawValue::List(items) => items.iter().map(|s| s.trim()).find(|s| !s.is_empty()).map(str::to_string),
@@ -76,11 +76,11 @@ impl RawRecord {
     }
 
     /// Every field, name folded, in file order.
-    pub(super) fn fields(&self) -> impl Iterator<Item = (&str, &RawValue)> {
+    pub(in crate::domain) fn fields(&self) -> impl Iterator<Item = (&str, &RawValue)> {
         self.fields.iter().map(|(k, v)| (k.as_str(), v))
     }
 
-    pub(super) fn is_empty(&self) -> bool {
+    pub(in crate::domain) fn is_empty(&self) -> bool {
         self.fields.iter().all(|(_, v)| is_blank(v))
     }
 }
@@ -93,13 +93,13 @@ fn is_blank(v: &RawValue) -> bool {
 }
 
 /// `Code Postal`, `CODE_POSTAL`, `code-postal` and `\u{feff}code_postal` are all `code_postal`.
-pub(super) fn fold_key(key: &str) -> String {
+pub(in crate::domain) fn fold_key(key: &str) -> String {
     geo::normalize_name(key).replace(' ', "_")
 }
 
 /// Decodes text: UTF-8 (with or without BOM), UTF-16 with BOM, else Windows-1252, which is
 /// what spreadsheet exports in French use when they are not UTF-8.
-pub(super) fn decode(bytes: &[u8]) -> String {
+pub(in crate::domain) fn decode(bytes: &[u8]) -> String {
     if let Some(rest) = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
         return String::from_utf8_lossy(rest).into_owned();
     }
@@ -136,7 +136,7 @@ fn windows_1252(b: u8) -> char {
 /// Keys under which an object may hold the array of records, most likely first.
 const ARRAY_KEYS: &[&str] = &["data", "lieux", "features", "records", "items", "results", "structures", "places"];
 
-pub(super) fn json_entries(text: &str) -> Result<Vec<Entry>, FileError> {
+pub(in crate::domain) fn json_entries(text: &str) -> Result<Vec<Entry>, FileError> {
     let root = match serde_json::from_str::<Value>(text) {
         Ok(v) => v,
         Err(err) => json_lines(text).ok_or_else(|| FileError::NotJsonArray(err.to_string()))?,
@@ -184,7 +184,7 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-fn json_entry(item: Value) -> Entry {
+pub(in crate::domain) fn json_entry(item: Value) -> Entry {
     let Value::Object(map) = item else {
         return Err(format!("not a record: a JSON {} where an object was expected", kind(&item)));
     };
@@ -273,7 +273,7 @@ const KNOWN_COLUMNS: &[&str] = &[
     "date_maj",
 ];
 
-pub(super) fn csv_entries(text: &str) -> Result<Vec<Entry>, FileError> {
+pub(in crate::domain) fn csv_entries(text: &str) -> Result<Vec<Entry>, FileError> {
     let mut text = text.trim_start_matches(['\u{feff}', '\r', '\n']);
     let mut delimiter = None;
     // Spreadsheets may write a `sep=;` line before the header.

@@ -230,12 +230,12 @@ fn invalid_opening_hours_are_a_warning_not_a_rejection() {
 #[test]
 fn opening_hours_with_harmless_slips_are_repaired_with_a_warning() {
     let mut warnings = Vec::new();
-    assert_eq!(opening_hours("Mo-Fr 09:00-12:00;", &mut warnings).as_deref(), Some("Mo-Fr 09:00-12:00"));
-    assert_eq!(opening_hours("Mo–Fr 9h30–12h00", &mut warnings).as_deref(), Some("Mo-Fr 9:30-12:00"));
-    assert_eq!(opening_hours("Mo-Fr: 09:00-12:00", &mut warnings).as_deref(), Some("Mo-Fr 09:00-12:00"));
+    assert_eq!(opening_hours("horaires", "Mo-Fr 09:00-12:00;", &mut warnings).as_deref(), Some("Mo-Fr 09:00-12:00"));
+    assert_eq!(opening_hours("horaires", "Mo–Fr 9h30–12h00", &mut warnings).as_deref(), Some("Mo-Fr 9:30-12:00"));
+    assert_eq!(opening_hours("horaires", "Mo-Fr: 09:00-12:00", &mut warnings).as_deref(), Some("Mo-Fr 09:00-12:00"));
     assert_eq!(warnings.len(), 3);
-    assert_eq!(opening_hours("Lundi 9h-12h", &mut warnings), None);
-    assert_eq!(opening_hours(" Mo 09:00-12:00 ", &mut warnings).as_deref(), Some("Mo 09:00-12:00"));
+    assert_eq!(opening_hours("horaires", "Lundi 9h-12h", &mut warnings), None);
+    assert_eq!(opening_hours("horaires", " Mo 09:00-12:00 ", &mut warnings).as_deref(), Some("Mo 09:00-12:00"));
     assert_eq!(warnings.len(), 4, "valid values are kept without a warning");
 }
 

@@ -10,7 +10,7 @@ use contracts::{Accessibility, Language, Need, StructureMode};
 use super::fields::Fit;
 
 /// A label folded for comparison.
-pub(super) fn fold(label: &str) -> String {
+pub(in crate::domain) fn fold(label: &str) -> String {
     geo::normalize_name(label)
 }
 
@@ -79,7 +79,7 @@ fn services() -> &'static Table<Need> {
 
 /// A `services` label: v1, v0, an API slug, a data·inclusion theme
 /// (`numerique--prendre-en-main-un-ordinateur`), or a close variant of one.
-pub(super) fn service(label: &str) -> Option<(Need, Fit)> {
+pub(in crate::domain) fn service(label: &str) -> Option<(Need, Fit)> {
     let folded = fold(label);
     let t = services();
     if let Some(need) = t.get(&folded) {
@@ -188,7 +188,7 @@ fn modes() -> &'static Table<StructureMode> {
 }
 
 /// A `modalites_accompagnement` label, v1 or v0.
-pub(super) fn mode(label: &str) -> Option<(StructureMode, Fit)> {
+pub(in crate::domain) fn mode(label: &str) -> Option<(StructureMode, Fit)> {
     if let Some(found) = lookup(modes(), label) {
         return Some(found);
     }
@@ -209,7 +209,7 @@ pub(super) fn mode(label: &str) -> Option<(StructureMode, Fit)> {
 
 /// What a `prise_en_charge_specifique` or `publics_accueillis` label says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Public {
+pub(in crate::domain) enum Public {
     Access(Accessibility),
     Language(Language),
     OtherLanguages,
@@ -284,7 +284,7 @@ const LANGUAGES: &[(&str, &str)] = &[
 ];
 
 /// A `prise_en_charge_specifique` (v1) or `publics_accueillis` (v0) label.
-pub(super) fn public(label: &str) -> Option<(Public, Fit)> {
+pub(in crate::domain) fn public(label: &str) -> Option<(Public, Fit)> {
     if let Some(found) = lookup(publics(), label) {
         return Some(found);
     }
@@ -399,12 +399,12 @@ fn fees() -> &'static Table<&'static str> {
 
 /// A fee label in the standard's short form (`Gratuit : Je peux accéder gratuitement…`
 /// → `Gratuit`).
-pub(super) fn fee(label: &str) -> Option<(String, Fit)> {
+pub(in crate::domain) fn fee(label: &str) -> Option<(String, Fit)> {
     lookup(fees(), label).map(|(f, fit)| (f.to_string(), fit))
 }
 
 /// An unknown fee label, shortened like the v0 ones.
-pub(super) fn fee_as_written(label: &str) -> String {
+pub(in crate::domain) fn fee_as_written(label: &str) -> String {
     short_form(label).unwrap_or(label).to_string()
 }
 
@@ -446,7 +446,7 @@ const LABELS: &[&str] = &[
 ];
 
 /// A label or programme, spelled as the standard spells it when it is one of its own.
-pub(super) fn label(value: &str) -> Option<String> {
+pub(in crate::domain) fn label(value: &str) -> Option<String> {
     let folded = fold(value);
     LABELS.iter().find(|l| fold(l) == folded).map(|l| (*l).to_string())
 }
