@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use contracts::events::{Address, Point, StructureContact};
+use contracts::events::{Point, StructureContact};
 use contracts::{Language, Need, StructureMode};
 use serde_json::Value;
 
@@ -540,20 +540,7 @@ impl<'a> Importer<'a, '_> {
         warnings.extend(placed.warnings.iter().map(|(f, m)| ((*f).to_string(), m.clone())));
         let street =
             at.text(STREET).map(|s| s.split_whitespace().collect::<Vec<_>>().join(" ")).filter(|s| !s.is_empty());
-        let street = match (street, at.text(STREET_MORE)) {
-            (Some(s), Some(more)) => Some(format!("{s}, {more}")),
-            (s, more) => s.or(more),
-        };
-        let address = Address {
-            street,
-            postcode: placed.postcode.clone(),
-            commune: raw_place
-                .commune
-                .clone()
-                .filter(|c| !c.is_empty())
-                .or_else(|| placed.commune.map(|c| c.name.clone())),
-            commune_code: placed.commune.map(|c| c.code.clone()),
-        };
+        let address = placed.address(street, at.text(STREET_MORE), &raw_place);
 
         let mut name = draft.name.split_whitespace().collect::<Vec<_>>().join(" ");
         if name.chars().count() > MAX_NAME_CHARS {

@@ -406,20 +406,7 @@ impl<'a> Importer<'a> {
             return Err(errors);
         };
         warnings.extend(placed.warnings.iter().map(|(f, m)| ((*f).to_string(), m.clone())));
-        let street = match (street, raw.text(STREET_MORE)) {
-            (Some(s), Some(more)) => Some(format!("{s}, {more}")),
-            (s, more) => s.or(more),
-        };
-        let address = Address {
-            street,
-            postcode: placed.postcode.clone(),
-            commune: raw_place
-                .commune
-                .clone()
-                .filter(|c| !c.is_empty())
-                .or_else(|| placed.commune.map(|c| c.name.clone())),
-            commune_code: placed.commune.map(|c| c.code.clone()),
-        };
+        let address = placed.address(street, raw.text(STREET_MORE), &raw_place);
         let record = ImportedRecord {
             index,
             id,

@@ -5,6 +5,7 @@ use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
+use contracts::events::Address;
 use geo::{Commune, Communes, LatLon};
 
 use super::fields::coordinate;
@@ -37,6 +38,23 @@ pub(in crate::domain) struct Placed<'a> {
     pub postcode: Option<String>,
     pub territory: String,
     pub warnings: Vec<(&'static str, String)>,
+}
+
+impl Placed<'_> {
+    /// The postal address of a place: the street and its complement as given, the
+    /// commune's name as given (else the one found), and the commune's code when found.
+    pub fn address(&self, street: Option<String>, more: Option<String>, raw: &RawPlace) -> Address {
+        let street = match (street, more) {
+            (Some(s), Some(more)) => Some(format!("{s}, {more}")),
+            (s, more) => s.or(more),
+        };
+        Address {
+            street,
+            postcode: self.postcode.clone(),
+            commune: raw.commune.clone().filter(|c| !c.is_empty()).or_else(|| self.commune.map(|c| c.name.clone())),
+            commune_code: self.commune.map(|c| c.code.clone()),
+        }
+    }
 }
 
 /// Commune lookups that only some files need, built on first use (once per process for
