@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use contracts::events::{Point, StructureContact};
+use contracts::events::Point;
 use contracts::{Language, Need, StructureMode};
 use serde_json::Value;
 
@@ -269,18 +269,8 @@ impl<'a> Importer<'a, '_> {
 
     fn run(mut self, entries: Entries) -> ParsedFile {
         let offset = entries.structures.len();
-        let mut parsed = ParsedFile {
-            received: entries.structures.len() + entries.services.len(),
-            records: Vec::new(),
-            rejected: Vec::new(),
-            unmapped_values: BTreeMap::new(),
-            warnings: Vec::new(),
-            defaulted_modes: 0,
-            located_by_commune: 0,
-            probable_duplicates: Vec::new(),
-            skipped: BTreeMap::new(),
-            eligibility_zones: BTreeMap::new(),
-        };
+        let mut parsed =
+            ParsedFile { received: entries.structures.len() + entries.services.len(), ..ParsedFile::default() };
 
         // Structures, by (source, id); a repeated one is superseded by the later.
         let mut structures: Vec<Structure<'_>> = Vec::new();
@@ -506,18 +496,13 @@ impl<'a> Importer<'a, '_> {
 
         // The structure's public contact only: a service's courriel and telephone are
         // often a named agent's and are never read.
-        let email = structure.text(EMAIL).and_then(|given| match fields::email(&given) {
-            Ok(email) => Some(email),
-            Err(given) => {
-                warnings.push(("courriel".into(), format!("'{given}' is not an e-mail address; ignored")));
-                None
-            }
-        });
-        let contact = StructureContact {
-            phone: structure.text(PHONE).and_then(|p| fields::phone(&p)),
-            email,
-            website: structure.text(WEBSITE).and_then(|w| fields::website(&w)),
-        };
+        let contact = fields::contact(
+            structure.text(PHONE),
+            structure.text(EMAIL),
+            structure.text(WEBSITE),
+            "courriel",
+            &mut warnings,
+        );
 
         let at = draft.at;
         let raw_place = RawPlace {

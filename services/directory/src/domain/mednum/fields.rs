@@ -3,6 +3,7 @@
 
 use chrono::NaiveDate;
 use contracts::email::is_email_address;
+use contracts::events::StructureContact;
 use contracts::phone::PhoneNumber;
 
 use super::read::RawValue;
@@ -144,6 +145,29 @@ pub(in crate::domain) fn website(raw: &str) -> Option<String> {
         Some(format!("https://{first}"))
     } else {
         Some(first.to_string())
+    }
+}
+
+/// A place's public contact, from its phone, e-mail and web site fields as given. An
+/// e-mail field that holds no address is ignored with a warning on `email_field`.
+pub(in crate::domain) fn contact(
+    phone: Option<String>,
+    email: Option<String>,
+    website: Option<String>,
+    email_field: &str,
+    warnings: &mut Vec<(String, String)>,
+) -> StructureContact {
+    let email = email.and_then(|given| match self::email(&given) {
+        Ok(email) => Some(email),
+        Err(given) => {
+            warnings.push((email_field.to_string(), format!("'{given}' is not an e-mail address; ignored")));
+            None
+        }
+    });
+    StructureContact {
+        phone: phone.and_then(|p| self::phone(&p)),
+        email,
+        website: website.and_then(|w| self::website(&w)),
     }
 }
 

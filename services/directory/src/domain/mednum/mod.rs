@@ -80,7 +80,7 @@ pub struct ImportedRecord {
 }
 
 /// A file, read: the usable records and the report on the others.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct ParsedFile {
     /// Number of records in the file (`records.len() + rejected.len()`).
     pub received: usize,
@@ -201,18 +201,7 @@ impl<'a> Importer<'a> {
             }
         }
 
-        let mut parsed = ParsedFile {
-            received: entries.len(),
-            records: Vec::new(),
-            rejected: Vec::new(),
-            unmapped_values: BTreeMap::new(),
-            warnings: Vec::new(),
-            defaulted_modes: 0,
-            located_by_commune: 0,
-            probable_duplicates: Vec::new(),
-            skipped: BTreeMap::new(),
-            eligibility_zones: BTreeMap::new(),
-        };
+        let mut parsed = ParsedFile { received: entries.len(), ..ParsedFile::default() };
         for (index, entry) in entries.into_iter().enumerate() {
             let record_id = ids.get(index).and_then(Option::as_ref);
             let id = record_id.map(|i| i.as_str().to_string());
@@ -369,18 +358,7 @@ impl<'a> Importer<'a> {
             }
         }
 
-        let email = raw.text(EMAIL).and_then(|given| match fields::email(&given) {
-            Ok(email) => Some(email),
-            Err(given) => {
-                warnings.push(("courriels".into(), format!("'{given}' is not an e-mail address; ignored")));
-                None
-            }
-        });
-        let contact = StructureContact {
-            phone: raw.text(PHONE).and_then(|p| fields::phone(&p)),
-            email,
-            website: raw.text(WEBSITE).and_then(|w| fields::website(&w)),
-        };
+        let contact = fields::contact(raw.text(PHONE), raw.text(EMAIL), raw.text(WEBSITE), "courriels", &mut warnings);
 
         let (latitude, longitude) = match (raw.text(LATITUDE), raw.text(LONGITUDE)) {
             (None, None) => lat_lon(raw).unzip(),
