@@ -3,10 +3,13 @@
 # port of their own, and a release server started and ready. Sourced, from the repository
 # root, after deploy/dev/services.sh.
 
-# bench_release: checks the release binaries and sets `release` to their directory.
+# bench_release [BINARY...]: checks the release binaries (default aiguillage and
+# aiguillage-load) and sets `release` to their directory.
 bench_release() {
   release="${CARGO_TARGET_DIR:-target}/release"
-  for bin in aiguillage aiguillage-load; do
+  local bins=("$@")
+  [ ${#bins[@]} -gt 0 ] || bins=(aiguillage aiguillage-load)
+  for bin in "${bins[@]}"; do
     if [ ! -x "$release/$bin" ]; then
       echo "no $release/$bin: run \`cargo build --release -p aiguillage -p aiguillage-load\` first" >&2
       exit 1

@@ -15,18 +15,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 source deploy/dev/services.sh
+source tests/load/bench/lib.sh
 ensure_postgres
 ensure_rabbitmq
 
 referrals=${REFERRALS:-1000000}
 requests=${REQUESTS:-500}
-release="${CARGO_TARGET_DIR:-target}/release"
-for bin in aiguillage aiguillage-readbench; do
-  if [ ! -x "$release/$bin" ]; then
-    echo "no $release/$bin: run \`cargo build --release -p aiguillage -p aiguillage-load\` first" >&2
-    exit 1
-  fi
-done
+bench_release aiguillage aiguillage-readbench
 
 database="aig_bench_opendata_$$"
 port=${PORT:-18$((RANDOM % 900 + 100))}

@@ -106,14 +106,7 @@ pub struct Entries {
 
 /// Reads one file of the pair: a JSON array, or CSV with the schema's field names.
 pub(in crate::domain) fn read_file(bytes: &[u8]) -> Result<Vec<Entry>, FileError> {
-    let text = read::decode(bytes);
-    if text.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}').is_empty() {
-        return Err(FileError::Empty);
-    }
-    match detect_format(bytes) {
-        Format::Json => read::json_entries(&text),
-        Format::Csv => read::csv_entries(&text),
-    }
+    super::mednum::entries(bytes, detect_format(bytes))
 }
 
 /// A JSON object `{"structures": [...], "services": [...]}` (the HTTP import's form), or

@@ -116,15 +116,19 @@ pub enum FileError {
 
 /// Reads a whole file.
 pub fn parse_file(bytes: &[u8], format: Format, communes: &geo::Communes) -> Result<ParsedFile, FileError> {
+    Ok(Importer::new(communes).run(entries(bytes, format)?))
+}
+
+/// A whole file's raw entries, in `format`, whatever its encoding.
+pub(in crate::domain) fn entries(bytes: &[u8], format: Format) -> Result<Vec<read::Entry>, FileError> {
     let text = read::decode(bytes);
     if text.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}').is_empty() {
         return Err(FileError::Empty);
     }
-    let entries = match format {
-        Format::Json => read::json_entries(&text)?,
-        Format::Csv => read::csv_entries(&text)?,
-    };
-    Ok(Importer::new(communes).run(entries))
+    match format {
+        Format::Json => read::json_entries(&text),
+        Format::Csv => read::csv_entries(&text),
+    }
 }
 
 // Field names, folded (see `read::fold_key`, so `ID` is `id` and `Adresse postale` is
